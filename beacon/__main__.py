@@ -1,0 +1,5 @@
+import sys
+
+from beacon.cli import main
+
+sys.exit(main())

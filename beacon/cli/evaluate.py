@@ -1,0 +1,5 @@
+"""Placeholder until its owner lands it (this session): replaced, never shipped."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -1,0 +1,243 @@
+"""The tables. ORM classes never leave data_access/: store functions return plain data.
+
+Times are stored in UTC and come back timezone-aware (UTCDateTime), on SQLite as on Postgres.
+Changing a table here means writing an Alembic revision in data_access/migrations/versions.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+INTERACTION_TYPES = (
+    "impression", "click", "view", "favorite", "share",
+    "register", "unregister", "attend", "reject",
+)
+MODEL_STATUSES = ("active", "inactive", "failed")
+RUN_STATUSES = ("queued", "running", "succeeded", "skipped", "failed", "abandoned")
+RUN_TRIGGERS = ("button", "force", "schedule", "cli")
+SCOPES = ("global", "user")
+
+# Postgres gets 64-bit keys; SQLite needs INTEGER PRIMARY KEY for its rowid alias.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware in, UTC stored, timezone-aware (UTC) out on every dialect."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Beacon stores only timezone-aware times")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    city: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    __table_args__ = (Index("ix_users_name", "name"), Index("ix_users_updated_at", "updated_at"))
+
+
+class UserInterest(Base):
+    __tablename__ = "user_interests"
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    category: Mapped[str | None] = mapped_column(String(80))
+    organizer: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(120))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    price: Mapped[float | None] = mapped_column(Float)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    __table_args__ = (
+        Index("ix_events_start_time", "start_time"),
+        Index("ix_events_updated_at", "updated_at"),
+    )
+
+
+class EventTag(Base):
+    __tablename__ = "event_tags"
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    )
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str | None] = mapped_column(String(32))
+    position: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        CheckConstraint(_in("type", INTERACTION_TYPES), name="ck_interactions_type"),
+        # Re-importing the same file must not duplicate rows.
+        UniqueConstraint("user_id", "event_id", "type", "occurred_at", name="uq_interactions_row"),
+        Index("ix_interactions_user_time", "user_id", "occurred_at"),
+        Index("ix_interactions_event", "event_id", "type"),
+        Index("ix_interactions_type_time", "type", "occurred_at"),
+        Index("ix_interactions_model_version", "model_version", "type"),
+        Index("ix_interactions_occurred_at", "occurred_at"),
+    )
+
+
+class ModelVersion(Base):
+    """A trained model: global, or a per-user fold-in built on a global version."""
+
+    __tablename__ = "beacon_models"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    base_model_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("beacon_models.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="inactive")
+    model_type: Mapped[str] = mapped_column(String(32), nullable=False, default="hybrid")
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
+    hyperparameters: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    counts: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    training_seconds: Mapped[float | None] = mapped_column(Float)
+    loss_history: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    metrics: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Weights, id mappings and feature vocabulary, serialized together (see beacon/serialize.py).
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    __table_args__ = (
+        CheckConstraint(_in("scope", SCOPES), name="ck_beacon_models_scope"),
+        CheckConstraint(_in("status", MODEL_STATUSES), name="ck_beacon_models_status"),
+        Index("ix_beacon_models_scope_status", "scope", "status"),
+        Index("ix_beacon_models_user", "user_id", "created_at"),
+    )
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    reason: Mapped[str | None] = mapped_column(Text)
+    hyperparameters: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    total_epochs: Mapped[int | None] = mapped_column(Integer)
+    last_loss: Mapped[float | None] = mapped_column(Float)
+    # One entry per finished epoch: {"epoch", "loss", "val_metric"}; the console draws it live.
+    progress: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    host: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    model_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("beacon_models.id", ondelete="SET NULL")
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="ck_training_runs_status"),
+        CheckConstraint(_in("trigger", RUN_TRIGGERS), name="ck_training_runs_trigger"),
+        Index("ix_training_runs_created", "created_at"),
+        Index("ix_training_runs_status", "status"),
+    )
+
+
+class TrainingLock(Base):
+    """One row per scope being trained ("global" or "user:<id>"): the primary key is the lock,
+    so the rule is the same on SQLite and Postgres and across any number of processes."""
+
+    __tablename__ = "training_locks"
+    scope_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("training_runs.id", ondelete="CASCADE")
+    )
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class UserRecommendation(Base):
+    __tablename__ = "user_recommendations"
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    )
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -1,0 +1,81 @@
+"""Every test gets a real database: an SQLite file by default, or a fresh schema on the
+Postgres server named by BEACON_TEST_DATABASE_URL. The same tests run unchanged on both."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from data_access import migrate
+from data_access.db import dispose_engines
+
+POSTGRES_URL = os.environ.get("BEACON_TEST_DATABASE_URL", "").strip()
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _postgres_schema_url(schema: str) -> str:
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def _admin(sql: str) -> None:
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def _empty_database(tmp_path: Path) -> Iterator[str]:
+    if POSTGRES_URL:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        _admin(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield _postgres_schema_url(schema)
+        finally:
+            dispose_engines()
+            _admin(f'DROP SCHEMA "{schema}" CASCADE')
+    else:
+        yield f"sqlite:///{tmp_path / 'beacon.sqlite3'}"
+        dispose_engines()
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database with no schema at all; DATABASE_URL points at it for the test."""
+    for url in _empty_database(tmp_path):
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+
+
+@pytest.fixture
+def db(empty_db: str) -> str:
+    """A fresh database migrated to head; DATABASE_URL points at it."""
+    migrate.upgrade(empty_db)
+    return empty_db
+
+
+@pytest.fixture
+def dialect() -> str:
+    return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+# CI runs the Postgres suite with BEACON_FAIL_ON_SKIP=1: a skipped test there is a failure.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("BEACON_FAIL_ON_SKIP") == "1" and _skipped:
+        print(f"\nBEACON_FAIL_ON_SKIP: {len(_skipped)} test(s) skipped: {_skipped[:10]}")
+        session.exitstatus = 1

@@ -1,0 +1,55 @@
+"""Migrations: empty to head, previous revision to head with data kept, and the refusal."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from data_access import migrate
+from data_access.db import get_engine
+from data_access.schema import Base
+
+
+def test_upgrade_from_empty_reaches_head(empty_db: str) -> None:
+    assert migrate.current_revision(empty_db) is None
+    assert migrate.upgrade(empty_db) == migrate.head_revision()
+    migrate.check_schema(empty_db)
+
+
+def test_migrations_match_the_tables_in_code(db: str) -> None:
+    with get_engine(db).connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_from_previous_revision_keeps_data(empty_db: str) -> None:
+    migrate.upgrade(empty_db, revision="0001")
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    with get_engine(empty_db).begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (email, name, created_at, updated_at) VALUES (:e, :n, :t, :t)"),
+            {"e": "old@example.com", "n": "Old", "t": created},
+        )
+    with pytest.raises(migrate.SchemaOutOfDate, match="db upgrade"):
+        migrate.check_schema(empty_db)
+    migrate.upgrade(empty_db)
+    with get_engine(empty_db).connect() as connection:
+        assert connection.execute(text("SELECT name FROM users")).scalar_one() == "Old"
+        assert connection.execute(text("SELECT count(*) FROM beacon_models")).scalar_one() == 0
+
+
+def test_empty_database_is_refused_with_the_command_to_run(empty_db: str) -> None:
+    with pytest.raises(migrate.SchemaOutOfDate, match="has no Beacon schema.*python -m beacon db upgrade"):
+        migrate.check_schema(empty_db)
+
+
+def test_unknown_revision_is_refused(db: str) -> None:
+    with get_engine(db).begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(migrate.SchemaOutOfDate, match="does not know"):
+        migrate.check_schema(db)
+    with pytest.raises(migrate.SchemaOutOfDate):
+        migrate.ensure_schema(db)
