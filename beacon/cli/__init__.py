@@ -42,9 +42,23 @@ def main(argv: list[str] | None = None) -> int:
         print("beacon: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - schema and connection problems get one line too
-        from data_access.migrate import SchemaOutOfDate
+        message = _environment_problem(error)
+        if message is None:
+            raise
+        print(f"beacon: error: {message}", file=sys.stderr)
+        return 1
 
-        if isinstance(error, SchemaOutOfDate):
-            print(f"beacon: error: {error}", file=sys.stderr)
-            return 1
-        raise
+
+def _environment_problem(error: Exception) -> str | None:
+    """A one-line message for a database that is unreachable or at the wrong schema."""
+    from sqlalchemy.exc import OperationalError
+
+    from data_access.db import describe_url
+    from data_access.migrate import SchemaOutOfDate
+
+    if isinstance(error, SchemaOutOfDate):
+        return str(error)
+    if isinstance(error, OperationalError):
+        detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        return f"cannot use the database {describe_url()['display']}: {detail}"
+    return None
