@@ -1,0 +1,119 @@
+"""One user's activity for the console's Users page, aggregated inside the database.
+
+Every function opens one managed session and returns plain data (dicts, lists): the timeline is a
+GROUP BY on (day, type), so a user with a million interactions costs one small result set.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, and_, cast, func, select
+
+from data_access.db import session_scope
+from data_access.schema import Event, Interaction, ModelVersion, User, UserInterest
+
+#: the interaction types the Users page lists with their event titles
+DECISION_TYPES = ("register", "unregister", "attend", "reject")
+
+
+def _utc_day(column, dialect: str):
+    """The UTC calendar day of a stored time, computed by the database."""
+    if dialect == "sqlite":
+        # UTCDateTime stores naive UTC text on SQLite: date() reads its first ten characters.
+        return func.date(column)
+    return cast(func.timezone("UTC", column), Date)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def user_row(email: str) -> dict | None:
+    """The user with this email (exact, case-insensitive) with their interest tags, or None."""
+    with session_scope() as session:
+        user = session.execute(
+            select(User).where(func.lower(User.email) == email.strip().lower())
+        ).scalar_one_or_none()
+        if user is None:
+            return None
+        tags = session.execute(
+            select(UserInterest.tag).where(UserInterest.user_id == user.id).order_by(UserInterest.tag)
+        ).scalars().all()
+        return {
+            "id": user.id,
+            "email": user.email,
+            "name": user.name,
+            "latitude": user.latitude,
+            "longitude": user.longitude,
+            "city": user.city,
+            "created_at": user.created_at,
+            "interest_tags": list(tags),
+        }
+
+
+def timeline_counts(user_id: int) -> list[dict]:
+    """Interactions of one user counted per UTC day and type: [{day, type, count}], by day."""
+    with session_scope() as session:
+        day = _utc_day(Interaction.occurred_at, session.get_bind().dialect.name).label("day")
+        rows = session.execute(
+            select(day, Interaction.type, func.count().label("n"))
+            .where(Interaction.user_id == user_id)
+            .group_by(day, Interaction.type)
+            .order_by(day, Interaction.type)
+        ).all()
+    return [{"day": _as_date(r.day), "type": r.type, "count": int(r.n)} for r in rows]
+
+
+def type_totals(user_id: int) -> dict[str, int]:
+    """How many interactions of each type this user has."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Interaction.type, func.count())
+            .where(Interaction.user_id == user_id)
+            .group_by(Interaction.type)
+        ).all()
+    return {kind: int(n) for kind, n in rows}
+
+
+def decisions(user_id: int, limit: int = 500) -> list[dict]:
+    """Registrations, unregistrations, attendances and rejects with their events, newest first."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(
+                Interaction.type,
+                Interaction.occurred_at,
+                Event.event_id,
+                Event.title,
+                Event.category,
+                Event.city,
+                Event.start_time,
+                Event.timezone,
+            )
+            .join(Event, Event.id == Interaction.event_id)
+            .where(and_(Interaction.user_id == user_id, Interaction.type.in_(DECISION_TYPES)))
+            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+            .limit(limit)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def latest_personal_version(user_id: int) -> dict | None:
+    """The newest user-scope model version of this user (any base), or None."""
+    with session_scope() as session:
+        row = session.execute(
+            select(
+                ModelVersion.id,
+                ModelVersion.base_model_id,
+                ModelVersion.status,
+                ModelVersion.created_at,
+            )
+            .where(and_(ModelVersion.scope == "user", ModelVersion.user_id == user_id))
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+            .limit(1)
+        ).first()
+    return dict(row._mapping) if row else None
