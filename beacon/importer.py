@@ -1,0 +1,475 @@
+"""CSV import: users.csv, events.csv, interactions.csv (formats in DESIGN.md), all or nothing.
+
+Each file is streamed row by row with the csv module and validated as it is read; valid rows go
+to the database in batches inside ONE transaction (data_access.imports). The first bad row stops
+the writing, validation goes on to list up to MAX_ERRORS problems, and the transaction is rolled
+back: a failed import writes nothing. Every problem reads
+`<file>:<line>: column <col>: expected <what>, got <value>`.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from beacon.actions import state_changing
+from beacon.errors import BeaconError
+from data_access.imports import (
+    MAX_LENGTHS,
+    EventRecord,
+    ImportWriter,
+    InteractionRow,
+    UpsertCounts,
+    UserRecord,
+    import_transaction,
+)
+from data_access.schema import INTERACTION_TYPES
+
+MAX_ERRORS = 20
+ENTITY_BATCH = 1000
+INTERACTION_BATCH = 20_000
+INT32_MAX = 2**31 - 1
+
+USERS_REQUIRED = ("email",)
+USERS_OPTIONAL = ("name", "latitude", "longitude", "city", "interest_tags")
+EVENTS_REQUIRED = ("event_id", "title", "start_time")
+EVENTS_OPTIONAL = (
+    "category", "tags", "organizer", "city", "latitude", "longitude",
+    "end_time", "timezone", "price", "capacity",
+)
+INTERACTIONS_REQUIRED = ("email", "event_id", "type", "occurred_at")
+INTERACTIONS_OPTIONAL = ("model_version", "strategy", "position")
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+INTEGER_RE = re.compile(r"^[+-]?\d+$")
+DECIMAL_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+TIME_EXAMPLE = "2026-12-01T19:30:00+01:00"
+
+#: progress(file kind, rows done, rows expected or None)
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    file: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int  # for interactions: rows already stored or repeated in the file
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    users: FileSummary | None
+    events: FileSummary | None
+    interactions: FileSummary | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ErrorLog:
+    """Collects the problems of one import; keeps the first MAX_ERRORS and counts the rest."""
+
+    def __init__(self, limit: int = MAX_ERRORS):
+        self.limit = limit
+        self.messages: list[str] = []
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, file: str, line: int, column: str, expected: str, got: Any) -> None:
+        self.count += 1
+        if len(self.messages) < self.limit:
+            shown = got if isinstance(got, _Shown) else _short_repr(got)
+            self.messages.append(f"{file}:{line}: column {column}: expected {expected}, got {shown}")
+
+    def raise_if_any(self) -> None:
+        if not self.count:
+            return
+        lines = list(self.messages)
+        if self.count > len(self.messages):
+            lines.append(f"... and {self.count - len(self.messages)} more")
+        noun = "problem" if self.count == 1 else "problems"
+        header = f"import failed, nothing was written ({self.count} {noun}):"
+        raise BeaconError("\n".join([header, *lines]))
+
+
+class _Shown(str):
+    """A description already fit to print (not a cell value to repr)."""
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+@lru_cache(maxsize=1)
+def _iana_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _is_iana_zone(name: str) -> bool:
+    zones = _iana_zones()
+    if zones:
+        return name in zones
+    import zoneinfo  # no tzdata listing on this machine: ask zoneinfo itself
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class Row:
+    """One data row: typed accessors that record a problem and return None on a bad cell."""
+
+    def __init__(self, file: str, line: int, cells: dict[str, str], errors: ErrorLog):
+        self.file, self.line, self.cells, self.errors = file, line, cells, errors
+        self.ok = True
+
+    def fail(self, column: str, expected: str, got: Any) -> None:
+        self.ok = False
+        self.errors.add(self.file, self.line, column, expected, got)
+
+    def raw(self, column: str) -> str:
+        return self.cells.get(column, "")
+
+    def text(self, column: str, required: bool = False, max_len: int | None = None) -> str | None:
+        value = self.raw(column)
+        if not value:
+            if required:
+                self.fail(column, "a value (the column is required)", value)
+            return None
+        limit = max_len or MAX_LENGTHS.get(column)
+        if limit and len(value) > limit:
+            self.fail(column, f"at most {limit} characters", value)
+            return None
+        return value
+
+    def email(self, column: str = "email") -> str | None:
+        value = self.text(column, required=True)
+        if value is not None and not EMAIL_RE.match(value):
+            self.fail(column, "an email address like name@example.org", value)
+            return None
+        return value
+
+    def number(self, column: str, low: float | None = None, high: float | None = None,
+               what: str = "a number") -> float | None:
+        value = self.raw(column)
+        if not value:
+            return None
+        parsed = float(value) if DECIMAL_RE.match(value) else math.nan
+        if not math.isfinite(parsed) or (low is not None and parsed < low) or (
+            high is not None and parsed > high
+        ):
+            self.fail(column, what, value)
+            return None
+        return parsed
+
+    def integer(self, column: str, low: int = -INT32_MAX - 1, what: str = "an integer") -> int | None:
+        value = self.raw(column)
+        if not value:
+            return None
+        parsed = int(value) if INTEGER_RE.match(value) else None
+        if parsed is None or not low <= parsed <= INT32_MAX:
+            self.fail(column, what, value)
+            return None
+        return parsed
+
+    def time(self, column: str, required: bool = False) -> datetime | None:
+        value = self.raw(column)
+        if not value:
+            if required:
+                self.fail(column, f"an ISO 8601 time with an offset like {TIME_EXAMPLE}", value)
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None and parsed.utcoffset() is not None:
+                return parsed.astimezone(timezone.utc)
+            expected = f"an ISO 8601 time WITH an offset (Z or +01:00), like {TIME_EXAMPLE}"
+        except (ValueError, OverflowError):
+            expected = f"an ISO 8601 time with an offset like {TIME_EXAMPLE}"
+        self.fail(column, expected, value)
+        return None
+
+    def tags(self, column: str) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for tag in (part.strip() for part in self.raw(column).split(";")):
+            if not tag or tag in seen:
+                continue
+            if len(tag) > MAX_LENGTHS["tag"]:
+                self.fail(column, f"tags of at most {MAX_LENGTHS['tag']} characters", tag)
+                continue
+            seen[tag] = None
+        return tuple(seen)
+
+    def place(self) -> tuple[float | None, float | None]:
+        lat = self.number("latitude", -90, 90, "a latitude between -90 and 90")
+        lon = self.number("longitude", -180, 180, "a longitude between -180 and 180")
+        if self.ok and (lat is None) != (lon is None):
+            missing = "longitude" if lon is None else "latitude"
+            self.fail(missing, "a value when the other coordinate is given", self.raw(missing))
+        return lat, lon
+
+    def unique(self, column: str, value: str | None, seen: dict[str, int]) -> None:
+        if value is None:
+            return
+        first = seen.setdefault(value, self.line)
+        if first != self.line:
+            self.fail(column, f"a value not already used on line {first}", value)
+
+
+class CsvFile:
+    """Streams the data rows of one CSV file after checking its header."""
+
+    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...],
+                 errors: ErrorLog):
+        self.path, self.name = path, str(path)
+        self.required, self.optional, self.errors = required, optional, errors
+        self.columns: frozenset[str] = frozenset()
+
+    def expected_rows(self) -> int:
+        """Lines in the file less the header: a cheap total for the progress bar."""
+        count, last = 0, b"\n"
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+        return max(count + (last != b"\n") - 1, 0)
+
+    def rows(self) -> Iterator[Row]:
+        with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = self._header(reader)
+                if header is None:
+                    return
+                yield from self._data_rows(reader, header)
+            except UnicodeDecodeError as error:
+                self.errors.add(self.name, reader.line_num + 1, "-", "UTF-8 text",
+                                _Shown(f"bytes that are not UTF-8 ({error.reason})"))
+            except csv.Error as error:
+                self.errors.add(self.name, reader.line_num, "-", "well-formed CSV",
+                                _Shown(f"a CSV error ({error})"))
+
+    def _header(self, reader) -> list[str] | None:
+        raw = next(reader, None)
+        header = [cell.strip().lower() for cell in raw or []]
+        if not any(header):
+            self.errors.add(self.name, 1, self.required[0],
+                            f"a header row naming the columns {', '.join(self.required)}",
+                            _Shown("an empty file"))
+            return None
+        duplicates = sorted({c for c in header if c and header.count(c) > 1})
+        for column in duplicates:
+            self.errors.add(self.name, 1, column, "each column once in the header",
+                            _Shown(repr(header)))
+        missing = [c for c in self.required if c not in header]
+        for column in missing:
+            self.errors.add(self.name, 1, column, f"a column named {column!r} in the header",
+                            _Shown(repr(header)))
+        if missing or duplicates:
+            return None
+        self.columns = frozenset(header) & frozenset(self.optional)
+        return header
+
+    def _data_rows(self, reader, header: list[str]) -> Iterator[Row]:
+        width = len(header)
+        line = reader.line_num + 1
+        for cells in reader:
+            cells = [c.strip() for c in cells]
+            if any(cells):
+                row = Row(self.name, line, dict(zip(header, cells)), self.errors)
+                if len(cells) > width and any(cells[width:]):
+                    row.fail("-", f"{width} fields as in the header", _Shown(f"{len(cells)} fields"))
+                yield row
+            line = reader.line_num + 1
+
+
+def _summary(file: CsvFile, rows: int, counts: UpsertCounts) -> FileSummary:
+    return FileSummary(file.name, rows, counts.inserted, counts.updated, counts.unchanged)
+
+
+def _add(a: UpsertCounts, b: UpsertCounts) -> UpsertCounts:
+    return UpsertCounts(a.inserted + b.inserted, a.updated + b.updated, a.unchanged + b.unchanged)
+
+
+class _Import:
+    """One import run: the writer, the problems found, and what the files themselves define."""
+
+    def __init__(self, writer: ImportWriter, progress: ProgressCallback | None):
+        self.writer = writer
+        self.errors = ErrorLog()
+        self.progress = progress or (lambda kind, done, total: None)
+        self.file_emails: dict[str, int] = {}
+        self.file_event_ids: dict[str, int] = {}
+
+    def _open(self, path: Path, required, optional) -> tuple[CsvFile, int]:
+        file = CsvFile(path, required, optional, self.errors)
+        return file, file.expected_rows()
+
+    def _stream(self, kind: str, file: CsvFile, total: int, parse, flush, batch_size: int):
+        """Parse every row; hand full batches to `flush` while no problem has been found."""
+        batch: list = []
+        rows = 0
+        for row in file.rows():
+            record = parse(row)
+            rows += 1
+            if record is not None and row.ok and not self.errors:
+                batch.append(record)
+            if len(batch) >= batch_size:
+                if not self.errors:
+                    flush(batch)
+                batch = []
+            if rows % batch_size == 0:
+                self.progress(kind, rows, total)
+        if batch and not self.errors:
+            flush(batch)
+        self.progress(kind, rows, total)
+        return rows
+
+    # -- users --------------------------------------------------------------------------------
+
+    def users(self, path: Path) -> FileSummary:
+        file, total = self._open(path, USERS_REQUIRED, USERS_OPTIONAL)
+        counts = [UpsertCounts()]
+
+        def flush(batch: list[UserRecord]) -> None:
+            counts[0] = _add(counts[0], self.writer.upsert_users(batch, file.columns))
+
+        rows = self._stream("users", file, total, self._user, flush, ENTITY_BATCH)
+        return _summary(file, rows, counts[0])
+
+    def _user(self, row: Row) -> UserRecord | None:
+        email = row.email()
+        row.unique("email", email, self.file_emails)
+        name, city = row.text("name"), row.text("city")
+        lat, lon = row.place()
+        tags = row.tags("interest_tags")
+        if not row.ok or email is None:
+            return None
+        return UserRecord(email, name, lat, lon, city, tags)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def events(self, path: Path) -> FileSummary:
+        file, total = self._open(path, EVENTS_REQUIRED, EVENTS_OPTIONAL)
+        counts = [UpsertCounts()]
+
+        def flush(batch: list[EventRecord]) -> None:
+            counts[0] = _add(counts[0], self.writer.upsert_events(batch, file.columns))
+
+        rows = self._stream("events", file, total, self._event, flush, ENTITY_BATCH)
+        return _summary(file, rows, counts[0])
+
+    def _event(self, row: Row) -> EventRecord | None:
+        event_id = row.text("event_id", required=True)
+        row.unique("event_id", event_id, self.file_event_ids)
+        title = row.text("title", required=True)
+        start, end = row.time("start_time", required=True), row.time("end_time")
+        if start is not None and end is not None and end <= start:
+            row.fail("end_time", f"a time after start_time {row.raw('start_time')}",
+                     row.raw("end_time"))
+        zone = row.text("timezone") or "UTC"
+        if not _is_iana_zone(zone):
+            row.fail("timezone", "an IANA time zone name like Europe/Berlin", zone)
+        lat, lon = row.place()
+        price = row.number("price", 0, None, "a price >= 0")
+        capacity = row.integer("capacity", 0, "a whole number >= 0")
+        record = dict(
+            category=row.text("category"), organizer=row.text("organizer"), city=row.text("city"),
+            tags=row.tags("tags"),
+        )
+        if not row.ok or event_id is None or title is None or start is None:
+            return None
+        return EventRecord(event_id, title, start, latitude=lat, longitude=lon, end_time=end,
+                           timezone=zone, price=price, capacity=capacity, **record)
+
+    # -- interactions -------------------------------------------------------------------------
+
+    def interactions(self, path: Path) -> FileSummary:
+        file, total = self._open(path, INTERACTIONS_REQUIRED, INTERACTIONS_OPTIONAL)
+        self.user_ids, self.event_ids = self.writer.user_ids(), self.writer.event_ids()
+        rows = self._stream("interactions", file, total, self._interaction,
+                            self.writer.add_interactions, INTERACTION_BATCH)
+        inserted = 0 if self.errors else self.writer.finish_interactions()
+        return FileSummary(file.name, rows, inserted, 0, rows - inserted)
+
+    def _reference(self, row: Row, column: str, known: dict[str, int], in_file: dict[str, int],
+                   what: str) -> int | None:
+        value = row.text(column, required=True)
+        if value is None:
+            return None
+        found = known.get(value)
+        if found is None and value not in in_file:
+            row.fail(column, what, value)
+        return found
+
+    def _interaction(self, row: Row) -> InteractionRow | None:
+        user = self._reference(row, "email", self.user_ids, self.file_emails,
+                               "the email of a user in the users file or the database")
+        event = self._reference(row, "event_id", self.event_ids, self.file_event_ids,
+                                "the event_id of an event in the events file or the database")
+        kind = row.raw("type").lower()
+        if kind not in INTERACTION_TYPES:
+            row.fail("type", f"one of {', '.join(INTERACTION_TYPES)}", row.raw("type"))
+        occurred = row.time("occurred_at", required=True)
+        version = row.integer("model_version")
+        strategy = row.text("strategy")
+        position = row.integer("position", 0, "a whole number >= 0")
+        if not row.ok or user is None or event is None or occurred is None:
+            return None
+        return InteractionRow(user, event, kind, occurred, version, strategy, position)
+
+
+def _paths(users, events, interactions) -> dict[str, Path]:
+    given = {"users": users, "events": events, "interactions": interactions}
+    paths = {kind: Path(p) for kind, p in given.items() if p is not None}
+    if not paths:
+        raise BeaconError("nothing to import: give at least one of --users, --events, "
+                          "--interactions")
+    for kind, path in paths.items():
+        if not path.is_file():
+            raise BeaconError(f"{path}: expected a readable {kind} CSV file, got no such file")
+    return paths
+
+
+@state_changing("import_csv")
+def import_csv(
+    users: str | Path | None = None,
+    events: str | Path | None = None,
+    interactions: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    requested_by: str | None = None,
+) -> ImportSummary:
+    """Validate and import the given CSV files in one transaction; all or nothing.
+
+    Raises BeaconError listing up to MAX_ERRORS problems (and nothing is written) when any row
+    is bad. Importing the same files again inserts and updates nothing.
+    """
+    paths = _paths(users, events, interactions)
+    started = time.perf_counter()
+    results: dict[str, FileSummary] = {}
+    with import_transaction() as writer:
+        run = _Import(writer, progress)
+        for kind in ("users", "events", "interactions"):
+            if kind in paths:
+                results[kind] = getattr(run, kind)(paths[kind])
+        run.errors.raise_if_any()  # inside the transaction: raising rolls everything back
+    return ImportSummary(
+        results.get("users"), results.get("events"), results.get("interactions"),
+        round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,293 @@
+"""The all-or-nothing CSV import transaction: upserts of users and events, streamed interactions.
+
+Everything an import writes goes through one `ImportWriter` bound to one connection and one
+transaction (`import_transaction`): an exception anywhere rolls all of it back.
+
+- Users are upserted by email and events by event_id with ON CONFLICT DO UPDATE ... WHERE a column
+  actually differs, so `updated_at` moves only on a real change (the training fingerprint reads it).
+  Interest tags / event tags are replaced only when the set differs (and then updated_at moves too).
+- Interactions are inserted with ON CONFLICT DO NOTHING on uq_interactions_row. On Postgres each
+  batch is COPYed into a TEMP staging table and one INSERT ... SELECT moves it at the end; on SQLite
+  each batch is an executemany.
+
+Only the columns the caller names (those present in the file's header) are written on update: a
+column missing from a file leaves the stored value alone, an empty cell stores NULL.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Table, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from data_access.db import get_engine
+from data_access.schema import Event, EventTag, Interaction, User, UserInterest, utcnow
+
+USERS: Table = User.__table__  # type: ignore[assignment]
+EVENTS: Table = Event.__table__  # type: ignore[assignment]
+INTERACTIONS: Table = Interaction.__table__  # type: ignore[assignment]
+USER_INTERESTS: Table = UserInterest.__table__  # type: ignore[assignment]
+EVENT_TAGS: Table = EventTag.__table__  # type: ignore[assignment]
+
+USER_COLUMNS = ("name", "latitude", "longitude", "city")
+EVENT_COLUMNS = (
+    "title", "category", "organizer", "city", "latitude", "longitude",
+    "start_time", "end_time", "timezone", "price", "capacity",
+)
+INTERACTION_COLUMNS = (
+    "user_id", "event_id", "type", "occurred_at", "model_version", "strategy", "position",
+)
+UNIQUE_INTERACTION = ("user_id", "event_id", "type", "occurred_at")
+STAGING_TABLE = "beacon_import_interactions"
+
+# Maximum lengths of the text columns, for validation before the database complains.
+MAX_LENGTHS: dict[str, int] = {
+    "email": 320, "name": 200, "city": 120, "event_id": 120, "title": 300, "category": 80,
+    "organizer": 200, "timezone": 64, "tag": 80, "strategy": 32,
+}
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    email: str
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    city: str | None = None
+    interest_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    event_id: str
+    title: str
+    start_time: datetime
+    category: str | None = None
+    organizer: str | None = None
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    end_time: datetime | None = None
+    timezone: str = "UTC"
+    price: float | None = None
+    capacity: int | None = None
+    tags: tuple[str, ...] = ()
+
+
+class InteractionRow(NamedTuple):
+    """One interaction with its references already resolved to database ids."""
+
+    user_id: int
+    event_id: int
+    type: str
+    occurred_at: datetime
+    model_version: int | None
+    strategy: str | None
+    position: int | None
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class _Entity:
+    """What differs between the users and the events upsert."""
+
+    table: Table
+    key: str
+    columns: tuple[str, ...]
+    tag_table: Table
+    tag_owner: str  # the tag table's foreign key column
+
+
+_USER_ENTITY = _Entity(USERS, "email", USER_COLUMNS, USER_INTERESTS, "user_id")
+_EVENT_ENTITY = _Entity(EVENTS, "event_id", EVENT_COLUMNS, EVENT_TAGS, "event_id")
+
+
+def _dialect_insert(connection: Connection):
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+class ImportWriter:
+    """Writes one import inside the caller's transaction. Never commits."""
+
+    def __init__(self, connection: Connection, now: datetime | None = None):
+        self.connection = connection
+        self.now = now or utcnow()
+        self.is_postgres = connection.dialect.name == "postgresql"
+        self._staged = 0
+        self._staging_ready = False
+        self._inserted_interactions = 0
+
+    # -- users and events -------------------------------------------------------------------
+
+    def upsert_users(self, rows: Sequence[UserRecord], columns: Collection[str]) -> UpsertCounts:
+        """Upsert by email. `columns`: the optional columns present in the file (incl. tags)."""
+        values = [
+            {"email": r.email, **{c: getattr(r, c) for c in USER_COLUMNS}} for r in rows
+        ]
+        tags = {r.email: r.interest_tags for r in rows} if "interest_tags" in columns else None
+        return self._upsert(_USER_ENTITY, values, columns, tags)
+
+    def upsert_events(self, rows: Sequence[EventRecord], columns: Collection[str]) -> UpsertCounts:
+        """Upsert by event_id. `columns`: the optional columns present in the file (incl. tags)."""
+        values = [
+            {"event_id": r.event_id, **{c: getattr(r, c) for c in EVENT_COLUMNS}} for r in rows
+        ]
+        tags = {r.event_id: r.tags for r in rows} if "tags" in columns else None
+        return self._upsert(_EVENT_ENTITY, values, columns, tags)
+
+    def _upsert(
+        self,
+        entity: _Entity,
+        values: list[dict[str, Any]],
+        columns: Collection[str],
+        tags: dict[str, tuple[str, ...]] | None,
+    ) -> UpsertCounts:
+        if not values:
+            return UpsertCounts()
+        table, key = entity.table, entity.key
+        keys = [v[key] for v in values]
+        existing = self._ids_for(table, key, keys)
+        for v in values:
+            v["created_at"] = v["updated_at"] = self.now
+        statement = _dialect_insert(self.connection)(table).values(values)
+        written = [c for c in entity.columns if c in columns or c in ("title", "start_time")]
+        if written:
+            excluded = statement.excluded
+            statement = statement.on_conflict_do_update(
+                index_elements=[key],
+                set_={**{c: excluded[c] for c in written}, "updated_at": excluded.updated_at},
+                where=or_(*(table.c[c].is_distinct_from(excluded[c]) for c in written)),
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=[key])
+        changed = dict(self.connection.execute(statement.returning(table.c[key], table.c.id)).all())
+        inserted = sum(1 for k in changed if k not in existing)
+        updated = len(changed) - inserted
+        if tags is not None:
+            ids = {**existing, **changed}
+            retagged = self._replace_tags(entity, {ids[k]: t for k, t in tags.items()})
+            already_updated = {changed[k] for k in changed if k in existing}
+            newly_updated = (retagged & set(existing.values())) - already_updated
+            self._touch(table, newly_updated)
+            updated += len(newly_updated)
+        return UpsertCounts(inserted, updated, len(values) - inserted - updated)
+
+    def _ids_for(self, table: Table, key: str, keys: Sequence[str]) -> dict[str, int]:
+        query = select(table.c[key], table.c.id).where(table.c[key].in_(keys))
+        return dict(self.connection.execute(query).all())
+
+    def _replace_tags(self, entity: _Entity, wanted: dict[int, tuple[str, ...]]) -> set[int]:
+        """Make each owner's tags exactly `wanted`; returns the owners whose tags changed."""
+        owner = entity.tag_table.c[entity.tag_owner]
+        current: dict[int, set[str]] = {i: set() for i in wanted}
+        query = select(owner, entity.tag_table.c.tag).where(owner.in_(list(wanted)))
+        for owner_id, tag in self.connection.execute(query):
+            current[owner_id].add(tag)
+        changed = {i for i, t in wanted.items() if set(t) != current[i]}
+        if not changed:
+            return changed
+        self.connection.execute(delete(entity.tag_table).where(owner.in_(list(changed))))
+        rows = [{entity.tag_owner: i, "tag": tag} for i in changed for tag in wanted[i]]
+        if rows:
+            self.connection.execute(entity.tag_table.insert(), rows)
+        return changed
+
+    def _touch(self, table: Table, ids: Collection[int]) -> None:
+        if ids:
+            statement = update(table).where(table.c.id.in_(list(ids))).values(updated_at=self.now)
+            self.connection.execute(statement)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def user_ids(self) -> dict[str, int]:
+        """email -> id of every user in the database (as this transaction sees it)."""
+        return dict(self.connection.execute(select(USERS.c.email, USERS.c.id)).all())
+
+    def event_ids(self) -> dict[str, int]:
+        """event_id -> id of every event in the database (as this transaction sees it)."""
+        return dict(self.connection.execute(select(EVENTS.c.event_id, EVENTS.c.id)).all())
+
+    # -- interactions -------------------------------------------------------------------------
+
+    def add_interactions(self, rows: Sequence[InteractionRow]) -> None:
+        """Queue a batch (Postgres: COPY into the staging table; SQLite: insert right away)."""
+        if not rows:
+            return
+        if self.is_postgres:
+            self._copy_to_staging(rows)
+        else:
+            statement = sqlite.insert(INTERACTIONS).on_conflict_do_nothing(
+                index_elements=list(UNIQUE_INTERACTION)
+            )
+            result = self.connection.execute(statement, [r._asdict() for r in rows])
+            self._inserted_interactions += max(result.rowcount, 0)
+
+    def finish_interactions(self) -> int:
+        """Move what was staged into interactions; returns how many rows were new."""
+        if self.is_postgres and self._staging_ready:
+            cols = ", ".join(INTERACTION_COLUMNS)
+            cursor = self._raw().cursor()
+            try:
+                cursor.execute(
+                    f"INSERT INTO interactions ({cols}) SELECT {cols} FROM {STAGING_TABLE} "
+                    "ON CONFLICT ON CONSTRAINT uq_interactions_row DO NOTHING"
+                )
+                self._inserted_interactions += max(cursor.rowcount, 0)
+                cursor.execute(f"TRUNCATE {STAGING_TABLE}")
+            finally:
+                cursor.close()
+        inserted, self._inserted_interactions = self._inserted_interactions, 0
+        return inserted
+
+    def _raw(self):
+        """The psycopg connection under this transaction's SQLAlchemy connection."""
+        return self.connection.connection.driver_connection
+
+    def _copy_to_staging(self, rows: Sequence[InteractionRow]) -> None:
+        cursor = self._raw().cursor()
+        try:
+            if not self._staging_ready:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (user_id bigint, "
+                    "event_id bigint, type text, occurred_at timestamptz, model_version integer, "
+                    "strategy text, position integer) ON COMMIT DROP"
+                )
+                self._staging_ready = True
+            with cursor.copy(
+                f"COPY {STAGING_TABLE} ({', '.join(INTERACTION_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def import_transaction(url: str | None = None) -> Iterator[ImportWriter]:
+    """One connection, one transaction: commit when the block ends, roll back on any error."""
+    with get_engine(url).connect() as connection:
+        with connection.begin():
+            yield ImportWriter(connection)
+
+
+def table_counts(url: str | None = None) -> dict[str, int]:
+    """Row counts of the tables an import writes."""
+    tables = {
+        "users": USERS, "user_interests": USER_INTERESTS, "events": EVENTS,
+        "event_tags": EVENT_TAGS, "interactions": INTERACTIONS,
+    }
+    with get_engine(url).connect() as connection:
+        return {
+            name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+            for name, t in tables.items()
+        }
