@@ -1,0 +1,549 @@
+"""Services behind the console's frame and its Overview, Training, Models and Metrics pages.
+
+Each page calls one function here (or one engine function directly when it fits) and draws what
+comes back: plain dataclasses, lists of dicts ready for a table, numbers ready for st.metric.
+Every read and every loop over rows lives here or further down, never in a page.
+
+The engine modules (training, versions, metrics, recommend) are imported lazily: this module is
+imported by every console page, and importing torch costs a second.
+"""
+from __future__ import annotations
+
+import importlib
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from types import ModuleType
+from typing import Any
+
+from beacon import metrics as online
+from beacon.errors import BeaconError
+from data_access import catalog, models_store, runs
+from data_access.db import database_url, describe_url
+
+UTC = timezone.utc
+RUN_HISTORY = 50
+OVERVIEW_RUNS = 5
+COMPARE_SAMPLE = 40
+
+
+def _now(now: datetime | None = None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def _engine(name: str) -> ModuleType | None:
+    """An engine module, or None while it is not part of this checkout."""
+    try:
+        return importlib.import_module(f"beacon.{name}")
+    except ModuleNotFoundError as error:
+        if error.name == f"beacon.{name}":
+            return None
+        raise
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a dataclass/object or a key of a dict (engine results come as either)."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _as_dict(obj: Any) -> dict:
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return dict(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+    return dict(vars(obj))
+
+
+def database_key() -> str:
+    """The database in force: the key every cached console read is stored under."""
+    return database_url()
+
+
+def age_text(age: timedelta | None) -> str:
+    if age is None:
+        return "—"
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+# --------------------------------------------------------------------------------------------
+# The active model, its offline metrics, the fingerprint
+
+@dataclass(frozen=True)
+class ActiveModel:
+    id: int
+    created_at: datetime | None
+    age: timedelta | None
+    fingerprint_state: str  # "current", "stale" or "unknown"
+    ndcg: float | None
+    ndcg_popularity: float | None
+    k: int
+    counts: dict = field(default_factory=dict)
+    training_seconds: float | None = None
+
+    @property
+    def age_text(self) -> str:
+        return age_text(self.age)
+
+
+def offline_metric(metrics: dict | None, strategy: str, name: str = "ndcg") -> float | None:
+    """One number out of a version's stored evaluation ({"beacon": {...}, "popularity": ...})."""
+    block = (metrics or {}).get(strategy) or {}
+    value = block.get(name)
+    if value is None:
+        for key, candidate in block.items():  # "ndcg@10" style keys
+            if str(key).split("@")[0] == name:
+                value = candidate
+                break
+    return None if value is None else float(value)
+
+
+def _fingerprint_state() -> str:
+    """"current", "stale" (data, settings or age moved on since training), "no-model", or
+    "unknown" while the training module is not part of this checkout."""
+    versions = _engine("versions")
+    if versions is None:
+        return "unknown"
+    try:
+        return str(versions.fingerprint_state())
+    except ModuleNotFoundError as error:
+        if error.name == "beacon.training":
+            return "unknown"
+        raise
+
+
+def active_model(now: datetime | None = None) -> ActiveModel | None:
+    """The active global version's metadata (no weights are loaded for this)."""
+    active = models_store.active_version("global")
+    if active is None:
+        return None
+    metrics = active.metrics or {}
+    return ActiveModel(
+        id=int(active.id),
+        created_at=active.created_at,
+        age=(_now(now) - active.created_at) if active.created_at else None,
+        fingerprint_state=_fingerprint_state(),
+        ndcg=offline_metric(metrics, "beacon"),
+        ndcg_popularity=offline_metric(metrics, "popularity"),
+        k=int(metrics.get("k") or 10),
+        counts=dict(active.counts or {}),
+        training_seconds=active.training_seconds,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Training runs, as rows for tables
+
+def run_row(run: runs.RunInfo) -> dict:
+    duration = None
+    if run.started_at is not None:
+        end = run.finished_at or _now()
+        duration = max(0.0, (end - run.started_at).total_seconds())
+    return {
+        "run": run.id,
+        "status": run.status,
+        "scope": run.scope if run.user_id is None else f"user {run.user_id}",
+        "trigger": run.trigger,
+        "who": run.requested_by or "",
+        "created": run.created_at,
+        "duration_s": None if duration is None else round(duration, 1),
+        "epoch": (f"{run.epoch or 0}/{run.total_epochs}" if run.total_epochs else ""),
+        "model": run.model_id,
+        "reason": run.reason or "",
+        "error": (run.error or "").strip().splitlines()[-1][:300] if run.error else "",
+    }
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """The training in progress, for the live panel: progress from the training runs table."""
+
+    id: int
+    status: str
+    scope: str
+    trigger: str
+    requested_by: str | None
+    epoch: int
+    total_epochs: int | None
+    last_loss: float | None
+    progress: list
+    started_at: datetime | None
+    reason: str | None
+
+    @property
+    def fraction(self) -> float:
+        if not self.total_epochs:
+            return 0.0
+        return min(1.0, max(0.0, self.epoch / self.total_epochs))
+
+
+def _live(run: runs.RunInfo | None) -> LiveRun | None:
+    if run is None:
+        return None
+    return LiveRun(
+        id=run.id, status=run.status, scope=run.scope, trigger=run.trigger,
+        requested_by=run.requested_by, epoch=int(run.epoch or 0), total_epochs=run.total_epochs,
+        last_loss=run.last_loss, progress=list(run.progress or []), started_at=run.started_at,
+        reason=run.reason,
+    )
+
+
+def running_training() -> LiveRun | None:
+    """The global training now queued or running (any process, any host), or None."""
+    return _live(runs.running_run("global"))
+
+
+def run_status(run_id: int) -> LiveRun | None:
+    return _live(runs.get_run(run_id))
+
+
+# --------------------------------------------------------------------------------------------
+# The sidebar frame
+
+@dataclass(frozen=True)
+class SidebarStatus:
+    database: dict
+    active: ActiveModel | None
+    running: LiveRun | None
+
+
+def sidebar_status(now: datetime | None = None) -> SidebarStatus:
+    described = describe_url()
+    database = {key: described[key] for key in ("dialect", "host", "database")}
+    return SidebarStatus(database=database, active=active_model(now), running=running_training())
+
+
+# --------------------------------------------------------------------------------------------
+# Overview
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate this period against the previous one (None when there were no impressions)."""
+
+    current: float | None
+    previous: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.current is None or self.previous is None:
+            return None
+        return self.current - self.previous
+
+
+@dataclass(frozen=True)
+class Overview:
+    users: int
+    events: int
+    upcoming_events: int
+    interactions_7d: int
+    active: ActiveModel | None
+    runs: list[dict]
+    ctr: Rate
+    conversion: Rate
+
+
+def _rate(values: dict, name: str) -> float | None:
+    value = values.get(name)
+    return None if value is None else float(value)
+
+
+def overview(now: datetime | None = None) -> Overview:
+    now = _now(now)
+    counts = catalog.overview_counts(now)
+    comparison = online.compare_periods(days=7, now=now)
+    return Overview(
+        users=counts["users"],
+        events=counts["events"],
+        upcoming_events=counts["upcoming_events"],
+        interactions_7d=counts["interactions_7d"],
+        active=active_model(now),
+        runs=[run_row(run) for run in runs.list_runs(limit=OVERVIEW_RUNS)],
+        ctr=Rate(_rate(comparison.current, "ctr"), _rate(comparison.previous, "ctr")),
+        conversion=Rate(_rate(comparison.current, "conversion"),
+                        _rate(comparison.previous, "conversion")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Training page
+
+@dataclass(frozen=True)
+class TrainingPageState:
+    running: LiveRun | None
+    history: list[dict]
+    defaults: dict
+
+
+def training_page_state() -> TrainingPageState:
+    from beacon.config import ModelConfig
+
+    return TrainingPageState(
+        running=running_training(),
+        history=[run_row(run) for run in runs.list_runs(limit=RUN_HISTORY)],
+        defaults=ModelConfig().to_dict(),
+    )
+
+
+#: the settings the Training page's form shows (the rest keep their defaults)
+FORM_FIELDS = ("dim", "epochs", "learning_rate", "batch_size", "negatives", "l2", "patience",
+               "validation_fraction", "id_dropout", "loss", "seed", "max_age_hours")
+
+
+def model_config(values: dict | None):
+    """A ModelConfig from the form (BeaconError names a bad value)."""
+    from beacon.config import ModelConfig
+
+    return ModelConfig.from_dict(values or {})
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a retrain button did: started a run, or found one running (busy)."""
+
+    run_id: int | None
+    busy: bool
+    message: str
+
+
+def start_retrain(*, force: bool = False, email: str | None = None, config: dict | None = None,
+                  requested_by: str = "console") -> Started:
+    """Start a smart (or forced, or one user's) retrain in the background executor.
+
+    Never trains in the caller's thread. A scope already being trained gives busy=True and says
+    which run holds it.
+    """
+    training = _engine("training")
+    if training is None:
+        raise BeaconError("training is not available in this build")
+    email = (email or "").strip() or None
+    user = None
+    if email is not None:
+        user = catalog.user_by_email(email)
+        if user is None:
+            from beacon.errors import UnknownUser
+
+            raise UnknownUser(email)
+    holder = runs.running_run("user" if user else "global", user.id if user else None)
+    if holder is not None:
+        return Started(None, True, _busy_text(holder))
+    kwargs: dict[str, Any] = {
+        "scope": "user" if user else "global",
+        "force": force,
+        "trigger": "force" if force else "button",
+        "requested_by": requested_by,
+    }
+    if user is not None:
+        kwargs["user"] = user.email
+    if config:
+        kwargs["config"] = model_config(config)
+    try:
+        run_id = training.start_training_in_background(**kwargs)
+    except BeaconError as error:
+        if "running" in str(error).lower() or "busy" in str(error).lower():
+            return Started(None, True, str(error))
+        raise
+    if run_id is None:
+        holder = runs.running_run(kwargs["scope"], user.id if user else None)
+        return Started(None, True, _busy_text(holder))
+    what = f"user {user.email}" if user else ("forced retrain" if force else "smart retrain")
+    return Started(int(run_id), False, f"Started {what}: run {run_id}.")
+
+
+def _busy_text(holder: runs.RunInfo | None) -> str:
+    if holder is None:
+        return "A training is already running for this scope."
+    who = f" by {holder.requested_by}" if holder.requested_by else ""
+    epoch = f", epoch {holder.epoch or 0}/{holder.total_epochs}" if holder.total_epochs else ""
+    return (f"A training is already running: run {holder.id} ({holder.trigger}{who}"
+            f"{epoch}). Its progress is shown below.")
+
+
+# --------------------------------------------------------------------------------------------
+# Models page
+
+METRIC_NAMES = ("ndcg", "hit_rate", "precision", "recall", "coverage")
+
+
+def version_rows(limit: int = 200) -> list[dict]:
+    """Every model version as a table row: scope, created, status, fingerprint, counts, seconds,
+    offline metrics."""
+    versions = _engine("versions")
+    if versions is None:
+        return []
+    rows = []
+    for version in versions.list_versions()[:limit]:
+        metrics = _get(version, "metrics") or {}
+        counts = _get(version, "counts") or {}
+        row = {
+            "id": int(_get(version, "id")),
+            "scope": _get(version, "scope"),
+            "user": _get(version, "user_email") or _get(version, "user_id") or "",
+            "status": _get(version, "status"),
+            "created": _get(version, "created_at"),
+            "created_by": _get(version, "created_by") or "",
+            "fingerprint": (_get(version, "fingerprint") or "")[:10],
+            "users": counts.get("users"),
+            "events": counts.get("events"),
+            "interactions": counts.get("interactions"),
+            "train_s": _get(version, "training_seconds"),
+            "ndcg": offline_metric(metrics, "beacon"),
+            "ndcg_pop": offline_metric(metrics, "popularity"),
+        }
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class VersionDetail:
+    id: int
+    scope: str
+    status: str
+    created_at: datetime | None
+    created_by: str | None
+    fingerprint: str | None
+    hyperparameters: dict
+    counts: dict
+    training_seconds: float | None
+    loss_history: list
+    metrics_table: list[dict]  # metric, beacon, popularity, difference
+
+
+def _loss_points(history: list) -> list[dict]:
+    points = []
+    for index, entry in enumerate(history or [], start=1):
+        if isinstance(entry, dict):
+            points.append({"epoch": entry.get("epoch", index), "loss": entry.get("loss"),
+                           "val_metric": entry.get("val_metric")})
+        else:
+            points.append({"epoch": index, "loss": entry, "val_metric": None})
+    return points
+
+
+def _metrics_table(metrics: dict) -> list[dict]:
+    rows = []
+    for name in METRIC_NAMES:
+        beacon = offline_metric(metrics, "beacon", name)
+        popularity = offline_metric(metrics, "popularity", name)
+        if beacon is None and popularity is None:
+            continue
+        rows.append({
+            "metric": name, "beacon": beacon, "popularity": popularity,
+            "difference": None if beacon is None or popularity is None else beacon - popularity,
+        })
+    return rows
+
+
+def version_detail(version_id: int) -> VersionDetail:
+    versions = _engine("versions")
+    if versions is None:
+        raise BeaconError("model versions are not available in this build")
+    version = versions.show(int(version_id))
+    if version is None:
+        raise BeaconError(f"no model version {version_id}")
+    metrics = _get(version, "metrics") or {}
+    return VersionDetail(
+        id=int(_get(version, "id")),
+        scope=_get(version, "scope"),
+        status=_get(version, "status"),
+        created_at=_get(version, "created_at"),
+        created_by=_get(version, "created_by"),
+        fingerprint=_get(version, "fingerprint"),
+        hyperparameters=dict(_get(version, "hyperparameters") or {}),
+        counts=dict(_get(version, "counts") or {}),
+        training_seconds=_get(version, "training_seconds"),
+        loss_history=_loss_points(_get(version, "loss_history") or []),
+        metrics_table=_metrics_table(metrics),
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: int
+    b: int
+    metrics: list[dict]          # metric, a, b, difference (b - a)
+    overlap_mean: float | None   # mean share of top-10 in common, over the sampled users
+    overlap: list[dict]          # user, overlap
+    scores: list[dict]           # version, score (the top-10 scores of the sample)
+    sample_size: int
+
+
+def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
+                     seed: int = 7) -> Comparison:
+    """Two versions side by side: offline metric differences, top-k overlap over a sample of
+    users, and the distributions of the scores each gives its top-k."""
+    a_detail, b_detail = version_detail(a), version_detail(b)
+    a_metrics = {row["metric"]: row["beacon"] for row in a_detail.metrics_table}
+    b_metrics = {row["metric"]: row["beacon"] for row in b_detail.metrics_table}
+    metric_rows = []
+    for name in METRIC_NAMES:
+        va, vb = a_metrics.get(name), b_metrics.get(name)
+        if va is None and vb is None:
+            continue
+        metric_rows.append({"metric": name, f"v{a}": va, f"v{b}": vb,
+                            "difference": None if va is None or vb is None else vb - va})
+    recommend = _engine("recommend")
+    overlap_rows: list[dict] = []
+    score_rows: list[dict] = []
+    if recommend is not None:
+        users = catalog.all_user_ids(limit=5000)
+        random.Random(seed).shuffle(users)
+        for _user_id, email in users[:sample]:
+            tops = {}
+            for version in (a, b):
+                result = recommend.recommend(email, top=k, model_version=version)
+                items = _get(result, "recommendations", result) or []
+                tops[version] = [_get(item, "event_id") for item in items]
+                score_rows.extend({"version": f"v{version}", "score": float(_get(item, "score"))}
+                                  for item in items if _get(item, "score") is not None)
+            if tops[a] or tops[b]:
+                common = len(set(tops[a]) & set(tops[b]))
+                overlap_rows.append({"user": email, "overlap": common / k})
+    mean = (sum(r["overlap"] for r in overlap_rows) / len(overlap_rows)) if overlap_rows else None
+    return Comparison(a=a, b=b, metrics=metric_rows, overlap_mean=mean, overlap=overlap_rows,
+                      scores=score_rows, sample_size=len(overlap_rows))
+
+
+def cleanup_preview(keep_days: int, keep_newest: int) -> list[dict]:
+    """The versions `cleanup` would delete, without deleting anything."""
+    versions = _engine("versions")
+    if versions is None:
+        return []
+    doomed = versions.cleanup(keep_days=keep_days, keep_newest=keep_newest, dry_run=True)
+    doomed = _get(doomed, "deleted", _get(doomed, "versions", doomed)) or []
+    rows = []
+    for version in doomed:
+        if isinstance(version, int):
+            rows.append({"id": version})
+            continue
+        rows.append({
+            "id": int(_get(version, "id")), "scope": _get(version, "scope"),
+            "status": _get(version, "status"), "created": _get(version, "created_at"),
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics page
+
+def default_range(now: datetime | None = None, days: int = 30) -> tuple[date, date]:
+    today = _now(now).date()
+    return today - timedelta(days=days - 1), today
+
+
+def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    if end < start:
+        raise BeaconError(f"the range ends ({end}) before it starts ({start})")
+    return (datetime.combine(start, time.min, UTC),
+            datetime.combine(end + timedelta(days=1), time.min, UTC))

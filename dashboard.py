@@ -1,0 +1,126 @@
+"""Beacon's operator console: `streamlit run dashboard.py`.
+
+The router and the frame: schema check, first start, the sidebar status, then the page.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from beacon import bootstrap, console
+from beacon.errors import BeaconError
+from pages import _ui
+
+ROOT = Path(__file__).resolve().parent
+
+PAGES = [  # (file, title, icon, default)
+    ("pages/overview.py", "Overview", ":material/dashboard:", True),
+    ("pages/users.py", "Users", ":material/person_search:", False),
+    ("pages/recommendations.py", "Recommendations", ":material/recommend:", False),
+    ("pages/debug_filter.py", "Debug filter", ":material/filter_alt:", False),
+    ("pages/training.py", "Training", ":material/model_training:", False),
+    ("pages/models.py", "Models", ":material/inventory_2:", False),
+    ("pages/metrics.py", "Metrics", ":material/monitoring:", False),
+]
+
+st.set_page_config(page_title="Beacon console", page_icon=":material/recommend:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Checking the database schema…")
+def _prepared(database: str) -> list[int]:
+    """Once per process and database: schema to head (embedded default), abandoned runs freed."""
+    return bootstrap.prepare(database)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _sidebar(database: str) -> console.SidebarStatus:
+    return console.sidebar_status()
+
+
+def _not_ready_page(error: BaseException) -> None:
+    st.title("Beacon console")
+    st.error("The database is not ready for this version of Beacon.", icon=":material/database:")
+    st.markdown(str(error))
+    st.markdown("From the project directory, with the same `DATABASE_URL`:")
+    st.code("python -m beacon db upgrade", language="bash")
+    st.caption("Then reload this page.")
+
+
+@st.fragment(run_every="1.5s")
+def _first_start_progress(database: str) -> None:
+    state = bootstrap.first_start_state(database)
+    if state.kind == "ready":
+        st.session_state["_beacon_ready"] = database
+        st.cache_data.clear()
+        st.rerun(scope="app")
+    if state.kind == "failed":
+        _ui.error_box(state.message, "See the server log for details.")
+        if st.button("Try again"):
+            bootstrap.reset_job_for_tests(database)
+            st.rerun(scope="app")
+        return
+    st.progress(state.fraction or 0.0, text=state.message or "Working…")
+    if state.progress:
+        _ui.chart(_ui.loss_figure(state.progress, state.total_epochs), key="first_start_loss")
+
+
+def _first_start_page(database: str, state: bootstrap.FirstStart) -> None:
+    st.title("Welcome to Beacon")
+    if state.kind == "needs_data":
+        st.info("This database is empty.", icon=":material/database:")
+        st.markdown(state.message)
+        return
+    st.markdown(
+        "This is the first start on the embedded database: Beacon is loading demo data and "
+        "training a first model in the background. The console opens by itself when the model "
+        "is ready; you may also leave and come back."
+    )
+    _first_start_progress(database)
+
+
+def _sidebar_frame(status: console.SidebarStatus) -> None:
+    with st.sidebar:
+        db = status.database
+        where = f"{db['dialect']}" + (f" · {db['host']}" if db["host"] else "")
+        st.markdown(f"**Database** · {where}  \n`{Path(db['database']).name if db['dialect'] == 'sqlite' else db['database']}`")
+        active = status.active
+        if active is None:
+            st.markdown("**Model** · none active")
+        else:
+            badge = {"current": ":green-badge[current]", "stale": ":orange-badge[stale]"}.get(
+                active.fingerprint_state, ":gray-badge[unknown]")
+            st.markdown(f"**Model** · v{active.id} · {active.age_text} old  \n"
+                        f"Data fingerprint {badge}")
+        running = status.running
+        if running is None:
+            st.markdown("**Training** · idle")
+        else:
+            epoch = f" · epoch {running.epoch}/{running.total_epochs}" if running.total_epochs else ""
+            st.markdown(f"**Training** · :blue-badge[{running.status}] run {running.id}{epoch}")
+
+
+database = console.database_key()
+try:
+    _prepared(database)
+except BeaconError as error:
+    st.navigation([st.Page(lambda: _not_ready_page(error), title="Database", url_path="setup")],
+                  position="hidden").run()
+    st.stop()
+
+if st.session_state.get("_beacon_ready") != database:
+    first = bootstrap.first_start_state(database)
+    if first.kind != "ready":
+        st.navigation([st.Page(lambda: _first_start_page(database, first), title="Welcome",
+                               url_path="welcome")], position="hidden").run()
+        st.stop()
+    st.session_state["_beacon_ready"] = database
+
+pages = [
+    st.Page(path, title=title, icon=icon, default=default)
+    for path, title, icon, default in PAGES
+    if (ROOT / path).exists()
+]
+navigation = st.navigation(pages)
+_sidebar_frame(_sidebar(database))
+navigation.run()
