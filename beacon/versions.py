@@ -1,0 +1,314 @@
+"""Model versions as a service: list, show, activate (rollback), cleanup, and the serving cache.
+
+Serving cache. `active_global()` asks the database for the active global version's id on every
+call (one indexed probe) and deserializes a blob only when that id differs from the one held in
+memory. An activation made by any other process or replica is therefore served from the next
+request on, and a process never holds more than the model it serves.
+
+A blob that fails to load (corrupt bytes, a format this code cannot read) is logged, the
+version is marked failed in the database (with the error under metrics["failure"]) so that it
+is never activated or tried again by anyone, and the newest good inactive global version serves
+instead. Nothing crashes: with no loadable version, `active_global()` returns None and
+recommend falls back to features/popularity.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from beacon.actions import state_changing
+from beacon.errors import BeaconError, UnknownUser
+from data_access import models_store as store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    scope: str
+    status: str
+    created_at: datetime
+    user_id: int | None
+    user: str | None  # the user's email for user-scope versions
+    base_model_id: int | None
+    model_type: str
+    fingerprint: str | None
+    hyperparameters: dict
+    counts: dict
+    training_seconds: float | None
+    loss_history: list
+    metrics: dict
+    created_by: str | None
+    activated_at: datetime | None
+    size_bytes: int | None
+
+    @property
+    def metrics_summary(self) -> dict[str, Any]:
+        """The headline numbers: beacon and popularity NDCG/hit rate at k, when evaluated."""
+        return metrics_summary(self.metrics)
+
+    def to_dict(self, full: bool = True) -> dict[str, Any]:
+        out = asdict(self)
+        out["metrics_summary"] = self.metrics_summary
+        if not full:
+            for key in ("hyperparameters", "loss_history", "metrics", "counts"):
+                out.pop(key)
+        return out
+
+
+def metrics_summary(metrics: dict) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    if not metrics:
+        return summary
+    if "k" in metrics:
+        summary["k"] = metrics["k"]
+    for strategy in ("beacon", "popularity"):
+        block = metrics.get(strategy)
+        if isinstance(block, dict):
+            summary[strategy] = {key: block.get(key) for key in ("ndcg", "hit_rate")
+                                 if key in block}
+    if "comparison" in metrics:
+        summary["comparison"] = metrics["comparison"]
+    if "evaluation_error" in metrics:
+        summary["evaluation_error"] = metrics["evaluation_error"]
+    if "failure" in metrics:
+        summary["failure"] = metrics["failure"]
+    return summary
+
+
+def _info(meta: store.VersionMeta) -> VersionInfo:
+    return VersionInfo(
+        id=meta.id, scope=meta.scope, status=meta.status, created_at=meta.created_at,
+        user_id=meta.user_id, user=meta.user_email, base_model_id=meta.base_model_id,
+        model_type=meta.model_type, fingerprint=meta.fingerprint,
+        hyperparameters=meta.hyperparameters, counts=meta.counts,
+        training_seconds=meta.training_seconds, loss_history=meta.loss_history,
+        metrics=meta.metrics, created_by=meta.created_by, activated_at=meta.activated_at,
+        size_bytes=meta.size_bytes,
+    )
+
+
+def _user_id(email: str) -> int:
+    from data_access.catalog import user_by_email
+
+    user = user_by_email(email)
+    if user is None:
+        raise UnknownUser(email)
+    return user.id
+
+
+# --- list / show / activate / cleanup -------------------------------------------------------
+
+def list_versions(scope: str | None = None, user: str | None = None,
+                  limit: int | None = None) -> list[VersionInfo]:
+    """Newest first. `scope` global/user; `user` an email (implies the user's versions)."""
+    if scope not in (None, "global", "user"):
+        raise BeaconError(f"unknown scope {scope!r} (expected global or user)")
+    user_id = _user_id(user) if user else None
+    return [_info(m) for m in store.list_versions(scope=scope, user_id=user_id, limit=limit)]
+
+
+def show(version_id: int) -> VersionInfo:
+    meta = store.get_version(int(version_id))
+    if meta is None:
+        raise BeaconError(f"no model version {version_id}")
+    return _info(meta)
+
+
+@state_changing("activate_model")
+def activate(version_id: int, requested_by: str | None = None) -> VersionInfo:
+    """Make a version the active one of its scope: rollback is activating an older version.
+    Every process serves it from its next request on."""
+    try:
+        meta = store.activate(int(version_id))
+    except store.VersionNotFound as error:
+        raise BeaconError(str(error)) from error
+    except store.VersionFailed as error:
+        raise BeaconError(str(error)) from error
+    log.info("model version %s activated by %s", meta.id, requested_by or "unknown")
+    return _info(meta)
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    dry_run: bool
+    keep_days: float
+    keep_newest: int
+    deleted: list[VersionInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "keep_days": self.keep_days,
+                "keep_newest": self.keep_newest, "count": len(self.deleted),
+                "deleted": [v.to_dict(full=False) for v in self.deleted]}
+
+
+@state_changing("cleanup_models")
+def cleanup(keep_days: float, keep_newest: int = 3, dry_run: bool = False,
+            requested_by: str | None = None) -> CleanupResult:
+    """Delete versions older than keep_days, never an active one, never the `keep_newest`
+    newest global versions nor the `keep_newest` newest of each user. `dry_run` only lists."""
+    if keep_days is None or keep_days < 0:
+        raise BeaconError(f"--keep-days must be >= 0, got {keep_days!r}")
+    if keep_newest < 0:
+        raise BeaconError(f"keep_newest must be >= 0, got {keep_newest!r}")
+    candidates = store.cleanup_candidates(keep_days=keep_days, keep_newest=keep_newest)
+    if not dry_run and candidates:
+        store.delete_versions([m.id for m in candidates])
+        log.info("cleanup by %s deleted %d model versions", requested_by or "unknown",
+                 len(candidates))
+    return CleanupResult(dry_run=dry_run, keep_days=keep_days, keep_newest=keep_newest,
+                         deleted=[_info(m) for m in candidates])
+
+
+# --- the serving cache ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version_id: int
+    model: Any  # beacon.model.HybridModel
+    created_at: datetime
+    fingerprint: str | None
+    hyperparameters: dict
+    counts: dict
+    metrics: dict
+    activated_at: datetime | None
+    is_active: bool  # False while a fallback serves because the active blob failed to load
+
+
+_cache_lock = threading.Lock()
+_loaded: dict[int, LoadedModel] = {}
+_load_errors: dict[int, str] = {}
+
+
+def _load(meta: store.VersionMeta, is_active: bool) -> LoadedModel | None:
+    """Deserialize one version, or record why not (and mark it failed). Caller holds the lock."""
+    from beacon.model import HybridModel
+
+    try:
+        blob = store.get_blob(meta.id)
+        if blob is None:
+            raise ValueError("the version has no stored weights")
+        model = HybridModel.from_bytes(blob)
+    except Exception as error:  # noqa: BLE001 - any unreadable blob is reported, never raised
+        why = f"blob of model version {meta.id} failed to load: {type(error).__name__}: {error}"
+        log.error(why)
+        _load_errors[meta.id] = why
+        try:
+            store.mark_failed(meta.id, why)
+        except Exception:  # noqa: BLE001 - the report above is what matters
+            log.exception("could not mark model version %s failed", meta.id)
+        return None
+    return LoadedModel(
+        version_id=meta.id, model=model, created_at=meta.created_at,
+        fingerprint=meta.fingerprint, hyperparameters=meta.hyperparameters, counts=meta.counts,
+        metrics=meta.metrics, activated_at=meta.activated_at, is_active=is_active,
+    )
+
+
+def active_global() -> LoadedModel | None:
+    """The global model to serve: the active version, loaded once per process per version id.
+
+    Cost per call when the active version is already in memory: one indexed query.
+    """
+    active_id = store.active_global_id()
+    if active_id is not None:
+        hit = _loaded.get(active_id)
+        if hit is not None and hit.is_active:
+            return hit
+    with _cache_lock:
+        if active_id is not None:
+            hit = _loaded.get(active_id)
+            if hit is not None and hit.is_active:
+                return hit
+        # The active version (if any) first, then the newest good inactive ones.
+        for meta in store.serving_candidates(exclude=_load_errors.keys()):
+            is_active = meta.status == "active"
+            hit = _loaded.get(meta.id)
+            if hit is None or hit.is_active != is_active:
+                hit = _load(meta, is_active) if hit is None else \
+                    dataclasses.replace(hit, is_active=is_active)
+            if hit is not None:
+                if not is_active:
+                    log.warning("serving model version %s: no loadable active global version",
+                                meta.id)
+                _loaded.clear()
+                _loaded[meta.id] = hit
+                return hit
+        _loaded.clear()
+        return None
+
+
+def load_errors() -> dict[int, str]:
+    """Versions this process could not load, with why (for the console)."""
+    return dict(_load_errors)
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _loaded.clear()
+        _load_errors.clear()
+
+
+# --- personal (fold-in) vectors --------------------------------------------------------------
+
+_PV_MAGIC = b"BPV1"
+
+
+@dataclass(frozen=True)
+class PersonalVector:
+    vector: np.ndarray
+    bias: float
+    version_id: int
+    created_at: datetime
+    base_version_id: int
+
+
+def encode_personal_vector(vector: np.ndarray, bias: float) -> bytes:
+    """A user-scope version's blob: magic, dim, bias, then the float32 vector."""
+    vec = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).ravel())
+    return _PV_MAGIC + struct.pack("<If", vec.size, float(bias)) + vec.tobytes()
+
+
+def decode_personal_vector(blob: bytes) -> tuple[np.ndarray, float]:
+    if blob[:4] != _PV_MAGIC:
+        raise ValueError("not a personal vector blob")
+    size, bias = struct.unpack("<If", blob[4:12])
+    vec = np.frombuffer(blob, dtype=np.float32, count=size, offset=12).copy()
+    return vec, float(bias)
+
+
+def personal_vector(user_id: int, base_version_id: int) -> PersonalVector | None:
+    """The user's active fold-in vector built on `base_version_id`, or None (no fold-in yet,
+    or one built on another global version, which would not fit the served model)."""
+    row = store.personal_vector_row(int(user_id), int(base_version_id))
+    if row is None:
+        return None
+    version_id, created_at, blob = row
+    try:
+        vector, bias = decode_personal_vector(blob)
+    except (ValueError, struct.error) as error:
+        log.error("personal vector of version %s is unreadable: %s", version_id, error)
+        return None
+    return PersonalVector(vector=vector, bias=bias, version_id=version_id,
+                          created_at=created_at, base_version_id=int(base_version_id))
+
+
+# --- freshness for the console ----------------------------------------------------------------
+
+def fingerprint_state(config=None) -> Literal["current", "stale", "no-model"]:
+    """"no-model" without an active global version; "stale" when the data (or the settings)
+    changed since it was trained or it is older than the maximum age; else "current"."""
+    from beacon.training import decide
+
+    decision = decide(config=config)
+    if decision.active is None:
+        return "no-model"
+    return "stale" if decision.train else "current"

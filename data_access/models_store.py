@@ -1,0 +1,289 @@
+"""Model versions (table beacon_models): insert, read, list, activate, mark failed, delete.
+
+Metadata and the blob are read separately: listing never touches the weights. Every function
+opens one managed session and returns plain frozen dataclasses.
+
+At most one version is active per scope (global) and per user (user scope). `activate` keeps
+that true under concurrency: it serializes activations (a transaction-level advisory lock on
+Postgres, the database write lock on SQLite, taken by its first statement) and then, in the
+same transaction, deactivates the scope's active version and activates the new one.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, func, select, text, update
+
+from data_access.db import get_engine, is_postgres, session_scope
+from data_access.schema import ModelVersion, User, utcnow
+
+# Any constant: the key of the Postgres advisory lock that serializes activations.
+_ACTIVATE_LOCK_KEY = 0x6265_6163  # "beac"
+
+_META_COLUMNS = (
+    ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.base_model_id,
+    ModelVersion.status, ModelVersion.model_type, ModelVersion.fingerprint,
+    ModelVersion.hyperparameters, ModelVersion.counts, ModelVersion.training_seconds,
+    ModelVersion.loss_history, ModelVersion.metrics, ModelVersion.created_at,
+    ModelVersion.created_by, ModelVersion.activated_at, ModelVersion.size_bytes,
+)
+
+
+@dataclass(frozen=True)
+class VersionMeta:
+    id: int
+    scope: str
+    user_id: int | None
+    user_email: str | None
+    base_model_id: int | None
+    status: str
+    model_type: str
+    fingerprint: str | None
+    hyperparameters: dict
+    counts: dict
+    training_seconds: float | None
+    loss_history: list
+    metrics: dict
+    created_at: datetime
+    created_by: str | None
+    activated_at: datetime | None
+    size_bytes: int | None
+
+
+class VersionNotFound(LookupError):
+    pass
+
+
+class VersionFailed(ValueError):
+    """A failed version cannot be activated."""
+
+
+def _meta_query():
+    return select(*_META_COLUMNS, User.email).outerjoin(User, User.id == ModelVersion.user_id)
+
+
+def _meta(row) -> VersionMeta:
+    m = row._mapping
+    return VersionMeta(
+        id=m["id"], scope=m["scope"], user_id=m["user_id"], user_email=m["email"],
+        base_model_id=m["base_model_id"], status=m["status"], model_type=m["model_type"],
+        fingerprint=m["fingerprint"], hyperparameters=dict(m["hyperparameters"] or {}),
+        counts=dict(m["counts"] or {}), training_seconds=m["training_seconds"],
+        loss_history=list(m["loss_history"] or []), metrics=dict(m["metrics"] or {}),
+        created_at=m["created_at"], created_by=m["created_by"],
+        activated_at=m["activated_at"], size_bytes=m["size_bytes"],
+    )
+
+
+def insert_version(
+    *,
+    scope: str,
+    blob: bytes,
+    user_id: int | None = None,
+    base_model_id: int | None = None,
+    model_type: str = "hybrid",
+    fingerprint: str | None = None,
+    hyperparameters: dict | None = None,
+    counts: dict | None = None,
+    training_seconds: float | None = None,
+    loss_history: list | None = None,
+    metrics: dict | None = None,
+    created_by: str | None = None,
+    created_at: datetime | None = None,
+    status: str = "inactive",
+) -> int:
+    """Store a complete version (metadata + blob) and return its id. Inactive unless told."""
+    if scope == "user" and user_id is None:
+        raise ValueError("a user-scope version needs user_id")
+    with session_scope() as session:
+        row = ModelVersion(
+            scope=scope, user_id=user_id, base_model_id=base_model_id, status=status,
+            model_type=model_type, fingerprint=fingerprint,
+            hyperparameters=hyperparameters or {}, counts=counts or {},
+            training_seconds=training_seconds, loss_history=list(loss_history or []),
+            metrics=metrics or {}, created_at=created_at or utcnow(), created_by=created_by,
+            size_bytes=len(blob), blob=blob,
+        )
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def get_version(version_id: int) -> VersionMeta | None:
+    with session_scope() as session:
+        row = session.execute(_meta_query().where(ModelVersion.id == version_id)).first()
+        return _meta(row) if row is not None else None
+
+
+def get_blob(version_id: int) -> bytes | None:
+    with session_scope() as session:
+        blob = session.execute(
+            select(ModelVersion.blob).where(ModelVersion.id == version_id)
+        ).scalar_one_or_none()
+        return bytes(blob) if blob is not None else None
+
+
+def list_versions(scope: str | None = None, user_id: int | None = None,
+                  status: Iterable[str] | None = None, limit: int | None = None) -> list[VersionMeta]:
+    """Newest first, without blobs."""
+    query = _meta_query().order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    if scope is not None:
+        query = query.where(ModelVersion.scope == scope)
+    if user_id is not None:
+        query = query.where(ModelVersion.user_id == user_id)
+    if status is not None:
+        query = query.where(ModelVersion.status.in_(list(status)))
+    if limit is not None:
+        query = query.limit(limit)
+    with session_scope() as session:
+        return [_meta(row) for row in session.execute(query).all()]
+
+
+def active_global_id() -> int | None:
+    """The id of the active global version: one probe of ix_beacon_models_scope_status."""
+    with session_scope() as session:
+        return session.execute(
+            select(func.max(ModelVersion.id)).where(
+                ModelVersion.scope == "global", ModelVersion.status == "active")
+        ).scalar_one_or_none()
+
+
+def active_version(scope: str = "global", user_id: int | None = None) -> VersionMeta | None:
+    query = _meta_query().where(ModelVersion.scope == scope, ModelVersion.status == "active")
+    if scope == "user":
+        query = query.where(ModelVersion.user_id == user_id)
+    with session_scope() as session:
+        row = session.execute(query.order_by(ModelVersion.id.desc()).limit(1)).first()
+        return _meta(row) if row is not None else None
+
+
+def serving_candidates(exclude: Iterable[int] = (), limit: int = 5) -> list[VersionMeta]:
+    """Global versions that may serve, best first: the active one, then the newest inactive.
+    Failed versions and ids in `exclude` (blobs this process could not load) are left out."""
+    excluded = [int(i) for i in exclude]
+    query = _meta_query().where(ModelVersion.scope == "global",
+                                ModelVersion.status.in_(("active", "inactive")))
+    if excluded:
+        query = query.where(ModelVersion.id.not_in(excluded))
+    query = query.order_by(
+        case((ModelVersion.status == "active", 0), else_=1), ModelVersion.id.desc()
+    ).limit(limit)
+    with session_scope() as session:
+        return [_meta(row) for row in session.execute(query).all()]
+
+
+def activate(version_id: int) -> VersionMeta:
+    """Make a version the active one of its scope (and user), in one transaction.
+
+    Raises VersionNotFound / VersionFailed. Activating the active version is a no-op that
+    refreshes nothing.
+    """
+    engine = get_engine()
+    with session_scope() as session:
+        if is_postgres(engine):
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": _ACTIVATE_LOCK_KEY})
+        else:
+            # A write first, so this transaction holds SQLite's write lock before it reads.
+            session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                            .values(status=ModelVersion.status))
+        row = session.execute(
+            select(ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.status)
+            .where(ModelVersion.id == version_id)
+        ).first()
+        if row is None:
+            raise VersionNotFound(f"no model version {version_id}")
+        if row.status == "failed":
+            raise VersionFailed(f"model version {version_id} failed and cannot be activated")
+        if row.status != "active":
+            same_scope = [ModelVersion.scope == row.scope, ModelVersion.status == "active",
+                          ModelVersion.id != version_id]
+            if row.scope == "user":
+                same_scope.append(ModelVersion.user_id == row.user_id)
+            session.execute(update(ModelVersion).where(*same_scope).values(status="inactive"))
+            session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                            .values(status="active", activated_at=utcnow()))
+    meta = get_version(version_id)
+    assert meta is not None
+    return meta
+
+
+def mark_failed(version_id: int, note: str | None = None) -> None:
+    """Failed versions never serve and cannot be activated; `note` lands in metrics.failure."""
+    with session_scope() as session:
+        row = session.get(ModelVersion, version_id)
+        if row is None:
+            return
+        row.status = "failed"
+        if note:
+            row.metrics = {**(row.metrics or {}), "failure": note[:2000]}
+
+
+def update_metrics(version_id: int, metrics: dict) -> None:
+    """Merge `metrics` into the version's stored metrics (e.g. a fresh evaluation)."""
+    with session_scope() as session:
+        row = session.get(ModelVersion, version_id)
+        if row is None:
+            raise VersionNotFound(f"no model version {version_id}")
+        row.metrics = {**(row.metrics or {}), **metrics}
+
+
+def set_created_at(version_id: int, created_at: datetime) -> None:
+    """Back-date a version (tests and data repair)."""
+    with session_scope() as session:
+        session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                        .values(created_at=created_at))
+
+
+def cleanup_candidates(keep_days: float, keep_newest: int = 3,
+                       now: datetime | None = None) -> list[VersionMeta]:
+    """Versions cleanup may delete: created more than keep_days ago, not active, and not among
+    the `keep_newest` newest global versions nor the `keep_newest` newest of each user."""
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    keep: set[int] = set()
+    with session_scope() as session:
+        rows = session.execute(
+            select(ModelVersion.id, ModelVersion.scope, ModelVersion.user_id)
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        ).all()
+    seen: dict[tuple, int] = {}
+    for row in rows:
+        group = (row.scope, row.user_id if row.scope == "user" else None)
+        seen[group] = seen.get(group, 0) + 1
+        if seen[group] <= keep_newest:
+            keep.add(int(row.id))
+    with session_scope() as session:
+        old = session.execute(
+            _meta_query().where(ModelVersion.created_at < cutoff,
+                                ModelVersion.status != "active")
+            .order_by(ModelVersion.created_at, ModelVersion.id)
+        ).all()
+    return [meta for meta in map(_meta, old) if meta.id not in keep]
+
+
+def delete_versions(version_ids: Iterable[int]) -> int:
+    """Delete these versions unless active (checked again in the deleting statement)."""
+    ids = [int(i) for i in version_ids]
+    if not ids:
+        return 0
+    with session_scope() as session:
+        result = session.execute(
+            delete(ModelVersion).where(ModelVersion.id.in_(ids), ModelVersion.status != "active")
+        )
+        return int(result.rowcount or 0)
+
+
+def personal_vector_row(user_id: int, base_model_id: int) -> tuple[int, datetime, bytes] | None:
+    """The active user-scope version of a user built on `base_model_id`: (id, created_at, blob)."""
+    with session_scope() as session:
+        row = session.execute(
+            select(ModelVersion.id, ModelVersion.created_at, ModelVersion.blob).where(
+                ModelVersion.scope == "user", ModelVersion.user_id == user_id,
+                ModelVersion.status == "active", ModelVersion.base_model_id == base_model_id,
+            ).order_by(ModelVersion.id.desc()).limit(1)
+        ).first()
+        if row is None or row.blob is None:
+            return None
+        return int(row.id), row.created_at, bytes(row.blob)

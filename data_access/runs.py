@@ -1,0 +1,443 @@
+"""Training runs, the training lock, and the data fingerprint.
+
+The lock is a row in `training_locks` keyed by scope ("global" or "user:<id>"). Acquiring it is
+an INSERT in the same transaction that creates the run row: the primary key makes a second
+INSERT fail (IntegrityError), on SQLite as on Postgres and across any number of processes and
+hosts. Releasing it is a DELETE in the caller's `finally`. No advisory locks, so nothing can leak
+through the connection pool (see STACK.md).
+
+A lock whose holder died is found by `recover_abandoned()`: the holder's run names its host and
+pid; on this host a dead pid frees the lock at once, on another host a heartbeat older than
+`stale_after` does. The run is marked "abandoned" and the lock row deleted.
+
+The fingerprint is computed inside the database by aggregate SQL over indexes (see
+`data_fingerprint`); it never loads rows into Python.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from data_access.db import session_scope
+from data_access.schema import (
+    Event,
+    EventTag,
+    Interaction,
+    TrainingLock,
+    TrainingRun,
+    User,
+    UserInterest,
+    utcnow,
+)
+
+#: A lock held by another host is abandoned once its heartbeat is older than this.
+DEFAULT_STALE_AFTER = timedelta(minutes=10)
+FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned")
+LIVE_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    scope: str
+    user_id: int | None
+    trigger: str
+    requested_by: str | None
+    status: str
+    reason: str | None
+    hyperparameters: dict
+    epoch: int | None
+    total_epochs: int | None
+    last_loss: float | None
+    progress: list
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    host: str | None
+    pid: int | None
+    model_id: int | None
+    error: str | None
+
+    @property
+    def scope_key(self) -> str:
+        return scope_key(self.scope, self.user_id)
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """The outcome of `acquire`: either `run` (we hold the lock) or `holder` (someone else does)."""
+
+    run: RunInfo | None
+    holder: RunInfo | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.run is None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str
+    parts: dict = field(default_factory=dict)
+
+
+def scope_key(scope: str, user_id: int | None = None) -> str:
+    if scope == "global":
+        return "global"
+    if scope == "user" and user_id is not None:
+        return f"user:{int(user_id)}"
+    raise ValueError(f"bad training scope {scope!r} (user_id={user_id!r})")
+
+
+def this_host() -> str:
+    return socket.gethostname()[:200]
+
+
+def _info(row: TrainingRun) -> RunInfo:
+    return RunInfo(
+        id=row.id, scope=row.scope, user_id=row.user_id, trigger=row.trigger,
+        requested_by=row.requested_by, status=row.status, reason=row.reason,
+        hyperparameters=dict(row.hyperparameters or {}), epoch=row.epoch,
+        total_epochs=row.total_epochs, last_loss=row.last_loss,
+        progress=list(row.progress or []), created_at=row.created_at,
+        started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
+        host=row.host, pid=row.pid, model_id=row.model_id, error=row.error,
+    )
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+def acquire(
+    scope: str,
+    user_id: int | None = None,
+    *,
+    trigger: str = "cli",
+    requested_by: str | None = None,
+    hyperparameters: dict | None = None,
+    status: str = "running",
+    reason: str | None = None,
+) -> Acquired:
+    """Create a run and take the scope's lock in one transaction, or report who holds it.
+
+    `status` is "running" for a training that starts now, "queued" for one handed to a
+    background worker. When busy, no run row is written and `holder` is the running run.
+    """
+    key = scope_key(scope, user_id)
+    for _attempt in range(3):
+        now = utcnow()
+        try:
+            return Acquired(run=_insert_run_and_lock(
+                key, scope, user_id, trigger, requested_by, hyperparameters, status, reason, now))
+        except IntegrityError:
+            holder = lock_holder(scope, user_id)
+            if holder is not None:
+                return Acquired(run=None, holder=holder)
+            # The holder released between our INSERT and the read: try again.
+    raise RuntimeError(f"could not take the training lock {key!r}")
+
+
+def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparameters, status,
+                         reason, now) -> RunInfo:
+    with session_scope() as session:
+        # The INSERT comes first: on SQLite it takes the write lock before anything is read.
+        run = TrainingRun(
+            scope=scope, user_id=user_id, trigger=trigger, requested_by=requested_by,
+            status=status, reason=reason, hyperparameters=hyperparameters or {},
+            progress=[], created_at=now, heartbeat_at=now, host=this_host(), pid=os.getpid(),
+            started_at=now if status == "running" else None,
+        )
+        session.add(run)
+        session.flush()
+        session.add(TrainingLock(scope_key=key, run_id=run.id, acquired_at=now, heartbeat_at=now))
+        session.flush()
+        return _info(run)
+
+
+def release(run_id: int, scope: str, user_id: int | None = None) -> None:
+    """Free the scope's lock if this run still holds it (idempotent)."""
+    key = scope_key(scope, user_id)
+    with session_scope() as session:
+        session.execute(
+            delete(TrainingLock).where(TrainingLock.scope_key == key, TrainingLock.run_id == run_id)
+        )
+
+
+def lock_holder(scope: str, user_id: int | None = None) -> RunInfo | None:
+    """The run holding the scope's lock, or None when the scope is free."""
+    key = scope_key(scope, user_id)
+    with session_scope() as session:
+        row = session.execute(
+            select(TrainingRun).join(TrainingLock, TrainingLock.run_id == TrainingRun.id)
+            .where(TrainingLock.scope_key == key)
+        ).scalar_one_or_none()
+        return _info(row) if row is not None else None
+
+
+def running_run(scope: str = "global", user_id: int | None = None) -> RunInfo | None:
+    """The run now queued or running for a scope (the lock's holder), or None."""
+    return lock_holder(scope, user_id)
+
+
+def heartbeat(run_id: int) -> None:
+    """Mark the run (and its lock) alive now; called by a worker's heartbeat thread."""
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(update(TrainingLock).where(TrainingLock.run_id == run_id)
+                        .values(heartbeat_at=now))
+        session.execute(update(TrainingRun).where(TrainingRun.id == run_id,
+                                                  TrainingRun.status.in_(LIVE_STATUSES))
+                        .values(heartbeat_at=now))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:  # a zombie still answers kill(0) but will never work again
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def _abandoned_why(run: RunInfo | None, lock_heartbeat: datetime | None, now: datetime,
+                   stale_after: timedelta) -> str | None:
+    if run is not None and run.host == this_host() and run.pid:
+        # On this host the pid is authoritative: a live process keeps its lock however slow.
+        if not _pid_alive(run.pid):
+            return f"process {run.pid} on {run.host} is gone"
+        return None
+    beat = max([t for t in (lock_heartbeat, run.heartbeat_at if run else None) if t] or [now])
+    if now - beat > stale_after:
+        where = f"process {run.pid} on {run.host}" if run else "an unknown process"
+        minutes = (now - beat).total_seconds() / 60
+        return f"no heartbeat from {where} for {minutes:.0f} min"
+    return None
+
+
+def recover_abandoned(stale_after: timedelta = DEFAULT_STALE_AFTER) -> list[RunInfo]:
+    """Free locks whose holder died and mark their runs (and orphaned live runs) abandoned.
+
+    Cheap (reads the few lock rows and live runs); safe to call at every process start and
+    before every training. Returns the runs it marked abandoned.
+    """
+    now = utcnow()
+    recovered: list[RunInfo] = []
+    with session_scope() as session:
+        locks = session.execute(select(TrainingLock)).scalars().all()
+        held = {lock.run_id for lock in locks}
+        live = session.execute(
+            select(TrainingRun).where(TrainingRun.status.in_(LIVE_STATUSES))
+        ).scalars().all()
+        runs = {row.id: _info(row) for row in live}
+        candidates: list[tuple[str | None, int | None, str]] = []
+        for lock in locks:
+            run = runs.get(lock.run_id)
+            if run is None and lock.run_id is not None:
+                row = session.get(TrainingRun, lock.run_id)
+                run = _info(row) if row is not None else None
+                if run is not None and run.status in FINAL_STATUSES:
+                    candidates.append((lock.scope_key, lock.run_id, "its run already finished"))
+                    continue
+            why = _abandoned_why(run, lock.heartbeat_at, now, stale_after)
+            if why:
+                candidates.append((lock.scope_key, lock.run_id, why))
+        for run in runs.values():  # a live run without a lock: its worker died before finally
+            if run.id not in held:
+                why = _abandoned_why(run, None, now, stale_after)
+                if why:
+                    candidates.append((None, run.id, why))
+    for key, run_id, why in candidates:
+        with session_scope() as session:
+            if key is not None:
+                # Only this exact lock: a new holder that took the scope meanwhile is untouched.
+                session.execute(delete(TrainingLock).where(
+                    TrainingLock.scope_key == key,
+                    TrainingLock.run_id == run_id if run_id is not None
+                    else TrainingLock.run_id.is_(None)))
+            if run_id is not None:
+                row = session.get(TrainingRun, run_id)
+                if row is not None and row.status in LIVE_STATUSES:
+                    row.status = "abandoned"
+                    row.finished_at = now
+                    row.error = f"abandoned: {why}"
+                    session.flush()
+                    recovered.append(_info(row))
+    return recovered
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+def create_run(
+    scope: str,
+    user_id: int | None = None,
+    *,
+    trigger: str = "cli",
+    requested_by: str | None = None,
+    status: str = "queued",
+    reason: str | None = None,
+    hyperparameters: dict | None = None,
+    finished: bool = False,
+) -> RunInfo:
+    """A run row without the lock (for outcomes decided before any training: e.g. refused)."""
+    now = utcnow()
+    with session_scope() as session:
+        row = TrainingRun(
+            scope=scope, user_id=user_id, trigger=trigger, requested_by=requested_by,
+            status=status, reason=reason, hyperparameters=hyperparameters or {}, progress=[],
+            created_at=now, heartbeat_at=now, host=this_host(), pid=os.getpid(),
+            finished_at=now if finished else None,
+        )
+        session.add(row)
+        session.flush()
+        return _info(row)
+
+
+def mark_running(run_id: int, total_epochs: int | None = None,
+                 hyperparameters: dict | None = None) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {"status": "running", "started_at": now, "heartbeat_at": now}
+    if total_epochs is not None:
+        values["total_epochs"] = total_epochs
+    if hyperparameters is not None:
+        values["hyperparameters"] = hyperparameters
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
+
+
+def record_progress(run_id: int, epoch: int, total_epochs: int | None, loss: float | None,
+                    val_metric: float | None = None) -> None:
+    """One finished epoch: epoch/total/last_loss, one entry appended to `progress`, heartbeat."""
+    now = utcnow()
+    entry = {"epoch": int(epoch), "loss": None if loss is None else float(loss),
+             "val_metric": None if val_metric is None else float(val_metric)}
+    with session_scope() as session:
+        row = session.get(TrainingRun, run_id)
+        if row is None:
+            return
+        row.epoch = int(epoch)
+        if total_epochs is not None:
+            row.total_epochs = int(total_epochs)
+        row.last_loss = entry["loss"]
+        row.progress = list(row.progress or []) + [entry]  # a new list: JSON columns mutate badly
+        row.heartbeat_at = now
+        session.execute(update(TrainingLock).where(TrainingLock.run_id == run_id)
+                        .values(heartbeat_at=now))
+
+
+def finish_run(run_id: int, status: str, *, reason: str | None = None,
+               model_id: int | None = None, error: str | None = None) -> RunInfo | None:
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status!r} is not a final run status")
+    now = utcnow()
+    with session_scope() as session:
+        row = session.get(TrainingRun, run_id)
+        if row is None:
+            return None
+        row.status = status
+        row.finished_at = now
+        row.heartbeat_at = now
+        if row.started_at is None:
+            row.started_at = now
+        if reason is not None:
+            row.reason = reason
+        if model_id is not None:
+            row.model_id = model_id
+        if error is not None:
+            row.error = error[:20_000]
+        session.flush()
+        return _info(row)
+
+
+def set_reason(run_id: int, reason: str) -> None:
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(reason=reason))
+
+
+def get_run(run_id: int) -> RunInfo | None:
+    with session_scope() as session:
+        row = session.get(TrainingRun, run_id)
+        return _info(row) if row is not None else None
+
+
+def list_runs(limit: int = 50, scope: str | None = None, user_id: int | None = None,
+              status: Sequence[str] | None = None) -> list[RunInfo]:
+    """Newest first."""
+    query = select(TrainingRun).order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
+    if scope is not None:
+        query = query.where(TrainingRun.scope == scope)
+    if user_id is not None:
+        query = query.where(TrainingRun.user_id == user_id)
+    if status:
+        query = query.where(TrainingRun.status.in_(list(status)))
+    with session_scope() as session:
+        return [_info(row) for row in session.execute(query.limit(limit)).scalars()]
+
+
+# --- fingerprint ---------------------------------------------------------------------------
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat()
+    return value
+
+
+def data_fingerprint(hyperparameters: dict | None = None,
+                     interaction_types: Iterable[str] | None = None) -> Fingerprint:
+    """sha256 over aggregates computed by the database plus the hyperparameters.
+
+    Parts, each one indexed aggregate:
+    - interactions of the types that feed training: count and max(occurred_at) per type
+      (GROUP BY over ix_interactions_type_time: an index-only scan on Postgres, a covering
+      index scan on SQLite; never the table). max(id) per type is not used: without a
+      (type, id) index it would read the table; the count already catches inserts and deletes;
+    - users and events: count and max(updated_at) (ix_*_updated_at gives the max in one probe);
+    - user_interests and event_tags: count.
+    Types outside `interaction_types` (e.g. impressions when they do not feed training) never
+    change the fingerprint, so logging impressions does not force a retrain.
+    """
+    types = sorted(set(interaction_types)) if interaction_types is not None else None
+    with session_scope() as session:
+        by_type = select(Interaction.type, func.count(), func.max(Interaction.occurred_at))
+        if types is not None:
+            by_type = by_type.where(Interaction.type.in_(types))
+        by_type = by_type.group_by(Interaction.type)
+        interactions = {
+            kind: [int(count), _iso(latest)]
+            for kind, count, latest in session.execute(by_type).all()
+        }
+        users = session.execute(select(func.count(), func.max(User.updated_at))).one()
+        events = session.execute(select(func.count(), func.max(Event.updated_at))).one()
+        user_tags = session.execute(select(func.count()).select_from(UserInterest)).scalar_one()
+        event_tags = session.execute(select(func.count()).select_from(EventTag)).scalar_one()
+    parts = {
+        "interactions": interactions,
+        "users": [int(users[0]), _iso(users[1])],
+        "events": [int(events[0]), _iso(events[1])],
+        "user_interests": int(user_tags),
+        "event_tags": int(event_tags),
+        "types": types,
+        "hyperparameters": hyperparameters or {},
+    }
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return Fingerprint(digest=hashlib.sha256(payload.encode()).hexdigest(), parts=parts)
