@@ -1,0 +1,498 @@
+"""Filter parameters (parse + validate) and the filter stages as numpy boolean masks.
+
+One code path serves recommend() and the debug filter. Stages, in DESIGN.md's order:
+upcoming; not already registered; not rejected; within max distance; on a selected date;
+inside the daily time window. Every stage yields a mask over all candidates (no Python loop
+over events); reason strings are built only for failed rows, on demand.
+
+Local times are computed once per candidate snapshot (CandidateArrays), one vectorized
+conversion per distinct IANA timezone (zoneinfo), so DST days come out right.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from beacon.errors import BeaconError
+
+EARTH_RADIUS_KM = 6371.0088
+DAY = 86_400
+_EPOCH = date(1970, 1, 1)
+
+ALL = "all candidates"
+UPCOMING = "upcoming"
+NOT_REGISTERED = "not registered"
+NOT_REJECTED = "not rejected"
+DISTANCE = "within distance"
+DATES = "on selected dates"
+WINDOW = "in time window"
+STAGE_NAMES = (ALL, UPCOMING, NOT_REGISTERED, NOT_REJECTED, DISTANCE, DATES, WINDOW)
+#: the filtering stages (everything but the first, which is just the candidate count)
+FILTER_STAGES = STAGE_NAMES[1:]
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _split(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(",")
+    else:
+        parts = [str(v) for v in value]
+    return [p.strip() for p in parts if p is not None and str(p).strip()]
+
+
+def _number(value, what: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BeaconError(f"{what} must be a number, got {value!r}") from None
+    if math.isnan(number) or math.isinf(number):
+        raise BeaconError(f"{what} must be a finite number, got {value!r}")
+    return number
+
+
+def _parse_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BeaconError(f"malformed date {text!r}: expected YYYY-MM-DD, e.g. 2026-12-01") from None
+
+
+def _parse_time(value, what: str) -> time | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, time):
+        return value.replace(tzinfo=None)
+    text = str(value).strip()
+    try:
+        if len(text) not in (4, 5, 8):
+            raise ValueError
+        parsed = time.fromisoformat(text if len(text) != 4 else "0" + text)
+    except ValueError:
+        raise BeaconError(f"malformed {what} time {text!r}: expected HH:MM, e.g. 18:00") from None
+    return parsed
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    latitude: float | None = None
+    longitude: float | None = None
+    max_km: float | None = None
+    dates: tuple[date, ...] | None = None  # None = date filter off
+    window_start: time | None = None
+    window_end: time | None = None
+    reject: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(
+        cls,
+        lat=None,
+        lon=None,
+        max_km=None,
+        dates=None,
+        start=None,
+        end=None,
+        reject=None,
+    ) -> "FilterParams":
+        """Validate raw input (CLI strings, console widgets). Raises BeaconError naming what
+        was wrong."""
+        latitude = _number(lat, "latitude")
+        longitude = _number(lon, "longitude")
+        if (latitude is None) != (longitude is None):
+            raise BeaconError("give both latitude and longitude (--lat and --lon), or neither")
+        if latitude is not None and not -90.0 <= latitude <= 90.0:
+            raise BeaconError(f"latitude {latitude:g} is out of range (-90 to 90)")
+        if longitude is not None and not -180.0 <= longitude <= 180.0:
+            raise BeaconError(f"longitude {longitude:g} is out of range (-180 to 180)")
+        distance = _number(max_km, "max distance (km)")
+        if distance is not None and distance < 0:
+            raise BeaconError(f"max distance must be 0 km or more, got {distance:g}")
+        day_list = None
+        if dates is not None:
+            if isinstance(dates, (date, datetime)):
+                dates = [dates]
+            items = _split(dates) if isinstance(dates, str) else [
+                d for d in dates if not (isinstance(d, str) and not d.strip())
+            ]
+            if not items:
+                raise BeaconError("the date filter is on but no date was given (e.g. 2026-12-01)")
+            day_list = tuple(sorted(set(_parse_date(d) for d in items)))
+        window_start = _parse_time(start, "start")
+        window_end = _parse_time(end, "end")
+        if (window_start is None) != (window_end is None):
+            missing = "end" if window_end is None else "start"
+            raise BeaconError(f"a time window needs both a start and an end (the {missing} is missing)")
+        if window_start is not None and window_start == window_end:
+            raise BeaconError(
+                f"the time window {window_start:%H:%M}-{window_end:%H:%M} is empty (start equals end)"
+            )
+        rejects = tuple(dict.fromkeys(_split(reject) or ()))
+        return cls(
+            latitude=latitude,
+            longitude=longitude,
+            max_km=distance,
+            dates=day_list,
+            window_start=window_start,
+            window_end=window_end,
+            reject=rejects,
+        )
+
+    @property
+    def has_point(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    @property
+    def window_label(self) -> str:
+        if self.window_start is None:
+            return ""
+        return f"{_hhmm(self.window_start)}-{_hhmm(self.window_end)}"
+
+    def as_dict(self) -> dict:
+        return {
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "max_km": self.max_km,
+            "dates": [d.isoformat() for d in self.dates] if self.dates is not None else None,
+            "start": _hhmm(self.window_start) if self.window_start else None,
+            "end": _hhmm(self.window_end) if self.window_end else None,
+            "reject": list(self.reject),
+        }
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M") if value.second == 0 else value.strftime("%H:%M:%S")
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _zone(name: str | None):
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return ZoneInfo("UTC")
+
+
+def _local_parts(utc: pd.Series, zones: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local (epoch day, second of day, valid) per row, one conversion per timezone."""
+    n = len(utc)
+    days = np.zeros(n, dtype=np.int64)
+    secs = np.zeros(n, dtype=np.int64)
+    valid = ~utc.isna().to_numpy()
+    if n == 0:
+        return days, secs, valid
+    index = pd.DatetimeIndex(utc)
+    for name in pd.unique(zones):
+        rows = np.flatnonzero(zones == name)
+        local = index[rows].tz_convert(_zone(name)).tz_localize(None)
+        ok = ~local.isna()
+        seconds = np.where(ok, local.as_unit("s").asi8, 0)
+        days[rows] = np.floor_divide(seconds, DAY)
+        secs[rows] = np.mod(seconds, DAY)
+    return days, secs, valid
+
+
+@dataclass
+class CandidateArrays:
+    """Everything the stages need, precomputed once per candidate snapshot."""
+
+    frame: pd.DataFrame
+    pk: np.ndarray  # int64 database ids
+    event_id: np.ndarray  # object (platform ids)
+    start_epoch: np.ndarray  # float64 seconds since 1970 UTC
+    start_day: np.ndarray  # int64 local epoch day
+    start_sec: np.ndarray  # int64 local second of day
+    has_end: np.ndarray  # bool
+    end_day: np.ndarray
+    end_sec: np.ndarray
+    lat_rad: np.ndarray  # float64, NaN where missing
+    lon_rad: np.ndarray
+    cos_lat: np.ndarray
+    has_location: np.ndarray
+    pos_by_pk: dict[int, int] = field(repr=False)
+    pos_by_event_id: dict[str, int] = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.pk)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "CandidateArrays":
+        frame = frame.reset_index(drop=True)
+        start = pd.to_datetime(frame["start_time"], utc=True) if len(frame) else pd.Series(
+            [], dtype="datetime64[ns, UTC]"
+        )
+        end = pd.to_datetime(frame["end_time"], utc=True) if len(frame) else pd.Series(
+            [], dtype="datetime64[ns, UTC]"
+        )
+        zones = frame["timezone"].fillna("UTC").astype(str).to_numpy() if len(frame) else np.array(
+            [], dtype=object
+        )
+        start_day, start_sec, _ = _local_parts(start, zones)
+        end_day, end_sec, has_end = _local_parts(end, zones)
+        start_epoch = (
+            pd.DatetimeIndex(start).as_unit("us").asi8.astype(np.float64) / 1e6 if len(frame) else np.zeros(0)
+        )
+        lat = pd.to_numeric(frame.get("latitude", pd.Series(dtype=float)), errors="coerce")
+        lon = pd.to_numeric(frame.get("longitude", pd.Series(dtype=float)), errors="coerce")
+        lat = lat.to_numpy(dtype=np.float64) if len(frame) else np.zeros(0)
+        lon = lon.to_numpy(dtype=np.float64) if len(frame) else np.zeros(0)
+        has_location = ~(np.isnan(lat) | np.isnan(lon))
+        lat_rad = np.radians(lat)
+        pk = frame["id"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
+        event_id = frame["event_id"].astype(str).to_numpy(dtype=object) if len(frame) else np.array(
+            [], dtype=object
+        )
+        return cls(
+            frame=frame,
+            pk=pk,
+            event_id=event_id,
+            start_epoch=start_epoch,
+            start_day=start_day,
+            start_sec=start_sec,
+            has_end=has_end,
+            end_day=end_day,
+            end_sec=end_sec,
+            lat_rad=lat_rad,
+            lon_rad=np.radians(lon),
+            cos_lat=np.cos(lat_rad),
+            has_location=has_location,
+            pos_by_pk={int(p): i for i, p in enumerate(pk)},
+            pos_by_event_id={str(e): i for i, e in enumerate(event_id)},
+        )
+
+    # -- display helpers (per row, only for rows that are shown)
+
+    def local_start_text(self, i: int, with_date: bool = True) -> str:
+        return _fmt(int(self.start_day[i]), int(self.start_sec[i]), with_date)
+
+    def local_end_text(self, i: int, with_date: bool = True) -> str:
+        if not self.has_end[i]:
+            return ""
+        return _fmt(int(self.end_day[i]), int(self.end_sec[i]), with_date)
+
+    def local_start(self, i: int) -> datetime:
+        """Aware datetime in the event's own timezone."""
+        zone = _zone(self.frame.at[i, "timezone"])
+        return pd.Timestamp(self.frame.at[i, "start_time"]).to_pydatetime().astimezone(zone)
+
+    def local_end(self, i: int) -> datetime | None:
+        if not self.has_end[i]:
+            return None
+        zone = _zone(self.frame.at[i, "timezone"])
+        return pd.Timestamp(self.frame.at[i, "end_time"]).to_pydatetime().astimezone(zone)
+
+
+def _fmt(day: int, sec: int, with_date: bool = True) -> str:
+    moment = datetime(1970, 1, 1) + timedelta(days=day, seconds=sec)
+    if moment.second:
+        clock = moment.strftime("%H:%M:%S")
+    else:
+        clock = moment.strftime("%H:%M")
+    return f"{moment:%Y-%m-%d} {clock}" if with_date else clock
+
+
+def haversine_km(lat_rad: np.ndarray, lon_rad: np.ndarray, cos_lat: np.ndarray,
+                 latitude: float, longitude: float) -> np.ndarray:
+    """Great-circle distance from one point to every row (NaN where a row has no location)."""
+    lat0 = math.radians(latitude)
+    lon0 = math.radians(longitude)
+    dlat = lat_rad - lat0
+    dlon = lon_rad - lon0
+    a = np.sin(dlat * 0.5) ** 2 + math.cos(lat0) * cos_lat * np.sin(dlon * 0.5) ** 2
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass
+class StageResult:
+    name: str
+    enabled: bool
+    mask: np.ndarray  # True = passes this stage
+    explain: Callable[[int], str] = field(repr=False)  # reason for a failed row
+
+    def reason(self, i: int) -> str:
+        return "" if self.mask[i] else self.explain(i)
+
+
+@dataclass
+class FilterOutcome:
+    stages: list[StageResult]
+    passed: np.ndarray  # all stages
+    distance_km: np.ndarray | None  # from the point or home; None without a reference point
+    origin: tuple[float, float] | None
+    origin_label: str  # "point" / "home" / ""
+    unknown_rejects: tuple[str, ...]
+
+    def remaining(self) -> list[tuple[str, int]]:
+        """(stage name, candidates left after it), the first being all candidates."""
+        n = len(self.passed)
+        counts = [(ALL, n)]
+        alive = np.ones(n, dtype=bool)
+        for stage in self.stages:
+            alive &= stage.mask
+            counts.append((stage.name, int(alive.sum())))
+        return counts
+
+    def first_failure(self) -> np.ndarray:
+        """Index into self.stages of the first failed stage per row, -1 when all passed."""
+        n = len(self.passed)
+        first = np.full(n, -1, dtype=np.int64)
+        for k in range(len(self.stages) - 1, -1, -1):
+            first[~self.stages[k].mask] = k
+        return first
+
+
+def apply_filters(
+    arrays: CandidateArrays,
+    params: FilterParams,
+    *,
+    now: datetime,
+    registered: Iterable[int] = (),
+    stored_rejects: Iterable[int] = (),
+    home: tuple[float | None, float | None] | None = None,
+) -> FilterOutcome:
+    """Run every stage over all candidates. `registered` / `stored_rejects` are database ids;
+    `params.reject` holds platform event ids (unknown ones are reported, not an error)."""
+    n = arrays.n
+    stages: list[StageResult] = []
+
+    # upcoming
+    now_epoch = now.timestamp()
+    upcoming = arrays.start_epoch > now_epoch
+    stages.append(StageResult(
+        UPCOMING, True, upcoming,
+        lambda i: f"started {arrays.local_start_text(i)} (past)",
+    ))
+
+    # not already registered
+    registered_mask = np.ones(n, dtype=bool)
+    positions = [arrays.pos_by_pk[p] for p in registered if p in arrays.pos_by_pk]
+    if positions:
+        registered_mask[np.asarray(positions, dtype=np.int64)] = False
+    stages.append(StageResult(NOT_REGISTERED, True, registered_mask, lambda i: "already registered"))
+
+    # not rejected: the request's list and the user's stored rejects
+    request_hit = np.zeros(n, dtype=bool)
+    unknown: list[str] = []
+    hits = []
+    for event_id in params.reject:
+        pos = arrays.pos_by_event_id.get(event_id)
+        if pos is None:
+            unknown.append(event_id)
+        else:
+            hits.append(pos)
+    if hits:
+        request_hit[np.asarray(hits, dtype=np.int64)] = True
+    stored_hit = np.zeros(n, dtype=bool)
+    stored = [arrays.pos_by_pk[p] for p in stored_rejects if p in arrays.pos_by_pk]
+    if stored:
+        stored_hit[np.asarray(stored, dtype=np.int64)] = True
+    not_rejected = ~(request_hit | stored_hit)
+    stages.append(StageResult(
+        NOT_REJECTED, True, not_rejected,
+        lambda i: "rejected" if request_hit[i] else "rejected earlier",
+    ))
+
+    # distance
+    origin: tuple[float, float] | None = None
+    origin_label = ""
+    if params.has_point:
+        origin, origin_label = (params.latitude, params.longitude), "point"
+    elif home is not None and home[0] is not None and home[1] is not None:
+        origin, origin_label = (float(home[0]), float(home[1])), "home"
+    distance = None
+    if origin is not None:
+        distance = haversine_km(arrays.lat_rad, arrays.lon_rad, arrays.cos_lat, *origin)
+    if params.max_km is not None:
+        if distance is None:
+            raise BeaconError(
+                "a max distance needs a point (--lat and --lon) or a user with a home location"
+            )
+        limit = float(params.max_km)
+        with np.errstate(invalid="ignore"):
+            near = arrays.has_location & (distance <= limit)
+
+        def distance_reason(i: int, limit=limit) -> str:
+            if not arrays.has_location[i]:
+                return "no location"
+            return f"{distance[i]:.1f} km away > {limit:.1f} km"
+
+        stages.append(StageResult(DISTANCE, True, near, distance_reason))
+    else:
+        stages.append(StageResult(DISTANCE, False, np.ones(n, dtype=bool), lambda i: ""))
+
+    # selected dates (event local date)
+    if params.dates is not None:
+        wanted = np.asarray([(d - _EPOCH).days for d in params.dates], dtype=np.int64)
+        on_date = np.isin(arrays.start_day, wanted)
+        stages.append(StageResult(
+            DATES, True, on_date,
+            lambda i: f"on {_fmt(int(arrays.start_day[i]), 0)[:10]}, not a selected date",
+        ))
+    else:
+        stages.append(StageResult(DATES, False, np.ones(n, dtype=bool), lambda i: ""))
+
+    # daily window in the event's local time; end < start crosses midnight
+    if params.window_start is not None:
+        ws = params.window_start.hour * 3600 + params.window_start.minute * 60 + params.window_start.second
+        we = params.window_end.hour * 3600 + params.window_end.minute * 60 + params.window_end.second
+        length = (we - ws) % DAY
+        start_rel = np.mod(arrays.start_sec - ws, DAY)
+        starts_inside = start_rel <= length
+        duration = (arrays.end_day - arrays.start_day) * DAY + arrays.end_sec - arrays.start_sec
+        end_rel = start_rel + duration
+        ends_inside = ~arrays.has_end | (end_rel <= length)
+        in_window = starts_inside & ends_inside
+        label = params.window_label
+        end_label = _hhmm(params.window_end)
+
+        def window_reason(i: int) -> str:
+            if not starts_inside[i]:
+                return f"starts {arrays.local_start_text(i, False)}, outside the window {label}"
+            later_day = arrays.end_day[i] != arrays.start_day[i]
+            return (
+                f"ends {arrays.local_end_text(i, with_date=bool(later_day))}, "
+                f"after the window end {end_label}"
+            )
+
+        stages.append(StageResult(WINDOW, True, in_window, window_reason))
+    else:
+        stages.append(StageResult(WINDOW, False, np.ones(n, dtype=bool), lambda i: ""))
+
+    passed = np.ones(n, dtype=bool)
+    for stage in stages:
+        passed &= stage.mask
+    return FilterOutcome(
+        stages=stages,
+        passed=passed,
+        distance_km=distance,
+        origin=origin,
+        origin_label=origin_label,
+        unknown_rejects=tuple(unknown),
+    )
+
+
+def parse_dates(text: str | Sequence[str] | None) -> tuple[date, ...] | None:
+    """Only the date part of FilterParams.parse (the console's date picker uses it)."""
+    return FilterParams.parse(dates=text).dates

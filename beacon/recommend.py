@@ -1,0 +1,634 @@
+"""recommend() and debug_filter(): one code path.
+
+A request: one user lookup (+ their history), then every candidate is scored in one vectorized
+pass, the filter stages of beacon.filters are applied as boolean masks, and the top N are taken
+with np.argpartition. Candidates and their EventMatrix live in a small process cache keyed by
+(database, model version, event snapshot, hour bucket), so a warm request costs a user lookup
+and one matrix-vector product.
+
+Fallback chain (each recommendation says which level produced it):
+personal (a user-scope vector for this user on the active global version) -> global (the active
+model knows the user) -> features (active model, cold user: tags + home) -> popularity (no
+model, or the model cannot be loaded / used).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time as _time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from beacon import filters as F
+from beacon.errors import BeaconError, UnknownUser
+from beacon.filters import CandidateArrays, FilterOutcome, FilterParams
+from data_access import catalog
+from data_access.catalog import UserHistory, UserRow
+from data_access.db import database_url
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("personal", "global", "features", "popularity")
+POPULARITY_DAYS = 7
+#: how long a loaded candidate snapshot is trusted before its key is checked again
+SNAPSHOT_TTL_S = float(os.environ.get("BEACON_CANDIDATE_TTL_S", "2"))
+#: candidates reach back this far before now, so debug-filter can show what just started
+LOOKBACK = timedelta(days=1)
+NEARBY_KM = 25.0
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Recommendation:
+    event_id: str
+    title: str
+    score: float
+    reason: str
+    source: str
+    distance_km: float | None
+    local_start: datetime | None  # aware, in the event's own timezone
+    category: str | None
+    city: str | None
+    latitude: float | None
+    longitude: float | None
+    rank: int
+    event_pk: int = 0  # database id (the cache table references it)
+    local_end: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "event_id": self.event_id,
+            "title": self.title,
+            "score": round(float(self.score), 6),
+            "reason": self.reason,
+            "source": self.source,
+            "distance_km": None if self.distance_km is None else round(self.distance_km, 3),
+            "local_start": self.local_start.isoformat() if self.local_start else None,
+            "local_end": self.local_end.isoformat() if self.local_end else None,
+            "category": self.category,
+            "city": self.city,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+        }
+
+
+@dataclass
+class Stage:
+    name: str
+    remaining: int
+    enabled: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "remaining": self.remaining, "enabled": self.enabled}
+
+
+@dataclass
+class RecommendationResult:
+    user: UserRow
+    source: str
+    model_version: int | None
+    items: list[Recommendation]
+    stages: list[Stage]
+    unknown_rejects: tuple[str, ...] = ()
+    params: FilterParams = field(default_factory=FilterParams)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user.email,
+            "user_id": self.user.id,
+            "source": self.source,
+            "model_version": self.model_version,
+            "recommendations": [item.to_json() for item in self.items],
+            "stages": [stage.to_json() for stage in self.stages],
+            "unknown_rejects": list(self.unknown_rejects),
+            "filters": self.params.as_dict(),
+        }
+
+
+@dataclass
+class DebugEvent:
+    event_id: str
+    title: str
+    passed: bool
+    failed_stage: str | None
+    reason: str  # why it failed (first failing stage), "" when it passed
+    stages: dict[str, bool]  # per filter stage: passes it?
+    reasons: dict[str, str]  # per failed stage: why
+    distance_km: float | None
+    local_start: datetime | None
+    local_end: datetime | None
+    latitude: float | None
+    longitude: float | None
+    category: str | None
+    city: str | None
+    timezone: str
+    score: float | None
+    rank: int | None  # rank among the passed events (1 = what recommend() puts first)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "title": self.title,
+            "passed": self.passed,
+            "failed_stage": self.failed_stage,
+            "reason": self.reason,
+            "stages": self.stages,
+            "reasons": self.reasons,
+            "distance_km": None if self.distance_km is None else round(self.distance_km, 3),
+            "local_start": self.local_start.isoformat() if self.local_start else None,
+            "local_end": self.local_end.isoformat() if self.local_end else None,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "category": self.category,
+            "city": self.city,
+            "timezone": self.timezone,
+            "score": None if self.score is None else round(float(self.score), 6),
+            "rank": self.rank,
+        }
+
+
+@dataclass
+class DebugResult:
+    user: UserRow
+    source: str
+    model_version: int | None
+    stages: list[Stage]
+    events: list[DebugEvent]
+    unknown_rejects: tuple[str, ...] = ()
+    params: FilterParams = field(default_factory=FilterParams)
+
+    @property
+    def passed(self) -> list[DebugEvent]:
+        return sorted((e for e in self.events if e.passed), key=lambda e: e.rank or 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user.email,
+            "user_id": self.user.id,
+            "source": self.source,
+            "model_version": self.model_version,
+            "stages": [stage.to_json() for stage in self.stages],
+            "events": [event.to_json() for event in self.events],
+            "unknown_rejects": list(self.unknown_rejects),
+            "filters": self.params.as_dict(),
+        }
+
+
+# --------------------------------------------------------------------------- process cache
+
+
+@dataclass
+class _Snapshot:
+    key: tuple
+    arrays: CandidateArrays
+    checked_at: float
+    matrices: "OrderedDict[int, Any]" = field(default_factory=OrderedDict)
+    popularity: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_snapshots: "OrderedDict[tuple, _Snapshot]" = OrderedDict()
+_MAX_SNAPSHOTS = 4
+_MAX_MATRICES = 3
+POPULARITY_TTL_S = 60.0
+
+
+def clear_caches() -> None:
+    """Forget every cached candidate snapshot and event matrix (tests, after bulk loads)."""
+    with _lock:
+        _snapshots.clear()
+
+
+def _hour_bucket(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _candidates(now: datetime) -> _Snapshot:
+    url = database_url()
+    bucket = _hour_bucket(now)
+    slot = (url, bucket)
+    with _lock:
+        snapshot = _snapshots.get(slot)
+        if snapshot is not None and _time.monotonic() - snapshot.checked_at < SNAPSHOT_TTL_S:
+            _snapshots.move_to_end(slot)
+            return snapshot
+    key = (url, bucket, catalog.events_snapshot_key())
+    with _lock:
+        snapshot = _snapshots.get(slot)
+        if snapshot is not None and snapshot.key == key:
+            snapshot.checked_at = _time.monotonic()
+            return snapshot
+    frame = catalog.candidate_events(bucket - LOOKBACK)
+    snapshot = _Snapshot(key=key, arrays=CandidateArrays.from_frame(frame), checked_at=_time.monotonic())
+    with _lock:
+        _snapshots[slot] = snapshot
+        _snapshots.move_to_end(slot)
+        while len(_snapshots) > _MAX_SNAPSHOTS:
+            _snapshots.popitem(last=False)
+    return snapshot
+
+
+def _event_matrix(snapshot: _Snapshot, loaded) -> Any:
+    version_id = int(loaded.version_id)
+    with _lock:
+        matrix = snapshot.matrices.get(version_id)
+        if matrix is not None:
+            snapshot.matrices.move_to_end(version_id)
+            return matrix
+    matrix = loaded.model.event_matrix(snapshot.arrays.frame)
+    ids = getattr(matrix, "event_ids", None)
+    if ids is not None and len(ids) == snapshot.arrays.n and snapshot.arrays.n:
+        ids = [str(x) for x in ids]
+        expected = [str(x) for x in snapshot.arrays.event_id]
+        if ids != expected and ids != [str(x) for x in snapshot.arrays.pk]:
+            raise RuntimeError("the model's event matrix is not in candidate order")
+    with _lock:
+        snapshot.matrices[version_id] = matrix
+        while len(snapshot.matrices) > _MAX_MATRICES:
+            snapshot.matrices.popitem(last=False)
+    return matrix
+
+
+def _popularity(snapshot: _Snapshot, now: datetime) -> np.ndarray:
+    """Registrations in the last POPULARITY_DAYS per candidate (cached for a minute)."""
+    day = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0).isoformat()
+    with _lock:
+        hit = snapshot.popularity.get(day)
+        if hit is not None and _time.monotonic() - hit[0] < POPULARITY_TTL_S:
+            return hit[1]
+    counts = catalog.popularity_counts(now - timedelta(days=POPULARITY_DAYS), ("register",))
+    arrays = snapshot.arrays
+    values = np.zeros(arrays.n, dtype=np.float64)
+    for pk, count in counts.items():
+        pos = arrays.pos_by_pk.get(pk)
+        if pos is not None:
+            values[pos] = count
+    with _lock:
+        snapshot.popularity = {day: (_time.monotonic(), values)}
+    return values
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class _Scoring:
+    source: str
+    model_version: int | None
+    scores: np.ndarray
+    model: Any = None
+    context: Any = None
+    override: Any = None
+    matrix: Any = None
+    popularity: np.ndarray | None = None
+
+
+def _user_context(user: UserRow):
+    from beacon.features import UserContext
+
+    return UserContext(
+        user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
+        longitude=user.longitude, city=user.city,
+    )
+
+
+def _load_active():
+    try:
+        from beacon import versions
+    except ImportError:
+        return None, None
+    try:
+        return versions, versions.active_global()
+    except Exception as error:  # noqa: BLE001 - a broken model must not break serving
+        log.warning("active model could not be loaded, serving popularity: %s", error)
+        return versions, None
+
+
+def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime) -> _Scoring:
+    arrays = snapshot.arrays
+    versions, loaded = _load_active()
+    if loaded is not None:
+        try:
+            model = loaded.model
+            context = _user_context(user)
+            override = None
+            source = "features"
+            model_version = int(loaded.version_id)
+            personal = None
+            try:
+                personal = versions.personal_vector(user.id, loaded.version_id)
+            except Exception as error:  # noqa: BLE001
+                log.warning("personal vector for user %s unavailable: %s", user.id, error)
+            if personal is not None:
+                override = (np.asarray(personal.vector, dtype=np.float32), float(personal.bias))
+                source = "personal"
+                model_version = int(personal.version_id)
+            elif model.knows_user(user.id):
+                source = "global"
+            if arrays.n == 0:
+                scores = np.zeros(0, dtype=np.float64)
+                matrix = None
+            else:
+                matrix = _event_matrix(snapshot, loaded)
+                scores = np.asarray(
+                    model.score(context, matrix, user_override=override), dtype=np.float64
+                )
+                if scores.shape != (arrays.n,):
+                    raise RuntimeError(f"model returned {scores.shape} scores for {arrays.n} events")
+            return _Scoring(source, model_version, scores, model, context, override, matrix)
+        except Exception as error:  # noqa: BLE001 - fall through to popularity
+            log.warning("model scoring failed, serving popularity: %s", error)
+    counts = _popularity(snapshot, now) if arrays.n else np.zeros(0)
+    scores = np.log1p(counts)
+    if outcome.distance_km is not None:
+        with np.errstate(invalid="ignore"):
+            closeness = np.exp(-np.nan_to_num(outcome.distance_km, nan=1e9) / NEARBY_KM)
+        scores = scores + 0.5 * closeness
+    return _Scoring("popularity", None, scores, popularity=counts)
+
+
+def _ranked(scores: np.ndarray, passed: np.ndarray, start_epoch: np.ndarray, pk: np.ndarray,
+            top: int | None) -> np.ndarray:
+    """Positions of the best passed candidates, best first: score desc, then sooner, then id.
+    Ties at the cut are kept whole before the final sort, so top-N is a prefix of the full
+    ranking."""
+    candidates = np.flatnonzero(passed)
+    if len(candidates) == 0:
+        return candidates
+    values = scores[candidates]
+    if top is not None and top < len(candidates):
+        part = np.argpartition(-values, top - 1)[:top]
+        threshold = values[part].min()
+        candidates = candidates[values >= threshold]
+        values = scores[candidates]
+    order = np.lexsort((pk[candidates], start_epoch[candidates], -values))
+    chosen = candidates[order]
+    return chosen if top is None else chosen[:top]
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def _day_phrase(local_start: datetime, now: datetime) -> str:
+    from beacon.features import time_band
+
+    band = time_band(local_start.hour).split(":", 1)[1]
+    today = now.astimezone(local_start.tzinfo).date()
+    days = (local_start.date() - today).days
+    if days == 0:
+        return "tonight" if band == "night" else f"this {band}"
+    if days == 1:
+        return f"tomorrow {band}"
+    if 1 < days < 7:
+        return f"this {local_start:%A} {band}"
+    return f"{local_start:%A %-d %B} {band}"
+
+
+def _norm(value: Any) -> str:
+    return " ".join(str(value).strip().lower().split())
+
+
+def _humanize(token: str, user: UserRow, history: UserHistory, distance: float | None,
+              origin_label: str, local_start: datetime | None, now: datetime) -> str | None:
+    kind, _, value = str(token).partition(":")
+    interests = {_norm(t) for t in user.tags}
+    if kind == "tag":
+        if _norm(value) in interests:
+            return f"matches your interest: {value}"
+        if _norm(value) in {_norm(t) for t in history.tags}:
+            return f"like events you registered for: {value}"
+        return "popular with people like you"
+    if kind == "organizer":
+        if value in history.organizers or _norm(value) in {_norm(o) for o in history.organizers}:
+            return f"organizer you registered with before: {value}"
+        return "popular with people like you"
+    if kind == "category":
+        if _norm(value) in interests:
+            return f"matches your interest: {value}"
+        if _norm(value) in {_norm(c) for c in history.categories}:
+            return f"like events you registered for: {value}"
+        return "popular with people like you"
+    if kind == "city":
+        if user.city and _norm(user.city) == _norm(value):
+            return f"in your city: {user.city}"
+        return None
+    if kind == "geo":
+        if distance is not None and not math.isnan(distance):
+            where = "your home" if origin_label == "home" else "your chosen point"
+            return f"near {where} ({distance:.1f} km)"
+        return "near you"
+    if kind == "price":
+        return "free" if value == "free" else None
+    if kind in ("time", "day"):
+        if local_start is not None:
+            return _day_phrase(local_start, now)
+        return None
+    return "popular with people like you"
+
+
+def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
+                  history: UserHistory, distance: float | None, origin_label: str,
+                  local_start: datetime | None, now: datetime) -> str:
+    try:
+        terms = scoring.model.explain(
+            scoring.context, arrays.frame.iloc[i], top=4, user_override=scoring.override
+        )
+    except Exception as error:  # noqa: BLE001 - a reason must never fail a request
+        log.warning("explain failed: %s", error)
+        terms = []
+    phrases: list[str] = []
+    for token, contribution in terms:
+        if contribution is not None and float(contribution) <= 0:
+            continue
+        phrase = _humanize(token, user, history, distance, origin_label, local_start, now)
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+        if len(phrases) == 2:
+            break
+    if not phrases:
+        phrases.append(
+            "matches your profile" if scoring.source == "features" else "popular with people like you"
+        )
+    return "; ".join(phrases)
+
+
+def _popularity_reason(count: float, distance: float | None) -> str:
+    count = int(count)
+    near = distance is not None and not math.isnan(distance) and distance <= NEARBY_KM
+    if count > 0:
+        noun = "registration" if count == 1 else "registrations"
+        return f"popular {'nearby' if near else 'now'}: {count} {noun} this week"
+    return "upcoming near you" if near else "upcoming event"
+
+
+def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
+            history: UserHistory, outcome: FilterOutcome, local_start: datetime | None,
+            now: datetime) -> str:
+    distance = None if outcome.distance_km is None else float(outcome.distance_km[i])
+    if scoring.source == "popularity":
+        return _popularity_reason(scoring.popularity[i], distance)
+    return _model_reason(scoring, arrays, i, user, history, distance, outcome.origin_label,
+                         local_start, now)
+
+
+# --------------------------------------------------------------------------- the one code path
+
+
+@dataclass
+class _Evaluation:
+    user: UserRow
+    history: UserHistory
+    params: FilterParams
+    now: datetime
+    arrays: CandidateArrays
+    outcome: FilterOutcome
+    scoring: _Scoring
+
+    def stages(self) -> list[Stage]:
+        enabled = {stage.name: stage.enabled for stage in self.outcome.stages}
+        return [
+            Stage(name, remaining, enabled.get(name, True))
+            for name, remaining in self.outcome.remaining()
+        ]
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        raise BeaconError(f"now must be timezone-aware, got {now!r}")
+    return now
+
+
+def _lookup(user: str | UserRow) -> UserRow:
+    if isinstance(user, UserRow):
+        return user
+    row = catalog.user_by_email(user)
+    if row is None:
+        raise UnknownUser(user)
+    return row
+
+
+def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | None) -> _Evaluation:
+    params = params if params is not None else FilterParams()
+    now = _now(now)
+    row = _lookup(user)
+    history = catalog.user_history(row.id)
+    snapshot = _candidates(now)
+    outcome = F.apply_filters(
+        snapshot.arrays, params, now=now,
+        registered=history.registered, stored_rejects=history.rejected,
+        home=(row.latitude, row.longitude),
+    )
+    scoring = _score(row, snapshot, outcome, now)
+    return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring)
+
+
+def _float_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _text_or_none(value) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def recommend(email: str | UserRow, params: FilterParams | None = None, top: int = 10,
+              now: datetime | None = None) -> RecommendationResult:
+    """The top `top` events for a user that pass every filter, best first, with reasons."""
+    if top < 1:
+        raise BeaconError(f"--top must be at least 1, got {top}")
+    ev = _evaluate(email, params, now)
+    arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
+    chosen = _ranked(scoring.scores, outcome.passed, arrays.start_epoch, arrays.pk, top)
+    frame = arrays.frame
+    items = []
+    for rank, i in enumerate(chosen.tolist(), start=1):
+        local_start = arrays.local_start(i)
+        distance = None if outcome.distance_km is None else _float_or_none(outcome.distance_km[i])
+        items.append(Recommendation(
+            event_id=str(arrays.event_id[i]),
+            title=str(frame.at[i, "title"]),
+            score=float(scoring.scores[i]),
+            reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
+            source=scoring.source,
+            distance_km=distance,
+            local_start=local_start,
+            category=_text_or_none(frame.at[i, "category"]),
+            city=_text_or_none(frame.at[i, "city"]),
+            latitude=_float_or_none(frame.at[i, "latitude"]),
+            longitude=_float_or_none(frame.at[i, "longitude"]),
+            rank=rank,
+            event_pk=int(arrays.pk[i]),
+            local_end=arrays.local_end(i),
+        ))
+    return RecommendationResult(
+        user=ev.user,
+        source=scoring.source,
+        model_version=scoring.model_version,
+        items=items,
+        stages=ev.stages(),
+        unknown_rejects=outcome.unknown_rejects,
+        params=ev.params,
+    )
+
+
+def debug_filter(email: str | UserRow, params: FilterParams | None = None,
+                 now: datetime | None = None) -> DebugResult:
+    """Every candidate with pass/fail per stage and why, plus the funnel; passed events carry
+    the score and rank recommend() gives them."""
+    ev = _evaluate(email, params, now)
+    arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
+    ranking = _ranked(scoring.scores, outcome.passed, arrays.start_epoch, arrays.pk, None)
+    rank_of = np.zeros(arrays.n, dtype=np.int64)
+    rank_of[ranking] = np.arange(1, len(ranking) + 1)
+    first = outcome.first_failure()
+    frame = arrays.frame
+    stages = outcome.stages
+    events = []
+    for i in range(arrays.n):
+        flags = {stage.name: bool(stage.mask[i]) for stage in stages}
+        reasons = {stage.name: stage.explain(i) for stage in stages if not stage.mask[i]}
+        failed = stages[first[i]].name if first[i] >= 0 else None
+        passed = bool(outcome.passed[i])
+        events.append(DebugEvent(
+            event_id=str(arrays.event_id[i]),
+            title=str(frame.at[i, "title"]),
+            passed=passed,
+            failed_stage=failed,
+            reason=reasons.get(failed, "") if failed else "",
+            stages=flags,
+            reasons=reasons,
+            distance_km=None if outcome.distance_km is None else _float_or_none(outcome.distance_km[i]),
+            local_start=arrays.local_start(i),
+            local_end=arrays.local_end(i),
+            latitude=_float_or_none(frame.at[i, "latitude"]),
+            longitude=_float_or_none(frame.at[i, "longitude"]),
+            category=_text_or_none(frame.at[i, "category"]),
+            city=_text_or_none(frame.at[i, "city"]),
+            timezone=str(frame.at[i, "timezone"]),
+            score=float(scoring.scores[i]) if passed else None,
+            rank=int(rank_of[i]) if passed else None,
+        ))
+    return DebugResult(
+        user=ev.user,
+        source=scoring.source,
+        model_version=scoring.model_version,
+        stages=ev.stages(),
+        events=events,
+        unknown_rejects=outcome.unknown_rejects,
+        params=ev.params,
+    )
