@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Date, and_, cast, func, select
 
 from data_access.db import session_scope
-from data_access.schema import Event, Interaction, ModelVersion, User, UserInterest
+from data_access.schema import Event, Interaction, ModelVersion
 
 #: the interaction types the Users page lists with their event titles
 DECISION_TYPES = ("register", "unregister", "attend", "reject")
@@ -31,29 +31,6 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
-
-
-def user_row(email: str) -> dict | None:
-    """The user with this email (exact, case-insensitive) with their interest tags, or None."""
-    with session_scope() as session:
-        user = session.execute(
-            select(User).where(func.lower(User.email) == email.strip().lower())
-        ).scalar_one_or_none()
-        if user is None:
-            return None
-        tags = session.execute(
-            select(UserInterest.tag).where(UserInterest.user_id == user.id).order_by(UserInterest.tag)
-        ).scalars().all()
-        return {
-            "id": user.id,
-            "email": user.email,
-            "name": user.name,
-            "latitude": user.latitude,
-            "longitude": user.longitude,
-            "city": user.city,
-            "created_at": user.created_at,
-            "interest_tags": list(tags),
-        }
 
 
 def timeline_counts(user_id: int) -> list[dict]:
@@ -91,6 +68,8 @@ def decisions(user_id: int, limit: int = 500) -> list[dict]:
                 Event.title,
                 Event.category,
                 Event.city,
+                Event.latitude,
+                Event.longitude,
                 Event.start_time,
                 Event.timezone,
             )

@@ -69,20 +69,10 @@ def seeded(db: str) -> str:
     return db
 
 
-def test_user_row_and_tags(seeded):
-    from data_access import user_activity
-
-    row = user_activity.user_row("  ADA@example.org ")
-    assert row["email"] == "ada@example.org"
-    assert row["interest_tags"] == ["art", "jazz"]
-    assert (row["latitude"], row["longitude"], row["city"]) == (52.52, 13.405, "Berlin")
-    assert user_activity.user_row("nobody@example.org") is None
-
-
 def test_timeline_counts_group_by_day_and_type(seeded):
-    from data_access import user_activity
+    from data_access import catalog, user_activity
 
-    ada = user_activity.user_row("ada@example.org")["id"]
+    ada = catalog.user_by_email("ada@example.org").id
     assert user_activity.timeline_counts(ada) == [
         {"day": date(2026, 11, 28), "type": "click", "count": 1},
         {"day": date(2026, 11, 28), "type": "impression", "count": 2},
@@ -98,9 +88,9 @@ def test_timeline_counts_group_by_day_and_type(seeded):
 
 
 def test_decisions_newest_first_with_titles(seeded):
-    from data_access import user_activity
+    from data_access import catalog, user_activity
 
-    ada = user_activity.user_row("ada@example.org")["id"]
+    ada = catalog.user_by_email("ada@example.org").id
     got = [(d["type"], d["event_id"], d["title"]) for d in user_activity.decisions(ada)]
     assert got == [
         ("unregister", "E4", "Past concert"),

@@ -1,0 +1,382 @@
+"""Services behind the console's Users, Recommendations and Debug-filter pages.
+
+Each page calls one function here and draws what comes back: plain dataclasses and lists of dicts
+ready for a table, a chart or a map. Loops over rows and every read live here (or further down in
+data_access/), never in a page.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from beacon.errors import BeaconError, UnknownUser
+from data_access import catalog, user_activity
+
+UTC = timezone.utc
+SEARCH_LIMIT = 25
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def age_text(age: timedelta | None) -> str:
+    """'4 min', '3 h 12 min', '2 d 5 h': how old a model is, for a person."""
+    if age is None:
+        return "computed live"
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+# --------------------------------------------------------------------------------------------
+# Users
+
+
+def find_users(query: str, limit: int = SEARCH_LIMIT) -> list[dict]:
+    """Users whose email or name starts with (then contains) `query`, as table rows."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    return [
+        {
+            "email": u.email,
+            "name": u.name or "",
+            "city": u.city or "",
+            "interest tags": ", ".join(u.tags),
+        }
+        for u in catalog.search_users(query, limit=limit)
+    ]
+
+
+def user_or_raise(email: str) -> catalog.UserRow:
+    email = (email or "").strip()
+    if not email:
+        raise BeaconError("enter a user's email")
+    user = catalog.user_by_email(email)
+    if user is None:
+        raise UnknownUser(email)
+    return user
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Which level of the fallback chain serves a user, and how old that level's model is."""
+
+    level: str  # personal, global, features, popularity
+    model_version: int | None
+    trained_at: datetime | None
+    age: timedelta | None
+    explanation: str
+
+    @property
+    def age_text(self) -> str:
+        return age_text(self.age)
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    id: int
+    email: str
+    name: str | None
+    city: str | None
+    latitude: float | None
+    longitude: float | None
+    created_at: datetime | None
+    interest_tags: tuple[str, ...]
+    #: [{day, type, count}] per UTC day and interaction type, oldest first
+    timeline: list[dict]
+    totals: dict[str, int]
+    #: [{event_id, title, state (registered/unregistered/attended), at, start_time}] newest first
+    registrations: list[dict]
+    #: [{event_id, title, rejected_at, start_time}] newest first
+    rejects: list[dict]
+    serving: Serving | None = None
+    serving_error: str | None = None
+    points: list[dict] = field(default_factory=list)
+
+    @property
+    def has_home(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+def _registrations_and_rejects(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Rows come newest first: the first register/unregister seen per event is its state."""
+    registrations: list[dict] = []
+    rejects: list[dict] = []
+    seen: set[str] = set()
+    for row in rows:
+        kind = row["type"]
+        base = {"event_id": row["event_id"], "title": row["title"], "start_time": row["start_time"]}
+        if kind == "reject":
+            rejects.append({**base, "rejected_at": row["occurred_at"]})
+        elif kind == "attend":
+            registrations.append({**base, "state": "attended", "at": row["occurred_at"]})
+        elif row["event_id"] not in seen:
+            seen.add(row["event_id"])
+            state = "registered" if kind == "register" else "unregistered"
+            registrations.append({**base, "state": state, "at": row["occurred_at"]})
+    return registrations, rejects
+
+
+def serving_level(email: str, now: datetime | None = None) -> Serving:
+    """Ask the recommender itself which level of the chain answers for this user right now."""
+    from beacon import recommend as recommender
+    from beacon import versions
+    from beacon.filters import FilterParams
+
+    now = _now(now)
+    result = recommender.recommend(email, FilterParams.parse(), top=1, now=now)
+    level = result.source
+    version_id = result.model_version
+    trained_at = None
+    if version_id is not None:
+        trained_at = versions.show(version_id).created_at
+    explanation = {
+        "personal": "a personal fold-in of this user's latest interactions on the active model",
+        "global": "the active global model (no personal fold-in newer than it)",
+        "features": "the active model from features only: the user has no history it learned",
+        "popularity": "popularity among upcoming events near them: no usable model",
+    }.get(level, level)
+    return Serving(
+        level=level,
+        model_version=version_id,
+        trained_at=trained_at,
+        age=(now - trained_at) if trained_at is not None else None,
+        explanation=explanation,
+    )
+
+
+def user_profile(email: str, now: datetime | None = None) -> UserProfile:
+    """Everything the Users page shows about one user. Raises UnknownUser."""
+    user = user_or_raise(email)
+    decisions = user_activity.decisions(user.id)
+    registrations, rejects = _registrations_and_rejects(decisions)
+    serving, serving_error = None, None
+    try:
+        serving = serving_level(user.email, now)
+    except BeaconError as error:
+        serving_error = str(error)
+    points = []
+    if user.has_home:
+        points.append({"kind": "home", "label": f"{user.name or user.email} (home)",
+                       "lat": user.latitude, "lon": user.longitude})
+    located = {row["event_id"]: row for row in decisions if row["latitude"] is not None}
+    for kind, rows in (("registered", registrations), ("rejected", rejects)):
+        for row in rows:
+            where = located.get(row["event_id"])
+            if where is not None and row.get("state", "rejected") != "unregistered":
+                points.append({"kind": kind, "label": f"{row['title']} ({kind})",
+                               "lat": where["latitude"], "lon": where["longitude"]})
+    return UserProfile(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        city=user.city,
+        latitude=user.latitude,
+        longitude=user.longitude,
+        created_at=user.created_at,
+        interest_tags=tuple(user.tags),
+        timeline=user_activity.timeline_counts(user.id),
+        totals=user_activity.type_totals(user.id),
+        registrations=registrations,
+        rejects=rejects,
+        serving=serving,
+        serving_error=serving_error,
+        points=points,
+    )
+
+
+def coming_days(now: datetime | None = None, days: int = 30) -> list[date]:
+    """The dates a calendar filter offers: today (UTC) and the days after."""
+    today = _now(now).astimezone(UTC).date()
+    return [today + timedelta(days=i) for i in range(days)]
+
+
+def home_of(email: str) -> tuple[float | None, float | None]:
+    """The user's home point, or (None, None) for an unknown user or one without a home."""
+    user = catalog.user_by_email((email or "").strip()) if (email or "").strip() else None
+    if user is None or not user.has_home:
+        return None, None
+    return user.latitude, user.longitude
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Debug filter
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    name: str
+    remaining: int
+    dropped: int  # candidates this stage removed
+    enabled: bool
+
+    @property
+    def label(self) -> str:
+        return self.name if self.enabled else f"{self.name} (off)"
+
+
+@dataclass(frozen=True)
+class DebugView:
+    """What the Debug-filter page draws, computed from one debug_filter() call."""
+
+    email: str
+    source: str
+    model_version: int | None
+    params: Any  # FilterParams
+    funnel: list[FunnelStep]
+    #: the filter stages that were on, in order (the per-stage columns of `rows`)
+    stage_columns: list[str]
+    #: one row per candidate: event, kept, dropped by, reason, a bool per enabled stage, ...
+    rows: list[dict]
+    #: map points: lat, lon, kind (kept/dropped), label
+    points: list[dict]
+    #: the point distances are measured from, and the max-distance circle when that is on
+    origin: dict | None
+    circles: list[dict]
+    #: one row per candidate with a local start: hours since local midnight of its start day
+    timeline: list[dict]
+    #: the daily window as hour spans on the same axis (two spans when it crosses midnight)
+    window_spans: list[tuple[float, float]]
+    window_label: str
+    crosses_midnight: bool
+    unknown_rejects: tuple[str, ...]
+
+    @property
+    def kept(self) -> int:
+        return self.funnel[-1].remaining if self.funnel else 0
+
+    @property
+    def total(self) -> int:
+        return self.funnel[0].remaining if self.funnel else 0
+
+    def dropped_by_choices(self) -> list[str]:
+        """Stages that dropped at least one candidate, in order."""
+        return [step.name for step in self.funnel[1:] if step.dropped > 0]
+
+
+def _hours(moment: datetime) -> float:
+    return moment.hour + moment.minute / 60 + moment.second / 3600
+
+
+def window_spans(start, end) -> tuple[list[tuple[float, float]], bool]:
+    """The daily window as spans of hours on an axis from 0 to 48 (day of start, next day)."""
+    if start is None or end is None:
+        return [], False
+    ws, we = _hours(start), _hours(end)
+    if we > ws:
+        return [(ws, we), (ws + 24, we + 24)], False
+    return [(0.0, we), (ws, we + 24), (ws + 24, 48.0)], True
+
+
+def debug_view(email: str, params, now: datetime | None = None) -> DebugView:
+    """Run the debug filter for one user and shape every candidate for the page.
+    Raises UnknownUser / BeaconError on impossible input."""
+    from beacon import recommend as recommender
+
+    user = user_or_raise(email)
+    now = _now(now)
+    result = recommender.debug_filter(user, params, now=now)
+    funnel: list[FunnelStep] = []
+    previous = None
+    for stage in result.stages:
+        dropped = 0 if previous is None else previous - stage.remaining
+        funnel.append(FunnelStep(stage.name, stage.remaining, dropped, stage.enabled))
+        previous = stage.remaining
+    stage_columns = [step.name for step in funnel[1:] if step.enabled]
+    rows, points, timeline = [], [], []
+    for event in result.events:
+        row = {
+            "event_id": event.event_id,
+            "title": event.title,
+            "kept": event.passed,
+            "dropped by": event.failed_stage or "",
+            "reason": event.reason,
+        }
+        for name in stage_columns:
+            row[name] = event.stages.get(name, True)
+        row.update({
+            "local start": event.local_start.strftime("%a %Y-%m-%d %H:%M") if event.local_start else "",
+            "local end": event.local_end.strftime("%a %Y-%m-%d %H:%M") if event.local_end else "",
+            "timezone": event.timezone,
+            "distance km": None if event.distance_km is None else round(event.distance_km, 1),
+            "city": event.city or "",
+            "category": event.category or "",
+            "rank": event.rank,
+            "score": None if event.score is None else round(event.score, 4),
+            "all reasons": "; ".join(f"{k}: {v}" for k, v in event.reasons.items()),
+        })
+        rows.append(row)
+        kind = "kept" if event.passed else "dropped"
+        if event.latitude is not None and event.longitude is not None:
+            points.append({
+                "lat": event.latitude, "lon": event.longitude, "kind": kind,
+                "label": f"{event.title} ({event.event_id}): "
+                         + ("kept" if event.passed else f"dropped by {event.failed_stage}: {event.reason}"),
+            })
+        if event.local_start is not None:
+            start_h = _hours(event.local_start)
+            end_h = None
+            if event.local_end is not None:
+                day_shift = (event.local_end.date() - event.local_start.date()).days
+                end_h = _hours(event.local_end) + 24 * day_shift
+            timeline.append({
+                "event_id": event.event_id,
+                "label": f"{event.local_start:%a %d %b} · {event.title[:40]} ({event.event_id})",
+                "start_h": start_h,
+                "end_h": end_h,
+                "status": "kept" if event.passed else (
+                    "dropped by the window" if event.failed_stage == "in time window"
+                    else "dropped by another stage"),
+                "local": f"{event.local_start:%a %d %b %H:%M}"
+                         + (f"–{event.local_end:%H:%M}" if event.local_end else " (no end time)")
+                         + f" {event.timezone}",
+                "sort": event.local_start.replace(tzinfo=None),
+            })
+    timeline.sort(key=lambda r: r["sort"])
+    home = (user.latitude, user.longitude) if user.has_home else (None, None)
+    origin = None
+    if params is not None and params.has_point:
+        origin = {"lat": params.latitude, "lon": params.longitude, "label": "chosen point"}
+    elif home[0] is not None:
+        origin = {"lat": home[0], "lon": home[1], "label": "home"}
+    circles = []
+    if origin is not None and params is not None and params.max_km is not None:
+        circles.append({"lat": origin["lat"], "lon": origin["lon"], "radius_km": params.max_km,
+                        "label": f"{params.max_km:g} km"})
+    spans, crosses = window_spans(getattr(params, "window_start", None),
+                                  getattr(params, "window_end", None))
+    return DebugView(
+        email=user.email,
+        source=result.source,
+        model_version=result.model_version,
+        params=result.params,
+        funnel=funnel,
+        stage_columns=stage_columns,
+        rows=rows,
+        points=points,
+        origin=origin,
+        circles=circles,
+        timeline=timeline,
+        window_spans=spans,
+        window_label=window_text(getattr(params, "window_start", None),
+                                 getattr(params, "window_end", None)),
+        crosses_midnight=crosses,
+        unknown_rejects=tuple(result.unknown_rejects),
+    )
+
+
+def window_text(start, end) -> str:
+    if start is None or end is None:
+        return ""
+    text = f"{start:%H:%M}–{end:%H:%M}"
+    return text + " (across midnight: ends the next day)" if end < start else text

@@ -1,0 +1,369 @@
+"""Widgets shared by the Users, Recommendations and Debug-filter pages: the user picker that
+carries one selected user across pages, and the filter controls (point, distance, dates, daily
+window, rejected events) that the Recommendations and Debug-filter pages share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+
+import streamlit as st
+
+from beacon import insights
+from beacon.errors import BeaconError
+from beacon.filters import FilterParams
+
+#: the user selected on any of these pages (not a widget key: it survives page switches)
+SELECTED_USER = "beacon_selected_user"
+
+
+def select_user(email: str) -> None:
+    """Remember `email` as the selected user for the other pages."""
+    st.session_state[SELECTED_USER] = email
+
+
+def selected_user() -> str:
+    """The preselected user: the one chosen on another page, else ?user= in the address."""
+    chosen = st.session_state.get(SELECTED_USER)
+    if chosen:
+        return str(chosen)
+    return str(st.query_params.get("user", ""))
+
+
+def user_input(key: str, label: str = "User (email)") -> str:
+    """An email box preset with the selected user; what is typed becomes the selected user."""
+    if key not in st.session_state:
+        st.session_state[key] = selected_user()
+    email = st.text_input(label, key=key, placeholder="someone@example.org").strip()
+    if email:
+        select_user(email)
+        if st.query_params.get("user") != email:
+            st.query_params["user"] = email
+    return email
+
+
+@dataclass(frozen=True)
+class FilterInput:
+    """The raw values of the filter controls, exactly what FilterParams.parse takes."""
+
+    lat: float | None
+    lon: float | None
+    max_km: float | None
+    dates: list[date] | None
+    start: time | None
+    end: time | None
+    reject: str
+
+    def parse(self) -> FilterParams:
+        return FilterParams.parse(self.lat, self.lon, self.max_km, self.dates, self.start,
+                                  self.end, self.reject)
+
+
+def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
+    """The debug filter's controls. The point defaults to the user's home; widgets are keyed by
+    the user so that choosing another user starts again from their home."""
+    home_lat, home_lon = insights.home_of(email)
+    suffix = f"{key}_{email}"
+    with st.container(border=True):
+        c1, c2, c3 = st.columns([1, 1, 2])
+        lat = c1.number_input("Latitude", value=home_lat, format="%.4f", step=0.01,
+                              key=f"{suffix}_lat", placeholder="home latitude",
+                              help="Defaults to the user's home. Range -90 to 90.")
+        lon = c2.number_input("Longitude", value=home_lon, format="%.4f", step=0.01,
+                              key=f"{suffix}_lon", placeholder="home longitude",
+                              help="Defaults to the user's home. Range -180 to 180.")
+        with c3:
+            use_distance = st.toggle("Max distance", key=f"{key}_use_km")
+            km = st.number_input("Max distance (km)", min_value=0.0, value=25.0, step=5.0,
+                                 key=f"{key}_km", disabled=not use_distance)
+        c4, c5 = st.columns([2, 2])
+        with c4:
+            use_dates = st.toggle("Calendar filter: only on selected dates", key=f"{key}_use_dates")
+            picked = st.multiselect(
+                "Dates (event local date)", insights.coming_days(now), key=f"{key}_dates",
+                format_func=lambda d: d.strftime("%a %d %b %Y"), disabled=not use_dates,
+                placeholder="choose one or more of the coming days",
+            )
+        with c5:
+            use_window = st.toggle("Daily time window", key=f"{key}_use_window")
+            w1, w2 = st.columns(2)
+            start = w1.time_input("From", value=time(18, 0), key=f"{key}_start",
+                                  disabled=not use_window, step=900)
+            end = w2.time_input("To", value=time(23, 0), key=f"{key}_end",
+                                disabled=not use_window, step=900)
+            if use_window and start is not None and end is not None:
+                if end < start:
+                    st.caption(f":material/bedtime: Window across midnight: from {start:%H:%M} "
+                               f"to {end:%H:%M} the next day (event local time)")
+                else:
+                    st.caption(f"Window {start:%H:%M}–{end:%H:%M} (event local time)")
+        reject = st.text_input("Rejected events (event ids, comma-separated)",
+                               key=f"{key}_reject", placeholder="e.g. ev-00012, ev-00345")
+    return FilterInput(
+        lat=lat,
+        lon=lon,
+        max_km=km if use_distance else None,
+        dates=list(picked) if use_dates else None,
+        start=start if use_window else None,
+        end=end if use_window else None,
+        reject=reject,
+    )
+
+
+def show_error(error: BeaconError | str) -> None:
+    st.error(str(error), icon=":material/error:")
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ----------------------------------------------------------------------------- Users page
+LEVEL_BADGE = {
+    "personal": ":green-badge[personal model]",
+    "global": ":blue-badge[global model]",
+    "features": ":orange-badge[features only]",
+    "popularity": ":red-badge[popularity]",
+}
+POINT_COLORS = {
+    "home": [47, 111, 235, 235], "registered": [24, 128, 56, 210], "rejected": [217, 48, 37, 190],
+    "kept": [24, 128, 56, 210], "dropped": [217, 48, 37, 150], "recommended": [24, 128, 56, 220],
+}
+TYPE_COLORS = {
+    "impression": "#BDC1C6", "view": "#9AA0A6", "click": "#2F6FEB", "favorite": "#F9AB00",
+    "share": "#12B5CB", "register": "#188038", "attend": "#0B5D1E", "unregister": "#E8710A",
+    "reject": "#D93025",
+}
+
+
+def operator() -> str:
+    """Who is at the console: the signed-in user's email once sign-in exists, else 'console'."""
+    try:
+        return str(st.user.get("email") or "console")
+    except Exception:  # noqa: BLE001 - no [auth] configured
+        return "console"
+
+
+def tag_badges(tags) -> str:
+    return " ".join(f":violet-badge[{t}]" for t in tags) if tags else "_no interest tags_"
+
+
+def profile_header(profile: insights.UserProfile) -> None:
+    st.header(profile.name or profile.email)
+    st.caption(profile.email)
+    st.markdown("**Interest tags:** " + tag_badges(profile.interest_tags))
+    cols = st.columns(5)
+    cols[0].metric("City", profile.city or "—")
+    cols[1].metric("Home", f"{profile.latitude:.3f}, {profile.longitude:.3f}" if profile.has_home else "none")
+    cols[2].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
+    cols[3].metric("Interactions", f"{sum(profile.totals.values()):,}")
+    serving = profile.serving
+    if serving is None:
+        cols[4].metric("Served by", "—")
+        if profile.serving_error:
+            st.warning(f"Could not tell which level serves this user: {profile.serving_error}")
+        return
+    version = f"model v{serving.model_version}, " if serving.model_version is not None else ""
+    cols[4].metric("Served by", serving.level, help=serving.explanation)
+    st.markdown(f"**Served by:** {LEVEL_BADGE.get(serving.level, serving.level)} — "
+                f"{serving.explanation} ({version}{'age ' if serving.age else ''}{serving.age_text}).")
+
+
+def training_outcome(outcome) -> None:
+    """Show what a per-user training returned (status, reason, version)."""
+    status = str(getattr(outcome, "status", "") or (outcome or {}).get("status", ""))
+    reason = getattr(outcome, "reason", None) or ""
+    version = getattr(outcome, "model_version", None)
+    seconds = getattr(outcome, "seconds", None) or getattr(outcome, "training_seconds", None)
+    text = f"Personal model: **{status}**" + (f" — {reason}" if reason else "")
+    if version is not None:
+        text += f" (model version {version})"
+    if seconds is not None:
+        text += f" in {seconds * 1000:.0f} ms"
+    if status in ("trained", "succeeded"):
+        st.success(text, icon=":material/check_circle:")
+    elif status in ("failed",):
+        st.error(text, icon=":material/error:")
+    else:
+        st.info(text)
+
+
+def profile_map(profile: insights.UserProfile) -> None:
+    import pandas as pd
+
+    from pages import _ui
+
+    if not profile.points:
+        st.info("No home location and no located events to show.")
+        return
+    frame = pd.DataFrame(profile.points)
+    frame["color"] = frame["kind"].map(POINT_COLORS)
+    _ui.point_map(frame, color_column="color", tooltip="{label}", height=320, key="users_map")
+    st.caption("Blue: home · green: registered · red: rejected (no base map: works offline)")
+
+
+def timeline_chart(rows: list[dict]) -> None:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from pages import _ui
+
+    if not rows:
+        st.info("No interactions yet.")
+        return
+    frame = pd.DataFrame(rows)
+    fig = go.Figure()
+    for kind, part in frame.groupby("type", sort=False):
+        fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=kind,
+                             marker_color=TYPE_COLORS.get(kind)))
+    fig.update_layout(barmode="stack")
+    _ui.chart(_ui.style(fig, height=320, y_title="interactions per day"), key="users_timeline")
+
+
+def decisions_table(rows: list[dict], key: str, empty: str) -> None:
+    from pages import _ui
+
+    if not rows:
+        st.caption(empty)
+        return
+    _ui.table(rows, key=key, height=min(36 * (len(rows) + 1) + 2, 320))
+
+
+# ----------------------------------------------------------------------------- Debug filter
+STATUS_COLORS = {
+    "kept": "#188038", "dropped by the window": "#D93025", "dropped by another stage": "#9AA0A6",
+}
+TIMELINE_MAX = 120
+
+
+def source_text(source: str, model_version: int | None) -> str:
+    version = f" v{model_version}" if model_version is not None else ""
+    return f"{LEVEL_BADGE.get(source, source)}{version}"
+
+
+def debug_summary(view: insights.DebugView) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Candidates", f"{view.total:,}")
+    cols[1].metric("Kept", f"{view.kept:,}")
+    cols[2].metric("Dropped", f"{view.total - view.kept:,}")
+    cols[3].metric("Scored by", view.source,
+                   help=f"model version {view.model_version}" if view.model_version else None)
+    if view.window_label:
+        if view.crosses_midnight:
+            st.info(f"Daily window **{view.window_label}**: a window across midnight. An event "
+                    "passes when it starts at or after the start (or before the end, after "
+                    "midnight) and, if it has an end time, ends by the window's end.",
+                    icon=":material/bedtime:")
+        else:
+            st.caption(f"Daily window {view.window_label} (event local time).")
+    if view.unknown_rejects:
+        st.warning("Ignored rejected ids that match no event: " + ", ".join(view.unknown_rejects))
+
+
+def debug_funnel(view: insights.DebugView) -> None:
+    import pandas as pd
+
+    from pages import _ui
+
+    st.subheader("Candidates left after each stage")
+    chart_col, table_col = st.columns([3, 2])
+    with chart_col:
+        _ui.chart(_ui.funnel_figure([(s.label, s.remaining) for s in view.funnel]), key="debug_funnel")
+    with table_col:
+        frame = pd.DataFrame({
+            "stage": [s.name for s in view.funnel],
+            "on": [s.enabled for s in view.funnel],
+            "remaining": [s.remaining for s in view.funnel],
+            "dropped here": [s.dropped for s in view.funnel],
+        })
+        st.dataframe(frame, hide_index=True, key="debug_funnel_table")
+
+
+def debug_table(view: insights.DebugView) -> list[str]:
+    """The candidate table with a 'show only' selector; returns the event ids shown."""
+    import pandas as pd
+
+    st.subheader("Every candidate")
+    dropped = {s.name: s.dropped for s in view.funnel[1:]}
+    choices = ["all", "kept", *view.dropped_by_choices()]
+    labels = {"all": f"all candidates ({view.total})", "kept": f"kept ({view.kept})"}
+    show = st.selectbox("Show only", choices, key="debug_show",
+                        format_func=lambda c: labels.get(c, f"dropped by: {c} ({dropped.get(c, 0)})"))
+    frame = pd.DataFrame(view.rows)
+    if frame.empty:
+        st.info("No candidate events at all (no upcoming events in the database).")
+        return []
+    if show == "kept":
+        frame = frame[frame["kept"]]
+    elif show != "all":
+        frame = frame[frame["dropped by"] == show]
+    config = {name: st.column_config.CheckboxColumn(name, help=f"passes the stage '{name}'")
+              for name in ["kept", *view.stage_columns]}
+    config["reason"] = st.column_config.TextColumn("reason", width="large")
+    st.dataframe(frame, hide_index=True, column_config=config, key="debug_rows",
+                 height=min(36 * (len(frame) + 1) + 2, 420))
+    return frame["event_id"].tolist()
+
+
+def debug_map(view: insights.DebugView) -> None:
+    import pandas as pd
+
+    from pages import _ui
+
+    st.subheader("Where they are")
+    points = pd.DataFrame(view.points, columns=["lat", "lon", "kind", "label"])
+    if view.origin is not None:
+        origin = pd.DataFrame([{**view.origin, "kind": "home",
+                                "label": f"{view.origin['label']} of {view.email}"}])
+        points = pd.concat([points, origin], ignore_index=True)
+    points["color"] = points["kind"].map(POINT_COLORS)
+    _ui.point_map(points, circles=view.circles, color_column="color", key="debug_map", height=380)
+    st.caption("Green: kept · red: dropped · blue: the point distances are measured from"
+               + (f" · circle: {view.circles[0]['label']}" if view.circles else "")
+               + " (no base map: works offline)")
+
+
+def debug_timeline(view: insights.DebugView, shown: list[str] | None = None) -> None:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from pages import _ui
+
+    st.subheader("Event times against the daily window")
+    frame = pd.DataFrame(view.timeline, columns=["event_id", "label", "start_h", "end_h",
+                                                 "status", "local", "sort"])
+    if shown is not None:
+        frame = frame[frame["event_id"].isin(shown)]
+    if frame.empty:
+        st.info("No events to draw.")
+        return
+    total = len(frame)
+    frame = frame.head(TIMELINE_MAX)
+    fig = go.Figure()
+    for start, end in view.window_spans:
+        fig.add_vrect(x0=start, x1=end, fillcolor="#2F6FEB", opacity=0.12, line_width=0,
+                      layer="below")
+    timed = frame[frame["end_h"].notna()]
+    for status, part in timed.groupby("status", sort=False):
+        fig.add_trace(go.Bar(
+            y=part["label"], x=part["end_h"] - part["start_h"], base=part["start_h"],
+            orientation="h", name=status, marker_color=STATUS_COLORS.get(status),
+            customdata=part["local"], hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+        ))
+    open_ended = frame[frame["end_h"].isna()]
+    for status, part in open_ended.groupby("status", sort=False):
+        fig.add_trace(go.Scatter(
+            y=part["label"], x=part["start_h"], mode="markers", name=f"{status} (no end time)",
+            marker=dict(symbol="diamond", size=10, color=STATUS_COLORS.get(status)),
+            customdata=part["local"], hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+        ))
+    ticks = list(range(0, 49, 3))
+    fig.update_xaxes(range=[0, 48 if (frame["end_h"].fillna(0) > 24).any() or view.crosses_midnight else 24],
+                     tickvals=ticks, ticktext=[f"{t % 24:02d}:00" + (" +1d" if t >= 24 else "") for t in ticks],
+                     title_text="event local time (hours from midnight of its start day)")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(frame["label"])[::-1])
+    fig.update_layout(barmode="overlay", hovermode="closest")
+    _ui.chart(_ui.style(fig, height=max(260, 22 * len(frame) + 90)), key="debug_timeline")
+    note = "Shaded: the daily window" + (f" {view.window_label}" if view.window_label else " (off)")
+    if total > TIMELINE_MAX:
+        note += f" · the first {TIMELINE_MAX} of {total} events by start time"
+    st.caption(note)

@@ -1,0 +1,31 @@
+"""Debug filter: why is an event shown to a user, or not? Every candidate, every stage."""
+from __future__ import annotations
+
+import streamlit as st
+
+from beacon import insights
+from beacon.errors import BeaconError
+from pages import _user_ui as ui
+
+st.title("Debug filter")
+st.caption("Every candidate event goes through the same stages as a recommendation: "
+           "upcoming, not registered, not rejected, distance, dates, daily window.")
+
+email = ui.user_input("debug_email")
+if not email:
+    st.info("Enter a user's email to run the filter for them.")
+    st.stop()
+now = ui.now_utc()
+raw = ui.filter_controls("debug", email, now)
+
+try:
+    view = insights.debug_view(email, raw.parse(), now=now)
+except BeaconError as error:
+    ui.show_error(error)
+    st.stop()
+
+ui.debug_summary(view)
+ui.debug_funnel(view)
+shown = ui.debug_table(view)
+ui.debug_map(view)
+ui.debug_timeline(view, shown)
