@@ -1,0 +1,760 @@
+"""HybridModel: a LightFM-style hybrid factorization model in torch.
+
+user vector  = id embedding (users seen in training) + sum of user token embeddings
+event vector = id embedding (events seen in training) + sum of event token embeddings
+score        = user . event + event bias (id bias + token biases)
+
+Trained on implicit feedback: each (user, event) pair carries the sum of its interaction type
+weights; positive pairs are ranked above sampled negatives with a sampled-softmax (or BPR) loss,
+negative pairs (reject, unregister) are pushed below them. Negatives are drawn among events that
+had not started yet when the interaction happened ("alive"), the same choice a user faced.
+The id embeddings are dropped at random during training so that the feature tokens carry the
+signal cold events and new users depend on. Early stopping on a time split: the last
+`validation_fraction` of positive interactions, ranked among the events upcoming at the split.
+
+Serving is numpy only: `event_matrix` builds [n, d] vectors for a frame of events once (token
+rows through a single embedding-bag), `score` is one matrix-vector product.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beacon.config import ModelConfig
+from beacon.errors import BeaconError, ModelNotFitted
+from beacon.evaluate import ndcg_from_scores
+from beacon.features import (
+    UserContext,
+    Vocabulary,
+    event_token_table,
+    padded_rows,
+    user_token_table,
+    user_tokens,
+)
+from beacon.idmap import IdMap
+
+FORMAT = "beacon-hybrid/1"
+CONTRAST_EVENTS = 1024
+MIN_VALIDATION_POSITIVES = 20
+STRONG_SHARE = 0.5  # validation hits: pairs whose weight is at least half the strongest type
+
+_WEIGHT_KEYS = ("user_id", "user_tok", "event_id", "event_id_bias", "event_tok", "event_tok_bias",
+                "contrast_vectors", "contrast_bias")
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    total_epochs: int
+    loss: float
+    val_metric: float | None
+    seconds: float
+    phase: str = "train"  # "train" (with validation) or "refit" (all data, fixed epochs)
+
+
+@dataclass(frozen=True)
+class EventMatrix:
+    """Vectors and biases for a frame of events, in the frame's order."""
+
+    vectors: np.ndarray  # float32 [n, d]
+    bias: np.ndarray  # float32 [n]
+    event_ids: np.ndarray  # int64 DB ids [n]
+    known: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))  # seen in training
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+# --------------------------------------------------------------------------- training data prep
+
+
+@dataclass
+class _Prepared:
+    users: pd.DataFrame
+    events: pd.DataFrame
+    user_frame: IdMap
+    event_frame: IdMap
+    user_vocab: Vocabulary
+    event_vocab: Vocabulary
+    user_tok: np.ndarray  # [n_users_frame, Lu]
+    event_tok: np.ndarray  # [n_events_frame, Le]
+    event_start: np.ndarray  # int64 epoch seconds per event frame row
+    rows: pd.DataFrame  # urow, erow, weight, t (one line per interaction with nonzero weight)
+    max_weight: float
+
+
+def _prepare(data: Any, config: ModelConfig) -> _Prepared:
+    users = data.users.reset_index(drop=True)
+    events = data.events.reset_index(drop=True)
+    inter = data.interactions
+    if len(inter) == 0 or len(events) == 0:
+        raise BeaconError("nothing to train on: no interactions (load or import data first)")
+    user_frame = IdMap(users["id"].to_numpy(dtype=np.int64))
+    event_frame = IdMap(events["id"].to_numpy(dtype=np.int64))
+    types = inter["type"].astype(str).to_numpy()
+    weight_of = {t: config.weight(t) for t in pd.unique(types)}
+    weight = pd.Series(types).map(weight_of).to_numpy(dtype=np.float64)
+    rows = pd.DataFrame({
+        "urow": user_frame.rows(inter["user_id"].to_numpy(dtype=np.int64)),
+        "erow": event_frame.rows(inter["event_id"].to_numpy(dtype=np.int64)),
+        "type": types,
+        "weight": weight,
+        "t": inter["occurred_at"].to_numpy(dtype=np.int64),
+    })
+    rows = rows[(rows["urow"] >= 0) & (rows["erow"] >= 0) & (rows["weight"] != 0)]
+    # The same action logged twice counts once.
+    rows = rows.drop_duplicates(["urow", "erow", "type"], keep="first")
+    if not (rows["weight"] > 0).any():
+        raise BeaconError("nothing to train on: no positive interactions "
+                          "(register, attend, favorite, share, click or view)")
+    user_table = user_token_table(users)
+    event_table = event_token_table(events)
+    user_vocab = Vocabulary.build(user_table["token"])
+    event_vocab = Vocabulary.build(event_table["token"])
+    start = pd.to_datetime(events["start_time"], utc=True)
+    event_start = ((start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(
+        dtype=np.int64)
+    return _Prepared(
+        users=users, events=events, user_frame=user_frame, event_frame=event_frame,
+        user_vocab=user_vocab, event_vocab=event_vocab,
+        user_tok=padded_rows(user_table, user_vocab, len(users), pad=len(user_vocab)),
+        event_tok=padded_rows(event_table, event_vocab, len(events), pad=len(event_vocab)),
+        event_start=event_start, rows=rows.reset_index(drop=True),
+        max_weight=float(max(config.type_weights.values())),
+    )
+
+
+def _pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per (user, event): summed weight, time of the first interaction."""
+    grouped = rows.groupby(["urow", "erow"], sort=True).agg(weight=("weight", "sum"),
+                                                            t=("t", "min"))
+    grouped = grouped[grouped["weight"] != 0].reset_index()
+    return grouped
+
+
+def _split_time(rows: pd.DataFrame, fraction: float) -> int | None:
+    """The time after which the last `fraction` of positive interactions happened."""
+    if fraction <= 0:
+        return None
+    positive_t = np.sort(rows.loc[rows["weight"] > 0, "t"].to_numpy())
+    n_val = int(round(len(positive_t) * fraction))
+    if n_val < MIN_VALIDATION_POSITIVES or n_val >= len(positive_t):
+        return None
+    split = int(positive_t[len(positive_t) - n_val])
+    if split <= positive_t[0]:
+        return None
+    return split
+
+
+# --------------------------------------------------------------------------- torch network
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _resolve_device(name: str) -> str:
+    torch = _torch()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BeaconError("device 'cuda' asked for but no CUDA device is available")
+    return name
+
+
+class _Trainer:
+    """Holds the torch parameters and index tensors of one training run."""
+
+    def __init__(self, prep: _Prepared, pairs: pd.DataFrame, config: ModelConfig, device: str):
+        torch = self.torch = _torch()
+        nn = torch.nn
+        self.prep, self.config, self.device = prep, config, device
+        self.rng = np.random.default_rng(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        d = config.dim
+        known_users = np.unique(pairs["urow"].to_numpy())
+        known_events = np.unique(pairs["erow"].to_numpy())
+        self.known_users, self.known_events = known_users, known_events
+        n_u, n_e = len(known_users), len(known_events)
+        uid = np.full(len(prep.users), n_u, dtype=np.int64)
+        uid[known_users] = np.arange(n_u)
+        eid = np.full(len(prep.events), n_e, dtype=np.int64)
+        eid[known_events] = np.arange(n_e)
+        self.uid_pad, self.eid_pad = n_u, n_e
+        self.uid = torch.from_numpy(uid).to(device)
+        self.eid = torch.from_numpy(eid).to(device)
+        self.utok = torch.from_numpy(prep.user_tok).to(device)
+        self.etok = torch.from_numpy(prep.event_tok).to(device)
+        n_ut, n_et = len(prep.user_vocab), len(prep.event_vocab)
+        scale = 0.1 / np.sqrt(d)
+
+        def emb(n: int, dim: int, bag: bool, zero: bool = False):
+            cls = nn.EmbeddingBag if bag else nn.Embedding
+            kwargs = {"mode": "sum"} if bag else {}
+            module = cls(n + 1, dim, padding_idx=n, sparse=True, **kwargs)
+            with torch.no_grad():
+                if zero:
+                    module.weight.zero_()
+                else:
+                    module.weight.copy_(torch.randn(n + 1, dim, generator=generator) * scale)
+                    module.weight[n].zero_()
+            return module.to(device)
+
+        self.modules = nn.ModuleDict({
+            "user_id": emb(n_u, d, False),
+            "user_tok": emb(n_ut, d, True),
+            "event_id": emb(n_e, d, False),
+            "event_id_bias": emb(n_e, 1, False, zero=True),
+            "event_tok": emb(n_et, d, True),
+            "event_tok_bias": emb(n_et, 1, True, zero=True),
+        })
+        self.optimizer = torch.optim.SparseAdam(list(self.modules.parameters()),
+                                                lr=config.learning_rate)
+        order = np.argsort(prep.event_start, kind="stable")
+        self.alive_order = order
+        self.alive_start = prep.event_start[order]
+
+    # -- vectors
+    def user_vectors(self, urows, drop=None):
+        m = self.modules
+        ids = self.uid[urows]
+        if drop is not None:
+            ids = self.torch.where(drop, self.uid_pad, ids)
+        return m["user_id"](ids) + m["user_tok"](self.utok[urows])
+
+    def event_vectors(self, erows, drop=None):
+        m = self.modules
+        shape = erows.shape
+        flat = erows.reshape(-1)
+        ids = self.eid[flat]
+        if drop is not None:
+            ids = self.torch.where(drop.reshape(-1), self.eid_pad, ids)
+        tok = self.etok[flat]
+        vec = m["event_id"](ids) + m["event_tok"](tok)
+        bias = m["event_id_bias"](ids)[:, 0] + m["event_tok_bias"](tok)[:, 0]
+        return vec.reshape(*shape, -1), bias.reshape(shape)
+
+    # -- sampling
+    def sample_negatives(self, t: np.ndarray, k: int) -> np.ndarray:
+        n = len(self.alive_order)
+        if self.config.negative_sampling == "uniform":
+            return self.rng.integers(0, n, size=(len(t), k))
+        lo = np.searchsorted(self.alive_start, t, side="right")
+        lo = np.where(lo >= n, 0, lo)  # nothing alive: fall back to every event
+        u = self.rng.random((len(t), k))
+        pos = lo[:, None] + np.floor(u * (n - lo)[:, None]).astype(np.int64)
+        return self.alive_order[np.minimum(pos, n - 1)]
+
+    # -- one epoch
+    def run_epoch(self, pairs: pd.DataFrame) -> float:
+        torch, cfg = self.torch, self.config
+        urow = pairs["urow"].to_numpy(dtype=np.int64)
+        erow = pairs["erow"].to_numpy(dtype=np.int64)
+        weight = pairs["weight"].to_numpy(dtype=np.float32)
+        t = pairs["t"].to_numpy(dtype=np.int64)
+        perm = self.rng.permutation(len(pairs))
+        total, seen = 0.0, 0.0
+        for start in range(0, len(perm), cfg.batch_size):
+            b = perm[start:start + cfg.batch_size]
+            loss, wsum = self._step(urow[b], erow[b], weight[b], t[b])
+            total += loss * wsum
+            seen += wsum
+        return total / max(seen, 1e-12)
+
+    def _step(self, urow, erow, weight, t) -> tuple[float, float]:
+        torch, cfg, dev = self.torch, self.config, self.device
+        k = cfg.negatives
+        neg = self.sample_negatives(t, k)
+        drop_p = cfg.id_dropout
+        drops = self.rng.random((len(urow), 2 + k)) < drop_p if drop_p > 0 else None
+        U = torch.from_numpy
+        urow_t, erow_t, neg_t = U(urow).to(dev), U(erow).to(dev), U(neg).to(dev)
+        w = U(np.abs(weight)).to(dev)
+        is_pos = U(weight > 0).to(dev)
+        if drops is not None:
+            d_t = U(drops).to(dev)
+            uvec = self.user_vectors(urow_t, d_t[:, 0])
+            pvec, pbias = self.event_vectors(erow_t, d_t[:, 1])
+            nvec, nbias = self.event_vectors(neg_t, d_t[:, 2:])
+        else:
+            uvec = self.user_vectors(urow_t)
+            pvec, pbias = self.event_vectors(erow_t)
+            nvec, nbias = self.event_vectors(neg_t)
+        s_pos = (uvec * pvec).sum(-1) + pbias
+        s_neg = torch.einsum("bd,bkd->bk", uvec, nvec) + nbias
+        s_neg = s_neg.masked_fill(neg_t == erow_t[:, None], -1e9)
+        diff = s_pos[:, None] - s_neg
+        if cfg.loss == "softmax":
+            logits = torch.cat([s_pos[:, None], s_neg], dim=1)
+            pos_loss = torch.logsumexp(logits, dim=1) - s_pos
+        else:
+            pos_loss = torch.nn.functional.softplus(-diff).mean(1)
+        valid = (neg_t != erow_t[:, None]).float()
+        neg_loss = (torch.nn.functional.softplus(diff) * valid).sum(1) / valid.sum(1).clamp(min=1)
+        per_pair = torch.where(is_pos, pos_loss, neg_loss)
+        wsum = w.sum()
+        loss = (per_pair * w).sum() / wsum
+        if cfg.l2 > 0:
+            reg = (uvec.pow(2).sum() + pvec.pow(2).sum() + nvec.pow(2).sum() / k) / len(urow)
+            loss = loss + cfg.l2 * reg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach()), float(wsum)
+
+    # -- evaluation and export
+    def all_event_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        with torch.no_grad():
+            rows = torch.arange(len(self.prep.events), device=self.device)
+            vec, bias = self.event_vectors(rows)
+        return vec.cpu().numpy(), bias.cpu().numpy()
+
+    def users_vectors(self, urows: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.no_grad():
+            vec = self.user_vectors(torch.from_numpy(urows).to(self.device))
+        return vec.cpu().numpy()
+
+    def state(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.modules.state_dict().items()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.modules.load_state_dict(state)
+
+    def export(self) -> dict[str, np.ndarray]:
+        sd = {k.split(".")[0]: v.detach().cpu().numpy() for k, v in
+              self.modules.state_dict().items()}
+        out = {
+            "user_id": sd["user_id"][:-1],
+            "user_tok": sd["user_tok"][:-1],
+            "event_id": sd["event_id"][:-1],
+            "event_id_bias": sd["event_id_bias"][:-1, 0],
+            "event_tok": sd["event_tok"][:-1],
+            "event_tok_bias": sd["event_tok_bias"][:-1, 0],
+        }
+        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+class _Validator:
+    """NDCG@k of the validation positives among the events upcoming at the split time."""
+
+    def __init__(self, prep: _Prepared, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
+                 split: int, k: int):
+        self.k = k
+        candidates = np.flatnonzero(prep.event_start > split)
+        strong = val_rows[val_rows["weight"] >= STRONG_SHARE * prep.max_weight]
+        if strong.empty:
+            strong = val_rows[val_rows["weight"] > 0]
+        strong = strong[np.isin(strong["erow"].to_numpy(), candidates)]
+        self.users = np.unique(strong["urow"].to_numpy())
+        self.candidates = candidates
+        col = pd.Series(np.arange(len(candidates)), index=candidates)
+        self.relevant = np.zeros((len(self.users), len(candidates)), dtype=bool)
+        urow_pos = pd.Series(np.arange(len(self.users)), index=self.users)
+        self.relevant[urow_pos[strong["urow"]].to_numpy(), col[strong["erow"]].to_numpy()] = True
+        # As serving does: registered and rejected events are not shown again.
+        seen = train_rows[((train_rows["weight"] >= STRONG_SHARE * prep.max_weight)
+                           | (train_rows["weight"] < 0))
+                          & train_rows["urow"].isin(self.users)
+                          & train_rows["erow"].isin(candidates)]
+        self.excluded = (urow_pos[seen["urow"]].to_numpy(), col[seen["erow"]].to_numpy())
+
+    @property
+    def usable(self) -> bool:
+        return len(self.users) > 0 and len(self.candidates) > 1
+
+    def metric(self, trainer: _Trainer) -> float:
+        vectors, bias = trainer.all_event_vectors()
+        users = trainer.users_vectors(self.users)
+        scores = users @ vectors[self.candidates].T + bias[self.candidates]
+        scores[self.excluded] = -np.inf
+        return ndcg_from_scores(scores, self.relevant, self.k)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class HybridModel:
+    """A fitted (or loaded) hybrid model. Build one with `fit` or `from_bytes`."""
+
+    def __init__(self, *, config: ModelConfig | None = None, user_map: IdMap | None = None,
+                 event_map: IdMap | None = None, user_vocab: Vocabulary | None = None,
+                 event_vocab: Vocabulary | None = None,
+                 weights: Mapping[str, np.ndarray] | None = None,
+                 counts: Mapping[str, int] | None = None,
+                 loss_history: list[dict[str, Any]] | None = None,
+                 device: str = "cpu", validation: Mapping[str, Any] | None = None):
+        self.config = config or ModelConfig()
+        self.user_map = user_map or IdMap(np.empty(0, dtype=np.int64))
+        self.event_map = event_map or IdMap(np.empty(0, dtype=np.int64))
+        self.user_vocab = user_vocab or Vocabulary([])
+        self.event_vocab = event_vocab or Vocabulary([])
+        self.weights: dict[str, np.ndarray] = dict(weights or {})
+        self.counts: dict[str, int] = dict(counts or {})
+        self.loss_history: list[dict[str, Any]] = list(loss_history or [])
+        self.device = device
+        self.validation: dict[str, Any] = dict(validation or {})
+        self._event_tok_padded: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- fitting
+
+    @classmethod
+    def fit(cls, data: Any, config: ModelConfig | None = None,
+            callback: Callable[[EpochReport], None] | None = None) -> "HybridModel":
+        """Train on a TrainingData. Raises BeaconError when there is nothing to train on."""
+        config = config or ModelConfig()
+        device = _resolve_device(config.device)
+        prep = _prepare(data, config)
+        split = _split_time(prep.rows, config.validation_fraction)
+        history: list[dict[str, Any]] = []
+        validation: dict[str, Any] = {}
+        epochs = config.epochs
+        trainer: _Trainer | None = None
+        if split is not None and config.patience > 0:
+            train_rows = prep.rows[prep.rows["t"] < split]
+            val_rows = prep.rows[prep.rows["t"] >= split]
+            train_pairs = _pairs(train_rows)
+            validator = _Validator(prep, train_rows, val_rows, split, config.eval_k)
+            if validator.usable and (train_pairs["weight"] > 0).any():
+                trainer = _Trainer(prep, train_pairs, config, device)
+                best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
+                                                          config, history, callback)
+                validation = {"split_time": split, "best_epoch": best_epoch,
+                              "best_ndcg": best, "users": int(len(validator.users)),
+                              "candidates": int(len(validator.candidates))}
+                epochs = max(best_epoch, 1)
+        all_pairs = _pairs(prep.rows)
+        if trainer is None or config.refit:
+            trainer = _Trainer(prep, all_pairs, config, device)
+            phase = "refit" if validation else "train"
+            for epoch in range(1, epochs + 1):
+                began = time.perf_counter()
+                loss = trainer.run_epoch(all_pairs)
+                _report(history, callback, EpochReport(epoch, epochs, loss, None,
+                                                       time.perf_counter() - began, phase))
+        return cls._from_trainer(trainer, prep, all_pairs, config, device, history, validation)
+
+    @classmethod
+    def _from_trainer(cls, trainer: _Trainer, prep: _Prepared, pairs: pd.DataFrame,
+                      config: ModelConfig, device: str, history: list[dict[str, Any]],
+                      validation: dict[str, Any]) -> "HybridModel":
+        weights = trainer.export()
+        vectors, bias = trainer.all_event_vectors()
+        pool = trainer.known_events
+        rng = np.random.default_rng(config.seed + 1)
+        if len(pool) > CONTRAST_EVENTS:
+            pool = np.sort(rng.choice(pool, CONTRAST_EVENTS, replace=False))
+        weights["contrast_vectors"] = vectors[pool].astype(np.float32)
+        weights["contrast_bias"] = bias[pool].astype(np.float32)
+        user_ids = prep.users["id"].to_numpy(dtype=np.int64)[trainer.known_users]
+        event_ids = prep.events["id"].to_numpy(dtype=np.int64)[trainer.known_events]
+        counts = {
+            "users": int(len(user_ids)), "events": int(len(event_ids)),
+            "interactions": int(len(prep.rows)), "pairs": int(len(pairs)),
+            "user_tokens": len(prep.user_vocab), "event_tokens": len(prep.event_vocab),
+            "tokens": len(prep.user_vocab) + len(prep.event_vocab),
+        }
+        return cls(config=config, user_map=IdMap(user_ids), event_map=IdMap(event_ids),
+                   user_vocab=prep.user_vocab, event_vocab=prep.event_vocab, weights=weights,
+                   counts=counts, loss_history=history, device=device, validation=validation)
+
+    # ---------------------------------------------------------------- serving
+
+    @property
+    def fitted(self) -> bool:
+        return "event_tok" in self.weights
+
+    def _require(self) -> None:
+        if not self.fitted:
+            raise ModelNotFitted("the model has not been fitted or loaded yet")
+
+    @property
+    def dim(self) -> int:
+        self._require()
+        return int(self.weights["event_tok"].shape[1])
+
+    def knows_user(self, user_id: int | None) -> bool:
+        return user_id is not None and self.user_map.row(user_id) >= 0
+
+    def knows_event(self, event_id: int | None) -> bool:
+        return event_id is not None and self.event_map.row(event_id) >= 0
+
+    def user_vector(self, user: UserContext) -> tuple[np.ndarray, float]:
+        """A known user: id + feature tokens; anyone else: feature tokens only."""
+        self._require()
+        vec = self.feature_user_vector(user)
+        row = self.user_map.row(user.user_id) if user.user_id is not None else -1
+        if row >= 0:
+            vec = vec + self.weights["user_id"][row]
+        return vec.astype(np.float32), 0.0
+
+    def feature_user_vector(self, user: UserContext) -> np.ndarray:
+        """The user's vector from interest tags, city and home area alone."""
+        self._require()
+        idx = self.user_vocab.lookup(user_tokens(user))
+        table = self.weights["user_tok"]
+        if len(idx) == 0:
+            return np.zeros(table.shape[1], dtype=np.float32)
+        return table[idx].sum(axis=0).astype(np.float32)
+
+    def _padded_event_tok(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._event_tok_padded is None:
+            d = self.weights["event_tok"].shape[1]
+            vec = np.vstack([self.weights["event_tok"], np.zeros((1, d), np.float32)])
+            bias = np.append(self.weights["event_tok_bias"], np.float32(0))
+            self._event_tok_padded = (vec, bias)
+        return self._event_tok_padded
+
+    def event_matrix(self, events: pd.DataFrame) -> EventMatrix:
+        """Vectors for a frame of events (id, category, tags, organizer, city, latitude,
+        longitude, price, start_time, timezone); events unseen in training use features only."""
+        self._require()
+        events = events.reset_index(drop=True)
+        n = len(events)
+        ids = events["id"].to_numpy(dtype=np.int64) if n else np.empty(0, dtype=np.int64)
+        d = self.dim
+        if n == 0:
+            return EventMatrix(np.zeros((0, d), np.float32), np.zeros(0, np.float32), ids,
+                               np.zeros(0, dtype=bool))
+        pad = len(self.event_vocab)
+        tok = padded_rows(event_token_table(events), self.event_vocab, n, pad=pad)
+        tok_vec, tok_bias = self._padded_event_tok()
+        vectors, bias = _bag_sum(tok, tok_vec, tok_bias)
+        rows = self.event_map.rows(ids)
+        known = rows >= 0
+        if known.any():
+            vectors[known] += self.weights["event_id"][rows[known]]
+            bias[known] += self.weights["event_id_bias"][rows[known]]
+        return EventMatrix(vectors, bias, ids, known)
+
+    def score(self, user: UserContext, events: EventMatrix,
+              user_override: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+        """Scores of every event in the matrix for this user (one matrix-vector product)."""
+        vec, ubias = user_override if user_override is not None else self.user_vector(user)
+        return events.vectors @ np.asarray(vec, dtype=np.float32) + events.bias + np.float32(ubias)
+
+    def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,
+                user_override: tuple[np.ndarray, float] | None = None) -> list[tuple[str, float]]:
+        """The event's terms that add most to its score (token . user + token bias), best first.
+        Terms: feature tokens ("tag:jazz", "organizer:Blue Note", ...) and "event:<id>" for the
+        event's own id embedding (what similar users did with it)."""
+        self._require()
+        vec, _ = user_override if user_override is not None else self.user_vector(user)
+        frame = pd.DataFrame([dict(event_row)])
+        table = event_token_table(frame)
+        terms: list[tuple[str, float]] = []
+        tok_vec, tok_bias = self.weights["event_tok"], self.weights["event_tok_bias"]
+        for token in table["token"]:
+            i = self.event_vocab.index.get(token)
+            if i is not None:
+                terms.append((token, float(tok_vec[i] @ vec + tok_bias[i])))
+        event_id = event_row.get("id")
+        row = self.event_map.row(int(event_id)) if event_id is not None and not \
+            pd.isna(event_id) else -1
+        if row >= 0:
+            label = event_row.get("event_id", event_id)
+            terms.append((f"event:{label}", float(self.weights["event_id"][row] @ vec
+                                                   + self.weights["event_id_bias"][row])))
+        terms.sort(key=lambda item: -item[1])
+        return terms[:top]
+
+    def fold_in(self, user: UserContext, history: pd.DataFrame,
+                config: ModelConfig | None = None) -> tuple[np.ndarray, float]:
+        """This user's vector fitted to their own interactions on top of the frozen model.
+        `history`: event rows (id, category, tags, ...) with a `type` column, one per
+        interaction. Adam steps on the training loss against a fixed contrast set of events,
+        pulled toward the global vector by fold_in_l2."""
+        self._require()
+        config = config or self.config
+        base, ubias = self.user_vector(user)
+        if history is None or len(history) == 0 or "type" not in history:
+            return base, ubias
+        history = history.reset_index(drop=True)
+        weight = history["type"].astype(str).map(config.type_weights).fillna(0.0)
+        frame = history.assign(_w=weight.to_numpy(dtype=np.float64))
+        frame = frame.drop_duplicates(["id", "type"])
+        per_event = frame.groupby("id", sort=True)["_w"].sum()
+        per_event = per_event[per_event != 0]
+        if per_event.empty:
+            return base, ubias
+        firsts = frame.drop_duplicates("id").set_index("id").loc[per_event.index].reset_index()
+        matrix = self.event_matrix(firsts)
+        return _fold_in_steps(base, matrix, per_event.to_numpy(dtype=np.float64),
+                              self.weights["contrast_vectors"], self.weights["contrast_bias"],
+                              config), ubias
+
+    # ---------------------------------------------------------------- serialization
+
+    def to_bytes(self) -> bytes:
+        """Weights, id maps, vocabularies and config in one npz blob (no pickle)."""
+        self._require()
+        meta = {
+            "format": FORMAT,
+            "config": self.config.to_dict(),
+            "user_vocab": self.user_vocab.tokens,
+            "event_vocab": self.event_vocab.tokens,
+            "counts": self.counts,
+            "loss_history": self.loss_history,
+            "device": self.device,
+            "validation": self.validation,
+        }
+        arrays = {k: self.weights[k] for k in _WEIGHT_KEYS}
+        arrays["user_ids"] = np.asarray(self.user_map.to_list(), dtype=np.int64)
+        arrays["event_ids"] = np.asarray(self.event_map.to_list(), dtype=np.int64)
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "HybridModel":
+        """Load a blob written by to_bytes. Never executes code from the blob; a damaged or
+        foreign blob raises BeaconError."""
+        if not blob:
+            raise BeaconError("model blob is empty")
+        try:
+            with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            meta = json.loads(arrays.pop("meta").tobytes().decode())
+        except Exception as error:  # noqa: BLE001 - any parse failure is a corrupt blob
+            raise BeaconError(f"model blob is corrupt or not a Beacon model: "
+                              f"{type(error).__name__}: {error}") from error
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise BeaconError(f"model blob has an unknown format: "
+                              f"{meta.get('format') if isinstance(meta, dict) else meta!r}")
+        missing = [k for k in (*_WEIGHT_KEYS, "user_ids", "event_ids") if k not in arrays]
+        if missing:
+            raise BeaconError(f"model blob is missing {', '.join(missing)}")
+        model = cls(
+            config=ModelConfig.from_dict(meta["config"]),
+            user_map=IdMap(arrays.pop("user_ids")),
+            event_map=IdMap(arrays.pop("event_ids")),
+            user_vocab=Vocabulary(meta["user_vocab"]),
+            event_vocab=Vocabulary(meta["event_vocab"]),
+            weights=arrays, counts=meta.get("counts"), loss_history=meta.get("loss_history"),
+            device=meta.get("device", "cpu"), validation=meta.get("validation"),
+        )
+        _check_shapes(model)
+        return model
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _report(history: list[dict[str, Any]], callback: Callable[[EpochReport], None] | None,
+            report: EpochReport) -> None:
+    history.append({"epoch": report.epoch, "loss": report.loss,
+                    "val_metric": report.val_metric, "phase": report.phase,
+                    "seconds": round(report.seconds, 4)})
+    if callback is not None:
+        callback(report)
+
+
+def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
+                           config: ModelConfig, history: list[dict[str, Any]],
+                           callback: Callable[[EpochReport], None] | None) -> tuple[int, float]:
+    best, best_epoch, best_state, waited = -1.0, 0, None, 0
+    for epoch in range(1, config.epochs + 1):
+        began = time.perf_counter()
+        loss = trainer.run_epoch(pairs)
+        metric = validator.metric(trainer)
+        _report(history, callback, EpochReport(epoch, config.epochs, loss, metric,
+                                               time.perf_counter() - began, "train"))
+        if metric > best + 1e-6:
+            best, best_epoch, waited = metric, epoch, 0
+            if not config.refit:
+                best_state = trainer.state()
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    if best_state is not None:
+        trainer.load_state(best_state)
+    return best_epoch, best
+
+
+def _bag_sum(tok: np.ndarray, table: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """Sum of token vectors per row of a padded index matrix (the pad row of table is zero)."""
+    n, width = tok.shape
+    if n * width * table.shape[1] <= 4_000_000:
+        return table[tok].sum(axis=1), bias[tok].sum(axis=1)
+    torch = _torch()
+    t = torch.from_numpy(tok)
+    pad = table.shape[0] - 1
+    with torch.inference_mode():
+        vec = torch.nn.functional.embedding_bag(t, torch.from_numpy(table), mode="sum",
+                                                padding_idx=pad)
+        b = torch.nn.functional.embedding_bag(t, torch.from_numpy(bias[:, None].copy()),
+                                              mode="sum", padding_idx=pad)
+    return vec.numpy().copy(), b[:, 0].numpy().copy()
+
+
+def _fold_in_steps(base: np.ndarray, matrix: EventMatrix, weight: np.ndarray,
+                   contrast: np.ndarray, contrast_bias: np.ndarray,
+                   config: ModelConfig) -> np.ndarray:
+    u0 = base.astype(np.float64)
+    u = u0.copy()
+    H, hb = matrix.vectors.astype(np.float64), matrix.bias.astype(np.float64)
+    C, cb = contrast.astype(np.float64), contrast_bias.astype(np.float64)
+    pos, neg = weight > 0, weight < 0
+    Hp, hbp, wp = H[pos], hb[pos], weight[pos]
+    Hn, hbn, wn = H[neg], hb[neg], -weight[neg]
+    total = weight.__abs__().sum()
+    m = np.zeros_like(u)
+    v = np.zeros_like(u)
+    b1, b2, lr = 0.9, 0.999, config.fold_in_learning_rate
+    for step in range(1, config.fold_in_steps + 1):
+        cs = C @ u + cb if len(C) else np.zeros(0)
+        grad = 2 * config.fold_in_l2 * (u - u0)
+        if len(Hp):
+            sp = Hp @ u + hbp
+            logits = np.concatenate([sp[:, None], np.broadcast_to(cs, (len(sp), len(cs)))], 1)
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            p /= p.sum(axis=1, keepdims=True)
+            g = (p[:, :1] - 1.0) * Hp + p[:, 1:] @ C if len(C) else (p[:, :1] - 1.0) * Hp
+            grad += (wp[:, None] * g).sum(axis=0) / total
+        if len(Hn) and len(C):
+            sn = Hn @ u + hbn
+            sig = 1.0 / (1.0 + np.exp(-(sn[:, None] - cs[None, :])))
+            g = sig.mean(axis=1)[:, None] * Hn - (sig @ C) / len(C)
+            grad += (wn[:, None] * g).sum(axis=0) / total
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        u -= lr * (m / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + 1e-8)
+    return u.astype(np.float32)
+
+
+def _check_shapes(model: HybridModel) -> None:
+    w = model.weights
+    d = w["event_tok"].shape[1] if w["event_tok"].ndim == 2 else -1
+    expected = {
+        "user_id": (len(model.user_map), d), "user_tok": (len(model.user_vocab), d),
+        "event_id": (len(model.event_map), d), "event_id_bias": (len(model.event_map),),
+        "event_tok": (len(model.event_vocab), d), "event_tok_bias": (len(model.event_vocab),),
+    }
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise BeaconError(f"model blob is inconsistent: {key} has shape "
+                              f"{tuple(w[key].shape)}, expected {shape}")
+        if w[key].dtype != np.float32:
+            w[key] = w[key].astype(np.float32)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot encode {type(value).__name__}")

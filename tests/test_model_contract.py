@@ -1,0 +1,323 @@
+"""The contract every model variant must pass, on tiny data with known answers.
+
+A tiny platform: jazz fans register for jazz events, football fans for football matches, in
+two cities. New events with no interactions at all (one jazz, one football) test cold start.
+A variant plugs in by subclassing ModelContract and overriding `fit`.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from beacon.config import ModelConfig
+from beacon.errors import BeaconError, ModelNotFitted
+from beacon.features import UserContext
+from beacon.model import EpochReport, HybridModel
+from data_access.training_data import TrainingData, load_training_data
+
+torch.set_num_threads(1)
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+N_FANS = 8  # per side
+N_OLD = 8  # events per side with interactions
+CONFIG = ModelConfig(dim=16, epochs=40, batch_size=64, negatives=8, learning_rate=0.05,
+                     validation_fraction=0.0, patience=0, seed=7, id_dropout=0.3, l2=1e-3)
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def tiny_world(now: datetime = NOW) -> dict[str, pd.DataFrame]:
+    """Users, events and interactions (as plain frames with DB-style ids)."""
+    users, events, inter = [], [], []
+    for i in range(2 * N_FANS):
+        jazz = i < N_FANS
+        users.append({"id": i + 1, "email": f"u{i + 1}@example.com",
+                      "latitude": 52.52 if jazz else 48.85, "longitude": 13.40 if jazz else 2.35,
+                      "city": "Berlin" if jazz else "Paris",
+                      "tags": ["jazz"] if jazz and i % 2 == 0 else
+                      (["football"] if not jazz and i % 2 == 0 else [])})
+    # 'no-tags' users exist on both sides so the id embeddings matter too.
+    def event(eid: int, kind: str, start: datetime) -> dict:
+        jazz = kind == "jazz"
+        return {"id": eid, "event_id": f"{kind}-{eid}",
+                "category": "music" if jazz else "sports",
+                "tags": ["jazz", "live"] if jazz else ["football"],
+                "organizer": "Blue Note" if jazz else "City FC",
+                "city": "Berlin" if jazz else "Paris",
+                "latitude": 52.5 if jazz else 48.86, "longitude": 13.41 if jazz else 2.34,
+                "price": 15.0 if jazz else 40.0,
+                "start_time": start, "end_time": start + timedelta(hours=2),
+                "timezone": "Europe/Berlin" if jazz else "Europe/Paris"}
+
+    for j in range(N_OLD):
+        start = now + timedelta(days=1 + j)
+        events.append(event(100 + j, "jazz", start.replace(hour=19)))
+        events.append(event(200 + j, "football", start.replace(hour=15)))
+    events.append(event(150, "jazz", now + timedelta(days=12, hours=7)))  # brand new
+    events.append(event(250, "football", now + timedelta(days=12, hours=3)))  # brand new
+    rng = np.random.default_rng(0)
+    for u in users:
+        jazz = u["id"] <= N_FANS
+        base = 100 if jazz else 200
+        picks = rng.choice(N_OLD, size=5, replace=False)
+        for n, j in enumerate(picks):
+            when = now - timedelta(days=10 - n, hours=int(u["id"]))
+            inter.append((u["id"], base + int(j), "view", when - timedelta(minutes=5)))
+            inter.append((u["id"], base + int(j), "register", when))
+    return {"users": pd.DataFrame(users), "events": pd.DataFrame(events),
+            "interactions": pd.DataFrame(inter, columns=["user_id", "event_id", "type",
+                                                         "occurred_at"])}
+
+
+def to_training_data(world: dict[str, pd.DataFrame]) -> TrainingData:
+    inter = world["interactions"].copy()
+    inter["occurred_at"] = inter["occurred_at"].map(_epoch).astype(np.int64)
+    inter["type"] = pd.Categorical(inter["type"])
+    inter = inter.sort_values("occurred_at", kind="stable").reset_index(drop=True)
+    events = world["events"].copy()
+    for column in ("start_time", "end_time"):
+        events[column] = pd.to_datetime(events[column], utc=True)
+    return TrainingData(interactions=inter, users=world["users"].copy(), events=events,
+                        loaded_at=NOW)
+
+
+def insert_world(url: str, world: dict[str, pd.DataFrame]) -> None:
+    """Write a world into a migrated database through the ORM."""
+    from data_access.db import session_scope
+    from data_access.schema import Event, EventTag, Interaction, User, UserInterest
+
+    with session_scope(url) as session:
+        for u in world["users"].to_dict("records"):
+            session.add(User(id=u["id"], email=u["email"], name=u["email"],
+                             latitude=u["latitude"], longitude=u["longitude"], city=u["city"]))
+        for e in world["events"].to_dict("records"):
+            session.add(Event(id=e["id"], event_id=e["event_id"], title=e["event_id"],
+                              category=e["category"], organizer=e["organizer"], city=e["city"],
+                              latitude=e["latitude"], longitude=e["longitude"],
+                              start_time=e["start_time"], end_time=e["end_time"],
+                              timezone=e["timezone"], price=e["price"]))
+        session.flush()
+        for u in world["users"].to_dict("records"):
+            for tag in u["tags"]:
+                session.add(UserInterest(user_id=u["id"], tag=tag))
+        for e in world["events"].to_dict("records"):
+            for tag in e["tags"]:
+                session.add(EventTag(event_id=e["id"], tag=tag))
+        session.flush()
+        for user_id, event_id, kind, when in world["interactions"].itertuples(index=False):
+            session.add(Interaction(user_id=int(user_id), event_id=int(event_id), type=kind,
+                                    occurred_at=when))
+
+
+def with_interactions(world: dict[str, pd.DataFrame], rows: list[tuple]) -> dict:
+    extra = pd.DataFrame(rows, columns=["user_id", "event_id", "type", "occurred_at"])
+    return {**world, "interactions": pd.concat([world["interactions"], extra],
+                                               ignore_index=True)}
+
+
+def context(world: dict[str, pd.DataFrame], user_id: int) -> UserContext:
+    row = world["users"].set_index("id").loc[user_id]
+    return UserContext.from_row({"id": user_id, **row.to_dict()})
+
+
+class ModelContract:
+    """Known answers any model variant must give. Override `fit` to plug a variant in."""
+
+    config = CONFIG
+
+    def fit(self, data: TrainingData, config: ModelConfig | None = None):
+        return HybridModel.fit(data, config or self.config)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def world(cls) -> dict[str, pd.DataFrame]:
+        return tiny_world()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, world):
+        return cls().fit(to_training_data(world))
+
+    def ranked(self, model, world, user: UserContext, event_ids: list[int]) -> list[int]:
+        events = world["events"].set_index("id").loc[event_ids].reset_index()
+        matrix = model.event_matrix(events)
+        scores = model.score(user, matrix)
+        return [int(e) for e in matrix.event_ids[np.argsort(-scores, kind="stable")]]
+
+    # -- known answers
+    def test_jazz_fan_gets_jazz_first(self, model, world):
+        fan = context(world, 2)  # a jazz fan with no interest tags: history alone
+        all_ids = world["events"]["id"].tolist()
+        ranked = self.ranked(model, world, fan, all_ids)
+        assert all(e < 200 for e in ranked[:5]), ranked
+
+    def test_football_fan_gets_football_first(self, model, world):
+        fan = context(world, N_FANS + 2)
+        ranked = self.ranked(model, world, fan, world["events"]["id"].tolist())
+        assert all(e >= 200 for e in ranked[:5]), ranked
+
+    def test_new_jazz_event_beats_new_football_event_for_jazz_fan(self, model, world):
+        for user_id in (1, 2):
+            assert self.ranked(model, world, context(world, user_id), [150, 250])[0] == 150
+
+    def test_new_user_with_interest_tags_is_served_from_features(self, model, world):
+        newcomer = UserContext(user_id=None, tags=("jazz",), latitude=52.52, longitude=13.40,
+                               city="Berlin")
+        assert not model.knows_user(None)
+        ranked = self.ranked(model, world, newcomer, [150, 250, 100, 200])
+        assert set(ranked[:2]) == {100, 150}, ranked
+
+    def test_reject_pushes_an_event_down(self, world):
+        user = 1
+        registered = set(world["interactions"].query("user_id == @user")["event_id"])
+        unseen = [e for e in range(100, 100 + N_OLD) if e not in registered]
+        target, others = unseen[0], unseen[1:]
+        rejected = with_interactions(world, [(user, target, "reject", NOW - timedelta(days=1))])
+        gaps = {"without": [], "with": []}
+        for seed in (0, 1, 2):  # tiny data is noisy: compare the average over three seeds
+            config = self.config.with_overrides(seed=seed)
+            for name, variant in (("without", world), ("with", rejected)):
+                model = self.fit(to_training_data(variant), config)
+                events = variant["events"].set_index("id").loc[[target, *others]].reset_index()
+                scores = model.score(context(variant, user), model.event_matrix(events))
+                gaps[name].append(float(scores[0] - scores[1:].mean()))
+        assert np.mean(gaps["with"]) < np.mean(gaps["without"]) - 0.5, gaps
+
+    def test_deterministic_for_a_seed(self, world):
+        a = self.fit(to_training_data(world))
+        b = self.fit(to_training_data(world))
+        for key in a.weights:
+            np.testing.assert_array_equal(a.weights[key], b.weights[key], err_msg=key)
+
+    def test_bytes_round_trip_gives_identical_scores(self, model, world):
+        loaded = HybridModel.from_bytes(model.to_bytes())
+        events = world["events"]
+        for user_id in (1, N_FANS + 1):
+            user = context(world, user_id)
+            np.testing.assert_array_equal(model.score(user, model.event_matrix(events)),
+                                          loaded.score(user, loaded.event_matrix(events)))
+        assert loaded.config == model.config
+        assert loaded.counts == model.counts
+
+    @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+    def test_corrupt_blob_raises_a_clear_error(self, model, damage):
+        blob = bytearray(model.to_bytes())
+        if damage == "truncate":
+            blob = blob[: len(blob) // 2]
+        elif damage == "flip":
+            middle = len(blob) // 2
+            blob[middle:middle + 64] = bytes(b ^ 0xFF for b in blob[middle:middle + 64])
+        elif damage == "garbage":
+            blob = bytearray(b"\x80\x04not a model at all" * 10)
+        else:
+            blob = bytearray()
+        with pytest.raises(BeaconError, match="model blob"):
+            HybridModel.from_bytes(bytes(blob))
+
+    def test_fold_in_moves_only_that_user_toward_new_interests(self, model, world):
+        fan = context(world, 1)
+        other = context(world, 3)
+        other_before = model.user_vector(other)[0].copy()
+        history = world["events"].set_index("id").loc[[200, 201, 202, 203]].reset_index()
+        history["type"] = "register"
+        before = model.user_vector(fan)
+        after = model.fold_in(fan, history, model.config)
+        assert after[0].shape == before[0].shape
+        events = world["events"].set_index("id").loc[[150, 250]].reset_index()
+        matrix = model.event_matrix(events)
+        gap_before = model.score(fan, matrix)[1] - model.score(fan, matrix)[0]
+        gap_after = model.score(fan, matrix, user_override=after)[1] - \
+            model.score(fan, matrix, user_override=after)[0]
+        assert gap_after > gap_before + 0.5, (gap_before, gap_after)
+        np.testing.assert_array_equal(model.user_vector(other)[0], other_before)
+        np.testing.assert_array_equal(model.user_vector(fan)[0], before[0])
+
+    def test_explain_names_the_matching_tokens(self, model, world):
+        fan = context(world, 1)
+        row = world["events"].set_index("id").loc[150].to_dict() | {"id": 150}
+        terms = model.explain(fan, row, top=3)
+        assert len(terms) == 3
+        assert terms[0][1] >= terms[1][1] >= terms[2][1]
+        assert all(isinstance(name, str) and ":" in name for name, _ in terms)
+        tokens = {name for name, _ in model.explain(fan, row, top=50)}
+        assert {"tag:jazz", "organizer:Blue Note", "category:music"} <= tokens
+
+    def test_nothing_to_train_on(self, world):
+        empty = {**world, "interactions": world["interactions"].iloc[:0]}
+        with pytest.raises(BeaconError):
+            self.fit(to_training_data(empty))
+        only_impressions = {**world, "interactions": world["interactions"].assign(
+            type="impression")}
+        with pytest.raises(BeaconError):
+            self.fit(to_training_data(only_impressions))
+
+    def test_unfitted_model_raises(self, world):
+        with pytest.raises(ModelNotFitted):
+            HybridModel().user_vector(context(world, 1))
+
+
+class TestHybridModel(ModelContract):
+    def test_epoch_reports_and_counts(self, world):
+        reports: list[EpochReport] = []
+        config = CONFIG.with_overrides(epochs=5)
+        model = HybridModel.fit(to_training_data(world), config, callback=reports.append)
+        assert [r.epoch for r in reports] == [1, 2, 3, 4, 5]
+        assert all(r.total_epochs == 5 and np.isfinite(r.loss) for r in reports)
+        assert len(model.loss_history) == 5
+        assert model.counts["users"] == 2 * N_FANS
+        assert model.counts["events"] == 2 * N_OLD  # the brand-new events have no id vector
+        assert not model.event_map.row(150) >= 0
+        assert model.device == "cpu"
+
+    def test_early_stopping_uses_a_time_split(self, world):
+        reports: list[EpochReport] = []
+        config = CONFIG.with_overrides(epochs=30, validation_fraction=0.25, patience=2)
+        model = HybridModel.fit(to_training_data(world), config, callback=reports.append)
+        validated = [r for r in reports if r.phase == "train"]
+        assert validated and all(r.val_metric is not None for r in validated)
+        assert 1 <= model.validation["best_epoch"] <= len(validated)
+        refit = [r for r in reports if r.phase == "refit"]
+        assert len(refit) == model.validation["best_epoch"]
+
+    def test_training_data_from_the_database(self, db, world):
+        insert_world(db, world)
+        data = load_training_data(url=db)
+        assert len(data.interactions) == len(world["interactions"])
+        assert data.interactions["occurred_at"].dtype == np.int64
+        assert set(data.interactions["type"].astype(str)) == {"view", "register"}
+        first = world["interactions"]["occurred_at"].min()
+        assert data.interactions["occurred_at"].iloc[0] == _epoch(first)
+        jazz = data.events.set_index("id").loc[150]
+        assert sorted(jazz["tags"]) == ["jazz", "live"]
+        assert jazz["start_time"] == pd.Timestamp(world["events"].set_index("id")
+                                                  .loc[150, "start_time"])
+        assert sorted(data.users.set_index("id").loc[1, "tags"]) == ["jazz"]
+        cut = load_training_data(before=NOW - timedelta(days=8), url=db)
+        assert 0 < len(cut.interactions) < len(data.interactions)
+        assert (cut.interactions["occurred_at"] < _epoch(NOW - timedelta(days=8))).all()
+        model = HybridModel.fit(data, CONFIG.with_overrides(epochs=20))
+        ranked = self.ranked(model, world, context(world, 2), [150, 250])
+        assert ranked[0] == 150
+
+    def test_config_round_trip_and_validation(self):
+        config = ModelConfig()
+        assert ModelConfig.from_dict(config.to_dict()) == config
+        assert config.with_overrides(dim=8).dim == 8
+        with pytest.raises(BeaconError, match="dimension"):
+            ModelConfig.from_dict({"dimension": 8})
+        with pytest.raises(BeaconError, match="dim"):
+            ModelConfig.from_dict({"dim": 0})
+        with pytest.raises(BeaconError, match="loss"):
+            config.with_overrides(loss="warp-ish")
+        with pytest.raises(BeaconError, match="type_weights"):
+            config.with_overrides(type_weights={"like": 1.0})
+        assert config.weight("reject") < 0 and config.weight("unregister") < 0
+        assert config.weight("register") > config.weight("favorite") > config.weight("click")
+        assert config.weight("impression") == 0
