@@ -1,0 +1,266 @@
+"""recommend() and debug_filter(): the fallback chain, exclusions, one code path, the CLI."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from beacon.errors import UnknownUser
+from beacon.filters import FilterParams
+from beacon.recommend import debug_filter, recommend
+from tests.test_cli import run_cli
+from tests.test_filters import seed
+
+UTC = timezone.utc
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+BERLIN = (52.52, 13.405)
+
+
+def _event(key: str, days: float, category: str, tags=(), organizer=None, km_east=0.0, **kw):
+    return {
+        "event_id": key, "title": kw.pop("title", f"{category} night {key}"), "category": category,
+        "tags": tags, "organizer": organizer, "city": "Berlin",
+        "latitude": BERLIN[0], "longitude": BERLIN[1] + km_east / 67.8,
+        "start": NOW + timedelta(days=days), "end": NOW + timedelta(days=days, hours=3),
+        "timezone": "Europe/Berlin", "price": kw.pop("price", 10.0), **kw,
+    }
+
+
+def world() -> dict:
+    """Two tastes (jazz, techno), past events with registrations, upcoming events of both."""
+    users = [{"email": f"jazz{i}@example.com", "latitude": BERLIN[0], "longitude": BERLIN[1],
+              "city": "Berlin", "tags": ("jazz",)} for i in range(4)]
+    users += [{"email": f"techno{i}@example.com", "latitude": BERLIN[0], "longitude": BERLIN[1],
+               "city": "Berlin", "tags": ("techno",)} for i in range(4)]
+    users += [{"email": "new-jazz@example.com", "latitude": BERLIN[0], "longitude": BERLIN[1],
+               "city": "Berlin", "tags": ("jazz",)},
+              {"email": "nobody@example.com"}]
+    events = []
+    interactions = []
+    for k in range(6):
+        events.append(_event(f"past-jazz-{k}", -20 + k, "music", ("jazz",), "Blue Note"))
+        events.append(_event(f"past-techno-{k}", -20 + k, "music", ("techno",), "Berghain"))
+        for i in range(4):
+            interactions.append({"email": f"jazz{i}@example.com", "event_id": f"past-jazz-{k}",
+                                 "type": "register", "at": NOW - timedelta(days=25 - k, hours=i)})
+            interactions.append({"email": f"techno{i}@example.com", "event_id": f"past-techno-{k}",
+                                 "type": "register", "at": NOW - timedelta(days=25 - k, hours=i)})
+    for k in range(4):
+        events.append(_event(f"jazz-{k}", 2 + k, "music", ("jazz",), "Blue Note", km_east=k))
+        events.append(_event(f"techno-{k}", 2 + k, "music", ("techno",), "Berghain", km_east=k))
+    # recent registrations make upcoming events popular (jazz-0 most, then techno-1)
+    for i in range(4):
+        interactions.append({"email": f"techno{i}@example.com", "event_id": "jazz-0",
+                             "type": "register", "at": NOW - timedelta(days=1, minutes=i)})
+    for i in range(2):
+        interactions.append({"email": f"jazz{i}@example.com", "event_id": "techno-1",
+                             "type": "register", "at": NOW - timedelta(days=1, minutes=i)})
+    return seed(users=users, events=events, interactions=interactions)
+
+
+def _train_global():
+    from beacon import versions
+    from beacon.config import ModelConfig
+    from beacon.training import train
+
+    config = ModelConfig(dim=8, epochs=4, batch_size=64, negatives=4, patience=0, refit=False,
+                         device="cpu", learning_rate=0.05)
+    result = train(scope="global", force=True, trigger="cli", config=config)
+    assert result.status == "trained", result.reason
+    versions.clear_cache()
+    return result.model_version
+
+
+# --------------------------------------------------------------------------- popularity level
+
+
+def test_popularity_fallback_without_a_model(db: str) -> None:
+    world()
+    result = recommend("nobody@example.com", FilterParams(), top=3, now=NOW)
+    assert result.source == "popularity" and result.model_version is None
+    assert [r.event_id for r in result.items][:2] == ["jazz-0", "techno-1"]
+    assert all(r.source == "popularity" for r in result.items)
+    assert result.items[0].reason == "popular now: 4 registrations this week"
+    assert [r.rank for r in result.items] == [1, 2, 3]
+    assert result.items[0].local_start.utcoffset() is not None
+    assert str(result.items[0].local_start.tzinfo) == "Europe/Berlin"
+    # with a home, popularity is "nearby" and the distance comes along
+    near = recommend("jazz2@example.com", FilterParams(), top=2, now=NOW)
+    assert near.items[0].event_id == "jazz-0"
+    assert near.items[0].reason == "popular nearby: 4 registrations this week"
+    assert near.items[0].distance_km == pytest.approx(0.0, abs=0.01)
+
+
+def test_registered_events_are_excluded_until_unregistered(db: str) -> None:
+    world()
+    seed(interactions=[
+        {"email": "nobody@example.com", "event_id": "jazz-0", "type": "register",
+         "at": NOW - timedelta(hours=5)},
+        {"email": "nobody@example.com", "event_id": "techno-1", "type": "register",
+         "at": NOW - timedelta(hours=5)},
+        {"email": "nobody@example.com", "event_id": "techno-1", "type": "unregister",
+         "at": NOW - timedelta(hours=4)},
+    ])
+    result = recommend("nobody@example.com", FilterParams(), top=20, now=NOW)
+    ids = [r.event_id for r in result.items]
+    assert "jazz-0" not in ids and "techno-1" in ids
+    debug = {e.event_id: e for e in debug_filter("nobody@example.com", now=NOW).events}
+    assert debug["jazz-0"].failed_stage == "not registered"
+    assert debug["jazz-0"].reason == "already registered"
+
+
+def test_a_rejected_event_never_comes_back(db: str) -> None:
+    world()
+    seed(interactions=[{"email": "nobody@example.com", "event_id": "jazz-0", "type": "reject",
+                        "at": NOW - timedelta(hours=2)}])
+    result = recommend("nobody@example.com", FilterParams.parse(reject="techno-1,ghost"),
+                       top=50, now=NOW)
+    ids = {r.event_id for r in result.items}
+    assert ids and not ids & {"jazz-0", "techno-1"}
+    assert result.unknown_rejects == ("ghost",)
+    debug = {e.event_id: e for e in debug_filter(
+        "nobody@example.com", FilterParams.parse(reject="techno-1"), now=NOW).events}
+    assert (debug["jazz-0"].failed_stage, debug["jazz-0"].reason) == ("not rejected", "rejected earlier")
+    assert debug["techno-1"].reason == "rejected"
+
+
+def test_stage_counts_are_monotone_and_match_debug_filter(db: str) -> None:
+    world()
+    params = FilterParams.parse(max_km=2.5, reject="jazz-1")
+    result = recommend("jazz1@example.com", params, top=50, now=NOW)
+    debug = debug_filter("jazz1@example.com", params, now=NOW)
+    counts = [s.remaining for s in debug.stages]
+    assert counts[0] == len(debug.events) == 8  # the past events are not candidates
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    assert [s.remaining for s in result.stages] == counts
+    assert counts[-1] == sum(e.passed for e in debug.events) == len(result.items)
+    assert [r.event_id for r in result.items] == [e.event_id for e in debug.passed]
+    assert [r.score for r in result.items] == pytest.approx([e.score for e in debug.passed])
+
+
+def test_unknown_user(db: str) -> None:
+    with pytest.raises(UnknownUser, match="ghost@example.com"):
+        recommend("ghost@example.com", FilterParams(), now=NOW)
+    with pytest.raises(UnknownUser):
+        debug_filter("ghost@example.com", FilterParams(), now=NOW)
+
+
+def test_a_broken_model_falls_back_to_popularity(db: str) -> None:
+    from beacon import versions
+    from data_access import models_store as store
+
+    world()
+    version = store.insert_version(scope="global", blob=b"not a model", fingerprint="f")
+    store.activate(version)
+    versions.clear_cache()
+    result = recommend("jazz0@example.com", FilterParams(), top=3, now=NOW)
+    assert result.source == "popularity"
+    assert result.items
+
+
+# --------------------------------------------------------------------------- model levels
+
+
+def test_fallback_chain_global_features_personal(db: str) -> None:
+    from beacon import versions
+    from beacon.training import train
+
+    world()
+    version = _train_global()
+
+    known = recommend("jazz0@example.com", FilterParams(), top=4, now=NOW)
+    assert known.source == "global" and known.model_version == version
+    assert all(r.source == "global" and r.reason for r in known.items)
+    assert known.items[0].event_id.startswith("jazz-")
+
+    cold = recommend("new-jazz@example.com", FilterParams(), top=4, now=NOW)
+    assert cold.source == "features" and cold.model_version == version
+    assert cold.items[0].event_id.startswith("jazz-")
+
+    folded = train(scope="user", user="jazz0@example.com", trigger="cli")
+    assert folded.status == "trained", folded.reason
+    versions.clear_cache()
+    personal = recommend("jazz0@example.com", FilterParams(), top=4, now=NOW)
+    assert personal.source == "personal" and personal.model_version == folded.model_version
+    assert all(r.source == "personal" for r in personal.items)
+    # other users are untouched by one user's fold-in
+    assert recommend("jazz1@example.com", FilterParams(), top=4, now=NOW).source == "global"
+    # filters apply at every level
+    rejected = recommend("jazz0@example.com", FilterParams.parse(reject=personal.items[0].event_id),
+                         top=10, now=NOW)
+    assert personal.items[0].event_id not in {r.event_id for r in rejected.items}
+
+
+def test_reasons_speak_only_the_truth(db: str) -> None:
+    from beacon.recommend import _humanize
+    from data_access.catalog import UserHistory, user_by_email
+
+    world()
+    user = user_by_email("jazz2@example.com")  # jazz0 and 1 also chose techno-1
+    plain = UserHistory(user_id=user.id)
+    with_history = UserHistory(user_id=user.id, organizers=frozenset({"Blue Note"}))
+    args = (None, "", None, NOW)
+    assert _humanize("organizer:Blue Note", user, with_history, *args) == \
+        "organizer you registered with before: Blue Note"
+    assert _humanize("organizer:Blue Note", user, plain, *args) == "popular with people like you"
+    assert _humanize("tag:jazz", user, plain, *args) == "matches your interest: jazz"
+    assert _humanize("tag:techno", user, plain, *args) == "popular with people like you"
+    assert _humanize("geo:52.5,13.0", user, plain, 1.234, "home", None, NOW) == \
+        "near your home (1.2 km)"
+    friday = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
+    assert _humanize("time:evening", user, plain, None, "", friday,
+                     datetime(2026, 11, 23, 9, tzinfo=UTC)) == "this Friday evening"
+    # the history a request reads really carries the organizers registered with
+    from data_access.catalog import user_history
+
+    assert user_history(user.id).organizers == frozenset({"Blue Note"})
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_recommend_and_debug_filter_json(db: str) -> None:
+    world()
+    out = run_cli("recommend", "jazz1@example.com", "--top", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["source"] == "popularity" and payload["user"] == "jazz1@example.com"
+    assert len(payload["recommendations"]) == 3
+    first = payload["recommendations"][0]
+    assert {"event_id", "score", "reason", "source", "distance_km", "local_start", "title",
+            "rank"} <= set(first)
+    assert first["rank"] == 1 and first["event_id"] == "jazz-0"
+
+    out = run_cli("debug-filter", "jazz1@example.com", "--lat", "52.52", "--lon", "13.405",
+                  "--max-km", "1.5", "--reject",
+                  "jazz-0,ghost", "--json")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["stages"][0]["name"] == "all candidates"
+    assert [s["name"] for s in payload["stages"]][1] == "upcoming"
+    assert payload["unknown_rejects"] == ["ghost"]
+    events = {e["event_id"]: e for e in payload["events"]}
+    assert events["jazz-0"]["failed_stage"] == "not rejected"
+    assert events["jazz-3"]["failed_stage"] == "within distance"
+    assert events["jazz-1"]["passed"] is True
+
+    human = run_cli("debug-filter", "jazz1@example.com", "--max-km", "1.5")
+    assert human.returncode == 0, human.stderr
+    assert "within distance" in human.stdout and "km away > 1.5 km" in human.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("recommend", "ghost@example.com"), "unknown user"),
+    (("debug-filter", "ghost@example.com"), "unknown user"),
+    (("recommend", "jazz1@example.com", "--dates", "2026-02-30"), "malformed date"),
+    (("debug-filter", "jazz1@example.com", "--start", "18:00"), "end is missing"),
+    (("recommend", "jazz1@example.com", "--lat", "100", "--lon", "0"), "out of range"),
+])
+def test_cli_bad_input_exits_2_with_one_line(db: str, args, needle) -> None:
+    seed(users=[{"email": "jazz1@example.com"}])
+    out = run_cli(*args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+    assert out.stdout == ""
