@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -323,12 +324,22 @@ def mark_running(run_id: int, total_epochs: int | None = None,
         session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
 
 
+def _finite(value) -> float | None:
+    """JSON columns get None for NaN/inf (Postgres JSON rejects NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def record_progress(run_id: int, epoch: int, total_epochs: int | None, loss: float | None,
-                    val_metric: float | None = None) -> None:
-    """One finished epoch: epoch/total/last_loss, one entry appended to `progress`, heartbeat."""
+                    val_metric: float | None = None, phase: str | None = None) -> None:
+    """One finished epoch: epoch/total/last_loss, one entry appended to `progress`
+    ({"epoch", "loss", "val_metric"} and "phase" when given), and the heartbeat."""
     now = utcnow()
-    entry = {"epoch": int(epoch), "loss": None if loss is None else float(loss),
-             "val_metric": None if val_metric is None else float(val_metric)}
+    entry = {"epoch": int(epoch), "loss": _finite(loss), "val_metric": _finite(val_metric)}
+    if phase is not None:
+        entry["phase"] = str(phase)
     with session_scope() as session:
         row = session.get(TrainingRun, run_id)
         if row is None:

@@ -1,5 +1,67 @@
-"""Placeholder until its owner lands it (this session): replaced, never shipped."""
+"""`beacon evaluate [--k 10] [--fresh] [--json]`: the active version's offline evaluation
+(temporal holdout, beacon vs popularity), as stored at training time; recomputed when --k
+differs from the stored k or with --fresh (that trains a holdout model: seconds to minutes)."""
+from __future__ import annotations
+
+import argparse
+
+from beacon.cli.common import add_json_flag, emit, log
+from beacon.errors import BeaconError
+
+METRIC_KEYS = ("hit_rate", "precision", "recall", "ndcg", "coverage")
 
 
 def register(subparsers) -> None:
-    pass
+    parser = subparsers.add_parser(
+        "evaluate", help="offline evaluation of the active model against popularity")
+    parser.add_argument("--k", type=int, default=10, help="cut-off rank (default 10)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="recompute on the current data instead of the stored result")
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def _human(payload: dict) -> str:
+    lines = [f"offline evaluation at k={payload.get('k')}, cutoff {payload.get('cutoff')} "
+             f"(model version {payload.get('model_version')}, {payload.get('source')})"]
+    lines.append(f"{'strategy':12}" + "".join(f"{k:>11}" for k in METRIC_KEYS))
+    for name, block in payload.items():
+        if isinstance(block, dict) and any(k in block for k in METRIC_KEYS):
+            cells = "".join(
+                f"{block[k]:>11.4f}" if isinstance(block.get(k), (int, float)) else f"{'-':>11}"
+                for k in METRIC_KEYS)
+            lines.append(f"{name:12}{cells}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_access import models_store as store
+
+    if args.k < 1:
+        raise BeaconError(f"--k must be >= 1, got {args.k}")
+    active = store.active_version("global")
+    stored = dict(active.metrics) if active is not None else {}
+    usable = "beacon" in stored and "k" in stored
+    if active is None and not args.fresh:
+        raise BeaconError("no active model to evaluate: run `python -m beacon train` first "
+                          "(or `evaluate --fresh`)")
+    if usable and not args.fresh and int(stored["k"]) == args.k:
+        payload = {key: value for key, value in stored.items() if key != "comparison"}
+        source = "stored"
+    else:
+        from beacon.config import ModelConfig
+        from beacon.evaluate import evaluate_holdout
+        from data_access.training_data import load_training_data
+
+        config = ModelConfig.from_dict(active.hyperparameters) if active is not None and \
+            active.hyperparameters else ModelConfig()
+        why = "--fresh" if args.fresh else (
+            f"stored k={stored.get('k')} differs from --k {args.k}" if usable
+            else "no stored evaluation")
+        log(f"evaluating on the current data ({why}); this trains a holdout model")
+        payload = dict(evaluate_holdout(load_training_data(), config, k=args.k))
+        source = "fresh"
+    payload["model_version"] = active.id if active is not None else None
+    payload["source"] = source
+    emit(args, payload, _human)
+    return 0

@@ -1,5 +1,127 @@
-"""Placeholder until its owner lands it (this session): replaced, never shipped."""
+"""`beacon models list | show ID | activate ID | cleanup --keep-days N`: model versions."""
+from __future__ import annotations
+
+import argparse
+
+from beacon.cli.common import add_json_flag, emit
 
 
 def register(subparsers) -> None:
-    pass
+    parser = subparsers.add_parser("models", help="model versions: list, show, activate, cleanup")
+    actions = parser.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+
+    lst = actions.add_parser("list", help="model versions, newest first")
+    lst.add_argument("--scope", choices=("global", "user"), help="only this scope")
+    lst.add_argument("--user", metavar="EMAIL", help="only this user's fold-in versions")
+    lst.add_argument("--limit", type=int, default=None, help="at most this many")
+    add_json_flag(lst)
+    lst.set_defaults(handler=list_cmd)
+
+    show = actions.add_parser("show", help="one version: hyperparameters, losses, metrics")
+    show.add_argument("id", type=int)
+    add_json_flag(show)
+    show.set_defaults(handler=show_cmd)
+
+    act = actions.add_parser("activate", help="make a version active (rollback)")
+    act.add_argument("id", type=int)
+    add_json_flag(act)
+    act.set_defaults(handler=activate_cmd)
+
+    clean = actions.add_parser(
+        "cleanup", help="delete old versions (never an active one nor the newest few)")
+    clean.add_argument("--keep-days", type=float, required=True, metavar="N",
+                       help="keep every version younger than N days")
+    clean.add_argument("--keep-newest", type=int, default=3, metavar="K",
+                       help="always keep the K newest global versions and each user's K newest "
+                       "(default 3)")
+    clean.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    add_json_flag(clean)
+    clean.set_defaults(handler=cleanup_cmd)
+
+
+def _summary(info) -> dict:
+    return {
+        "id": info.id, "scope": info.scope, "status": info.status,
+        "created_at": info.created_at, "user": info.user, "base_model_id": info.base_model_id,
+        "fingerprint": info.fingerprint, "size_bytes": info.size_bytes,
+        "training_seconds": info.training_seconds, "created_by": info.created_by,
+        "metrics": info.metrics_summary,
+    }
+
+
+def _fmt_ndcg(summary: dict) -> str:
+    beacon = (summary.get("metrics") or {}).get("beacon") or {}
+    value = beacon.get("ndcg")
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "no model versions yet (python -m beacon train)"
+    lines = [f"{'id':>6}  {'scope':6}  {'status':8}  {'created (UTC)':19}  {'ndcg':>6}  user"]
+    for r in rows:
+        created = r["created_at"].strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"{r['id']:>6}  {r['scope']:6}  {r['status']:8}  {created:19}  "
+                     f"{_fmt_ndcg(r):>6}  {r['user'] or ''}")
+    return "\n".join(lines)
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    from beacon.versions import list_versions
+
+    scope = args.scope or ("user" if args.user else None)
+    rows = [_summary(v) for v in list_versions(scope=scope, user=args.user, limit=args.limit)]
+    emit(args, rows, _table)
+    return 0
+
+
+def _detail(payload: dict) -> str:
+    lines = [f"model version {payload['id']} ({payload['scope']}, {payload['status']})"]
+    for key in ("user", "base_model_id", "created_at", "created_by", "activated_at",
+                "fingerprint", "size_bytes", "training_seconds", "model_type"):
+        if payload.get(key) is not None:
+            lines.append(f"  {key}: {payload[key]}")
+    if payload.get("counts"):
+        lines.append(f"  counts: {payload['counts']}")
+    if payload.get("loss_history"):
+        losses = ", ".join(f"{x:.4f}" for x in payload["loss_history"])
+        lines.append(f"  loss per epoch: {losses}")
+    if payload.get("hyperparameters"):
+        lines.append(f"  hyperparameters: {payload['hyperparameters']}")
+    if payload.get("metrics"):
+        lines.append(f"  metrics: {payload['metrics']}")
+    return "\n".join(lines)
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    from beacon.versions import show
+
+    emit(args, show(args.id).to_dict(), _detail)
+    return 0
+
+
+def activate_cmd(args: argparse.Namespace) -> int:
+    from beacon.cli.train import _requested_by
+    from beacon.versions import activate
+
+    info = activate(args.id, requested_by=_requested_by())
+    emit(args, _summary(info), lambda p: f"model version {p['id']} ({p['scope']}"
+         + (f", {p['user']}" if p["user"] else "") + ") is now active")
+    return 0
+
+
+def cleanup_cmd(args: argparse.Namespace) -> int:
+    from beacon.cli.train import _requested_by
+    from beacon.versions import cleanup
+
+    result = cleanup(args.keep_days, keep_newest=args.keep_newest, dry_run=args.dry_run,
+                     requested_by=_requested_by())
+    payload = result.to_dict()
+
+    def human(p: dict) -> str:
+        verb = "would delete" if p["dry_run"] else "deleted"
+        ids = ", ".join(str(v["id"]) for v in p["deleted"]) or "nothing"
+        return f"{verb} {p['count']} model version(s): {ids}"
+
+    emit(args, payload, human)
+    return 0

@@ -1,0 +1,536 @@
+"""The training service: one function for the console, the command line and cron.
+
+`train(scope, force, user, trigger, requested_by, progress_callback, config)`:
+
+1. Lock. A run row and the scope's lock row ("global" or "user:<id>") are inserted in one
+   transaction (data_access/runs.py). If the lock is taken, nothing is written and the answer is
+   `busy`, naming the running run. Exactly one training per scope runs at a time, across
+   threads, processes and hosts. The lock is released in `finally`; a holder that died is
+   cleaned up by `recover_abandoned()` (called before every training and at process start).
+2. Decide (global scope; under the lock, so two requests never both decide to train). Train when
+   there is no active global version, when the data fingerprint (computed in the database,
+   including the hyperparameters) differs from the active version's, or when the active version
+   is older than `config.max_age_hours`; otherwise the run is `skipped` with the reason
+   ("data unchanged and the active model is 3 h old (max age 24 h)"). `force` trains regardless.
+   The fingerprint is taken before the data is read, so rows that arrive during training make
+   the next decision train again rather than be missed.
+3. Train. Every epoch writes epoch/total/loss/validation metric to the run (and refreshes the
+   heartbeat); a heartbeat thread also refreshes it every 30 s for long epochs.
+4. Evaluate offline (temporal holdout, beacon vs popularity); the result is stored in the
+   version's metrics. An evaluation that raises is recorded under metrics["evaluation_error"]
+   and does not fail the model.
+5. Store the version completely (metadata + blob), then activate it in a separate transaction,
+   so a half-stored version can never be active.
+
+Activation policy: a new global version is activated even when its offline NDCG@k is lower than
+the active version's; the comparison is recorded (metrics["comparison"], and the run's reason).
+Why: every training evaluates on its own holdout (the cutoff moves with the data), so the two
+numbers measure different test sets; the new version is the one that knows the new events and
+users; and a wrong activation is undone with one rollback (`models activate ID`). What is
+refused is a broken model: a non-finite loss fails the run.
+
+Any exception: the run is `failed` with the error text, a version inserted by this run is
+marked failed (unless it had already been activated), the active version is untouched and the
+lock is released.
+
+User scope: a fold-in of that user's vector on the active global version, stored as a
+user-scope version (base_model_id = that global version) and activated for that user only.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from beacon.actions import state_changing
+from beacon.errors import BeaconError, UnknownUser
+from data_access import models_store as store
+from data_access import runs
+from data_access.schema import RUN_TRIGGERS, utcnow
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+BACKGROUND_WORKERS = 2  # a global training and a user fold-in may run side by side
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # trained | skipped | failed | busy
+    reason: str
+    model_version: int | None = None
+    run_id: int | None = None
+    metrics: dict = field(default_factory=dict)
+    scope: str = "global"
+    user: str | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    train: bool
+    reason: str
+    fingerprint: runs.Fingerprint
+    active: store.VersionMeta | None
+
+
+class TrainingBusy(BeaconError):
+    """A training of this scope is already queued or running (raised by the background start)."""
+
+    def __init__(self, message: str, run_id: int | None):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+def _config(config):
+    from beacon.config import ModelConfig
+
+    return config if config is not None else ModelConfig()
+
+
+def training_fingerprint(config=None) -> runs.Fingerprint:
+    """The data fingerprint for `config`: only interaction types with a non-zero weight count
+    (impressions, weight 0 by default, can be logged without making the model stale)."""
+    config = _config(config)
+    types = sorted(t for t, w in config.type_weights.items() if w)
+    return runs.data_fingerprint(config.to_dict(), types)
+
+
+def _age_text(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    if hours < 1:
+        return f"{max(0, round(age.total_seconds() / 60))} min"
+    if hours < 10:
+        return f"{hours:.1f}".rstrip("0").rstrip(".") + " h"
+    return f"{hours:.0f} h"
+
+
+def _max_age_text(max_age_hours: float) -> str:
+    return f"{max_age_hours:g} h"
+
+
+def decide(config=None, force: bool = False, now: datetime | None = None) -> Decision:
+    """Whether the global model should be trained now, and why (the smart-retrain rule)."""
+    config = _config(config)
+    fingerprint = training_fingerprint(config)
+    active = store.active_version("global")
+    now = now or utcnow()
+    if force:
+        return Decision(True, "forced", fingerprint, active)
+    if active is None:
+        return Decision(True, "no active model", fingerprint, active)
+    age = now - active.created_at
+    max_age = _max_age_text(config.max_age_hours)
+    if active.fingerprint != fingerprint.digest:
+        return Decision(True, f"data or settings changed since the active model (version "
+                              f"{active.id}, {_age_text(age)} old)", fingerprint, active)
+    if age > timedelta(hours=config.max_age_hours):
+        return Decision(True, f"the active model (version {active.id}) is {_age_text(age)} old "
+                              f"(max age {max_age})", fingerprint, active)
+    return Decision(False, f"data unchanged and the active model (version {active.id}) is "
+                           f"{_age_text(age)} old (max age {max_age})", fingerprint, active)
+
+
+def recover_abandoned() -> list[runs.RunInfo]:
+    """Mark runs whose process died as abandoned and free their locks (call at process start)."""
+    recovered = runs.recover_abandoned()
+    for run in recovered:
+        log.warning("training run %s (%s) abandoned: %s", run.id, run.scope_key, run.error)
+    return recovered
+
+
+def _busy_reason(holder: runs.RunInfo | None, scope_text: str) -> str:
+    if holder is None:
+        return f"a training for {scope_text} is already running"
+    parts = [f"training run {holder.id} for {scope_text} is already {holder.status}"]
+    if holder.epoch and holder.total_epochs:
+        parts.append(f"epoch {holder.epoch}/{holder.total_epochs}")
+    if holder.requested_by:
+        parts.append(f"requested by {holder.requested_by}")
+    started = holder.started_at or holder.created_at
+    if started is not None:
+        parts.append(f"since {started.strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    return ", ".join(parts)
+
+
+# --- heartbeat --------------------------------------------------------------------------------
+
+class _Heartbeat:
+    """Refreshes a run's heartbeat every HEARTBEAT_SECONDS until stopped (a daemon thread)."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"beacon-heartbeat-{run_id}",
+                                        daemon=True)
+
+    def start(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                runs.heartbeat(self.run_id)
+            except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
+                log.exception("heartbeat of training run %s failed", self.run_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# --- the service ------------------------------------------------------------------------------
+
+def _resolve_user(user: str | None):
+    from data_access.catalog import user_by_email
+
+    if not user or not str(user).strip():
+        raise BeaconError("a user-scope training needs --user EMAIL")
+    row = user_by_email(str(user))
+    if row is None:
+        raise UnknownUser(str(user))
+    return row
+
+
+def _check_request(scope: str, trigger: str) -> None:
+    if scope not in ("global", "user"):
+        raise BeaconError(f"unknown training scope {scope!r} (expected global or user)")
+    if trigger not in RUN_TRIGGERS:
+        raise BeaconError(f"unknown trigger {trigger!r} (expected one of {', '.join(RUN_TRIGGERS)})")
+
+
+def _prepare(scope: str, user: str | None):
+    """Validate a request before anything is written: (scope, user row or None, base model)."""
+    if user is not None and scope == "global":
+        scope = "user"
+    if scope == "global":
+        return scope, None, None
+    row = _resolve_user(user)
+    from beacon.versions import active_global
+
+    base = active_global()
+    if base is None or not base.is_active:
+        raise BeaconError("no active global model to fold this user into: train the global "
+                          "model first (python -m beacon train)")
+    return scope, row, base
+
+
+@state_changing("train")
+def train(
+    scope: str = "global",
+    force: bool = False,
+    user: str | None = None,
+    trigger: str = "cli",
+    requested_by: str | None = None,
+    progress_callback: Callable[[Any], None] | None = None,
+    config=None,
+) -> TrainResult:
+    """Train (or skip, or answer busy) now, in this thread. See the module docstring.
+
+    Raises BeaconError for bad requests (unknown user, no active global model for a fold-in,
+    bad scope/trigger); every other failure is a `failed` result with the run's error.
+    """
+    _check_request(scope, trigger)
+    scope, user_row, base = _prepare(scope, user)
+    config = _config(config) if (config is not None or scope == "global") else None
+    recover_abandoned()
+    acquired = runs.acquire(
+        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
+        hyperparameters=config.to_dict() if config is not None else {}, status="running",
+    )
+    if acquired.busy:
+        scope_text = "global" if user_row is None else f"user {user_row.email}"
+        return TrainResult(status="busy", reason=_busy_reason(acquired.holder, scope_text),
+                           run_id=acquired.holder.id if acquired.holder else None,
+                           scope=scope, user=user_row.email if user_row else None)
+    return _execute(acquired.run, force=force, config=config, user_row=user_row, base=base,
+                    progress_callback=progress_callback, requested_by=requested_by)
+
+
+def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
+             progress_callback, requested_by, heartbeat: _Heartbeat | None = None) -> TrainResult:
+    """Runs with the lock held by `run`; always finishes the run and releases the lock."""
+    started = time.perf_counter()
+    heartbeat = heartbeat or _Heartbeat(run.id).start()
+    version_id: int | None = None
+    activated = False
+    email = user_row.email if user_row is not None else None
+    try:
+        if run.scope == "user":
+            result = _fold_in(run, user_row, base, config, requested_by)
+            activated = result.model_version is not None
+            return result
+        runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
+        decision = decide(config, force=force)
+        if not decision.train:
+            runs.finish_run(run.id, "skipped", reason=decision.reason)
+            active = decision.active
+            return TrainResult(status="skipped", reason=decision.reason,
+                               model_version=active.id if active else None, run_id=run.id,
+                               metrics=active.metrics if active else {},
+                               seconds=time.perf_counter() - started)
+        runs.set_reason(run.id, decision.reason)
+
+        from beacon.model import HybridModel
+        from data_access.training_data import load_training_data
+
+        data = load_training_data()
+
+        def on_epoch(report) -> None:
+            runs.record_progress(run.id, report.epoch, report.total_epochs, report.loss,
+                                 getattr(report, "val_metric", None),
+                                 getattr(report, "phase", None))
+            if progress_callback is not None:
+                progress_callback(report)
+
+        fit_started = time.perf_counter()
+        model = HybridModel.fit(data, config, on_epoch)
+        training_seconds = time.perf_counter() - fit_started
+        raw_losses = list(getattr(model, "loss_history", []) or [])
+        finals = [_loss_value(x) for x in raw_losses]
+        if any(x is not None and not math.isfinite(x) for x in finals):
+            raise RuntimeError(f"training diverged: non-finite loss in {finals!r}")
+        losses = _plain(raw_losses)
+        blob = model.to_bytes()
+
+        metrics = _evaluate(data, config)
+        comparison = _compare(metrics, decision.active)
+        if comparison:
+            metrics["comparison"] = comparison
+        metrics = _plain(metrics)
+
+        version_id = store.insert_version(
+            scope="global", blob=blob, model_type="hybrid",
+            fingerprint=decision.fingerprint.digest, hyperparameters=config.to_dict(),
+            counts=_plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
+            loss_history=losses, metrics=metrics,
+            created_by=requested_by or run.trigger,
+        )
+        store.activate(version_id)
+        activated = True
+        reason = decision.reason
+        if comparison.get("note"):
+            reason = f"{reason}; {comparison['note']}"
+        runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
+        return TrainResult(status="trained", reason=reason, model_version=version_id,
+                           run_id=run.id, metrics=metrics,
+                           seconds=time.perf_counter() - started)
+    except BaseException as error:
+        text = f"{type(error).__name__}: {error}"
+        log.error("training run %s failed: %s", run.id, text)
+        if version_id is not None and not activated:
+            _quietly(store.mark_failed, version_id, text)
+        _quietly(runs.finish_run, run.id, "failed", error=traceback.format_exc(), reason=text)
+        if not isinstance(error, Exception):
+            raise
+        return TrainResult(status="failed", reason=text, model_version=None, run_id=run.id,
+                           scope=run.scope, user=email, seconds=time.perf_counter() - started)
+    finally:
+        heartbeat.stop()
+        _quietly(runs.release, run.id, run.scope, run.user_id)
+
+
+def _quietly(function, *args, **kwargs) -> None:
+    try:
+        function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original outcome
+        log.exception("%s failed during training cleanup", getattr(function, "__name__", function))
+
+
+def _loss_value(entry) -> float | None:
+    """A loss-history entry is a number or a dict with "loss" (the model's per-epoch record)."""
+    value = entry.get("loss") if isinstance(entry, dict) else entry
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(value):
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (Postgres JSON rejects NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return _plain(value.item())
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _evaluate(data, config) -> dict:
+    try:
+        from beacon.evaluate import evaluate_holdout
+
+        return _plain(dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10))))
+    except Exception as error:  # noqa: BLE001 - a model without numbers still serves
+        log.exception("offline evaluation failed")
+        return {"evaluation_error": f"{type(error).__name__}: {error}"}
+
+
+def _ndcg(metrics: dict | None) -> float | None:
+    block = (metrics or {}).get("beacon")
+    if isinstance(block, dict) and isinstance(block.get("ndcg"), (int, float)):
+        return float(block["ndcg"])
+    return None
+
+
+def _compare(metrics: dict, active: store.VersionMeta | None) -> dict:
+    """The new version's offline numbers next to the active one's (recorded, not enforced)."""
+    if active is None:
+        return {}
+    new, old = _ndcg(metrics), _ndcg(active.metrics)
+    out: dict[str, Any] = {"previous_version": active.id, "ndcg": new, "previous_ndcg": old,
+                           "k": metrics.get("k"), "previous_k": (active.metrics or {}).get("k")}
+    if new is not None and old is not None:
+        out["delta"] = new - old
+        if new < old:
+            out["note"] = (f"offline NDCG {new:.4f} is below the previous version {active.id}'s "
+                           f"{old:.4f} (on an earlier holdout); activated anyway, roll back with "
+                           f"`models activate {active.id}` if needed")
+    return out
+
+
+# --- per-user fold-in ---------------------------------------------------------------------------
+
+def _user_history_frame(user_id: int):
+    """The user's latest interactions as event rows with a `type` column (what fold_in takes):
+    the newest 200 non-impression interactions, joined with those events' features."""
+    import pandas as pd
+
+    from data_access.catalog import user_history
+    from data_access.training_data import load_events_frame
+
+    recent = user_history(user_id).recent
+    if not recent:
+        return pd.DataFrame(columns=["id", "type"])
+    pairs = pd.DataFrame({"id": [int(r["event_pk"]) for r in recent],
+                          "type": [str(r["type"]) for r in recent]})
+    events = load_events_frame(ids=sorted(set(pairs["id"].tolist())))
+    return pairs.merge(events, on="id", how="inner")
+
+
+def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainResult:
+    from beacon.config import ModelConfig
+    from beacon.features import UserContext
+    from beacon.versions import encode_personal_vector
+    from data_access.training_data import load_user_context_row
+
+    started = time.perf_counter()
+    if config is None:
+        config = ModelConfig.from_dict(base.hyperparameters) if base.hyperparameters \
+            else ModelConfig()
+    context_row = load_user_context_row(user_row.id)
+    if context_row is None:
+        raise UnknownUser(user_row.email)
+    context = UserContext.from_row(context_row)
+    history = _user_history_frame(user_row.id)
+    vector, bias = base.model.fold_in(context, history, config)
+    seconds = time.perf_counter() - started
+    version_id = store.insert_version(
+        scope="user", user_id=user_row.id, base_model_id=base.version_id,
+        blob=encode_personal_vector(vector, bias), model_type="fold-in",
+        fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
+        counts={"interactions": int(len(history))}, training_seconds=seconds,
+        created_by=requested_by or run.trigger,
+    )
+    store.activate(version_id)
+    reason = (f"fold-in of {user_row.email} on global version {base.version_id} "
+              f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
+    runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
+    return TrainResult(status="trained", reason=reason, model_version=version_id, run_id=run.id,
+                       scope="user", user=user_row.email, seconds=time.perf_counter() - started)
+
+
+# --- background (the console) ---------------------------------------------------------------------
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_futures: dict[int, Future] = {}
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS,
+                                           thread_name_prefix="beacon-train")
+        return _executor
+
+
+@state_changing("start_training")
+def start_training_in_background(
+    scope: str = "global",
+    force: bool = False,
+    user: str | None = None,
+    trigger: str = "button",
+    requested_by: str | None = None,
+    config=None,
+    progress_callback: Callable[[Any], None] | None = None,
+) -> int:
+    """Queue a training on this process's worker pool and return its run id at once.
+
+    The queued run and the lock are written before returning, so a second request (from any
+    process) is refused immediately: TrainingBusy (a BeaconError naming the running run, with
+    `.run_id`). Progress and outcome are read from the run row (`runs.get_run(run_id)`), which
+    every replica sees; `background_result(run_id)` waits for it in this process.
+    """
+    _check_request(scope, trigger)
+    scope, user_row, base = _prepare(scope, user)
+    config = _config(config) if (config is not None or scope == "global") else None
+    recover_abandoned()
+    acquired = runs.acquire(
+        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
+        hyperparameters=config.to_dict() if config is not None else {}, status="queued",
+    )
+    if acquired.busy:
+        scope_text = "global" if user_row is None else f"user {user_row.email}"
+        raise TrainingBusy(_busy_reason(acquired.holder, scope_text),
+                           acquired.holder.id if acquired.holder else None)
+    run = acquired.run
+    heartbeat = _Heartbeat(run.id).start()
+    try:
+        future = _get_executor().submit(
+            _execute, run, force=force, config=config, user_row=user_row, base=base,
+            progress_callback=progress_callback, requested_by=requested_by, heartbeat=heartbeat)
+    except BaseException as error:
+        heartbeat.stop()
+        runs.finish_run(run.id, "failed", error=f"could not start: {error}")
+        runs.release(run.id, run.scope, run.user_id)
+        raise
+    with _executor_lock:
+        if len(_futures) > 100:  # forget finished trainings nobody collected
+            for rid in [r for r, f in _futures.items() if f.done()]:
+                _futures.pop(rid, None)
+        _futures[run.id] = future
+    return run.id
+
+
+def background_result(run_id: int, timeout: float | None = None) -> TrainResult | None:
+    """Wait for a background training started by this process (None if it is not ours or
+    already collected; read `runs.get_run(run_id)` for the state in that case)."""
+    with _executor_lock:
+        future = _futures.get(run_id)
+    if future is None:
+        return None
+    result = future.result(timeout=timeout)
+    with _executor_lock:
+        _futures.pop(run_id, None)
+    return result

@@ -1,0 +1,325 @@
+"""The training service on a real database: smart retrain, the lock, failures, abandoned runs,
+per-user fold-in, rollback and the serving cache's fallback from a corrupt blob.
+
+Tiny data (two tastes, two cities) and a tiny config keep each training well under a second.
+Concurrency is synchronized through threading.Events set inside progress callbacks and
+through database state, never through sleeps.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+
+from beacon import training, versions
+from beacon.config import ModelConfig
+from beacon.errors import BeaconError, UnknownUser
+from data_access import models_store as store
+from data_access import runs
+from data_access.db import session_scope
+from data_access.schema import Event, EventTag, Interaction, ModelVersion, TrainingRun, User, \
+    UserInterest
+
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+CONFIG = ModelConfig(dim=8, epochs=3, batch_size=64, negatives=4, learning_rate=0.05,
+                     validation_fraction=0.0, patience=0, seed=3, refit=False)
+WAIT = 120  # seconds: only a safety net so that a broken test fails instead of hanging
+
+
+def seed(n_fans: int = 4, n_events: int = 4) -> dict:
+    """Jazz fans in Berlin register for jazz, football fans in Paris for football."""
+    out: dict = {"users": {}, "events": {}}
+    with session_scope() as session:
+        for side, city, lat, lon in (("jazz", "Berlin", 52.52, 13.40),
+                                     ("football", "Paris", 48.85, 2.35)):
+            for i in range(n_fans):
+                user = User(email=f"{side}{i}@example.org", name=f"{side} {i}", latitude=lat,
+                            longitude=lon, city=city)
+                session.add(user)
+                session.flush()
+                session.add(UserInterest(user_id=user.id, tag=side))
+                out["users"][user.email] = user.id
+            for j in range(n_events):
+                start = (NOW + timedelta(days=1 + j)).replace(hour=19)
+                event = Event(event_id=f"{side}-{j}", title=f"{side} {j}",
+                              category="music" if side == "jazz" else "sports",
+                              organizer=f"{side} org", city=city, latitude=lat, longitude=lon,
+                              start_time=start, end_time=start + timedelta(hours=2),
+                              timezone="Europe/Berlin" if side == "jazz" else "Europe/Paris",
+                              price=20.0)
+                session.add(event)
+                session.flush()
+                session.add(EventTag(event_id=event.id, tag=side))
+                out["events"][event.event_id] = event.id
+        session.flush()
+        for email, uid in out["users"].items():
+            side = "jazz" if email.startswith("jazz") else "football"
+            for j in range(n_events - 1):
+                when = NOW - timedelta(days=5 - j, hours=uid % 5)
+                eid = out["events"][f"{side}-{j}"]
+                session.add(Interaction(user_id=uid, event_id=eid, type="view",
+                                        occurred_at=when - timedelta(minutes=5)))
+                session.add(Interaction(user_id=uid, event_id=eid, type="register",
+                                        occurred_at=when))
+    return out
+
+
+def add_interaction(user_id: int, event_id: int, kind: str = "register",
+                    minutes_ago: int = 1) -> None:
+    with session_scope() as session:
+        session.add(Interaction(user_id=user_id, event_id=event_id, type=kind,
+                                occurred_at=NOW - timedelta(minutes=minutes_ago)))
+
+
+@pytest.fixture
+def world(db):
+    versions.clear_cache()
+    yield seed()
+    versions.clear_cache()
+
+
+def _train(**kw) -> training.TrainResult:
+    kw.setdefault("config", CONFIG)
+    return training.train(**kw)
+
+
+# --- smart retrain ---------------------------------------------------------------------------
+
+def test_smart_retrain_skip_train_on_change_stale_and_force(world):
+    first = _train()
+    assert first.status == "trained", first.reason
+    assert first.reason == "no active model"
+    assert store.active_global_id() == first.model_version
+
+    again = _train()
+    assert again.status == "skipped"
+    assert "data unchanged" in again.reason and "max age 24 h" in again.reason
+    assert again.model_version == first.model_version
+    skipped_run = runs.get_run(again.run_id)
+    assert skipped_run.status == "skipped" and skipped_run.reason == again.reason
+
+    # An impression does not feed training (weight 0): still unchanged.
+    jazz0 = world["users"]["jazz0@example.org"]
+    add_interaction(jazz0, world["events"]["football-0"], "impression")
+    assert _train().status == "skipped"
+
+    add_interaction(jazz0, world["events"]["jazz-3"], "register")
+    changed = _train()
+    assert changed.status == "trained" and "changed" in changed.reason
+    assert changed.model_version != first.model_version
+    assert store.get_version(first.model_version).status == "inactive"
+    assert _train().status == "skipped"
+
+    store.set_created_at(changed.model_version, NOW - timedelta(hours=30))
+    stale = _train()
+    assert stale.status == "trained"
+    assert "old" in stale.reason and "max age 24 h" in stale.reason
+
+    forced = _train(force=True, trigger="force")
+    assert forced.status == "trained" and forced.reason == "forced"
+    assert store.active_global_id() == forced.model_version
+
+    # Other settings are other data: the fingerprint includes the hyperparameters.
+    assert _train(config=ModelConfig.from_dict({**CONFIG.to_dict(), "dim": 4})).status \
+        == "trained"
+    # Every decision is on record, newest first.
+    assert [r.status for r in runs.list_runs(limit=4)] == ["succeeded"] * 3 + ["skipped"]
+
+
+def test_a_trained_version_is_stored_completely(world):
+    result = _train(requested_by="ops@example.org")
+    info = versions.show(result.model_version)
+    assert info.scope == "global" and info.status == "active" and info.size_bytes > 0
+    assert info.hyperparameters == CONFIG.to_dict()
+    assert info.fingerprint == training.training_fingerprint(CONFIG).digest
+    assert len(info.loss_history) == CONFIG.epochs and info.training_seconds >= 0
+    assert info.counts and info.created_by == "ops@example.org"
+    assert info.metrics  # the offline evaluation, or why it could not run
+    run = runs.get_run(result.run_id)
+    assert run.status == "succeeded" and run.model_id == result.model_version
+    assert [p["epoch"] for p in run.progress] == list(range(1, CONFIG.epochs + 1))
+    assert run.epoch == CONFIG.epochs and run.last_loss is not None
+    assert runs.running_run("global") is None  # the lock is released
+
+
+# --- the lock ------------------------------------------------------------------------------------
+
+def test_two_concurrent_trainings_one_trains_one_is_busy(world):
+    inside, proceed = threading.Event(), threading.Event()
+    results: list = []
+
+    def hold(report) -> None:
+        inside.set()
+        assert proceed.wait(WAIT), "the test never let the first training go on"
+
+    worker = threading.Thread(target=lambda: results.append(
+        _train(force=True, progress_callback=hold, requested_by="first@example.org")))
+    worker.start()
+    try:
+        assert inside.wait(WAIT), "the first training never reported an epoch"
+        holder = runs.running_run("global")
+        assert holder is not None and holder.epoch == 1
+        second = _train(force=True, requested_by="second@example.org")
+        assert second.status == "busy"
+        assert f"training run {holder.id}" in second.reason
+        assert "first@example.org" in second.reason
+        assert second.run_id == holder.id
+    finally:
+        proceed.set()
+        worker.join(WAIT)
+    assert [r.status for r in results] == ["trained"]
+    assert len(store.list_versions(scope="global")) == 1
+    assert not _train(force=True).status == "busy"  # released afterwards
+
+
+def test_background_training_answers_busy_at_once_and_reports_through_the_run(world):
+    inside, proceed = threading.Event(), threading.Event()
+
+    def hold(report) -> None:
+        inside.set()
+        assert proceed.wait(WAIT)
+
+    run_id = training.start_training_in_background(force=True, config=CONFIG,
+                                                   progress_callback=hold, requested_by="a")
+    try:
+        assert runs.get_run(run_id).status in ("queued", "running")
+        with pytest.raises(training.TrainingBusy) as busy:
+            training.start_training_in_background(config=CONFIG, requested_by="b")
+        assert busy.value.run_id == run_id and f"training run {run_id}" in str(busy.value)
+        assert inside.wait(WAIT)
+        live = runs.get_run(run_id)
+        assert live.status == "running" and live.progress[0]["epoch"] == 1
+    finally:
+        proceed.set()
+    result = training.background_result(run_id, timeout=WAIT)
+    assert result.status == "trained"
+    done = runs.get_run(run_id)
+    assert done.status == "succeeded" and done.model_id == result.model_version
+    assert done.trigger == "button"
+
+
+# --- failure ---------------------------------------------------------------------------------------
+
+def test_a_failing_training_leaves_the_active_version_and_records_the_error(world):
+    good = _train()
+
+    def explode(report) -> None:
+        raise RuntimeError("disk on fire")
+
+    failed = _train(force=True, progress_callback=explode)
+    assert failed.status == "failed" and "disk on fire" in failed.reason
+    run = runs.get_run(failed.run_id)
+    assert run.status == "failed" and "disk on fire" in run.error and run.finished_at
+    assert store.active_global_id() == good.model_version
+    assert [v.id for v in store.list_versions(scope="global", status=["active", "inactive"])] \
+        == [good.model_version]
+    assert runs.running_run("global") is None
+    assert _train(force=True).status == "trained"  # the lock was released
+
+
+# --- abandoned runs ----------------------------------------------------------------------------------
+
+def test_a_run_whose_process_died_is_abandoned_on_the_next_start(world):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = runs.acquire("global", trigger="schedule").run
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == dead.id)
+                        .values(pid=child.pid))
+    result = _train()
+    assert result.status == "trained"
+    old = runs.get_run(dead.id)
+    assert old.status == "abandoned" and f"process {child.pid}" in old.error
+
+
+# --- fold-in --------------------------------------------------------------------------------------
+
+def test_fold_in_is_a_user_scope_version_for_that_user_only(world):
+    base = _train()
+    fan = "jazz1@example.org"
+    fan_id = world["users"][fan]
+    # jazz1 turns to football: the fold-in must move their vector, nobody else's.
+    for j in range(3):
+        add_interaction(fan_id, world["events"][f"football-{j}"], "register", minutes_ago=10 + j)
+    loaded = versions.active_global()
+    from beacon.features import UserContext
+    from data_access.training_data import load_user_context_row
+
+    before, _ = loaded.model.user_vector(UserContext.from_row(load_user_context_row(fan_id)))
+
+    result = _train(user=fan, config=None)
+    assert result.status == "trained" and result.scope == "user", result.reason
+    info = versions.show(result.model_version)
+    assert (info.scope, info.user, info.base_model_id, info.status) == \
+        ("user", fan, base.model_version, "active")
+    personal = versions.personal_vector(fan_id, base.model_version)
+    assert personal is not None and personal.version_id == result.model_version
+    assert not np.allclose(personal.vector, before)
+    # Nobody else got a personal vector; the global version is untouched.
+    for email, uid in world["users"].items():
+        if email != fan:
+            assert versions.personal_vector(uid, base.model_version) is None
+    assert store.active_global_id() == base.model_version
+    assert versions.active_global().version_id == base.model_version
+    # A second fold-in replaces the first for that user.
+    again = _train(user=fan, config=None)
+    assert store.get_version(result.model_version).status == "inactive"
+    assert versions.personal_vector(fan_id, base.model_version).version_id == again.model_version
+
+
+def test_fold_in_needs_a_known_user_and_an_active_global_model(world):
+    with pytest.raises(BeaconError, match="no active global model"):
+        _train(user="jazz0@example.org")
+    _train()
+    with pytest.raises(UnknownUser):
+        _train(user="nobody@example.org")
+    assert runs.list_runs(scope="user") == []
+
+
+# --- rollback and the serving cache ---------------------------------------------------------------
+
+def test_activate_is_rollback_and_the_cache_follows_the_database(world):
+    v1 = _train().model_version
+    assert versions.active_global().version_id == v1
+    v2 = _train(force=True).model_version
+    assert versions.active_global().version_id == v2  # picked up without clearing anything
+    versions.activate(v1)
+    served = versions.active_global()
+    assert served.version_id == v1 and served.is_active
+    assert store.get_version(v2).status == "inactive"
+    # An activation written by "another process" (straight to the store) is seen too.
+    store.activate(v2)
+    assert versions.active_global().version_id == v2
+
+
+def test_a_corrupt_active_blob_falls_back_to_the_next_good_version(world):
+    v1 = _train().model_version
+    v2 = _train(force=True).model_version
+    with session_scope() as session:
+        session.execute(update(ModelVersion).where(ModelVersion.id == v2)
+                        .values(blob=b"\x00garbage, not a model"))
+    versions.clear_cache()
+    served = versions.active_global()
+    assert served is not None and served.version_id == v1 and not served.is_active
+    assert v2 in versions.load_errors()
+    broken = store.get_version(v2)
+    assert broken.status == "failed" and "failed to load" in broken.metrics["failure"]
+    assert versions.active_global().version_id == v1  # and it stays served, no crash
+    # The next smart training sees no active model and trains a new one.
+    fresh = _train()
+    assert fresh.status == "trained" and fresh.reason == "no active model"
+    assert versions.active_global().version_id == fresh.model_version
+
+
+def test_fingerprint_state_for_the_console(world):
+    assert versions.fingerprint_state(CONFIG) == "no-model"
+    _train()
+    assert versions.fingerprint_state(CONFIG) == "current"
+    add_interaction(world["users"]["football0@example.org"], world["events"]["football-3"])
+    assert versions.fingerprint_state(CONFIG) == "stale"
