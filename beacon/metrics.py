@@ -18,6 +18,7 @@ Ranges are half-open [start, end) in UTC; a date means midnight UTC.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -38,6 +39,7 @@ RATES = (
     ("click_conversion", "registrations", "clicks"),
 )
 NONE_LABEL = "(none)"
+MAX_RANGE_DAYS = 3660  # ten years of days: by_day lists every day of the range
 
 
 def wilson_interval(
@@ -127,10 +129,11 @@ def resolve_range(
 ) -> tuple[datetime, datetime]:
     """[start, end) in UTC. Neither given: the last `days` days up to now. Only end: the `days`
     days before it. Only start: from it up to now. Both: exactly those (days unused)."""
-    if isinstance(days, bool) or not isinstance(days, int):
+    if isinstance(days, bool) or not isinstance(days, numbers.Integral):
         raise BeaconError(f"days must be a whole number, not {days!r}")
-    if days <= 0:
-        raise BeaconError(f"days must be at least 1, not {days}")
+    days = int(days)
+    if not 1 <= days <= MAX_RANGE_DAYS:
+        raise BeaconError(f"days must be between 1 and {MAX_RANGE_DAYS}, not {days}")
     now_utc = _as_utc(now, "now") if now is not None else datetime.now(timezone.utc)
     end_utc = _as_utc(end, "end") if end is not None else None
     start_utc = _as_utc(start, "start") if start is not None else None
@@ -143,6 +146,8 @@ def resolve_range(
             f"empty date range: start {start_utc.isoformat()} is not before end "
             f"{end_utc.isoformat()} (the range is [start, end))"
         )
+    if end_utc - start_utc > timedelta(days=MAX_RANGE_DAYS):
+        raise BeaconError(f"date range longer than {MAX_RANGE_DAYS} days: narrow it")
     return start_utc, end_utc
 
 
@@ -238,12 +243,8 @@ def _label_missing(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     labels = [NONE_LABEL if _missing(value) else value for value in frame[key]]
     frame = frame.copy()
     frame[key] = pd.Series(labels, index=frame.index, dtype="object")
-    order = sorted(range(len(labels)), key=lambda i: (_missing_label(labels[i]), str(labels[i])))
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] == NONE_LABEL, str(labels[i])))
     return frame.iloc[order].reset_index(drop=True)
-
-
-def _missing_label(label: Any) -> bool:
-    return label == NONE_LABEL
 
 
 def _sort_numeric(frame: pd.DataFrame, key: str) -> pd.DataFrame:

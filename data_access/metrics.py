@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     type_coerce,
     union_all,
 )
@@ -189,35 +190,65 @@ def _attribution_query(
 ):
     conversion = interactions.alias("conversion")
     candidate = interactions.alias("candidate")
-    anchor = interactions.alias("anchor")
+    one, zero = literal_column("1", Integer), literal_column("0", Integer)
 
     lower_bound = case(
         (conversion.c.type == "click", _minus(conversion.c.occurred_at, click_window, dialect)),
         else_=_minus(conversion.c.occurred_at, registration_window, dialect),
     )
     # The most recent impression of the same (user, event) at or before the conversion and
-    # inside its window: one seek on uq_interactions_row per conversion.
-    impression_id = (
-        select(candidate.c.id)
-        .where(
-            candidate.c.user_id == conversion.c.user_id,
-            candidate.c.event_id == conversion.c.event_id,
-            candidate.c.type == "impression",
-            candidate.c.occurred_at <= conversion.c.occurred_at,
-            candidate.c.occurred_at >= lower_bound,
-        )
-        .order_by(candidate.c.occurred_at.desc())
-        .limit(1)
-        .correlate(conversion)
-        .scalar_subquery()
+    # inside its window: one index seek per conversion (uq_interactions_row or
+    # ix_interactions_user_time, the planner's choice).
+    latest = (
+        candidate.c.user_id == conversion.c.user_id,
+        candidate.c.event_id == conversion.c.event_id,
+        candidate.c.type == "impression",
+        candidate.c.occurred_at <= conversion.c.occurred_at,
+        candidate.c.occurred_at >= lower_bound,
     )
-    conversions = (
-        select(conversion.c.type.label("type"), impression_id.label("impression_id"))
-        .where(_in_range(conversion, start, end, types=("click", "register")))
-        .subquery("conversions")
+    counts = (
+        zero.label("impressions"),
+        case((conversion.c.type == "click", 1), else_=0).label("clicks"),
+        case((conversion.c.type == "register", 1), else_=0).label("registrations"),
     )
+    in_range = _in_range(conversion, start, end, types=("click", "register"))
 
-    one, zero = literal_column("1", Integer), literal_column("0", Integer)
+    if dialect == "postgresql":
+        # LEFT JOIN LATERAL: the lookup returns the impression's keys directly.
+        anchor = (
+            select(candidate.c.id, candidate.c.model_version, candidate.c.strategy,
+                   candidate.c.position)
+            .where(*latest)
+            .order_by(candidate.c.occurred_at.desc())
+            .limit(1)
+            .lateral("anchor")
+        )
+        source = conversion.outerjoin(anchor, true())
+    else:
+        # SQLite has no LATERAL: a correlated scalar subquery finds the impression's id, and
+        # the impression is joined back by primary key.
+        anchor = interactions.alias("anchor")
+        impression_id = (
+            select(candidate.c.id)
+            .where(*latest)
+            .order_by(candidate.c.occurred_at.desc())
+            .limit(1)
+            .correlate(conversion)
+            .scalar_subquery()
+        )
+        source = conversion.outerjoin(anchor, anchor.c.id == impression_id)
+
+    conversion_rows = (
+        select(
+            case((anchor.c.id.is_(None), 0), else_=1).label("attributed"),
+            anchor.c.model_version,
+            anchor.c.strategy,
+            anchor.c.position,
+            *counts,
+        )
+        .select_from(source)
+        .where(in_range)
+    )
     impression_rows = select(
         one.label("attributed"),
         interactions.c.model_version,
@@ -227,15 +258,6 @@ def _attribution_query(
         zero.label("clicks"),
         zero.label("registrations"),
     ).where(_in_range(interactions, start, end, types=("impression",)))
-    conversion_rows = select(
-        case((conversions.c.impression_id.is_(None), 0), else_=1).label("attributed"),
-        anchor.c.model_version,
-        anchor.c.strategy,
-        anchor.c.position,
-        zero.label("impressions"),
-        case((conversions.c.type == "click", 1), else_=0).label("clicks"),
-        case((conversions.c.type == "register", 1), else_=0).label("registrations"),
-    ).select_from(conversions.outerjoin(anchor, anchor.c.id == conversions.c.impression_id))
 
     both = union_all(impression_rows, conversion_rows).subquery("counted")
     keys = (both.c.attributed, both.c.model_version, both.c.strategy, both.c.position)

@@ -32,9 +32,11 @@ import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 from beacon import metrics
 from beacon.errors import BeaconError
@@ -53,6 +55,12 @@ def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 1
 
 @pytest.fixture
 def fixture_db(db: str) -> str:
+    load_fixture(db)
+    return db
+
+
+def load_fixture(db: str) -> None:
+    """Insert the fixture of this module's docstring (plain Core inserts)."""
     users = [{"id": i, "email": f"u{i}@example.org", "name": f"User {i}"} for i in (1, 2, 3)]
     events = [
         {"id": 1, "event_id": "e1", "title": "Jazz 1", "category": "jazz", "start_time": at(20)},
@@ -107,7 +115,6 @@ def fixture_db(db: str) -> str:
         connection.execute(insert(Event.__table__), events)
         connection.execute(insert(Interaction.__table__), rows)
         connection.execute(insert(ModelVersion.__table__), models)
-    return db
 
 
 def plain(value):
@@ -161,6 +168,21 @@ def test_counts_by_day(fixture_db: str) -> None:
         (date(2026, 11, 2), 3, 3, 1, 0),
         (date(2026, 11, 3), 1, 0, 2, 1),
     ]
+
+
+def test_days_are_utc_days_whatever_the_session_time_zone(fixture_db: str, dialect: str) -> None:
+    url = fixture_db
+    if dialect == "postgresql":  # a session at UTC+14 must still bucket by the UTC date
+        parsed = make_url(url)
+        options = f"{parsed.query.get('options', '')} -cTimeZone=Pacific/Kiritimati".strip()
+        url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    frame = store.counts_by_day(START, END, url=url)
+    assert [tuple(r) for r in frame.itertuples(index=False)] == [
+        (date(2026, 11, 1), 4, 2, 0, 0),
+        (date(2026, 11, 2), 3, 3, 1, 0),
+        (date(2026, 11, 3), 1, 0, 2, 1),
+    ]
+    assert store.attributed_counts(START, END, url=url)["clicks"].sum() == 5
 
 
 def test_counts_by_category(fixture_db: str) -> None:
@@ -304,7 +326,7 @@ def test_default_range_is_the_last_days_before_now(fixture_db: str) -> None:
     assert result.totals["impressions"] == 8
     partial = metrics.online_metrics(days=30, end=END, start="2026-11-03T00:00:00Z")
     assert (partial.totals["impressions"], partial.totals["registrations"]) == (1, 2)
-    only_end = metrics.online_metrics(days=1, end="2026-11-02")
+    only_end = metrics.online_metrics(days=np.int64(1), end="2026-11-02")
     assert only_end.start == at(1) and only_end.totals["impressions"] == 4
 
 
@@ -336,6 +358,9 @@ def test_compare_periods(fixture_db: str) -> None:
         {"days": -3},
         {"start": "yesterday", "end": END},
         {"start": "2026-13-01", "end": END},
+        {"start": "2000-01-01", "end": END},  # longer than MAX_RANGE_DAYS
+        {"days": 10**9},
+        {"days": 2.5},
     ],
 )
 def test_bad_ranges_raise_beacon_error(fixture_db: str, kwargs: dict) -> None:
