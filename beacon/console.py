@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 import random
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from beacon import metrics as online
 from beacon.errors import BeaconError
@@ -319,55 +323,28 @@ class Started:
 
 def start_retrain(*, force: bool = False, email: str | None = None, config: dict | None = None,
                   requested_by: str = "console") -> Started:
-    """Start a smart (or forced, or one user's) retrain in the background executor.
+    """Start a smart (or forced, or one user's) retrain in the background executor and return
+    at once; never trains in the caller's thread. A scope already being trained (by any
+    process) gives busy=True with who holds it. Bad input raises BeaconError."""
+    from beacon import training
 
-    Never trains in the caller's thread. A scope already being trained gives busy=True and says
-    which run holds it.
-    """
-    training = _engine("training")
-    if training is None:
-        raise BeaconError("training is not available in this build")
     email = (email or "").strip() or None
-    user = None
-    if email is not None:
-        user = catalog.user_by_email(email)
-        if user is None:
-            from beacon.errors import UnknownUser
-
-            raise UnknownUser(email)
-    holder = runs.running_run("user" if user else "global", user.id if user else None)
-    if holder is not None:
-        return Started(None, True, _busy_text(holder))
     kwargs: dict[str, Any] = {
-        "scope": "user" if user else "global",
+        "scope": "user" if email else "global",
         "force": force,
         "trigger": "force" if force else "button",
         "requested_by": requested_by,
     }
-    if user is not None:
-        kwargs["user"] = user.email
+    if email:
+        kwargs["user"] = email
     if config:
         kwargs["config"] = model_config(config)
     try:
         run_id = training.start_training_in_background(**kwargs)
-    except BeaconError as error:
-        if "running" in str(error).lower() or "busy" in str(error).lower():
-            return Started(None, True, str(error))
-        raise
-    if run_id is None:
-        holder = runs.running_run(kwargs["scope"], user.id if user else None)
-        return Started(None, True, _busy_text(holder))
-    what = f"user {user.email}" if user else ("forced retrain" if force else "smart retrain")
+    except training.TrainingBusy as busy:
+        return Started(busy.run_id, True, f"Busy: {busy}. Its progress is shown below.")
+    what = f"retrain of {email}" if email else ("forced retrain" if force else "smart retrain")
     return Started(int(run_id), False, f"Started {what}: run {run_id}.")
-
-
-def _busy_text(holder: runs.RunInfo | None) -> str:
-    if holder is None:
-        return "A training is already running for this scope."
-    who = f" by {holder.requested_by}" if holder.requested_by else ""
-    epoch = f", epoch {holder.epoch or 0}/{holder.total_epochs}" if holder.total_epochs else ""
-    return (f"A training is already running: run {holder.id} ({holder.trigger}{who}"
-            f"{epoch}). Its progress is shown below.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,31 +354,27 @@ METRIC_NAMES = ("ndcg", "hit_rate", "precision", "recall", "coverage")
 
 
 def version_rows(limit: int = 200) -> list[dict]:
-    """Every model version as a table row: scope, created, status, fingerprint, counts, seconds,
-    offline metrics."""
-    versions = _engine("versions")
-    if versions is None:
-        return []
+    """Every model version as a table row, newest first: scope, created, status, fingerprint,
+    counts, training seconds, offline metrics."""
+    from beacon import versions
+
     rows = []
-    for version in versions.list_versions()[:limit]:
-        metrics = _get(version, "metrics") or {}
-        counts = _get(version, "counts") or {}
-        row = {
-            "id": int(_get(version, "id")),
-            "scope": _get(version, "scope"),
-            "user": _get(version, "user_email") or _get(version, "user_id") or "",
-            "status": _get(version, "status"),
-            "created": _get(version, "created_at"),
-            "created_by": _get(version, "created_by") or "",
-            "fingerprint": (_get(version, "fingerprint") or "")[:10],
+    for version in versions.list_versions(limit=limit):
+        metrics, counts = version.metrics or {}, version.counts or {}
+        rows.append({
+            "id": int(version.id),
+            "scope": version.scope if version.scope == "global" else f"user {version.user or ''}",
+            "status": version.status,
+            "created": version.created_at,
+            "created_by": version.created_by or "",
+            "fingerprint": (version.fingerprint or "")[:10],
             "users": counts.get("users"),
             "events": counts.get("events"),
             "interactions": counts.get("interactions"),
-            "train_s": _get(version, "training_seconds"),
+            "train_s": version.training_seconds,
             "ndcg": offline_metric(metrics, "beacon"),
-            "ndcg_pop": offline_metric(metrics, "popularity"),
-        }
-        rows.append(row)
+            "ndcg_popularity": offline_metric(metrics, "popularity"),
+        })
     return rows
 
 
@@ -446,25 +419,22 @@ def _metrics_table(metrics: dict) -> list[dict]:
 
 
 def version_detail(version_id: int) -> VersionDetail:
-    versions = _engine("versions")
-    if versions is None:
-        raise BeaconError("model versions are not available in this build")
+    """One version: loss curve, hyperparameters, offline metrics against popularity."""
+    from beacon import versions
+
     version = versions.show(int(version_id))
-    if version is None:
-        raise BeaconError(f"no model version {version_id}")
-    metrics = _get(version, "metrics") or {}
     return VersionDetail(
-        id=int(_get(version, "id")),
-        scope=_get(version, "scope"),
-        status=_get(version, "status"),
-        created_at=_get(version, "created_at"),
-        created_by=_get(version, "created_by"),
-        fingerprint=_get(version, "fingerprint"),
-        hyperparameters=dict(_get(version, "hyperparameters") or {}),
-        counts=dict(_get(version, "counts") or {}),
-        training_seconds=_get(version, "training_seconds"),
-        loss_history=_loss_points(_get(version, "loss_history") or []),
-        metrics_table=_metrics_table(metrics),
+        id=int(version.id),
+        scope=version.scope,
+        status=version.status,
+        created_at=version.created_at,
+        created_by=version.created_by,
+        fingerprint=version.fingerprint,
+        hyperparameters=dict(version.hyperparameters or {}),
+        counts=dict(version.counts or {}),
+        training_seconds=version.training_seconds,
+        loss_history=_loss_points(version.loss_history or []),
+        metrics_table=_metrics_table(version.metrics or {}),
     )
 
 
@@ -493,45 +463,75 @@ def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
             continue
         metric_rows.append({"metric": name, f"v{a}": va, f"v{b}": vb,
                             "difference": None if va is None or vb is None else vb - va})
-    recommend = _engine("recommend")
-    overlap_rows: list[dict] = []
-    score_rows: list[dict] = []
-    if recommend is not None:
-        users = catalog.all_user_ids(limit=5000)
-        random.Random(seed).shuffle(users)
-        for _user_id, email in users[:sample]:
-            tops = {}
-            for version in (a, b):
-                result = recommend.recommend(email, top=k, model_version=version)
-                items = _get(result, "recommendations", result) or []
-                tops[version] = [_get(item, "event_id") for item in items]
-                score_rows.extend({"version": f"v{version}", "score": float(_get(item, "score"))}
-                                  for item in items if _get(item, "score") is not None)
-            if tops[a] or tops[b]:
-                common = len(set(tops[a]) & set(tops[b]))
-                overlap_rows.append({"user": email, "overlap": common / k})
+    overlap_rows, score_rows = _top_k_comparison(a, b, sample=sample, k=k, seed=seed)
     mean = (sum(r["overlap"] for r in overlap_rows) / len(overlap_rows)) if overlap_rows else None
     return Comparison(a=a, b=b, metrics=metric_rows, overlap_mean=mean, overlap=overlap_rows,
                       scores=score_rows, sample_size=len(overlap_rows))
 
 
-def cleanup_preview(keep_days: int, keep_newest: int) -> list[dict]:
-    """The versions `cleanup` would delete, without deleting anything."""
-    versions = _engine("versions")
-    if versions is None:
-        return []
-    doomed = versions.cleanup(keep_days=keep_days, keep_newest=keep_newest, dry_run=True)
-    doomed = _get(doomed, "deleted", _get(doomed, "versions", doomed)) or []
-    rows = []
-    for version in doomed:
-        if isinstance(version, int):
-            rows.append({"id": version})
-            continue
-        rows.append({
-            "id": int(_get(version, "id")), "scope": _get(version, "scope"),
-            "status": _get(version, "status"), "created": _get(version, "created_at"),
-        })
-    return rows
+_models_lock = threading.Lock()
+_models: "OrderedDict[int, Any]" = OrderedDict()
+
+
+def _version_model(version_id: int):
+    """A version's HybridModel, deserialized once per process (the last few are kept)."""
+    with _models_lock:
+        if version_id in _models:
+            _models.move_to_end(version_id)
+            return _models[version_id]
+    from beacon.model import HybridModel
+
+    blob = models_store.get_blob(version_id)
+    if blob is None:
+        raise BeaconError(f"model version {version_id} has no stored weights")
+    model = HybridModel.from_bytes(blob)
+    with _models_lock:
+        _models[version_id] = model
+        while len(_models) > 4:
+            _models.popitem(last=False)
+    return model
+
+
+def _top_k_comparison(a: int, b: int, *, sample: int, k: int, seed: int,
+                      now: datetime | None = None) -> tuple[list[dict], list[dict]]:
+    """Each version's global model scores the upcoming events for a random sample of users
+    (no filters, no personal vectors: the models themselves are compared)."""
+    from beacon.features import UserContext
+
+    for version in (a, b):
+        if version_detail(version).scope != "global":
+            raise BeaconError(f"model version {version} is a per-user version: compare global ones")
+    events = catalog.upcoming_events(_now(now))
+    if events.empty:
+        return [], []
+    models = {version: _version_model(version) for version in (a, b)}
+    matrices = {version: models[version].event_matrix(events) for version in (a, b)}
+    ids = catalog.all_user_ids(limit=100_000)
+    random.Random(seed).shuffle(ids)
+    sampled = catalog.users_by_ids([user_id for user_id, _ in ids[:sample]])
+    k = min(k, len(events))
+    overlap_rows, score_rows = [], []
+    for user in sampled:
+        context = UserContext(user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
+                              longitude=user.longitude, city=user.city)
+        tops = {}
+        for version in (a, b):
+            scores = np.asarray(models[version].score(context, matrices[version]), dtype=float)
+            top = np.argsort(-scores, kind="stable")[:k]
+            tops[version] = set(top.tolist())
+            score_rows.extend({"version": f"v{version}", "score": float(scores[i])} for i in top)
+        overlap_rows.append({"user": user.email, "overlap": len(tops[a] & tops[b]) / k})
+    return overlap_rows, score_rows
+
+
+def cleanup_preview(keep_days: float, keep_newest: int) -> list[dict]:
+    """The versions `cleanup` would delete with these settings, deleting nothing."""
+    from beacon import versions
+
+    result = versions.cleanup(keep_days=keep_days, keep_newest=keep_newest, dry_run=True,
+                              requested_by="console preview")
+    return [{"id": v.id, "scope": v.scope, "user": v.user or "", "status": v.status,
+             "created": v.created_at} for v in result.deleted]
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ without exception, shows the fixture's numbers, and its buttons do what they say
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from beacon import bootstrap, console
 from beacon.demo import load_demo_data
-from data_access import catalog, runs
+from data_access import catalog, migrate, runs
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
@@ -128,3 +128,211 @@ def test_empty_database_first_start(db: str, dialect: str) -> None:
     assert state.kind == "loading"
     wait_for(lambda: bootstrap.first_start_state(db, demo_options=DEMO).kind != "loading")
     assert len(catalog.all_user_ids(limit=1000)) == DEMO["users"]
+
+
+# --------------------------------------------------------------------------------------------
+# A trained fixture shared by the read-only tests of one module: demo data and two tiny global
+# versions (the second active), so the pages have versions, a loss curve and metrics to draw.
+
+def tiny_config():
+    from beacon.config import ModelConfig
+
+    return ModelConfig(dim=8, epochs=3, batch_size=256, negatives=4, patience=1, refit=False,
+                       device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    from beacon.training import train
+    from tests.conftest import _empty_database
+
+    with pytest.MonkeyPatch.context() as patch:
+        for url in _empty_database(tmp_path_factory.mktemp("trained")):
+            patch.setenv("DATABASE_URL", url)
+            migrate.upgrade(url)
+            load_demo_data(**DEMO)
+            first = train(force=True, config=tiny_config(), requested_by="fixture")
+            second = train(force=True, config=tiny_config().with_overrides(seed=7),
+                           requested_by="fixture")
+            assert first.status == second.status == "trained", (first, second)
+            yield {"url": url, "versions": (first.model_version, second.model_version)}
+
+
+@pytest.fixture
+def on_trained(trained: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("DATABASE_URL", trained["url"])
+    return trained
+
+
+def test_overview_with_a_model(on_trained: dict) -> None:
+    at = app()
+    no_exception(at)
+    newest = on_trained["versions"][1]
+    assert metric(at, "Version") == f"v{newest}"
+    assert metric(at, "Data fingerprint") in ("current", "stale")
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    assert f"**Model** · v{newest}" in sidebar
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) >= 2  # the two fixture runs
+
+
+def test_training_page_renders_history_and_defaults(on_trained: dict) -> None:
+    at = app("pages/training.py")
+    no_exception(at)
+    assert at.title[0].value == "Training"
+    history = at.dataframe[0].value
+    assert {"succeeded"} <= set(history["status"])
+    assert set(history["who"]) >= {"fixture"}
+    from beacon.config import ModelConfig
+
+    dims = [n for n in at.number_input if n.label == "Embedding dimension"]
+    assert dims and dims[0].value == ModelConfig().dim
+    assert "No training is running." in texts(at)
+
+
+def test_models_page_shows_versions_and_detail(on_trained: dict) -> None:
+    at = app("pages/models.py")
+    no_exception(at)
+    table = at.dataframe[0].value
+    first, second = on_trained["versions"]
+    assert list(table["id"])[:2] == [second, first]
+    assert dict(zip(table["id"], table["status"]))[second] == "active"
+    assert any(f"Version {second} · global · active" in s.value for s in at.subheader)
+    assert at.get("plotly_chart"), "the loss curve is drawn"
+
+
+def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> None:
+    from beacon import versions
+
+    first, second = on_trained["versions"]
+    at = app("pages/models.py")
+    # select the older version in the table, then ask to activate it
+    at = _select_version(at, first)
+    button = next(b for b in at.button if b.label == f"Activate v{first} (rollback)")
+    button.click().run()
+    no_exception(at)
+    assert versions.show(second).status == "active", "nothing happens before the confirmation"
+    next(b for b in at.button if b.label == f"Yes, activate v{first}").click().run()
+    no_exception(at)
+    try:
+        assert versions.show(first).status == "active"
+        assert versions.show(second).status == "inactive"
+        assert f"Version {first} is now active." in texts(at)
+    finally:
+        versions.activate(second, requested_by="test")
+
+
+def _select_version(at: AppTest, version_id: int) -> AppTest:
+    """Select a row of the versions table (AppTest has no dataframe selection API: set the
+    widget state the way the browser does)."""
+    table = at.dataframe[0].value
+    row = list(table["id"]).index(version_id)
+    at.session_state["versions"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    return at.run()
+
+
+def test_models_compare_and_cleanup_preview(on_trained: dict) -> None:
+    first, second = on_trained["versions"]
+    comparison = console.compare_versions(first, second, sample=10)
+    assert comparison.sample_size == 10
+    assert all(0.0 <= row["overlap"] <= 1.0 for row in comparison.overlap)
+    assert {row["version"] for row in comparison.scores} == {f"v{first}", f"v{second}"}
+    at = app("pages/models.py")
+    next(b for b in at.button if b.label == "Compare").click().run()
+    no_exception(at)
+    assert any(m.label == "Mean top-10 overlap" for m in at.metric)
+    # keep nothing by age and only the newest: the older version is what would go
+    [d for d in at.number_input if d.label.startswith("Keep versions")][0].set_value(0.0)
+    [n for n in at.number_input if n.label == "Always keep the newest"][0].set_value(1)
+    next(b for b in at.button if b.label == "Preview").click().run()
+    no_exception(at)
+    preview = console.cleanup_preview(0.0, 1)
+    assert [row["id"] for row in preview] == [first]
+    assert any(b.label == "Delete these 1 versions" for b in at.button)
+    from beacon import versions
+
+    assert versions.show(first).status == "inactive", "a preview deletes nothing"
+
+
+def test_metrics_page_draws_every_breakdown(on_trained: dict) -> None:
+    at = app("pages/metrics.py")
+    no_exception(at)
+    assert at.title[0].value == "Metrics"
+    first, last = console.default_range(days=30)
+    start, end = console.range_bounds(first, last)
+    from beacon.metrics import online_metrics
+
+    expected = online_metrics(start=start, end=end).totals
+    assert metric(at, "Impressions") == f"{expected['impressions']:,}"
+    assert metric(at, "Clicks") == f"{expected['clicks']:,}"
+    assert len(at.get("plotly_chart")) == 6
+    at.segmented_control(key="metrics_rate").set_value("Conversion").run()
+    no_exception(at)
+
+
+def test_metrics_page_on_a_range_without_impressions(on_trained: dict) -> None:
+    at = app("pages/metrics.py")
+    at.date_input(key="metrics_range").set_value((date(2001, 1, 1), date(2001, 1, 31))).run()
+    no_exception(at)
+    assert metric(at, "Impressions") == "0"
+    assert "No impressions in this range" in texts(at)
+
+
+# --------------------------------------------------------------------------------------------
+# Buttons that start background work (function-scoped databases: they change state)
+
+@pytest.fixture
+def seeded_with_model(seeded: str) -> str:
+    from beacon.training import train
+
+    assert train(force=True, config=tiny_config(), requested_by="fixture").status == "trained"
+    return seeded
+
+
+def _wait_run_finished(run_id: int) -> runs.RunInfo:
+    return wait_for(lambda: (r := runs.get_run(run_id)) is not None
+                    and r.status in runs.FINAL_STATUSES and r, timeout=300)
+
+
+def test_force_retrain_button_starts_a_background_run_that_finishes(
+        seeded_with_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from beacon import training
+
+    # Train with the tiny settings whatever the button passes (the defaults take longer).
+    real = training.start_training_in_background
+    monkeypatch.setattr(training, "start_training_in_background",
+                        lambda **kw: real(**{**kw, "config": tiny_config()}))
+    before = {r.id for r in runs.list_runs()}
+    at = app("pages/training.py")
+    next(b for b in at.button if b.label == "Force retrain").click().run()
+    no_exception(at)
+    new = [r for r in runs.list_runs() if r.id not in before]
+    assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "console"
+    finished = _wait_run_finished(new[0].id)
+    assert finished.status == "succeeded", finished.error
+    assert finished.progress, "epochs were recorded on the run row"
+    at = app("pages/training.py")
+    no_exception(at)
+    assert at.dataframe[0].value["run"].iloc[0] == new[0].id
+
+
+def test_busy_when_a_training_holds_the_lock(seeded_with_model: str) -> None:
+    held = runs.acquire("global", trigger="cli", requested_by="someone else")
+    try:
+        result = console.start_retrain(requested_by="console")
+        assert result.busy and "someone else" in result.message
+        at = app("pages/training.py")
+        no_exception(at)
+        assert f"Run {held.run.id}" in "\n".join(p.proto.text for p in at.get("progress"))
+        next(b for b in at.button if b.label == "Smart retrain").click().run()
+        assert "Busy:" in texts(at)
+    finally:
+        runs.finish_run(held.run.id, "failed", error="test")
+        runs.release(held.run.id, "global")
+
+
+def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> None:
+    at = app("pages/training.py")
+    at.text_input[0].input("nobody@nowhere.example")
+    next(b for b in at.button if b.label == "Retrain user").click().run()
+    no_exception(at)
+    assert "unknown user" in "\n".join(e.value for e in at.error)

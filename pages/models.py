@@ -1,0 +1,173 @@
+"""Models: every version; one selected shows its loss curve, hyperparameters and metrics against
+popularity; activate (rollback) behind a confirmation; compare two versions; clean up old ones
+with a preview."""
+import plotly.graph_objects as go
+import streamlit as st
+
+from beacon import console, versions
+from beacon.errors import BeaconError
+from pages import _ui
+
+ACTOR = "console"
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _rows(database: str) -> list[dict]:
+    return console.version_rows()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _detail(database: str, version_id: int) -> console.VersionDetail:
+    return console.version_detail(version_id)
+
+
+@st.cache_data(ttl=300, show_spinner="Scoring a sample of users with both versions…")
+def _compare(database: str, a: int, b: int) -> console.Comparison:
+    return console.compare_versions(a, b)
+
+
+def _changed(message: str) -> None:
+    st.session_state["models_notice"] = message
+    st.cache_data.clear()
+    st.rerun()
+
+
+database = console.database_key()
+rows = _rows(database)
+
+st.title("Models")
+notice = st.session_state.pop("models_notice", None)
+if notice:
+    st.success(notice)
+if not rows:
+    st.info("No model has been trained yet. Train one on the Training page.", icon=":material/info:")
+    st.stop()
+
+st.caption("Select a row to see that version.")
+chosen = _ui.table(rows, key="versions", select=True, column_config={
+    "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    "train_s": st.column_config.NumberColumn("train (s)", format="%.1f"),
+    "ndcg": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
+    "ndcg_popularity": st.column_config.NumberColumn("popularity NDCG@10", format="%.4f"),
+})
+active_ids = [row["id"] for row in rows if row["status"] == "active" and row["scope"] == "global"]
+selected_id = rows[chosen]["id"] if chosen is not None else (active_ids or [rows[0]["id"]])[0]
+
+# ----------------------------------------------------------------------------- one version
+detail = _detail(database, selected_id)
+st.subheader(f"Version {detail.id} · {detail.scope} · {detail.status}")
+st.caption(f"Created {_ui.fmt_time(detail.created_at)} by {detail.created_by or '—'} · "
+           f"fingerprint {(detail.fingerprint or '—')[:16]} · "
+           f"trained in {_ui.fmt_seconds(detail.training_seconds)}")
+curve, numbers = st.columns([3, 2])
+with curve:
+    if detail.loss_history:
+        _ui.chart(_ui.loss_figure(detail.loss_history), key="version_loss")
+    else:
+        st.caption("No loss history (a per-user fold-in has none).")
+with numbers:
+    if detail.metrics_table:
+        st.markdown("**Offline metrics against popularity**")
+        _ui.table(detail.metrics_table, key="version_metrics", column_config={
+            name: st.column_config.NumberColumn(name, format="%.4f")
+            for name in ("beacon", "popularity", "difference")})
+    else:
+        st.caption("Not evaluated.")
+    with st.expander("Hyperparameters"):
+        st.json(detail.hyperparameters, expanded=True)
+    with st.expander("Counts"):
+        st.json(detail.counts, expanded=True)
+
+if detail.status == "active":
+    st.caption(f"Version {detail.id} is the active {detail.scope} model.")
+elif detail.status == "failed":
+    st.warning(f"Version {detail.id} failed and cannot be activated.")
+elif st.session_state.get("confirm_activate") == detail.id:
+    st.warning(f"Activate version {detail.id}? Every console and API process serves it from "
+               "its next request on.", icon=":material/warning:")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button(f"Yes, activate v{detail.id}", type="primary", key="activate_yes"):
+        st.session_state.pop("confirm_activate", None)
+        try:
+            versions.activate(detail.id, requested_by=ACTOR)
+            _changed(f"Version {detail.id} is now active.")
+        except BeaconError as error:
+            _ui.error_box(error)
+    if no.button("Cancel", key="activate_no"):
+        st.session_state.pop("confirm_activate", None)
+        st.rerun()
+elif st.button(f"Activate v{detail.id} (rollback)", icon=":material/history:", key="activate"):
+    st.session_state["confirm_activate"] = detail.id
+    st.rerun()
+
+# ----------------------------------------------------------------------------- compare
+st.divider()
+st.subheader("Compare two versions")
+global_ids = [row["id"] for row in rows if row["scope"] == "global" and row["status"] != "failed"]
+if len(global_ids) < 2:
+    st.caption("Two global versions are needed to compare.")
+else:
+    left, right, go_col = st.columns([1, 1, 1], vertical_alignment="bottom")
+    a = left.selectbox("Version A", global_ids, index=min(1, len(global_ids) - 1), key="cmp_a")
+    b = right.selectbox("Version B", global_ids, index=0, key="cmp_b")
+    if go_col.button("Compare", icon=":material/compare_arrows:", key="compare") or (
+            st.session_state.get("compared") == (a, b)):
+        st.session_state["compared"] = (a, b)
+        try:
+            comparison = _compare(database, a, b)
+        except BeaconError as error:
+            _ui.error_box(error)
+        else:
+            c1, c2 = st.columns([2, 3])
+            with c1:
+                _ui.table(comparison.metrics, key="cmp_metrics", column_config={
+                    col: st.column_config.NumberColumn(col, format="%.4f")
+                    for col in (f"v{a}", f"v{b}", "difference")})
+                st.metric("Mean top-10 overlap", _ui.fmt_pct(comparison.overlap_mean, 0),
+                          help=f"share of the top 10 the two versions have in common, over "
+                               f"{comparison.sample_size} sampled users (global models, "
+                               "upcoming events, no filters)", border=True)
+            with c2:
+                fig = go.Figure()
+                for version in (f"v{a}", f"v{b}"):
+                    fig.add_trace(go.Violin(
+                        x=[version] * sum(1 for r in comparison.scores if r["version"] == version),
+                        y=[r["score"] for r in comparison.scores if r["version"] == version],
+                        name=version, box_visible=True, meanline_visible=True, points=False))
+                fig.update_layout(hovermode="closest")
+                _ui.chart(_ui.style(fig, title="Scores of each version's top 10",
+                                    y_title="score"), key="cmp_scores")
+            hist = go.Figure(go.Histogram(x=[r["overlap"] for r in comparison.overlap],
+                                          xbins=dict(start=-0.05, end=1.05, size=0.1)))
+            hist.update_layout(hovermode="closest")
+            _ui.chart(_ui.style(hist, height=240, title="Top-10 overlap per sampled user",
+                                x_title="share in common", y_title="users"), key="cmp_overlap")
+
+# ----------------------------------------------------------------------------- cleanup
+st.divider()
+st.subheader("Clean up old versions")
+st.caption("Never deletes an active version, nor the newest global versions and the newest of "
+           "each user you choose to keep.")
+with st.form("cleanup_form", border=False):
+    d, n, p = st.columns([1, 1, 1], vertical_alignment="bottom")
+    keep_days = d.number_input("Keep versions younger than (days)", 0.0, 3650.0, 30.0, step=1.0)
+    keep_newest = n.number_input("Always keep the newest", 0, 100, 3)
+    previewed = p.form_submit_button("Preview", icon=":material/preview:")
+if previewed:
+    st.session_state["cleanup_settings"] = (keep_days, keep_newest)
+settings = st.session_state.get("cleanup_settings")
+if settings:
+    doomed = console.cleanup_preview(*settings)
+    if not doomed:
+        st.success(f"Nothing to delete with keep {settings[0]:g} days / newest {settings[1]}.")
+    else:
+        st.warning(f"{len(doomed)} version(s) would be deleted:", icon=":material/delete:")
+        _ui.table(doomed, key="cleanup_preview")
+        if st.button(f"Delete these {len(doomed)} versions", type="primary", key="cleanup_go"):
+            try:
+                result = versions.cleanup(keep_days=settings[0], keep_newest=settings[1],
+                                          requested_by=ACTOR)
+                st.session_state.pop("cleanup_settings", None)
+                _changed(f"Deleted {len(result.deleted)} model version(s).")
+            except BeaconError as error:
+                _ui.error_box(error)

@@ -1,0 +1,115 @@
+"""Training: smart / forced / per-user retrain, the hyperparameter form, the running training's
+live progress (polled from the training runs table) and the history of runs.
+
+Every button hands the work to the engine's background executor and returns at once; the
+progress panel reads the run row, so it survives navigation and every operator sees the same.
+"""
+import streamlit as st
+
+from beacon import console
+from beacon.errors import BeaconError
+from pages import _ui
+
+ACTOR = "console"
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _state(database: str) -> console.TrainingPageState:
+    return console.training_page_state()
+
+
+def _started(result: console.Started) -> None:
+    st.session_state["training_notice"] = ("warning" if result.busy else "success", result.message)
+    _state.clear()
+
+
+database = console.database_key()
+state = _state(database)
+
+st.title("Training")
+
+notice = st.session_state.pop("training_notice", None)
+if notice:
+    (st.warning if notice[0] == "warning" else st.success)(notice[1])
+
+smart, force, user = st.columns([1, 1, 2], vertical_alignment="bottom")
+if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
+                help="Trains only when the data or settings changed or the model is too old"):
+    _started(console.start_retrain(requested_by=ACTOR))
+    st.rerun()
+if force.button("Force retrain", icon=":material/bolt:", help="Trains regardless"):
+    _started(console.start_retrain(force=True, requested_by=ACTOR))
+    st.rerun()
+with user.form("user_retrain", border=False):
+    email_col, go_col = st.columns([3, 1], vertical_alignment="bottom")
+    email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
+    if go_col.form_submit_button("Retrain user", icon=":material/person:"):
+        try:
+            _started(console.start_retrain(email=email, requested_by=ACTOR))
+            st.rerun()
+        except BeaconError as error:
+            _ui.error_box(error)
+
+with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
+    defaults = state.defaults
+    with st.form("hyperparameters"):
+        a, b, c = st.columns(3)
+        values = {
+            "dim": a.number_input("Embedding dimension", 1, 512, defaults["dim"]),
+            "epochs": b.number_input("Epochs (maximum)", 1, 500, defaults["epochs"]),
+            "patience": c.number_input("Early-stopping patience", 0, 100, defaults["patience"]),
+            "learning_rate": a.number_input("Learning rate", 1e-5, 1.0, defaults["learning_rate"],
+                                            format="%.4f"),
+            "batch_size": b.number_input("Batch size", 1, 65536, defaults["batch_size"]),
+            "negatives": c.number_input("Negatives per positive", 1, 256, defaults["negatives"]),
+            "l2": a.number_input("L2", 0.0, 1.0, float(defaults["l2"]), format="%.6f"),
+            "id_dropout": b.number_input("Id dropout", 0.0, 0.99, defaults["id_dropout"]),
+            "validation_fraction": c.number_input("Validation fraction", 0.0, 0.89,
+                                                  defaults["validation_fraction"]),
+            "loss": a.selectbox("Loss", ["softmax", "bpr"],
+                                index=["softmax", "bpr"].index(defaults["loss"])),
+            "seed": b.number_input("Seed", 0, 2**31 - 1, defaults["seed"]),
+            "max_age_hours": c.number_input("Maximum model age (hours)", 0.0, 10000.0,
+                                            float(defaults["max_age_hours"])),
+        }
+        if st.form_submit_button("Train with these settings", icon=":material/play_arrow:"):
+            try:
+                _started(console.start_retrain(force=True, config=values, requested_by=ACTOR))
+                st.rerun()
+            except BeaconError as error:
+                _ui.error_box(error)
+
+
+@st.fragment(run_every=2 if state.running else 10)
+def live_progress() -> None:
+    """Polls the training runs table; when a run starts or ends, the whole page reruns."""
+    run = console.running_training()
+    if (run.id if run else None) != st.session_state.get("training_seen_run"):
+        _state.clear()
+        st.rerun(scope="app")
+    if run is None:
+        st.caption("No training is running.")
+        return
+    epochs = f"epoch {run.epoch} of {run.total_epochs}" if run.total_epochs else run.status
+    who = f" by {run.requested_by}" if run.requested_by else ""
+    st.progress(run.fraction, text=f"Run {run.id} ({run.trigger}{who}): {epochs}"
+                                   + ("" if run.last_loss is None else f", loss {run.last_loss:.4f}"))
+    if run.progress:
+        _ui.chart(_ui.loss_figure(run.progress, run.total_epochs, title="Loss, live"),
+                  key="live_loss")
+
+
+st.subheader("Running training")
+st.session_state["training_seen_run"] = state.running.id if state.running else None
+live_progress()
+
+st.subheader("History")
+if state.history:
+    _ui.table(state.history, key="run_history", column_config={
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
+        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
+        "reason": st.column_config.TextColumn("reason", width="large"),
+        "error": st.column_config.TextColumn("error", width="medium"),
+    })
+else:
+    st.caption("No training has run yet.")
