@@ -240,6 +240,7 @@ class CsvFile:
         self.path, self.name = path, str(path)
         self.required, self.optional, self.errors = required, optional, errors
         self.columns: frozenset[str] = frozenset()
+        self.header: list[str] = []
 
     def expected_rows(self) -> int:
         """Lines in the file less the header: a cheap total for the progress bar."""
@@ -250,7 +251,8 @@ class CsvFile:
                 last = chunk[-1:]
         return max(count + (last != b"\n") - 1, 0)
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, raw cells) of every non-blank data row; the header is line 1."""
         with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             try:
@@ -284,19 +286,27 @@ class CsvFile:
         if missing or duplicates:
             return None
         self.columns = frozenset(header) & frozenset(self.optional)
+        self.header = header
         return header
 
-    def _data_rows(self, reader, header: list[str]) -> Iterator[Row]:
-        width = len(header)
+    def _data_rows(self, reader, header: list[str]) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
         for cells in reader:
-            cells = [c.strip() for c in cells]
-            if any(cells):
-                row = Row(self.name, line, dict(zip(header, cells)), self.errors)
-                if len(cells) > width and any(cells[width:]):
-                    row.fail("-", f"{width} fields as in the header", _Shown(f"{len(cells)} fields"))
-                yield row
+            if any(cells) and any(c.strip() for c in cells):
+                yield line, cells
             line = reader.line_num + 1
+
+    def row(self, line: int, cells: list[str]) -> Row:
+        """The checked view of one data row (cells stripped; extra non-empty cells are an error)."""
+        cells = [c.strip() for c in cells]
+        row = Row(self.name, line, dict(zip(self.header, cells)), self.errors)
+        width = len(self.header)
+        if len(cells) > width and any(cells[width:]):
+            row.fail("-", f"{width} fields as in the header", _Shown(f"{len(cells)} fields"))
+        return row
+
+    def index(self, column: str) -> int | None:
+        return self.header.index(column) if column in self.header else None
 
 
 def _summary(file: CsvFile, rows: int, counts: UpsertCounts) -> FileSummary:
@@ -325,10 +335,10 @@ class _Import:
         """Parse every row; hand full batches to `flush` while no problem has been found."""
         batch: list = []
         rows = 0
-        for row in file.rows():
-            record = parse(row)
+        for line, cells in file.rows():
+            record = parse(file, line, cells)
             rows += 1
-            if record is not None and row.ok and not self.errors:
+            if record is not None and not self.errors:
                 batch.append(record)
             if len(batch) >= batch_size:
                 if not self.errors:
@@ -353,7 +363,8 @@ class _Import:
         rows = self._stream("users", file, total, self._user, flush, ENTITY_BATCH)
         return _summary(file, rows, counts[0])
 
-    def _user(self, row: Row) -> UserRecord | None:
+    def _user(self, file: CsvFile, line: int, cells: list[str]) -> UserRecord | None:
+        row = file.row(line, cells)
         email = row.email()
         row.unique("email", email, self.file_emails)
         name, city = row.text("name"), row.text("city")
@@ -375,7 +386,8 @@ class _Import:
         rows = self._stream("events", file, total, self._event, flush, ENTITY_BATCH)
         return _summary(file, rows, counts[0])
 
-    def _event(self, row: Row) -> EventRecord | None:
+    def _event(self, file: CsvFile, line: int, cells: list[str]) -> EventRecord | None:
+        row = file.row(line, cells)
         event_id = row.text("event_id", required=True)
         row.unique("event_id", event_id, self.file_event_ids)
         title = row.text("title", required=True)
@@ -403,6 +415,7 @@ class _Import:
     def interactions(self, path: Path) -> FileSummary:
         file, total = self._open(path, INTERACTIONS_REQUIRED, INTERACTIONS_OPTIONAL)
         self.user_ids, self.event_ids = self.writer.user_ids(), self.writer.event_ids()
+        self._fast = _FastInteractions(file, self.user_ids, self.event_ids)
         rows = self._stream("interactions", file, total, self._interaction,
                             self.writer.add_interactions, INTERACTION_BATCH)
         inserted = 0 if self.errors else self.writer.finish_interactions()
@@ -418,7 +431,11 @@ class _Import:
             row.fail(column, what, value)
         return found
 
-    def _interaction(self, row: Row) -> InteractionRow | None:
+    def _interaction(self, file: CsvFile, line: int, cells: list[str]) -> InteractionRow | None:
+        fast = self._fast(cells)
+        if fast is not None:
+            return fast
+        row = file.row(line, cells)  # the checked path: it names what is wrong
         user = self._reference(row, "email", self.user_ids, self.file_emails,
                                "the email of a user in the users file or the database")
         event = self._reference(row, "event_id", self.event_ids, self.file_event_ids,
@@ -433,6 +450,53 @@ class _Import:
         if not row.ok or user is None or event is None or occurred is None:
             return None
         return InteractionRow(user, event, kind, occurred, version, strategy, position)
+
+
+class _FastInteractions:
+    """Accepts the common, plainly valid interaction row without building a Row; anything else
+    (None) goes through the checked path, which accepts or names the problem."""
+
+    def __init__(self, file: CsvFile, user_ids: dict[str, int], event_ids: dict[str, int]):
+        self.width = len(file.header)
+        self.email, self.event = file.index("email"), file.index("event_id")
+        self.type, self.occurred = file.index("type"), file.index("occurred_at")
+        self.version, self.position = file.index("model_version"), file.index("position")
+        self.strategy = file.index("strategy")
+        self.user_ids, self.event_ids = user_ids, event_ids
+        self.types = frozenset(INTERACTION_TYPES)
+
+    def __call__(self, cells: list[str]) -> InteractionRow | None:
+        if len(cells) != self.width:
+            return None
+        user = self.user_ids.get(cells[self.email].strip())
+        event = self.event_ids.get(cells[self.event].strip())
+        kind = cells[self.type].strip().lower()
+        if user is None or event is None or kind not in self.types:
+            return None
+        try:
+            occurred = datetime.fromisoformat(cells[self.occurred].strip())
+            if occurred.tzinfo is None or occurred.utcoffset() is None:
+                return None
+            occurred = occurred.astimezone(timezone.utc)
+        except (ValueError, OverflowError):
+            return None
+        version, position = _cell(cells, self.version), _cell(cells, self.position)
+        strategy = _cell(cells, self.strategy)
+        if not (_plain_count(version) and _plain_count(position)) or (
+            len(strategy) > MAX_LENGTHS["strategy"]
+        ):
+            return None
+        return InteractionRow(user, event, kind, occurred, int(version) if version else None,
+                              strategy or None, int(position) if position else None)
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return cells[index].strip() if index is not None else ""
+
+
+def _plain_count(value: str) -> bool:
+    """Empty, or ASCII digits that fit a 32-bit integer."""
+    return not value or (value.isascii() and value.isdigit() and len(value) <= 9)
 
 
 def _paths(users, events, interactions) -> dict[str, Path]:
