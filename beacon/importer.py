@@ -415,7 +415,7 @@ class _Import:
     def interactions(self, path: Path) -> FileSummary:
         file, total = self._open(path, INTERACTIONS_REQUIRED, INTERACTIONS_OPTIONAL)
         self.user_ids, self.event_ids = self.writer.user_ids(), self.writer.event_ids()
-        self._fast = _FastInteractions(file, self.user_ids, self.event_ids)
+        self._fast: _FastInteractions | None = None  # built once the header has been read
         rows = self._stream("interactions", file, total, self._interaction,
                             self.writer.add_interactions, INTERACTION_BATCH)
         inserted = 0 if self.errors else self.writer.finish_interactions()
@@ -432,6 +432,8 @@ class _Import:
         return found
 
     def _interaction(self, file: CsvFile, line: int, cells: list[str]) -> InteractionRow | None:
+        if self._fast is None:
+            self._fast = _FastInteractions(file, self.user_ids, self.event_ids)
         fast = self._fast(cells)
         if fast is not None:
             return fast

@@ -349,3 +349,21 @@ def test_cli_json_summary(db: str) -> None:
     summary = json.loads(result.stdout)
     assert summary["users"]["inserted"] == 4 and summary["interactions"]["inserted"] == 6
     assert (summary["events"]["updated"], summary["events"]["unchanged"]) == (0, 0)
+
+
+def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: Path) -> None:
+    import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv")
+    path = _write(tmp_path / "interactions.csv", [
+        "email,event_id,type,occurred_at,model_version,strategy,position",
+        " ana@example.org , ev-1 ,Impression, 2027-02-01T11:00:00+01:00 ,+3, s ,007",
+        "ana@example.org,ev-1,impression,2027-02-01T10:00:00Z,3,s,7",
+    ])
+
+    summary = import_csv(interactions=path)
+
+    assert (summary.interactions.inserted, summary.interactions.unchanged) == (1, 1)
+    (row,) = _rows(db, Interaction)
+    assert (row["type"], row["model_version"], row["strategy"], row["position"]) == (
+        "impression", 3, "s", 7,
+    )
+    assert row["occurred_at"] == datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
