@@ -635,42 +635,53 @@ class _Simulator:
         span = self.p.now_ms - MS_PER_HOUR - begin
         if span <= 0:
             return out
+        home = int(users.city[u])
+        home_pool = self.p.by_city[home]
+        home_base = self._base_utility(u, home_pool)
         n_sessions = rng.poisson(users.sessions_per_day[u] * span / MS_PER_DAY)
         for t in np.sort(rng.integers(begin, begin + span, n_sessions)):
-            city = users.city[u]
+            t = int(t)
+            pool, base = home_pool, home_base
             if rng.random() < 0.03:  # a trip: the feed shows another city
                 city = int(rng.integers(len(CITIES)))
-            cand = self._candidates(rng, city, int(t), state)
+                if city != home:
+                    pool = self.p.by_city[city]
+                    base = self._base_utility(u, pool)
+            cand, utility = self._candidates(rng, t, pool, base, state)
             if len(cand) == 0:
                 continue
-            utility = self._utility(u, cand, state)
             if rng.random() < 0.7:
-                self._feed(rng, u, int(t), cand, utility, state, out)
+                self._feed(rng, u, t, cand, utility, state, out)
             else:
-                self._browse(rng, u, int(t), cand, utility, state, out)
+                self._browse(rng, u, t, cand, utility, state, out)
         self._after(rng, u, state, out)
         return out
 
-    def _candidates(self, rng, city: int, t: int, state: _UserState) -> np.ndarray:
-        ev = self.p.events
-        pool = self.p.by_city[city]
-        live = pool[(ev.created_ms[pool] <= t) & (ev.start_ms[pool] > t + MS_PER_HOUR)]
-        if state.rejected:
-            live = live[~np.isin(live, list(state.rejected))]
-        if len(live) > MAX_CANDIDATES:
-            live = np.sort(rng.choice(live, size=MAX_CANDIDATES, replace=False))
-        return live
-
-    def _utility(self, u: int, cand: np.ndarray, state: _UserState) -> np.ndarray:
+    def _base_utility(self, u: int, pool: np.ndarray) -> np.ndarray:
+        """What the user gets from each event of a city, before organizer loyalty (computed
+        once per user and city: taste, distance, time of day, price, the event's appeal)."""
         users, ev = self.p.users, self.p.events
-        km = _haversine_km(users.lat[u], users.lon[u], ev.lat[cand], ev.lon[cand])
-        utility = ev.tag_matrix[cand] @ users.affinity[u]
+        km = _haversine_km(users.lat[u], users.lon[u], ev.lat[pool], ev.lon[pool])
+        utility = ev.tag_matrix[pool] @ users.affinity[u]
         utility = utility + W_DISTANCE * np.exp(-km / users.distance_km[u])
-        utility += W_TIME_OF_DAY * (ev.bucket[cand] == users.preferred_bucket[u])
-        utility -= W_PRICE * users.price_sensitivity[u] * np.log1p(ev.price[cand] / 10)
-        utility += ev.appeal[cand]
-        utility += W_LOYALTY * state.loyal[ev.organizer[cand]]
-        return utility
+        utility += W_TIME_OF_DAY * (ev.bucket[pool] == users.preferred_bucket[u])
+        utility -= W_PRICE * users.price_sensitivity[u] * np.log1p(ev.price[pool] / 10)
+        return utility + ev.appeal[pool]
+
+    def _candidates(self, rng, t: int, pool: np.ndarray, base: np.ndarray,
+                    state: _UserState) -> tuple[np.ndarray, np.ndarray]:
+        """Events of the pool published and not starting within the hour at t, minus those the
+        user rejected; a random subset of about MAX_CANDIDATES when there are many."""
+        ev = self.p.events
+        live = (ev.created_ms[pool] <= t) & (ev.start_ms[pool] > t + MS_PER_HOUR)
+        count = int(live.sum())
+        if count > MAX_CANDIDATES:
+            live &= rng.random(len(pool)) < MAX_CANDIDATES / count
+        cand, utility = pool[live], base[live]
+        if state.rejected:
+            keep = np.array([e not in state.rejected for e in cand.tolist()], bool)
+            cand, utility = cand[keep], utility[keep]
+        return cand, utility + W_LOYALTY * state.loyal[ev.organizer[cand]]
 
     def _feed(self, rng, u, t, cand, utility, state, out) -> None:
         beacon = bool(self.p.users.arm_beacon[u])
@@ -838,8 +849,12 @@ def _write_interactions(writer, platform: Platform, report: Progress) -> Counter
             report(done, n, "interactions")
 
     report(0, n, "interactions")
-    writer.insert("interactions", ("user_id", "event_id", "type", "occurred_at",
-                                   "model_version", "strategy", "position"), rows())
+    with writer.indexes_deferred("interactions"):
+        writer.insert("interactions", ("user_id", "event_id", "type", "occurred_at",
+                                       "model_version", "strategy", "position"), rows())
+        report(0, 1, "building indexes")
+    report(1, 1, "building indexes")
+    writer.analyze(("users", "user_interests", "events", "event_tags", "interactions"))
     return simulator.counts
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from beacon.cli import main
@@ -122,6 +122,22 @@ def test_counts_and_summary(db: str) -> None:
     assert len({e for (e,) in rows(db, "SELECT email FROM users")}) == 60
     upcoming = scalar(db, f"SELECT count(*) FROM events WHERE start_time > '{_sql_time(db, NOW)}'")
     assert upcoming == summary.upcoming_events and 8 <= upcoming <= 32
+
+
+def test_progress_reports_every_stage_and_indexes_are_back(db: str) -> None:
+    def index_names() -> set[str]:
+        with get_engine(db).connect() as connection:
+            return {index["name"] for index in inspect(connection).get_indexes("interactions")}
+
+    before = index_names()
+    calls: list[tuple[int, int, str]] = []
+    load_demo_data(**SMALL, progress=lambda done, total, stage: calls.append((done, total, stage)))
+    stages = [stage for _, _, stage in calls]
+    assert {"users", "events", "interactions", "building indexes"} <= set(stages)
+    for stage in ("users", "events", "interactions"):
+        done, total, _ = [c for c in calls if c[2] == stage][-1]
+        assert done == total
+    assert index_names() == before and "ix_interactions_user_time" in before
 
 
 def test_impressions_carry_version_strategy_and_position(db: str) -> None:
