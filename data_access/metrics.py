@@ -21,10 +21,22 @@ Counting rules
   (attributed = 0 in `attributed_counts`). Ties are impossible: (user, event, type, occurred_at)
   is unique.
 
-Indexes used: ix_interactions_type_time (type, occurred_at) for every range scan;
-uq_interactions_row (user_id, event_id, type, occurred_at) for the attribution lookup, one index
-seek per conversion; events by primary key for categories; beacon_models has no index on
-activated_at (a handful of rows: a scan is fine).
+  Windows are whole seconds (on Postgres an interval of seconds, so a DST change never
+  stretches "7 days"); the impression at exactly the window's start still counts.
+
+How it runs, and the indexes it uses (plans checked with EXPLAIN on both dialects):
+- range scans: ix_interactions_type_time (type, occurred_at) on SQLite (covering for per-day);
+  Postgres picks it or ix_interactions_occurred_at by cost.
+- attribution: one index seek per click/registration in the range: uq_interactions_row
+  (user_id, event_id, type, occurred_at) on SQLite, covering; on Postgres a LEFT JOIN LATERAL
+  that the planner serves from uq_interactions_row or ix_interactions_user_time (backward scan).
+  SQLite has no LATERAL: a correlated scalar subquery returns the impression's id, joined back
+  by primary key.
+- per (model_version, strategy, position) impressions: the range scan above plus a heap fetch
+  per impression. An index (type, occurred_at) INCLUDE (model_version, strategy, position)
+  would make it index-only on Postgres (not added: schema belongs to migrations).
+- categories: events by primary key. Activations: beacon_models has no index on activated_at;
+  it holds few rows, a scan is fine.
 """
 from __future__ import annotations
 

@@ -229,6 +229,30 @@ def test_attribution_windows_are_parameters(fixture_db: str) -> None:
     assert (unattributed["clicks"], unattributed["registrations"]) == (0, 2)
 
 
+def test_attribution_window_edges_to_the_microsecond(fixture_db: str) -> None:
+    # In December, away from the fixture: an impression at 05:00:00.250000, a click exactly 24 h
+    # later (attributed), a click 1 microsecond after that (not), a registration exactly 7 days
+    # later (attributed).
+    shown = datetime(2026, 12, 1, 5, 0, 0, 250000, tzinfo=timezone.utc)
+    none = {"model_version": None, "strategy": None, "position": None}
+    rows = [
+        {"user_id": 1, "event_id": 2, "type": "impression", "occurred_at": shown,
+         "model_version": 7, "strategy": "edge", "position": 9},
+        {"user_id": 1, "event_id": 2, "type": "click", "occurred_at": shown + timedelta(hours=24),
+         **none},
+        {"user_id": 1, "event_id": 2, "type": "click",
+         "occurred_at": shown + timedelta(hours=24, microseconds=1), **none},
+        {"user_id": 1, "event_id": 2, "type": "register", "occurred_at": shown + timedelta(days=7),
+         **none},
+    ]
+    with get_engine(fixture_db).begin() as connection:
+        connection.execute(insert(Interaction.__table__), rows)
+    frame = store.attributed_counts(at(1, month=12), at(9, month=12))
+    rows = {(r["attributed"], plain(r["model_version"]), r["strategy"], plain(r["position"])):
+            (r["impressions"], r["clicks"], r["registrations"]) for r in frame.to_dict("records")}
+    assert rows == {(1, 7, "edge", 9): (1, 1, 1), (0, None, None, None): (0, 1, 0)}
+
+
 def test_model_activations(fixture_db: str) -> None:
     assert store.model_activations(START, END) == [
         {"model_version": 2, "activated_at": at(2, 8), "status": "active"}
