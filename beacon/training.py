@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
 BACKGROUND_WORKERS = 2  # a global training and a user fold-in may run side by side
+FOLD_IN_HISTORY = 200  # the newest interactions a fold-in uses
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
         losses = _plain(raw_losses)
         blob = model.to_bytes()
 
-        metrics = _evaluate(data, config)
+        metrics = _evaluate(data, config, on_step=lambda _report: runs.heartbeat(run.id))
         comparison = _compare(metrics, decision.active)
         if comparison:
             metrics["comparison"] = comparison
@@ -375,11 +376,14 @@ def _plain(value):
     return value
 
 
-def _evaluate(data, config) -> dict:
+def _evaluate(data, config, on_step=None) -> dict:
+    """The temporal-holdout evaluation (it trains its own model on the past: its epochs only
+    refresh the heartbeat, they are not the run's progress)."""
     try:
         from beacon.evaluate import evaluate_holdout
 
-        return _plain(dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10))))
+        return _plain(dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10),
+                                            callback=on_step)))
     except Exception as error:  # noqa: BLE001 - a model without numbers still serves
         log.exception("offline evaluation failed")
         return {"evaluation_error": f"{type(error).__name__}: {error}"}
@@ -412,13 +416,13 @@ def _compare(metrics: dict, active: store.VersionMeta | None) -> dict:
 
 def _user_history_frame(user_id: int):
     """The user's latest interactions as event rows with a `type` column (what fold_in takes):
-    the newest 200 non-impression interactions, joined with those events' features."""
+    the newest FOLD_IN_HISTORY non-impression interactions, joined with those events' features."""
     import pandas as pd
 
     from data_access.catalog import user_history
     from data_access.training_data import load_events_frame
 
-    recent = user_history(user_id).recent
+    recent = user_history(user_id, recent_limit=FOLD_IN_HISTORY).recent
     if not recent:
         return pd.DataFrame(columns=["id", "type"])
     pairs = pd.DataFrame({"id": [int(r["event_pk"]) for r in recent],

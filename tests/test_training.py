@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+import torch
 from sqlalchemy import update
 
 from beacon import training, versions
@@ -26,6 +27,7 @@ from data_access.schema import Event, EventTag, Interaction, ModelVersion, Train
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 CONFIG = ModelConfig(dim=8, epochs=3, batch_size=64, negatives=4, learning_rate=0.05,
                      validation_fraction=0.0, patience=0, seed=3, refit=False)
+torch.set_num_threads(1)  # tiny tensors: threads only fight over the shared cores
 WAIT = 120  # seconds: only a safety net so that a broken test fails instead of hanging
 
 

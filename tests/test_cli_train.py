@@ -1,0 +1,156 @@
+"""`python -m beacon train | models | evaluate` through the real entry point (in-process, on the
+test database): JSON on stdout only, exit codes, one clear stderr line for bad input."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import torch
+
+from beacon import training, versions
+from beacon.config import ModelConfig
+from beacon.cli import main
+from data_access import models_store as store
+from data_access import runs
+from data_access.db import session_scope
+from data_access.schema import Event, EventTag, Interaction, User, UserInterest
+
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+# The command line trains with the default settings; the other tests train a tiny model
+# through the same service so that only the `train` command itself pays for the defaults.
+TINY = ModelConfig(dim=8, epochs=3, batch_size=64, negatives=4, validation_fraction=0.0,
+                   patience=0, seed=3, refit=False)
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def world(db):
+    """Three jazz fans and three football fans with a few registrations each."""
+    versions.clear_cache()
+    with session_scope() as session:
+        for side, city in (("jazz", "Berlin"), ("football", "Paris")):
+            events = []
+            for j in range(4):
+                start = NOW + timedelta(days=2 + j)
+                event = Event(event_id=f"{side}-{j}", title=f"{side} {j}", category=side,
+                              organizer=f"{side} org", city=city, latitude=50.0, longitude=5.0,
+                              start_time=start, timezone="UTC", price=10.0)
+                session.add(event)
+                session.flush()
+                session.add(EventTag(event_id=event.id, tag=side))
+                events.append(event.id)
+            for i in range(3):
+                user = User(email=f"{side}{i}@example.org", city=city, latitude=50.0,
+                            longitude=5.0)
+                session.add(user)
+                session.flush()
+                session.add(UserInterest(user_id=user.id, tag=side))
+                for j, event_id in enumerate(events[:3]):
+                    session.add(Interaction(user_id=user.id, event_id=event_id, type="register",
+                                            occurred_at=NOW - timedelta(days=3, hours=i + j)))
+    yield
+    versions.clear_cache()
+
+
+def cli(capsys, *argv: str) -> tuple[int, object, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    payload = json.loads(out) if "--json" in argv and out.strip() else out
+    return code, payload, err
+
+
+def test_train_twice_trains_then_skips_with_a_reason(world, capsys):
+    code, first, err = cli(capsys, "train", "--json")
+    assert code == 0, err
+    assert first["status"] == "trained" and first["model_version"] and first["run_id"]
+    assert "epoch 1/" in err  # progress goes to stderr as plain lines off a terminal
+    code, second, _ = cli(capsys, "train", "--json")
+    assert code == 0
+    assert second["status"] == "skipped"
+    assert second["reason"].startswith("data unchanged and the active model")
+    assert second["model_version"] == first["model_version"]
+    code, forced, _ = cli(capsys, "train", "--force", "--json")
+    assert code == 0 and forced["status"] == "trained" and forced["reason"] == "forced"
+    assert runs.get_run(forced["run_id"]).trigger == "force"
+
+
+def test_train_reports_busy_when_another_process_holds_the_lock(world, capsys):
+    holder = runs.acquire("global", trigger="schedule", requested_by="cron").run
+    code, payload, _ = cli(capsys, "train", "--json")
+    assert code == 0
+    assert payload["status"] == "busy" and f"training run {holder.id}" in payload["reason"]
+    assert store.list_versions() == []
+
+
+def test_unknown_user_exits_2_with_one_line(world, capsys):
+    code, out, err = cli(capsys, "train", "--user", "nobody@example.org", "--json")
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "nobody@example.org" in err
+
+
+def test_user_fold_in_from_the_command_line(world, capsys):
+    code, _, err = cli(capsys, "train", "--user", "jazz0@example.org", "--json")
+    assert code == 2 and "no active global model" in err
+    training.train(config=TINY)
+    code, payload, err = cli(capsys, "train", "--user", "jazz0@example.org", "--json")
+    assert code == 0, err
+    assert payload["status"] == "trained" and payload["scope"] == "user"
+    assert payload["user"] == "jazz0@example.org"
+
+
+def test_models_list_show_activate_cleanup(world, capsys):
+    v1 = training.train(config=TINY).model_version
+    v2 = training.train(config=TINY, force=True).model_version
+
+    code, listed, _ = cli(capsys, "models", "list", "--json")
+    assert code == 0 and [v["id"] for v in listed] == [v2, v1]
+    for key in ("id", "scope", "status", "created_at", "user", "fingerprint", "metrics"):
+        assert key in listed[0]
+    assert [v["status"] for v in listed] == ["active", "inactive"]
+    datetime.fromisoformat(listed[0]["created_at"])
+
+    code, shown, _ = cli(capsys, "models", "show", str(v1), "--json")
+    assert code == 0 and shown["id"] == v1 and shown["hyperparameters"]["dim"] == 8
+    assert shown["loss_history"]
+
+    code, activated, _ = cli(capsys, "models", "activate", str(v1), "--json")
+    assert code == 0 and activated["status"] == "active"
+    assert store.active_global_id() == v1
+
+    code, _, err = cli(capsys, "models", "activate", "424242")
+    assert code == 2 and "424242" in err
+
+    code, dry, _ = cli(capsys, "models", "cleanup", "--keep-days", "0", "--keep-newest", "0",
+                       "--dry-run", "--json")
+    assert code == 0 and dry["dry_run"] and [v["id"] for v in dry["deleted"]] == [v2]
+    code, done, _ = cli(capsys, "models", "cleanup", "--keep-days", "0", "--keep-newest", "0",
+                        "--json")
+    assert code == 0 and done["count"] == 1
+    assert [v.id for v in store.list_versions()] == [v1]  # the active one survives
+
+    code, human, _ = cli(capsys, "models", "list")
+    assert code == 0 and "active" in human and str(v1) in human
+
+
+def test_evaluate_without_a_model_is_bad_input(db, capsys):
+    code, out, err = cli(capsys, "evaluate", "--json")
+    assert code == 2 and out == "" and "no active model" in err
+
+
+def test_evaluate_prints_the_stored_evaluation_or_recomputes_for_another_k(world, capsys):
+    trained = training.train(config=TINY)
+    stored = store.get_version(trained.model_version).metrics
+    assert "beacon" in stored, stored  # evaluated at training time
+    code, payload, err = cli(capsys, "evaluate", "--json")
+    assert code == 0, err
+    assert payload["source"] == "stored" and payload["model_version"] == trained.model_version
+    assert payload["k"] == TINY.eval_k and payload["cutoff"]
+    for strategy in ("beacon", "popularity"):
+        for key in ("hit_rate", "precision", "recall", "ndcg", "coverage"):
+            assert 0.0 <= payload[strategy][key] <= 1.0
+    assert payload["beacon"] == stored["beacon"]
+    code, fresh, err = cli(capsys, "evaluate", "--k", "3", "--json")
+    assert code == 0, err
+    assert fresh["source"] == "fresh" and fresh["k"] == 3
+    assert "beacon" in fresh and "popularity" in fresh
