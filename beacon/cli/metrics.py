@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         "strategy, category and position",
         description="Counts impressions, clicks and registrations over [start, end) in UTC and "
         "reports CTR (clicks/impressions) and conversion (registrations/impressions and "
-        "/clicks) with Wilson 95%% intervals. Clicks and registrations are attributed to the "
+        "/clicks) with Wilson 95% intervals. Clicks and registrations are attributed to the "
         "most recent impression of the same user and event (within 24 h for a click, 7 days "
         "for a registration).",
     )
