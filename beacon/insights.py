@@ -6,6 +6,8 @@ data_access/), never in a page.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -93,9 +95,10 @@ class UserProfile:
     #: [{day, type, count}] per UTC day and interaction type, oldest first
     timeline: list[dict]
     totals: dict[str, int]
-    #: [{event_id, title, state (registered/unregistered/attended), at, start_time}] newest first
+    #: [{event_id, title, event starts (UTC), state (registered/unregistered/attended), at (UTC)}]
+    #: newest first
     registrations: list[dict]
-    #: [{event_id, title, rejected_at, start_time}] newest first
+    #: [{event_id, title, event starts (UTC), rejected at (UTC)}] newest first
     rejects: list[dict]
     serving: Serving | None = None
     serving_error: str | None = None
@@ -106,6 +109,10 @@ class UserProfile:
         return self.latitude is not None and self.longitude is not None
 
 
+def _utc_text(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+
+
 def _registrations_and_rejects(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """Rows come newest first: the first register/unregister seen per event is its state."""
     registrations: list[dict] = []
@@ -113,15 +120,16 @@ def _registrations_and_rejects(rows: list[dict]) -> tuple[list[dict], list[dict]
     seen: set[str] = set()
     for row in rows:
         kind = row["type"]
-        base = {"event_id": row["event_id"], "title": row["title"], "start_time": row["start_time"]}
+        base = {"event_id": row["event_id"], "title": row["title"],
+                "event starts (UTC)": _utc_text(row["start_time"])}
         if kind == "reject":
-            rejects.append({**base, "rejected_at": row["occurred_at"]})
+            rejects.append({**base, "rejected at (UTC)": _utc_text(row["occurred_at"])})
         elif kind == "attend":
-            registrations.append({**base, "state": "attended", "at": row["occurred_at"]})
+            registrations.append({**base, "state": "attended", "at (UTC)": _utc_text(row["occurred_at"])})
         elif row["event_id"] not in seen:
             seen.add(row["event_id"])
             state = "registered" if kind == "register" else "unregistered"
-            registrations.append({**base, "state": state, "at": row["occurred_at"]})
+            registrations.append({**base, "state": state, "at (UTC)": _utc_text(row["occurred_at"])})
     return registrations, rejects
 
 
@@ -380,3 +388,209 @@ def window_text(start, end) -> str:
         return ""
     text = f"{start:%H:%M}–{end:%H:%M}"
     return text + " (across midnight: ends the next day)" if end < start else text
+
+
+# --------------------------------------------------------------------------------------------
+# Recommendations side by side
+
+_models_lock = threading.Lock()
+_models: "OrderedDict[int, Any]" = OrderedDict()
+
+
+def _version_model(version_id: int):
+    """A global version's HybridModel, deserialized once per process (the last few kept)."""
+    with _models_lock:
+        if version_id in _models:
+            _models.move_to_end(version_id)
+            return _models[version_id]
+    from beacon.model import HybridModel
+    from data_access import models_store
+
+    blob = models_store.get_blob(version_id)
+    if blob is None:
+        raise BeaconError(f"model version {version_id} has no stored weights")
+    model = HybridModel.from_bytes(blob)
+    with _models_lock:
+        _models[version_id] = model
+        while len(_models) > 3:
+            _models.popitem(last=False)
+    return model
+
+
+def previous_global_version(active_id: int | None) -> int | None:
+    """The global version created before the one serving (failed ones skipped)."""
+    from beacon import versions
+
+    if active_id is None:
+        return None
+    found = False
+    for info in versions.list_versions(scope="global", limit=200):
+        if found and info.status != "failed":
+            return info.id
+        if info.id == active_id:
+            found = True
+    return None
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """One strategy's top N over the same filtered candidates."""
+
+    name: str
+    version: int | None
+    rows: list[dict]  # rank, event_id, title, score, local start, ...
+    event_ids: list[str]
+    overlap: int  # events also in the model's list
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    email: str
+    source: str
+    model_version: int | None
+    top: int
+    #: the model's list as table rows (rank, title, score, reason, source, distance, start, ...)
+    rows: list[dict]
+    event_ids: list[str]
+    #: map: the point distances are measured from, the max-distance circle, the recommended events
+    points: list[dict]
+    circles: list[dict]
+    popularity: RankedList
+    previous: RankedList | None
+    previous_note: str
+    stages: list[FunnelStep]
+    unknown_rejects: tuple[str, ...]
+
+
+def _row_of(arrays, frame, i: int, distance) -> dict:
+    start = arrays.local_start(i)
+    return {
+        "event_id": str(arrays.event_id[i]),
+        "title": str(frame.at[i, "title"]),
+        "local start": start.strftime("%a %Y-%m-%d %H:%M") if start else "",
+        "distance km": None if distance is None or distance != distance else round(float(distance), 1),
+    }
+
+
+def _top_positions(scores, passed, arrays, top: int):
+    import numpy as np
+
+    candidates = np.flatnonzero(passed)
+    order = np.lexsort((arrays.pk[candidates], arrays.start_epoch[candidates], -scores[candidates]))
+    return candidates[order][:top]
+
+
+def compare_recommendations(email: str, params=None, top: int = 10,
+                            now: datetime | None = None) -> Comparison:
+    """The model's top `top` for a user next to popularity and to the previous global version,
+    all three over exactly the candidates that pass the same filters."""
+    import numpy as np
+
+    from beacon import recommend as recommender
+    from beacon.features import UserContext
+    from beacon.filters import FilterParams
+
+    params = params if params is not None else FilterParams()
+    user = user_or_raise(email)
+    now = _now(now)
+    result = recommender.recommend(user, params, top=top, now=now)
+    # The same evaluation recommend() makes (candidates, filters); its masks feed the others.
+    evaluation = recommender._evaluate(user, params, now)
+    arrays, outcome, frame = evaluation.arrays, evaluation.outcome, evaluation.arrays.frame
+    distances = outcome.distance_km
+    model_ids = [item.event_id for item in result.items]
+    in_model = set(model_ids)
+
+    rows, points = [], []
+    for item in result.items:
+        rows.append({
+            "rank": item.rank, "event_id": item.event_id, "title": item.title,
+            "score": round(item.score, 4), "reason": item.reason, "source": item.source,
+            "distance km": None if item.distance_km is None else round(item.distance_km, 1),
+            "local start": item.local_start.strftime("%a %Y-%m-%d %H:%M") if item.local_start else "",
+            "category": item.category or "", "city": item.city or "",
+        })
+        if item.latitude is not None and item.longitude is not None:
+            points.append({"lat": item.latitude, "lon": item.longitude, "kind": "recommended",
+                           "label": f"#{item.rank} {item.title} ({item.event_id})"})
+
+    # popularity: registrations in the last week among the passed candidates, nearer first on ties
+    counts = catalog.popularity_counts(now - timedelta(days=recommender.POPULARITY_DAYS),
+                                       ("register",)) if outcome.passed.any() else {}
+    popular = np.zeros(arrays.n, dtype=np.float64)
+    for pk, count in counts.items():
+        pos = arrays.pos_by_pk.get(pk)
+        if pos is not None:
+            popular[pos] = count
+    closeness = np.zeros(arrays.n)
+    if distances is not None:
+        closeness = np.exp(-np.nan_to_num(distances, nan=1e9) / recommender.NEARBY_KM)
+    pop_rows = []
+    for rank, i in enumerate(_top_positions(np.log1p(popular) + 0.5 * closeness, outcome.passed,
+                                            arrays, top).tolist(), start=1):
+        row = {"rank": rank, **_row_of(arrays, frame, i, None if distances is None else distances[i]),
+               "registrations (7 d)": int(popular[i])}
+        row["in model list"] = row["event_id"] in in_model
+        pop_rows.append(row)
+    pop_ids = [r["event_id"] for r in pop_rows]
+    popularity = RankedList("popularity", None, pop_rows, pop_ids, len(in_model & set(pop_ids)),
+                            f"most registrations in the last {recommender.POPULARITY_DAYS} days")
+
+    # the previous global version, scored like the active one (with this user's fold-in on it)
+    previous, previous_note = None, ""
+    active_id = None
+    if result.source != "popularity":
+        from beacon import versions
+
+        loaded = versions.active_global()
+        active_id = loaded.version_id if loaded is not None else None
+    prev_id = previous_global_version(active_id)
+    if active_id is None:
+        previous_note = "No model serves this user (popularity): there is no model list to compare."
+    elif prev_id is None:
+        previous_note = f"Model version {active_id} is the first global version: nothing before it."
+    else:
+        from beacon import versions
+
+        model = _version_model(prev_id)
+        context = UserContext(user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
+                              longitude=user.longitude, city=user.city)
+        personal = versions.personal_vector(user.id, prev_id)
+        override = None if personal is None else (personal.vector, personal.bias)
+        scores = np.asarray(model.score(context, model.event_matrix(frame), user_override=override),
+                            dtype=np.float64) if arrays.n else np.zeros(0)
+        prev_rows = []
+        for rank, i in enumerate(_top_positions(scores, outcome.passed, arrays, top).tolist(), start=1):
+            row = {"rank": rank, **_row_of(arrays, frame, i, None if distances is None else distances[i]),
+                   "score": round(float(scores[i]), 4)}
+            row["in model list"] = row["event_id"] in in_model
+            prev_rows.append(row)
+        prev_ids = [r["event_id"] for r in prev_rows]
+        level = "personal fold-in on it" if personal is not None else (
+            "global" if model.knows_user(user.id) else "features only")
+        previous = RankedList(f"model v{prev_id}", prev_id, prev_rows, prev_ids,
+                              len(in_model & set(prev_ids)), f"version {prev_id} ({level})")
+
+    origin, circles = None, []
+    if params.has_point:
+        origin = (params.latitude, params.longitude, "chosen point")
+    elif user.has_home:
+        origin = (user.latitude, user.longitude, "home")
+    if origin is not None:
+        points.append({"lat": origin[0], "lon": origin[1], "kind": "home",
+                       "label": f"{origin[2]} of {user.email}"})
+        if params.max_km is not None:
+            circles.append({"lat": origin[0], "lon": origin[1], "radius_km": params.max_km,
+                            "label": f"{params.max_km:g} km"})
+    steps, before = [], None
+    for stage in result.stages:
+        steps.append(FunnelStep(stage.name, stage.remaining,
+                                0 if before is None else before - stage.remaining, stage.enabled))
+        before = stage.remaining
+    return Comparison(
+        email=user.email, source=result.source, model_version=result.model_version, top=top,
+        rows=rows, event_ids=model_ids, points=points, circles=circles, popularity=popularity,
+        previous=previous, previous_note=previous_note, stages=steps,
+        unknown_rejects=tuple(result.unknown_rejects),
+    )

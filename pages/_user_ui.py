@@ -53,9 +53,15 @@ class FilterInput:
     end: time | None
     reject: str
 
+    home: tuple[float | None, float | None] = (None, None)
+
     def parse(self) -> FilterParams:
-        return FilterParams.parse(self.lat, self.lon, self.max_km, self.dates, self.start,
-                                  self.end, self.reject)
+        """Validated parameters; the point is left out while it is still the user's home, so
+        that distances and reasons say 'home'. Raises BeaconError."""
+        at_home = self.home[0] is not None and (self.lat, self.lon) == self.home
+        lat, lon = (None, None) if at_home else (self.lat, self.lon)
+        return FilterParams.parse(lat, lon, self.max_km, self.dates, self.start, self.end,
+                                  self.reject)
 
 
 def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
@@ -106,6 +112,7 @@ def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
         start=start if use_window else None,
         end=end if use_window else None,
         reject=reject,
+        home=(home_lat, home_lon),
     )
 
 
@@ -153,7 +160,8 @@ def profile_header(profile: insights.UserProfile) -> None:
     st.markdown("**Interest tags:** " + tag_badges(profile.interest_tags))
     cols = st.columns(5)
     cols[0].metric("City", profile.city or "—")
-    cols[1].metric("Home", f"{profile.latitude:.3f}, {profile.longitude:.3f}" if profile.has_home else "none")
+    cols[1].metric("Home", f"{profile.latitude:.2f}, {profile.longitude:.2f}" if profile.has_home else "none",
+                   help="latitude, longitude")
     cols[2].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
     cols[3].metric("Interactions", f"{sum(profile.totals.values()):,}")
     serving = profile.serving
@@ -197,7 +205,8 @@ def profile_map(profile: insights.UserProfile) -> None:
         return
     frame = pd.DataFrame(profile.points)
     frame["color"] = frame["kind"].map(POINT_COLORS)
-    _ui.point_map(frame, color_column="color", tooltip="{label}", height=320, key="users_map")
+    home = next((p for p in profile.points if p["kind"] == "home"), None)
+    focused_map(frame, focus=home, key="users_map", height=340)
     st.caption("Blue: home · green: registered · red: rejected (no base map: works offline)")
 
 
@@ -215,7 +224,8 @@ def timeline_chart(rows: list[dict]) -> None:
     for kind, part in frame.groupby("type", sort=False):
         fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=kind,
                              marker_color=TYPE_COLORS.get(kind)))
-    fig.update_layout(barmode="stack")
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_xaxes(type="date", tickformat="%d %b", dtick=86_400_000 if frame["day"].nunique() < 10 else None)
     _ui.chart(_ui.style(fig, height=320, y_title="interactions per day"), key="users_timeline")
 
 
@@ -316,7 +326,7 @@ def debug_map(view: insights.DebugView) -> None:
                                 "label": f"{view.origin['label']} of {view.email}"}])
         points = pd.concat([points, origin], ignore_index=True)
     points["color"] = points["kind"].map(POINT_COLORS)
-    _ui.point_map(points, circles=view.circles, color_column="color", key="debug_map", height=380)
+    focused_map(points, circles=view.circles, focus=view.origin, key="debug_map", height=420)
     st.caption("Green: kept · red: dropped · blue: the point distances are measured from"
                + (f" · circle: {view.circles[0]['label']}" if view.circles else "")
                + " (no base map: works offline)")
@@ -367,3 +377,125 @@ def debug_timeline(view: insights.DebugView, shown: list[str] | None = None) -> 
     if total > TIMELINE_MAX:
         note += f" · the first {TIMELINE_MAX} of {total} events by start time"
     st.caption(note)
+
+
+# ----------------------------------------------------------------------------- Recommendations
+def recommendations_summary(c: insights.Comparison) -> None:
+    passed = c.stages[-1].remaining if c.stages else 0
+    st.markdown(f"**{len(c.rows)}** recommendations for **{c.email}** out of **{passed:,}** "
+                f"candidates that pass the filters · served by {source_text(c.source, c.model_version)}")
+    if c.unknown_rejects:
+        st.warning("Ignored rejected ids that match no event: " + ", ".join(c.unknown_rejects))
+    if not c.rows:
+        st.warning("No event passes the filters for this user: see the Debug filter page for why.")
+
+
+def recommendations_table(c: insights.Comparison) -> None:
+    from pages import _ui
+
+    if not c.rows:
+        return
+    _ui.table(c.rows, key="recs_rows", column_config={
+        "rank": st.column_config.NumberColumn("rank", width="small"),
+        "score": st.column_config.NumberColumn("score", format="%.4f"),
+        "reason": st.column_config.TextColumn("reason", width="large"),
+        "distance km": st.column_config.NumberColumn("distance", format="%.1f km"),
+    })
+
+
+def recommendations_map(c: insights.Comparison) -> None:
+    import pandas as pd
+
+    from pages import _ui
+
+    st.subheader("On the map")
+    points = pd.DataFrame(c.points, columns=["lat", "lon", "kind", "label"])
+    points["color"] = points["kind"].map(POINT_COLORS)
+    focus = next((p for p in c.points if p["kind"] == "home"), None)
+    focused_map(points, circles=c.circles, focus=focus, key="recs_map", height=420)
+    st.caption("Blue: the user's point · green: recommended events"
+               + (f" · circle: max distance {c.circles[0]['label']}" if c.circles else "")
+               + " (no base map: works offline)")
+
+
+def _ranked_list(ranked: insights.RankedList | None, top: int, note: str, key: str) -> None:
+    """`top`: the length of the model's own list (the overlap is out of that)."""
+    from pages import _ui
+
+    if ranked is None:
+        st.info(note)
+        return
+    st.metric("Overlap with the model's list", f"{ranked.overlap} of {top}",
+              help="events that are in both lists")
+    st.caption(ranked.note)
+    if ranked.rows:
+        _ui.table(ranked.rows, key=key, column_config={
+            "in model list": st.column_config.CheckboxColumn("in model list"),
+        })
+    else:
+        st.caption("Nothing passes the filters.")
+
+
+def side_by_side(c: insights.Comparison) -> None:
+    st.subheader("Side by side")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Popularity**")
+        _ranked_list(c.popularity, len(c.rows), "", "recs_popularity")
+    with right:
+        st.markdown(f"**Previous model version**" + (f" (v{c.previous.version})" if c.previous else ""))
+        _ranked_list(c.previous, len(c.rows), c.previous_note, "recs_previous")
+
+
+# ----------------------------------------------------------------------------- maps
+def _zoom(spread_km: float) -> float:
+    import math
+
+    return max(1.0, min(14.0, math.log2(40000.0 / max(spread_km, 1.0)) - 0.6))
+
+
+def focused_map(points, *, circles=(), focus: dict | None = None, key: str, height: int = 400) -> None:
+    """Points (lat, lon, label, color) and circles on no base map (works offline), centred on
+    `focus` (the user's point) and zoomed to the distance circle, or else to the points near
+    the focus, so that events on other continents do not shrink the interesting part to a dot."""
+    import math
+
+    import pandas as pd
+    import pydeck as pdk
+
+    points = points.dropna(subset=["lat", "lon"]).copy()
+    if points.empty and focus is None:
+        st.info("Nothing with a location to show on the map.")
+        return
+    if focus is not None:
+        lat0, lon0 = float(focus["lat"]), float(focus["lon"])
+        if circles:
+            spread = 5.0 * max(float(c["radius_km"]) for c in circles)
+        else:
+            dlat = (points["lat"] - lat0).abs() * 111.0
+            dlon = (points["lon"] - lon0).abs() * 111.0 * max(0.2, math.cos(math.radians(lat0)))
+            near = pd.concat([dlat, dlon], axis=1).max(axis=1)
+            near = near[near < 300.0]
+            spread = 4.0 * float(near.max()) if len(near) else 50.0
+    else:
+        lat0, lon0 = float(points["lat"].mean()), float(points["lon"].mean())
+        spread = max(float(points["lat"].max() - points["lat"].min()),
+                     float(points["lon"].max() - points["lon"].min())) * 111.0
+    layers = []
+    if circles:
+        frame = pd.DataFrame(list(circles))
+        frame["radius_m"] = frame["radius_km"] * 1000.0
+        layers.append(pdk.Layer(
+            "ScatterplotLayer", data=frame, get_position="[lon, lat]", get_radius="radius_m",
+            stroked=True, filled=True, get_fill_color=[47, 111, 235, 22],
+            get_line_color=[47, 111, 235, 220], line_width_min_pixels=2, pickable=False,
+        ))
+    layers.append(pdk.Layer(
+        "ScatterplotLayer", data=points, get_position="[lon, lat]", get_fill_color="color",
+        get_radius=150, radius_min_pixels=5, radius_max_pixels=14, pickable=True, stroked=True,
+        get_line_color=[255, 255, 255], line_width_min_pixels=1,
+    ))
+    deck = pdk.Deck(layers=layers, map_provider=None, map_style=None,
+                    initial_view_state=pdk.ViewState(latitude=lat0, longitude=lon0, zoom=_zoom(spread)),
+                    tooltip={"text": "{label}"})
+    st.pydeck_chart(deck, height=height, key=key)

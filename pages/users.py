@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from beacon import insights
+from beacon import insights, training
 from beacon.errors import BeaconError
 from pages import _ui
 from pages import _user_ui as ui
@@ -42,7 +42,8 @@ if left.button("Refresh this user's personal model", icon=":material/refresh:",
                help="Fold this user's latest interactions into the active global model (per-user training)"):
     with st.spinner("Folding in this user's interactions…"):
         try:
-            outcome = ui.refresh_personal_model(email)
+            outcome = training.train(scope="user", user=email, trigger="button",
+                                     requested_by=ui.operator())
         except BeaconError as error:
             ui.show_error(error)
         else:

@@ -1,0 +1,32 @@
+"""Recommendations: a user's ranked list with reasons, on a map, next to popularity and to the
+previous model version."""
+from __future__ import annotations
+
+import streamlit as st
+
+from beacon import insights
+from beacon.errors import BeaconError
+from pages import _user_ui as ui
+
+st.title("Recommendations")
+
+top_col, email_col = st.columns([1, 4])
+with email_col:
+    email = ui.user_input("recs_email")
+top = top_col.number_input("How many", min_value=1, max_value=100, value=10, step=1, key="recs_top")
+if not email:
+    st.info("Enter a user's email, or open a user's recommendations from the Users page.")
+    st.stop()
+now = ui.now_utc()
+raw = ui.filter_controls("recs", email, now)
+
+try:
+    comparison = insights.compare_recommendations(email, raw.parse(), top=int(top), now=now)
+except BeaconError as error:
+    ui.show_error(error)
+    st.stop()
+
+ui.recommendations_summary(comparison)
+ui.recommendations_table(comparison)
+ui.recommendations_map(comparison)
+ui.side_by_side(comparison)
