@@ -58,6 +58,9 @@ class ModelConfig:
     # After early stopping picked the epoch count, train again on all data (validation included).
     refit: bool = True
     eval_k: int = 10
+    # CPU threads torch may use while fitting (0: leave torch's setting). The ops are small, so
+    # one thread wastes least on a shared machine; more help only on big catalogs.
+    threads: int = 1
     fold_in_steps: int = 40
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
@@ -116,7 +119,7 @@ def _validate(c: ModelConfig) -> None:
     for name in ("dim", "epochs", "batch_size", "negatives", "eval_k"):
         value = getattr(c, name)
         _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-    for name in ("patience", "fold_in_steps", "seed"):
+    for name in ("patience", "fold_in_steps", "seed", "threads"):
         value = getattr(c, name)
         _check(_is_int(value) and value >= 0, name, value, "an integer >= 0")
     for name in ("learning_rate", "fold_in_learning_rate"):

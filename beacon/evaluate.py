@@ -68,3 +68,177 @@ def ndcg_from_scores(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     gains = np.take_along_axis(relevant, top, axis=1) @ discounts
     ideal = np.cumsum(discounts)[np.minimum(counts, k) - 1]
     return float(np.mean(gains / ideal))
+
+
+# --------------------------------------------------------------------------- temporal holdout
+
+HIT_TYPES = ("register", "attend")
+EXCLUDED_TYPES = ("register", "attend", "reject")  # as serving: not shown again
+HOLDOUT_SHARE = 0.18  # share of registrations that fall after the default cutoff
+USER_BLOCK = 2048
+
+
+def default_cutoff(interactions: pd.DataFrame, share: float = HOLDOUT_SHARE) -> int:
+    """Epoch seconds such that about `share` of the registrations happen at or after it."""
+    hits = interactions["occurred_at"].to_numpy()[
+        interactions["type"].astype(str).isin(HIT_TYPES).to_numpy()]
+    if len(hits) < 2:
+        from beacon.errors import BeaconError
+
+        raise BeaconError("cannot evaluate: fewer than 2 registrations in the data")
+    hits = np.sort(hits)
+    return int(hits[min(len(hits) - 1, int(len(hits) * (1 - share)))])
+
+
+def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetime | None = None,
+                     callback: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Train on interactions before a cutoff; rank the events upcoming at the cutoff for every
+    user who registered for one of them after it; compare with popularity (positive
+    interactions before the cutoff, ties broken by earliest start)."""
+    from beacon.config import ModelConfig
+    from beacon.errors import BeaconError
+    from beacon.model import HybridModel
+
+    config = config or ModelConfig()
+    inter = data.interactions
+    cut = default_cutoff(inter) if cutoff is None else int(cutoff.timestamp())
+    types = inter["type"].astype(str).to_numpy()
+    times = inter["occurred_at"].to_numpy()
+    before = times < cut
+    events = data.events.reset_index(drop=True)
+    start = pd.to_datetime(events["start_time"], utc=True)
+    start_s = ((start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    cand = events[start_s > cut].reset_index(drop=True)
+    cand_start = start_s[start_s > cut]
+    if cand.empty:
+        raise BeaconError("cannot evaluate: no events are upcoming at the cutoff")
+    col_of = pd.Series(np.arange(len(cand)), index=cand["id"].to_numpy())
+
+    # Relevant: registrations after the cutoff for events upcoming at it.
+    after_hits = inter[(~before) & np.isin(types, HIT_TYPES)
+                       & inter["event_id"].isin(col_of.index).to_numpy()]
+    prior = inter[before & np.isin(types, EXCLUDED_TYPES)
+                  & inter["event_id"].isin(col_of.index).to_numpy()]
+    excluded_pairs = set(zip(prior["user_id"].tolist(), prior["event_id"].tolist()))
+    hits = after_hits[["user_id", "event_id"]].drop_duplicates()
+    keep = [pair not in excluded_pairs for pair in zip(hits["user_id"], hits["event_id"])]
+    hits = hits[np.asarray(keep, dtype=bool)] if len(hits) else hits
+    eval_users = np.unique(hits["user_id"].to_numpy())
+    if len(eval_users) == 0:
+        raise BeaconError("cannot evaluate: no registrations after the cutoff for upcoming events")
+    row_of = pd.Series(np.arange(len(eval_users)), index=eval_users)
+    rel = (row_of[hits["user_id"]].to_numpy(), col_of[hits["event_id"]].to_numpy())
+    prior_users = prior[prior["user_id"].isin(row_of.index)]
+    exc = (row_of[prior_users["user_id"]].to_numpy(), col_of[prior_users["event_id"]].to_numpy())
+
+    # Cold: candidates nobody had touched before the cutoff.
+    touched = set(inter.loc[before, "event_id"].tolist())
+    cold = ~cand["id"].isin(touched).to_numpy()
+
+    # Popularity: positive interactions before the cutoff, ties by earliest start.
+    positive_types = [t for t, w in config.type_weights.items() if w > 0]
+    pos_prior = inter[before & np.isin(types, positive_types)]
+    counts = pos_prior["event_id"].value_counts()
+    pop_count = cand["id"].map(counts).fillna(0).to_numpy(dtype=np.float64)
+    order = np.lexsort((cand_start, -pop_count))
+    pop_score = np.empty(len(cand))
+    pop_score[order] = -np.arange(len(cand), dtype=np.float64)
+
+    # Beacon: trained on the past only.
+    began = datetime.now(timezone.utc)
+    model = HybridModel.fit(data.before(cut), config, callback=callback)
+    train_seconds = (datetime.now(timezone.utc) - began).total_seconds()
+    matrix = model.event_matrix(cand)
+    users = data.users.set_index("id").loc[eval_users].reset_index()
+    user_vecs = model.user_matrix(users)
+
+    def beacon_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]
+
+    def popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()
+
+    all_cols = np.arange(len(cand))
+    result: dict[str, Any] = {
+        "k": k,
+        "cutoff": datetime.fromtimestamp(cut, timezone.utc).isoformat(),
+        "users_evaluated": int(len(eval_users)),
+        "candidates": int(len(cand)),
+        "cold_candidates": int(cold.sum()),
+        "relevant": int(len(hits)),
+        "cold_relevant_share": float(cold[rel[1]].mean()) if len(hits) else 0.0,
+        "beacon": _strategy(beacon_scores, len(eval_users), all_cols, rel, exc, cold, k),
+        "popularity": _strategy(popularity_scores, len(eval_users), all_cols, rel, exc, cold, k),
+    }
+    result["cold_share"] = result["beacon"]["cold_hit_share"]
+    pop_ndcg = result["popularity"]["ndcg"]
+    result["ndcg_ratio"] = result["beacon"]["ndcg"] / pop_ndcg if pop_ndcg > 0 else None
+    result["cold"] = _cold_only(beacon_scores, popularity_scores, len(eval_users), rel, exc,
+                                cold, k)
+    result["train"] = {"interactions": int(before.sum()), "seconds": round(train_seconds, 3),
+                       "epochs": len(model.loss_history), **{
+                           key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
+    return result
+
+
+def _cold_only(beacon_scores, popularity_scores, n_users: int, rel, exc, cold: np.ndarray,
+               k: int) -> dict[str, Any]:
+    """Both strategies ranking only the cold candidates, for users with a cold hit."""
+    cols = np.flatnonzero(cold)
+    if len(cols) == 0:
+        return {"users_evaluated": 0, "candidates": 0}
+    remap = np.full(len(cold), -1)
+    remap[cols] = np.arange(len(cols))
+    keep = cold[rel[1]]
+    users = np.unique(rel[0][keep])
+    if len(users) == 0:
+        return {"users_evaluated": 0, "candidates": int(len(cols))}
+    urow = np.full(n_users, -1)
+    urow[users] = np.arange(len(users))
+    rel_c = (urow[rel[0][keep]], remap[rel[1][keep]])
+    ek = (urow[exc[0]] >= 0) & cold[exc[1]] if len(exc[0]) else np.zeros(0, bool)
+    exc_c = (urow[exc[0][ek]], remap[exc[1][ek]])
+    all_cold = np.ones(len(cols), dtype=bool)
+    out: dict[str, Any] = {"users_evaluated": int(len(users)), "candidates": int(len(cols))}
+    for name, fn in (("beacon", beacon_scores), ("popularity", popularity_scores)):
+        out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], cols[c]), len(users),
+                              np.arange(len(cols)), rel_c, exc_c, all_cold, k)
+    return out
+
+
+def _strategy(scores_fn, n_users: int, cols: np.ndarray, rel, exc, cold: np.ndarray,
+              k: int) -> dict[str, Any]:
+    """HR, precision, recall, NDCG@k over users, coverage, and where the hits landed."""
+    k_eff = min(k, len(cols))
+    discounts = 1.0 / np.log2(np.arange(k_eff) + 2.0)
+    sums = {"hit_rate": 0.0, "precision": 0.0, "recall": 0.0, "ndcg": 0.0}
+    shown = np.zeros(len(cols), dtype=bool)
+    hits_total = cold_hits = 0
+    for lo in range(0, n_users, USER_BLOCK):
+        block = np.arange(lo, min(n_users, lo + USER_BLOCK))
+        scores = np.array(scores_fn(block, cols), dtype=np.float64)
+        relevant = np.zeros(scores.shape, dtype=bool)
+        in_block = (rel[0] >= lo) & (rel[0] < lo + len(block))
+        relevant[rel[0][in_block] - lo, rel[1][in_block]] = True
+        ex_block = (exc[0] >= lo) & (exc[0] < lo + len(block))
+        scores[exc[0][ex_block] - lo, exc[1][ex_block]] = -np.inf
+        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1,
+                                                 kind="stable"), 1)
+        shown[np.unique(top)] = True
+        got = np.take_along_axis(relevant, top, axis=1)
+        n_rel = relevant.sum(axis=1)
+        n_hit = got.sum(axis=1)
+        sums["hit_rate"] += float((n_hit > 0).sum())
+        sums["precision"] += float((n_hit / k).sum())
+        sums["recall"] += float((n_hit / np.maximum(n_rel, 1)).sum())
+        ideal = np.cumsum(discounts)[np.minimum(n_rel, k_eff) - 1]
+        sums["ndcg"] += float(((got @ discounts) / ideal).sum())
+        hits_total += int(n_hit.sum())
+        cold_hits += int((got & cold[top]).sum())
+    out = {name: value / n_users for name, value in sums.items()}
+    out["coverage"] = float(shown.mean())
+    out["hits"] = hits_total
+    out["cold_hits"] = cold_hits
+    out["cold_hit_share"] = cold_hits / hits_total if hits_total else 0.0
+    return out

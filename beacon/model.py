@@ -197,10 +197,8 @@ class _Trainer:
         n_ut, n_et = len(prep.user_vocab), len(prep.event_vocab)
         scale = 0.1 / np.sqrt(d)
 
-        def emb(n: int, dim: int, bag: bool, zero: bool = False):
-            cls = nn.EmbeddingBag if bag else nn.Embedding
-            kwargs = {"mode": "sum"} if bag else {}
-            module = cls(n + 1, dim, padding_idx=n, sparse=True, **kwargs)
+        def emb(n: int, dim: int, zero: bool = False):
+            module = nn.Embedding(n + 1, dim, padding_idx=n)
             with torch.no_grad():
                 if zero:
                     module.weight.zero_()
@@ -210,18 +208,21 @@ class _Trainer:
             return module.to(device)
 
         self.modules = nn.ModuleDict({
-            "user_id": emb(n_u, d, False),
-            "user_tok": emb(n_ut, d, True),
-            "event_id": emb(n_e, d, False),
-            "event_id_bias": emb(n_e, 1, False, zero=True),
-            "event_tok": emb(n_et, d, True),
-            "event_tok_bias": emb(n_et, 1, True, zero=True),
+            "user_id": emb(n_u, d),
+            "user_tok": emb(n_ut, d),
+            "event_id": emb(n_e, d),
+            "event_id_bias": emb(n_e, 1, zero=True),
+            "event_tok": emb(n_et, d),
+            "event_tok_bias": emb(n_et, 1, zero=True),
         })
-        self.optimizer = torch.optim.SparseAdam(list(self.modules.parameters()),
-                                                lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(list(self.modules.parameters()),
+                                          lr=config.learning_rate)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
         self.alive_start = prep.event_start[order]
+        # Small catalogs: sum every event's tokens once per step, then gather rows from that.
+        self.all_events_per_step = len(prep.events) <= config.batch_size * (config.negatives + 1)
+        self._tok_cache = None
 
     # -- vectors
     def user_vectors(self, urows, drop=None):
@@ -229,19 +230,33 @@ class _Trainer:
         ids = self.uid[urows]
         if drop is not None:
             ids = self.torch.where(drop, self.uid_pad, ids)
-        return m["user_id"](ids) + m["user_tok"](self.utok[urows])
+        return m["user_id"](ids) + m["user_tok"](self.utok[urows]).sum(-2)
+
+    def event_token_sums(self, erows):
+        m = self.modules
+        tok = self.etok[erows]
+        return m["event_tok"](tok).sum(-2), m["event_tok_bias"](tok).sum(-2)[..., 0]
+
+    def begin_step(self) -> None:
+        self._tok_cache = self.event_token_sums(self.all_rows) if self.all_events_per_step \
+            else None
+
+    @property
+    def all_rows(self):
+        if not hasattr(self, "_all_rows"):
+            self._all_rows = self.torch.arange(len(self.prep.events), device=self.device)
+        return self._all_rows
 
     def event_vectors(self, erows, drop=None):
         m = self.modules
-        shape = erows.shape
-        flat = erows.reshape(-1)
-        ids = self.eid[flat]
+        ids = self.eid[erows]
         if drop is not None:
-            ids = self.torch.where(drop.reshape(-1), self.eid_pad, ids)
-        tok = self.etok[flat]
-        vec = m["event_id"](ids) + m["event_tok"](tok)
-        bias = m["event_id_bias"](ids)[:, 0] + m["event_tok_bias"](tok)[:, 0]
-        return vec.reshape(*shape, -1), bias.reshape(shape)
+            ids = self.torch.where(drop, self.eid_pad, ids)
+        if self._tok_cache is not None:
+            tok_vec, tok_bias = self._tok_cache[0][erows], self._tok_cache[1][erows]
+        else:
+            tok_vec, tok_bias = self.event_token_sums(erows)
+        return m["event_id"](ids) + tok_vec, m["event_id_bias"](ids)[..., 0] + tok_bias
 
     # -- sampling
     def sample_negatives(self, t: np.ndarray, k: int) -> np.ndarray:
@@ -277,6 +292,7 @@ class _Trainer:
         drop_p = cfg.id_dropout
         drops = self.rng.random((len(urow), 2 + k)) < drop_p if drop_p > 0 else None
         U = torch.from_numpy
+        self.begin_step()
         urow_t, erow_t, neg_t = U(urow).to(dev), U(erow).to(dev), U(neg).to(dev)
         w = U(np.abs(weight)).to(dev)
         is_pos = U(weight > 0).to(dev)
@@ -315,8 +331,8 @@ class _Trainer:
     def all_event_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
         with torch.no_grad():
-            rows = torch.arange(len(self.prep.events), device=self.device)
-            vec, bias = self.event_vectors(rows)
+            self._tok_cache = None
+            vec, bias = self.event_vectors(self.all_rows)
         return vec.cpu().numpy(), bias.cpu().numpy()
 
     def users_vectors(self, urows: np.ndarray) -> np.ndarray:
@@ -413,6 +429,18 @@ class HybridModel:
             callback: Callable[[EpochReport], None] | None = None) -> "HybridModel":
         """Train on a TrainingData. Raises BeaconError when there is nothing to train on."""
         config = config or ModelConfig()
+        torch = _torch()
+        previous = torch.get_num_threads()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        try:
+            return cls._fit(data, config, callback)
+        finally:
+            torch.set_num_threads(previous)
+
+    @classmethod
+    def _fit(cls, data: Any, config: ModelConfig,
+             callback: Callable[[EpochReport], None] | None) -> "HybridModel":
         device = _resolve_device(config.device)
         prep = _prepare(data, config)
         split = _split_time(prep.rows, config.validation_fraction)
@@ -497,6 +525,24 @@ class HybridModel:
         if row >= 0:
             vec = vec + self.weights["user_id"][row]
         return vec.astype(np.float32), 0.0
+
+    def user_matrix(self, users: pd.DataFrame) -> np.ndarray:
+        """Vectors for a frame of users (id, tags, latitude, longitude, city) at once: id
+        embedding for users seen in training plus their feature tokens."""
+        self._require()
+        users = users.reset_index(drop=True)
+        d = self.dim
+        if len(users) == 0:
+            return np.zeros((0, d), dtype=np.float32)
+        pad = len(self.user_vocab)
+        tok = padded_rows(user_token_table(users), self.user_vocab, len(users), pad=pad)
+        table = np.vstack([self.weights["user_tok"], np.zeros((1, d), np.float32)])
+        vectors, _ = _bag_sum(tok, table, np.zeros(len(table), np.float32))
+        rows = self.user_map.rows(users["id"].to_numpy(dtype=np.int64))
+        known = rows >= 0
+        if known.any():
+            vectors[known] += self.weights["user_id"][rows[known]]
+        return vectors.astype(np.float32)
 
     def feature_user_vector(self, user: UserContext) -> np.ndarray:
         """The user's vector from interest tags, city and home area alone."""

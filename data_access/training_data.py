@@ -79,7 +79,8 @@ def load_interactions(engine: Engine, before: datetime | None = None) -> pd.Data
     postgres = engine.dialect.name == "postgresql"
     where = ""
     if before is not None:
-        where = "WHERE occurred_at < " + ("%s" if postgres else "?")
+        where = "WHERE occurred_at < %s" if postgres else \
+            "WHERE julianday(occurred_at) < julianday(?)"
     sql = (
         f"SELECT user_id, event_id, {_type_code_sql()} AS type_code, "
         f"{_epoch_sql(engine, 'occurred_at')} AS occurred_at FROM interactions {where} "
@@ -136,6 +137,8 @@ def _fetch_copy(raw, sql: str, params: tuple) -> np.ndarray:
 
 
 def _bind_time(engine: Engine, moment: datetime):
+    """Postgres compares timestamptz; SQLite compares julianday() of both sides (the stored
+    text may or may not carry a fractional part, so comparing text is off at equal seconds)."""
     moment = moment.astimezone(timezone.utc)
     if engine.dialect.name == "sqlite":
         return moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -159,7 +162,8 @@ def load_events_frame(engine: Engine | None = None, ids: list[int] | np.ndarray 
             return _empty_events()
         where.append(f"id IN ({', '.join(str(i) for i in id_list)})")
     if upcoming_after is not None:
-        where.append("start_time > :after")
+        where.append("start_time > :after" if engine.dialect.name == "postgresql" else
+                     "julianday(start_time) > julianday(:after)")
         params["after"] = _bind_time(engine, upcoming_after)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     events = _read(
@@ -173,7 +177,7 @@ def load_events_frame(engine: Engine | None = None, ids: list[int] | np.ndarray 
     tags = _read(engine, "SELECT event_id, tag FROM event_tags ORDER BY event_id, tag")
     events = _attach_tags(events, tags, "event_id", EVENT_COLUMNS, key="id")
     for column in ("start_time", "end_time"):
-        events[column] = pd.to_datetime(events[column], utc=True)
+        events[column] = pd.to_datetime(events[column], utc=True, format="ISO8601")
     for column in ("latitude", "longitude", "price"):
         events[column] = pd.to_numeric(events[column], errors="coerce").astype("float64")
     events["id"] = events["id"].astype(np.int64)
