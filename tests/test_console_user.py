@@ -165,3 +165,165 @@ def test_debug_filter_bad_input_shows_an_error(midnight, case):
             expected = "longitude -200 is out of range"
     no_exception(at)
     assert any(expected in message for message in errors(at)), errors(at)
+
+
+# --------------------------------------------------------------------------- the demo platform
+
+DEMO = dict(users=60, events=40, days=14, seed=3)
+
+
+def tiny_config():
+    from beacon.config import ModelConfig
+
+    return ModelConfig(dim=8, epochs=3, batch_size=256, negatives=4, patience=1, refit=False,
+                       device="cpu")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """Demo data and two tiny global versions (the second active), shared by this module."""
+    from beacon.demo import load_demo_data
+    from beacon.training import train
+    from data_access import migrate
+    from tests.conftest import _empty_database
+
+    with pytest.MonkeyPatch.context() as patch:
+        for url in _empty_database(tmp_path_factory.mktemp("demo")):
+            patch.setenv("DATABASE_URL", url)
+            migrate.upgrade(url)
+            load_demo_data(**DEMO)
+            first = train(force=True, config=tiny_config(), requested_by="fixture")
+            second = train(force=True, config=tiny_config().with_overrides(seed=7),
+                           requested_by="fixture")
+            assert first.status == second.status == "trained", (first, second)
+            yield {"url": url, "versions": (first.model_version, second.model_version)}
+
+
+@pytest.fixture
+def on_demo(demo: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("DATABASE_URL", demo["url"])
+    return demo
+
+
+def _active_user(rank: int = 0) -> str:
+    """A demo user with registrations and interest tags (the rank-th by registrations)."""
+    from sqlalchemy import func, select
+
+    from data_access.db import session_scope
+    from data_access.schema import Interaction, User
+
+    with session_scope() as s:
+        rows = s.execute(
+            select(User.email, func.count())
+            .join(Interaction, Interaction.user_id == User.id)
+            .where(Interaction.type == "register")
+            .group_by(User.email)
+            .order_by(func.count().desc(), User.email)
+            .limit(rank + 1)
+        ).all()
+    return rows[rank][0]
+
+
+def test_users_search_shows_profile_and_tags(on_demo):
+    from beacon import insights
+    from data_access import catalog
+
+    email = _active_user(0)
+    user = catalog.user_by_email(email)
+    assert user.tags, "the demo gives every user interest tags"
+    at = open_page("pages/users.py")
+    no_exception(at)
+    at.text_input(key="users_query").set_value(email[:-3]).run()
+    no_exception(at)
+    matches = at.dataframe[0].value
+    assert list(matches["email"]) == [email]
+    header = " ".join(m.value for m in at.markdown)
+    assert all(tag in header for tag in user.tags)
+    served = next(m.value for m in at.metric if m.label == "Served by")
+    assert served in ("global", "features")
+    profile = insights.user_profile(email)
+    assert any(h.value == f"Registrations ({len(profile.registrations)})" for h in at.subheader)
+    assert len(at.get("plotly_chart")) == 1  # the timeline
+    assert len(at.get("deck_gl_json_chart")) == 1  # the home map
+
+
+def test_users_search_by_name_lists_matches(on_demo):
+    from data_access import catalog
+
+    user = catalog.user_by_email(_active_user(1))
+    at = open_page("pages/users.py")
+    at.text_input(key="users_query").set_value(user.name.split()[0]).run()
+    no_exception(at)
+    assert user.email in list(at.dataframe[0].value["email"])
+    at.text_input(key="users_query").set_value("no-such-person-zz").run()
+    no_exception(at)
+    assert any("No user" in w.value for w in at.warning)
+
+
+def test_users_refresh_personal_model(on_demo):
+    from beacon import versions
+
+    email = _active_user(2)
+    at = open_page("pages/users.py")
+    at.text_input(key="users_query").set_value(email).run()
+    next(b for b in at.button if b.label == "Refresh this user's personal model").click().run()
+    no_exception(at)
+    assert any("trained" in s.value and "fold-in" in s.value for s in at.success), \
+        [s.value for s in at.success] + errors(at)
+    personal = versions.list_versions(scope="user", user=email)
+    assert personal and personal[0].status == "active"
+    at.run()  # the profile now says the personal fold-in serves them
+    assert next(m.value for m in at.metric if m.label == "Served by") == "personal"
+
+
+def test_users_open_recommendations_preselects_the_user(on_demo):
+    email = _active_user(3)
+    at = open_page("pages/users.py")
+    at.text_input(key="users_query").set_value(email).run()
+    next(b for b in at.button if b.label == "Open their recommendations").click().run()
+    no_exception(at)
+    assert at.text_input(key="recs_email").value == email
+    assert any(t.value == "Recommendations" for t in at.title)
+
+
+def test_recommendations_rows_with_reasons(on_demo):
+    from beacon import insights
+
+    email = _active_user(0)
+    at = open_page("pages/recommendations.py")
+    no_exception(at)
+    at.text_input(key="recs_email").set_value(email).run()
+    at.number_input(key="recs_top").set_value(5).run()
+    no_exception(at)
+    assert not errors(at)
+    rows = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert len(rows) == 5
+    assert list(rows["rank"]) == [1, 2, 3, 4, 5]
+    assert rows["reason"].str.len().min() > 0
+    assert set(rows["source"]) <= {"personal", "global", "features"}
+    expected = insights.compare_recommendations(email, top=5)
+    assert list(rows["event_id"]) == expected.event_ids
+    overlaps = [m.value for m in at.metric if m.label == "Overlap with the model's list"]
+    assert overlaps == [f"{expected.popularity.overlap} of 5", f"{expected.previous.overlap} of 5"]
+    assert expected.previous.version == on_demo["versions"][0]
+    assert len(at.get("deck_gl_json_chart")) == 1
+
+
+def test_recommendations_bad_input(on_demo):
+    at = open_page("pages/recommendations.py")
+    at.text_input(key="recs_email").set_value("nobody@example.org").run()
+    no_exception(at)
+    assert any("unknown user" in e for e in errors(at))
+    at.text_input(key="recs_email").set_value(_active_user(0)).run()
+    at.toggle(key="recs_use_dates").set_value(True).run()
+    no_exception(at)
+    assert any("no date" in e for e in errors(at))
+
+
+def test_debug_filter_renders_on_the_demo(on_demo):
+    at = _debug(open_page("pages/debug_filter.py"), _active_user(0))
+    no_exception(at)
+    assert not errors(at)
+    counts = _funnel(at)
+    assert counts["all candidates"] >= counts["upcoming"] >= counts["in time window"] > 0
+    assert len(at.get("deck_gl_json_chart")) == 1
