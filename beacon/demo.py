@@ -692,16 +692,21 @@ class _Simulator:
             score = self.p.events.appeal[cand] + rng.normal(0, 0.3, len(cand))
         order = np.argsort(-score, kind="stable")[:FEED_SIZE]
         strategy = "beacon" if beacon else "popularity"
-        draws = rng.random((len(order), 3))
-        for position, k in enumerate(order, start=1):
-            e, util = int(cand[k]), float(utility[k])
+        shown = utility[order]
+        position_bias = np.arange(1, len(order) + 1) ** -0.8
+        draws = rng.random((len(order), 2))
+        clicks = draws[:, 0] < position_bias / (1 + np.exp(2.6 - shown))
+        rejects = ~clicks & (draws[:, 1] < 0.06 / (1 + np.exp(shown - 0.5)))
+        events = cand[order].tolist()
+        for position, (e, util, click, reject) in enumerate(
+            zip(events, shown.tolist(), clicks.tolist(), rejects.tolist()), start=1
+        ):
             self._emit(u, e, "impression", t, state, out, (version, strategy, position))
-            clicked = draws[position - 1, 0] < position ** -0.8 * _sigmoid(util - 2.6)
-            if clicked:
+            if click:
                 at = t + int(rng.integers(2_000, 90_000))
                 self._emit(u, e, "click", at, state, out)
                 self._engage(rng, u, e, at, util, state, out, register_bias=0.0)
-            elif draws[position - 1, 1] < 0.06 * _sigmoid(0.5 - util):
+            elif reject:
                 at = t + int(rng.integers(1_000, 30_000))
                 if self._emit(u, e, "reject", at, state, out):
                     state.rejected.add(e)
