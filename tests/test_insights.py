@@ -98,3 +98,104 @@ def test_decisions_newest_first_with_titles(seeded):
         ("reject", "E3", "Rust meetup"),
         ("register", "E1", "Jazz night"),
     ]
+
+
+def test_find_users_by_email_or_name(seeded):
+    from beacon import insights
+
+    assert [r["email"] for r in insights.find_users("ad")] == ["ada@example.org", "cy@example.org"]
+    assert insights.find_users("bob")[0] == {
+        "email": "bob@example.org", "name": "Bob Builder", "city": "Munich", "interest tags": "tech",
+    }
+    assert insights.find_users("   ") == []
+
+
+def test_user_profile_exact(seeded):
+    from beacon import insights
+
+    profile = insights.user_profile("ada@example.org", now=NOW)
+    assert (profile.email, profile.name, profile.city) == ("ada@example.org", "Ada Lovelace", "Berlin")
+    assert profile.interest_tags == ("art", "jazz")
+    assert profile.totals == {"impression": 3, "click": 1, "register": 2, "reject": 1, "unregister": 1}
+    assert len(profile.timeline) == 7
+    assert profile.registrations == [
+        {"event_id": "E4", "title": "Past concert", "event starts (UTC)": "2026-11-28 12:00",
+         "state": "unregistered", "at (UTC)": "2026-11-30 00:20"},
+        {"event_id": "E1", "title": "Jazz night", "event starts (UTC)": "2026-12-02 20:00",
+         "state": "registered", "at (UTC)": "2026-11-28 09:02"},
+    ]
+    assert profile.rejects == [
+        {"event_id": "E3", "title": "Rust meetup", "event starts (UTC)": "2026-12-04 12:00",
+         "rejected at (UTC)": "2026-11-29 23:35"},
+    ]
+    # home, the registered E1 and the rejected E3 (the unregistered E4 is not drawn)
+    assert [(p["kind"], p["lat"]) for p in profile.points] == [
+        ("home", 52.52), ("registered", 52.50), ("rejected", 48.14),
+    ]
+    # no model at all: popularity serves, computed live
+    assert profile.serving.level == "popularity"
+    assert profile.serving.model_version is None
+    assert profile.serving.age_text == "computed live"
+
+
+def test_user_profile_unknown_or_empty(seeded):
+    from beacon import insights
+    from beacon.errors import BeaconError
+
+    with pytest.raises(UnknownUser):
+        insights.user_profile("nobody@example.org")
+    with pytest.raises(BeaconError, match="enter a user's email"):
+        insights.user_profile("  ")
+
+
+def test_compare_recommendations_without_a_model(seeded):
+    from beacon import insights
+
+    comparison = insights.compare_recommendations("bob@example.org", top=5, now=NOW)
+    assert comparison.source == "popularity"
+    # bob registered for E3; E4 is past: E1 (1 registration this week) then E2 (none)
+    assert comparison.event_ids == ["E1", "E2"]
+    assert comparison.popularity.event_ids == ["E1", "E2"]
+    assert [r["registrations (7 d)"] for r in comparison.popularity.rows] == [1, 0]
+    assert comparison.popularity.overlap == 2
+    assert comparison.previous is None
+    assert "popularity" in comparison.previous_note
+    assert [(s.name, s.remaining) for s in comparison.stages][:4] == [
+        ("all candidates", 3), ("upcoming", 3), ("not registered", 2), ("not rejected", 2),
+    ]
+
+
+def test_debug_view_window_across_midnight(seeded):
+    from beacon import insights
+    from beacon.filters import FilterParams
+
+    view = insights.debug_view("ada@example.org", FilterParams.parse(start="22:00", end="02:00"),
+                               now=NOW)
+    assert [(s.name, s.remaining, s.dropped, s.enabled) for s in view.funnel] == [
+        ("all candidates", 3, 0, True), ("upcoming", 3, 0, True), ("not registered", 2, 1, True),
+        ("not rejected", 1, 1, True), ("within distance", 1, 0, False),
+        ("on selected dates", 1, 0, False), ("in time window", 0, 1, True),
+    ]
+    assert view.crosses_midnight
+    assert view.window_spans == [(0.0, 2.0), (22.0, 26.0), (46.0, 48.0)]
+    assert view.window_label == "22:00–02:00 (across midnight: ends the next day)"
+    by_id = {r["event_id"]: r for r in view.rows}
+    assert {k: (r["dropped by"], r["kept"]) for k, r in by_id.items()} == {
+        "E1": ("not registered", False), "E2": ("in time window", False),
+        "E3": ("not rejected", False),
+    }
+    # Berlin local time: E2 starts 13:00 CET; E1 runs 21:00-00:00, across midnight on the axis
+    assert by_id["E2"]["reason"].startswith("starts 13:00, outside the window")
+    timeline = {t["event_id"]: (t["start_h"], t["end_h"]) for t in view.timeline}
+    assert timeline == {"E1": (21.0, 24.0), "E2": (13.0, None), "E3": (13.0, 15.0)}
+    assert view.dropped_by_choices() == ["not registered", "not rejected", "in time window"]
+    assert view.origin == {"lat": 52.52, "lon": 13.405, "label": "home"}
+
+
+def test_age_text():
+    from beacon.insights import age_text
+
+    assert [age_text(timedelta(minutes=m)) for m in (0, 59, 60, 61, 24 * 60, 24 * 60 + 125)] == [
+        "0 min", "59 min", "1 h", "1 h 1 min", "1 d", "1 d 2 h",
+    ]
+    assert age_text(None) == "computed live"
