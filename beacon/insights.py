@@ -505,11 +505,11 @@ def compare_recommendations(email: str, params=None, top: int = 10,
     rows, points = [], []
     for item in result.items:
         rows.append({
-            "rank": item.rank, "event_id": item.event_id, "title": item.title,
-            "score": round(item.score, 4), "reason": item.reason, "source": item.source,
-            "distance km": None if item.distance_km is None else round(item.distance_km, 1),
+            "rank": item.rank, "title": item.title,
             "local start": item.local_start.strftime("%a %Y-%m-%d %H:%M") if item.local_start else "",
-            "category": item.category or "", "city": item.city or "",
+            "distance km": None if item.distance_km is None else round(item.distance_km, 1),
+            "reason": item.reason, "score": round(item.score, 4), "source": item.source,
+            "category": item.category or "", "city": item.city or "", "event_id": item.event_id,
         })
         if item.latitude is not None and item.longitude is not None:
             points.append({"lat": item.latitude, "lon": item.longitude, "kind": "recommended",

@@ -243,6 +243,8 @@ STATUS_COLORS = {
     "kept": "#188038", "dropped by the window": "#D93025", "dropped by another stage": "#9AA0A6",
 }
 TIMELINE_MAX = 120
+TABLE_MAX = 2_000  # rows sent to the browser; the counts above cover every candidate
+MAP_MAX = 5_000  # points on the map: every kept event, then dropped ones up to this
 
 
 def source_text(source: str, model_version: int | None) -> str:
@@ -309,8 +311,11 @@ def debug_table(view: insights.DebugView) -> list[str]:
     config = {name: st.column_config.CheckboxColumn(name, help=f"passes the stage '{name}'")
               for name in ["kept", *view.stage_columns]}
     config["reason"] = st.column_config.TextColumn("reason", width="large")
-    st.dataframe(frame, hide_index=True, column_config=config, key="debug_rows",
-                 height=min(36 * (len(frame) + 1) + 2, 420))
+    shown = frame.head(TABLE_MAX)
+    st.dataframe(shown, hide_index=True, column_config=config, key="debug_rows",
+                 height=min(36 * (len(shown) + 1) + 2, 420))
+    if len(frame) > TABLE_MAX:
+        st.caption(f"The first {TABLE_MAX:,} of {len(frame):,} rows: choose a stage above to narrow.")
     return frame["event_id"].tolist()
 
 
@@ -321,6 +326,8 @@ def debug_map(view: insights.DebugView) -> None:
 
     st.subheader("Where they are")
     points = pd.DataFrame(view.points, columns=["lat", "lon", "kind", "label"])
+    if len(points) > MAP_MAX:
+        points = points.sort_values("kind", key=lambda k: k != "kept", kind="stable").head(MAP_MAX)
     if view.origin is not None:
         origin = pd.DataFrame([{**view.origin, "kind": "home",
                                 "label": f"{view.origin['label']} of {view.email}"}])
