@@ -176,6 +176,16 @@ def profile_header(profile: insights.UserProfile) -> None:
                 f"{serving.explanation} ({version}{'age ' if serving.age else ''}{serving.age_text}).")
 
 
+def refresh_outcome(email: str, stored) -> None:
+    """The result of this user's last personal-model refresh, when there is one."""
+    if not stored or stored[0] != email:
+        return
+    if isinstance(stored[1], BeaconError):
+        show_error(stored[1])
+    else:
+        training_outcome(stored[1])
+
+
 def training_outcome(outcome) -> None:
     """Show what a per-user training returned (status, reason, version)."""
     status = str(getattr(outcome, "status", "") or (outcome or {}).get("status", ""))

@@ -45,12 +45,13 @@ if left.button("Refresh this user's personal model", icon=":material/refresh:",
             outcome = training.train(scope="user", user=email, trigger="button",
                                      requested_by=ui.operator())
         except BeaconError as error:
-            ui.show_error(error)
-        else:
-            ui.training_outcome(outcome)
+            outcome = error
+    st.session_state["users_refresh"] = (email, outcome)
+    st.rerun()  # the profile above then shows the level that serves them now
 if right.button("Open their recommendations", icon=":material/recommend:", type="primary"):
     ui.select_user(email)
     st.switch_page("pages/recommendations.py")
+ui.refresh_outcome(email, st.session_state.get("users_refresh"))
 
 map_col, chart_col = st.columns([2, 3])
 with map_col:

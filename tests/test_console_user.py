@@ -272,7 +272,7 @@ def test_users_refresh_personal_model(on_demo):
         [s.value for s in at.success] + errors(at)
     personal = versions.list_versions(scope="user", user=email)
     assert personal and personal[0].status == "active"
-    at.run()  # the profile now says the personal fold-in serves them
+    # the page reran after the fold-in: the profile says the personal model serves them now
     assert next(m.value for m in at.metric if m.label == "Served by") == "personal"
 
 
