@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from data_access.db import session_scope
@@ -413,36 +413,53 @@ def _iso(value: Any) -> Any:
     return value
 
 
+def _newest_training_interaction(session, types: list[str] | None) -> int | None:
+    """max(id) over the interactions of `types`, as a backward walk of the primary key that
+    stops at the first matching row (ids only grow, so any new such row raises it).
+
+    Postgres plans `ORDER BY id DESC LIMIT 1` as an Index Scan Backward on the primary key;
+    SQLite is told NOT INDEXED so that it walks the rowid backward instead of reading every
+    row of those types through ix_interactions_type_time. The walk passes only the rows of
+    other types (impressions) logged since the newest training row.
+    """
+    if types is not None and not types:
+        return None
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    table = "interactions NOT INDEXED" if sqlite else "interactions"
+    where = "WHERE type IN :types " if types is not None else ""
+    statement = text(f"SELECT id FROM {table} {where}ORDER BY id DESC LIMIT 1")
+    if types is not None:
+        statement = statement.bindparams(bindparam("types", expanding=True))
+        return session.execute(statement, {"types": types}).scalar_one_or_none()
+    return session.execute(statement).scalar_one_or_none()
+
+
 def data_fingerprint(hyperparameters: dict | None = None,
                      interaction_types: Iterable[str] | None = None) -> Fingerprint:
-    """sha256 over aggregates computed by the database plus the hyperparameters.
+    """sha256 over a few aggregates computed by the database, plus the hyperparameters.
 
-    Parts, each one indexed aggregate:
-    - interactions of the types that feed training: count and max(occurred_at) per type
-      (GROUP BY over ix_interactions_type_time: an index-only scan on Postgres, a covering
-      index scan on SQLite; never the table). max(id) per type is not used: without a
-      (type, id) index it would read the table; the count already catches inserts and deletes;
+    Parts (each an index probe or an index-only count over a small table):
+    - interactions: the newest id among the types that feed training (a backward primary-key
+      walk that stops at the first such row, see _newest_training_interaction). It changes with
+      every new training row, including back-dated imports (new rows get new ids). It does not
+      count rows: counting millions of index entries is what made a skip check cost 0.5 s at
+      5M interactions. Deleted interactions are seen through their cause: deleting a user or
+      an event (cascades) changes the users/events counts; Beacon never deletes single
+      interactions. Anything else is caught by the maximum model age.
     - users and events: count and max(updated_at) (ix_*_updated_at gives the max in one probe);
     - user_interests and event_tags: count.
-    Types outside `interaction_types` (e.g. impressions when they do not feed training) never
-    change the fingerprint, so logging impressions does not force a retrain.
+    Types outside `interaction_types` (impressions, weight 0 by default) never change the
+    fingerprint, so logging impressions does not make the model stale.
     """
     types = sorted(set(interaction_types)) if interaction_types is not None else None
     with session_scope() as session:
-        by_type = select(Interaction.type, func.count(), func.max(Interaction.occurred_at))
-        if types is not None:
-            by_type = by_type.where(Interaction.type.in_(types))
-        by_type = by_type.group_by(Interaction.type)
-        interactions = {
-            kind: [int(count), _iso(latest)]
-            for kind, count, latest in session.execute(by_type).all()
-        }
+        newest = _newest_training_interaction(session, types)
         users = session.execute(select(func.count(), func.max(User.updated_at))).one()
         events = session.execute(select(func.count(), func.max(Event.updated_at))).one()
         user_tags = session.execute(select(func.count()).select_from(UserInterest)).scalar_one()
         event_tags = session.execute(select(func.count()).select_from(EventTag)).scalar_one()
     parts = {
-        "interactions": interactions,
+        "interactions": {"newest_id": None if newest is None else int(newest)},
         "users": [int(users[0]), _iso(users[1])],
         "events": [int(events[0]), _iso(events[1])],
         "user_interests": int(user_tags),

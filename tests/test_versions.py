@@ -219,7 +219,14 @@ def test_fingerprint_follows_training_data_and_settings_only(db):
     add("register", 4)
     after_register = runs.data_fingerprint({"dim": 8}, types)
     assert after_register.digest != base.digest
-    assert after_register.parts["interactions"]["register"][0] == 1
+    newest = after_register.parts["interactions"]["newest_id"]
+    add("impression", 3)  # impressions logged after it change nothing
+    assert runs.data_fingerprint({"dim": 8}, types).digest == after_register.digest
+    add("click", 60 * 24 * 30)  # a back-dated import still changes it (a new row, a new id)
+    back_dated = runs.data_fingerprint({"dim": 8}, types)
+    assert back_dated.digest != after_register.digest
+    assert back_dated.parts["interactions"]["newest_id"] > newest
+    after_register = back_dated
     with session_scope() as session:
         session.add(UserInterest(user_id=uid, tag="jazz"))
     assert runs.data_fingerprint({"dim": 8}, types).digest != after_register.digest
