@@ -79,7 +79,7 @@ def _first_start_page(database: str, state: bootstrap.FirstStart) -> None:
     _first_start_progress(database)
 
 
-def _sidebar_frame(status: console.SidebarStatus) -> None:
+def _sidebar_frame(status: console.SidebarStatus, running: console.LiveRun | None) -> None:
     with st.sidebar:
         db = status.database
         where = f"{db['dialect']}" + (f" · {db['host']}" if db["host"] else "")
@@ -92,7 +92,6 @@ def _sidebar_frame(status: console.SidebarStatus) -> None:
                 active.fingerprint_state, ":gray-badge[unknown]")
             st.markdown(f"**Model** · v{active.id} · {active.age_text} old  \n"
                         f"Data fingerprint {badge}")
-        running = status.running
         if running is None:
             st.markdown("**Training** · idle")
         else:
@@ -122,5 +121,5 @@ pages = [
     if (ROOT / path).exists()
 ]
 navigation = st.navigation(pages)
-_sidebar_frame(_sidebar(database))
+_sidebar_frame(_sidebar(database), console.running_training())
 navigation.run()

@@ -218,15 +218,17 @@ def run_status(run_id: int) -> LiveRun | None:
 
 @dataclass(frozen=True)
 class SidebarStatus:
+    """The slow-changing part of the frame (cache it briefly); the running training is read
+    live with running_training()."""
+
     database: dict
     active: ActiveModel | None
-    running: LiveRun | None
 
 
 def sidebar_status(now: datetime | None = None) -> SidebarStatus:
     described = describe_url()
     database = {key: described[key] for key in ("dialect", "host", "database")}
-    return SidebarStatus(database=database, active=active_model(now), running=running_training())
+    return SidebarStatus(database=database, active=active_model(now))
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +346,8 @@ def start_retrain(*, force: bool = False, email: str | None = None, config: dict
     except training.TrainingBusy as busy:
         return Started(busy.run_id, True, f"Busy: {busy}. Its progress is shown below.")
     what = f"retrain of {email}" if email else ("forced retrain" if force else "smart retrain")
-    return Started(int(run_id), False, f"Started {what}: run {run_id}.")
+    return Started(int(run_id), False, f"Started {what}: run {run_id}. It trains in the "
+                   "background: you may leave this page, its progress stays on the run.")
 
 
 # --------------------------------------------------------------------------------------------

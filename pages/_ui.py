@@ -93,16 +93,17 @@ def style(fig: go.Figure, *, height: int = 320, title: str | None = None,
     fig.update_layout(
         template="plotly_white",
         height=height,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        margin=dict(l=10, r=10, t=75 if title else 30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
         colorway=PALETTE,
-        title=dict(text=title, x=0, font=dict(size=15)) if title else None,
+        title=dict(text=title, x=0, xref="paper", y=0.98, yref="container", yanchor="top",
+                   font=dict(size=15)) if title else None,
         hovermode="x unified",
     )
     if y_title is not None:
-        fig.update_yaxes(title_text=y_title)
+        fig.update_layout(yaxis_title=y_title)
     if x_title is not None:
-        fig.update_xaxes(title_text=x_title)
+        fig.update_layout(xaxis_title=x_title)
     return fig
 
 
@@ -123,8 +124,8 @@ def loss_figure(points: Sequence[dict], total_epochs: int | None = None,
                                  line=dict(color=PALETTE[1], dash="dot")))
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="validation",
                                       showgrid=False))
-    if total_epochs:
-        fig.update_xaxes(range=[0.5, max(total_epochs, 1) + 0.5])
+    last = max(total_epochs or 0, int(frame["epoch"].max()) if len(frame) else 1, 1)
+    fig.update_xaxes(range=[0.5, last + 0.5], dtick=max(1, math.ceil(last / 12)))
     return style(fig, title=title, x_title="epoch", y_title="loss")
 
 
@@ -222,8 +223,8 @@ PALETTE_RGBA = [[47, 111, 235, 220], [232, 113, 10, 220], [18, 181, 203, 220]]
 # ----------------------------------------------------------------------------- tables
 def table(rows: Sequence[dict] | pd.DataFrame, *, key: str | None = None, select: bool = False,
           column_config: dict | None = None, height: int | str = "auto"):
-    """A sortable table; with select=True a single-row selection, returning the selected index
-    (or None)."""
+    """A sortable table; with select=True a single-row selection, returning the selected row's
+    position in `rows` (or None)."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if not select:
         st.dataframe(frame, hide_index=True, column_config=column_config, key=key, height=height)

@@ -43,15 +43,19 @@ if not rows:
     st.info("No model has been trained yet. Train one on the Training page.", icon=":material/info:")
     st.stop()
 
-st.caption("Select a row to see that version.")
-chosen = _ui.table(rows, key="versions", select=True, column_config={
+_ui.table(rows, key="versions", column_config={
     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     "train_s": st.column_config.NumberColumn("train (s)", format="%.1f"),
     "ndcg": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
     "ndcg_popularity": st.column_config.NumberColumn("popularity NDCG@10", format="%.4f"),
 })
+ids = [row["id"] for row in rows]
+labels = {row["id"]: f"v{row['id']} · {row['scope']} · {row['created']:%Y-%m-%d %H:%M}"
+          for row in rows}
 active_ids = [row["id"] for row in rows if row["status"] == "active" and row["scope"] == "global"]
-selected_id = rows[chosen]["id"] if chosen is not None else (active_ids or [rows[0]["id"]])[0]
+default = ids.index(active_ids[0]) if active_ids else 0
+selected_id = st.selectbox("Version", ids, index=default, format_func=labels.get,
+                           key="version_pick")
 
 # ----------------------------------------------------------------------------- one version
 detail = _detail(database, selected_id)

@@ -32,7 +32,7 @@ notice = st.session_state.pop("training_notice", None)
 if notice:
     (st.warning if notice[0] == "warning" else st.success)(notice[1])
 
-smart, force, user = st.columns([1, 1, 2], vertical_alignment="bottom")
+smart, force, user = st.columns([1, 1, 3], vertical_alignment="bottom")
 if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
                 help="Trains only when the data or settings changed or the model is too old"):
     _started(console.start_retrain(requested_by=ACTOR))
@@ -41,7 +41,7 @@ if force.button("Force retrain", icon=":material/bolt:", help="Trains regardless
     _started(console.start_retrain(force=True, requested_by=ACTOR))
     st.rerun()
 with user.form("user_retrain", border=False):
-    email_col, go_col = st.columns([3, 1], vertical_alignment="bottom")
+    email_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
     email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
     if go_col.form_submit_button("Retrain user", icon=":material/person:"):
         try:

@@ -222,12 +222,7 @@ def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> N
 
 
 def _select_version(at: AppTest, version_id: int) -> AppTest:
-    """Select a row of the versions table (AppTest has no dataframe selection API: set the
-    widget state the way the browser does)."""
-    table = at.dataframe[0].value
-    row = list(table["id"]).index(version_id)
-    at.session_state["versions"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
-    return at.run()
+    return at.selectbox(key="version_pick").set_value(version_id).run()
 
 
 def test_models_compare_and_cleanup_preview(on_trained: dict) -> None:
@@ -323,6 +318,9 @@ def test_busy_when_a_training_holds_the_lock(seeded_with_model: str) -> None:
         at = app("pages/training.py")
         no_exception(at)
         assert f"Run {held.run.id}" in "\n".join(p.proto.text for p in at.get("progress"))
+        # (AppTest drops the sidebar of a page with a run_every fragment: check it on Overview)
+        sidebar = "\n".join(m.value for m in app().sidebar.markdown)
+        assert f"run {held.run.id}" in sidebar, "the frame shows the running training"
         next(b for b in at.button if b.label == "Smart retrain").click().run()
         assert "Busy:" in texts(at)
     finally:

@@ -1,0 +1,91 @@
+"""A running console for browser tests: a seeded database, `streamlit run dashboard.py` on a
+free port, and Debian's chromium through Playwright (never `playwright install`)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic"]
+SHOTS = Path(os.environ.get("BEACON_SCREENSHOTS", "/tmp/beacon_shots"))
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    database_url: str
+    log_path: Path
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chromium_path() -> str | None:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    return shutil.which("chromium")
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_console(database_url: str, log_dir: Path, timeout: float = 90.0) -> Iterator[Console]:
+    """`streamlit run dashboard.py` against `database_url` until the block ends."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    log_path = log_dir / f"streamlit-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard.py",
+             "--server.headless", "true", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not _healthy(base):
+                if process.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {process.returncode}: "
+                                       f"{log_path.read_text(errors='replace')[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit not healthy after {timeout} s")
+                time.sleep(0.2)
+            yield Console(url=base, database_url=database_url, log_path=log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+APP = '[data-testid="stApp"]'
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """The script run finished (a polling fragment flips the state on each tick: call this
+    before looking for content, then wait for the content itself)."""
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
