@@ -83,6 +83,41 @@ def test_train_reports_busy_when_another_process_holds_the_lock(world, capsys):
     assert store.list_versions() == []
 
 
+def test_a_second_process_is_told_busy_while_a_training_runs(world, db, capsys):
+    """Two real processes: this one trains (held inside an epoch by an Event), a second
+    `python -m beacon train --json` started meanwhile answers busy and exits 0."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    inside, proceed = threading.Event(), threading.Event()
+    results = []
+
+    def hold(report) -> None:
+        inside.set()
+        assert proceed.wait(120)
+
+    worker = threading.Thread(target=lambda: results.append(
+        training.train(config=TINY, progress_callback=hold)))
+    worker.start()
+    try:
+        assert inside.wait(120)
+        holder = runs.running_run("global")
+        second = subprocess.run(
+            [sys.executable, "-m", "beacon", "train", "--json"], capture_output=True, text=True,
+            timeout=120, cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "DATABASE_URL": db})
+    finally:
+        proceed.set()
+        worker.join(120)
+    assert second.returncode == 0, second.stderr
+    payload = json.loads(second.stdout)
+    assert payload["status"] == "busy" and f"training run {holder.id}" in payload["reason"]
+    assert [r.status for r in results] == ["trained"]
+
+
 def test_unknown_user_exits_2_with_one_line(world, capsys):
     code, out, err = cli(capsys, "train", "--user", "nobody@example.org", "--json")
     assert code == 2 and out == ""

@@ -289,6 +289,7 @@ def test_fold_in_needs_a_known_user_and_an_active_global_model(world):
 def test_activate_is_rollback_and_the_cache_follows_the_database(world):
     v1 = _train().model_version
     assert versions.active_global().version_id == v1
+    assert versions.active_global() is versions.active_global()  # loaded once, then reused
     v2 = _train(force=True).model_version
     assert versions.active_global().version_id == v2  # picked up without clearing anything
     versions.activate(v1)
