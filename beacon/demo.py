@@ -203,7 +203,7 @@ def load_demo_data(
                 f"{existing['events']} events; pass --replace to wipe them and load demo data"
             )
         replaced = None
-        if existing["users"] or existing["events"] or existing["interactions"]:
+        if replace:  # even with no users: stale models and runs belong to the old data
             report(0, 1, "wiping existing data")
             writer.wipe_platform()
             replaced = existing
@@ -291,7 +291,8 @@ class Events:
     titles: list[str]
     category: np.ndarray
     tags: list[list[str]]
-    tag_matrix: np.ndarray  # events x tags, float32, rows scaled by 1/sqrt(n tags)
+    tag_slots: np.ndarray  # events x 4 tag indices, padded with len(TAGS) (a zero column)
+    tag_weight: np.ndarray  # 1/sqrt(number of tags): a match counts less in a long tag list
     organizer: np.ndarray
     city: np.ndarray
     lat: np.ndarray
@@ -455,11 +456,11 @@ def _make_events(rng, n, days, now, dst, org_city, org_category, org_tags, org_n
     category = org_category[organizer]
 
     tags: list[list[str]] = []
-    tag_matrix = np.zeros((n, len(TAGS)), dtype=np.float32)
+    tag_slots = np.full((n, 4), len(TAGS), dtype=np.int16)
     for i in range(n):
         chosen = _event_tags(rng, CATEGORIES[category[i]], org_tags[organizer[i]])
         tags.append(chosen)
-        tag_matrix[i, [TAG_INDEX[t] for t in chosen]] = 1.0 / np.sqrt(len(chosen))
+        tag_slots[i, : len(chosen)] = [TAG_INDEX[t] for t in chosen]
 
     venue_lat = np.array([c.latitude for c in CITIES])[city] + rng.normal(0, 0.05, n)
     venue_lon = np.array([c.longitude for c in CITIES])[city] + rng.normal(0, 0.07, n)
@@ -478,7 +479,8 @@ def _make_events(rng, n, days, now, dst, org_city, org_category, org_tags, org_n
         titles=titles,
         category=category,
         tags=tags,
-        tag_matrix=tag_matrix,
+        tag_slots=tag_slots,
+        tag_weight=1.0 / np.sqrt([len(t) for t in tags]),
         organizer=organizer,
         city=city,
         lat=np.round(venue_lat, 5),
@@ -610,9 +612,33 @@ class _UserState:
     seen: set[tuple[int, str, int]] = field(default_factory=set)
 
 
+@dataclass
+class _CityEvents:
+    """One city's events as contiguous arrays: sessions scan these thousands of times."""
+
+    idx: np.ndarray  # global event index
+    tag_slots: np.ndarray
+    tag_weight: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    bucket: np.ndarray
+    price_term: np.ndarray
+    appeal: np.ndarray
+    created_ms: np.ndarray
+    start_ms: np.ndarray
+    organizer: np.ndarray
+
+    @classmethod
+    def of(cls, ev: Events, idx: np.ndarray) -> "_CityEvents":
+        return cls(idx, ev.tag_slots[idx], ev.tag_weight[idx], ev.lat[idx], ev.lon[idx],
+                   ev.bucket[idx], np.log1p(ev.price[idx] / 10), ev.appeal[idx],
+                   ev.created_ms[idx], ev.start_ms[idx], ev.organizer[idx])
+
+
 class _Simulator:
     def __init__(self, platform: Platform, user_ids: list[int], event_ids: list[int]):
         self.p = platform
+        self.cities = [_CityEvents.of(platform.events, idx) for idx in platform.by_city]
         self.user_ids = user_ids
         self.event_ids = event_ids
         self.window_start_ms = platform.now_ms - platform.days * MS_PER_DAY
@@ -636,7 +662,7 @@ class _Simulator:
         if span <= 0:
             return out
         home = int(users.city[u])
-        home_pool = self.p.by_city[home]
+        home_pool = self.cities[home]
         home_base = self._base_utility(u, home_pool)
         n_sessions = rng.poisson(users.sessions_per_day[u] * span / MS_PER_DAY)
         for t in np.sort(rng.integers(begin, begin + span, n_sessions)):
@@ -645,7 +671,7 @@ class _Simulator:
             if rng.random() < 0.03:  # a trip: the feed shows another city
                 city = int(rng.integers(len(CITIES)))
                 if city != home:
-                    pool = self.p.by_city[city]
+                    pool = self.cities[city]
                     base = self._base_utility(u, pool)
             cand, utility = self._candidates(rng, t, pool, base, state)
             if len(cand) == 0:
@@ -657,31 +683,31 @@ class _Simulator:
         self._after(rng, u, state, out)
         return out
 
-    def _base_utility(self, u: int, pool: np.ndarray) -> np.ndarray:
+    def _base_utility(self, u: int, pool: _CityEvents) -> np.ndarray:
         """What the user gets from each event of a city, before organizer loyalty (computed
         once per user and city: taste, distance, time of day, price, the event's appeal)."""
-        users, ev = self.p.users, self.p.events
-        km = _haversine_km(users.lat[u], users.lon[u], ev.lat[pool], ev.lon[pool])
-        utility = ev.tag_matrix[pool] @ users.affinity[u]
+        users = self.p.users
+        km = _haversine_km(users.lat[u], users.lon[u], pool.lat, pool.lon)
+        # Sum of the user's affinities for the event's tags (a gather: tags are sparse).
+        affinity = np.append(users.affinity[u].astype(np.float64), 0.0)
+        utility = affinity[pool.tag_slots].sum(axis=1) * pool.tag_weight
         utility = utility + W_DISTANCE * np.exp(-km / users.distance_km[u])
-        utility += W_TIME_OF_DAY * (ev.bucket[pool] == users.preferred_bucket[u])
-        utility -= W_PRICE * users.price_sensitivity[u] * np.log1p(ev.price[pool] / 10)
-        return utility + ev.appeal[pool]
+        utility += W_TIME_OF_DAY * (pool.bucket == users.preferred_bucket[u])
+        utility -= W_PRICE * users.price_sensitivity[u] * pool.price_term
+        return utility + pool.appeal
 
-    def _candidates(self, rng, t: int, pool: np.ndarray, base: np.ndarray,
+    def _candidates(self, rng, t: int, pool: _CityEvents, base: np.ndarray,
                     state: _UserState) -> tuple[np.ndarray, np.ndarray]:
-        """Events of the pool published and not starting within the hour at t, minus those the
-        user rejected; a random subset of about MAX_CANDIDATES when there are many."""
-        ev = self.p.events
-        live = (ev.created_ms[pool] <= t) & (ev.start_ms[pool] > t + MS_PER_HOUR)
-        count = int(live.sum())
-        if count > MAX_CANDIDATES:
-            live &= rng.random(len(pool)) < MAX_CANDIDATES / count
-        cand, utility = pool[live], base[live]
+        """Events of the city published and not starting within the hour at t, minus those the
+        user rejected; a random subset of at most MAX_CANDIDATES when there are more."""
+        local = np.flatnonzero((pool.created_ms <= t) & (pool.start_ms > t + MS_PER_HOUR))
+        if len(local) > MAX_CANDIDATES:
+            local = np.unique(local[rng.integers(0, len(local), MAX_CANDIDATES)])
+        cand = pool.idx[local]
         if state.rejected:
             keep = np.array([e not in state.rejected for e in cand.tolist()], bool)
-            cand, utility = cand[keep], utility[keep]
-        return cand, utility + W_LOYALTY * state.loyal[ev.organizer[cand]]
+            cand, local = cand[keep], local[keep]
+        return cand, base[local] + W_LOYALTY * state.loyal[pool.organizer[local]]
 
     def _feed(self, rng, u, t, cand, utility, state, out) -> None:
         beacon = bool(self.p.users.arm_beacon[u])
