@@ -230,6 +230,8 @@ def timeline_chart(rows: list[dict]) -> None:
         st.info("No interactions yet.")
         return
     frame = pd.DataFrame(rows)
+    order = {kind: i for i, kind in enumerate(TYPE_COLORS)}
+    frame = frame.sort_values("type", key=lambda t: t.map(order).fillna(len(order)), kind="stable")
     fig = go.Figure()
     for kind, part in frame.groupby("type", sort=False):
         fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=kind,

@@ -26,7 +26,7 @@ st.caption(f"{len(matches)} match{'es' if len(matches) != 1 else ''}"
            + (" (the first ones; type more to narrow)" if len(matches) >= insights.SEARCH_LIMIT else "")
            + ". Select a row to show that user.")
 chosen = _ui.table(matches, key="users_matches", select=True, height=min(36 * (len(matches) + 1) + 2, 250))
-email = matches[chosen if chosen is not None else 0]["email"]
+email = matches[chosen if chosen is not None and chosen < len(matches) else 0]["email"]
 ui.select_user(email)
 
 try:
