@@ -63,14 +63,6 @@ def geo_cell(latitude: float, longitude: float) -> str:
     return f"geo:{lat:.1f},{lon:.1f}"
 
 
-def _geo_cells(lat: pd.Series, lon: pd.Series) -> pd.Series:
-    la = np.floor(lat.to_numpy(dtype=float) / GEO_CELL_DEGREES) * GEO_CELL_DEGREES
-    lo = np.floor(lon.to_numpy(dtype=float) / GEO_CELL_DEGREES) * GEO_CELL_DEGREES
-    la_s = pd.Series(la, index=lat.index).map("{:.1f}".format)
-    lo_s = pd.Series(lo, index=lon.index).map("{:.1f}".format)
-    return "geo:" + la_s + "," + lo_s
-
-
 def price_band(price: float | None) -> str | None:
     if price is None or (isinstance(price, float) and math.isnan(price)):
         return None
@@ -102,92 +94,129 @@ def user_tokens(user: UserContext) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
-def _piece(rows: np.ndarray, tokens: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"row": rows, "token": tokens.to_numpy(dtype=object)})
+# A piece of a token table: rows (positions in the frame), codes into uniques (token strings).
+# Normalizing and formatting happen once per distinct value, never once per row.
+Piece = tuple[np.ndarray, np.ndarray, np.ndarray]
+_EMPTY_PIECE: Piece = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, object))
+PRICE_TOKENS = np.array(["price:free", "price:<20", "price:<50", "price:50+"], dtype=object)
+TIME_TOKENS = np.array(["time:morning", "time:afternoon", "time:evening", "time:night"],
+                       dtype=object)
+DAY_TOKENS = np.array([f"day:{d}" for d in WEEKDAYS], dtype=object)
 
 
-def _text_piece(frame: pd.DataFrame, column: str, prefix: str, lower: bool = True) -> pd.DataFrame:
-    if column not in frame:
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
+def _from_values(rows: np.ndarray, values: np.ndarray, normalize) -> Piece:
+    """Factorize raw values, normalize each distinct one, drop empties, merge equal tokens."""
+    if len(rows) == 0:
+        return _EMPTY_PIECE
+    codes, uniques = pd.factorize(values)
+    tokens = np.array([normalize(u) for u in uniques], dtype=object)
+    token_codes, token_uniques = pd.factorize(tokens)
+    codes = token_codes[codes]
+    token_uniques = np.asarray(token_uniques, dtype=object)
+    keep = token_uniques[codes] != ""
+    return rows[keep], codes[keep].astype(np.int64), token_uniques
+
+
+def _text_piece(frame: pd.DataFrame, column: str, prefix: str, lower: bool = True) -> Piece:
+    if column not in frame or frame.empty:
+        return _EMPTY_PIECE
     values = frame[column]
     mask = values.notna().to_numpy()
     if not mask.any():
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
-    text = values[mask].astype(str).str.strip()
-    text = text.str.lower() if lower else text
-    text = text.str.split().str.join(" ")
-    keep = (text != "").to_numpy()
-    rows = np.flatnonzero(mask)[keep]
-    return _piece(rows, prefix + text[keep])
+        return _EMPTY_PIECE
+
+    def normalize(raw: Any) -> str:
+        text = norm(raw) if lower else " ".join(str(raw).split())
+        return f"{prefix}{text}" if text else ""
+
+    return _from_values(np.flatnonzero(mask), values.to_numpy(dtype=object)[mask], normalize)
 
 
-def _tags_piece(frame: pd.DataFrame, column: str = "tags") -> pd.DataFrame:
+def _tag_lists(frame: pd.DataFrame, column: str) -> list:
+    return [v if isinstance(v, (list, tuple, np.ndarray)) else [] for v in frame[column]]
+
+
+def _tags_piece(frame: pd.DataFrame, column: str = "tags") -> Piece:
     if column not in frame or frame.empty:
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
-    lists = frame[column].map(lambda v: v if isinstance(v, (list, tuple, np.ndarray)) else [])
-    lengths = lists.map(len).to_numpy(dtype=np.int64)
+        return _EMPTY_PIECE
+    lists = _tag_lists(frame, column)
+    lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
     if lengths.sum() == 0:
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
-    rows = np.repeat(np.arange(len(frame)), lengths)
-    flat = pd.Series([t for v in lists for t in v], dtype=object).astype(str)
-    flat = flat.str.strip().str.lower().str.split().str.join(" ")
-    keep = (flat != "").to_numpy()
-    return _piece(rows[keep], "tag:" + flat[keep])
+        return _EMPTY_PIECE
+    rows = np.repeat(np.arange(len(frame), dtype=np.int64), lengths)
+    flat = np.array([str(t) for v in lists for t in v], dtype=object)
 
+    def normalize(raw: Any) -> str:
+        text = norm(raw)
+        return f"tag:{text}" if text else ""
 
-def _geo_piece(frame: pd.DataFrame) -> pd.DataFrame:
-    if "latitude" not in frame or "longitude" not in frame:
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
-    lat = pd.to_numeric(frame["latitude"], errors="coerce")
-    lon = pd.to_numeric(frame["longitude"], errors="coerce")
-    mask = (lat.notna() & lon.notna()).to_numpy()
-    rows = np.flatnonzero(mask)
+    rows, codes, uniques = _from_values(rows, flat, normalize)
     if len(rows) == 0:
-        return _piece(rows, pd.Series([], dtype=object))
-    return _piece(rows, _geo_cells(lat[mask], lon[mask]))
+        return _EMPTY_PIECE
+    key = np.unique(rows * len(uniques) + codes)  # one token per row, even if tagged twice
+    return key // len(uniques), key % len(uniques), uniques
 
 
-def _price_piece(frame: pd.DataFrame) -> pd.DataFrame:
-    if "price" not in frame:
-        return _piece(np.empty(0, dtype=np.int64), pd.Series([], dtype=object))
+def _geo_piece(frame: pd.DataFrame) -> Piece:
+    if "latitude" not in frame or "longitude" not in frame or frame.empty:
+        return _EMPTY_PIECE
+    lat = pd.to_numeric(frame["latitude"], errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(frame["longitude"], errors="coerce").to_numpy(dtype=float)
+    mask = np.isfinite(lat) & np.isfinite(lon)
+    if not mask.any():
+        return _EMPTY_PIECE
+    cell_lat = np.floor(lat[mask] / GEO_CELL_DEGREES).astype(np.int64)
+    cell_lon = np.floor(lon[mask] / GEO_CELL_DEGREES).astype(np.int64)
+    codes, uniques = pd.factorize(cell_lat * 10_000 + (cell_lon + 5_000))
+    tokens = np.array([
+        f"geo:{(u // 10_000) * GEO_CELL_DEGREES:.1f},{(u % 10_000 - 5_000) * GEO_CELL_DEGREES:.1f}"
+        for u in uniques], dtype=object)
+    return np.flatnonzero(mask), codes.astype(np.int64), tokens
+
+
+def _price_piece(frame: pd.DataFrame) -> Piece:
+    if "price" not in frame or frame.empty:
+        return _EMPTY_PIECE
     price = pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=float)
-    mask = ~np.isnan(price)
+    mask = np.isfinite(price)
     p = price[mask]
-    bands = np.select([p <= 0, p < 20, p < 50], ["price:free", "price:<20", "price:<50"],
-                      "price:50+")
-    return _piece(np.flatnonzero(mask), pd.Series(bands, dtype=object))
+    codes = np.select([p <= 0, p < 20, p < 50], [0, 1, 2], 3).astype(np.int64)
+    return np.flatnonzero(mask), codes, PRICE_TOKENS
 
 
-def _local_time_pieces(frame: pd.DataFrame) -> list[pd.DataFrame]:
+def _hour_band(hours: np.ndarray) -> np.ndarray:
+    return np.select([(hours >= 5) & (hours < 12), (hours >= 12) & (hours < 17),
+                      (hours >= 17) & (hours < 22)], [0, 1, 2], 3).astype(np.int64)
+
+
+def _local_time_pieces(frame: pd.DataFrame) -> list[Piece]:
     if "start_time" not in frame or frame.empty:
         return []
     start = pd.to_datetime(frame["start_time"], utc=True, errors="coerce")
-    zones = frame["timezone"].fillna("UTC") if "timezone" in frame else \
-        pd.Series("UTC", index=frame.index)
+    zones = frame["timezone"].fillna("UTC").astype(str).to_numpy() if "timezone" in frame \
+        else np.full(len(frame), "UTC", dtype=object)
     hours = np.full(len(frame), -1, dtype=np.int64)
     days = np.full(len(frame), -1, dtype=np.int64)
-    positions = np.arange(len(frame))
-    for zone, index in pd.Series(positions).groupby(zones.to_numpy()).groups.items():
-        idx = positions[np.asarray(index)]
+    codes, uniques = pd.factorize(zones)
+    index = pd.DatetimeIndex(start)
+    for code, zone in enumerate(uniques):
+        idx = np.flatnonzero(codes == code)
+        part = index[idx]
         try:
-            local = start.iloc[idx].dt.tz_convert(str(zone))
+            local = part.tz_convert(str(zone))
         except Exception:  # noqa: BLE001 - an unknown zone name: read the time as UTC
-            local = start.iloc[idx]
-        hours[idx] = local.dt.hour.fillna(-1).to_numpy(dtype=np.int64)
-        days[idx] = local.dt.day_of_week.fillna(-1).to_numpy(dtype=np.int64)
+            local = part
+        ok = ~part.isna()
+        hours[idx[ok]] = np.asarray(local.hour)[ok]
+        days[idx[ok]] = np.asarray(local.day_of_week)[ok]
     ok = hours >= 0
-    h = hours[ok]
-    bands = np.select([(h >= 5) & (h < 12), (h >= 12) & (h < 17), (h >= 17) & (h < 22)],
-                      ["time:morning", "time:afternoon", "time:evening"], "time:night")
-    weekday = np.array([f"day:{d}" for d in WEEKDAYS], dtype=object)[days[ok]]
     rows = np.flatnonzero(ok)
-    return [_piece(rows, pd.Series(bands, dtype=object)), _piece(rows, pd.Series(weekday))]
+    return [(rows, _hour_band(hours[ok]), TIME_TOKENS), (rows, days[ok], DAY_TOKENS)]
 
 
-def event_token_table(events: pd.DataFrame) -> pd.DataFrame:
-    """(row, token) pairs for every event row (row = position in the frame)."""
+def _event_pieces(events: pd.DataFrame) -> list[Piece]:
     events = events.reset_index(drop=True)
-    pieces = [
+    return [
         _text_piece(events, "category", "category:"),
         _tags_piece(events),
         _text_piece(events, "organizer", "organizer:", lower=False),
@@ -196,23 +225,123 @@ def event_token_table(events: pd.DataFrame) -> pd.DataFrame:
         _price_piece(events),
         *_local_time_pieces(events),
     ]
-    return _concat(pieces)
+
+
+def _user_pieces(users: pd.DataFrame) -> list[Piece]:
+    users = users.reset_index(drop=True)
+    return [_tags_piece(users), _text_piece(users, "city", "city:"), _geo_piece(users)]
+
+
+def _table(pieces: list[Piece]) -> pd.DataFrame:
+    pieces = [p for p in pieces if len(p[0])]
+    if not pieces:
+        return pd.DataFrame({"row": np.empty(0, dtype=np.int64), "token": np.empty(0, object)})
+    rows = np.concatenate([p[0] for p in pieces])
+    tokens = np.concatenate([p[2][p[1]] for p in pieces])
+    order = np.argsort(rows, kind="stable")
+    return pd.DataFrame({"row": rows[order], "token": tokens[order]})
+
+
+def event_token_table(events: pd.DataFrame) -> pd.DataFrame:
+    """(row, token) pairs for every event row (row = position in the frame)."""
+    return _table(_event_pieces(events))
 
 
 def user_token_table(users: pd.DataFrame) -> pd.DataFrame:
     """(row, token) pairs for every user row: interest tags, city, home geo cell."""
-    users = users.reset_index(drop=True)
-    pieces = [_tags_piece(users), _text_piece(users, "city", "city:"), _geo_piece(users)]
-    return _concat(pieces)
+    return _table(_user_pieces(users))
 
 
-def _concat(pieces: list[pd.DataFrame]) -> pd.DataFrame:
-    pieces = [p for p in pieces if len(p)]
-    if not pieces:
-        return pd.DataFrame({"row": np.empty(0, dtype=np.int64), "token": np.empty(0, object)})
-    table = pd.concat(pieces, ignore_index=True)
-    table["row"] = table["row"].astype(np.int64)
-    return table.drop_duplicates(["row", "token"]).sort_values("row", kind="stable")
+def event_tokens(row: Mapping[str, Any]) -> list[str]:
+    """The tokens of one event, in plain Python (the same tokens event_token_table gives):
+    cheap for the few rows of a reason or a fold-in, where pandas would cost milliseconds."""
+    tokens: list[str] = []
+    category = row.get("category")
+    if not _missing(category) and norm(category):
+        tokens.append(f"category:{norm(category)}")
+    tags = row.get("tags")
+    if isinstance(tags, (list, tuple, np.ndarray)):
+        tokens.extend(f"tag:{norm(t)}" for t in tags if norm(t))
+    organizer = row.get("organizer")
+    if not _missing(organizer) and str(organizer).split():
+        tokens.append("organizer:" + " ".join(str(organizer).split()))
+    city = row.get("city")
+    if not _missing(city) and norm(city):
+        tokens.append(f"city:{norm(city)}")
+    lat, lon = _number(row.get("latitude")), _number(row.get("longitude"))
+    if lat is not None and lon is not None:
+        tokens.append(geo_cell(lat, lon))
+    band = price_band(_number(row.get("price")))
+    if band:
+        tokens.append(band)
+    tokens.extend(_local_time_tokens(row.get("start_time"), row.get("timezone")))
+    return list(dict.fromkeys(tokens))
+
+
+def _number(value: Any) -> float | None:
+    if _missing(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _local_time_tokens(start: Any, zone: Any) -> list[str]:
+    if _missing(start):
+        return []
+    try:
+        moment = pd.Timestamp(start)
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    except (TypeError, ValueError):
+        return []
+    try:
+        local = moment.tz_convert(str(zone) if not _missing(zone) else "UTC")
+    except Exception:  # noqa: BLE001 - an unknown zone name: read the time as UTC
+        local = moment
+    return [str(TIME_TOKENS[_hour_band(np.array([local.hour]))[0]]),
+            f"day:{WEEKDAYS[local.day_of_week]}"]
+
+
+def token_indices(pieces: list[Piece], vocab: "Vocabulary") -> tuple[np.ndarray, np.ndarray]:
+    """(rows, vocabulary indices) of every known token; unknown tokens are dropped."""
+    rows, idx = [], []
+    get = vocab.index.get
+    for p_rows, codes, uniques in pieces:
+        if len(p_rows) == 0:
+            continue
+        lut = np.array([get(u, -1) for u in uniques], dtype=np.int64)
+        mapped = lut[codes]
+        keep = mapped >= 0
+        rows.append(p_rows[keep])
+        idx.append(mapped[keep])
+    if not rows:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(rows), np.concatenate(idx)
+
+
+def event_token_rows(events: pd.DataFrame, vocab: "Vocabulary", pad: int) -> np.ndarray:
+    """[n, L] vocabulary indices of each event's tokens, `pad` filling short rows."""
+    n = len(events)
+    if n <= SMALL_FRAME:
+        rows, idx = [], []
+        get = vocab.index.get
+        for r, record in enumerate(events.to_dict("records")):
+            for token in event_tokens(record):
+                i = get(token)
+                if i is not None:
+                    rows.append(r)
+                    idx.append(i)
+        return _padded(np.array(rows, np.int64), np.array(idx, np.int64), n, pad)
+    return _padded(*token_indices(_event_pieces(events), vocab), n, pad)
+
+
+def user_token_rows(users: pd.DataFrame, vocab: "Vocabulary", pad: int) -> np.ndarray:
+    return _padded(*token_indices(_user_pieces(users), vocab), len(users), pad)
+
+
+SMALL_FRAME = 32
 
 
 class Vocabulary:
@@ -238,11 +367,14 @@ class Vocabulary:
 
 def padded_rows(table: pd.DataFrame, vocab: Vocabulary, n_rows: int,
                 pad: int) -> np.ndarray:
-    """[n_rows, L] token indices per row, `pad` where a row has fewer than L known tokens."""
+    """[n_rows, L] token indices per row of a (row, token) table, `pad` filling short rows."""
     idx = table["token"].map(vocab.index).to_numpy()
     known = ~pd.isna(idx)
     rows = table["row"].to_numpy(dtype=np.int64)[known]
-    idx = idx[known].astype(np.int64)
+    return _padded(rows, idx[known].astype(np.int64), n_rows, pad)
+
+
+def _padded(rows: np.ndarray, idx: np.ndarray, n_rows: int, pad: int) -> np.ndarray:
     if len(rows) == 0:
         return np.full((n_rows, 1), pad, dtype=np.int64)
     order = np.argsort(rows, kind="stable")

@@ -33,8 +33,10 @@ from beacon.evaluate import ndcg_from_scores
 from beacon.features import (
     UserContext,
     Vocabulary,
+    event_token_rows,
     event_token_table,
-    padded_rows,
+    event_tokens,
+    user_token_rows,
     user_token_table,
     user_tokens,
 )
@@ -124,8 +126,8 @@ def _prepare(data: Any, config: ModelConfig) -> _Prepared:
     return _Prepared(
         users=users, events=events, user_frame=user_frame, event_frame=event_frame,
         user_vocab=user_vocab, event_vocab=event_vocab,
-        user_tok=padded_rows(user_table, user_vocab, len(users), pad=len(user_vocab)),
-        event_tok=padded_rows(event_table, event_vocab, len(events), pad=len(event_vocab)),
+        user_tok=user_token_rows(users, user_vocab, pad=len(user_vocab)),
+        event_tok=event_token_rows(events, event_vocab, pad=len(event_vocab)),
         event_start=event_start, rows=rows.reset_index(drop=True),
         max_weight=float(max(config.type_weights.values())),
     )
@@ -535,7 +537,7 @@ class HybridModel:
         if len(users) == 0:
             return np.zeros((0, d), dtype=np.float32)
         pad = len(self.user_vocab)
-        tok = padded_rows(user_token_table(users), self.user_vocab, len(users), pad=pad)
+        tok = user_token_rows(users, self.user_vocab, pad=pad)
         table = np.vstack([self.weights["user_tok"], np.zeros((1, d), np.float32)])
         vectors, _ = _bag_sum(tok, table, np.zeros(len(table), np.float32))
         rows = self.user_map.rows(users["id"].to_numpy(dtype=np.int64))
@@ -573,7 +575,7 @@ class HybridModel:
             return EventMatrix(np.zeros((0, d), np.float32), np.zeros(0, np.float32), ids,
                                np.zeros(0, dtype=bool))
         pad = len(self.event_vocab)
-        tok = padded_rows(event_token_table(events), self.event_vocab, n, pad=pad)
+        tok = event_token_rows(events, self.event_vocab, pad=pad)
         tok_vec, tok_bias = self._padded_event_tok()
         vectors, bias = _bag_sum(tok, tok_vec, tok_bias)
         rows = self.event_map.rows(ids)
@@ -596,11 +598,9 @@ class HybridModel:
         event's own id embedding (what similar users did with it)."""
         self._require()
         vec, _ = user_override if user_override is not None else self.user_vector(user)
-        frame = pd.DataFrame([dict(event_row)])
-        table = event_token_table(frame)
         terms: list[tuple[str, float]] = []
         tok_vec, tok_bias = self.weights["event_tok"], self.weights["event_tok_bias"]
-        for token in table["token"]:
+        for token in event_tokens(event_row):
             i = self.event_vocab.index.get(token)
             if i is not None:
                 terms.append((token, float(tok_vec[i] @ vec + tok_bias[i])))
@@ -625,17 +625,22 @@ class HybridModel:
         base, ubias = self.user_vector(user)
         if history is None or len(history) == 0 or "type" not in history:
             return base, ubias
-        history = history.reset_index(drop=True)
-        weight = history["type"].astype(str).map(config.type_weights).fillna(0.0)
-        frame = history.assign(_w=weight.to_numpy(dtype=np.float64))
-        frame = frame.drop_duplicates(["id", "type"])
-        per_event = frame.groupby("id", sort=True)["_w"].sum()
-        per_event = per_event[per_event != 0]
-        if per_event.empty:
+        weights = config.type_weights
+        per_event: dict[int, float] = {}
+        first_row: dict[int, int] = {}
+        seen: set[tuple[int, str]] = set()
+        ids = history["id"].to_numpy()
+        for position, (event_id, kind) in enumerate(zip(ids.tolist(), history["type"].tolist())):
+            if (event_id, kind) in seen:  # the same action logged twice counts once
+                continue
+            seen.add((event_id, kind))
+            per_event[event_id] = per_event.get(event_id, 0.0) + float(weights.get(kind, 0.0))
+            first_row.setdefault(event_id, position)
+        kept = [e for e, w in per_event.items() if w != 0]
+        if not kept:
             return base, ubias
-        firsts = frame.drop_duplicates("id").set_index("id").loc[per_event.index].reset_index()
-        matrix = self.event_matrix(firsts)
-        return _fold_in_steps(base, matrix, per_event.to_numpy(dtype=np.float64),
+        matrix = self.event_matrix(history.iloc[[first_row[e] for e in kept]])
+        return _fold_in_steps(base, matrix, np.array([per_event[e] for e in kept]),
                               self.weights["contrast_vectors"], self.weights["contrast_bias"],
                               config), ubias
 
@@ -764,13 +769,16 @@ def _fold_in_steps(base: np.ndarray, matrix: EventMatrix, weight: np.ndarray,
         cs = C @ u + cb if len(C) else np.zeros(0)
         grad = 2 * config.fold_in_l2 * (u - u0)
         if len(Hp):
+            # Softmax of each positive against the shared contrast set, in closed form: the
+            # contrast part of every row's softmax is the same distribution q over C.
             sp = Hp @ u + hbp
-            logits = np.concatenate([sp[:, None], np.broadcast_to(cs, (len(sp), len(cs)))], 1)
-            logits -= logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            p /= p.sum(axis=1, keepdims=True)
-            g = (p[:, :1] - 1.0) * Hp + p[:, 1:] @ C if len(C) else (p[:, :1] - 1.0) * Hp
-            grad += (wp[:, None] * g).sum(axis=0) / total
+            if len(C):
+                top = cs.max()
+                q = np.exp(cs - top)
+                log_z = np.log(q.sum()) + top
+                cq = (q / q.sum()) @ C
+                a = 1.0 / (1.0 + np.exp(-(sp - log_z)))  # p(positive) in each row's softmax
+                grad += ((wp * (1.0 - a))[:, None] * (cq[None, :] - Hp)).sum(axis=0) / total
         if len(Hn) and len(C):
             sn = Hn @ u + hbn
             sig = 1.0 / (1.0 + np.exp(-(sn[:, None] - cs[None, :])))

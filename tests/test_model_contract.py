@@ -321,3 +321,27 @@ class TestHybridModel(ModelContract):
         assert config.weight("reject") < 0 and config.weight("unregister") < 0
         assert config.weight("register") > config.weight("favorite") > config.weight("click")
         assert config.weight("impression") == 0
+
+
+def test_row_tokens_match_the_vectorized_tokens():
+    """Reasons and fold-ins build tokens row by row; big frames column-wise: same tokens."""
+    from beacon.features import event_token_table, event_tokens
+
+    events = tiny_world()["events"].copy()
+    odd = events.iloc[:4].copy()
+    odd["id"] = [900, 901, 902, 903]
+    odd["category"] = [None, "  Live   Music ", "", "MUSIC"]
+    odd["tags"] = [None, ["Jazz", "jazz", " "], [], ["a b"]]
+    odd["organizer"] = [None, "Blue  Note", "x", None]
+    odd["latitude"] = [None, -33.87, 0.0, 89.9]
+    odd["longitude"] = [None, 151.21, -0.1, -179.9]
+    odd["price"] = [None, 0.0, 19.99, 50.0]
+    odd["timezone"] = ["Not/AZone", "Australia/Sydney", None, "America/New_York"]
+    frame = pd.concat([events, odd], ignore_index=True)
+    table = event_token_table(frame)
+    for position, record in enumerate(frame.to_dict("records")):
+        expected = sorted(table.loc[table["row"] == position, "token"])
+        assert sorted(event_tokens(record)) == expected, position
+    assert "tag:jazz" in event_tokens(frame.iloc[-3].to_dict())
+    assert "organizer:Blue Note" in event_tokens(frame.iloc[-3].to_dict())
+    assert "price:<20" in event_tokens(frame.iloc[-2].to_dict())
