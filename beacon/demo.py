@@ -531,6 +531,7 @@ def _event_times(rng, n, days, now, dst, city, category) -> dict[str, np.ndarray
     end = np.empty(n, np.int64)
     across = np.zeros(n, bool)
     on_dst = np.zeros(n, bool)
+    bucket = np.empty(n, np.int64)
     for i in range(n):
         zone = ZoneInfo(CITIES[city[i]].timezone)
         low, high = CATEGORY_HOURS_LONG[CATEGORIES[category[i]]]
@@ -550,10 +551,9 @@ def _event_times(rng, n, days, now, dst, city, category) -> dict[str, np.ndarray
         end[i] = -1 if no_end[i] else _to_ms(local_end.replace(minute=local_end.minute // 15 * 15))
         across[i] = not no_end[i] and local_end.date() > local_start.date()
         on_dst[i] = (CITIES[city[i]].name, local_start.date()) in dst_set
+        bucket[i] = _bucket_of(local_start.hour)
     published = np.minimum(start - (leads * MS_PER_DAY).astype(np.int64),
                            now_ms - (recent * MS_PER_HOUR).astype(np.int64))
-    bucket = np.array([_bucket_of(datetime.fromtimestamp(s / 1000, ZoneInfo(CITIES[c].timezone)).hour)
-                       for s, c in zip(start, city)])
     return {
         "start_ms": start,
         "end_ms": end,

@@ -63,7 +63,8 @@ class BulkWriter:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
-        """Stream `rows` into `table`; returns the number written. `on_batch(n)` after each batch."""
+        """Stream `rows` into `table`; returns how many were written. `on_batch(n)` after each
+        batch of n rows."""
         convert = _row_converter(self.connection, table, columns)
         if self.dialect == "postgresql":
             return self._copy(table, columns, rows, convert, batch_rows, on_batch)
