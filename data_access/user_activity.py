@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Date, and_, cast, func, select
 
 from data_access.db import session_scope
-from data_access.schema import Event, Interaction, ModelVersion
+from data_access.schema import Event, Interaction
 
 #: the interaction types the Users page lists with their event titles
 DECISION_TYPES = ("register", "unregister", "attend", "reject")
@@ -80,19 +80,3 @@ def decisions(user_id: int, limit: int = 500) -> list[dict]:
         ).all()
     return [dict(r._mapping) for r in rows]
 
-
-def latest_personal_version(user_id: int) -> dict | None:
-    """The newest user-scope model version of this user (any base), or None."""
-    with session_scope() as session:
-        row = session.execute(
-            select(
-                ModelVersion.id,
-                ModelVersion.base_model_id,
-                ModelVersion.status,
-                ModelVersion.created_at,
-            )
-            .where(and_(ModelVersion.scope == "user", ModelVersion.user_id == user_id))
-            .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
-            .limit(1)
-        ).first()
-    return dict(row._mapping) if row else None

@@ -3,14 +3,19 @@ carries one selected user across pages, and the filter controls (point, distance
 window, rejected events) that the Recommendations and Debug-filter pages share."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
+import pandas as pd
+import plotly.graph_objects as go
+import pydeck as pdk
 import streamlit as st
 
 from beacon import insights
 from beacon.errors import BeaconError
 from beacon.filters import FilterParams
+from pages import _ui
 
 #: the user selected on any of these pages (not a widget key: it survives page switches)
 SELECTED_USER = "beacon_selected_user"
@@ -44,7 +49,6 @@ def user_input(key: str, label: str = "User (email)") -> str:
 @dataclass(frozen=True)
 class FilterInput:
     """The raw values of the filter controls, exactly what FilterParams.parse takes."""
-
     lat: float | None
     lon: float | None
     max_km: float | None
@@ -206,10 +210,6 @@ def training_outcome(outcome) -> None:
 
 
 def profile_map(profile: insights.UserProfile) -> None:
-    import pandas as pd
-
-    from pages import _ui
-
     if not profile.points:
         st.info("No home location and no located events to show.")
         return
@@ -221,11 +221,6 @@ def profile_map(profile: insights.UserProfile) -> None:
 
 
 def timeline_chart(rows: list[dict]) -> None:
-    import pandas as pd
-    import plotly.graph_objects as go
-
-    from pages import _ui
-
     if not rows:
         st.info("No interactions yet.")
         return
@@ -242,8 +237,6 @@ def timeline_chart(rows: list[dict]) -> None:
 
 
 def decisions_table(rows: list[dict], key: str, empty: str) -> None:
-    from pages import _ui
-
     if not rows:
         st.caption(empty)
         return
@@ -284,10 +277,6 @@ def debug_summary(view: insights.DebugView) -> None:
 
 
 def debug_funnel(view: insights.DebugView) -> None:
-    import pandas as pd
-
-    from pages import _ui
-
     st.subheader("Candidates left after each stage")
     chart_col, table_col = st.columns([3, 2])
     with chart_col:
@@ -304,8 +293,6 @@ def debug_funnel(view: insights.DebugView) -> None:
 
 def debug_table(view: insights.DebugView) -> list[str]:
     """The candidate table with a 'show only' selector; returns the event ids shown."""
-    import pandas as pd
-
     st.subheader("Every candidate")
     dropped = {s.name: s.dropped for s in view.funnel[1:]}
     choices = ["all", "kept", *view.dropped_by_choices()]
@@ -332,10 +319,6 @@ def debug_table(view: insights.DebugView) -> list[str]:
 
 
 def debug_map(view: insights.DebugView) -> None:
-    import pandas as pd
-
-    from pages import _ui
-
     st.subheader("Where they are")
     points = pd.DataFrame(view.points, columns=["lat", "lon", "kind", "label"])
     if len(points) > MAP_MAX:
@@ -352,11 +335,6 @@ def debug_map(view: insights.DebugView) -> None:
 
 
 def debug_timeline(view: insights.DebugView, shown: list[str] | None = None) -> None:
-    import pandas as pd
-    import plotly.graph_objects as go
-
-    from pages import _ui
-
     st.subheader("Event times against the daily window")
     frame = pd.DataFrame(view.timeline, columns=["event_id", "label", "start_h", "end_h",
                                                  "status", "local", "sort"])
@@ -410,8 +388,6 @@ def recommendations_summary(c: insights.Comparison) -> None:
 
 
 def recommendations_table(c: insights.Comparison) -> None:
-    from pages import _ui
-
     if not c.rows:
         return
     _ui.table(c.rows, key="recs_rows", column_config={
@@ -423,10 +399,6 @@ def recommendations_table(c: insights.Comparison) -> None:
 
 
 def recommendations_map(c: insights.Comparison) -> None:
-    import pandas as pd
-
-    from pages import _ui
-
     st.subheader("On the map")
     points = pd.DataFrame(c.points, columns=["lat", "lon", "kind", "label"])
     points["color"] = points["kind"].map(POINT_COLORS)
@@ -439,8 +411,6 @@ def recommendations_map(c: insights.Comparison) -> None:
 
 def _ranked_list(ranked: insights.RankedList | None, top: int, note: str, key: str) -> None:
     """`top`: the length of the model's own list (the overlap is out of that)."""
-    from pages import _ui
-
     if ranked is None:
         st.info(note)
         return
@@ -468,8 +438,6 @@ def side_by_side(c: insights.Comparison) -> None:
 
 # ----------------------------------------------------------------------------- maps
 def _zoom(spread_km: float) -> float:
-    import math
-
     return max(1.0, min(14.0, math.log2(40000.0 / max(spread_km, 1.0)) - 0.6))
 
 
@@ -477,10 +445,7 @@ def focused_map(points, *, circles=(), focus: dict | None = None, key: str, heig
     """Points (lat, lon, label, color) and circles on no base map (works offline), centred on
     `focus` (the user's point) and zoomed to the distance circle, or else to the points near
     the focus, so that events on other continents do not shrink the interesting part to a dot."""
-    import math
 
-    import pandas as pd
-    import pydeck as pdk
 
     points = points.dropna(subset=["lat", "lon"]).copy()
     if points.empty and focus is None:
