@@ -210,9 +210,17 @@ def activate(version_id: int) -> VersionMeta:
     return meta
 
 
+def _write_first(session, version_id: int) -> None:
+    """A no-op write before a read-modify-write: on SQLite the transaction then holds the
+    write lock before it reads (see activate)."""
+    session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
+                    .values(status=ModelVersion.status))
+
+
 def mark_failed(version_id: int, note: str | None = None) -> None:
     """Failed versions never serve and cannot be activated; `note` lands in metrics.failure."""
     with session_scope() as session:
+        _write_first(session, version_id)
         row = session.get(ModelVersion, version_id)
         if row is None:
             return
@@ -224,6 +232,7 @@ def mark_failed(version_id: int, note: str | None = None) -> None:
 def update_metrics(version_id: int, metrics: dict) -> None:
     """Merge `metrics` into the version's stored metrics (e.g. a fresh evaluation)."""
     with session_scope() as session:
+        _write_first(session, version_id)
         row = session.get(ModelVersion, version_id)
         if row is None:
             raise VersionNotFound(f"no model version {version_id}")

@@ -275,6 +275,7 @@ def recover_abandoned(stale_after: timedelta = DEFAULT_STALE_AFTER) -> list[RunI
                     TrainingLock.run_id == run_id if run_id is not None
                     else TrainingLock.run_id.is_(None)))
             if run_id is not None:
+                _write_first(session, run_id)
                 row = session.get(TrainingRun, run_id)
                 if row is not None and row.status in LIVE_STATUSES:
                     row.status = "abandoned"
@@ -324,6 +325,14 @@ def mark_running(run_id: int, total_epochs: int | None = None,
         session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
 
 
+def _write_first(session, run_id: int) -> None:
+    """Start a read-modify-write with a write, so that on SQLite the transaction holds the
+    write lock (waiting on busy_timeout) before it reads: a read snapshot that a concurrent
+    writer (a heartbeat thread, another process) made stale can then never fail the upgrade."""
+    session.execute(update(TrainingRun).where(TrainingRun.id == run_id)
+                    .values(status=TrainingRun.status))
+
+
 def _finite(value) -> float | None:
     """JSON columns get None for NaN/inf (Postgres JSON rejects NaN)."""
     if value is None:
@@ -341,6 +350,7 @@ def record_progress(run_id: int, epoch: int, total_epochs: int | None, loss: flo
     if phase is not None:
         entry["phase"] = str(phase)
     with session_scope() as session:
+        _write_first(session, run_id)
         row = session.get(TrainingRun, run_id)
         if row is None:
             return
@@ -360,6 +370,7 @@ def finish_run(run_id: int, status: str, *, reason: str | None = None,
         raise ValueError(f"{status!r} is not a final run status")
     now = utcnow()
     with session_scope() as session:
+        _write_first(session, run_id)
         row = session.get(TrainingRun, run_id)
         if row is None:
             return None
