@@ -17,7 +17,7 @@ def _rows(database: str) -> list[dict]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _detail(database: str, version_id: int) -> console.VersionDetail:
+def _detail(database: str, version_id: int, status: str) -> console.VersionDetail:
     return console.version_detail(version_id)
 
 
@@ -58,7 +58,8 @@ selected_id = st.selectbox("Version", ids, index=default, format_func=labels.get
                            key="version_pick")
 
 # ----------------------------------------------------------------------------- one version
-detail = _detail(database, selected_id)
+status = next(row["status"] for row in rows if row["id"] == selected_id)
+detail = _detail(database, selected_id, status)  # an activation elsewhere changes the key
 st.subheader(f"Version {detail.id} · {detail.scope} · {detail.status}")
 st.caption(f"Created {_ui.fmt_time(detail.created_at)} by {detail.created_by or '—'} · "
            f"fingerprint {(detail.fingerprint or '—')[:16]} · "
