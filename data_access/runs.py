@@ -7,8 +7,9 @@ hosts. Releasing it is a DELETE in the caller's `finally`. No advisory locks, so
 through the connection pool (see STACK.md).
 
 A lock whose holder died is found by `recover_abandoned()`: the holder's run names its host and
-pid; on this host a dead pid frees the lock at once, on another host a heartbeat older than
-`stale_after` does. The run is marked "abandoned" and the lock row deleted.
+pid; on this host a dead pid frees the lock at once, and on any host a heartbeat older than
+`stale_after` (10 min; live workers beat every 30 s) does. The run is marked "abandoned" and
+the lock row deleted.
 
 The fingerprint is computed inside the database by aggregate SQL over indexes (see
 `data_fingerprint`); it never loads rows into Python.
@@ -221,13 +222,18 @@ def _pid_alive(pid: int | None) -> bool:
 
 def _abandoned_why(run: RunInfo | None, lock_heartbeat: datetime | None, now: datetime,
                    stale_after: timedelta) -> str | None:
-    if run is not None and run.host == this_host() and run.pid:
-        # On this host the pid is authoritative: a live process keeps its lock however slow.
-        if not _pid_alive(run.pid):
-            return f"process {run.pid} on {run.host} is gone"
-        return None
-    beat = max([t for t in (lock_heartbeat, run.heartbeat_at if run else None) if t] or [now])
-    if now - beat > stale_after:
+    """Why a holder counts as dead, or None while it is alive.
+
+    Dead: its process is gone (checked when it ran on this host), or no heartbeat for longer
+    than `stale_after` on any host. A live worker beats every 30 s from a thread of its own
+    (beacon.training), through long epochs and while queued, so only a dead, frozen or
+    unreachable process goes silent.
+    """
+    if run is not None and run.host == this_host() and run.pid and not _pid_alive(run.pid):
+        return f"process {run.pid} on {run.host} is gone"
+    beats = [t for t in (lock_heartbeat, run.heartbeat_at if run else None) if t is not None]
+    beat = max(beats) if beats else (run.created_at if run is not None else None)
+    if beat is not None and now - beat > stale_after:
         where = f"process {run.pid} on {run.host}" if run else "an unknown process"
         minutes = (now - beat).total_seconds() / 60
         return f"no heartbeat from {where} for {minutes:.0f} min"

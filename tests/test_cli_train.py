@@ -166,6 +166,8 @@ def test_models_list_show_activate_cleanup(world, capsys):
 
     code, human, _ = cli(capsys, "models", "list")
     assert code == 0 and "active" in human and str(v1) in human
+    code, human, _ = cli(capsys, "models", "show", str(v1))
+    assert code == 0 and f"model version {v1}" in human and "loss per epoch" in human
 
 
 def test_evaluate_without_a_model_is_bad_input(db, capsys):

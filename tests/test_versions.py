@@ -162,7 +162,7 @@ def test_recover_abandoned_frees_dead_and_silent_holders_only(db):
     with session_scope() as session:  # the holder's process has exited
         session.execute(update(TrainingRun).where(TrainingRun.id == dead.id)
                         .values(pid=_dead_pid()))
-    (uid, uid2, uid3) = _seed_users(3)
+    (uid, uid2, uid3, uid4) = _seed_users(4)
     silent = runs.acquire("user", uid).run
     with session_scope() as session:  # on another host, no heartbeat for an hour
         hour_ago = NOW - timedelta(hours=1)
@@ -175,9 +175,18 @@ def test_recover_abandoned_frees_dead_and_silent_holders_only(db):
         session.execute(update(TrainingRun).where(TrainingRun.id == remote_alive.id)
                         .values(host="elsewhere"))
     alive = runs.acquire("user", uid3).run  # this very process: alive
+    hung = runs.acquire("user", uid4).run  # a live pid on this host that stopped beating
+    with session_scope() as session:
+        hour_ago = NOW - timedelta(hours=1)
+        session.execute(update(TrainingRun).where(TrainingRun.id == hung.id)
+                        .values(heartbeat_at=hour_ago))
+        session.execute(update(TrainingLock).where(TrainingLock.run_id == hung.id)
+                        .values(heartbeat_at=hour_ago))
+    frozen = runs.acquire("global", trigger="schedule")  # busy: the dead holder still has it
+    assert frozen.busy
 
     recovered = {r.id: r for r in runs.recover_abandoned()}
-    assert set(recovered) == {dead.id, silent.id}
+    assert set(recovered) == {dead.id, silent.id, hung.id}
     assert runs.get_run(dead.id).status == "abandoned"
     assert "gone" in runs.get_run(dead.id).error
     assert "heartbeat" in runs.get_run(silent.id).error

@@ -75,6 +75,15 @@ def list_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loss_text(entry) -> str:
+    """An entry is a number or the model's {"epoch", "loss", "phase", ...} record."""
+    value = entry.get("loss") if isinstance(entry, dict) else entry
+    text = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+    if isinstance(entry, dict) and entry.get("phase") not in (None, "train"):
+        text += f" ({entry['phase']})"
+    return text
+
+
 def _detail(payload: dict) -> str:
     lines = [f"model version {payload['id']} ({payload['scope']}, {payload['status']})"]
     for key in ("user", "base_model_id", "created_at", "created_by", "activated_at",
@@ -84,7 +93,7 @@ def _detail(payload: dict) -> str:
     if payload.get("counts"):
         lines.append(f"  counts: {payload['counts']}")
     if payload.get("loss_history"):
-        losses = ", ".join(f"{x:.4f}" for x in payload["loss_history"])
+        losses = ", ".join(_loss_text(x) for x in payload["loss_history"])
         lines.append(f"  loss per epoch: {losses}")
     if payload.get("hyperparameters"):
         lines.append(f"  hyperparameters: {payload['hyperparameters']}")

@@ -43,11 +43,15 @@ class _Progress:
         val = getattr(report, "val_metric", None)
         if not self.interactive:
             extra = f" val {val:.4f}" if val is not None else ""
-            log(f"epoch {report.epoch}/{report.total_epochs} loss {loss:.4f}{extra}")
+            phase = getattr(report, "phase", None)
+            prefix = f"{phase} " if phase and phase != "train" else ""
+            log(f"{prefix}epoch {report.epoch}/{report.total_epochs} loss {loss:.4f}{extra}")
             return
         if self.bar is None or report.epoch <= self.last_epoch:
             self.close()
-            self.bar = progress_bar(report.total_epochs, "training", unit="epoch")
+            phase = getattr(report, "phase", None) or "train"
+            label = "training" if phase == "train" else phase
+            self.bar = progress_bar(report.total_epochs, label, unit="epoch")
         elif report.total_epochs != self.bar.total:
             self.bar.total = report.total_epochs
         self.bar.update(report.epoch - self.last_epoch)
