@@ -269,6 +269,8 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
     email = user_row.email if user_row is not None else None
     try:
         if run.scope == "user":
+            if run.status == "queued":
+                runs.mark_running(run.id)
             result = _fold_in(run, user_row, base, config, requested_by)
             activated = result.model_version is not None
             return result

@@ -258,3 +258,28 @@ def test_state_changing_functions_are_declared():
     assert REGISTRY["activate_model"] is versions.activate
     assert REGISTRY["cleanup_models"] is versions.cleanup
     assert os.path.basename(versions.__file__) == "versions.py"
+
+
+def test_concurrent_activations_leave_exactly_one_active_version(db):
+    import threading
+
+    ids = [_global() for _ in range(6)]
+    for _round in range(3):
+        barrier = threading.Barrier(len(ids))
+        errors: list[BaseException] = []
+
+        def go(version_id: int) -> None:
+            try:
+                barrier.wait(30)
+                versions.activate(version_id)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=go, args=(vid,)) for vid in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        active = [v.id for v in store.list_versions(scope="global") if v.status == "active"]
+        assert len(active) == 1 and store.active_global_id() == active[0]
