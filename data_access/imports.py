@@ -6,15 +6,17 @@ transaction (`import_transaction`): an exception anywhere rolls all of it back.
 - Users are upserted by email and events by event_id with ON CONFLICT DO UPDATE ... WHERE a column
   actually differs, so `updated_at` moves only on a real change (the training fingerprint reads it).
   Interest tags / event tags are replaced only when the set differs (and then updated_at moves too).
-- Interactions are inserted with ON CONFLICT DO NOTHING on uq_interactions_row. On Postgres each
-  batch is COPYed into a TEMP staging table and one INSERT ... SELECT moves it at the end; on SQLite
-  each batch is an executemany.
+- Interactions are inserted with ON CONFLICT DO NOTHING on uq_interactions_row. On Postgres a
+  worker thread COPYs each batch into a TEMP staging table and moves it with INSERT ... SELECT
+  while the caller parses the next batch; on SQLite each batch is an executemany.
 
 Only the columns the caller names (those present in the file's header) are written on update: a
 column missing from a file leaves the stored value alone, an empty cell stores NULL.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,8 +127,7 @@ class ImportWriter:
         self.connection = connection
         self.now = now or utcnow()
         self.is_postgres = connection.dialect.name == "postgresql"
-        self._staged = 0
-        self._staging_ready = False
+        self._copier: _PostgresInteractions | None = None
         self._inserted_interactions = 0
 
     # -- users and events -------------------------------------------------------------------
@@ -222,11 +223,13 @@ class ImportWriter:
     # -- interactions -------------------------------------------------------------------------
 
     def add_interactions(self, rows: Sequence[InteractionRow]) -> None:
-        """Queue a batch (Postgres: COPY into the staging table; SQLite: insert right away)."""
+        """Write a batch (Postgres: handed to the COPY worker; SQLite: inserted right away)."""
         if not rows:
             return
         if self.is_postgres:
-            self._copy_to_staging(rows)
+            if self._copier is None:
+                self._copier = _PostgresInteractions(self.connection.connection.driver_connection)
+            self._copier.put(rows)
         else:
             statement = sqlite.insert(INTERACTIONS).on_conflict_do_nothing(
                 index_elements=list(UNIQUE_INTERACTION)
@@ -235,43 +238,77 @@ class ImportWriter:
             self._inserted_interactions += max(result.rowcount, 0)
 
     def finish_interactions(self) -> int:
-        """Move what was staged into interactions; returns how many rows were new."""
-        if self.is_postgres and self._staging_ready:
-            cols = ", ".join(INTERACTION_COLUMNS)
-            cursor = self._raw().cursor()
-            try:
-                cursor.execute(
-                    f"INSERT INTO interactions ({cols}) SELECT {cols} FROM {STAGING_TABLE} "
-                    "ON CONFLICT ON CONSTRAINT uq_interactions_row DO NOTHING"
-                )
-                self._inserted_interactions += max(cursor.rowcount, 0)
-                cursor.execute(f"TRUNCATE {STAGING_TABLE}")
-            finally:
-                cursor.close()
+        """Wait until every batch is written; returns how many rows were new."""
+        if self._copier is not None:
+            self._inserted_interactions += self._copier.finish()
+            self._copier = None
         inserted, self._inserted_interactions = self._inserted_interactions, 0
         return inserted
 
-    def _raw(self):
-        """The psycopg connection under this transaction's SQLAlchemy connection."""
-        return self.connection.connection.driver_connection
+    def close(self) -> None:
+        """Stop the COPY worker, if any, before the transaction ends (commit or rollback)."""
+        if self._copier is not None:
+            self._copier.stop()
+            self._copier = None
 
-    def _copy_to_staging(self, rows: Sequence[InteractionRow]) -> None:
-        cursor = self._raw().cursor()
+
+class _PostgresInteractions:
+    """Writes interaction batches on Postgres in a worker thread, so that the database inserts
+    batch N while the caller parses batch N+1: COPY into a TEMP staging table, then
+    INSERT ... SELECT ... ON CONFLICT DO NOTHING. The worker alone touches the connection until
+    `finish`/`stop` has joined it; the caller never uses the connection meanwhile."""
+
+    QUEUED_BATCHES = 2
+
+    def __init__(self, raw_connection: Any):
+        self.raw = raw_connection
+        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUED_BATCHES)
+        self.inserted = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="beacon-import-copy", daemon=True)
+        self.thread.start()
+
+    def put(self, rows: Sequence[InteractionRow]) -> None:
+        self._raise_if_failed()
+        self.queue.put(list(rows))  # blocks while the worker is QUEUED_BATCHES behind
+
+    def finish(self) -> int:
+        self.stop()
+        self._raise_if_failed()
+        return self.inserted
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        cols = ", ".join(INTERACTION_COLUMNS)
         try:
-            if not self._staging_ready:
+            with self.raw.cursor() as cursor:
                 cursor.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (user_id bigint, "
                     "event_id bigint, type text, occurred_at timestamptz, model_version integer, "
                     "strategy text, position integer) ON COMMIT DROP"
                 )
-                self._staging_ready = True
-            with cursor.copy(
-                f"COPY {STAGING_TABLE} ({', '.join(INTERACTION_COLUMNS)}) FROM STDIN"
-            ) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
+                while (rows := self.queue.get()) is not None:
+                    with cursor.copy(f"COPY {STAGING_TABLE} ({cols}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    cursor.execute(
+                        f"INSERT INTO interactions ({cols}) SELECT {cols} FROM {STAGING_TABLE} "
+                        "ON CONFLICT ON CONSTRAINT uq_interactions_row DO NOTHING"
+                    )
+                    self.inserted += max(cursor.rowcount, 0)
+                    cursor.execute(f"TRUNCATE {STAGING_TABLE}")
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            self.error = error
+            while self.queue.get() is not None:  # let a blocked put() go on, until stop()
+                pass
 
 
 @contextmanager
@@ -279,7 +316,11 @@ def import_transaction(url: str | None = None) -> Iterator[ImportWriter]:
     """One connection, one transaction: commit when the block ends, roll back on any error."""
     with get_engine(url).connect() as connection:
         with _sqlite_cache(connection), connection.begin():
-            yield ImportWriter(connection)
+            writer = ImportWriter(connection)
+            try:
+                yield writer
+            finally:
+                writer.close()
 
 
 @contextmanager
