@@ -244,8 +244,11 @@ class DebugView:
     funnel: list[FunnelStep]
     #: the filter stages that were on, in order (the per-stage columns of `rows`)
     stage_columns: list[str]
-    #: one row per candidate: event, kept, dropped by, reason, a bool per enabled stage, ...
+    #: one row per shown candidate: event, kept, dropped by, reason, a bool per enabled stage, ...
     rows: list[dict]
+    #: which candidates `rows` holds ("all", "kept" or a stage name) and how many match it
+    show: str
+    matched: int
     #: map points: lat, lon, kind (kept/dropped), label
     points: list[dict]
     #: the point distances are measured from, and the max-distance circle when that is on
@@ -272,6 +275,11 @@ class DebugView:
         return [step.name for step in self.funnel[1:] if step.dropped > 0]
 
 
+TABLE_MAX = 2_000  # candidate rows a page gets; the funnel counts cover every candidate
+MAP_MAX = 5_000  # map points: every kept event first, then dropped ones
+TIMELINE_MAX = 120  # events drawn against the daily window
+
+
 def _hours(moment: datetime) -> float:
     return moment.hour + moment.minute / 60 + moment.second / 3600
 
@@ -286,9 +294,59 @@ def window_spans(start, end) -> tuple[list[tuple[float, float]], bool]:
     return [(0.0, we), (ws, we + 24), (ws + 24, 48.0)], True
 
 
-def debug_view(email: str, params, now: datetime | None = None) -> DebugView:
-    """Run the debug filter for one user and shape every candidate for the page.
-    Raises UnknownUser / BeaconError on impossible input."""
+def _debug_row(event, stage_columns: list[str]) -> dict:
+    row = {
+        "event_id": event.event_id,
+        "title": event.title,
+        "kept": event.passed,
+        "dropped by": event.failed_stage or "",
+        "reason": event.reason,
+    }
+    for name in stage_columns:
+        row[name] = event.stages.get(name, True)
+    row.update({
+        "local start": event.local_start.strftime("%a %Y-%m-%d %H:%M") if event.local_start else "",
+        "local end": event.local_end.strftime("%a %Y-%m-%d %H:%M") if event.local_end else "",
+        "timezone": event.timezone,
+        "distance km": None if event.distance_km is None else round(event.distance_km, 1),
+        "city": event.city or "",
+        "category": event.category or "",
+        "rank": event.rank,
+        "score": None if event.score is None else round(event.score, 4),
+        "all reasons": "; ".join(f"{k}: {v}" for k, v in event.reasons.items()),
+    })
+    return row
+
+
+def _timeline_row(event) -> dict:
+    end_h = None
+    if event.local_end is not None:
+        day_shift = (event.local_end.date() - event.local_start.date()).days
+        end_h = _hours(event.local_end) + 24 * day_shift
+    return {
+        "event_id": event.event_id,
+        "label": f"{event.local_start:%a %d %b} · {event.title[:40]} ({event.event_id})",
+        "start_h": _hours(event.local_start),
+        "end_h": end_h,
+        "status": "kept" if event.passed else (
+            "dropped by the window" if event.failed_stage == "in time window"
+            else "dropped by another stage"),
+        "local": f"{event.local_start:%a %d %b %H:%M}"
+                 + (f"–{event.local_end:%H:%M}" if event.local_end else " (no end time)")
+                 + f" {event.timezone}",
+        "sort": event.local_start.replace(tzinfo=None),
+    }
+
+
+def debug_view(email: str, params, now: datetime | None = None, show: str = "all",
+               row_limit: int = TABLE_MAX, point_limit: int = MAP_MAX,
+               timeline_limit: int = TIMELINE_MAX) -> DebugView:
+    """Run the debug filter for one user and shape the candidates for the page.
+
+    `show`: "all", "kept" or the name of a stage: only the candidates it dropped go to `rows`
+    (at most `row_limit`) and `timeline` (the first `timeline_limit`); the funnel counts always
+    cover every candidate. The map gets every kept event, then dropped ones up to
+    `point_limit`. Raises UnknownUser / BeaconError on impossible input."""
     from beacon import recommend as recommender
 
     user = user_or_raise(email)
@@ -301,55 +359,32 @@ def debug_view(email: str, params, now: datetime | None = None) -> DebugView:
         funnel.append(FunnelStep(stage.name, stage.remaining, dropped, stage.enabled))
         previous = stage.remaining
     stage_columns = [step.name for step in funnel[1:] if step.enabled]
+    dropping = [step.name for step in funnel[1:] if step.dropped > 0]
+    show = show if show in ("all", "kept", *dropping) else "all"
+    kept_total = funnel[-1].remaining if funnel else 0
+    dropped_budget = max(0, point_limit - kept_total)
     rows, points, timeline = [], [], []
+    matched = kept_points = 0
     for event in result.events:
-        row = {
-            "event_id": event.event_id,
-            "title": event.title,
-            "kept": event.passed,
-            "dropped by": event.failed_stage or "",
-            "reason": event.reason,
-        }
-        for name in stage_columns:
-            row[name] = event.stages.get(name, True)
-        row.update({
-            "local start": event.local_start.strftime("%a %Y-%m-%d %H:%M") if event.local_start else "",
-            "local end": event.local_end.strftime("%a %Y-%m-%d %H:%M") if event.local_end else "",
-            "timezone": event.timezone,
-            "distance km": None if event.distance_km is None else round(event.distance_km, 1),
-            "city": event.city or "",
-            "category": event.category or "",
-            "rank": event.rank,
-            "score": None if event.score is None else round(event.score, 4),
-            "all reasons": "; ".join(f"{k}: {v}" for k, v in event.reasons.items()),
-        })
-        rows.append(row)
-        kind = "kept" if event.passed else "dropped"
         if event.latitude is not None and event.longitude is not None:
-            points.append({
-                "lat": event.latitude, "lon": event.longitude, "kind": kind,
-                "label": f"{event.title} ({event.event_id}): "
-                         + ("kept" if event.passed else f"dropped by {event.failed_stage}: {event.reason}"),
-            })
-        if event.local_start is not None:
-            start_h = _hours(event.local_start)
-            end_h = None
-            if event.local_end is not None:
-                day_shift = (event.local_end.date() - event.local_start.date()).days
-                end_h = _hours(event.local_end) + 24 * day_shift
-            timeline.append({
-                "event_id": event.event_id,
-                "label": f"{event.local_start:%a %d %b} · {event.title[:40]} ({event.event_id})",
-                "start_h": start_h,
-                "end_h": end_h,
-                "status": "kept" if event.passed else (
-                    "dropped by the window" if event.failed_stage == "in time window"
-                    else "dropped by another stage"),
-                "local": f"{event.local_start:%a %d %b %H:%M}"
-                         + (f"–{event.local_end:%H:%M}" if event.local_end else " (no end time)")
-                         + f" {event.timezone}",
-                "sort": event.local_start.replace(tzinfo=None),
-            })
+            if event.passed and kept_points < point_limit or not event.passed and dropped_budget > 0:
+                kept_points += event.passed
+                dropped_budget -= not event.passed
+                points.append({
+                    "lat": event.latitude, "lon": event.longitude,
+                    "kind": "kept" if event.passed else "dropped",
+                    "label": f"{event.title} ({event.event_id}): " + (
+                        "kept" if event.passed else f"dropped by {event.failed_stage}: {event.reason}"),
+                })
+        wanted = (show == "all" or (show == "kept" and event.passed)
+                  or event.failed_stage == show)
+        if not wanted:
+            continue
+        matched += 1
+        if len(rows) < row_limit:
+            rows.append(_debug_row(event, stage_columns))
+        if event.local_start is not None and len(timeline) < timeline_limit:
+            timeline.append(_timeline_row(event))
     timeline.sort(key=lambda r: r["sort"])
     home = (user.latitude, user.longitude) if user.has_home else (None, None)
     origin = None
@@ -371,6 +406,8 @@ def debug_view(email: str, params, now: datetime | None = None) -> DebugView:
         funnel=funnel,
         stage_columns=stage_columns,
         rows=rows,
+        show=show,
+        matched=matched,
         points=points,
         origin=origin,
         circles=circles,
@@ -415,6 +452,22 @@ def _version_model(version_id: int):
         while len(_models) > 3:
             _models.popitem(last=False)
     return model
+
+
+_matrix_cache: dict[str, tuple] = {}
+
+
+def _event_matrix(version_id: int, model, arrays):
+    """The candidates' event matrix under one version, kept while the candidate snapshot (the
+    recommender's cached arrays object) stays the same."""
+    with _models_lock:
+        hit = _matrix_cache.get("previous")
+        if hit is not None and hit[0] == version_id and hit[1] is arrays:
+            return hit[2]
+    matrix = model.event_matrix(arrays.frame)
+    with _models_lock:
+        _matrix_cache["previous"] = (version_id, arrays, matrix)
+    return matrix
 
 
 def previous_global_version(active_id: int | None) -> int | None:
@@ -558,7 +611,8 @@ def compare_recommendations(email: str, params=None, top: int = 10,
                               longitude=user.longitude, city=user.city)
         personal = versions.personal_vector(user.id, prev_id)
         override = None if personal is None else (personal.vector, personal.bias)
-        scores = np.asarray(model.score(context, model.event_matrix(frame), user_override=override),
+        scores = np.asarray(model.score(context, _event_matrix(prev_id, model, arrays),
+                                        user_override=override),
                             dtype=np.float64) if arrays.n else np.zeros(0)
         prev_rows = []
         for rank, i in enumerate(_top_positions(scores, outcome.passed, arrays, top).tolist(), start=1):

@@ -247,9 +247,13 @@ def decisions_table(rows: list[dict], key: str, empty: str) -> None:
 STATUS_COLORS = {
     "kept": "#188038", "dropped by the window": "#D93025", "dropped by another stage": "#9AA0A6",
 }
-TIMELINE_MAX = 120
-TABLE_MAX = 2_000  # rows sent to the browser; the counts above cover every candidate
-MAP_MAX = 5_000  # points on the map: every kept event, then dropped ones up to this
+SHOW_KEY = "debug_show"
+
+
+def debug_show() -> str:
+    """What the 'show only' selector held at the end of the last run (the service needs it
+    before the selector is drawn again)."""
+    return str(st.session_state.get(SHOW_KEY, "all"))
 
 
 def source_text(source: str, model_version: int | None) -> str:
@@ -291,38 +295,30 @@ def debug_funnel(view: insights.DebugView) -> None:
         st.dataframe(frame, hide_index=True, key="debug_funnel_table")
 
 
-def debug_table(view: insights.DebugView) -> list[str]:
-    """The candidate table with a 'show only' selector; returns the event ids shown."""
+def debug_table(view: insights.DebugView) -> None:
+    """The candidate table with a 'show only' selector (the service already picked the rows)."""
     st.subheader("Every candidate")
     dropped = {s.name: s.dropped for s in view.funnel[1:]}
-    choices = ["all", "kept", *view.dropped_by_choices()]
     labels = {"all": f"all candidates ({view.total})", "kept": f"kept ({view.kept})"}
-    show = st.selectbox("Show only", choices, key="debug_show",
-                        format_func=lambda c: labels.get(c, f"dropped by: {c} ({dropped.get(c, 0)})"))
+    st.selectbox("Show only", ["all", "kept", *view.dropped_by_choices()], key=SHOW_KEY,
+                 format_func=lambda c: labels.get(c, f"dropped by: {c} ({dropped.get(c, 0)})"))
+    if not view.rows:
+        st.info("No candidate events here." if view.total else
+                "No candidate events at all (no upcoming events in the database).")
+        return
     frame = pd.DataFrame(view.rows)
-    if frame.empty:
-        st.info("No candidate events at all (no upcoming events in the database).")
-        return []
-    if show == "kept":
-        frame = frame[frame["kept"]]
-    elif show != "all":
-        frame = frame[frame["dropped by"] == show]
     config = {name: st.column_config.CheckboxColumn(name, help=f"passes the stage '{name}'")
               for name in ["kept", *view.stage_columns]}
     config["reason"] = st.column_config.TextColumn("reason", width="large")
-    shown = frame.head(TABLE_MAX)
-    st.dataframe(shown, hide_index=True, column_config=config, key="debug_rows",
-                 height=min(36 * (len(shown) + 1) + 2, 420))
-    if len(frame) > TABLE_MAX:
-        st.caption(f"The first {TABLE_MAX:,} of {len(frame):,} rows: choose a stage above to narrow.")
-    return frame["event_id"].tolist()
+    st.dataframe(frame, hide_index=True, column_config=config, key="debug_rows",
+                 height=min(36 * (len(frame) + 1) + 2, 420))
+    if view.matched > len(frame):
+        st.caption(f"The first {len(frame):,} of {view.matched:,} rows: choose a stage above to narrow.")
 
 
 def debug_map(view: insights.DebugView) -> None:
     st.subheader("Where they are")
     points = pd.DataFrame(view.points, columns=["lat", "lon", "kind", "label"])
-    if len(points) > MAP_MAX:
-        points = points.sort_values("kind", key=lambda k: k != "kept", kind="stable").head(MAP_MAX)
     if view.origin is not None:
         origin = pd.DataFrame([{**view.origin, "kind": "home",
                                 "label": f"{view.origin['label']} of {view.email}"}])
@@ -334,17 +330,13 @@ def debug_map(view: insights.DebugView) -> None:
                + " (no base map: works offline)")
 
 
-def debug_timeline(view: insights.DebugView, shown: list[str] | None = None) -> None:
+def debug_timeline(view: insights.DebugView) -> None:
     st.subheader("Event times against the daily window")
     frame = pd.DataFrame(view.timeline, columns=["event_id", "label", "start_h", "end_h",
                                                  "status", "local", "sort"])
-    if shown is not None:
-        frame = frame[frame["event_id"].isin(shown)]
     if frame.empty:
         st.info("No events to draw.")
         return
-    total = len(frame)
-    frame = frame.head(TIMELINE_MAX)
     fig = go.Figure()
     for start, end in view.window_spans:
         fig.add_vrect(x0=start, x1=end, fillcolor="#2F6FEB", opacity=0.12, line_width=0,
@@ -371,8 +363,8 @@ def debug_timeline(view: insights.DebugView, shown: list[str] | None = None) -> 
     fig.update_layout(barmode="overlay", hovermode="closest")
     _ui.chart(_ui.style(fig, height=max(260, 22 * len(frame) + 90)), key="debug_timeline")
     note = "Shaded: the daily window" + (f" {view.window_label}" if view.window_label else " (off)")
-    if total > TIMELINE_MAX:
-        note += f" · the first {TIMELINE_MAX} of {total} events by start time"
+    if view.matched > len(frame):
+        note += f" · the first {len(frame)} of {view.matched:,} events by start time"
     st.caption(note)
 
 

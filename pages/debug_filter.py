@@ -19,13 +19,13 @@ now = ui.now_utc()
 raw = ui.filter_controls("debug", email, now)
 
 try:
-    view = insights.debug_view(email, raw.parse(), now=now)
+    view = insights.debug_view(email, raw.parse(), now=now, show=ui.debug_show())
 except BeaconError as error:
     ui.show_error(error)
     st.stop()
 
 ui.debug_summary(view)
 ui.debug_funnel(view)
-shown = ui.debug_table(view)
+ui.debug_table(view)
 ui.debug_map(view)
-ui.debug_timeline(view, shown)
+ui.debug_timeline(view)

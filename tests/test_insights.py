@@ -199,3 +199,23 @@ def test_age_text():
         "0 min", "59 min", "1 h", "1 h 1 min", "1 d", "1 d 2 h",
     ]
     assert age_text(None) == "computed live"
+
+
+def test_debug_view_show_and_limits(seeded):
+    from beacon import insights
+    from beacon.filters import FilterParams
+
+    params = FilterParams.parse(start="22:00", end="02:00")
+    only = insights.debug_view("ada@example.org", params, now=NOW, show="in time window")
+    assert (only.show, only.matched, [r["event_id"] for r in only.rows]) == ("in time window", 1, ["E2"])
+    assert [t["event_id"] for t in only.timeline] == ["E2"]
+    assert len(only.points) == 3, "the map always shows every candidate it may"
+    # a stage that dropped nothing (or a made-up one) falls back to all candidates
+    fallback = insights.debug_view("ada@example.org", params, now=NOW, show="within distance")
+    assert (fallback.show, fallback.matched, len(fallback.rows)) == ("all", 3, 3)
+    capped = insights.debug_view("ada@example.org", params, now=NOW, row_limit=1, point_limit=1,
+                                 timeline_limit=2)
+    assert (capped.matched, len(capped.rows), len(capped.timeline)) == (3, 1, 2)
+    # nothing was kept, so the one point allowed goes to a dropped event
+    assert [p["kind"] for p in capped.points] == ["dropped"]
+    assert insights.debug_view("ada@example.org", params, now=NOW, show="kept").rows == []
