@@ -118,10 +118,22 @@ def get_version(version_id: int) -> VersionMeta | None:
 
 
 def get_blob(version_id: int) -> bytes | None:
+    """The serialized model. On Postgres it is fetched in the binary protocol: the default
+    text protocol sends bytea hex-encoded, twice the bytes, and decoding it cost 0.7 s for a
+    22 MB model (0.2 s in binary) on the shared 2-core machine."""
     with session_scope() as session:
-        blob = session.execute(
-            select(ModelVersion.blob).where(ModelVersion.id == version_id)
-        ).scalar_one_or_none()
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            driver = connection.connection.driver_connection
+            with driver.cursor() as cursor:
+                cursor.execute("SELECT blob FROM beacon_models WHERE id = %s",
+                               (int(version_id),), binary=True)
+                row = cursor.fetchone()
+            blob = row[0] if row is not None else None
+        else:
+            blob = session.execute(
+                select(ModelVersion.blob).where(ModelVersion.id == version_id)
+            ).scalar_one_or_none()
         return bytes(blob) if blob is not None else None
 
 
