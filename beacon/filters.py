@@ -187,7 +187,7 @@ def _hhmm(value: time) -> str:
 def _zone(name: str | None):
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, KeyError):
         return ZoneInfo("UTC")
 
 
@@ -229,6 +229,8 @@ class CandidateArrays:
     has_location: np.ndarray
     pos_by_pk: dict[int, int] = field(repr=False)
     pos_by_event_id: dict[str, int] = field(repr=False)
+    #: plain Python columns (title, category, ...) for the few rows a response shows
+    columns: dict[str, list] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -277,7 +279,28 @@ class CandidateArrays:
             has_location=has_location,
             pos_by_pk={int(p): i for i, p in enumerate(pk)},
             pos_by_event_id={str(e): i for i, e in enumerate(event_id)},
+            columns={
+                name: (frame[name].tolist() if name in frame and len(frame) else [None] * len(frame))
+                for name in ("id", "event_id", "title", "category", "tags", "organizer", "city",
+                             "latitude", "longitude", "price", "start_time", "timezone",
+                             "capacity")
+            },
         )
+
+    def value(self, i: int, name: str):
+        """One cell as plain Python; None for missing (NaN / NaT / None)."""
+        value = self.columns[name][i]
+        if value is None:
+            return None
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if value is pd.NaT:
+            return None
+        return value
+
+    def row(self, i: int) -> dict:
+        """The event as a dict with the candidate frame's columns (what model.explain reads)."""
+        return {name: column[i] for name, column in self.columns.items()}
 
     # -- display helpers (per row, only for rows that are shown)
 
@@ -291,14 +314,13 @@ class CandidateArrays:
 
     def local_start(self, i: int) -> datetime:
         """Aware datetime in the event's own timezone."""
-        zone = _zone(self.frame.at[i, "timezone"])
-        return pd.Timestamp(self.frame.at[i, "start_time"]).to_pydatetime().astimezone(zone)
+        return datetime.fromtimestamp(float(self.start_epoch[i]), _zone(self.columns["timezone"][i]))
 
     def local_end(self, i: int) -> datetime | None:
         if not self.has_end[i]:
             return None
-        zone = _zone(self.frame.at[i, "timezone"])
-        return pd.Timestamp(self.frame.at[i, "end_time"]).to_pydatetime().astimezone(zone)
+        end = self.frame["end_time"].iat[i]
+        return pd.Timestamp(end).to_pydatetime().astimezone(_zone(self.columns["timezone"][i]))
 
 
 def _fmt(day: int, sec: int, with_date: bool = True) -> str:
@@ -328,21 +350,61 @@ def haversine_km(lat_rad: np.ndarray, lon_rad: np.ndarray, cos_lat: np.ndarray,
 class StageResult:
     name: str
     enabled: bool
-    mask: np.ndarray  # True = passes this stage
+    mask: np.ndarray  # True = passes this stage (lazy outcomes: passes it AND every earlier one)
     explain: Callable[[int], str] = field(repr=False)  # reason for a failed row
 
     def reason(self, i: int) -> str:
         return "" if self.mask[i] else self.explain(i)
 
 
-@dataclass
 class FilterOutcome:
-    stages: list[StageResult]
-    passed: np.ndarray  # all stages
-    distance_km: np.ndarray | None  # from the point or home; None without a reference point
-    origin: tuple[float, float] | None
-    origin_label: str  # "point" / "home" / ""
-    unknown_rejects: tuple[str, ...]
+    """The stages' masks, the final mask, distances (computed on demand) and unknown rejects.
+
+    A full outcome (debug filter) evaluates every stage on every candidate, so each row has a
+    pass flag and a reason per stage. A lazy outcome (recommend) evaluates each stage only on
+    the rows still alive, which gives the same final mask and the same funnel counts for less
+    work; its per-stage masks are cumulative and its reasons are not meant to be read.
+    """
+
+    def __init__(self, stages: list[StageResult], passed: np.ndarray, arrays: CandidateArrays,
+                 origin: tuple[float, float] | None, origin_label: str,
+                 unknown_rejects: tuple[str, ...], lazy: bool, distances: np.ndarray,
+                 measured: np.ndarray):
+        self.stages = stages
+        self.passed = passed
+        self.origin = origin
+        self.origin_label = origin_label  # "point" / "home" / ""
+        self.unknown_rejects = unknown_rejects
+        self.lazy = lazy
+        self._arrays = arrays
+        self._distances = distances  # km, NaN where not measured or no location
+        self._measured = measured
+
+    def distances(self, idx: np.ndarray) -> np.ndarray | None:
+        """Distances (km) of the rows `idx` from the origin; None without an origin."""
+        if self.origin is None:
+            return None
+        idx = np.asarray(idx, dtype=np.int64)
+        todo = idx[~self._measured[idx]]
+        if len(todo):
+            a = self._arrays
+            self._distances[todo] = haversine_km(a.lat_rad[todo], a.lon_rad[todo], a.cos_lat[todo],
+                                                 *self.origin)
+            self._measured[todo] = True
+        return self._distances[idx]
+
+    def distance(self, i: int) -> float | None:
+        if self.origin is None:
+            return None
+        value = float(self.distances(np.asarray([i]))[0])
+        return None if math.isnan(value) else value
+
+    @property
+    def distance_km(self) -> np.ndarray | None:
+        """Distance of every candidate from the origin (None without one)."""
+        if self.origin is None:
+            return None
+        return self.distances(np.arange(len(self.passed)))
 
     def remaining(self) -> list[tuple[str, int]]:
         """(stage name, candidates left after it), the first being all candidates."""
@@ -363,6 +425,10 @@ class FilterOutcome:
         return first
 
 
+def _seconds(value: time) -> int:
+    return value.hour * 3600 + value.minute * 60 + value.second
+
+
 def apply_filters(
     arrays: CandidateArrays,
     params: FilterParams,
@@ -371,26 +437,40 @@ def apply_filters(
     registered: Iterable[int] = (),
     stored_rejects: Iterable[int] = (),
     home: tuple[float | None, float | None] | None = None,
+    lazy: bool = False,
 ) -> FilterOutcome:
-    """Run every stage over all candidates. `registered` / `stored_rejects` are database ids;
-    `params.reject` holds platform event ids (unknown ones are reported, not an error)."""
+    """Run every stage, in DESIGN.md's order. `registered` / `stored_rejects` are database
+    ids; `params.reject` holds platform event ids (unknown ones are reported, not an error).
+    Each stage is a vectorized test over an index array: every candidate (full), or only the
+    candidates that passed the earlier stages (lazy)."""
     n = arrays.n
+    everyone = np.arange(n, dtype=np.int64)
+    alive = everyone
     stages: list[StageResult] = []
+
+    def add(name: str, enabled: bool, test: Callable[[np.ndarray], np.ndarray],
+            explain: Callable[[int], str]) -> None:
+        nonlocal alive
+        rows = alive if lazy else everyone
+        if lazy:
+            mask = np.zeros(n, dtype=bool)
+            mask[rows[test(rows)] if enabled else rows] = True
+        else:
+            mask = test(rows) if enabled else np.ones(n, dtype=bool)
+        alive = alive[mask[alive]]
+        stages.append(StageResult(name, enabled, mask, explain))
 
     # upcoming
     now_epoch = now.timestamp()
-    upcoming = arrays.start_epoch > now_epoch
-    stages.append(StageResult(
-        UPCOMING, True, upcoming,
-        lambda i: f"started {arrays.local_start_text(i)} (past)",
-    ))
+    add(UPCOMING, True, lambda rows: arrays.start_epoch[rows] > now_epoch,
+        lambda i: f"started {arrays.local_start_text(i)} (past)")
 
     # not already registered
-    registered_mask = np.ones(n, dtype=bool)
+    registered_hit = np.zeros(n, dtype=bool)
     positions = [arrays.pos_by_pk[p] for p in registered if p in arrays.pos_by_pk]
     if positions:
-        registered_mask[np.asarray(positions, dtype=np.int64)] = False
-    stages.append(StageResult(NOT_REGISTERED, True, registered_mask, lambda i: "already registered"))
+        registered_hit[np.asarray(positions, dtype=np.int64)] = True
+    add(NOT_REGISTERED, True, lambda rows: ~registered_hit[rows], lambda i: "already registered")
 
     # not rejected: the request's list and the user's stored rejects
     request_hit = np.zeros(n, dtype=bool)
@@ -408,67 +488,71 @@ def apply_filters(
     stored = [arrays.pos_by_pk[p] for p in stored_rejects if p in arrays.pos_by_pk]
     if stored:
         stored_hit[np.asarray(stored, dtype=np.int64)] = True
-    not_rejected = ~(request_hit | stored_hit)
-    stages.append(StageResult(
-        NOT_REJECTED, True, not_rejected,
-        lambda i: "rejected" if request_hit[i] else "rejected earlier",
-    ))
+    add(NOT_REJECTED, True, lambda rows: ~(request_hit[rows] | stored_hit[rows]),
+        lambda i: "rejected" if request_hit[i] else "rejected earlier")
 
-    # distance
+    # distance (haversine from the given point or the user's home)
     origin: tuple[float, float] | None = None
     origin_label = ""
     if params.has_point:
         origin, origin_label = (params.latitude, params.longitude), "point"
     elif home is not None and home[0] is not None and home[1] is not None:
         origin, origin_label = (float(home[0]), float(home[1])), "home"
-    distance = None
-    if origin is not None:
-        distance = haversine_km(arrays.lat_rad, arrays.lon_rad, arrays.cos_lat, *origin)
-    if params.max_km is not None:
-        if distance is None:
-            raise BeaconError(
-                "a max distance needs a point (--lat and --lon) or a user with a home location"
-            )
-        limit = float(params.max_km)
-        with np.errstate(invalid="ignore"):
-            near = arrays.has_location & (distance <= limit)
+    distances = np.full(n, np.nan)
+    measured = np.zeros(n, dtype=bool)
+    outcome_box: list[FilterOutcome] = []
+    if params.max_km is not None and origin is None:
+        raise BeaconError(
+            "a max distance needs a point (--lat and --lon) or a user with a home location"
+        )
+    limit = float(params.max_km) if params.max_km is not None else math.inf
+    # a great-circle distance is at least R * |latitude difference|: rows outside that band
+    # fail without trigonometry
+    band = limit / EARTH_RADIUS_KM
+    lat0 = math.radians(origin[0]) if origin is not None else 0.0
 
-        def distance_reason(i: int, limit=limit) -> str:
-            if not arrays.has_location[i]:
-                return "no location"
-            return f"{distance[i]:.1f} km away > {limit:.1f} km"
+    def near(rows: np.ndarray) -> np.ndarray:
+        ok = arrays.has_location[rows] & (np.abs(arrays.lat_rad[rows] - lat0) <= band + 1e-12)
+        close = rows[ok]
+        if len(close):
+            d = outcome_box[0].distances(close)
+            ok[ok] = d <= limit
+        return ok
 
-        stages.append(StageResult(DISTANCE, True, near, distance_reason))
-    else:
-        stages.append(StageResult(DISTANCE, False, np.ones(n, dtype=bool), lambda i: ""))
+    def distance_reason(i: int) -> str:
+        if not arrays.has_location[i]:
+            return "no location"
+        return f"{outcome_box[0].distance(i):.1f} km away > {limit:.1f} km"
+
+    # the outcome object exists before the distance stage so that it caches what it measures
+    outcome = FilterOutcome([], np.zeros(0, dtype=bool), arrays, origin, origin_label, (), lazy,
+                            distances, measured)
+    outcome_box.append(outcome)
+    add(DISTANCE, params.max_km is not None, near, distance_reason)
 
     # selected dates (event local date)
-    if params.dates is not None:
-        wanted = np.asarray([(d - _EPOCH).days for d in params.dates], dtype=np.int64)
-        on_date = np.isin(arrays.start_day, wanted)
-        stages.append(StageResult(
-            DATES, True, on_date,
-            lambda i: f"on {_fmt(int(arrays.start_day[i]), 0)[:10]}, not a selected date",
-        ))
-    else:
-        stages.append(StageResult(DATES, False, np.ones(n, dtype=bool), lambda i: ""))
+    wanted = np.asarray([(d - _EPOCH).days for d in params.dates or ()], dtype=np.int64)
+    add(DATES, params.dates is not None, lambda rows: np.isin(arrays.start_day[rows], wanted),
+        lambda i: f"on {_fmt(int(arrays.start_day[i]), 0)[:10]}, not a selected date")
 
-    # daily window in the event's local time; end < start crosses midnight
+    # daily window in the event's local time; an end before the start crosses midnight
     if params.window_start is not None:
-        ws = params.window_start.hour * 3600 + params.window_start.minute * 60 + params.window_start.second
-        we = params.window_end.hour * 3600 + params.window_end.minute * 60 + params.window_end.second
+        ws, we = _seconds(params.window_start), _seconds(params.window_end)
         length = (we - ws) % DAY
-        start_rel = np.mod(arrays.start_sec - ws, DAY)
-        starts_inside = start_rel <= length
-        duration = (arrays.end_day - arrays.start_day) * DAY + arrays.end_sec - arrays.start_sec
-        end_rel = start_rel + duration
-        ends_inside = ~arrays.has_end | (end_rel <= length)
-        in_window = starts_inside & ends_inside
         label = params.window_label
         end_label = _hhmm(params.window_end)
 
+        def start_rel(rows):
+            return np.mod(arrays.start_sec[rows] - ws, DAY)
+
+        def in_window(rows: np.ndarray) -> np.ndarray:
+            begin = start_rel(rows)
+            duration = ((arrays.end_day[rows] - arrays.start_day[rows]) * DAY
+                        + arrays.end_sec[rows] - arrays.start_sec[rows])
+            return (begin <= length) & (~arrays.has_end[rows] | (begin + duration <= length))
+
         def window_reason(i: int) -> str:
-            if not starts_inside[i]:
+            if start_rel(np.asarray([i]))[0] > length:
                 return f"starts {arrays.local_start_text(i, False)}, outside the window {label}"
             later_day = arrays.end_day[i] != arrays.start_day[i]
             return (
@@ -476,21 +560,18 @@ def apply_filters(
                 f"after the window end {end_label}"
             )
 
-        stages.append(StageResult(WINDOW, True, in_window, window_reason))
+        add(WINDOW, True, in_window, window_reason)
     else:
-        stages.append(StageResult(WINDOW, False, np.ones(n, dtype=bool), lambda i: ""))
+        add(WINDOW, False, lambda rows: np.ones(len(rows), dtype=bool), lambda i: "")
 
-    passed = np.ones(n, dtype=bool)
-    for stage in stages:
-        passed &= stage.mask
-    return FilterOutcome(
-        stages=stages,
-        passed=passed,
-        distance_km=distance,
-        origin=origin,
-        origin_label=origin_label,
-        unknown_rejects=tuple(unknown),
-    )
+    passed = np.zeros(n, dtype=bool)
+    passed[alive] = True
+    outcome.stages = stages
+    outcome.passed = passed
+    outcome.unknown_rejects = tuple(unknown)
+    if not lazy and origin is not None:
+        outcome.distances(everyone)
+    return outcome
 
 
 def parse_dates(text: str | Sequence[str] | None) -> tuple[date, ...] | None:

@@ -2,9 +2,11 @@
 
 A request: one user lookup (+ their history), then every candidate is scored in one vectorized
 pass, the filter stages of beacon.filters are applied as boolean masks, and the top N are taken
-with np.argpartition. Candidates and their EventMatrix live in a small process cache keyed by
-(database, model version, event snapshot, hour bucket), so a warm request costs a user lookup
-and one matrix-vector product.
+with np.argpartition. Candidates (with their local times precomputed) and their EventMatrix per
+model version live in a small process cache per database, reused while the events are unchanged
+(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s)
+and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
+model-version check, and one matrix-vector product over the rows that passed the filters.
 
 Fallback chain (each recommendation says which level produced it):
 personal (a user-scope vector for this user on the active global version) -> global (the active
@@ -13,6 +15,7 @@ model, or the model cannot be loaded / used).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -188,18 +191,22 @@ class DebugResult:
 
 @dataclass
 class _Snapshot:
-    key: tuple
+    key: tuple  # events_snapshot_key(with_count=True) when loaded
+    since: datetime  # the frame holds every event starting after this
     arrays: CandidateArrays
-    checked_at: float
+    checked_at: float  # monotonic time of the last cheap key check
+    counted_at: float  # ... and of the last full one (with the count)
     matrices: "OrderedDict[int, Any]" = field(default_factory=OrderedDict)
     popularity: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
-_snapshots: "OrderedDict[tuple, _Snapshot]" = OrderedDict()
-_MAX_SNAPSHOTS = 4
+_snapshots: "OrderedDict[str, _Snapshot]" = OrderedDict()
+_MAX_SNAPSHOTS = 4  # databases per process (tests switch; a server has one)
 _MAX_MATRICES = 3
 POPULARITY_TTL_S = 60.0
+#: how often the event count (an index scan, catches deletions) joins the cheap key check
+COUNT_TTL_S = float(os.environ.get("BEACON_CANDIDATE_COUNT_TTL_S", "60"))
 
 
 def clear_caches() -> None:
@@ -212,26 +219,37 @@ def _hour_bucket(now: datetime) -> datetime:
     return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
+def _covers(snapshot: _Snapshot, now: datetime) -> bool:
+    """The frame holds every event starting after now - LOOKBACK, and not much older."""
+    return now - 2 * LOOKBACK <= snapshot.since <= now - LOOKBACK
+
+
 def _candidates(now: datetime) -> _Snapshot:
+    """The candidate snapshot for `now`: reused while the events are unchanged (a cheap key
+    check at most every SNAPSHOT_TTL_S, the count every COUNT_TTL_S) and the time window
+    still covers now; rebuilt otherwise."""
     url = database_url()
-    bucket = _hour_bucket(now)
-    slot = (url, bucket)
+    clock = _time.monotonic()
     with _lock:
-        snapshot = _snapshots.get(slot)
-        if snapshot is not None and _time.monotonic() - snapshot.checked_at < SNAPSHOT_TTL_S:
-            _snapshots.move_to_end(slot)
+        snapshot = _snapshots.get(url)
+    if snapshot is not None and _covers(snapshot, now):
+        if clock - snapshot.checked_at < SNAPSHOT_TTL_S:
             return snapshot
-    key = (url, bucket, catalog.events_snapshot_key())
-    with _lock:
-        snapshot = _snapshots.get(slot)
-        if snapshot is not None and snapshot.key == key:
-            snapshot.checked_at = _time.monotonic()
+        full = clock - snapshot.counted_at >= COUNT_TTL_S
+        key = catalog.events_snapshot_key(with_count=full)
+        if key == snapshot.key[: len(key)]:
+            snapshot.checked_at = clock
+            if full:
+                snapshot.counted_at = clock
             return snapshot
-    frame = catalog.candidate_events(bucket - LOOKBACK)
-    snapshot = _Snapshot(key=key, arrays=CandidateArrays.from_frame(frame), checked_at=_time.monotonic())
+    key = catalog.events_snapshot_key(with_count=True)
+    since = _hour_bucket(now) - LOOKBACK
+    frame = catalog.candidate_events(since)
+    snapshot = _Snapshot(key=key, since=since, arrays=CandidateArrays.from_frame(frame),
+                         checked_at=clock, counted_at=clock)
     with _lock:
-        _snapshots[slot] = snapshot
-        _snapshots.move_to_end(slot)
+        _snapshots[url] = snapshot
+        _snapshots.move_to_end(url)
         while len(_snapshots) > _MAX_SNAPSHOTS:
             _snapshots.popitem(last=False)
     return snapshot
@@ -334,25 +352,37 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                 model_version = int(personal.version_id)
             elif model.knows_user(user.id):
                 source = "global"
-            if arrays.n == 0:
-                scores = np.zeros(0, dtype=np.float64)
-                matrix = None
-            else:
+            scores = np.full(arrays.n, -np.inf)
+            matrix = None
+            rows = np.flatnonzero(outcome.passed)
+            if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
-                scores = np.asarray(
-                    model.score(context, matrix, user_override=override), dtype=np.float64
-                )
-                if scores.shape != (arrays.n,):
-                    raise RuntimeError(f"model returned {scores.shape} scores for {arrays.n} events")
+                if len(rows) * 2 < arrays.n:
+                    # only what passed the filters: a gather of a few rows beats scoring all
+                    part = dataclasses.replace(
+                        matrix, vectors=matrix.vectors[rows], bias=matrix.bias[rows],
+                        event_ids=matrix.event_ids[rows],
+                        known=matrix.known[rows] if len(getattr(matrix, "known", ())) else matrix.known,
+                    )
+                    values = model.score(context, part, user_override=override)
+                    scores[rows] = np.asarray(values, dtype=np.float64)
+                else:
+                    values = np.asarray(model.score(context, matrix, user_override=override),
+                                        dtype=np.float64)
+                    if values.shape != (arrays.n,):
+                        raise RuntimeError(f"model returned {values.shape} scores for {arrays.n} events")
+                    scores[rows] = values[rows]
             return _Scoring(source, model_version, scores, model, context, override, matrix)
         except Exception as error:  # noqa: BLE001 - fall through to popularity
             log.warning("model scoring failed, serving popularity: %s", error)
     counts = _popularity(snapshot, now) if arrays.n else np.zeros(0)
-    scores = np.log1p(counts)
-    if outcome.distance_km is not None:
-        with np.errstate(invalid="ignore"):
-            closeness = np.exp(-np.nan_to_num(outcome.distance_km, nan=1e9) / NEARBY_KM)
-        scores = scores + 0.5 * closeness
+    scores = np.full(arrays.n, -np.inf)
+    rows = np.flatnonzero(outcome.passed)
+    scores[rows] = np.log1p(counts[rows])
+    distances = outcome.distances(rows)
+    if distances is not None and len(rows):
+        # nearer first among equally popular events
+        scores[rows] += 0.5 * np.exp(-np.nan_to_num(distances, nan=1e9) / NEARBY_KM)
     return _Scoring("popularity", None, scores, popularity=counts)
 
 
@@ -440,7 +470,7 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
                   local_start: datetime | None, now: datetime) -> str:
     try:
         terms = scoring.model.explain(
-            scoring.context, arrays.frame.iloc[i], top=4, user_override=scoring.override
+            scoring.context, arrays.row(i), top=4, user_override=scoring.override
         )
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("explain failed: %s", error)
@@ -473,7 +503,7 @@ def _popularity_reason(count: float, distance: float | None) -> str:
 def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
             history: UserHistory, outcome: FilterOutcome, local_start: datetime | None,
             now: datetime) -> str:
-    distance = None if outcome.distance_km is None else float(outcome.distance_km[i])
+    distance = outcome.distance(i)
     if scoring.source == "popularity":
         return _popularity_reason(scoring.popularity[i], distance)
     return _model_reason(scoring, arrays, i, user, history, distance, outcome.origin_label,
@@ -518,16 +548,25 @@ def _lookup(user: str | UserRow) -> UserRow:
     return row
 
 
-def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | None) -> _Evaluation:
+def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | None,
+              lazy: bool = False) -> _Evaluation:
+    """The one code path: user + history, candidates, filter stages, scores. `lazy` evaluates
+    each stage only on the rows still alive (recommend); the full form gives every candidate a
+    flag and a reason per stage (debug filter)."""
     params = params if params is not None else FilterParams()
     now = _now(now)
-    row = _lookup(user)
-    history = catalog.user_history(row.id)
+    if isinstance(user, UserRow):
+        row, history = user, catalog.user_history(user.id)
+    else:
+        found = catalog.serving_user(user)
+        if found is None:
+            raise UnknownUser(user)
+        row, history = found
     snapshot = _candidates(now)
     outcome = F.apply_filters(
         snapshot.arrays, params, now=now,
         registered=history.registered, stored_rejects=history.rejected,
-        home=(row.latitude, row.longitude),
+        home=(row.latitude, row.longitude), lazy=lazy,
     )
     scoring = _score(row, snapshot, outcome, now)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring)
@@ -551,26 +590,24 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
     """The top `top` events for a user that pass every filter, best first, with reasons."""
     if top < 1:
         raise BeaconError(f"--top must be at least 1, got {top}")
-    ev = _evaluate(email, params, now)
+    ev = _evaluate(email, params, now, lazy=True)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     chosen = _ranked(scoring.scores, outcome.passed, arrays.start_epoch, arrays.pk, top)
-    frame = arrays.frame
     items = []
     for rank, i in enumerate(chosen.tolist(), start=1):
         local_start = arrays.local_start(i)
-        distance = None if outcome.distance_km is None else _float_or_none(outcome.distance_km[i])
         items.append(Recommendation(
             event_id=str(arrays.event_id[i]),
-            title=str(frame.at[i, "title"]),
+            title=str(arrays.value(i, "title")),
             score=float(scoring.scores[i]),
             reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
             source=scoring.source,
-            distance_km=distance,
+            distance_km=outcome.distance(i),
             local_start=local_start,
-            category=_text_or_none(frame.at[i, "category"]),
-            city=_text_or_none(frame.at[i, "city"]),
-            latitude=_float_or_none(frame.at[i, "latitude"]),
-            longitude=_float_or_none(frame.at[i, "longitude"]),
+            category=_text_or_none(arrays.value(i, "category")),
+            city=_text_or_none(arrays.value(i, "city")),
+            latitude=_float_or_none(arrays.value(i, "latitude")),
+            longitude=_float_or_none(arrays.value(i, "longitude")),
             rank=rank,
             event_pk=int(arrays.pk[i]),
             local_end=arrays.local_end(i),
@@ -596,7 +633,6 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
     rank_of = np.zeros(arrays.n, dtype=np.int64)
     rank_of[ranking] = np.arange(1, len(ranking) + 1)
     first = outcome.first_failure()
-    frame = arrays.frame
     stages = outcome.stages
     events = []
     for i in range(arrays.n):
@@ -606,20 +642,20 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
         passed = bool(outcome.passed[i])
         events.append(DebugEvent(
             event_id=str(arrays.event_id[i]),
-            title=str(frame.at[i, "title"]),
+            title=str(arrays.value(i, "title")),
             passed=passed,
             failed_stage=failed,
             reason=reasons.get(failed, "") if failed else "",
             stages=flags,
             reasons=reasons,
-            distance_km=None if outcome.distance_km is None else _float_or_none(outcome.distance_km[i]),
+            distance_km=outcome.distance(i),
             local_start=arrays.local_start(i),
             local_end=arrays.local_end(i),
-            latitude=_float_or_none(frame.at[i, "latitude"]),
-            longitude=_float_or_none(frame.at[i, "longitude"]),
-            category=_text_or_none(frame.at[i, "category"]),
-            city=_text_or_none(frame.at[i, "city"]),
-            timezone=str(frame.at[i, "timezone"]),
+            latitude=_float_or_none(arrays.value(i, "latitude")),
+            longitude=_float_or_none(arrays.value(i, "longitude")),
+            category=_text_or_none(arrays.value(i, "category")),
+            city=_text_or_none(arrays.value(i, "city")),
+            timezone=str(arrays.value(i, "timezone") or "UTC"),
             score=float(scoring.scores[i]) if passed else None,
             rank=int(rank_of[i]) if passed else None,
         ))

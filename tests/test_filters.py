@@ -395,3 +395,30 @@ def test_debug_filter_with_no_candidates(db: str) -> None:
     assert result.events == []
     assert [s.remaining for s in result.stages] == [0] * len(STAGE_NAMES)
     assert result.unknown_rejects == ("x",)
+
+
+def test_lazy_and_full_evaluation_agree() -> None:
+    # recommend() evaluates stages only on surviving rows; the debug filter on all of them
+    rng = np.random.default_rng(3)
+    zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Pacific/Fiji"]
+    rows = []
+    for k in range(400):
+        start = NOW + timedelta(minutes=int(rng.integers(-3000, 20000)))
+        rows.append({
+            "event_id": f"e{k}", "timezone": zones[k % 5], "start": start,
+            "end": start + timedelta(minutes=int(rng.integers(30, 600))) if k % 3 else None,
+            "latitude": float(rng.normal(52.5, 0.3)) if k % 7 else np.nan,
+            "longitude": float(rng.normal(13.4, 0.3)) if k % 7 else np.nan,
+        })
+    arrays = CandidateArrays.from_frame(frame(rows))
+    params = FilterParams.parse(lat=52.5, lon=13.4, max_km=20, start="20:00", end="01:00",
+                                dates=",".join(f"2026-11-{d}" for d in range(23, 31)),
+                                reject="e1,e2,e3,zz")
+    kwargs = dict(now=NOW, registered=[5, 6, 7], stored_rejects=[8, 9])
+    full = apply_filters(arrays, params, **kwargs)
+    lazy = apply_filters(arrays, params, lazy=True, **kwargs)
+    assert full.remaining() == lazy.remaining()
+    assert (full.passed == lazy.passed).all() and 0 < full.passed.sum() < 400
+    idx = np.flatnonzero(full.passed)
+    assert np.allclose(full.distances(idx), lazy.distances(idx))
+    assert lazy.unknown_rejects == full.unknown_rejects == ("zz",)
