@@ -20,6 +20,9 @@ from data_access import catalog, migrate, runs
 from data_access.db import database_url, describe_url
 
 FIRST_START_BY = "first start"
+#: the demo platform and model settings of a first start (None: ModelConfig's defaults)
+FIRST_START_DEMO: dict = {}
+FIRST_START_CONFIG = None
 
 
 class DatabaseNotReady(BeaconError):
@@ -141,6 +144,13 @@ def _first_start(job: _Job, url: str, demo_options: dict, train_config) -> None:
         job.update(run_id=run_id)
         job.update(phase="done", message="")
     except BeaconError as error:
+        if job.phase == "loading" and not _is_empty():
+            # another process loaded the data first (demo loading refuses a non-empty database)
+            job.update(phase="done", message="")
+            return
+        if type(error).__name__ == "TrainingBusy":  # another process trains the first model
+            job.update(phase="done", message="")
+            return
         job.update(phase="failed", message=str(error))
     except Exception as error:  # shown on the page, logged in full on the server
         traceback.print_exc()
@@ -193,7 +203,8 @@ def first_start_state(url: str | None = None, auto_start: bool = True,
         if not migrate.is_embedded_default(url):
             return FirstStart(kind="needs_data", message=needs_data_text(url))
         if auto_start:
-            start_first_start(url, demo_options, train_config)
+            start_first_start(url, demo_options if demo_options is not None else FIRST_START_DEMO,
+                              train_config if train_config is not None else FIRST_START_CONFIG)
             return FirstStart(kind="loading", message="Loading demo data…", fraction=0.0)
         return FirstStart(kind="needs_data", message=needs_data_text(url))
     # Data is there. A first training still running (ours or another process's) is shown until

@@ -115,19 +115,60 @@ def test_overview_on_empty_tables_renders(db: str, monkeypatch: pytest.MonkeyPat
 # --------------------------------------------------------------------------------------------
 # First start
 
-def test_empty_database_first_start(db: str, dialect: str) -> None:
-    bootstrap.reset_job_for_tests(db)
-    if dialect == "postgresql":
-        at = app()
-        no_exception(at)
-        assert "python -m beacon import" in texts(at)
-        assert "python -m beacon demo-data" in texts(at)
-        assert not catalog.all_user_ids(limit=1), "Postgres must never be auto-loaded"
+def test_empty_postgres_gets_instructions_never_a_load(db: str, dialect: str) -> None:
+    if dialect != "postgresql":
+        # On SQLite the same text is what a non-embedded database would get:
+        assert "python -m beacon demo-data" in bootstrap.needs_data_text(db)
         return
-    state = bootstrap.first_start_state(db, demo_options=DEMO)
-    assert state.kind == "loading"
-    wait_for(lambda: bootstrap.first_start_state(db, demo_options=DEMO).kind != "loading")
+    bootstrap.reset_job_for_tests(db)
+    at = app()
+    no_exception(at)
+    assert at.title[0].value == "Welcome to Beacon"
+    page = texts(at)
+    assert "python -m beacon import" in page and "python -m beacon demo-data" in page
+    assert not catalog.all_user_ids(limit=1), "Postgres must never be auto-loaded"
+
+
+def test_first_start_on_the_embedded_default(db: str, dialect: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty SQLite: the console loads demo data and trains a first model in the background,
+    shows progress meanwhile, and opens the pages once the model is active."""
+    if dialect != "sqlite":
+        assert bootstrap.first_start_state(db).kind == "needs_data"
+        return
+    bootstrap.reset_job_for_tests(db)
+    # A small platform and a tiny model, so the test stays short; the path is the real one.
+    monkeypatch.setattr(bootstrap, "FIRST_START_DEMO", DEMO)
+    monkeypatch.setattr(bootstrap, "FIRST_START_CONFIG", tiny_config())
+    at = app()
+    no_exception(at)
+    assert at.title[0].value == "Welcome to Beacon"
+    assert at.get("progress"), "progress is shown while the first start runs"
+    state = wait_for(lambda: (s := bootstrap.first_start_state(db)).kind in ("ready", "failed")
+                     and s, timeout=300)
+    assert state.kind == "ready", state.message
     assert len(catalog.all_user_ids(limit=1000)) == DEMO["users"]
+    first_runs = runs.list_runs()
+    assert [r.requested_by for r in first_runs] == [bootstrap.FIRST_START_BY]
+    assert first_runs[0].status == "succeeded"
+    at = app()
+    no_exception(at)
+    assert at.title[0].value == "Overview"
+    assert metric(at, "Users") == f"{DEMO['users']:,}"
+    bootstrap.reset_job_for_tests(db)
+
+
+def test_database_at_an_old_schema(empty_db: str, dialect: str) -> None:
+    """Postgres behind the code: a page says to run `db upgrade`. The embedded default
+    migrates itself on start."""
+    migrate.upgrade(empty_db, "0001")
+    at = app()
+    no_exception(at)
+    if dialect == "postgresql":
+        assert "python -m beacon db upgrade" in "\n".join(c.value for c in at.code)
+        assert migrate.current_revision(empty_db) == "0001"
+    else:
+        assert migrate.current_revision(empty_db) == migrate.head_revision()
 
 
 # --------------------------------------------------------------------------------------------
