@@ -113,8 +113,10 @@ if len(global_ids) < 2:
     st.caption("Two global versions are needed to compare.")
 else:
     left, right, go_col = st.columns([1, 1, 1], vertical_alignment="bottom")
-    a = left.selectbox("Version A", global_ids, index=min(1, len(global_ids) - 1), key="cmp_a")
-    b = right.selectbox("Version B", global_ids, index=0, key="cmp_b")
+    a = left.selectbox("Version A", global_ids, index=min(1, len(global_ids) - 1), key="cmp_a",
+                       format_func=lambda v: f"v{v}")
+    b = right.selectbox("Version B", global_ids, index=0, key="cmp_b",
+                        format_func=lambda v: f"v{v}")
     if go_col.button("Compare", icon=":material/compare_arrows:", key="compare") or (
             st.session_state.get("compared") == (a, b)):
         st.session_state["compared"] = (a, b)

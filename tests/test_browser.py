@@ -184,3 +184,21 @@ def test_rollback_goes_through_confirmation(page, console: Console) -> None:
         assert f"v{older.id}" in sidebar
     finally:
         versions.activate(active.id, requested_by="test")
+
+
+def test_compare_and_cleanup_preview(page, console: Console) -> None:
+    from beacon import versions
+
+    _open(page, "Models")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_role("button", name=re.compile("Compare")).click()
+    main.get_by_text("Mean top-10 overlap").wait_for(timeout=120_000)
+    wait_idle(page)
+    main.get_by_text("Scores of each version's top 10").wait_for()
+    before = [v.id for v in versions.list_versions()]
+    main.get_by_role("button", name=re.compile("Preview")).click()
+    main.get_by_text(re.compile(r"(would be deleted|Nothing to delete)")).wait_for()
+    wait_idle(page)
+    _no_exception(page, "Models after compare and preview")
+    _shot(page, "models_compare_cleanup")
+    assert [v.id for v in versions.list_versions()] == before, "a preview deletes nothing"
