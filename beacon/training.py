@@ -12,6 +12,8 @@
    including the hyperparameters) differs from the active version's, or when the active version
    is older than `config.max_age_hours`; otherwise the run is `skipped` with the reason
    ("data unchanged and the active model is 3 h old (max age 24 h)"). `force` trains regardless.
+   A rollback holds: while the active version is older than the newest good one (an operator
+   activated it on purpose), smart training skips until max_age_hours after that activation.
    The fingerprint is taken before the data is read, so rows that arrive during training make
    the next decision train again rather than be missed.
 3. Train. Every epoch writes epoch/total/loss/validation metric to the run (and refreshes the
@@ -133,6 +135,17 @@ def decide(config=None, force: bool = False, now: datetime | None = None) -> Dec
         return Decision(True, "no active model", fingerprint, active)
     age = now - active.created_at
     max_age = _max_age_text(config.max_age_hours)
+    newest = store.newest_good_global_id()
+    if newest is not None and newest > active.id:
+        # An operator rolled back to an older version. Retraining on the next schedule would
+        # undo that at once (its fingerprint is old by construction), so the rollback holds
+        # for the maximum age, counted from the rollback; --force trains regardless.
+        pinned = now - (active.activated_at or active.created_at)
+        if pinned <= timedelta(hours=config.max_age_hours):
+            return Decision(False, f"version {active.id} was activated over the newer version "
+                                   f"{newest} {_age_text(pinned)} ago (a rollback); smart "
+                                   f"retraining resumes {max_age} after it, --force trains now",
+                            fingerprint, active)
     if active.fingerprint != fingerprint.digest:
         return Decision(True, f"data or settings changed since the active model (version "
                               f"{active.id}, {_age_text(age)} old)", fingerprint, active)

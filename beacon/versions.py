@@ -305,10 +305,19 @@ def personal_vector(user_id: int, base_version_id: int) -> PersonalVector | None
 
 def fingerprint_state(config=None) -> Literal["current", "stale", "no-model"]:
     """"no-model" without an active global version; "stale" when the data (or the settings)
-    changed since it was trained or it is older than the maximum age; else "current"."""
-    from beacon.training import decide
+    changed since it was trained, or it is older than the maximum age; else "current".
+    (A rollback shows as stale: it is, even while smart retraining respects it.)"""
+    from datetime import timedelta
 
-    decision = decide(config=config)
-    if decision.active is None:
+    from beacon.training import _config, training_fingerprint
+    from data_access.schema import utcnow
+
+    config = _config(config)
+    active = store.active_version("global")
+    if active is None:
         return "no-model"
-    return "stale" if decision.train else "current"
+    if active.fingerprint != training_fingerprint(config).digest:
+        return "stale"
+    if utcnow() - active.created_at > timedelta(hours=config.max_age_hours):
+        return "stale"
+    return "current"

@@ -162,6 +162,15 @@ def active_global_id() -> int | None:
         ).scalar_one_or_none()
 
 
+def newest_good_global_id() -> int | None:
+    """The newest global version that is not failed (active or inactive)."""
+    with session_scope() as session:
+        return session.execute(
+            select(func.max(ModelVersion.id)).where(
+                ModelVersion.scope == "global", ModelVersion.status.in_(("active", "inactive")))
+        ).scalar_one_or_none()
+
+
 def active_version(scope: str = "global", user_id: int | None = None) -> VersionMeta | None:
     query = _meta_query().where(ModelVersion.scope == scope, ModelVersion.status == "active")
     if scope == "user":

@@ -301,6 +301,22 @@ def test_activate_is_rollback_and_the_cache_follows_the_database(world):
     assert versions.active_global().version_id == v2
 
 
+def test_a_rollback_holds_against_smart_retraining_until_the_max_age(world):
+    v1 = _train().model_version
+    v2 = _train(force=True).model_version
+    versions.activate(v1)
+    add_interaction(world["users"]["jazz0@example.org"], world["events"]["jazz-3"])
+    held = _train()
+    assert held.status == "skipped" and "rollback" in held.reason
+    assert f"version {v1}" in held.reason and f"newer version {v2}" in held.reason
+    assert store.active_global_id() == v1
+    with session_scope() as session:  # the rollback was 25 h ago: smart training resumes
+        session.execute(update(ModelVersion).where(ModelVersion.id == v1)
+                        .values(activated_at=NOW - timedelta(hours=25)))
+    resumed = _train()
+    assert resumed.status == "trained" and resumed.model_version > v2
+
+
 def test_a_corrupt_active_blob_falls_back_to_the_next_good_version(world):
     v1 = _train().model_version
     v2 = _train(force=True).model_version
