@@ -360,8 +360,12 @@ def debug_timeline(view: insights.DebugView) -> None:
                      tickvals=ticks, ticktext=[f"{t % 24:02d}:00" + (" +1d" if t >= 24 else "") for t in ticks],
                      title_text="event local time (hours from midnight of its start day)")
     fig.update_yaxes(categoryorder="array", categoryarray=list(frame["label"])[::-1])
-    fig.update_layout(barmode="overlay", hovermode="closest")
-    _ui.chart(_ui.style(fig, height=max(260, 22 * len(frame) + 90)), key="debug_timeline")
+    fig = _ui.style(fig, height=max(280, 22 * len(frame) + 150))
+    # the axis on top, under the legend: a long list keeps its hours in sight
+    fig.update_xaxes(side="top", title_standoff=6)
+    fig.update_layout(barmode="overlay", hovermode="closest", margin=dict(t=110),
+                      legend=dict(y=0.995, yanchor="top", yref="container"))
+    _ui.chart(fig, key="debug_timeline")
     note = "Shaded: the daily window" + (f" {view.window_label}" if view.window_label else " (off)")
     if view.matched > len(frame):
         note += f" · the first {len(frame)} of {view.matched:,} events by start time"
