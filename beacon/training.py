@@ -102,12 +102,18 @@ def _config(config):
     return config if config is not None else ModelConfig()
 
 
+#: settings that do not change what the model learns: changing them is no reason to retrain
+NOT_FINGERPRINTED = ("max_age_hours", "device")
+
+
 def training_fingerprint(config=None) -> runs.Fingerprint:
     """The data fingerprint for `config`: only interaction types with a non-zero weight count
-    (impressions, weight 0 by default, can be logged without making the model stale)."""
+    (impressions, weight 0 by default, can be logged without making the model stale), and
+    every setting but NOT_FINGERPRINTED."""
     config = _config(config)
     types = sorted(t for t, w in config.type_weights.items() if w)
-    return runs.data_fingerprint(config.to_dict(), types)
+    settings = {k: v for k, v in config.to_dict().items() if k not in NOT_FINGERPRINTED}
+    return runs.data_fingerprint(settings, types)
 
 
 def _age_text(age: timedelta) -> str:

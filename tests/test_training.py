@@ -124,11 +124,14 @@ def test_smart_retrain_skip_train_on_change_stale_and_force(world):
     assert forced.status == "trained" and forced.reason == "forced"
     assert store.active_global_id() == forced.model_version
 
-    # Other settings are other data: the fingerprint includes the hyperparameters.
+    # The maximum age itself is no reason to retrain; other model settings are.
+    assert _train(config=ModelConfig.from_dict({**CONFIG.to_dict(), "max_age_hours": 48.0})) \
+        .status == "skipped"
     assert _train(config=ModelConfig.from_dict({**CONFIG.to_dict(), "dim": 4})).status \
         == "trained"
     # Every decision is on record, newest first.
-    assert [r.status for r in runs.list_runs(limit=4)] == ["succeeded"] * 3 + ["skipped"]
+    assert [r.status for r in runs.list_runs(limit=5)] == ["succeeded", "skipped", "succeeded",
+                                                          "succeeded", "skipped"]
 
 
 def test_a_trained_version_is_stored_completely(world):
