@@ -375,3 +375,20 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     next(b for b in at.button if b.label == "Retrain user").click().run()
     no_exception(at)
     assert "unknown user" in "\n".join(e.value for e in at.error)
+
+
+def test_hyperparameter_form_trains_with_those_settings(seeded_with_model: str) -> None:
+    at = app("pages/training.py")
+    settings = {"Embedding dimension": 6, "Epochs (maximum)": 2, "Batch size": 256,
+                "Negatives per positive": 4, "Early-stopping patience": 1}
+    for label, value in settings.items():
+        next(n for n in at.number_input if n.label == label).set_value(value)
+    before = {r.id for r in runs.list_runs()}
+    next(b for b in at.button if b.label == "Train with these settings").click().run()
+    no_exception(at)
+    new = [r for r in runs.list_runs() if r.id not in before]
+    assert len(new) == 1
+    assert new[0].hyperparameters["dim"] == 6 and new[0].hyperparameters["epochs"] == 2
+    finished = _wait_run_finished(new[0].id)
+    assert finished.status == "succeeded", finished.error
+    assert finished.total_epochs is not None and finished.total_epochs <= 2
