@@ -379,13 +379,13 @@ def fit_popularity(train, split, params, popularity):
 GRIDS: dict[str, tuple[Callable, list[dict]]] = {
     "popularity": (fit_popularity, [{}]),
     "als": (fit_als, [dict(factors=f, reg=r, alpha=a, iterations=15)
-                      for f in (32, 64) for r in (0.05,) for a in (2.0, 10.0, 40.0)]),
+                      for f in (32, 64) for r in (0.05,) for a in (0.5, 2.0, 10.0)]),
     "bpr": (fit_bpr, [dict(factors=f, lr=lr, reg=0.01, iterations=100)
-                      for f in (32, 64) for lr in (0.01, 0.05)]),
-    "ease": (fit_ease, [{"lambda": v} for v in (10.0, 50.0, 200.0, 1000.0)]),
+                      for f in (32, 64) for lr in (0.05, 0.1)]),
+    "ease": (fit_ease, [{"lambda": v} for v in (2.0, 10.0, 50.0, 200.0, 1000.0)]),
     "item_knn": (fit_knn, [{"neighbours": k} for k in (20, 100, 0)]),
     "lightfm": (fit_lightfm, [dict(components=c, lr=0.05, alpha=1e-6, epochs=e)
-                              for c in (32, 64) for e in (15, 40)]),
+                              for c in (32, 64) for e in (20, 40, 80)]),
     "beacon": (fit_beacon, [{}, {"dim": 64}, {"id_dropout": 0.5}, {"loss": "bpr"},
                             {"negatives": 32}, {"learning_rate": 0.01}]),
 }

@@ -98,22 +98,75 @@ def filter_params(now: datetime, frame, on: bool):
                               reject=rejects)
 
 
-def in_memory(model, base, users, now: datetime, sizes, requests: int, rng) -> dict:
+class _InMemory:
+    """Runs the real beacon.recommend.recommend() with its database reads replaced by what the
+    process caches hold between requests: the candidate snapshot (_candidates), the active
+    model (_load_active; no personal vectors) and the user's history (catalog.user_history,
+    which recommend() calls for a UserRow). `reasons=False` also stubs the per-item reason
+    (model.explain), to time the vectorized part alone."""
+
+    def __init__(self, loaded, snapshot, histories: dict):
+        self.loaded, self.snapshot, self.histories = loaded, snapshot, histories
+        self.saved = []
+
+    def __enter__(self):
+        import types
+
+        from beacon import recommend as R
+
+        stub = types.SimpleNamespace(personal_vector=lambda *a, **k: None)
+        self._patch(R, "_candidates", lambda now: self.snapshot)
+        self._patch(R, "_load_active", lambda: (stub, self.loaded))
+        self._patch(R.catalog, "user_history",
+                    lambda user_id, *a, **k: self.histories[user_id])
+        return self
+
+    def reasons(self, on: bool) -> None:
+        from beacon import recommend as R
+
+        if not on:
+            self._patch(R, "_reason", lambda *a, **k: "")
+
+    def _patch(self, owner, name, value) -> None:
+        self.saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+        self.saved.clear()
+
+
+def _snapshot(R, arrays, now):
+    """A recommend._Snapshot holding `arrays`, whatever extra bookkeeping fields it has."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(R._Snapshot)}
+    clock = time.monotonic()
+    values = {"key": ("benchmark",), "since": now - timedelta(days=1), "arrays": arrays,
+              "checked_at": clock, "counted_at": clock}
+    return R._Snapshot(**{k: v for k, v in values.items() if k in names})
+
+
+def in_memory(loaded, base, users, now: datetime, sizes, requests: int, rng) -> dict:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
     from beacon import filters as F
-    from beacon.recommend import _ranked
+    from beacon import recommend as R
 
+    model = loaded.model
+    histories = {row.id: history for row, _, history in users}
     results = {}
     for n in sizes:
         frame = candidate_frame(base, n, now, rng)
         arrays_s, arrays = C.timed(lambda: F.CandidateArrays.from_frame(frame))
-        matrix_s, matrix = C.timed(lambda: model.event_matrix(frame))
+        snapshot = _snapshot(R, arrays, now)
+        matrix_s, matrix = C.timed(lambda: R._event_matrix(snapshot, loaded))
         vectors = matrix.vectors
-        dim = vectors.shape[1]
         user_vecs = [model.user_vector(ctx)[0] for _, ctx, _ in users]
-        by_size = {"candidates": n, "dim": dim, "known_events": int(matrix.known.sum()),
+        by_size = {"candidates": n, "dim": int(vectors.shape[1]),
+                   "known_events": int(matrix.known.sum()),
                    "snapshot_build_seconds": round(arrays_s, 3),
                    "event_matrix_build_seconds": round(matrix_s, 3)}
 
@@ -134,69 +187,70 @@ def in_memory(model, base, users, now: datetime, sizes, requests: int, rng) -> d
 
         for mode in ("filters_off", "filters_on"):
             params = filter_params(now, frame, mode == "filters_on")
+            stats: dict = {}
+            for reasons in (False, True):
+                with _InMemory(loaded, snapshot, histories) as patched:
+                    patched.reasons(reasons)
 
-            def request(k: int, params=params):
-                row, ctx, history = users[k % len(users)]
-                outcome = F.apply_filters(arrays, params, now=now,
-                                          registered=history.registered,
-                                          stored_rejects=history.rejected,
-                                          home=(row.latitude, row.longitude))
-                scores = model.score(ctx, matrix)
-                return _ranked(scores, outcome.passed, arrays.start_epoch, arrays.pk, TOP), \
-                    int(outcome.passed.sum())
+                    def request(k: int, params=params):
+                        row = users[k % len(users)][0]
+                        return R.recommend(row, params, top=TOP, now=now)
 
-            for k in range(50):
-                request(k)
-            times, kept = [], []
-            for k in range(requests):
-                began = time.perf_counter()
-                _, passed = request(k)
-                times.append(time.perf_counter() - began)
-                kept.append(passed)
-            stats = C.summary_ms(times)
-            stats["candidates_passing_median"] = int(statistics.median(kept))
-            stats["ratio_p50_to_floor_p50"] = round(stats["p50_ms"] / by_size["floor"]["p50_ms"], 2)
-            stats["ratio_p99_to_floor_p99"] = round(stats["p99_ms"] / by_size["floor"]["p99_ms"], 2)
-            # Where a request's time goes (same requests, parts timed separately).
-            parts = {"filters": [], "score": [], "top_k": []}
-            for k in range(min(requests, 300)):
-                row, ctx, history = users[k % len(users)]
-                t0 = time.perf_counter()
-                outcome = F.apply_filters(arrays, params, now=now, registered=history.registered,
-                                          stored_rejects=history.rejected,
-                                          home=(row.latitude, row.longitude))
-                t1 = time.perf_counter()
-                scores = model.score(ctx, matrix)
-                t2 = time.perf_counter()
-                _ranked(scores, outcome.passed, arrays.start_epoch, arrays.pk, TOP)
-                t3 = time.perf_counter()
-                parts["filters"].append(t1 - t0)
-                parts["score"].append(t2 - t1)
-                parts["top_k"].append(t3 - t2)
-            stats["parts_p50_ms"] = {k: round(C.percentile(v, 50) * 1000, 4)
-                                     for k, v in parts.items()}
-            # Throughput: the same requests from 1 and 2 threads.
-            total = max(requests, 1000)
-            for threads in (1, 2):
-                for blas in ("default", 1):
-                    limits = threadpool_limits(limits=1, user_api="blas") if blas == 1 \
-                        else contextlib.nullcontext()
-                    with limits:
+                    for k in range(50):
+                        request(k)
+                    times, kept = [], []
+                    for k in range(requests):
                         began = time.perf_counter()
-                        if threads == 1:
-                            for k in range(total):
-                                request(k)
-                        else:
-                            with ThreadPoolExecutor(max_workers=threads) as pool:
-                                list(pool.map(request, range(total)))
-                        elapsed = time.perf_counter() - began
-                    stats[f"throughput_rps_{threads}_threads_blas_{blas}"] = round(
-                        total / elapsed, 1)
+                        result = request(k)
+                        times.append(time.perf_counter() - began)
+                        kept.append(result.stages[-1].remaining if result.stages else 0)
+                    summary = C.summary_ms(times)
+                    if reasons:
+                        stats["with_reasons"] = summary
+                        continue
+                    stats.update(summary)
+                    stats["candidates_passing_median"] = int(statistics.median(kept))
+                    stats["ratio_p50_to_floor_p50"] = round(
+                        stats["p50_ms"] / by_size["floor"]["p50_ms"], 2)
+                    stats["ratio_p99_to_floor_p99"] = round(
+                        stats["p99_ms"] / by_size["floor"]["p99_ms"], 2)
+                    # Where the time goes: the same requests with the steps wrapped.
+                    breakdown = _Breakdown()
+                    breakdown.wrap(R.F, "apply_filters", "filters")
+                    breakdown.wrap(R, "_score", "score")
+                    breakdown.wrap(R, "_ranked", "top_k")
+                    m = min(requests, 300)
+                    try:
+                        for k in range(m):
+                            request(k)
+                    finally:
+                        breakdown.restore()
+                    stats["parts_mean_ms"] = {k: round(v / m * 1000, 4)
+                                              for k, v in breakdown.totals.items()}
+                    # Throughput: the same requests from 1 and 2 threads.
+                    total = max(requests, 1000)
+                    for threads in (1, 2):
+                        for blas in ("default", 1):
+                            limits = threadpool_limits(limits=1, user_api="blas") if blas == 1 \
+                                else contextlib.nullcontext()
+                            with limits:
+                                began = time.perf_counter()
+                                if threads == 1:
+                                    for k in range(total):
+                                        request(k)
+                                else:
+                                    with ThreadPoolExecutor(max_workers=threads) as pool:
+                                        list(pool.map(request, range(total)))
+                                elapsed = time.perf_counter() - began
+                            stats[f"throughput_rps_{threads}_threads_blas_{blas}"] = round(
+                                total / elapsed, 1)
             by_size[mode] = stats
             C.log(f"n={n:>7,} {mode}: p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms,"
                   f" floor p50 {by_size['floor']['p50_ms']:.3f} / p99 "
                   f"{by_size['floor']['p99_ms']:.3f} ms, x{stats['ratio_p99_to_floor_p99']} (p99)"
-                  f"; 2 threads {stats['throughput_rps_2_threads_blas_default']} rps")
+                  f"; with reasons p50 {stats['with_reasons']['p50_ms']:.3f} ms; 2 threads "
+                  f"{stats['throughput_rps_2_threads_blas_default']} rps; parts "
+                  f"{stats['parts_mean_ms']}")
         results[str(n)] = by_size
     return results
 
@@ -281,8 +335,10 @@ def end_to_end(url: str, users, now_fn, requests: int, profile: bool) -> dict:
         for email in emails[:20]:
             R.recommend(email, params, top=TOP)
         breakdown = _Breakdown()
-        breakdown.wrap(R.catalog, "user_by_email", "user lookup (catalog.user_by_email)")
-        breakdown.wrap(R.catalog, "user_history", "history (catalog.user_history)")
+        names = ("serving_user",) if hasattr(R.catalog, "serving_user") else \
+            ("user_by_email", "user_history")
+        for name in names:
+            breakdown.wrap(R.catalog, name, f"user + history read (catalog.{name})")
         breakdown.wrap(R, "_candidates", "candidate snapshot check (_candidates)")
         breakdown.wrap(R.F, "apply_filters", "filters (apply_filters)")
         breakdown.wrap(R, "_load_active", "active model check (versions.active_global)")
@@ -369,7 +425,7 @@ def main() -> None:
     C.log(f"model version {loaded.version_id} (dim {model.dim}), {len(base):,} events, "
           f"{len(users)} users")
     sizes = [int(s) for s in args.sizes.split(",")]
-    memory = in_memory(model, base, users, now, sizes, args.users, rng)
+    memory = in_memory(loaded, base, users, now, sizes, args.users, rng)
     e2e = {} if args.no_e2e else end_to_end(
         args.url, users, lambda: datetime.now(timezone.utc), args.users,
         profile=not args.no_profile)
