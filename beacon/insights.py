@@ -516,13 +516,19 @@ class Comparison:
     unknown_rejects: tuple[str, ...]
 
 
-def _row_of(arrays, frame, i: int, distance) -> dict:
+def _row_of(arrays, frame, i: int, rank: int, distance, in_model: set[str], measure: str,
+            value) -> dict:
+    """One row of a side-by-side list: what an operator compares first, then the details."""
     start = arrays.local_start(i)
+    event_id = str(arrays.event_id[i])
     return {
-        "event_id": str(arrays.event_id[i]),
+        "rank": rank,
         "title": str(frame.at[i, "title"]),
+        "in model list": event_id in in_model,
+        measure: value,
         "local start": start.strftime("%a %Y-%m-%d %H:%M") if start else "",
         "distance km": None if distance is None or distance != distance else round(float(distance), 1),
+        "event_id": event_id,
     }
 
 
@@ -582,10 +588,8 @@ def compare_recommendations(email: str, params=None, top: int = 10,
     pop_rows = []
     for rank, i in enumerate(_top_positions(np.log1p(popular) + 0.5 * closeness, outcome.passed,
                                             arrays, top).tolist(), start=1):
-        row = {"rank": rank, **_row_of(arrays, frame, i, None if distances is None else distances[i]),
-               "registrations (7 d)": int(popular[i])}
-        row["in model list"] = row["event_id"] in in_model
-        pop_rows.append(row)
+        pop_rows.append(_row_of(arrays, frame, i, rank, None if distances is None else distances[i],
+                                in_model, "registrations (7 d)", int(popular[i])))
     pop_ids = [r["event_id"] for r in pop_rows]
     popularity = RankedList("popularity", None, pop_rows, pop_ids, len(in_model & set(pop_ids)),
                             f"most registrations in the last {recommender.POPULARITY_DAYS} days")
@@ -616,10 +620,9 @@ def compare_recommendations(email: str, params=None, top: int = 10,
                             dtype=np.float64) if arrays.n else np.zeros(0)
         prev_rows = []
         for rank, i in enumerate(_top_positions(scores, outcome.passed, arrays, top).tolist(), start=1):
-            row = {"rank": rank, **_row_of(arrays, frame, i, None if distances is None else distances[i]),
-                   "score": round(float(scores[i]), 4)}
-            row["in model list"] = row["event_id"] in in_model
-            prev_rows.append(row)
+            prev_rows.append(_row_of(arrays, frame, i, rank,
+                                     None if distances is None else distances[i], in_model,
+                                     "score", round(float(scores[i]), 4)))
         prev_ids = [r["event_id"] for r in prev_rows]
         level = "personal fold-in on it" if personal is not None else (
             "global" if model.knows_user(user.id) else "features only")
