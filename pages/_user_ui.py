@@ -139,6 +139,7 @@ POINT_COLORS = {
     "home": [47, 111, 235, 235], "registered": [24, 128, 56, 210], "rejected": [217, 48, 37, 190],
     "kept": [24, 128, 56, 210], "dropped": [217, 48, 37, 150], "recommended": [24, 128, 56, 220],
 }
+DAY_MS = 86_400_000
 TYPE_COLORS = {
     "impression": "#BDC1C6", "view": "#9AA0A6", "click": "#2F6FEB", "favorite": "#F9AB00",
     "share": "#12B5CB", "register": "#188038", "attend": "#0B5D1E", "unregister": "#E8710A",
@@ -230,9 +231,10 @@ def timeline_chart(rows: list[dict]) -> None:
     fig = go.Figure()
     for kind, part in frame.groupby("type", sort=False):
         fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=kind,
-                             marker_color=TYPE_COLORS.get(kind)))
+                             marker_color=TYPE_COLORS.get(kind), width=0.8 * DAY_MS,
+                             xperiod=DAY_MS, xperiodalignment="middle"))
     fig.update_layout(barmode="stack", bargap=0.15)
-    fig.update_xaxes(type="date", tickformat="%d %b", dtick=86_400_000 if frame["day"].nunique() < 10 else None)
+    fig.update_xaxes(type="date", tickformat="%d %b")
     _ui.chart(_ui.style(fig, height=320, y_title="interactions per day"), key="users_timeline")
 
 
