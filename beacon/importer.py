@@ -8,6 +8,7 @@ back: a failed import writes nothing. Every problem reads
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -117,7 +118,8 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 def _iana_zones() -> frozenset[str]:
     import zoneinfo
 
-    return frozenset(zoneinfo.available_timezones())
+    # the system's tz directory also holds files that are no zone names
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def _is_iana_zone(name: str) -> bool:
@@ -253,19 +255,29 @@ class CsvFile:
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, raw cells) of every non-blank data row; the header is line 1."""
-        with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
+        with self.path.open("rb") as handle:
+            reader = csv.reader(self._decoded(handle))
             try:
                 header = self._header(reader)
                 if header is None:
                     return
                 yield from self._data_rows(reader, header)
-            except UnicodeDecodeError as error:
-                self.errors.add(self.name, reader.line_num + 1, "-", "UTF-8 text",
-                                _Shown(f"bytes that are not UTF-8 ({error.reason})"))
             except csv.Error as error:
                 self.errors.add(self.name, reader.line_num, "-", "well-formed CSV",
                                 _Shown(f"a CSV error ({error})"))
+
+    def _decoded(self, handle) -> Iterator[str]:
+        """The file's lines as text (UTF-8, a leading BOM dropped); a line that is not UTF-8 is
+        reported with its number and read on with replacement characters."""
+        for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                self.errors.add(self.name, number, "-", "UTF-8 text",
+                                _Shown(f"bytes that are not UTF-8 ({error.reason})"))
+                yield raw.decode("utf-8", errors="replace")
 
     def _header(self, reader) -> list[str] | None:
         raw = next(reader, None)

@@ -237,6 +237,8 @@ BAD_ROWS = [
     ("events", "n-1,Naive,,,,,,,2027-01-01T10:00:00,,,,", "start_time", "2027-01-01T10:00:00"),
     ("events", "n-2,Back,,,,,,,2027-01-01T10:00:00Z,2027-01-01T09:00:00Z,,,", "end_time", "09:00"),
     ("events", "n-3,Zone,,,,,,,2027-01-01T10:00:00Z,,Mars/Olympus,,", "timezone", "Mars/Olympus"),
+    ("events", "n-8,Zone,,,,,,,2027-01-01T10:00:00Z,,localtime,,", "timezone", "localtime"),
+    ("users", "x@example.org,X,,,,,extra", "-", "7 fields"),
     ("events", "n-4,Cheap,,,,,,,2027-01-01T10:00:00Z,,,-1,", "price", "-1"),
     ("events", "n-5,Half,,,,,,,2027-01-01T10:00:00Z,,,,12.5", "capacity", "12.5"),
     ("events", "n-6,,,,,,,,2027-01-01T10:00:00Z,,,,", "title", "''"),
@@ -287,6 +289,22 @@ def test_missing_required_column_is_named(db: str, tmp_path: Path, kind: str, he
     with pytest.raises(BeaconError, match=rf"{kind}\.csv:1: column {column}: expected a column"):
         import_csv(**{kind: path})
     assert _snapshot(db) == before
+
+
+def test_a_line_that_is_not_utf8_is_named(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes(b"email,name\nok@example.org,Ok\nlatin@example.org,Jos\xe9\n")
+
+    with pytest.raises(BeaconError, match=r"users\.csv:3: column -: expected UTF-8 text"):
+        import_csv(users=path)
+    assert table_counts(db)["users"] == 0
+
+
+def test_an_empty_file_is_an_error(db: str, tmp_path: Path) -> None:
+    path = _write(tmp_path / "events.csv", [""])
+
+    with pytest.raises(BeaconError, match=r"events\.csv:1: column event_id: expected a header"):
+        import_csv(events=path)
 
 
 def test_errors_are_listed_and_capped(db: str, tmp_path: Path) -> None:
