@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pydeck as pdk
 import streamlit as st
 
-from beacon import insights
+from beacon import console, insights
 from beacon.errors import BeaconError
 from beacon.filters import FilterParams
 from pages import _ui
@@ -118,6 +118,63 @@ def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
         reject=reject,
         home=(home_lat, home_lon),
     )
+
+
+# ----------------------------------------------------------------------------- cached reads
+#: how long a page may show a read before asking again (another process's change shows up
+#: within this; this process's own changes clear the caches at once)
+CACHE_TTL_S = 20
+
+
+def now_minute() -> datetime:
+    """Now, to the minute: what the filters are evaluated at, so a rerun within the same
+    minute is served from the cache."""
+    return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _find_users(query: str, database: str) -> list[dict]:
+    return insights.find_users(query)
+
+
+def find_users(query: str) -> list[dict]:
+    return _find_users(query.strip(), console.database_key())
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _user_profile(email: str, now: datetime, database: str) -> insights.UserProfile:
+    return insights.user_profile(email, now=now)
+
+
+def user_profile(email: str) -> insights.UserProfile:
+    return _user_profile(email, now_minute(), console.database_key())
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _debug_view(email: str, params: FilterParams, now: datetime, show: str,
+                database: str) -> insights.DebugView:
+    return insights.debug_view(email, params, now=now, show=show)
+
+
+def debug_view(email: str, params: FilterParams, now: datetime, show: str) -> insights.DebugView:
+    return _debug_view(email, params, now, show, console.database_key())
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _compare(email: str, params: FilterParams, top: int, now: datetime,
+             database: str) -> insights.Comparison:
+    return insights.compare_recommendations(email, params, top=top, now=now)
+
+
+def compare_recommendations(email: str, params: FilterParams, top: int,
+                            now: datetime) -> insights.Comparison:
+    return _compare(email, params, top, now, console.database_key())
+
+
+def forget_user_reads() -> None:
+    """After a change made here (a personal model refreshed): drop what these pages cached."""
+    for cached in (_user_profile, _debug_view, _compare):
+        cached.clear()
 
 
 def show_error(error: BeaconError | str) -> None:

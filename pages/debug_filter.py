@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from beacon import insights
 from beacon.errors import BeaconError
 from pages import _user_ui as ui
 
@@ -15,11 +14,11 @@ email = ui.user_input("debug_email")
 if not email:
     st.info("Enter a user's email to run the filter for them.")
     st.stop()
-now = ui.now_utc()
+now = ui.now_minute()
 raw = ui.filter_controls("debug", email, now)
 
 try:
-    view = insights.debug_view(email, raw.parse(), now=now, show=ui.debug_show())
+    view = ui.debug_view(email, raw.parse(), now, ui.debug_show())
 except BeaconError as error:
     ui.show_error(error)
     st.stop()

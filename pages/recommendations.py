@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from beacon import insights
 from beacon.errors import BeaconError
 from pages import _user_ui as ui
 
@@ -17,11 +16,11 @@ top = top_col.number_input("How many", min_value=1, max_value=100, value=10, ste
 if not email:
     st.info("Enter a user's email, or open a user's recommendations from the Users page.")
     st.stop()
-now = ui.now_utc()
+now = ui.now_minute()
 raw = ui.filter_controls("recs", email, now)
 
 try:
-    comparison = insights.compare_recommendations(email, raw.parse(), top=int(top), now=now)
+    comparison = ui.compare_recommendations(email, raw.parse(), int(top), now)
 except BeaconError as error:
     ui.show_error(error)
     st.stop()

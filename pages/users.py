@@ -18,7 +18,7 @@ if not query.strip():
     st.info("Type the start of an email or a name to find a user.")
     st.stop()
 
-matches = insights.find_users(query)
+matches = ui.find_users(query)
 if not matches:
     st.warning(f"No user's email or name matches {query.strip()!r}.")
     st.stop()
@@ -30,7 +30,7 @@ email = matches[chosen if chosen is not None and chosen < len(matches) else 0]["
 ui.select_user(email)
 
 try:
-    profile = insights.user_profile(email, now=ui.now_utc())
+    profile = ui.user_profile(email)
 except BeaconError as error:
     ui.show_error(error)
     st.stop()
@@ -47,6 +47,7 @@ if left.button("Refresh this user's personal model", icon=":material/refresh:",
         except BeaconError as error:
             outcome = error
     st.session_state["users_refresh"] = (email, outcome)
+    ui.forget_user_reads()
     st.rerun()  # the profile above then shows the level that serves them now
 if right.button("Open their recommendations", icon=":material/recommend:", type="primary"):
     ui.select_user(email)
