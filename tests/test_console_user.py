@@ -100,6 +100,18 @@ def midnight(db: str) -> datetime:
     return _seed_midnight()
 
 
+def test_debug_filter_user_from_the_address(midnight):
+    """?user=EMAIL preselects the user (a link an operator can share)."""
+    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at.query_params["user"] = "dora@example.org"
+    at.run()
+    at.switch_page("pages/debug_filter.py")
+    at.run()
+    no_exception(at)
+    assert at.text_input(key="debug_email").value == "dora@example.org"
+    assert _funnel(at)["all candidates"] == 9
+
+
 def _debug(at: AppTest, email: str) -> AppTest:
     at.text_input(key="debug_email").set_value(email).run()
     return at
