@@ -92,7 +92,9 @@ class ErrorLog:
         self.count += 1
         if len(self.messages) < self.limit:
             shown = got if isinstance(got, _Shown) else _short_repr(got)
-            self.messages.append(f"{file}:{line}: column {column}: expected {expected}, got {shown}")
+            self.messages.append(
+                f"{file}:{line}: column {column}: expected {expected}, got {shown}"
+            )
 
     def raise_if_any(self) -> None:
         if not self.count:
@@ -181,7 +183,8 @@ class Row:
             return None
         return parsed
 
-    def integer(self, column: str, low: int = -INT32_MAX - 1, what: str = "an integer") -> int | None:
+    def integer(self, column: str, low: int = -INT32_MAX - 1,
+                what: str = "an integer") -> int | None:
         value = self.raw(column)
         if not value:
             return None

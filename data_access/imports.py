@@ -110,10 +110,13 @@ class _Entity:
     columns: tuple[str, ...]
     tag_table: Table
     tag_owner: str  # the tag table's foreign key column
+    required: tuple[str, ...] = ()  # written on every update, whatever the header
 
 
 _USER_ENTITY = _Entity(USERS, "email", USER_COLUMNS, USER_INTERESTS, "user_id")
-_EVENT_ENTITY = _Entity(EVENTS, "event_id", EVENT_COLUMNS, EVENT_TAGS, "event_id")
+_EVENT_ENTITY = _Entity(
+    EVENTS, "event_id", EVENT_COLUMNS, EVENT_TAGS, "event_id", ("title", "start_time")
+)
 
 
 def _dialect_insert(connection: Connection):
@@ -158,32 +161,42 @@ class ImportWriter:
         if not values:
             return UpsertCounts()
         table, key = entity.table, entity.key
-        keys = [v[key] for v in values]
-        existing = self._ids_for(table, key, keys)
+        existing = self._ids_for(table, key, [v[key] for v in values])
         for v in values:
             v["created_at"] = v["updated_at"] = self.now
-        statement = _dialect_insert(self.connection)(table).values(values)
-        written = [c for c in entity.columns if c in columns or c in ("title", "start_time")]
-        if written:
-            excluded = statement.excluded
-            statement = statement.on_conflict_do_update(
-                index_elements=[key],
-                set_={**{c: excluded[c] for c in written}, "updated_at": excluded.updated_at},
-                where=or_(*(table.c[c].is_distinct_from(excluded[c]) for c in written)),
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=[key])
+        statement = self._upsert_statement(entity, values, columns)
         changed = dict(self.connection.execute(statement.returning(table.c[key], table.c.id)).all())
         inserted = sum(1 for k in changed if k not in existing)
         updated = len(changed) - inserted
         if tags is not None:
-            ids = {**existing, **changed}
-            retagged = self._replace_tags(entity, {ids[k]: t for k, t in tags.items()})
-            already_updated = {changed[k] for k in changed if k in existing}
-            newly_updated = (retagged & set(existing.values())) - already_updated
-            self._touch(table, newly_updated)
-            updated += len(newly_updated)
+            updated += self._sync_tags(entity, tags, existing, changed)
         return UpsertCounts(inserted, updated, len(values) - inserted - updated)
+
+    def _upsert_statement(self, entity: _Entity, values: list[dict[str, Any]],
+                          columns: Collection[str]):
+        """INSERT ... ON CONFLICT (key) DO UPDATE the written columns WHERE one of them differs."""
+        table, key = entity.table, entity.key
+        statement = _dialect_insert(self.connection)(table).values(values)
+        written = [c for c in entity.columns if c in columns or c in entity.required]
+        if not written:
+            return statement.on_conflict_do_nothing(index_elements=[key])
+        excluded = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=[key],
+            set_={**{c: excluded[c] for c in written}, "updated_at": excluded.updated_at},
+            where=or_(*(table.c[c].is_distinct_from(excluded[c]) for c in written)),
+        )
+
+    def _sync_tags(self, entity: _Entity, tags: dict[str, tuple[str, ...]],
+                   existing: dict[str, int], changed: dict[str, int]) -> int:
+        """Replace differing tag sets; an existing row whose only change is its tags gets a new
+        updated_at. Returns how many such rows there were."""
+        ids = {**existing, **changed}
+        retagged = self._replace_tags(entity, {ids[k]: t for k, t in tags.items()})
+        already_updated = {changed[k] for k in changed if k in existing}
+        newly_updated = (retagged & set(existing.values())) - already_updated
+        self._touch(entity.table, newly_updated)
+        return len(newly_updated)
 
     def _ids_for(self, table: Table, key: str, keys: Sequence[str]) -> dict[str, int]:
         query = select(table.c[key], table.c.id).where(table.c[key].in_(keys))
