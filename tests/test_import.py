@@ -375,12 +375,15 @@ def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: 
         "email,event_id,type,occurred_at,model_version,strategy,position",
         " ana@example.org , ev-1 ,Impression, 2027-02-01T11:00:00+01:00 ,+3, s ,007",
         "ana@example.org,ev-1,impression,2027-02-01T10:00:00Z,3,s,7",
+        "ana@example.org,ev-1,view,2027-02-01T10:00:00Z,,\"'); DROP TABLE users;--\"\"\",",
     ])
 
     summary = import_csv(interactions=path)
 
-    assert (summary.interactions.inserted, summary.interactions.unchanged) == (1, 1)
-    (row,) = _rows(db, Interaction)
+    assert (summary.interactions.inserted, summary.interactions.unchanged) == (2, 1)
+    (view,) = _rows(db, Interaction, Interaction.type == "view")
+    assert view["strategy"] == "'); DROP TABLE users;--\""
+    (row,) = _rows(db, Interaction, Interaction.type == "impression")
     assert (row["type"], row["model_version"], row["strategy"], row["position"]) == (
         "impression", 3, "s", 7,
     )
