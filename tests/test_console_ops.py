@@ -392,3 +392,26 @@ def test_hyperparameter_form_trains_with_those_settings(seeded_with_model: str) 
     finished = _wait_run_finished(new[0].id)
     assert finished.status == "succeeded", finished.error
     assert finished.total_epochs is not None and finished.total_epochs <= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Shared drawing helpers
+
+def _map_script() -> None:
+    import pandas as pd
+
+    from pages import _ui
+
+    points = pd.DataFrame({"lat": [52.52, 52.50], "lon": [13.40, 13.45], "label": ["a", "b"]})
+    _ui.point_map(points, circles=[{"lat": 52.51, "lon": 13.42, "radius_km": 5, "label": "5 km"}])
+
+
+def test_point_map_has_no_base_map() -> None:
+    """Points and a distance circle drawn with no tiles to fetch (works offline)."""
+    import json
+
+    at = AppTest.from_function(_map_script, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    assert not deck.get("mapStyle") and not deck.get("mapProvider")
+    assert [layer["@@type"] for layer in deck["layers"]] == ["ScatterplotLayer"] * 2
