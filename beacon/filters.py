@@ -231,6 +231,7 @@ class CandidateArrays:
     pos_by_event_id: dict[str, int] = field(repr=False)
     #: plain Python columns (title, category, ...) for the few rows a response shows
     columns: dict[str, list] = field(default_factory=dict, repr=False)
+    sorted_by_start: bool = False
 
     @property
     def n(self) -> int:
@@ -279,6 +280,7 @@ class CandidateArrays:
             has_location=has_location,
             pos_by_pk={int(p): i for i, p in enumerate(pk)},
             pos_by_event_id={str(e): i for i, e in enumerate(event_id)},
+            sorted_by_start=bool(len(start_epoch) < 2 or (np.diff(start_epoch) >= 0).all()),
             columns={
                 name: (frame[name].tolist() if name in frame and len(frame) else [None] * len(frame))
                 for name in ("id", "event_id", "title", "category", "tags", "organizer", "city",
@@ -451,19 +453,35 @@ def apply_filters(
     def add(name: str, enabled: bool, test: Callable[[np.ndarray], np.ndarray],
             explain: Callable[[int], str]) -> None:
         nonlocal alive
-        rows = alive if lazy else everyone
         if lazy:
+            if not enabled:  # nothing changes: the previous cumulative mask stands
+                stages.append(StageResult(name, False, stages[-1].mask, explain))
+                return
+            ok = test(alive)
             mask = np.zeros(n, dtype=bool)
-            mask[rows[test(rows)] if enabled else rows] = True
+            if ok.all():
+                mask[alive] = True
+            else:
+                alive = alive[ok]
+                mask[alive] = True
         else:
-            mask = test(rows) if enabled else np.ones(n, dtype=bool)
-        alive = alive[mask[alive]]
+            mask = test(everyone) if enabled else np.ones(n, dtype=bool)
+            alive = alive[mask[alive]]
         stages.append(StageResult(name, enabled, mask, explain))
 
     # upcoming
     now_epoch = now.timestamp()
-    add(UPCOMING, True, lambda rows: arrays.start_epoch[rows] > now_epoch,
-        lambda i: f"started {arrays.local_start_text(i)} (past)")
+    if lazy and arrays.sorted_by_start:
+        # candidates come ordered by start time: the upcoming ones are a suffix
+        first = int(np.searchsorted(arrays.start_epoch, now_epoch, side="right"))
+        mask = np.zeros(n, dtype=bool)
+        mask[first:] = True
+        alive = everyone[first:]
+        stages.append(StageResult(UPCOMING, True, mask,
+                                  lambda i: f"started {arrays.local_start_text(i)} (past)"))
+    else:
+        add(UPCOMING, True, lambda rows: arrays.start_epoch[rows] > now_epoch,
+            lambda i: f"started {arrays.local_start_text(i)} (past)")
 
     # not already registered
     registered_hit = np.zeros(n, dtype=bool)

@@ -371,7 +371,7 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                                         dtype=np.float64)
                     if values.shape != (arrays.n,):
                         raise RuntimeError(f"model returned {values.shape} scores for {arrays.n} events")
-                    scores[rows] = values[rows]
+                    scores = np.where(outcome.passed, values, -np.inf)
             return _Scoring(source, model_version, scores, model, context, override, matrix)
         except Exception as error:  # noqa: BLE001 - fall through to popularity
             log.warning("model scoring failed, serving popularity: %s", error)
@@ -391,15 +391,18 @@ def _ranked(scores: np.ndarray, passed: np.ndarray, start_epoch: np.ndarray, pk:
     """Positions of the best passed candidates, best first: score desc, then sooner, then id.
     Ties at the cut are kept whole before the final sort, so top-N is a prefix of the full
     ranking."""
-    candidates = np.flatnonzero(passed)
-    if len(candidates) == 0:
-        return candidates
+    count = int(passed.sum())
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    if top is not None and top < count:
+        # failed rows score -inf (set by _score), so a partition over all rows is enough
+        masked = np.where(passed, scores, -np.inf)
+        part = np.argpartition(-masked, top - 1)[:top]
+        threshold = masked[part].min()
+        candidates = np.flatnonzero(passed & (masked >= threshold))
+    else:
+        candidates = np.flatnonzero(passed)
     values = scores[candidates]
-    if top is not None and top < len(candidates):
-        part = np.argpartition(-values, top - 1)[:top]
-        threshold = values[part].min()
-        candidates = candidates[values >= threshold]
-        values = scores[candidates]
     order = np.lexsort((pk[candidates], start_epoch[candidates], -values))
     chosen = candidates[order]
     return chosen if top is None else chosen[:top]

@@ -410,15 +410,20 @@ def test_lazy_and_full_evaluation_agree() -> None:
             "latitude": float(rng.normal(52.5, 0.3)) if k % 7 else np.nan,
             "longitude": float(rng.normal(13.4, 0.3)) if k % 7 else np.nan,
         })
-    arrays = CandidateArrays.from_frame(frame(rows))
     params = FilterParams.parse(lat=52.5, lon=13.4, max_km=20, start="20:00", end="01:00",
                                 dates=",".join(f"2026-11-{d}" for d in range(23, 31)),
                                 reject="e1,e2,e3,zz")
     kwargs = dict(now=NOW, registered=[5, 6, 7], stored_rejects=[8, 9])
-    full = apply_filters(arrays, params, **kwargs)
-    lazy = apply_filters(arrays, params, lazy=True, **kwargs)
-    assert full.remaining() == lazy.remaining()
-    assert (full.passed == lazy.passed).all() and 0 < full.passed.sum() < 400
-    idx = np.flatnonzero(full.passed)
-    assert np.allclose(full.distances(idx), lazy.distances(idx))
-    assert lazy.unknown_rejects == full.unknown_rejects == ("zz",)
+    # unsorted, and sorted by start like the catalog delivers them (upcoming = a suffix)
+    for ordered in (rows, sorted(rows, key=lambda r: r["start"])):
+        arrays = CandidateArrays.from_frame(frame(ordered))
+        assert arrays.sorted_by_start == (ordered is not rows)
+        full = apply_filters(arrays, params, **kwargs)
+        lazy = apply_filters(arrays, params, lazy=True, **kwargs)
+        assert full.remaining() == lazy.remaining()
+        assert (full.passed == lazy.passed).all() and 0 < full.passed.sum() < 400
+        idx = np.flatnonzero(full.passed)
+        assert np.allclose(full.distances(idx), lazy.distances(idx))
+        assert lazy.unknown_rejects == full.unknown_rejects == ("zz",)
+        nothing = apply_filters(arrays, FilterParams(), lazy=True, now=NOW)
+        assert nothing.remaining() == apply_filters(arrays, FilterParams(), now=NOW).remaining()
