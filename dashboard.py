@@ -57,7 +57,7 @@ def _first_start_progress(database: str) -> None:
     if state.kind == "failed":
         _ui.error_box(state.message, "See the server log for details.")
         if st.button("Try again"):
-            bootstrap.reset_job_for_tests(database)
+            bootstrap.forget_job(database)
             st.rerun(scope="app")
         return
     st.progress(state.fraction or 0.0, text=state.message or "Working…")

@@ -244,8 +244,8 @@ def needs_data_text(url: str | None = None) -> str:
     )
 
 
-def reset_job_for_tests(url: str | None = None) -> None:
-    """Forget this process's first-start job for a database (tests)."""
+def forget_job(url: str | None = None) -> None:
+    """Forget this process's first-start job for a database (a retry after a failure)."""
     with _JOBS_LOCK:
         _JOBS.pop(url or database_url(), None)
 

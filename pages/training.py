@@ -18,9 +18,16 @@ def _state(database: str) -> console.TrainingPageState:
     return console.training_page_state()
 
 
-def _started(result: console.Started) -> None:
+def _start(**request) -> None:
+    """Hand a retrain to the background executor; say what happened (started, busy, bad input)."""
+    try:
+        result = console.start_retrain(requested_by=ACTOR, **request)
+    except BeaconError as error:
+        _ui.error_box(error)
+        return
     st.session_state["training_notice"] = ("warning" if result.busy else "success", result.message)
     _state.clear()
+    st.rerun()
 
 
 database = console.database_key()
@@ -35,20 +42,14 @@ if notice:
 smart, force, user = st.columns([1, 1, 3], vertical_alignment="bottom")
 if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
                 help="Trains only when the data or settings changed or the model is too old"):
-    _started(console.start_retrain(requested_by=ACTOR))
-    st.rerun()
+    _start()
 if force.button("Force retrain", icon=":material/bolt:", help="Trains regardless"):
-    _started(console.start_retrain(force=True, requested_by=ACTOR))
-    st.rerun()
+    _start(force=True)
 with user.form("user_retrain", border=False):
     email_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
     email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
     if go_col.form_submit_button("Retrain user", icon=":material/person:"):
-        try:
-            _started(console.start_retrain(email=email, requested_by=ACTOR))
-            st.rerun()
-        except BeaconError as error:
-            _ui.error_box(error)
+        _start(email=email)
 
 with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
     defaults = state.defaults
@@ -73,11 +74,7 @@ with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:")
                                             float(defaults["max_age_hours"])),
         }
         if st.form_submit_button("Train with these settings", icon=":material/play_arrow:"):
-            try:
-                _started(console.start_retrain(force=True, config=values, requested_by=ACTOR))
-                st.rerun()
-            except BeaconError as error:
-                _ui.error_box(error)
+            _start(force=True, config=values)
 
 
 @st.fragment(run_every=2 if state.running else 10)

@@ -120,7 +120,7 @@ def test_empty_postgres_gets_instructions_never_a_load(db: str, dialect: str) ->
         # On SQLite the same text is what a non-embedded database would get:
         assert "python -m beacon demo-data" in bootstrap.needs_data_text(db)
         return
-    bootstrap.reset_job_for_tests(db)
+    bootstrap.forget_job(db)
     at = app()
     no_exception(at)
     assert at.title[0].value == "Welcome to Beacon"
@@ -136,7 +136,7 @@ def test_first_start_on_the_embedded_default(db: str, dialect: str,
     if dialect != "sqlite":
         assert bootstrap.first_start_state(db).kind == "needs_data"
         return
-    bootstrap.reset_job_for_tests(db)
+    bootstrap.forget_job(db)
     # A small platform and a tiny model, so the test stays short; the path is the real one.
     monkeypatch.setattr(bootstrap, "FIRST_START_DEMO", DEMO)
     monkeypatch.setattr(bootstrap, "FIRST_START_CONFIG", tiny_config())
@@ -155,7 +155,7 @@ def test_first_start_on_the_embedded_default(db: str, dialect: str,
     no_exception(at)
     assert at.title[0].value == "Overview"
     assert metric(at, "Users") == f"{DEMO['users']:,}"
-    bootstrap.reset_job_for_tests(db)
+    bootstrap.forget_job(db)
 
 
 def test_database_at_an_old_schema(empty_db: str, dialect: str) -> None:
