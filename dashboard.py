@@ -40,10 +40,16 @@ def _sidebar(database: str) -> console.SidebarStatus:
 
 def _not_ready_page(error: BaseException) -> None:
     st.title("Beacon console")
-    st.error("The database is not ready for this version of Beacon.", icon=":material/database:")
-    st.markdown(str(error))
-    st.markdown("From the project directory, with the same `DATABASE_URL`:")
-    st.code("python -m beacon db upgrade", language="bash")
+    if getattr(error, "needs_upgrade", False):
+        st.error("The database is not at the schema this version of Beacon needs.",
+                 icon=":material/database:")
+        st.markdown(str(error))
+        st.markdown("From the project directory, with the same `DATABASE_URL`:")
+        st.code("python -m beacon db upgrade", language="bash")
+    else:
+        st.error("The database cannot be reached.", icon=":material/database:")
+        st.markdown(str(error))
+        st.markdown("Check that the server is up and that `DATABASE_URL` names it.")
     st.caption("Then reload this page.")
 
 

@@ -26,7 +26,12 @@ FIRST_START_CONFIG = None
 
 
 class DatabaseNotReady(BeaconError):
-    """The database cannot be used as it is; the message says what to run."""
+    """The database cannot be used as it is; the message says why. `needs_upgrade`: the fix is
+    `python -m beacon db upgrade` (otherwise it could not be reached or opened)."""
+
+    def __init__(self, message: str, needs_upgrade: bool):
+        super().__init__(message)
+        self.needs_upgrade = needs_upgrade
 
 
 def prepare(url: str | None = None) -> list[int]:
@@ -36,13 +41,14 @@ def prepare(url: str | None = None) -> list[int]:
     try:
         migrate.ensure_schema(url)
     except migrate.SchemaOutOfDate as error:
-        raise DatabaseNotReady(str(error)) from error
+        raise DatabaseNotReady(str(error), needs_upgrade=True) from error
     except Exception as error:  # unreachable server, bad credentials, …
         if isinstance(error, BeaconError):
             raise
         where = describe_url(url)["display"]
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatabaseNotReady(f"cannot use the database {where}: {first_line}") from error
+        raise DatabaseNotReady(f"cannot use the database {where}: {first_line}",
+                               needs_upgrade=False) from error
     return [run.id for run in runs.recover_abandoned()]
 
 

@@ -415,3 +415,13 @@ def test_point_map_has_no_base_map() -> None:
     deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
     assert not deck.get("mapStyle") and not deck.get("mapProvider")
     assert [layer["@@type"] for layer in deck["layers"]] == ["ScatterplotLayer"] * 2
+
+
+def test_unreachable_database_gets_a_clear_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL",
+                       "postgresql+psycopg://nobody:secret@127.0.0.1:9/nowhere?connect_timeout=2")
+    at = app()
+    no_exception(at)
+    page = texts(at)
+    assert "cannot be reached" in page and "nowhere" in page
+    assert "secret" not in page, "never the password"
