@@ -55,7 +55,7 @@ def to_epoch(moment: datetime) -> int:
 
 def _epoch_sql(engine: Engine, column: str) -> str:
     if engine.dialect.name == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
     return f"CAST(strftime('%s', {column}) AS INTEGER)"
 
 
@@ -81,10 +81,11 @@ def load_interactions(engine: Engine, before: datetime | None = None) -> pd.Data
     if before is not None:
         where = "WHERE occurred_at < %s" if postgres else \
             "WHERE julianday(occurred_at) < julianday(?)"
+    # No ORDER BY: sorting millions of rows is cheaper in numpy than in the database.
     sql = (
-        f"SELECT user_id, event_id, {_type_code_sql()} AS type_code, "
-        f"{_epoch_sql(engine, 'occurred_at')} AS occurred_at FROM interactions {where} "
-        "ORDER BY occurred_at, id"
+        f"SELECT CAST(user_id AS BIGINT), CAST(event_id AS BIGINT), "
+        f"CAST({_type_code_sql()} AS BIGINT), "
+        f"{_epoch_sql(engine, 'occurred_at')} FROM interactions {where}"
     )
     params = () if before is None else (_bind_time(engine, before),)
     raw = engine.raw_connection()
@@ -92,6 +93,7 @@ def load_interactions(engine: Engine, before: datetime | None = None) -> pd.Data
         arr = _fetch_copy(raw, sql, params) if postgres else _fetch_rows(raw, sql, params)
     finally:
         raw.close()
+    arr = arr[np.argsort(arr[:, 3], kind="stable")]
     codes = arr[:, 2]
     return pd.DataFrame({
         "user_id": arr[:, 0],
@@ -114,8 +116,16 @@ def _fetch_rows(raw, sql: str, params: tuple) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
+_BINARY_ROW = np.dtype([
+    ("fields", ">i2"), ("l0", ">i4"), ("c0", ">i8"), ("l1", ">i4"), ("c1", ">i8"),
+    ("l2", ">i4"), ("c2", ">i8"), ("l3", ">i4"), ("c3", ">i8"),
+])
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
 def _fetch_copy(raw, sql: str, params: tuple) -> np.ndarray:
-    """Postgres: COPY the query out as CSV and parse it in C (millions of rows in ~1 s)."""
+    """Postgres: COPY the query out in binary (four non-null bigints per row, a fixed 50-byte
+    layout) and view it as a numpy array: no per-row Python work, no text parsing."""
     import io
 
     buffer = io.BytesIO()
@@ -123,17 +133,20 @@ def _fetch_copy(raw, sql: str, params: tuple) -> np.ndarray:
     try:
         if params:  # our own datetime, rendered as a literal: COPY takes no bind parameters
             sql = sql.replace("%s", f"'{params[0].isoformat()}'::timestamptz")
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)") as copy:
             for chunk in copy:
                 buffer.write(chunk)
     finally:
         cursor.close()
     raw.commit()
-    if buffer.tell() == 0:
-        return np.empty((0, 4), dtype=np.int64)
-    buffer.seek(0)
-    frame = pd.read_csv(buffer, header=None, dtype=np.int64)
-    return frame.to_numpy(dtype=np.int64).reshape(-1, 4)
+    data = buffer.getbuffer()
+    if len(data) < 21 or bytes(data[:11]) != _BINARY_SIGNATURE:
+        raise RuntimeError("unexpected COPY binary header from the database")
+    start = 19 + int.from_bytes(data[15:19], "big")
+    body = np.frombuffer(data[start:len(data) - 2], dtype=_BINARY_ROW)
+    if len(body) and not (body["fields"] == 4).all():
+        raise RuntimeError("unexpected COPY binary row layout from the database")
+    return np.stack([body[f"c{i}"].astype(np.int64) for i in range(4)], axis=1)
 
 
 def _bind_time(engine: Engine, moment: datetime):
