@@ -525,6 +525,11 @@ def _paths(users, events, interactions) -> dict[str, Path]:
     for kind, path in paths.items():
         if not path.is_file():
             raise BeaconError(f"{path}: expected a readable {kind} CSV file, got no such file")
+        try:
+            path.open("rb").close()
+        except OSError as error:
+            raise BeaconError(f"{path}: expected a readable {kind} CSV file, "
+                              f"got {error.strerror or error}") from None
     return paths
 
 
