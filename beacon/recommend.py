@@ -65,6 +65,7 @@ class Recommendation:
     rank: int
     event_pk: int = 0  # database id (the cache table references it)
     local_end: datetime | None = None
+    timezone: str = "UTC"  # the event's IANA zone (local_start is in it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class Recommendation:
             "distance_km": None if self.distance_km is None else round(self.distance_km, 3),
             "local_start": self.local_start.isoformat() if self.local_start else None,
             "local_end": self.local_end.isoformat() if self.local_end else None,
+            "timezone": self.timezone,
             "category": self.category,
             "city": self.city,
             "latitude": self.latitude,
@@ -614,6 +616,7 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
             rank=rank,
             event_pk=int(arrays.pk[i]),
             local_end=arrays.local_end(i),
+            timezone=str(arrays.value(i, "timezone") or "UTC"),
         ))
     return RecommendationResult(
         user=ev.user,

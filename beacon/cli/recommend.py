@@ -62,13 +62,13 @@ def _table(headers: list[str], rows: list[list[str]], widths: dict[int, int] | N
     return "\n".join([line(headers), line(["-" * s for s in size])] + [line(r) for r in cells])
 
 
-def _when(iso: str | None) -> str:
+def _when(iso: str | None, zone: str | None = None) -> str:
     if not iso:
         return ""
     from datetime import datetime
 
     moment = datetime.fromisoformat(iso)
-    return f"{moment:%a %Y-%m-%d %H:%M} {moment.tzname() or ''}".rstrip()
+    return f"{moment:%a %Y-%m-%d %H:%M} {zone or moment.tzname() or ''}".rstrip()
 
 
 def _km(value) -> str:
@@ -88,7 +88,7 @@ def _recommend_text(payload: dict) -> str:
         lines.append("no event passes the filters (try debug-filter with the same flags)")
         return "\n".join(lines)
     rows = [
-        [r["rank"], f"{r['score']:.3f}", r["event_id"], r["title"], _when(r["local_start"]),
+        [r["rank"], f"{r['score']:.3f}", r["event_id"], r["title"], _when(r["local_start"], r.get("timezone")),
          _km(r["distance_km"]), r["source"], r["reason"]]
         for r in payload["recommendations"]
     ]
@@ -106,11 +106,14 @@ def _debug_text(payload: dict) -> str:
         lines.append(f"  {stage['name']:<20} {stage['remaining']:>8}{note}")
     if payload["unknown_rejects"]:
         lines.append("ignored unknown --reject ids: " + ", ".join(payload["unknown_rejects"]))
-    events = sorted(payload["events"], key=lambda e: (not e["passed"], e["rank"] or 0))
+    # passed first (by rank), then the near misses: those that failed at the latest stage
+    order = {stage["name"]: k for k, stage in enumerate(payload["stages"])}
+    events = sorted(payload["events"], key=lambda e: (
+        not e["passed"], e["rank"] or 0, -order.get(e["failed_stage"], 0)))
     shown = events[:HUMAN_DEBUG_ROWS]
     rows = [
         [e["event_id"], "pass" if e["passed"] else "FAIL", e["rank"] or "",
-         e["failed_stage"] or "", e["reason"], _when(e["local_start"]), _km(e["distance_km"]),
+         e["failed_stage"] or "", e["reason"], _when(e["local_start"], e.get("timezone")), _km(e["distance_km"]),
          e["title"]]
         for e in shown
     ]
