@@ -98,7 +98,7 @@ def test_evaluate_holdout_on_a_small_database(db):
     assert result["candidates"] == len(world["events"])  # all start after the cutoff
     assert result["cold_candidates"] == 2  # events 150 and 250 were never touched before it
     assert seen, "training reported its epochs"
-    for strategy in ("beacon", "popularity"):
+    for strategy in ("beacon", "popularity", "popularity_city"):
         metrics = result[strategy]
         for key in ("hit_rate", "precision", "recall", "ndcg", "coverage", "cold_hit_share"):
             assert 0.0 <= metrics[key] <= 1.0, (strategy, key, metrics[key])
