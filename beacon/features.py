@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 GEO_CELL_DEGREES = 0.5
 MAX_TOKENS_PER_ROW = 48
@@ -288,20 +291,29 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):  # unknown zone: read the time as UTC
+        return timezone.utc
+
+
 def _local_time_tokens(start: Any, zone: Any) -> list[str]:
     if _missing(start):
         return []
-    try:
-        moment = pd.Timestamp(start)
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    except (TypeError, ValueError):
-        return []
-    try:
-        local = moment.tz_convert(str(zone) if not _missing(zone) else "UTC")
-    except Exception:  # noqa: BLE001 - an unknown zone name: read the time as UTC
-        local = moment
+    if isinstance(start, pd.Timestamp):
+        start = start.to_pydatetime()
+    elif not isinstance(start, datetime):
+        try:
+            start = pd.Timestamp(start).to_pydatetime()
+        except (TypeError, ValueError):
+            return []
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    local = start.astimezone(_zone(str(zone)) if not _missing(zone) else timezone.utc)
     return [str(TIME_TOKENS[_hour_band(np.array([local.hour]))[0]]),
-            f"day:{WEEKDAYS[local.day_of_week]}"]
+            f"day:{WEEKDAYS[local.weekday()]}"]
 
 
 def token_indices(pieces: list[Piece], vocab: "Vocabulary") -> tuple[np.ndarray, np.ndarray]:
