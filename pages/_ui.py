@@ -115,9 +115,16 @@ def loss_figure(points: Sequence[dict], total_epochs: int | None = None,
                 title: str | None = "Training loss per epoch") -> go.Figure:
     """Loss (and the validation metric when present, on a second axis) per epoch."""
     frame = pd.DataFrame(list(points), columns=["epoch", "loss", "val_metric"])
+    # A training may restart its epoch count (a refit on all data after early stopping):
+    # each restart is drawn as its own line.
+    frame["phase"] = (frame["epoch"].diff() <= 0).cumsum()
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["loss"], mode="lines+markers",
-                             name="loss", line=dict(color=PALETTE[0])))
+    for phase, part in frame.groupby("phase", sort=True):
+        fig.add_trace(go.Scatter(
+            x=part["epoch"], y=part["loss"], mode="lines+markers",
+            name="loss" if phase == 0 else ("loss, refit on all data" if phase == 1
+                                            else f"loss, pass {phase + 1}"),
+            line=dict(color=PALETTE[0] if phase == 0 else PALETTE[2 + (phase - 1) % 4])))
     if frame["val_metric"].notna().any():
         fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["val_metric"], mode="lines+markers",
                                  name="validation metric", yaxis="y2",
