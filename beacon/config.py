@@ -55,6 +55,8 @@ class ModelConfig:
     id_dropout: float = 0.3
     # "alive": negatives drawn among events that had not started when the interaction happened.
     negative_sampling: str = "alive"
+    # Share of the negatives drawn from the positive's own category (hard negatives).
+    hard_negatives: float = 0.0
     # After early stopping picked the epoch count, train again on all data (validation included).
     refit: bool = True
     eval_k: int = 10
@@ -132,6 +134,8 @@ def _validate(c: ModelConfig) -> None:
            "validation_fraction", c.validation_fraction, "a number in [0, 0.9)")
     _check(_is_num(c.id_dropout) and 0 <= c.id_dropout < 1, "id_dropout", c.id_dropout,
            "a number in [0, 1)")
+    _check(_is_num(c.hard_negatives) and 0 <= c.hard_negatives <= 1, "hard_negatives",
+           c.hard_negatives, "a number in [0, 1]")
     _check(c.loss in LOSSES, "loss", c.loss, " or ".join(LOSSES))
     _check(c.device in DEVICES, "device", c.device, " or ".join(DEVICES))
     _check(c.negative_sampling in NEGATIVE_SAMPLING, "negative_sampling", c.negative_sampling,

@@ -271,6 +271,44 @@ class _Trainer:
         pos = lo[:, None] + np.floor(u * (n - lo)[:, None]).astype(np.int64)
         return self.alive_order[np.minimum(pos, n - 1)]
 
+    def sample_hard(self, erow: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+        """Negatives sharing the positive's category (alive at t when possible): they teach
+        what separates events of one kind (city, time, organizer), not just kind from kind."""
+        out = self.sample_negatives(t, k)
+        groups = self.category_groups
+        if groups is None:
+            return out
+        codes = self.category_code[erow]
+        for code in np.unique(codes):
+            if code < 0:
+                continue
+            members, starts = groups[code]
+            where = np.flatnonzero(codes == code)
+            n = len(members)
+            lo = np.searchsorted(starts, t[where], side="right")
+            lo = np.where(lo >= n, 0, lo)
+            u = self.rng.random((len(where), k))
+            pos = lo[:, None] + np.floor(u * (n - lo)[:, None]).astype(np.int64)
+            out[where] = members[np.minimum(pos, n - 1)]
+        return out
+
+    @property
+    def category_groups(self):
+        if not hasattr(self, "_groups"):
+            events = self.prep.events
+            if "category" not in events or events["category"].isna().all():
+                self._groups, self.category_code = None, None
+                return None
+            codes, _ = pd.factorize(events["category"].fillna("").astype(str))
+            self.category_code = np.where(events["category"].isna().to_numpy(), -1, codes)
+            groups = {}
+            for code in np.unique(self.category_code[self.category_code >= 0]):
+                members = np.flatnonzero(self.category_code == code)
+                members = members[np.argsort(self.prep.event_start[members], kind="stable")]
+                groups[code] = (members, self.prep.event_start[members])
+            self._groups = groups
+        return self._groups
+
     # -- one epoch
     def run_epoch(self, pairs: pd.DataFrame) -> float:
         torch, cfg = self.torch, self.config
@@ -291,6 +329,9 @@ class _Trainer:
         torch, cfg, dev = self.torch, self.config, self.device
         k = cfg.negatives
         neg = self.sample_negatives(t, k)
+        k_hard = int(round(k * cfg.hard_negatives))
+        if k_hard:
+            neg[:, :k_hard] = self.sample_hard(erow, t, k_hard)
         drop_p = cfg.id_dropout
         drops = self.rng.random((len(urow), 2 + k)) < drop_p if drop_p > 0 else None
         U = torch.from_numpy

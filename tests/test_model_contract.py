@@ -345,3 +345,9 @@ def test_row_tokens_match_the_vectorized_tokens():
     assert "tag:jazz" in event_tokens(frame.iloc[-3].to_dict())
     assert "organizer:Blue Note" in event_tokens(frame.iloc[-3].to_dict())
     assert "price:<20" in event_tokens(frame.iloc[-2].to_dict())
+
+
+class TestHybridModelBprHardNegatives(ModelContract):
+    """The other loss and sampling paths must give the same known answers."""
+
+    config = CONFIG.with_overrides(loss="bpr", hard_negatives=0.25, negative_sampling="uniform")
