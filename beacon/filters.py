@@ -218,6 +218,7 @@ class CandidateArrays:
     pk: np.ndarray  # int64 database ids
     event_id: np.ndarray  # object (platform ids)
     start_epoch: np.ndarray  # float64 seconds since 1970 UTC
+    end_epoch: np.ndarray  # float64, NaN without an end time
     start_day: np.ndarray  # int64 local epoch day
     start_sec: np.ndarray  # int64 local second of day
     has_end: np.ndarray  # bool
@@ -254,6 +255,11 @@ class CandidateArrays:
         start_epoch = (
             pd.DatetimeIndex(start).as_unit("us").asi8.astype(np.float64) / 1e6 if len(frame) else np.zeros(0)
         )
+        end_epoch = np.full(len(frame), np.nan)
+        if len(frame) and has_end.any():
+            end_epoch[has_end] = (
+                pd.DatetimeIndex(end[has_end]).as_unit("us").asi8.astype(np.float64) / 1e6
+            )
         lat = pd.to_numeric(frame.get("latitude", pd.Series(dtype=float)), errors="coerce")
         lon = pd.to_numeric(frame.get("longitude", pd.Series(dtype=float)), errors="coerce")
         lat = lat.to_numpy(dtype=np.float64) if len(frame) else np.zeros(0)
@@ -269,6 +275,7 @@ class CandidateArrays:
             pk=pk,
             event_id=event_id,
             start_epoch=start_epoch,
+            end_epoch=end_epoch,
             start_day=start_day,
             start_sec=start_sec,
             has_end=has_end,
@@ -321,8 +328,7 @@ class CandidateArrays:
     def local_end(self, i: int) -> datetime | None:
         if not self.has_end[i]:
             return None
-        end = self.frame["end_time"].iat[i]
-        return pd.Timestamp(end).to_pydatetime().astimezone(_zone(self.columns["timezone"][i]))
+        return datetime.fromtimestamp(float(self.end_epoch[i]), _zone(self.columns["timezone"][i]))
 
 
 def _fmt(day: int, sec: int, with_date: bool = True) -> str:

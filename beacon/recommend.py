@@ -640,6 +640,7 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
     rank_of[ranking] = np.arange(1, len(ranking) + 1)
     first = outcome.first_failure()
     stages = outcome.stages
+    distances = outcome.distance_km  # the full form measured every candidate
     events = []
     for i in range(arrays.n):
         flags = {stage.name: bool(stage.mask[i]) for stage in stages}
@@ -654,7 +655,7 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
             reason=reasons.get(failed, "") if failed else "",
             stages=flags,
             reasons=reasons,
-            distance_km=outcome.distance(i),
+            distance_km=None if distances is None else _float_or_none(distances[i]),
             local_start=arrays.local_start(i),
             local_end=arrays.local_end(i),
             latitude=_float_or_none(arrays.value(i, "latitude")),
