@@ -264,3 +264,39 @@ def test_cli_bad_input_exits_2_with_one_line(db: str, args, needle) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
     assert out.stdout == ""
+
+
+# --------------------------------------------------------------------------- catalog reads
+
+
+def test_catalog_search_history_and_counts(db: str) -> None:
+    from data_access import catalog
+
+    seed(users=[{"email": "ada@example.com", "name": "Ada Lovelace", "tags": ("math", "poetry")},
+                {"email": "bob@example.com", "name": "Bob Ada"},
+                {"email": "carol@example.com", "name": "Carol"}])
+    world()
+    assert [u.email for u in catalog.search_users("ada")] == ["ada@example.com", "bob@example.com"]
+    assert [u.email for u in catalog.search_users("Ada L")] == ["ada@example.com"]
+    assert catalog.search_users("ADA@EX")[0].tags == ("math", "poetry")
+    assert [u.email for u in catalog.search_users("car", limit=1)] == ["carol@example.com"]
+    assert catalog.search_users("zzz") == []
+    assert catalog.user_by_email("ADA@example.com").name == "Ada Lovelace"
+    me = catalog.user_by_email("jazz0@example.com")
+    assert catalog.user_by_id(me.id) == me
+    history = catalog.user_history(me.id, recent_limit=3)
+    assert len(history.registered) == 7  # six past jazz nights and techno-1
+    assert [r["type"] for r in history.recent] == ["register"] * 3
+    assert history.recent[0]["event_id"] == "techno-1"
+    upcoming = catalog.upcoming_events(NOW)
+    assert len(upcoming) == 8 and upcoming["start_time"].is_monotonic_increasing
+    assert set(upcoming.columns) >= {"id", "event_id", "title", "category", "tags", "organizer",
+                                     "city", "latitude", "longitude", "start_time", "end_time",
+                                     "timezone", "price", "capacity"}
+    assert upcoming.loc[upcoming["event_id"] == "jazz-0", "tags"].item() == ("jazz",)
+    counts = catalog.overview_counts(NOW)
+    assert (counts["users"], counts["upcoming_events"], counts["events"]) == (13, 8, 20)
+    assert counts["interactions_7d"] == 6
+    assert catalog.popularity_counts(NOW - timedelta(days=7))[
+        catalog.candidate_events(NOW)["id"][catalog.candidate_events(NOW)["event_id"] == "jazz-0"].item()
+    ] == 4
