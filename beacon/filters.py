@@ -233,6 +233,8 @@ class CandidateArrays:
     #: plain Python columns (title, category, ...) for the few rows a response shows
     columns: dict[str, list] = field(default_factory=dict, repr=False)
     sorted_by_start: bool = False
+    lat_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    lat_sorted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def n(self) -> int:
@@ -288,6 +290,8 @@ class CandidateArrays:
             pos_by_pk={int(p): i for i, p in enumerate(pk)},
             pos_by_event_id={str(e): i for i, e in enumerate(event_id)},
             sorted_by_start=bool(len(start_epoch) < 2 or (np.diff(start_epoch) >= 0).all()),
+            lat_order=np.argsort(lat_rad, kind="stable"),  # NaN (no location) last
+            lat_sorted=np.sort(lat_rad, kind="stable"),
             columns={
                 name: (frame[name].tolist() if name in frame and len(frame) else [None] * len(frame))
                 for name in ("id", "event_id", "title", "category", "tags", "organizer", "city",
@@ -418,6 +422,8 @@ class FilterOutcome:
         """(stage name, candidates left after it), the first being all candidates."""
         n = len(self.passed)
         counts = [(ALL, n)]
+        if self.lazy:  # the masks are cumulative already
+            return counts + [(stage.name, int(np.count_nonzero(stage.mask))) for stage in self.stages]
         alive = np.ones(n, dtype=bool)
         for stage in self.stages:
             alive &= stage.mask
@@ -453,26 +459,38 @@ def apply_filters(
     candidates that passed the earlier stages (lazy)."""
     n = arrays.n
     everyone = np.arange(n, dtype=np.int64)
-    alive = everyone
+    cur = np.ones(n, dtype=bool)  # lazy: rows alive after the stages so far
     stages: list[StageResult] = []
 
     def add(name: str, enabled: bool, test: Callable[[np.ndarray], np.ndarray],
-            explain: Callable[[int], str]) -> None:
-        nonlocal alive
-        if lazy:
-            if not enabled:  # nothing changes: the previous cumulative mask stands
-                stages.append(StageResult(name, False, stages[-1].mask, explain))
-                return
-            ok = test(alive)
-            mask = np.zeros(n, dtype=bool)
-            if ok.all():
-                mask[alive] = True
-            else:
-                alive = alive[ok]
-                mask[alive] = True
-        else:
+            explain: Callable[[int], str], blocked: np.ndarray | None = None,
+            candidates: Callable[[], np.ndarray] | None = None) -> None:
+        """Full: `test` on every row. Lazy: only rows still alive; a sparse stage names the
+        rows it removes (`blocked`), a stage with an index names the only rows that can pass
+        (`candidates`)."""
+        nonlocal cur
+        if not lazy:
             mask = test(everyone) if enabled else np.ones(n, dtype=bool)
-            alive = alive[mask[alive]]
+        elif not enabled:
+            mask = cur  # nothing changes
+        elif blocked is not None:
+            mask = cur.copy()
+            if len(blocked):
+                mask[blocked] = False
+        elif candidates is not None:
+            rows = candidates()
+            rows = rows[cur[rows]]
+            mask = np.zeros(n, dtype=bool)
+            if len(rows):
+                mask[rows[test(rows)]] = True
+        else:
+            mask = cur.copy()
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                ok = test(rows)
+                mask[rows[~ok]] = False
+        if lazy:
+            cur = mask
         stages.append(StageResult(name, enabled, mask, explain))
 
     # upcoming
@@ -480,10 +498,9 @@ def apply_filters(
     if lazy and arrays.sorted_by_start:
         # candidates come ordered by start time: the upcoming ones are a suffix
         first = int(np.searchsorted(arrays.start_epoch, now_epoch, side="right"))
-        mask = np.zeros(n, dtype=bool)
-        mask[first:] = True
-        alive = everyone[first:]
-        stages.append(StageResult(UPCOMING, True, mask,
+        cur = np.zeros(n, dtype=bool)
+        cur[first:] = True
+        stages.append(StageResult(UPCOMING, True, cur,
                                   lambda i: f"started {arrays.local_start_text(i)} (past)"))
     else:
         add(UPCOMING, True, lambda rows: arrays.start_epoch[rows] > now_epoch,
@@ -491,10 +508,11 @@ def apply_filters(
 
     # not already registered
     registered_hit = np.zeros(n, dtype=bool)
-    positions = [arrays.pos_by_pk[p] for p in registered if p in arrays.pos_by_pk]
-    if positions:
-        registered_hit[np.asarray(positions, dtype=np.int64)] = True
-    add(NOT_REGISTERED, True, lambda rows: ~registered_hit[rows], lambda i: "already registered")
+    positions = np.asarray([arrays.pos_by_pk[p] for p in registered if p in arrays.pos_by_pk],
+                           dtype=np.int64)
+    registered_hit[positions] = True
+    add(NOT_REGISTERED, True, lambda rows: ~registered_hit[rows], lambda i: "already registered",
+        blocked=positions)
 
     # not rejected: the request's list and the user's stored rejects
     request_hit = np.zeros(n, dtype=bool)
@@ -513,7 +531,8 @@ def apply_filters(
     if stored:
         stored_hit[np.asarray(stored, dtype=np.int64)] = True
     add(NOT_REJECTED, True, lambda rows: ~(request_hit[rows] | stored_hit[rows]),
-        lambda i: "rejected" if request_hit[i] else "rejected earlier")
+        lambda i: "rejected" if request_hit[i] else "rejected earlier",
+        blocked=np.asarray(hits + stored, dtype=np.int64))
 
     # distance (haversine from the given point or the user's home)
     origin: tuple[float, float] | None = None
@@ -552,7 +571,13 @@ def apply_filters(
     outcome = FilterOutcome([], np.zeros(0, dtype=bool), arrays, origin, origin_label, (), lazy,
                             distances, measured)
     outcome_box.append(outcome)
-    add(DISTANCE, params.max_km is not None, near, distance_reason)
+    def in_band() -> np.ndarray:
+        # rows whose latitude is within the band: a slice of the latitude order
+        lo = np.searchsorted(arrays.lat_sorted, lat0 - band - 1e-12, side="left")
+        hi = np.searchsorted(arrays.lat_sorted, lat0 + band + 1e-12, side="right")
+        return arrays.lat_order[lo:hi]
+
+    add(DISTANCE, params.max_km is not None, near, distance_reason, candidates=in_band)
 
     # selected dates (event local date)
     wanted = np.asarray([(d - _EPOCH).days for d in params.dates or ()], dtype=np.int64)
@@ -588,8 +613,12 @@ def apply_filters(
     else:
         add(WINDOW, False, lambda rows: np.ones(len(rows), dtype=bool), lambda i: "")
 
-    passed = np.zeros(n, dtype=bool)
-    passed[alive] = True
+    if lazy:
+        passed = cur
+    else:
+        passed = np.ones(n, dtype=bool)
+        for stage in stages:
+            passed &= stage.mask
     outcome.stages = stages
     outcome.passed = passed
     outcome.unknown_rejects = tuple(unknown)
