@@ -387,7 +387,10 @@ GRIDS: dict[str, tuple[Callable, list[dict]]] = {
     "lightfm": (fit_lightfm, [dict(components=c, lr=0.05, alpha=1e-6, epochs=e)
                               for c in (32, 64) for e in (20, 40, 80)]),
     "beacon": (fit_beacon, [{}, {"dim": 64}, {"id_dropout": 0.5}, {"loss": "bpr"},
-                            {"negatives": 32}, {"learning_rate": 0.01}]),
+                            {"negatives": 32}, {"learning_rate": 0.01},
+                            {"learning_rate": 0.01, "id_dropout": 0.5},
+                            {"learning_rate": 0.01, "negatives": 32},
+                            {"learning_rate": 0.01, "dim": 64}]),
 }
 QUICK = {"als": 1, "bpr": 1, "ease": 2, "item_knn": 1, "lightfm": 1, "beacon": 2}
 
@@ -458,14 +461,26 @@ def main() -> None:
     parser.add_argument("--sizes", default="default,5k")
     parser.add_argument("--models", default=",".join(GRIDS))
     parser.add_argument("--quick", action="store_true", help="first 1-2 grid points only")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only these sizes/models in the existing results file")
     parser.add_argument("--out")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
+    out_path = Path(args.out) if args.out else (
+        C.DEBUG_RESULTS / "quality_quick.json" if args.quick else C.RESULTS / "quality.json")
     results = {}
+    if args.merge and out_path.exists():
+        import json
+
+        results = json.loads(out_path.read_text())["sizes"]
     for size in args.sizes.split(","):
-        results[size] = run_size(size, SIZES[size], args.models.split(","), args.quick)
+        fresh = run_size(size, SIZES[size], args.models.split(","), args.quick)
+        if args.merge and size in results:
+            results[size]["models"].update(fresh["models"])
+        else:
+            results[size] = fresh
     headline = {}
     for size, result in results.items():
         for model_name, block in result["models"].items():
@@ -475,8 +490,7 @@ def main() -> None:
                                                                "quality")
             headline[f"{size}_{model_name}_cold_ndcg"] = C.headline(
                 block["test"]["cold"]["ndcg"], "higher", "quality")
-    C.write_result("quality", {"k": K, "sizes": results, "headline": headline},
-                   out=args.out or (str(C.DEBUG_RESULTS / "quality_quick.json") if args.quick else None))
+    C.write_result("quality", {"k": K, "sizes": results, "headline": headline}, out=str(out_path))
 
 
 if __name__ == "__main__":
