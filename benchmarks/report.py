@@ -41,6 +41,40 @@ def cmd(doc: dict) -> str:
     return f"`{doc['command']}` ({doc['finished_at']})"
 
 
+GOALS = [  # (benchmark, headline key, what)
+    ("serving", "p99_ms_filters_on_largest", "recommend in memory, 100k candidates, filters on: p99"),
+    ("serving", "ratio_p99_to_floor_largest", "... within 3x of the numpy floor (p99 / floor p99)"),
+    ("serving", "e2e_p50_ms_filters_off", "end to end on Postgres at scale, filters off: p50"),
+    ("serving", "e2e_p50_ms_filters_on", "end to end on Postgres at scale, filters on: p50"),
+    ("model_io", "cold_load_seconds_postgres", "cold load of the active model from Postgres"),
+    ("model_io", "cold_load_seconds_sqlite", "cold load of the active model from SQLite"),
+    ("training", "fit_seconds_1M", "1M interactions to convergence on CPU"),
+    ("training", "skip_check_seconds_postgres", "smart-retrain skip check, 5M interactions, Postgres"),
+    ("training", "fold_in_compute_p50_ms", "per-user fold-in, the compute (p50)"),
+    ("training", "fold_in_service_p50_ms", "per-user fold-in, the whole service call (p50)"),
+]
+
+
+def goals_table(docs: dict) -> str:
+    rows = ["| goal | measured | target | command |", "| --- | ---: | --- | --- |"]
+    for name, key, what in GOALS:
+        doc = docs.get(name)
+        h = (doc or {}).get("headline", {}).get(key)
+        if not h:
+            rows.append(f"| {what} | not run | | |")
+            continue
+        rows.append(f"| {what} | {fmt(h.get('value'))} {h.get('unit', '')} | {goal_cell(h)} | "
+                     f"`{doc['command']}` |")
+    console = docs.get("console")
+    if console:
+        for title, page in console["pages"].items():
+            h = console["headline"].get(f"cold_seconds_{title.lower().replace(' ', '_')}")
+            rows.append(f"| console page {title}, cold cache, Postgres at scale | "
+                        f"{fmt(page['cold_seconds_median'])} s | {goal_cell(h)} | "
+                        f"`{console['command']}` |")
+    return "\n".join(rows)
+
+
 def machine_section(docs: list[dict]) -> list[str]:
     with_blas = [d for d in docs if d and d.get("machine", {}).get("blas")]
     m = (with_blas or docs or [{}])[0].get("machine", {})
@@ -319,6 +353,7 @@ def main() -> None:
     ]
     lines += machine_section([d for d in docs.values() if d])
     if notes:
+        notes = notes.replace("GOALS_TABLE", goals_table(docs))
         lines += [notes.rstrip(), ""]
     lines += scale_section(docs["scale_data"])
     lines += serving_section(docs["serving"])

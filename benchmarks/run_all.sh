@@ -7,7 +7,7 @@ PY=benchmarks/.venv/bin/python
 LOGS=benchmarks/data/logs
 mkdir -p "$LOGS"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(scale training model_io serving console metrics quality report)
+[ ${#steps[@]} -eq 0 ] && steps=(scale training model_io serving console metrics metrics-covering quality report)
 for step in "${steps[@]}"; do
   echo "== $step $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
   case "$step" in
@@ -18,8 +18,9 @@ for step in "${steps[@]}"; do
     model_io) $PY benchmarks/model_io.py ;;
     serving)  $PY benchmarks/serving.py ;;
     console)  $PY benchmarks/console.py ;;
-    metrics)  $PY benchmarks/metrics_queries.py ;;
-    metrics-covering) $PY benchmarks/metrics_queries.py --index covering ;;
+    metrics)  $PY benchmarks/metrics_queries.py --repeat 2 ;;
+    metrics-covering) $PY benchmarks/metrics_queries.py --index covering --repeat 2 ;;
+    metrics-current) $PY benchmarks/metrics_queries.py --index current --repeat 2 ;;
     quality)  $PY benchmarks/quality.py ;;
     report)   $PY benchmarks/report.py ;;
     *) echo "unknown step $step"; exit 2 ;;
