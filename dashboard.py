@@ -127,5 +127,8 @@ pages = [
     if (ROOT / path).exists()
 ]
 navigation = st.navigation(pages)
+if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
+    target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
+    st.switch_page(target, query_params=query)
 _sidebar_frame(_sidebar(database), console.running_training())
 navigation.run()

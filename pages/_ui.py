@@ -7,6 +7,7 @@ internet access: points and circles on a plain background, with a tooltip.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -71,6 +72,28 @@ def fmt_seconds(value: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------- errors
+
+def routed(page_file: str) -> None:
+    """Send a page that Streamlit ran without the router back through dashboard.py.
+
+    A fresh server whose very first request is a deep link (e.g. /debug_filter?user=...) runs the
+    page straight from pages/ (Streamlit's old folder mode lasts until the first st.navigation
+    call): no frame, no schema check, helper modules listed as pages. Hand the target and its
+    query parameters to the router, which switches to it once navigation is set up.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # the private flag moved: nothing to guard against any more
+        return
+    if not PagesManager.uses_pages_directory:
+        return
+    st.session_state[DEEP_LINK_KEY] = (f"pages/{Path(page_file).name}", st.query_params.to_dict())
+    st.switch_page("dashboard.py")
+
+
+DEEP_LINK_KEY = "_beacon_deep_link"
+
+
 def error_box(error: BaseException | str, hint: str | None = None) -> None:
     """A clear message for what a person can fix; never a traceback."""
     message = str(error) if isinstance(error, BaseException) else error

@@ -4,7 +4,10 @@ from __future__ import annotations
 import streamlit as st
 
 from beacon.errors import BeaconError
+from pages import _ui
 from pages import _user_ui as ui
+
+_ui.routed(__file__)
 
 st.title("Debug filter")
 st.caption("Every candidate event goes through the same stages as a recommendation: "

@@ -10,6 +10,8 @@ from beacon import metrics as online
 from beacon.errors import BeaconError
 from pages import _ui
 
+_ui.routed(__file__)
+
 RATES = {"CTR": "ctr", "Conversion": "conversion", "Registrations per click": "click_conversion"}
 
 

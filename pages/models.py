@@ -8,6 +8,8 @@ from beacon import console, versions
 from beacon.errors import BeaconError
 from pages import _ui
 
+_ui.routed(__file__)
+
 ACTOR = "console"
 
 

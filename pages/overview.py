@@ -5,6 +5,8 @@ import streamlit as st
 from beacon import console
 from pages import _ui
 
+_ui.routed(__file__)
+
 
 @st.cache_data(ttl=15, show_spinner=False)
 def _overview(database: str) -> console.Overview:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from beacon.errors import BeaconError
+from pages import _ui
 from pages import _user_ui as ui
+
+_ui.routed(__file__)
 
 st.title("Recommendations")
 

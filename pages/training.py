@@ -10,6 +10,8 @@ from beacon import console
 from beacon.errors import BeaconError
 from pages import _ui
 
+_ui.routed(__file__)
+
 ACTOR = "console"
 
 

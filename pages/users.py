@@ -8,6 +8,8 @@ from beacon.errors import BeaconError
 from pages import _ui
 from pages import _user_ui as ui
 
+_ui.routed(__file__)
+
 st.title("Users")
 
 if "users_query" not in st.session_state:

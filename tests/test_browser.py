@@ -202,3 +202,31 @@ def test_compare_and_cleanup_preview(page, console: Console) -> None:
     _no_exception(page, "Models after compare and preview")
     _shot(page, "models_compare_cleanup")
     assert [v.id for v in versions.list_versions()] == before, "a preview deletes nothing"
+
+
+def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
+                                                      tmp_path: Path) -> None:
+    """A fresh server whose first request is /debug_filter?user=... must still run the router:
+    the sidebar shows the seven pages (not the files in pages/) and the page keeps its user."""
+    from sqlalchemy import text
+
+    from data_access.db import get_engine
+
+    with get_engine(console.database_url).connect() as connection:
+        email = connection.execute(text("SELECT email FROM users ORDER BY id LIMIT 1")).scalar_one()
+    with running_console(console.database_url, tmp_path) as fresh:
+        context = browser.new_context(viewport={"width": 1440, "height": 1400})
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(f"{fresh.url}/debug_filter?user={email}")
+            tab.locator('[data-testid="stMain"] h1', has_text="Debug filter").wait_for()
+            tab.get_by_text("Candidates left after each stage").wait_for()
+            wait_idle(tab)
+            links = tab.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
+            titles = [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]
+            assert titles == list(EXPECTED), titles
+            assert tab.locator('input[value="%s"]' % email).count() == 1
+            _no_exception(tab, "deep link")
+        finally:
+            context.close()
