@@ -96,6 +96,23 @@ def fit_one(data, config, label: str) -> tuple[dict, object]:
     return result, model
 
 
+def profile_epoch(data, config) -> list[str]:
+    """Where one training epoch's time goes (pyinstrument): one epoch on all pairs, no
+    validation (patience 0), on the given data."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return ["pyinstrument not installed"]
+    from beacon.model import HybridModel
+
+    quick = config.with_overrides(epochs=1, patience=0)
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    HybridModel.fit(data, quick)
+    profiler.stop()
+    return profiler.output_text(unicode=False, color=False).splitlines()[:70]
+
+
 def store_active(model, url: str, config, seconds: float) -> int:
     """Store and activate `model` in the database at `url`, fingerprinted as the service does."""
     C.use_database(url)
@@ -210,6 +227,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="ModelConfig.threads (default: the config's default)")
     parser.add_argument("--no-store", action="store_true", help="do not store the model")
+    parser.add_argument("--no-profile", action="store_true", help="skip the one-epoch profile")
     parser.add_argument("--small", action="store_true", help="sizes 20k,50k,full (debugging)")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -226,12 +244,16 @@ def main() -> None:
     load_s, data = C.timed(lambda: load_training_data(url=args.url))
     C.log(f"loaded {len(data.interactions):,} interactions in {load_s:.1f} s")
     fits = {}
+    profile: list[str] = []
     full_model, full_seconds = None, None
     for size in sizes.split(","):
         target = len(data.interactions) if size == "full" else int(size)
         part = subset(data, target)
         label = f"{len(part.interactions):,}"
         fits[size], model = fit_one(part, config, label)
+        if size == sizes.split(",")[1 if "," in sizes else 0] and not args.no_profile:
+            C.log(f"profiling one epoch at {label} interactions")
+            profile = profile_epoch(part, config)
         if size == "full":
             full_model, full_seconds = model, fits[size]["fit_seconds"]
         del model, part
@@ -270,7 +292,7 @@ def main() -> None:
         "torch_threads_during_fit": config.threads or torch.get_num_threads(),
         "config": config.to_dict(),
         "load_training_data_seconds": round(load_s, 2),
-        "fits": fits, "stored_versions": stored, "skip_check": skip, "fold_in": fold,
+        "fits": fits, "epoch_profile_second_size": profile, "stored_versions": stored, "skip_check": skip, "fold_in": fold,
         "headline": headline,
     }, out=args.out or (str(C.DEBUG_RESULTS / "training_small.json") if args.small else None))
 
