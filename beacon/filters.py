@@ -408,7 +408,15 @@ class FilterOutcome:
     def distance(self, i: int) -> float | None:
         if self.origin is None:
             return None
-        value = float(self.distances(np.asarray([i]))[0])
+        if not self._measured[i]:
+            a = self._arrays
+            if a.has_location[i]:
+                lat0, lon0 = math.radians(self.origin[0]), math.radians(self.origin[1])
+                h = (math.sin((a.lat_rad[i] - lat0) / 2) ** 2
+                     + math.cos(lat0) * a.cos_lat[i] * math.sin((a.lon_rad[i] - lon0) / 2) ** 2)
+                self._distances[i] = 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
+            self._measured[i] = True
+        value = float(self._distances[i])
         return None if math.isnan(value) else value
 
     @property

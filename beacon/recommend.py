@@ -354,6 +354,10 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                 model_version = int(personal.version_id)
             elif model.knows_user(user.id):
                 source = "global"
+            if override is None:
+                # the same vector model.score would build; computed once for score and reasons
+                vec, bias = model.user_vector(context)
+                override = (np.asarray(vec, dtype=np.float32), float(bias))
             scores = np.full(arrays.n, -np.inf)
             matrix = None
             rows = np.flatnonzero(outcome.passed)
