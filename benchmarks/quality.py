@@ -368,6 +368,8 @@ def fit_beacon(train, split, params, popularity):
     events = train.events.set_index("id").loc[split.cand_ids].reset_index()
     matrix = model.event_matrix(events)
     users = train.users.set_index("id").loc[split.users].reset_index()
+    if hasattr(model, "score_users"):  # everything serving scores with (id, tokens, place term)
+        return model.score_users(users, matrix)
     vectors = model.user_matrix(users)
     return vectors @ matrix.vectors.T + matrix.bias[None, :]
 
