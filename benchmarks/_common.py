@@ -95,6 +95,9 @@ def machine() -> dict[str, Any]:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=10).stdout.strip()
         info["git_commit"] = commit
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--short", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        info["git_uncommitted"] = [line[3:] for line in dirty if line.strip()]
     except Exception:  # noqa: BLE001
         pass
     return info
