@@ -7,6 +7,7 @@ internet access: points and circles on a plain background, with a tooltip.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -85,7 +86,9 @@ def routed(page_file: str) -> None:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # the private flag moved: nothing to guard against any more
         return
-    if not PagesManager.uses_pages_directory:
+    # AppTest resets the flag before every run and runs a switched-to page on its own; routing
+    # there would only drop the test's widget state. A real server never resets it.
+    if not PagesManager.uses_pages_directory or "streamlit.testing.v1.app_test" in sys.modules:
         return
     st.session_state[DEEP_LINK_KEY] = (f"pages/{Path(page_file).name}", st.query_params.to_dict())
     st.switch_page("dashboard.py")
