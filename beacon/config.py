@@ -44,6 +44,10 @@ class ModelConfig:
     negatives: int = 16
     l2: float = 1e-5
     patience: int = 3
+    # Early stopping: the validation metric is averaged over `smoothing` neighbouring epochs
+    # (1: raw), and training runs at least `min_epochs` epochs before it may stop.
+    smoothing: int = 1
+    min_epochs: int = 1
     validation_fraction: float = 0.1
     seed: int = 42
     type_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
@@ -63,6 +67,9 @@ class ModelConfig:
     # CPU threads torch may use while fitting (0: leave torch's setting). The ops are small, so
     # one thread wastes least on a shared machine; more help only on big catalogs.
     threads: int = 1
+    # A learned pairwise place term in the score: same city, log1p(km) and exp(-km/10) between
+    # the user's home and the event (neutral when either side's place is unknown).
+    locality: bool = True
     fold_in_steps: int = 40
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
@@ -121,6 +128,9 @@ def _validate(c: ModelConfig) -> None:
     for name in ("dim", "epochs", "batch_size", "negatives", "eval_k"):
         value = getattr(c, name)
         _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
+    for name in ("smoothing", "min_epochs"):
+        value = getattr(c, name)
+        _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
     for name in ("patience", "fold_in_steps", "seed", "threads"):
         value = getattr(c, name)
         _check(_is_int(value) and value >= 0, name, value, "an integer >= 0")
@@ -141,6 +151,7 @@ def _validate(c: ModelConfig) -> None:
     _check(c.negative_sampling in NEGATIVE_SAMPLING, "negative_sampling", c.negative_sampling,
            " or ".join(NEGATIVE_SAMPLING))
     _check(isinstance(c.refit, bool), "refit", c.refit, "true or false")
+    _check(isinstance(c.locality, bool), "locality", c.locality, "true or false")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,

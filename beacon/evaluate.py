@@ -157,7 +157,9 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     user_vecs = model.user_matrix(users)
 
     def beacon_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]
+        scores = user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]
+        place = model.place_matrix(users.iloc[block], matrix, cols)  # what serving adds too
+        return scores if place is None else scores + place
 
     def popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()
@@ -168,10 +170,14 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     cand_city = cand["city"].map(lambda c: norm(c) if isinstance(c, str) else "").to_numpy()
     user_city = users["city"].map(lambda c: norm(c) if isinstance(c, str) else "").to_numpy()
 
+    def in_city(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (user_city[block][:, None] == cand_city[cols]) & (user_city[block][:, None] != "")
+
     def local_popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        same = (user_city[block][:, None] == cand_city[cols][None, :]) \
-            & (user_city[block][:, None] != "")
-        return pop_score[cols][None, :] + same * float(len(cand) + 1)
+        return pop_score[cols][None, :] + in_city(block, cols) * float(len(cand) + 1)
+
+    def strategy(fn) -> dict[str, Any]:
+        return _strategy(fn, len(eval_users), all_cols, rel, exc, cold, k, in_city)
 
     all_cols = np.arange(len(cand))
     result: dict[str, Any] = {
@@ -182,10 +188,13 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
         "cold_candidates": int(cold.sum()),
         "relevant": int(len(hits)),
         "cold_relevant_share": float(cold[rel[1]].mean()) if len(hits) else 0.0,
-        "beacon": _strategy(beacon_scores, len(eval_users), all_cols, rel, exc, cold, k),
-        "popularity": _strategy(popularity_scores, len(eval_users), all_cols, rel, exc, cold, k),
-        "popularity_city": _strategy(local_popularity_scores, len(eval_users), all_cols, rel, exc,
-                                     cold, k),
+        "beacon": strategy(beacon_scores),
+        "popularity": strategy(popularity_scores),
+        "popularity_city": strategy(local_popularity_scores),
+        # Share of the relevant (registered-after-cutoff) events in the user's own city: what
+        # each strategy's in_city_share (of its top-k picks) compares with.
+        "relevant_in_city_share": float(
+            (user_city[rel[0]] == cand_city[rel[1]]).mean()) if len(hits) else 0.0,
     }
     result["cold_share"] = result["beacon"]["cold_hit_share"]
     pop_ndcg = result["popularity"]["ndcg"]
@@ -226,13 +235,15 @@ def _cold_only(beacon_scores, popularity_scores, n_users: int, rel, exc, cold: n
 
 
 def _strategy(scores_fn, n_users: int, cols: np.ndarray, rel, exc, cold: np.ndarray,
-              k: int) -> dict[str, Any]:
-    """HR, precision, recall, NDCG@k over users, coverage, and where the hits landed."""
+              k: int, in_city_fn=None) -> dict[str, Any]:
+    """HR, precision, recall, NDCG@k over users, coverage, and where the hits landed (and,
+    with `in_city_fn(users, cols) -> bool matrix`, the share of top-k picks in the user's city)."""
     k_eff = min(k, len(cols))
     discounts = 1.0 / np.log2(np.arange(k_eff) + 2.0)
     sums = {"hit_rate": 0.0, "precision": 0.0, "recall": 0.0, "ndcg": 0.0}
     shown = np.zeros(len(cols), dtype=bool)
     hits_total = cold_hits = 0
+    picks = picks_in_city = 0
     for lo in range(0, n_users, USER_BLOCK):
         block = np.arange(lo, min(n_users, lo + USER_BLOCK))
         scores = np.array(scores_fn(block, cols), dtype=np.float64)
@@ -255,9 +266,16 @@ def _strategy(scores_fn, n_users: int, cols: np.ndarray, rel, exc, cold: np.ndar
         sums["ndcg"] += float(((got @ discounts) / ideal).sum())
         hits_total += int(n_hit.sum())
         cold_hits += int((got & cold[top]).sum())
+        if in_city_fn is not None:
+            finite = np.isfinite(np.take_along_axis(scores, top, 1))
+            same = np.take_along_axis(in_city_fn(block, cols), top, 1)
+            picks += int(finite.sum())
+            picks_in_city += int((same & finite).sum())
     out = {name: value / n_users for name, value in sums.items()}
     out["coverage"] = float(shown.mean())
     out["hits"] = hits_total
     out["cold_hits"] = cold_hits
     out["cold_hit_share"] = cold_hits / hits_total if hits_total else 0.0
+    if in_city_fn is not None:
+        out["in_city_share"] = picks_in_city / picks if picks else 0.0
     return out

@@ -399,3 +399,128 @@ def _padded(rows: np.ndarray, idx: np.ndarray, n_rows: int, pad: int) -> np.ndar
     out = np.full((n_rows, width), pad, dtype=np.int64)
     out[rows, position] = idx
     return out
+
+
+# --------------------------------------------------------------------------- place (pairwise)
+
+EARTH_RADIUS_KM = 6371.0088
+NEAR_KM = 10.0  # scale of the "within reach" feature exp(-km / NEAR_KM)
+PLACE_FEATURES = ("same_city", "log_km", "near")
+PLACE_TOKEN = "geo:home"  # explain's name for the place term ("near your home (1.2 km)")
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where a set of rows are: latitude/longitude in radians (NaN when unknown) and a city code
+    into `cities` (-1 when unknown), with the DB ids of the rows (to realign a subset)."""
+
+    ids: np.ndarray  # int64 [n]
+    lat: np.ndarray  # float64 radians [n]
+    lon: np.ndarray  # float64 radians [n]
+    city: np.ndarray  # int64 [n], -1 unknown
+    cities: dict[str, int]  # normalized city name -> code
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, cities: dict[str, int] | None = None) -> "Places":
+        n = len(frame)
+        ids = frame["id"].to_numpy(dtype=np.int64) if "id" in frame and n else \
+            np.arange(n, dtype=np.int64)
+        lat = _radians(frame, "latitude")
+        lon = _radians(frame, "longitude")
+        bad = ~(np.isfinite(lat) & np.isfinite(lon))
+        lat[bad] = np.nan
+        lon[bad] = np.nan
+        city, table = city_codes(frame["city"] if "city" in frame else pd.Series([None] * n),
+                                 cities)
+        return cls(ids, lat, lon, city, table)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows_for(self, ids: np.ndarray) -> np.ndarray | None:
+        """Positions of `ids` among this set's rows (None: these are exactly its rows)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == len(self.ids) and (ids is self.ids or np.array_equal(ids, self.ids)):
+            return None
+        if len(self.ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        order = self.__dict__.get("_order")
+        if order is None:
+            order = np.argsort(self.ids, kind="stable")
+            object.__setattr__(self, "_order", order)
+        pos = np.minimum(np.searchsorted(self.ids[order], ids), len(order) - 1)
+        rows = order[pos]
+        return np.where(self.ids[rows] == ids, rows, -1)
+
+    def take(self, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if rows is None:
+            return self.lat, self.lon, self.city
+        ok = rows >= 0
+        if not len(self.ids):
+            return (np.full(len(rows), np.nan), np.full(len(rows), np.nan),
+                    np.full(len(rows), -1, dtype=np.int64))
+        safe = np.where(ok, rows, 0)
+        return (np.where(ok, self.lat[safe], np.nan), np.where(ok, self.lon[safe], np.nan),
+                np.where(ok, self.city[safe], -1))
+
+    def city_code(self, name: Any) -> int:
+        """The code of a city name in this set (-2: known name not in the set, -1: none)."""
+        if _missing(name) or not norm(name):
+            return -1
+        return self.cities.get(norm(name), -2)
+
+
+def _radians(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame or len(frame) == 0:
+        return np.full(len(frame), np.nan)
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    return np.radians(values)
+
+
+def city_codes(values: pd.Series | Sequence[Any],
+               cities: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Codes of normalized city names (-1 for none); new names extend a copy of `cities`."""
+    table = dict(cities or {})
+    series = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+    lut = np.empty(len(uniques), dtype=np.int64)
+    for i, raw in enumerate(uniques):
+        name = norm(raw) if not _missing(raw) else ""
+        if not name:
+            lut[i] = -1
+            continue
+        if name not in table:
+            table[name] = len(table)
+        lut[i] = table[name]
+    out = np.where(codes >= 0, lut[np.maximum(codes, 0)] if len(lut) else -1, -1)
+    return out.astype(np.int64), table
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in km between points given in radians (NaN in, NaN out)."""
+    dlat = lat2 - lat1
+    dlon = lon2 - lon1
+    a = np.sin(dlat * 0.5) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon * 0.5) ** 2
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def place_features(ulat, ulon, ucity, elat, elon, ecity) -> np.ndarray:
+    """[..., 3] raw pairwise features (broadcast over the inputs): same city (1/0), log1p(km),
+    exp(-km / NEAR_KM); NaN where either side's city / location is unknown."""
+    ucity = np.asarray(ucity)
+    ecity = np.asarray(ecity)
+    known_city = (ucity != -1) & (ecity >= 0)
+    same = np.where(known_city, (ucity == ecity).astype(np.float64), np.nan)
+    km = haversine_km(ulat, ulon, elat, elon)
+    shape = np.broadcast_shapes(np.shape(same), np.shape(km))
+    out = np.empty((*shape, 3), dtype=np.float64)
+    out[..., 0] = same
+    out[..., 1] = np.log1p(km)
+    out[..., 2] = np.exp(-km / NEAR_KM)
+    return out
+
+
+def centered_place_features(raw: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Features minus their center, unknown (NaN) features at 0: neutral."""
+    out = raw - center
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

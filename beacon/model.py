@@ -17,6 +17,7 @@ rows through a single embedding-bag), `score` is one matrix-vector product.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -31,11 +32,18 @@ from beacon.config import ModelConfig
 from beacon.errors import BeaconError, ModelNotFitted
 from beacon.evaluate import ndcg_from_scores
 from beacon.features import (
+    PLACE_FEATURES,
+    PLACE_TOKEN,
+    Places,
     UserContext,
     Vocabulary,
+    centered_place_features,
+    city_codes,
     event_token_rows,
     event_token_table,
     event_tokens,
+    norm,
+    place_features,
     user_token_rows,
     user_token_table,
     user_tokens,
@@ -46,9 +54,13 @@ FORMAT = "beacon-hybrid/1"
 CONTRAST_EVENTS = 1024
 MIN_VALIDATION_POSITIVES = 20
 STRONG_SHARE = 0.5  # validation hits: pairs whose weight is at least half the strongest type
+PLACE_CENTER_PAIRS = 100_000  # random (user, event) pairs that fix the place features' centers
+N_PLACE = len(PLACE_FEATURES)
 
 _WEIGHT_KEYS = ("user_id", "user_tok", "event_id", "event_id_bias", "event_tok", "event_tok_bias",
                 "contrast_vectors", "contrast_bias")
+# Added with the place term; a blob written before it lacks them and loads with no place term.
+_OPTIONAL_KEYS = ("place_w", "place_center", "contrast_lat", "contrast_lon")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,9 @@ class EventMatrix:
     bias: np.ndarray  # float32 [n]
     event_ids: np.ndarray  # int64 DB ids [n]
     known: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))  # seen in training
+    # Where each event is (for the pairwise place term). Keyed by event id, so a copy of the
+    # matrix narrowed to some rows (dataclasses.replace of vectors/bias/event_ids) still aligns.
+    place: Places | None = None
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -90,6 +105,16 @@ class _Prepared:
     event_start: np.ndarray  # int64 epoch seconds per event frame row
     rows: pd.DataFrame  # urow, erow, weight, t (one line per interaction with nonzero weight)
     max_weight: float
+    user_place: Places | None = None
+    event_place: Places | None = None
+    place_center: np.ndarray | None = None  # [3] mean raw place features of random pairs
+
+    def place(self, urow: np.ndarray, erow: np.ndarray) -> np.ndarray:
+        """[..., 3] centered place features of (user row, event row) pairs (broadcast)."""
+        u, e = self.user_place, self.event_place
+        raw = place_features(u.lat[urow], u.lon[urow], u.city[urow],
+                             e.lat[erow], e.lon[erow], e.city[erow])
+        return centered_place_features(raw, self.place_center)
 
 
 def _prepare(data: Any, config: ModelConfig) -> _Prepared:
@@ -123,6 +148,18 @@ def _prepare(data: Any, config: ModelConfig) -> _Prepared:
     start = pd.to_datetime(events["start_time"], utc=True)
     event_start = ((start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(
         dtype=np.int64)
+    event_place = Places.of(events)
+    user_place = Places.of(users, event_place.cities)
+    rng = np.random.default_rng(config.seed + 2)
+    positive_users = rows.loc[rows["weight"] > 0, "urow"].to_numpy()
+    n_sample = min(PLACE_CENTER_PAIRS, max(len(positive_users), 1) * 50)
+    su = rng.choice(positive_users, n_sample) if len(positive_users) else np.zeros(0, np.int64)
+    se = rng.integers(0, len(events), n_sample)
+    raw = place_features(user_place.lat[su], user_place.lon[su], user_place.city[su],
+                         event_place.lat[se], event_place.lon[se], event_place.city[se])
+    with np.errstate(invalid="ignore"):
+        center = np.nanmean(raw, axis=0) if len(raw) else np.zeros(3)
+    center = np.nan_to_num(np.asarray(center, dtype=np.float64), nan=0.0)
     return _Prepared(
         users=users, events=events, user_frame=user_frame, event_frame=event_frame,
         user_vocab=user_vocab, event_vocab=event_vocab,
@@ -130,6 +167,7 @@ def _prepare(data: Any, config: ModelConfig) -> _Prepared:
         event_tok=event_token_rows(events, event_vocab, pad=len(event_vocab)),
         event_start=event_start, rows=rows.reset_index(drop=True),
         max_weight=float(max(config.type_weights.values())),
+        user_place=user_place, event_place=event_place, place_center=center,
     )
 
 
@@ -216,9 +254,12 @@ class _Trainer:
             "event_id_bias": emb(n_e, 1, zero=True),
             "event_tok": emb(n_et, d),
             "event_tok_bias": emb(n_et, 1, zero=True),
+            # The pairwise place term: weights of same city, log1p(km), exp(-km/10) (centered).
+            "place": nn.ParameterDict({"w": nn.Parameter(torch.zeros(N_PLACE, device=device),
+                                                         requires_grad=config.locality)}),
         })
-        self.optimizer = torch.optim.Adam(list(self.modules.parameters()),
-                                          lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.modules.parameters() if p.requires_grad], lr=config.learning_rate)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
         self.alive_start = prep.event_start[order]
@@ -350,6 +391,12 @@ class _Trainer:
             nvec, nbias = self.event_vectors(neg_t)
         s_pos = (uvec * pvec).sum(-1) + pbias
         s_neg = torch.einsum("bd,bkd->bk", uvec, nvec) + nbias
+        if cfg.locality:
+            w_place = self.modules["place"]["w"]
+            feats = U(self.prep.place(urow[:, None], np.concatenate([erow[:, None], neg], 1)))
+            place = feats.to(dev) @ w_place
+            s_pos = s_pos + place[:, 0]
+            s_neg = s_neg + place[:, 1:]
         s_neg = s_neg.masked_fill(neg_t == erow_t[:, None], -1e9)
         diff = s_pos[:, None] - s_neg
         if cfg.loss == "softmax":
@@ -400,6 +447,8 @@ class _Trainer:
             "event_id_bias": sd["event_id_bias"][:-1, 0],
             "event_tok": sd["event_tok"][:-1],
             "event_tok_bias": sd["event_tok_bias"][:-1, 0],
+            "place_w": sd["place"],
+            "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
         }
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
@@ -427,6 +476,8 @@ class _Validator:
                           & train_rows["urow"].isin(self.users)
                           & train_rows["erow"].isin(candidates)]
         self.excluded = (urow_pos[seen["urow"]].to_numpy(), col[seen["erow"]].to_numpy())
+        self.place = prep.place(self.users[:, None], candidates[None, :]) \
+            if len(self.users) and len(candidates) else None
 
     @property
     def usable(self) -> bool:
@@ -436,6 +487,9 @@ class _Validator:
         vectors, bias = trainer.all_event_vectors()
         users = trainer.users_vectors(self.users)
         scores = users @ vectors[self.candidates].T + bias[self.candidates]
+        if trainer.config.locality and self.place is not None:
+            w = trainer.modules["place"]["w"].detach().cpu().numpy()
+            scores = scores + self.place @ w
         scores[self.excluded] = -np.inf
         return ndcg_from_scores(scores, self.relevant, self.k)
 
@@ -452,7 +506,8 @@ class HybridModel:
                  weights: Mapping[str, np.ndarray] | None = None,
                  counts: Mapping[str, int] | None = None,
                  loss_history: list[dict[str, Any]] | None = None,
-                 device: str = "cpu", validation: Mapping[str, Any] | None = None):
+                 device: str = "cpu", validation: Mapping[str, Any] | None = None,
+                 contrast_cities: list[str | None] | None = None):
         self.config = config or ModelConfig()
         self.user_map = user_map or IdMap(np.empty(0, dtype=np.int64))
         self.event_map = event_map or IdMap(np.empty(0, dtype=np.int64))
@@ -463,7 +518,9 @@ class HybridModel:
         self.loss_history: list[dict[str, Any]] = list(loss_history or [])
         self.device = device
         self.validation: dict[str, Any] = dict(validation or {})
+        self.contrast_cities: list[str | None] = list(contrast_cities or [])
         self._event_tok_padded: np.ndarray | None = None
+        self._contrast_place: Places | None = None
 
     # ---------------------------------------------------------------- fitting
 
@@ -527,6 +584,11 @@ class HybridModel:
             pool = np.sort(rng.choice(pool, CONTRAST_EVENTS, replace=False))
         weights["contrast_vectors"] = vectors[pool].astype(np.float32)
         weights["contrast_bias"] = bias[pool].astype(np.float32)
+        place = prep.event_place
+        weights["contrast_lat"] = place.lat[pool].astype(np.float64)
+        weights["contrast_lon"] = place.lon[pool].astype(np.float64)
+        names = {code: name for name, code in place.cities.items()}
+        contrast_cities = [names.get(int(c)) for c in place.city[pool]]
         user_ids = prep.users["id"].to_numpy(dtype=np.int64)[trainer.known_users]
         event_ids = prep.events["id"].to_numpy(dtype=np.int64)[trainer.known_events]
         counts = {
@@ -537,7 +599,8 @@ class HybridModel:
         }
         return cls(config=config, user_map=IdMap(user_ids), event_map=IdMap(event_ids),
                    user_vocab=prep.user_vocab, event_vocab=prep.event_vocab, weights=weights,
-                   counts=counts, loss_history=history, device=device, validation=validation)
+                   counts=counts, loss_history=history, device=device, validation=validation,
+                   contrast_cities=contrast_cities)
 
     # ---------------------------------------------------------------- serving
 
@@ -614,7 +677,7 @@ class HybridModel:
         d = self.dim
         if n == 0:
             return EventMatrix(np.zeros((0, d), np.float32), np.zeros(0, np.float32), ids,
-                               np.zeros(0, dtype=bool))
+                               np.zeros(0, dtype=bool), Places.of(events))
         pad = len(self.event_vocab)
         tok = event_token_rows(events, self.event_vocab, pad=pad)
         tok_vec, tok_bias = self._padded_event_tok()
@@ -624,13 +687,98 @@ class HybridModel:
         if known.any():
             vectors[known] += self.weights["event_id"][rows[known]]
             bias[known] += self.weights["event_id_bias"][rows[known]]
-        return EventMatrix(vectors, bias, ids, known)
+        return EventMatrix(vectors, bias, ids, known, Places.of(events))
 
     def score(self, user: UserContext, events: EventMatrix,
               user_override: tuple[np.ndarray, float] | None = None) -> np.ndarray:
         """Scores of every event in the matrix for this user (one matrix-vector product)."""
         vec, ubias = user_override if user_override is not None else self.user_vector(user)
-        return events.vectors @ np.asarray(vec, dtype=np.float32) + events.bias + np.float32(ubias)
+        scores = events.vectors @ np.asarray(vec, dtype=np.float32) + events.bias + \
+            np.float32(ubias)
+        place = self.place_scores(user, events)
+        return scores if place is None else scores + place
+
+    # ---------------------------------------------------------------- the place term
+
+    @property
+    def place_weights(self) -> np.ndarray:
+        """Weights of the centered place features (zeros: a model from before the term)."""
+        w = self.weights.get("place_w")
+        return np.zeros(len(PLACE_FEATURES), np.float32) if w is None else w
+
+    @property
+    def place_center(self) -> np.ndarray:
+        c = self.weights.get("place_center")
+        return np.zeros(len(PLACE_FEATURES), np.float32) if c is None else c
+
+    @property
+    def has_place_term(self) -> bool:
+        return bool(np.any(self.place_weights != 0))
+
+    def _event_places(self, events: EventMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          Places] | None:
+        place = events.place
+        if place is None:
+            return None
+        lat, lon, city = place.take(place.rows_for(events.event_ids))
+        return lat, lon, city, place
+
+    def place_scores(self, user: UserContext, events: EventMatrix) -> np.ndarray | None:
+        """The place term of this user against every event of the matrix ([n] float32), or
+        None when the model has none (or the matrix carries no places)."""
+        if not self.has_place_term:
+            return None
+        found = self._event_places(events)
+        if found is None:
+            return None
+        lat, lon, city, place = found
+        ulat, ulon = _radians(user.latitude), _radians(user.longitude)
+        raw = place_features(ulat, ulon, place.city_code(user.city), lat, lon, city)
+        return centered_place_features(raw, self.place_center) @ self.place_weights
+
+    def place_matrix(self, users: pd.DataFrame, events: EventMatrix,
+                     cols: np.ndarray | None = None) -> np.ndarray | None:
+        """[users, events] place term for a frame of users (latitude, longitude, city) against
+        the matrix's events (or its columns `cols`); None when the model has no place term."""
+        if not self.has_place_term:
+            return None
+        found = self._event_places(events)
+        if found is None:
+            return None
+        lat, lon, city, place = found
+        if cols is not None:
+            lat, lon, city = lat[cols], lon[cols], city[cols]
+        users = users.reset_index(drop=True)
+        upl = Places.of(users, place.cities)
+        ucity = np.where(upl.city >= len(place.cities), -2, upl.city)  # names the events lack
+        raw = place_features(upl.lat[:, None], upl.lon[:, None], ucity[:, None],
+                             lat[None, :], lon[None, :], city[None, :])
+        return centered_place_features(raw, self.place_center) @ self.place_weights
+
+    def score_users(self, users: pd.DataFrame, events: EventMatrix,
+                    cols: np.ndarray | None = None) -> np.ndarray:
+        """[users, events] scores for a frame of users (the id embedding where known, feature
+        tokens, and the place term): what `score` gives one user at a time, in one pass."""
+        vectors = self.user_matrix(users)
+        ev, bias = (events.vectors, events.bias) if cols is None else \
+            (events.vectors[cols], events.bias[cols])
+        scores = vectors @ ev.T + bias[None, :]
+        place = self.place_matrix(users, events, cols)
+        return scores if place is None else scores + place
+
+    def _place_term(self, user: UserContext, latitude: Any, longitude: Any,
+                    city: Any) -> float | None:
+        """The place term of one (user, event) pair; None when neither side's place is known
+        well enough to compare (missing home or event place)."""
+        ecity = 0 if _city_name(city) else -1
+        ucity = -1
+        if _city_name(user.city):
+            ucity = 0 if _city_name(user.city) == _city_name(city) else -2
+        raw = place_features(_radians(user.latitude), _radians(user.longitude), ucity,
+                             _radians(latitude), _radians(longitude), ecity)
+        if np.isnan(raw).all():
+            return None
+        return float(centered_place_features(raw, self.place_center) @ self.place_weights)
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,
                 user_override: tuple[np.ndarray, float] | None = None) -> list[tuple[str, float]]:
@@ -652,6 +800,11 @@ class HybridModel:
             label = event_row.get("event_id", event_id)
             terms.append((f"event:{label}", float(self.weights["event_id"][row] @ vec
                                                    + self.weights["event_id_bias"][row])))
+        if self.has_place_term:
+            place = self._place_term(user, event_row.get("latitude"), event_row.get("longitude"),
+                                     event_row.get("city"))
+            if place is not None:
+                terms.append((PLACE_TOKEN, place))
         terms.sort(key=lambda item: -item[1])
         return terms[:top]
 
@@ -681,9 +834,35 @@ class HybridModel:
         if not kept:
             return base, ubias
         matrix = self.event_matrix(history.iloc[[first_row[e] for e in kept]])
+        contrast_bias = self.weights["contrast_bias"]
+        place = self.place_scores(user, matrix)
+        if place is not None:
+            # The place term is fixed while the user's vector moves: an offset on both sides,
+            # so the vector does not learn "near home" a second time.
+            matrix = dataclasses.replace(matrix, bias=matrix.bias + place)
+            contrast = self.contrast_places()
+            if contrast is not None:
+                contrast_bias = contrast_bias + self.place_scores(user, contrast)
         return _fold_in_steps(base, matrix, np.array([per_event[e] for e in kept]),
-                              self.weights["contrast_vectors"], self.weights["contrast_bias"],
+                              self.weights["contrast_vectors"], contrast_bias,
                               config), ubias
+
+    def contrast_places(self) -> EventMatrix | None:
+        """The fold-in contrast events' places as an (empty-vector) matrix, when stored."""
+        if "contrast_lat" not in self.weights or \
+                len(self.weights["contrast_lat"]) != len(self.weights["contrast_bias"]):
+            return None
+        if self._contrast_place is None:
+            n = len(self.weights["contrast_lat"])
+            cities = self.contrast_cities if len(self.contrast_cities) == n else [None] * n
+            code, table = city_codes(pd.Series(cities, dtype=object))
+            ids = np.arange(n, dtype=np.int64)
+            self._contrast_place = EventMatrix(
+                np.zeros((n, 0), np.float32), np.zeros(n, np.float32), ids,
+                np.zeros(n, dtype=bool),
+                Places(ids, self.weights["contrast_lat"].astype(np.float64),
+                       self.weights["contrast_lon"].astype(np.float64), code, table))
+        return self._contrast_place
 
     # ---------------------------------------------------------------- serialization
 
@@ -699,8 +878,10 @@ class HybridModel:
             "loss_history": self.loss_history,
             "device": self.device,
             "validation": self.validation,
+            "contrast_cities": self.contrast_cities,
         }
-        arrays = {k: self.weights[k] for k in _WEIGHT_KEYS}
+        arrays = {k: self.weights[k] for k in (*_WEIGHT_KEYS, *_OPTIONAL_KEYS)
+                  if k in self.weights}
         arrays["user_ids"] = np.asarray(self.user_map.to_list(), dtype=np.int64)
         arrays["event_ids"] = np.asarray(self.event_map.to_list(), dtype=np.int64)
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
@@ -735,6 +916,7 @@ class HybridModel:
             event_vocab=Vocabulary(meta["event_vocab"]),
             weights=arrays, counts=meta.get("counts"), loss_history=meta.get("loss_history"),
             device=meta.get("device", "cpu"), validation=meta.get("validation"),
+            contrast_cities=meta.get("contrast_cities"),
         )
         _check_shapes(model)
         return model
@@ -752,27 +934,47 @@ def _report(history: list[dict[str, Any]], callback: Callable[[EpochReport], Non
         callback(report)
 
 
+def _smoothed(values: list[float], center: int, half: int) -> float:
+    """Mean of the validation metric over epochs center-half..center+half (1-based, clipped to
+    the epochs run so far)."""
+    lo, hi = max(center - half, 1), min(center + half, len(values))
+    return float(np.mean(values[lo - 1:hi]))
+
+
+def _best_epoch(values: list[float], half: int) -> int:
+    smoothed = [_smoothed(values, c, half) for c in range(1, len(values) + 1)]
+    return int(np.argmax(np.asarray(smoothed) + 1e-12 * np.arange(len(smoothed))[::-1])) + 1
+
+
 def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
                            config: ModelConfig, history: list[dict[str, Any]],
                            callback: Callable[[EpochReport], None] | None) -> tuple[int, float]:
-    best, best_epoch, best_state, waited = -1.0, 0, None, 0
+    """Early stopping on a smoothed validation curve: the metric of epoch e is averaged with
+    its neighbours (config.smoothing epochs wide), so one lucky or unlucky epoch on a small
+    validation set neither stops training early nor picks the epoch count. Stops when the best
+    smoothed epoch is `patience` epochs behind the newest one whose smoothing is complete, never
+    before `min_epochs`."""
+    half = max(config.smoothing, 1) // 2
+    values: list[float] = []
+    states: dict[int, Any] = {}
     for epoch in range(1, config.epochs + 1):
         began = time.perf_counter()
         loss = trainer.run_epoch(pairs)
         metric = validator.metric(trainer)
+        values.append(metric)
         _report(history, callback, EpochReport(epoch, config.epochs, loss, metric,
                                                time.perf_counter() - began, "train"))
-        if metric > best + 1e-6:
-            best, best_epoch, waited = metric, epoch, 0
-            if not config.refit:
-                best_state = trainer.state()
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    if best_state is not None:
-        trainer.load_state(best_state)
-    return best_epoch, best
+        best = _best_epoch(values, half)
+        if not config.refit:
+            states[epoch] = trainer.state()
+            for old in [e for e in states if e < best]:
+                del states[old]
+        if epoch >= config.min_epochs and epoch - half - best >= config.patience:
+            break
+    best = _best_epoch(values, half)
+    if not config.refit and best in states:
+        trainer.load_state(states[best])
+    return best, _smoothed(values, best, half)
 
 
 def _bag_sum(tok: np.ndarray, table: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray,
@@ -839,12 +1041,42 @@ def _check_shapes(model: HybridModel) -> None:
         "event_id": (len(model.event_map), d), "event_id_bias": (len(model.event_map),),
         "event_tok": (len(model.event_vocab), d), "event_tok_bias": (len(model.event_vocab),),
     }
+    n_place = len(PLACE_FEATURES)
+    for key, shape in (("place_w", (n_place,)), ("place_center", (n_place,))):
+        if key in w:
+            expected[key] = shape
+    n_contrast = len(w["contrast_bias"])
+    for key in ("contrast_lat", "contrast_lon"):
+        if key in w:
+            if tuple(w[key].shape) != (n_contrast,):
+                raise BeaconError(f"model blob is inconsistent: {key} has shape "
+                                  f"{tuple(w[key].shape)}, expected {(n_contrast,)}")
+            w[key] = w[key].astype(np.float64)
     for key, shape in expected.items():
         if tuple(w[key].shape) != shape:
             raise BeaconError(f"model blob is inconsistent: {key} has shape "
                               f"{tuple(w[key].shape)}, expected {shape}")
         if w[key].dtype != np.float32:
             w[key] = w[key].astype(np.float32)
+
+
+def _radians(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return float(np.radians(number)) if np.isfinite(number) else float("nan")
+
+
+def _city_name(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return norm(value)
 
 
 def _json_default(value: Any) -> Any:

@@ -187,7 +187,10 @@ def load_events_frame(engine: Engine | None = None, ids: list[int] | np.ndarray 
     )
     if events.empty:
         return _empty_events()
-    tags = _read(engine, "SELECT event_id, tag FROM event_tags ORDER BY event_id, tag")
+    # Only the tags of the events read (a fold-in reads a few dozen events, not the catalog).
+    tag_where = f"WHERE event_id IN (SELECT id FROM events {clause})" if clause else ""
+    tags = _read(engine, f"SELECT event_id, tag FROM event_tags {tag_where} "
+                         "ORDER BY event_id, tag", params)
     events = _attach_tags(events, tags, "event_id", EVENT_COLUMNS, key="id")
     for column in ("start_time", "end_time"):
         events[column] = pd.to_datetime(events[column], utc=True, format="ISO8601")

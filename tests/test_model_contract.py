@@ -351,3 +351,161 @@ class TestHybridModelBprHardNegatives(ModelContract):
     """The other loss and sampling paths must give the same known answers."""
 
     config = CONFIG.with_overrides(loss="bpr", hard_negatives=0.25, negative_sampling="uniform")
+
+
+# --------------------------------------------------------------------------- the place term
+
+
+def place_world() -> dict[str, pd.DataFrame]:
+    """Every user registers for events in their own city only; the event features say nothing
+    about the city except the place itself (same category, tags, organizer, price)."""
+    cities = {"Berlin": (52.52, 13.40), "Paris": (48.85, 2.35)}
+    users, events, inter = [], [], []
+    uid = 0
+    for name, (lat, lon) in cities.items():
+        for _ in range(10):
+            uid += 1
+            users.append({"id": uid, "email": f"p{uid}@example.com", "latitude": lat + 0.01,
+                          "longitude": lon - 0.01, "city": name, "tags": []})
+    eid = 1000
+    for name, (lat, lon) in cities.items():
+        for j in range(12):
+            eid += 1
+            start = NOW + timedelta(days=1 + j % 6, hours=j)
+            events.append({"id": eid, "event_id": f"e{eid}", "category": "music",
+                           "tags": ["live"], "organizer": "Same Org", "city": name,
+                           "latitude": lat + 0.02 * (j % 3), "longitude": lon + 0.01 * (j % 2),
+                           "price": 10.0, "start_time": start,
+                           "end_time": start + timedelta(hours=2), "timezone": "UTC"})
+    rng = np.random.default_rng(3)
+    for u in users:
+        own = [e["id"] for e in events if e["city"] == u["city"]]
+        for n, e in enumerate(rng.choice(own, size=6, replace=False)):
+            inter.append((u["id"], int(e), "register",
+                          NOW - timedelta(days=8 - n, hours=int(u["id"]))))
+    return {"users": pd.DataFrame(users), "events": pd.DataFrame(events),
+            "interactions": pd.DataFrame(inter, columns=["user_id", "event_id", "type",
+                                                         "occurred_at"])}
+
+
+def twin_events(a_city: str, a_place: tuple, b_city: str, b_place: tuple) -> pd.DataFrame:
+    """Two brand-new events that differ only in where they are."""
+    start = NOW + timedelta(days=3)
+    base = {"category": "music", "tags": ["live"], "organizer": "Same Org", "price": 10.0,
+            "start_time": pd.Timestamp(start), "end_time": pd.Timestamp(start + timedelta(hours=2)),
+            "timezone": "UTC"}
+    return pd.DataFrame([
+        {**base, "id": 5001, "event_id": "a", "city": a_city, "latitude": a_place[0],
+         "longitude": a_place[1]},
+        {**base, "id": 5002, "event_id": "b", "city": b_city, "latitude": b_place[0],
+         "longitude": b_place[1]},
+    ])
+
+
+@pytest.fixture(scope="module")
+def place_model():
+    return HybridModel.fit(to_training_data(place_world()), CONFIG.with_overrides(epochs=30))
+
+
+def test_the_place_term_is_learned_and_prefers_the_users_own_city(place_model):
+    assert place_model.has_place_term
+    berliner = UserContext(user_id=None, latitude=52.52, longitude=13.40, city="Berlin")
+    parisian = UserContext(user_id=None, latitude=48.85, longitude=2.35, city="Paris")
+    events = twin_events("Berlin", (52.53, 13.41), "Paris", (48.86, 2.34))
+    matrix = place_model.event_matrix(events)
+    # cold events, no interest tags: only the place tells them apart
+    assert place_model.score(berliner, matrix)[0] > place_model.score(berliner, matrix)[1] + 0.3
+    assert place_model.score(parisian, matrix)[1] > place_model.score(parisian, matrix)[0] + 0.3
+    # the same holds for a known user, and for a matrix narrowed to some rows (as serving does)
+    known = context(place_world(), 1)
+    narrowed = replace(matrix, vectors=matrix.vectors[[1]], bias=matrix.bias[[1]],
+                       event_ids=matrix.event_ids[[1]], known=matrix.known[[1]])
+    np.testing.assert_allclose(place_model.score(known, narrowed),
+                               place_model.score(known, matrix)[[1]], rtol=1e-6)
+
+
+def test_nearer_beats_farther_within_a_city_that_is_not_in_training(place_model):
+    user = UserContext(user_id=None, latitude=40.71, longitude=-74.00, city="New York")
+    events = twin_events("New York", (40.72, -74.01), "New York", (41.20, -73.50))
+    scores = place_model.score(user, place_model.event_matrix(events))
+    assert scores[0] > scores[1]
+
+
+def test_missing_places_do_not_crash_and_stay_neutral(place_model):
+    events = twin_events("Berlin", (52.53, 13.41), "Paris", (48.86, 2.34))
+    matrix = place_model.event_matrix(events)
+    homeless = UserContext(user_id=None)
+    scores = place_model.score(homeless, matrix)
+    assert np.isfinite(scores).all()
+    place = place_model.place_scores(homeless, matrix)
+    np.testing.assert_allclose(place, 0.0)  # nothing about place to go on: no place term
+    # an event with no place at all: its place term is neutral, between the near and far twins
+    blank = events.copy()
+    blank.loc[0, ["latitude", "longitude"]] = np.nan
+    blank.loc[0, "city"] = None
+    berliner = UserContext(user_id=None, latitude=52.52, longitude=13.40, city="Berlin")
+    near, far = place_model.place_scores(berliner, matrix)
+    nowhere = place_model.place_scores(berliner, place_model.event_matrix(blank))[0]
+    assert nowhere == 0.0 and far < nowhere < near
+    assert np.isfinite(place_model.score(berliner, place_model.event_matrix(blank))).all()
+    # half a place (city without coordinates, coordinates without city) works too
+    half = events.copy()
+    half.loc[0, ["latitude", "longitude"]] = np.nan
+    half.loc[1, "city"] = None
+    assert np.isfinite(place_model.score(berliner, place_model.event_matrix(half))).all()
+    for row in (blank.iloc[0].to_dict(), half.iloc[1].to_dict()):
+        assert all(np.isfinite(v) for _, v in place_model.explain(homeless, row, top=50))
+    no_place_user = UserContext(user_id=1, city=None)
+    assert np.isfinite(place_model.score(no_place_user, matrix)).all()
+
+
+def test_explain_names_the_place_term(place_model):
+    berliner = UserContext(user_id=None, latitude=52.52, longitude=13.40, city="Berlin")
+    near = twin_events("Berlin", (52.53, 13.41), "Paris", (48.86, 2.34)).iloc[0].to_dict()
+    terms = dict(place_model.explain(berliner, near, top=50))
+    assert terms.get("geo:home", 0) > 0  # "near your home (1.2 km)" on the recommend side
+    homeless = UserContext(user_id=None)
+    assert "geo:home" not in dict(place_model.explain(homeless, near, top=50))
+
+
+def test_a_blob_from_before_the_place_term_still_loads_and_scores_the_same(place_model):
+    import io
+    import json
+
+    with np.load(io.BytesIO(place_model.to_bytes()), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    for key in ("place_w", "place_center", "contrast_lat", "contrast_lon"):
+        arrays.pop(key)
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    meta.pop("contrast_cities")
+    for key in ("locality", "smoothing", "min_epochs"):
+        meta["config"].pop(key)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    old = HybridModel.from_bytes(buffer.getvalue())
+    assert not old.has_place_term
+    events = twin_events("Berlin", (52.53, 13.41), "Paris", (48.86, 2.34))
+    user = UserContext(user_id=1, latitude=52.52, longitude=13.40, city="Berlin")
+    matrix = old.event_matrix(events)
+    expected = matrix.vectors @ old.user_vector(user)[0] + matrix.bias
+    np.testing.assert_allclose(old.score(user, matrix), expected, rtol=1e-6)
+    history = events.assign(type="register")
+    assert np.isfinite(old.fold_in(user, history)[0]).all()
+    assert old.explain(user, events.iloc[0].to_dict(), top=3)
+
+
+def test_fold_in_with_the_place_term(place_model):
+    user = context(place_world(), 1)
+    events = twin_events("Berlin", (52.53, 13.41), "Paris", (48.86, 2.34))
+    vector, bias = place_model.fold_in(user, events.assign(type="register"))
+    assert np.isfinite(vector).all()
+    loaded = HybridModel.from_bytes(place_model.to_bytes())
+    np.testing.assert_array_equal(loaded.fold_in(user, events.assign(type="register"))[0],
+                                  vector)
+
+
+def test_locality_off_trains_no_place_term():
+    model = HybridModel.fit(to_training_data(place_world()),
+                            CONFIG.with_overrides(epochs=3, locality=False))
+    assert not model.has_place_term
