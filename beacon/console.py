@@ -9,13 +9,9 @@ imported by every console page, and importing torch costs a second.
 """
 from __future__ import annotations
 
-import importlib
 import random
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -35,33 +31,7 @@ def _now(now: datetime | None = None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
-def _engine(name: str) -> ModuleType | None:
-    """An engine module, or None while it is not part of this checkout."""
-    try:
-        return importlib.import_module(f"beacon.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"beacon.{name}":
-            return None
-        raise
 
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    """A field of a dataclass/object or a key of a dict (engine results come as either)."""
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _as_dict(obj: Any) -> dict:
-    if obj is None:
-        return {}
-    if isinstance(obj, dict):
-        return dict(obj)
-    if hasattr(obj, "__dataclass_fields__"):
-        return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
-    return dict(vars(obj))
 
 
 def database_key() -> str:
@@ -115,17 +85,10 @@ def offline_metric(metrics: dict | None, strategy: str, name: str = "ndcg") -> f
 
 
 def _fingerprint_state() -> str:
-    """"current", "stale" (data, settings or age moved on since training), "no-model", or
-    "unknown" while the training module is not part of this checkout."""
-    versions = _engine("versions")
-    if versions is None:
-        return "unknown"
-    try:
-        return str(versions.fingerprint_state())
-    except ModuleNotFoundError as error:
-        if error.name == "beacon.training":
-            return "unknown"
-        raise
+    """"current", "stale" (data, settings or age moved on since training) or "no-model"."""
+    from beacon import versions
+
+    return str(versions.fingerprint_state())
 
 
 def active_model(now: datetime | None = None) -> ActiveModel | None:
@@ -472,33 +435,13 @@ def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
                       scores=score_rows, sample_size=len(overlap_rows))
 
 
-_models_lock = threading.Lock()
-_models: "OrderedDict[int, Any]" = OrderedDict()
-
-
-def _version_model(version_id: int):
-    """A version's HybridModel, deserialized once per process (the last few are kept)."""
-    with _models_lock:
-        if version_id in _models:
-            _models.move_to_end(version_id)
-            return _models[version_id]
-    from beacon.model import HybridModel
-
-    blob = models_store.get_blob(version_id)
-    if blob is None:
-        raise BeaconError(f"model version {version_id} has no stored weights")
-    model = HybridModel.from_bytes(blob)
-    with _models_lock:
-        _models[version_id] = model
-        while len(_models) > 4:
-            _models.popitem(last=False)
-    return model
 
 
 def _top_k_comparison(a: int, b: int, *, sample: int, k: int, seed: int,
                       now: datetime | None = None) -> tuple[list[dict], list[dict]]:
     """Each version's global model scores the upcoming events for a random sample of users
     (no filters, no personal vectors: the models themselves are compared)."""
+    from beacon import versions
     from beacon.features import UserContext
 
     for version in (a, b):
@@ -507,7 +450,7 @@ def _top_k_comparison(a: int, b: int, *, sample: int, k: int, seed: int,
     events = catalog.upcoming_events(_now(now))
     if events.empty:
         return [], []
-    models = {version: _version_model(version) for version in (a, b)}
+    models = {version: versions.load_version_model(version) for version in (a, b)}
     matrices = {version: models[version].event_matrix(events) for version in (a, b)}
     ids = catalog.all_user_ids(limit=100_000)
     random.Random(seed).shuffle(ids)

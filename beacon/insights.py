@@ -7,7 +7,6 @@ data_access/), never in a page.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -430,42 +429,19 @@ def window_text(start, end) -> str:
 # --------------------------------------------------------------------------------------------
 # Recommendations side by side
 
-_models_lock = threading.Lock()
-_models: "OrderedDict[int, Any]" = OrderedDict()
-
-
-def _version_model(version_id: int):
-    """A global version's HybridModel, deserialized once per process (the last few kept)."""
-    with _models_lock:
-        if version_id in _models:
-            _models.move_to_end(version_id)
-            return _models[version_id]
-    from beacon.model import HybridModel
-    from data_access import models_store
-
-    blob = models_store.get_blob(version_id)
-    if blob is None:
-        raise BeaconError(f"model version {version_id} has no stored weights")
-    model = HybridModel.from_bytes(blob)
-    with _models_lock:
-        _models[version_id] = model
-        while len(_models) > 3:
-            _models.popitem(last=False)
-    return model
-
-
+_matrix_lock = threading.Lock()
 _matrix_cache: dict[str, tuple] = {}
 
 
 def _event_matrix(version_id: int, model, arrays):
     """The candidates' event matrix under one version, kept while the candidate snapshot (the
     recommender's cached arrays object) stays the same."""
-    with _models_lock:
+    with _matrix_lock:
         hit = _matrix_cache.get("previous")
         if hit is not None and hit[0] == version_id and hit[1] is arrays:
             return hit[2]
     matrix = model.event_matrix(arrays.frame)
-    with _models_lock:
+    with _matrix_lock:
         _matrix_cache["previous"] = (version_id, arrays, matrix)
     return matrix
 
@@ -610,7 +586,7 @@ def compare_recommendations(email: str, params=None, top: int = 10,
     else:
         from beacon import versions
 
-        model = _version_model(prev_id)
+        model = versions.load_version_model(prev_id)
         context = UserContext(user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
                               longitude=user.longitude, city=user.city)
         personal = versions.personal_vector(user.id, prev_id)

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import struct
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -255,6 +256,31 @@ def clear_cache() -> None:
     with _cache_lock:
         _loaded.clear()
         _load_errors.clear()
+
+
+_by_version_lock = threading.Lock()
+_by_version: "OrderedDict[int, Any]" = OrderedDict()
+_BY_VERSION_KEEP = 4
+
+
+def load_version_model(version_id: int):
+    """Any version's HybridModel (for comparisons, not serving), deserialized once per process;
+    the last few are kept. Raises BeaconError for a version with no stored weights."""
+    with _by_version_lock:
+        if version_id in _by_version:
+            _by_version.move_to_end(version_id)
+            return _by_version[version_id]
+    from beacon.model import HybridModel
+
+    blob = store.get_blob(version_id)
+    if blob is None:
+        raise BeaconError(f"model version {version_id} has no stored weights")
+    model = HybridModel.from_bytes(blob)
+    with _by_version_lock:
+        _by_version[version_id] = model
+        while len(_by_version) > _BY_VERSION_KEEP:
+            _by_version.popitem(last=False)
+    return model
 
 
 # --- personal (fold-in) vectors --------------------------------------------------------------
