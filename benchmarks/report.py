@@ -108,13 +108,13 @@ def scale_section(doc: dict | None) -> list[str]:
     lines.append(f"Demo generator at {p['users']:,} users, {p['events']:,} events, {p['days']} "
                  f"days of history (seed {p['seed']}); half of the events upcoming.")
     lines.append("")
-    lines.append("| database | interactions | load (s) | rows/s | size (MiB) | loader peak RSS (MiB) |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("| database | interactions | load (s) | rows/s | size (MiB) | loader peak RSS (MiB) | command |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for target, r in doc["loads"].items():
         s = r["summary"]
         lines.append(f"| {target} | {s['interactions']:,} | {fmt(r['load_seconds'], 1)} | "
                      f"{fmt(s['interactions_per_second'], 0)} | {fmt(r['size_mib'], 1)} | "
-                     f"{fmt(r['peak_rss_mib'], 1)} |")
+                     f"{fmt(r['peak_rss_mib'], 1)} | `{r.get('command', doc['command'])}` |")
     lines.append("")
     return lines
 

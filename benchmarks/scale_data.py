@@ -130,6 +130,9 @@ def run_load(target: str, params: dict) -> dict:
         C.SQLITE_SCALE_PATH.parent.mkdir(parents=True, exist_ok=True)
         _reset_sqlite(C.SQLITE_SCALE_PATH)
     C.log(f"loading {params} into {target}")
+    import os
+
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     began = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", url, *(str(params[k]) for k in
@@ -140,6 +143,8 @@ def run_load(target: str, params: dict) -> dict:
         raise SystemExit(f"loader child failed with exit status {proc.returncode}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_wall_seconds"] = round(wall, 2)
+    result["command"] = C.command_line()
+    result["load_average_at_start"] = load_at_start
     if target == "postgres":
         result["size"] = _postgres_sizes(url)
         result["postgres_version"] = C.postgres_version(url)
