@@ -44,6 +44,8 @@ from beacon.features import (
     event_tokens,
     norm,
     place_features,
+    place_term,
+    unit_xyz,
     user_token_rows,
     user_token_table,
     user_tokens,
@@ -112,8 +114,7 @@ class _Prepared:
     def place(self, urow: np.ndarray, erow: np.ndarray) -> np.ndarray:
         """[..., 3] centered place features of (user row, event row) pairs (broadcast)."""
         u, e = self.user_place, self.event_place
-        raw = place_features(u.lat[urow], u.lon[urow], u.city[urow],
-                             e.lat[erow], e.lon[erow], e.city[erow])
+        raw = place_features(u.xyz[urow], u.city[urow], e.xyz[erow], e.city[erow])
         return centered_place_features(raw, self.place_center)
 
 
@@ -155,8 +156,8 @@ def _prepare(data: Any, config: ModelConfig) -> _Prepared:
     n_sample = min(PLACE_CENTER_PAIRS, max(len(positive_users), 1) * 50)
     su = rng.choice(positive_users, n_sample) if len(positive_users) else np.zeros(0, np.int64)
     se = rng.integers(0, len(events), n_sample)
-    raw = place_features(user_place.lat[su], user_place.lon[su], user_place.city[su],
-                         event_place.lat[se], event_place.lon[se], event_place.city[se])
+    raw = place_features(user_place.xyz[su], user_place.city[su], event_place.xyz[se],
+                         event_place.city[se])
     with np.errstate(invalid="ignore"):
         center = np.nanmean(raw, axis=0) if len(raw) else np.zeros(3)
     center = np.nan_to_num(np.asarray(center, dtype=np.float64), nan=0.0)
@@ -715,13 +716,13 @@ class HybridModel:
     def has_place_term(self) -> bool:
         return bool(np.any(self.place_weights != 0))
 
-    def _event_places(self, events: EventMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+    def _event_places(self, events: EventMatrix) -> tuple[np.ndarray, np.ndarray,
                                                           Places] | None:
         place = events.place
         if place is None:
             return None
-        lat, lon, city = place.take(place.rows_for(events.event_ids))
-        return lat, lon, city, place
+        xyz, city = place.take(place.rows_for(events.event_ids))
+        return xyz, city, place
 
     def place_scores(self, user: UserContext, events: EventMatrix) -> np.ndarray | None:
         """The place term of this user against every event of the matrix ([n] float32), or
@@ -731,10 +732,10 @@ class HybridModel:
         found = self._event_places(events)
         if found is None:
             return None
-        lat, lon, city, place = found
-        ulat, ulon = _radians(user.latitude), _radians(user.longitude)
-        raw = place_features(ulat, ulon, place.city_code(user.city), lat, lon, city)
-        return centered_place_features(raw, self.place_center) @ self.place_weights
+        xyz, city, place = found
+        uxyz = unit_xyz(_radians(user.latitude), _radians(user.longitude))
+        return place_term(uxyz, place.city_code(user.city), xyz, city, self.place_center,
+                          self.place_weights)
 
     def place_matrix(self, users: pd.DataFrame, events: EventMatrix,
                      cols: np.ndarray | None = None) -> np.ndarray | None:
@@ -745,15 +746,14 @@ class HybridModel:
         found = self._event_places(events)
         if found is None:
             return None
-        lat, lon, city, place = found
+        xyz, city, place = found
         if cols is not None:
-            lat, lon, city = lat[cols], lon[cols], city[cols]
+            xyz, city = xyz[cols], city[cols]
         users = users.reset_index(drop=True)
         upl = Places.of(users, place.cities)
         ucity = np.where(upl.city >= len(place.cities), -2, upl.city)  # names the events lack
-        raw = place_features(upl.lat[:, None], upl.lon[:, None], ucity[:, None],
-                             lat[None, :], lon[None, :], city[None, :])
-        return centered_place_features(raw, self.place_center) @ self.place_weights
+        return place_term(upl.xyz[:, None, :], ucity[:, None], xyz[None, :, :], city[None, :],
+                          self.place_center, self.place_weights)
 
     def score_users(self, users: pd.DataFrame, events: EventMatrix,
                     cols: np.ndarray | None = None) -> np.ndarray:
@@ -774,11 +774,12 @@ class HybridModel:
         ucity = -1
         if _city_name(user.city):
             ucity = 0 if _city_name(user.city) == _city_name(city) else -2
-        raw = place_features(_radians(user.latitude), _radians(user.longitude), ucity,
-                             _radians(latitude), _radians(longitude), ecity)
-        if np.isnan(raw).all():
+        uxyz = unit_xyz(_radians(user.latitude), _radians(user.longitude))
+        exyz = unit_xyz(_radians(latitude), _radians(longitude))
+        if np.isnan(place_features(uxyz, ucity, exyz, ecity)).all():
             return None
-        return float(centered_place_features(raw, self.place_center) @ self.place_weights)
+        return float(place_term(uxyz, ucity, exyz, ecity, self.place_center,
+                                self.place_weights))
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,
                 user_override: tuple[np.ndarray, float] | None = None) -> list[tuple[str, float]]:
