@@ -48,6 +48,9 @@ class ModelConfig:
     # (1: raw), and training runs at least `min_epochs` epochs before it may stop.
     smoothing: int = 1
     min_epochs: int = 1
+    # A later epoch replaces the best one only when its validation metric is higher by more
+    # than this (a noisy, flat curve keeps the earlier, cheaper epoch count).
+    min_delta: float = 0.0
     validation_fraction: float = 0.1
     seed: int = 42
     type_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
@@ -137,7 +140,7 @@ def _validate(c: ModelConfig) -> None:
     for name in ("learning_rate", "fold_in_learning_rate"):
         value = getattr(c, name)
         _check(_is_num(value) and value > 0, name, value, "a number > 0")
-    for name in ("l2", "fold_in_l2", "max_age_hours"):
+    for name in ("l2", "fold_in_l2", "max_age_hours", "min_delta"):
         value = getattr(c, name)
         _check(_is_num(value) and value >= 0, name, value, "a number >= 0")
     _check(_is_num(c.validation_fraction) and 0 <= c.validation_fraction < 0.9,

@@ -21,6 +21,7 @@ import dataclasses
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,8 +159,9 @@ def _prepare(data: Any, config: ModelConfig) -> _Prepared:
     se = rng.integers(0, len(events), n_sample)
     raw = place_features(user_place.xyz[su], user_place.city[su], event_place.xyz[se],
                          event_place.city[se])
-    with np.errstate(invalid="ignore"):
-        center = np.nanmean(raw, axis=0) if len(raw) else np.zeros(3)
+    with warnings.catch_warnings():  # a feature nobody has (no coordinates at all): NaN -> 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        center = np.nanmean(raw, axis=0) if len(raw) else np.zeros(N_PLACE)
     center = np.nan_to_num(np.asarray(center, dtype=np.float64), nan=0.0)
     return _Prepared(
         users=users, events=events, user_frame=user_frame, event_frame=event_frame,
@@ -942,9 +944,18 @@ def _smoothed(values: list[float], center: int, half: int) -> float:
     return float(np.mean(values[lo - 1:hi]))
 
 
-def _best_epoch(values: list[float], half: int) -> int:
-    smoothed = [_smoothed(values, c, half) for c in range(1, len(values) + 1)]
-    return int(np.argmax(np.asarray(smoothed) + 1e-12 * np.arange(len(smoothed))[::-1])) + 1
+def _best_epoch(values: list[float], half: int, min_delta: float = 0.0,
+                min_epochs: int = 1) -> int:
+    """The epoch of the best smoothed metric among epochs >= min_epochs (all of them when
+    fewer ran); a later epoch takes over only when it beats the best so far by more than
+    min_delta (so a flat, noisy curve keeps the earlier epoch)."""
+    first = min(max(min_epochs, 1), len(values))
+    best, best_value = first, _smoothed(values, first, half)
+    for center in range(first + 1, len(values) + 1):
+        value = _smoothed(values, center, half)
+        if value > best_value + max(min_delta, 1e-6):
+            best, best_value = center, value
+    return best
 
 
 def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
@@ -965,14 +976,14 @@ def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _V
         values.append(metric)
         _report(history, callback, EpochReport(epoch, config.epochs, loss, metric,
                                                time.perf_counter() - began, "train"))
-        best = _best_epoch(values, half)
+        best = _best_epoch(values, half, config.min_delta, config.min_epochs)
         if not config.refit:
             states[epoch] = trainer.state()
             for old in [e for e in states if e < best]:
                 del states[old]
         if epoch >= config.min_epochs and epoch - half - best >= config.patience:
             break
-    best = _best_epoch(values, half)
+    best = _best_epoch(values, half, config.min_delta, config.min_epochs)
     if not config.refit and best in states:
         trainer.load_state(states[best])
     return best, _smoothed(values, best, half)

@@ -21,6 +21,7 @@ EVENT_COLUMNS = [
     "price", "start_time", "end_time", "timezone",
 ]
 INTERACTION_COLUMNS = ["user_id", "event_id", "type", "occurred_at"]
+SMALL_TAGS = 2_000
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,12 @@ def _attach_tags(frame: pd.DataFrame, tags: pd.DataFrame, tag_key: str, columns:
         return frame
     if tags.empty:
         lists = pd.Series([[] for _ in range(len(frame))], index=frame.index)
+    elif len(tags) <= SMALL_TAGS:  # a few events (a fold-in): plain dicts beat a groupby
+        by_key: dict = {}
+        for owner, tag in zip(tags[tag_key].tolist(), tags["tag"].tolist()):
+            by_key.setdefault(owner, []).append(tag)
+        lists = pd.Series([by_key.get(k, []) for k in frame[key].tolist()], index=frame.index,
+                          dtype=object)
     else:
         grouped = tags.groupby(tag_key, sort=False)["tag"].agg(list)
         lists = frame[key].map(grouped)

@@ -509,3 +509,51 @@ def test_locality_off_trains_no_place_term():
     model = HybridModel.fit(to_training_data(place_world()),
                             CONFIG.with_overrides(epochs=3, locality=False))
     assert not model.has_place_term
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+def test_best_epoch_rules():
+    from beacon.model import _best_epoch
+
+    curve = [0.10, 0.30, 0.20, 0.29, 0.31, 0.25]
+    assert _best_epoch(curve, half=0) == 5
+    assert _best_epoch(curve, half=0, min_delta=0.02) == 2  # 0.31 is not 0.02 above 0.30
+    assert _best_epoch(curve, half=0, min_epochs=3) == 5
+    assert _best_epoch(curve[:2], half=0, min_epochs=4) == 2  # fewer epochs ran than asked
+    # one lucky epoch: the raw curve takes it, the curve smoothed over 3 epochs does not
+    spiky = [0.10, 0.35, 0.10, 0.25, 0.26, 0.25, 0.10]
+    assert _best_epoch(spiky, half=0) == 2
+    assert _best_epoch(spiky, half=1) == 5
+
+
+def test_early_stopping_settings_round_trip_and_apply():
+    world = tiny_world()
+    config = CONFIG.with_overrides(epochs=12, validation_fraction=0.25, patience=1,
+                                   min_epochs=6, smoothing=3, min_delta=0.001)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    for name, bad in (("min_epochs", 0), ("smoothing", 0), ("min_delta", -1.0)):
+        with pytest.raises(BeaconError, match=name):
+            config.with_overrides(**{name: bad})
+    reports: list[EpochReport] = []
+    model = HybridModel.fit(to_training_data(world), config, callback=reports.append)
+    validated = [r for r in reports if r.phase == "train"]
+    assert len(validated) >= 6
+    assert 6 <= model.validation["best_epoch"] <= len(validated)
+
+
+def test_events_frame_for_some_ids_reads_only_their_tags(db):
+    world = tiny_world()
+    from data_access.training_data import load_events_frame
+
+    insert_world(db, world)
+    from data_access.db import get_engine
+
+    frame = load_events_frame(get_engine(db), ids=[150, 200, 999])
+    assert frame["id"].tolist() == [150, 200]
+    assert [sorted(t) for t in frame["tags"]] == [["jazz", "live"], ["football"]]
+    after = load_events_frame(get_engine(db), upcoming_after=NOW + timedelta(days=11))
+    assert sorted(after["id"].tolist()) == [150, 250]
+    assert {int(i): sorted(t) for i, t in zip(after["id"], after["tags"])} == {
+        150: ["jazz", "live"], 250: ["football"]}
