@@ -461,10 +461,12 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
             return f"in your city: {user.city}"
         return None
     if kind == "geo":
-        if distance is not None and not math.isnan(distance):
-            where = "your home" if origin_label == "home" else "your chosen point"
-            return f"near {where} ({distance:.1f} km)"
-        return "near you"
+        # Only a place that is actually close is a reason; a far event scoring on its area says
+        # nothing a person would call "near".
+        if distance is None or math.isnan(distance) or distance > NEARBY_KM:
+            return None
+        where = "your home" if origin_label == "home" else "your chosen point"
+        return f"near {where} ({distance:.1f} km)"
     if kind == "price":
         return "free" if value == "free" else None
     if kind in ("time", "day"):

@@ -208,6 +208,8 @@ def test_reasons_speak_only_the_truth(db: str) -> None:
     assert _humanize("tag:techno", user, plain, *args) == "popular with people like you"
     assert _humanize("geo:52.5,13.0", user, plain, 1.234, "home", None, NOW) == \
         "near your home (1.2 km)"
+    assert _humanize("geo:home", user, plain, 6388.7, "home", None, NOW) is None  # not "near"
+    assert _humanize("geo:home", user, plain, None, "home", None, NOW) is None
     friday = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
     assert _humanize("time:evening", user, plain, None, "", friday,
                      datetime(2026, 11, 23, 9, tzinfo=UTC)) == "this Friday evening"
