@@ -103,6 +103,12 @@ def test_evaluate_holdout_on_a_small_database(db):
         for key in ("hit_rate", "precision", "recall", "ndcg", "coverage", "cold_hit_share"):
             assert 0.0 <= metrics[key] <= 1.0, (strategy, key, metrics[key])
     assert 0.0 <= result["cold_share"] <= 1.0
+    # Where the picks are: every fan registers in their own city; popularity in the user's
+    # city first fills its picks from there (4 of 5 here: the user registered for the rest).
+    assert result["relevant_in_city_share"] == 1.0
+    assert result["popularity_city"]["in_city_share"] == pytest.approx(0.8)
+    assert result["popularity"]["in_city_share"] < result["popularity_city"]["in_city_share"]
+    assert 0.5 <= result["beacon"]["in_city_share"] <= 1.0
     assert result["cold"]["users_evaluated"] == 2
     assert set(result["cold"]) >= {"beacon", "popularity", "candidates"}
     # Taste splits cleanly by side: the model beats a single popularity list.
@@ -137,6 +143,24 @@ def test_default_cutoff_leaves_a_share_of_registrations_after_it(db):
     registers = data.interactions[data.interactions["type"].astype(str) == "register"]
     share = float((registers["occurred_at"] >= cut).mean())
     assert 0.1 <= share <= 0.25
+
+
+def test_the_holdout_scores_with_the_place_term_as_serving_does(db):
+    """The beacon strategy's scores are exactly what `score` gives each user (place included)."""
+    from beacon.features import UserContext
+    from beacon.model import HybridModel
+
+    world = _holdout_world()
+    insert_world(db, world)
+    data = load_training_data(url=db)
+    model = HybridModel.fit(data, CONFIG.with_overrides(epochs=10))
+    assert model.has_place_term
+    matrix = model.event_matrix(data.events)
+    users = data.users.iloc[:4]
+    batch = model.score_users(users, matrix)
+    for i, row in enumerate(users.to_dict("records")):
+        single = model.score(UserContext.from_row(row), matrix)
+        np.testing.assert_allclose(batch[i], single, rtol=1e-5, atol=1e-5)
 
 
 def test_nothing_to_evaluate_raises(db):
