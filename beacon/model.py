@@ -2,7 +2,11 @@
 
 user vector  = id embedding (users seen in training) + sum of user token embeddings
 event vector = id embedding (events seen in training) + sum of event token embeddings
-score        = user . event + event bias (id bias + token biases)
+score        = user . event + event bias (id bias + token biases) + place term
+place term   = w . (f(user home, event) - center): f = same city, log1p(km), exp(-km / 10);
+               the weights are learned with the rest, the center (the features' mean over random
+               user/event pairs) is fixed at fit time, and an unknown feature (no home, no city,
+               no coordinates) counts as the center: 0, neutral.
 
 Trained on implicit feedback: each (user, event) pair carries the sum of its interaction type
 weights; positive pairs are ranked above sampled negatives with a sampled-softmax (or BPR) loss,
@@ -13,7 +17,10 @@ signal cold events and new users depend on. Early stopping on a time split: the 
 `validation_fraction` of positive interactions, ranked among the events upcoming at the split.
 
 Serving is numpy only: `event_matrix` builds [n, d] vectors for a frame of events once (token
-rows through a single embedding-bag), `score` is one matrix-vector product.
+rows through a single embedding-bag) and keeps the events' places (unit vectors, city codes),
+`score` is one matrix-vector product plus the place term (a dot product per event for the
+distance: about 1.6 ms for 100k events). `explain` names the place term "geo:home".
+A blob written before the place term loads with none (its scores are unchanged).
 """
 from __future__ import annotations
 
