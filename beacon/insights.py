@@ -568,7 +568,8 @@ def compare_recommendations(email: str, params=None, top: int = 10,
                                 in_model, "registrations (7 d)", int(popular[i])))
     pop_ids = [r["event_id"] for r in pop_rows]
     popularity = RankedList("popularity", None, pop_rows, pop_ids, len(in_model & set(pop_ids)),
-                            f"most registrations in the last {recommender.POPULARITY_DAYS} days")
+                            f"most registrations in the last {recommender.POPULARITY_DAYS} "
+                            "days, nearer events first among similar counts")
 
     # the previous global version, scored like the active one (with this user's fold-in on it)
     previous, previous_note = None, ""
