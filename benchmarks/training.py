@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -228,6 +229,9 @@ def main() -> None:
                         help="ModelConfig.threads (default: the config's default)")
     parser.add_argument("--no-store", action="store_true", help="do not store the model")
     parser.add_argument("--no-profile", action="store_true", help="skip the one-epoch profile")
+    parser.add_argument("--full-overrides", default=None,
+                        help="JSON of ModelConfig overrides for the 'full' size only, e.g. "
+                             "'{\"patience\": 0, \"epochs\": 2}' (no early-stopping validator)")
     parser.add_argument("--small", action="store_true", help="sizes 20k,50k,full (debugging)")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -250,7 +254,12 @@ def main() -> None:
         target = len(data.interactions) if size == "full" else int(size)
         part = subset(data, target)
         label = f"{len(part.interactions):,}"
-        fits[size], model = fit_one(part, config, label)
+        size_config = config
+        if size == "full" and args.full_overrides:
+            size_config = config.with_overrides(**json.loads(args.full_overrides))
+        fits[size], model = fit_one(part, size_config, label)
+        if size_config is not config:
+            fits[size]["config_overrides"] = json.loads(args.full_overrides)
         if size == sizes.split(",")[1 if "," in sizes else 0] and not args.no_profile:
             C.log(f"profiling one epoch at {label} interactions")
             profile = profile_epoch(part, config)
