@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -194,7 +195,7 @@ def command_line() -> str:
         script_text = str(script.relative_to(ROOT))
     except ValueError:
         script_text = str(script)
-    return " ".join(["benchmarks/.venv/bin/python", script_text, *sys.argv[1:]])
+    return shlex.join(["benchmarks/.venv/bin/python", script_text, *sys.argv[1:]])
 
 
 def write_result(name: str, payload: dict[str, Any], out: str | None = None) -> Path:

@@ -134,6 +134,7 @@ def main() -> None:
         result = measure(url, args.repeat)
         result["index_columns"] = columns
         result["index_build_seconds"] = build
+        result["command"] = C.command_line()
         results[f"{target}:{variant}"] = result
     headline = {}
     for key, result in results.items():

@@ -76,7 +76,8 @@ def goals_table(docs: dict) -> str:
 
 
 def machine_section(docs: list[dict]) -> list[str]:
-    with_blas = [d for d in docs if d and d.get("machine", {}).get("blas")]
+    with_blas = [d for d in docs if d and d.get("machine", {}).get("blas")
+                 and d.get("machine", {}).get("numpy_version")]
     m = (with_blas or docs or [{}])[0].get("machine", {})
     lines = ["## The machine", ""]
     lines.append(f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores visible, "
@@ -212,7 +213,9 @@ def training_section(doc: dict | None) -> list[str]:
                  "s/epoch train | s/epoch refit | to best epoch (s) | fit total (s) | peak RSS (MiB) |")
     lines.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for _, r in doc["fits"].items():
-        lines.append(f"| {r['interactions']:,} | {r['users']:,} | {fmt(r['training_rows'])} | "
+        star = f" (with {json.dumps(r['config_overrides'])}: no early-stopping validator)" \
+            if r.get("config_overrides") else ""
+        lines.append(f"| {r['interactions']:,}{star} | {r['users']:,} | {fmt(r['training_rows'])} | "
                      f"{fmt(r['pairs'])} | {r['train_epochs']} ({r['best_epoch']}) | "
                      f"{fmt(r['seconds_per_epoch_train_median'], 2)} | "
                      f"{fmt(r['seconds_per_epoch_refit_median'], 2)} | "
@@ -272,10 +275,10 @@ def console_section(doc: dict | None) -> list[str]:
 def metrics_section(doc: dict | None) -> list[str]:
     if not doc:
         return []
-    lines = ["### The Metrics page's queries, index variants", "", cmd(doc), ""]
+    lines = ["### The Metrics page's queries, index variants", ""]
     lines.append("| database:index | by day | by category | totals | attribution | "
-                 "online_metrics() | fingerprint | index MiB |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                 "online_metrics() | fingerprint | index MiB | command |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for key, r in doc["results"].items():
         q = r["queries"]
         lines.append(f"| {key} | {fmt(q['counts_by_day']['median_seconds'])} | "
@@ -284,7 +287,7 @@ def metrics_section(doc: dict | None) -> list[str]:
                      f"{fmt(q['attributed_counts']['median_seconds'])} | "
                      f"{fmt(r['online_metrics_median_seconds'])} | "
                      f"{fmt(r['fingerprint_median_seconds'], 4)} | "
-                     f"{fmt((r['index_bytes'] or 0) / 2**20, 1)} |")
+                     f"{fmt((r['index_bytes'] or 0) / 2**20, 1)} | `{r.get('command', '')}` |")
     lines.append("")
     lines.append("Seconds, median of the repeats, over the page's default range (last 30 UTC days).")
     lines.append("")
