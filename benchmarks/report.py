@@ -242,10 +242,10 @@ def training_section(doc: dict | None) -> list[str]:
     return lines
 
 
-def console_section(doc: dict | None) -> list[str]:
+def console_section(doc: dict | None, title: str = "## 5. Console") -> list[str]:
     if not doc:
-        return ["## 5. Console", "", "_not run_", ""]
-    lines = ["## 5. Console", "", cmd(doc), ""]
+        return [title, "", "_not run_", ""]
+    lines = [title, "", cmd(doc), ""]
     lines.append(f"AppTest from dashboard.py, switch_page per page, on {doc['database']}; user "
                  f"pages show {doc['user']}. First run of the app (imports, schema check, "
                  f"Overview): {fmt(doc['first_run_seconds'], 2)} s. Cold = st.cache_data "
@@ -324,8 +324,8 @@ def quality_section(doc: dict | None) -> list[str]:
 
 
 def main() -> None:
-    names = ("scale_data", "serving", "model_io", "training", "console", "metrics_queries",
-             "quality")
+    names = ("scale_data", "serving", "model_io", "training", "console", "console_demo",
+             "metrics_queries", "quality")
     docs = {n: load(n) for n in names}
     notes = (C.BENCH / "notes.md").read_text() if (C.BENCH / "notes.md").exists() else ""
     lines = [
@@ -363,6 +363,8 @@ def main() -> None:
     lines += model_io_section(docs["model_io"])
     lines += training_section(docs["training"])
     lines += console_section(docs["console"])
+    lines += console_section(docs["console_demo"], "### The console at the default demo size "
+                                                   "(1,000 users, SQLite, the embedded default)")
     lines += metrics_section(docs["metrics_queries"])
     lines += quality_section(docs["quality"])
     lines += ["## 7. Regression check", "",
