@@ -458,11 +458,31 @@ def run_size(name: str, spec: dict, models: list[str], quick: bool) -> dict:
     return out
 
 
+def crosscheck() -> None:
+    """Beacon's default config through this harness and through beacon.evaluate.evaluate_holdout
+    on the default demo data: the two must agree (same split, same metrics)."""
+    from beacon.evaluate import default_cutoff, evaluate_holdout
+
+    data = load_data(**SIZES["default"])
+    engine = evaluate_holdout(data, k=K)
+    split = make_split(data, default_cutoff(data.interactions))
+    ours = evaluate(split, fit_beacon(split.train, split, {}, popularity_scores(split.train,
+                                                                                split)))
+    print(f"evaluate_holdout: NDCG@10 {engine['beacon']['ndcg']:.5f}, HR@10 "
+          f"{engine['beacon']['hit_rate']:.5f}, cold NDCG@10 {engine['cold']['beacon']['ndcg']:.5f}"
+          f", users {engine['users_evaluated']}, candidates {engine['candidates']}")
+    print(f"quality.py:       NDCG@10 {ours['ndcg']:.5f}, HR@10 {ours['hit_rate']:.5f}, cold "
+          f"NDCG@10 {ours['cold']['ndcg']:.5f}, users {len(split.users)}, candidates "
+          f"{len(split.cand_ids)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="default,5k")
     parser.add_argument("--models", default=",".join(GRIDS))
     parser.add_argument("--quick", action="store_true", help="first 1-2 grid points only")
+    parser.add_argument("--crosscheck", action="store_true",
+                        help="only compare this harness with evaluate_holdout (default size)")
     parser.add_argument("--merge", action="store_true",
                         help="replace only these sizes/models in the existing results file")
     parser.add_argument("--out")
@@ -470,6 +490,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    if args.crosscheck:
+        crosscheck()
+        return
     out_path = Path(args.out) if args.out else (
         C.DEBUG_RESULTS / "quality_quick.json" if args.quick else C.RESULTS / "quality.json")
     results = {}
