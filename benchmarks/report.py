@@ -44,6 +44,7 @@ def cmd(doc: dict) -> str:
 GOALS = [  # (benchmark, headline key, what)
     ("serving", "p99_ms_filters_on_largest", "recommend in memory, 100k candidates, filters on: p99"),
     ("serving", "ratio_p99_to_floor_largest", "... within 3x of the numpy floor (p99 / floor p99)"),
+    ("serving", "ratio_p50_to_floor_largest", "... within 3x of the numpy floor (p50 / floor p50)"),
     ("serving", "e2e_p50_ms_filters_off", "end to end on Postgres at scale, filters off: p50"),
     ("serving", "e2e_p50_ms_filters_on", "end to end on Postgres at scale, filters on: p50"),
     ("model_io", "cold_load_seconds_postgres", "cold load of the active model from Postgres"),

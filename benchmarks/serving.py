@@ -438,6 +438,8 @@ def main() -> None:
         "p50_ms_filters_on_largest": C.headline(on.get("p50_ms"), "lower", "time", unit="ms"),
         "ratio_p99_to_floor_largest": C.headline(on.get("ratio_p99_to_floor_p99"), "lower",
                                                  "time", goal=3),
+        "ratio_p50_to_floor_largest": C.headline(on.get("ratio_p50_to_floor_p50"), "lower",
+                                                 "time", goal=3),
         "floor_p50_ms_largest": C.headline(largest.get("floor", {}).get("p50_ms"), "lower",
                                            "time", unit="ms"),
     }
