@@ -63,6 +63,10 @@ from beacon.idmap import IdMap
 FORMAT = "beacon-hybrid/1"
 CONTRAST_EVENTS = 1024
 MIN_VALIDATION_POSITIVES = 20
+VALIDATION_MAX_USERS = 3000  # early stopping needs a steady estimate, not every user
+VALIDATION_SAMPLE_SEED = 20261123
+VALIDATION_BLOCK = 512
+VALIDATION_PLACE_CACHE_CELLS = 8_000_000
 STRONG_SHARE = 0.5  # validation hits: pairs whose weight is at least half the strongest type
 PLACE_CENTER_PAIRS = 100_000  # random (user, event) pairs that fix the place features' centers
 N_PLACE = len(PLACE_FEATURES)
@@ -474,7 +478,15 @@ class _Validator:
         if strong.empty:
             strong = val_rows[val_rows["weight"] > 0]
         strong = strong[np.isin(strong["erow"].to_numpy(), candidates)]
-        self.users = np.unique(strong["urow"].to_numpy())
+        users = np.unique(strong["urow"].to_numpy())
+        if len(users) > VALIDATION_MAX_USERS:
+            # A fixed sample: the metric only picks an epoch count, and dense users x upcoming
+            # matrices over every validation user do not fit in memory at millions of rows.
+            rng = np.random.default_rng(VALIDATION_SAMPLE_SEED)
+            users = np.sort(rng.choice(users, VALIDATION_MAX_USERS, replace=False))
+            strong = strong[np.isin(strong["urow"].to_numpy(), users)]
+        self.users = users
+        self.prep = prep
         self.candidates = candidates
         col = pd.Series(np.arange(len(candidates)), index=candidates)
         self.relevant = np.zeros((len(self.users), len(candidates)), dtype=bool)
@@ -486,22 +498,36 @@ class _Validator:
                           & train_rows["urow"].isin(self.users)
                           & train_rows["erow"].isin(candidates)]
         self.excluded = (urow_pos[seen["urow"]].to_numpy(), col[seen["erow"]].to_numpy())
+        cells = len(self.users) * len(candidates)
+        # Small problems keep the place features for every epoch; large ones compute them per
+        # block of users in `metric` (3 float32 per cell would not fit).
         self.place = prep.place(self.users[:, None], candidates[None, :]) \
-            if len(self.users) and len(candidates) else None
+            if 0 < cells <= VALIDATION_PLACE_CACHE_CELLS else None
 
     @property
     def usable(self) -> bool:
         return len(self.users) > 0 and len(self.candidates) > 1
 
     def metric(self, trainer: _Trainer) -> float:
+        """Mean NDCG@k over the validation users, scored in blocks of users to bound memory."""
         vectors, bias = trainer.all_event_vectors()
         users = trainer.users_vectors(self.users)
-        scores = users @ vectors[self.candidates].T + bias[self.candidates]
-        if trainer.config.locality and self.place is not None:
-            w = trainer.modules["place"]["w"].detach().cpu().numpy()
-            scores = scores + self.place @ w
-        scores[self.excluded] = -np.inf
-        return ndcg_from_scores(scores, self.relevant, self.k)
+        event_vectors, event_bias = vectors[self.candidates], bias[self.candidates]
+        w = trainer.modules["place"]["w"].detach().cpu().numpy() \
+            if trainer.config.locality else None
+        excluded = np.zeros(self.relevant.shape, dtype=bool)
+        excluded[self.excluded] = True
+        total = 0.0
+        for start in range(0, len(self.users), VALIDATION_BLOCK):
+            rows = slice(start, start + VALIDATION_BLOCK)
+            scores = users[rows] @ event_vectors.T + event_bias
+            if w is not None:
+                place = self.place[rows] if self.place is not None else self.prep.place(
+                    self.users[rows, None], self.candidates[None, :])
+                scores = scores + place @ w
+            scores[excluded[rows]] = -np.inf
+            total += ndcg_from_scores(scores, self.relevant[rows], self.k) * len(scores)
+        return total / len(self.users)
 
 
 # --------------------------------------------------------------------------- the model

@@ -557,3 +557,31 @@ def test_events_frame_for_some_ids_reads_only_their_tags(db):
     assert sorted(after["id"].tolist()) == [150, 250]
     assert {int(i): sorted(t) for i, t in zip(after["id"], after["tags"])} == {
         150: ["jazz", "live"], 250: ["football"]}
+
+
+def test_validation_scores_in_blocks_and_samples_users_at_scale(monkeypatch):
+    """Early stopping must fit in memory at millions of rows: validation users are capped to a
+    fixed sample and scored in blocks; blocks (and place features computed per block) give the
+    same metric as one dense pass."""
+    import beacon.model as model_module
+
+    world = place_world()
+    data = to_training_data(world)
+    config = ModelConfig(dim=8, epochs=4, patience=4, refit=False, seed=3,
+                         validation_fraction=0.3)
+
+    def validation_curve() -> tuple[list[float], dict]:
+        reports: list[EpochReport] = []
+        fitted = HybridModel.fit(data, config, callback=reports.append)
+        return [r.val_metric for r in reports if r.phase == "train"], fitted.validation
+
+    dense, dense_info = validation_curve()
+    monkeypatch.setattr(model_module, "VALIDATION_BLOCK", 1)
+    monkeypatch.setattr(model_module, "VALIDATION_PLACE_CACHE_CELLS", 0)
+    blocked, _ = validation_curve()
+    assert dense and blocked == pytest.approx(dense, abs=1e-6)
+
+    assert dense_info["users"] >= 2
+    monkeypatch.setattr(model_module, "VALIDATION_MAX_USERS", 1)
+    sampled, sampled_info = validation_curve()
+    assert sampled_info["users"] == 1 and all(0.0 <= m <= 1.0 for m in sampled)
