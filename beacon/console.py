@@ -39,9 +39,10 @@ def database_key() -> str:
     return database_url()
 
 
-def age_text(age: timedelta | None) -> str:
+def age_text(age: timedelta | None, missing: str = "—") -> str:
+    """'4 min', '3 h 12 min', '2 d 5 h': how old something is, for a person."""
     if age is None:
-        return "—"
+        return missing
     minutes = max(0, int(age.total_seconds() // 60))
     if minutes < 60:
         return f"{minutes} min"

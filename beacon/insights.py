@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from beacon import console
 from beacon.errors import BeaconError, UnknownUser
 from data_access import catalog, user_activity
 
@@ -20,20 +21,6 @@ SEARCH_LIMIT = 25
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-def age_text(age: timedelta | None) -> str:
-    """'4 min', '3 h 12 min', '2 d 5 h': how old a model is, for a person."""
-    if age is None:
-        return "computed live"
-    minutes = max(0, int(age.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,6 +52,10 @@ def user_or_raise(email: str) -> catalog.UserRow:
         raise UnknownUser(email)
     return user
 
+
+def age_text(age: timedelta | None) -> str:
+    """How old the serving model is; a level with no stored model is computed live."""
+    return console.age_text(age, missing="computed live")
 
 @dataclass(frozen=True)
 class Serving:
