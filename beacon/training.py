@@ -48,13 +48,16 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from beacon.actions import state_changing
 from beacon.errors import BeaconError, UnknownUser
 from data_access import models_store as store
 from data_access import runs
 from data_access.schema import RUN_TRIGGERS, utcnow
+
+if TYPE_CHECKING:
+    from beacon.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +249,26 @@ def _prepare(scope: str, user: str | None):
     return scope, row, base
 
 
+def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str | None,
+                  config: ModelConfig | None, status: str):
+    """Check the request, resolve the user and settings, recover dead runs, then take the lock
+    for the scope with a run row in `status`. Returns what the caller needs, and the reason to
+    give when another run holds the lock."""
+    _check_request(scope, trigger)
+    scope, user_row, base = _prepare(scope, user)
+    config = _config(config) if (config is not None or scope == "global") else None
+    recover_abandoned()
+    acquired = runs.acquire(
+        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
+        hyperparameters=config.to_dict() if config is not None else {}, status=status,
+    )
+    busy_reason = None
+    if acquired.busy:
+        scope_text = "global" if user_row is None else f"user {user_row.email}"
+        busy_reason = _busy_reason(acquired.holder, scope_text)
+    return scope, user_row, base, config, acquired, busy_reason
+
+
 @state_changing("train")
 def train(
     scope: str = "global",
@@ -261,17 +284,10 @@ def train(
     Raises BeaconError for bad requests (unknown user, no active global model for a fold-in,
     bad scope/trigger); every other failure is a `failed` result with the run's error.
     """
-    _check_request(scope, trigger)
-    scope, user_row, base = _prepare(scope, user)
-    config = _config(config) if (config is not None or scope == "global") else None
-    recover_abandoned()
-    acquired = runs.acquire(
-        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
-        hyperparameters=config.to_dict() if config is not None else {}, status="running",
-    )
+    scope, user_row, base, config, acquired, busy_reason = _request_lock(
+        scope, user, trigger, requested_by, config, status="running")
     if acquired.busy:
-        scope_text = "global" if user_row is None else f"user {user_row.email}"
-        return TrainResult(status="busy", reason=_busy_reason(acquired.holder, scope_text),
+        return TrainResult(status="busy", reason=busy_reason,
                            run_id=acquired.holder.id if acquired.holder else None,
                            scope=scope, user=user_row.email if user_row else None)
     return _execute(acquired.run, force=force, config=config, user_row=user_row, base=base,
@@ -517,17 +533,10 @@ def start_training_in_background(
     `.run_id`). Progress and outcome are read from the run row (`runs.get_run(run_id)`), which
     every replica sees; `background_result(run_id)` waits for it in this process.
     """
-    _check_request(scope, trigger)
-    scope, user_row, base = _prepare(scope, user)
-    config = _config(config) if (config is not None or scope == "global") else None
-    recover_abandoned()
-    acquired = runs.acquire(
-        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
-        hyperparameters=config.to_dict() if config is not None else {}, status="queued",
-    )
+    scope, user_row, base, config, acquired, busy_reason = _request_lock(
+        scope, user, trigger, requested_by, config, status="queued")
     if acquired.busy:
-        scope_text = "global" if user_row is None else f"user {user_row.email}"
-        raise TrainingBusy(_busy_reason(acquired.holder, scope_text),
+        raise TrainingBusy(busy_reason,
                            acquired.holder.id if acquired.holder else None)
     run = acquired.run
     heartbeat = _Heartbeat(run.id).start()
