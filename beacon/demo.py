@@ -213,6 +213,10 @@ def load_demo_data(
         _write_events(writer, platform, report)
         by_type = _write_interactions(writer, platform, report)
     seconds = time.perf_counter() - started
+    report(0, 1, "metrics rollup")
+    from beacon.metrics import refresh_after_load
+    refresh_after_load(url)
+    report(1, 1, "metrics rollup")
     total = sum(by_type.values())
     ev = platform.events
     return DemoSummary(

@@ -555,7 +555,10 @@ def import_csv(
             if kind in paths:
                 results[kind] = getattr(run, kind)(paths[kind])
         run.errors.raise_if_any()  # inside the transaction: raising rolls everything back
+    seconds = round(time.perf_counter() - started, 3)
+    if "interactions" in paths or "events" in paths:
+        from beacon.metrics import refresh_after_load
+        refresh_after_load()
     return ImportSummary(
-        results.get("users"), results.get("events"), results.get("interactions"),
-        round(time.perf_counter() - started, 3),
+        results.get("users"), results.get("events"), results.get("interactions"), seconds,
     )

@@ -1,7 +1,7 @@
 """Online metrics service: CTR and registration conversion with Wilson 95% intervals.
 
-The counting and the attribution rule live in data_access/metrics.py (GROUP BY in the database);
-this module picks the range, adds rates and intervals, and shapes the result for the CLI and the
+The counting and the attribution rule live in data_access/metrics.py (GROUP BY in the database),
+read through the daily rollup of data_access/metrics_rollup.py when it applies; this module picks the range, adds rates and intervals, and shapes the result for the CLI and the
 console's Metrics and Overview pages.
 
 Rates, per group:
@@ -17,6 +17,7 @@ Ranges are half-open [start, end) in UTC; a date means midnight UTC.
 """
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ import pandas as pd
 
 from beacon.errors import BeaconError
 from data_access import metrics as store
+from data_access import metrics_rollup as rollup
+
+log = logging.getLogger(__name__)
 
 CLICK_WINDOW = store.CLICK_WINDOW
 REGISTRATION_WINDOW = store.REGISTRATION_WINDOW
@@ -301,9 +305,10 @@ def online_metrics(
     """Online metrics over [start, end) (see resolve_range for the defaults). Raises BeaconError
     on a bad range (start not before end, days <= 0, malformed dates)."""
     start_utc, end_utc = resolve_range(days, start, end, now)
-    by_day = store.counts_by_day(start_utc, end_utc)
-    by_category = store.counts_by_category(start_utc, end_utc)
-    attributed = store.attributed_counts(start_utc, end_utc, click_window, registration_window)
+    source = rollup.reader(click_window, registration_window)
+    by_day = source.counts_by_day(start_utc, end_utc)
+    by_category = source.counts_by_category(start_utc, end_utc)
+    attributed = source.attributed_counts(start_utc, end_utc)
     activations = store.model_activations(start_utc, end_utc)
 
     counts = {c: int(by_day[c].sum()) for c in (*COUNTS, "unregistrations")}
@@ -365,8 +370,9 @@ def compare_periods(days: int = 7, now: datetime | None = None) -> PeriodCompari
     current_start, current_end = resolve_range(days, None, None, now)
     previous_start, previous_end = current_start - timedelta(days=days), current_start
     periods = []
+    reader = rollup.reader()
     for start, end in ((current_start, current_end), (previous_start, previous_end)):
-        counts = store.count_totals(start, end)
+        counts = reader.count_totals(start, end)
         periods.append({"start": start, "end": end, **_rates_dict(
             {c: counts[c] for c in (*COUNTS, "unregistrations")}
         )})
@@ -376,3 +382,14 @@ def compare_periods(days: int = 7, now: datetime | None = None) -> PeriodCompari
         a, b = current[name], previous[name]
         change[name] = None if a is None or b is None else a - b
     return PeriodComparison(days=days, current=current, previous=previous, change=change)
+
+
+def refresh_after_load(url: str | None = None) -> rollup.RefreshResult | None:
+    """Bring the daily rollup up to date right after a data load has committed, so that the
+    next Metrics page pays nothing. A failure here is logged, never raised: the load itself is
+    done, and the next read refreshes again (or answers live)."""
+    try:
+        return rollup.refresh(url)
+    except Exception:  # noqa: BLE001 - the committed load must not look failed
+        log.warning("metrics rollup refresh after a data load failed", exc_info=True)
+        return None

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
+from data_access import metrics_rollup
 from data_access.db import get_engine
 from data_access.schema import Base, Event, User
 
@@ -149,6 +150,7 @@ class BulkWriter:
 def bulk_writer(url: str | None = None) -> Iterator[BulkWriter]:
     """One transaction for a whole bulk load: committed on success, rolled back on any error."""
     with get_engine(url).begin() as connection:
+        metrics_rollup.hold_for_writer(connection)
         yield BulkWriter(connection)
 
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Table, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from data_access import metrics_rollup
 from data_access.db import get_engine
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest, utcnow
 
@@ -329,6 +330,7 @@ def import_transaction(url: str | None = None) -> Iterator[ImportWriter]:
     """One connection, one transaction: commit when the block ends, roll back on any error."""
     with get_engine(url).connect() as connection:
         with _sqlite_cache(connection), connection.begin():
+            metrics_rollup.hold_for_writer(connection)
             writer = ImportWriter(connection)
             try:
                 yield writer

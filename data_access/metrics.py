@@ -193,13 +193,18 @@ def count_totals(start: datetime, end: datetime, url: str | None = None) -> dict
     return {name: int(value or 0) for name, value in zip(COUNT_COLUMNS, row)}
 
 
-def _attribution_query(
+def counted_rows(
     start: datetime,
     end: datetime,
     click_window: timedelta,
     registration_window: timedelta,
     dialect: str,
 ):
+    """One row per impression and per click or registration in [start, end), as a subquery:
+    day (UTC date of the row's own time), attributed, model_version, strategy, position,
+    impressions, clicks, registrations (0 or 1). A conversion carries the keys of the impression
+    that attributes it (this module's rule); grouped by the keys it gives attributed_counts,
+    grouped by day too it gives the daily rollup (data_access/metrics_rollup)."""
     conversion = interactions.alias("conversion")
     candidate = interactions.alias("candidate")
     one, zero = literal_column("1", Integer), literal_column("0", Integer)
@@ -252,6 +257,7 @@ def _attribution_query(
 
     conversion_rows = (
         select(
+            _utc_day(conversion.c.occurred_at, dialect).label("day"),
             case((anchor.c.id.is_(None), 0), else_=1).label("attributed"),
             anchor.c.model_version,
             anchor.c.strategy,
@@ -262,6 +268,7 @@ def _attribution_query(
         .where(in_range)
     )
     impression_rows = select(
+        _utc_day(interactions.c.occurred_at, dialect).label("day"),
         one.label("attributed"),
         interactions.c.model_version,
         interactions.c.strategy,
@@ -270,8 +277,17 @@ def _attribution_query(
         zero.label("clicks"),
         zero.label("registrations"),
     ).where(_in_range(interactions, start, end, types=("impression",)))
+    return union_all(impression_rows, conversion_rows).subquery("counted")
 
-    both = union_all(impression_rows, conversion_rows).subquery("counted")
+
+def _attribution_query(
+    start: datetime,
+    end: datetime,
+    click_window: timedelta,
+    registration_window: timedelta,
+    dialect: str,
+):
+    both = counted_rows(start, end, click_window, registration_window, dialect)
     keys = (both.c.attributed, both.c.model_version, both.c.strategy, both.c.position)
     return (
         select(

@@ -5,12 +5,13 @@ Changing a table here means writing an Alembic revision in data_access/migration
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -241,3 +242,54 @@ class UserRecommendation(Base):
     strategy: Mapped[str] = mapped_column(String(32), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     generated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class MetricsRollupState(Base):
+    """One row (id 1): how far the daily metrics rollup has read. Interactions with an id up to
+    interactions_max_id are in it; users and events are summarised by (count, max id,
+    max updated_at) so that a deletion or an event's changed category is noticed. Writers that
+    insert interactions lock this row FOR SHARE on Postgres (see data_access/metrics_rollup)."""
+
+    __tablename__ = "metrics_rollup_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interactions_max_id: Mapped[int | None] = mapped_column(BigInteger)
+    users_count: Mapped[int | None] = mapped_column(BigInteger)
+    users_max_id: Mapped[int | None] = mapped_column(BigInteger)
+    events_count: Mapped[int | None] = mapped_column(BigInteger)
+    events_max_id: Mapped[int | None] = mapped_column(BigInteger)
+    events_max_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    click_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    registration_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MetricsDailyCount(Base):
+    """Counted interactions per UTC day of their own time and event category."""
+
+    __tablename__ = "metrics_daily_counts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    category: Mapped[str | None] = mapped_column(String(80))
+    impressions: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    clicks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    registrations: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    unregistrations: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_metrics_daily_counts_day", "day"),)
+
+
+class MetricsDailyAttributed(Base):
+    """Impressions per UTC day of the impression, and clicks and registrations per UTC day of
+    the conversion, in the (model_version, strategy, position) group of the attributing
+    impression (attributed 0: no impression explains the conversion)."""
+
+    __tablename__ = "metrics_daily_attributed"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    attributed: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str | None] = mapped_column(String(32))
+    position: Mapped[int | None] = mapped_column(Integer)
+    impressions: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    clicks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    registrations: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_metrics_daily_attributed_day", "day"),)
