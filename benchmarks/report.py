@@ -53,6 +53,8 @@ GOALS = [  # (benchmark, headline key, what)
     ("training", "skip_check_seconds_postgres", "smart-retrain skip check, 5M interactions, Postgres"),
     ("training", "fold_in_compute_p50_ms", "per-user fold-in, the compute (p50)"),
     ("training", "fold_in_service_p50_ms", "per-user fold-in, the whole service call (p50)"),
+    ("metrics_rollup", "online_metrics_rollup_seconds",
+     "Metrics page service call (30 days) through the daily rollup, Postgres at scale"),
 ]
 
 
@@ -295,6 +297,30 @@ def metrics_section(doc: dict | None) -> list[str]:
     return lines
 
 
+def rollup_section(doc: dict | None) -> list[str]:
+    if not doc:
+        return []
+    lines = ["### The daily metrics rollup", "", cmd(doc), ""]
+    rebuilds = ", ".join(fmt(v, 2) for v in doc["full_rebuild_seconds"])
+    lines += [
+        "| what | seconds |", "| --- | ---: |",
+        f"| online_metrics() over the page's 30 days, through the rollup | "
+        f"{fmt(doc['online_metrics_rollup_seconds'])} |",
+        f"| the same, live (a window the rollup does not cover) | "
+        f"{fmt(doc['online_metrics_live_seconds'])} |",
+        f"| refresh when nothing changed (every page load) | {fmt(doc['nothing_changed_seconds'], 4)} |",
+        f"| full rebuild (after `db upgrade`, or deletions) | {rebuilds} |",
+        f"| refresh after a day of traffic ({doc['appended_rows']:,} new rows, "
+        f"{doc['incremental_days']} days recomputed) | {fmt(doc['incremental_refresh_seconds'])} |",
+        f"| online_metrics() right after that refresh | "
+        f"{fmt(doc['online_metrics_after_append_seconds'])} |",
+        "",
+        f"On {doc['database']}; speed-up of the page's service call: {doc['speedup']}x.",
+        "",
+    ]
+    return lines
+
+
 def quality_section(doc: dict | None) -> list[str]:
     if not doc:
         return ["## 6. Quality against peers", "", "_not run_", ""]
@@ -326,7 +352,7 @@ def quality_section(doc: dict | None) -> list[str]:
 
 def main() -> None:
     names = ("scale_data", "serving", "model_io", "training", "console", "console_demo",
-             "metrics_queries", "quality")
+             "metrics_queries", "metrics_rollup", "quality")
     docs = {n: load(n) for n in names}
     notes = (C.BENCH / "notes.md").read_text() if (C.BENCH / "notes.md").exists() else ""
     lines = [
@@ -351,7 +377,7 @@ def main() -> None:
         "",
         "Order: `scale_data.py` (builds the scale databases), `training.py` (stores the scale "
         "model as the active version), then `model_io.py`, `serving.py`, `console.py`, "
-        "`metrics_queries.py`; `quality.py` is independent. `bash benchmarks/run_all.sh` runs "
+        "`metrics_queries.py`, `metrics_rollup.py`; `quality.py` is independent. `bash benchmarks/run_all.sh` runs "
         "every step in that order (about 25 minutes on 2 quiet cores, logs in "
         "benchmarks/data/logs/). `regress.py` reruns the stored commands and compares.",
         "",
@@ -368,6 +394,7 @@ def main() -> None:
     lines += console_section(docs["console_demo"], "### The console at the default demo size "
                                                    "(1,000 users, SQLite, the embedded default)")
     lines += metrics_section(docs["metrics_queries"])
+    lines += rollup_section(docs["metrics_rollup"])
     lines += quality_section(docs["quality"])
     lines += ["## 7. Regression check", "",
               "`benchmarks/.venv/bin/python benchmarks/regress.py [names]` reruns each stored "

@@ -9,7 +9,7 @@ LOGS=benchmarks/data/logs
 mkdir -p "$LOGS"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(scale-pg scale-sqlite quality training validator model_io serving \
-  console console-demo metrics metrics-covering metrics-current report)
+  rollup console console-demo metrics metrics-covering metrics-current report)
 for step in "${steps[@]}"; do
   echo "== $step $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
   case "$step" in
@@ -21,6 +21,8 @@ for step in "${steps[@]}"; do
     validator) $PY benchmarks/validator_memory.py ;;
     model_io) $PY benchmarks/model_io.py ;;
     serving)  $PY benchmarks/serving.py ;;
+    # builds the daily metrics rollup (migration 0003) before the console is timed
+    rollup)   $PY benchmarks/metrics_rollup.py ;;
     console)  $PY benchmarks/console.py ;;
     console-demo)
       db=benchmarks/data/console_demo.sqlite3; rm -f "$db" "$db"-*
