@@ -47,7 +47,9 @@ class BulkWriter:
         return _platform_counts(self.connection)
 
     def wipe_platform(self) -> None:
-        """Delete every row of PLATFORM_TABLES (and restart their ids on Postgres)."""
+        """Delete every row of PLATFORM_TABLES (and restart their ids on Postgres), and the
+        metrics rollup derived from them."""
+        metrics_rollup.forget(self.connection)
         quote = self.connection.dialect.identifier_preparer.quote
         if self.dialect == "postgresql":
             tables = ", ".join(quote(name) for name in PLATFORM_TABLES)

@@ -104,6 +104,15 @@ def hold_for_writer(connection: Connection) -> None:
         )
 
 
+def forget(connection: Connection) -> None:
+    """Empty the rollup and mark it never built, inside the caller's transaction: for a wipe of
+    the platform tables, after which ids start again and the id mark would mean nothing."""
+    for table in (counts_table, attributed_table):
+        connection.execute(delete(table))
+    connection.execute(update(state_table).values(
+        interactions_max_id=None, refreshed_at=None))
+
+
 # ---- observing ------------------------------------------------------------------------------
 
 

@@ -170,3 +170,19 @@ def test_a_held_lock_makes_readers_answer_live(fixture_db: str, dialect: str) ->
             assert result.totals["clicks"] == 6  # the new click, counted live
     assert rollup.refresh(fixture_db).status == "updated"
     assert_same_as_live(fixture_db, START, END)
+
+
+def test_a_platform_wipe_forgets_the_rollup(db: str) -> None:
+    """demo-data --replace wipes the platform and ids start again: the old id mark would
+    mean nothing, so the wipe empties the rollup and marks it never built."""
+    from data_access.bulk import bulk_writer
+
+    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-10T12:00:00Z", url=db)
+    with bulk_writer(db) as writer:
+        writer.wipe_platform()
+    result = rollup.refresh(db)
+    assert (result.status, result.reason, result.days) == ("rebuilt", "never built", 0)
+    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-20T12:00:00Z", url=db)
+    assert rollup.refresh(db).status == "current"
+    assert_same_as_live(db, datetime(2026, 11, 1, tzinfo=timezone.utc),
+                        datetime(2026, 11, 21, tzinfo=timezone.utc))
