@@ -42,6 +42,7 @@ def cmd(doc: dict) -> str:
 
 
 GOALS = [  # (benchmark, headline key, what)
+    ("import_csv_postgres", "first_import_seconds", "CSV import of 1M interactions into Postgres"),
     ("serving", "p99_ms_filters_on_largest", "recommend in memory, 100k candidates, filters on: p99"),
     ("serving", "ratio_p99_to_floor_largest", "... within 3x of the numpy floor (p99 / floor p99)"),
     ("serving", "ratio_p50_to_floor_largest", "... within 3x of the numpy floor (p50 / floor p50)"),
@@ -297,6 +298,21 @@ def metrics_section(doc: dict | None) -> list[str]:
     return lines
 
 
+def import_section(doc: dict | None) -> list[str]:
+    if not doc:
+        return []
+    rows = doc["rows"]
+    return [
+        "### CSV import", "", cmd(doc), "",
+        f"{rows['users']:,} users, {rows['events']:,} events and {rows['interactions']:,} "
+        f"interactions into {doc['database']}: first import {fmt(doc['first_import_seconds'], 1)} s "
+        f"(then the metrics rollup refresh, {fmt(doc['rollup_refresh_seconds'], 1)} s); the same "
+        f"files again {fmt(doc['second_import_seconds'], 1)} s, inserting "
+        f"{doc['second_import_inserted']} rows; peak memory {fmt(doc['peak_rss_mib'], 0)} MiB.",
+        "",
+    ]
+
+
 def rollup_section(doc: dict | None) -> list[str]:
     if not doc:
         return []
@@ -351,7 +367,7 @@ def quality_section(doc: dict | None) -> list[str]:
 
 
 def main() -> None:
-    names = ("scale_data", "serving", "model_io", "training", "console", "console_demo",
+    names = ("scale_data", "import_csv_postgres", "serving", "model_io", "training", "console", "console_demo",
              "metrics_queries", "metrics_rollup", "quality")
     docs = {n: load(n) for n in names}
     notes = (C.BENCH / "notes.md").read_text() if (C.BENCH / "notes.md").exists() else ""
@@ -387,6 +403,7 @@ def main() -> None:
         notes = notes.replace("GOALS_TABLE", goals_table(docs))
         lines += [notes.rstrip(), ""]
     lines += scale_section(docs["scale_data"])
+    lines += import_section(docs["import_csv_postgres"])
     lines += serving_section(docs["serving"])
     lines += model_io_section(docs["model_io"])
     lines += training_section(docs["training"])

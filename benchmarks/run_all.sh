@@ -8,7 +8,7 @@ PY=benchmarks/.venv/bin/python
 LOGS=benchmarks/data/logs
 mkdir -p "$LOGS"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(scale-pg scale-sqlite quality training validator model_io serving \
+[ ${#steps[@]} -eq 0 ] && steps=(scale-pg scale-sqlite import quality training validator model_io serving \
   rollup console console-demo metrics metrics-covering metrics-current report)
 for step in "${steps[@]}"; do
   echo "== $step $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -16,6 +16,7 @@ for step in "${steps[@]}"; do
     scale)    $PY benchmarks/scale_data.py ;;
     scale-pg) $PY benchmarks/scale_data.py --target postgres ;;
     scale-sqlite) $PY benchmarks/scale_data.py --target sqlite ;;
+    import)   $PY benchmarks/import_csv.py ;;
     # 5M with no early-stopping validator: as shipped it needs more than 24 GiB (validator_memory.py)
     training) $PY benchmarks/training.py --full-overrides '{"patience": 0, "epochs": 2}' ;;
     validator) $PY benchmarks/validator_memory.py ;;
