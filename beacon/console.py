@@ -127,7 +127,9 @@ def run_row(run: runs.RunInfo) -> dict:
         "who": run.requested_by or "",
         "created": run.created_at,
         "duration_s": None if duration is None else round(duration, 1),
-        "epoch": (f"{run.epoch or 0}/{run.total_epochs}" if run.total_epochs else ""),
+        # a skipped run never trained: no "0/30" that reads like a stalled one
+        "epoch": (f"{run.epoch or 0}/{run.total_epochs}"
+                  if run.total_epochs and run.status != "skipped" else ""),
         "model": run.model_id,
         "reason": run.reason or "",
         "error": (run.error or "").strip().splitlines()[-1][:300] if run.error else "",
@@ -175,6 +177,53 @@ def running_training() -> LiveRun | None:
 
 def run_status(run_id: int) -> LiveRun | None:
     return _live(runs.get_run(run_id))
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run that a button started stands, in one sentence for the page that started it.
+
+    kind: "info" while queued or running, then "success" (trained), "warning" (skipped: nothing
+    changed, the reason says why) or "error" (failed or abandoned)."""
+
+    run_id: int
+    final: bool
+    status: str
+    kind: str
+    text: str
+
+
+_OUTCOME_KIND = {"succeeded": "success", "skipped": "warning", "failed": "error",
+                 "abandoned": "error"}
+
+
+def run_outcome(run_id: int) -> RunOutcome | None:
+    """The outcome of run `run_id` (None if there is no such run)."""
+    run = runs.get_run(int(run_id))
+    if run is None:
+        return None
+    if run.user_id is not None:
+        what = f"retrain of user {run.user_id}"
+    else:
+        what = {"force": "forced retrain", "button": "smart retrain"}.get(run.trigger,
+                                                                       f"{run.trigger} retrain")
+    head = f"Run {run.id} ({what})"
+    if run.status not in runs.FINAL_STATUSES:
+        return RunOutcome(run.id, False, run.status, "info", f"{head} is {run.status}.")
+    duration = ""
+    if run.started_at is not None and run.finished_at is not None:
+        duration = f" in {max(0.0, (run.finished_at - run.started_at).total_seconds()):.1f} s"
+    if run.status == "succeeded":
+        text = f"{head} succeeded{duration}" + (
+            f": model version {run.model_id}" if run.model_id is not None else "")
+        text += f" ({run.reason})." if run.reason else "."
+    elif run.status == "skipped":
+        text = f"{head} skipped: {run.reason or 'nothing to do'}. The active model stays."
+    else:
+        error = (run.error or "").strip().splitlines()
+        text = (f"{head} {run.status}: {error[-1][:300] if error else run.reason or 'no detail'}. "
+                "The active model is unchanged.")
+    return RunOutcome(run.id, True, run.status, _OUTCOME_KIND.get(run.status, "info"), text)
 
 
 # --------------------------------------------------------------------------------------------

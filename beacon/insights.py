@@ -13,6 +13,7 @@ from typing import Any
 
 from beacon import console
 from beacon.errors import BeaconError, UnknownUser
+from beacon.filters import WINDOW as WINDOW_STAGE
 from data_access import catalog, user_activity
 
 UTC = timezone.utc
@@ -104,23 +105,25 @@ def _utc_text(moment: datetime | None) -> str:
 
 
 def _registrations_and_rejects(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Rows come newest first: the first register/unregister seen per event is its state."""
-    registrations: list[dict] = []
+    """One row per event the user registered for (so the count is of events): its state is
+    "attended" when they attended, else the newest register/unregister (rows come newest
+    first); "at" is when that state was reached."""
+    registrations: dict[str, dict] = {}
     rejects: list[dict] = []
-    seen: set[str] = set()
     for row in rows:
         kind = row["type"]
         base = {"event_id": row["event_id"], "title": row["title"],
                 "event starts (UTC)": _utc_text(row["start_time"])}
         if kind == "reject":
             rejects.append({**base, "rejected at (UTC)": _utc_text(row["occurred_at"])})
-        elif kind == "attend":
-            registrations.append({**base, "state": "attended", "at (UTC)": _utc_text(row["occurred_at"])})
-        elif row["event_id"] not in seen:
-            seen.add(row["event_id"])
-            state = "registered" if kind == "register" else "unregistered"
-            registrations.append({**base, "state": state, "at (UTC)": _utc_text(row["occurred_at"])})
-    return registrations, rejects
+            continue
+        state = {"attend": "attended", "register": "registered",
+                 "unregister": "unregistered"}[kind]
+        known = registrations.get(row["event_id"])
+        if known is None or (state == "attended" and known["state"] != "attended"):
+            registrations[row["event_id"]] = {**base, "state": state,
+                                              "at (UTC)": _utc_text(row["occurred_at"])}
+    return list(registrations.values()), rejects
 
 
 def serving_level(email: str, now: datetime | None = None) -> Serving:
@@ -319,7 +322,7 @@ def _timeline_row(event) -> dict:
         "start_h": _hours(event.local_start),
         "end_h": end_h,
         "status": "kept" if event.passed else (
-            "dropped by the window" if event.failed_stage == "in time window"
+            "dropped by the window" if event.failed_stage == WINDOW_STAGE
             else "dropped by another stage"),
         "local": f"{event.local_start:%a %d %b %H:%M}"
                  + (f"–{event.local_end:%H:%M}" if event.local_end else " (no end time)")
@@ -353,7 +356,7 @@ def debug_view(email: str, params, now: datetime | None = None, show: str = "all
     show = show if show in ("all", "kept", *dropping) else "all"
     kept_total = funnel[-1].remaining if funnel else 0
     dropped_budget = max(0, point_limit - kept_total)
-    rows, points, timeline = [], [], []
+    rows, points, timeline, timeline_others = [], [], [], []
     matched = kept_points = 0
     for event in result.events:
         if event.latitude is not None and event.longitude is not None:
@@ -373,8 +376,14 @@ def debug_view(email: str, params, now: datetime | None = None, show: str = "all
         matched += 1
         if len(rows) < row_limit:
             rows.append(_debug_row(event, stage_columns))
-        if event.local_start is not None and len(timeline) < timeline_limit:
-            timeline.append(_timeline_row(event))
+        if event.local_start is not None:
+            # the events the window decided about come first, so a long candidate list cannot
+            # push them past the limit behind events that earlier stages dropped anyway
+            reached = event.passed or event.failed_stage == WINDOW_STAGE
+            target = timeline if reached else timeline_others
+            if len(target) < timeline_limit:
+                target.append(_timeline_row(event))
+    timeline = (timeline + timeline_others)[:timeline_limit]
     timeline.sort(key=lambda r: r["sort"])
     home = (user.latitude, user.longitude) if user.has_home else (None, None)
     origin = None
@@ -530,11 +539,13 @@ def compare_recommendations(email: str, params=None, top: int = 10,
 
     rows, points = [], []
     for item in result.items:
+        # score and source before the long reason: at 1440 px the reason pushed them off-screen
         rows.append({
-            "rank": item.rank, "title": item.title,
+            "rank": item.rank, "title": item.title, "score": round(item.score, 4),
+            "source": item.source,
             "local start": item.local_start.strftime("%a %Y-%m-%d %H:%M") if item.local_start else "",
             "distance km": None if item.distance_km is None else round(item.distance_km, 1),
-            "reason": item.reason, "score": round(item.score, 4), "source": item.source,
+            "reason": item.reason,
             "category": item.category or "", "city": item.city or "", "event_id": item.event_id,
         })
         if item.latitude is not None and item.longitude is not None:

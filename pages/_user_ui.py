@@ -218,22 +218,23 @@ def tag_badges(tags) -> str:
 
 def profile_header(profile: insights.UserProfile) -> None:
     st.header(profile.name or profile.email)
-    st.caption(profile.email)
+    # the home point goes in the caption: as a metric its numbers were cut to "40.73, -74…"
+    home = (f"home {profile.latitude:.4f}, {profile.longitude:.4f}" if profile.has_home
+            else "no home location")
+    st.caption(f"{profile.email} · {home}")
     st.markdown("**Interest tags:** " + tag_badges(profile.interest_tags))
-    cols = st.columns(5)
+    cols = st.columns(4)
     cols[0].metric("City", profile.city or "—")
-    cols[1].metric("Home", f"{profile.latitude:.2f}, {profile.longitude:.2f}" if profile.has_home else "none",
-                   help="latitude, longitude")
-    cols[2].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
-    cols[3].metric("Interactions", f"{sum(profile.totals.values()):,}")
+    cols[1].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
+    cols[2].metric("Interactions", f"{sum(profile.totals.values()):,}")
     serving = profile.serving
     if serving is None:
-        cols[4].metric("Served by", "—")
+        cols[3].metric("Served by", "—")
         if profile.serving_error:
             st.warning(f"Could not tell which level serves this user: {profile.serving_error}")
         return
     version = f"model v{serving.model_version}, " if serving.model_version is not None else ""
-    cols[4].metric("Served by", serving.level, help=serving.explanation)
+    cols[3].metric("Served by", serving.level, help=serving.explanation)
     st.markdown(f"**Served by:** {LEVEL_BADGE.get(serving.level, serving.level)} — "
                 f"{serving.explanation} ({version}{'age ' if serving.age else ''}{serving.age_text}).")
 
@@ -257,7 +258,7 @@ def training_outcome(outcome) -> None:
     text = f"Personal model: **{status}**" + (f" — {reason}" if reason else "")
     if version is not None:
         text += f" (model version {version})"
-    if seconds is not None:
+    if seconds is not None and " ms)" not in reason:  # a fold-in's reason already says how long
         text += f" in {seconds * 1000:.0f} ms"
     if status in ("trained", "succeeded"):
         st.success(text, icon=":material/check_circle:")
@@ -329,14 +330,22 @@ def debug_summary(view: insights.DebugView) -> None:
                    help=f"model version {view.model_version}" if view.model_version else None)
     if view.window_label:
         if view.crosses_midnight:
-            st.info(f"Daily window **{view.window_label}**: a window across midnight. An event "
-                    "passes when it starts at or after the start (or before the end, after "
-                    "midnight) and, if it has an end time, ends by the window's end.",
+            start, end = view.params.window_start, view.params.window_end
+            st.info(f"Daily window **{view.window_label}**, in each event's local time. An event "
+                    f"passes when it starts between {start:%H:%M} and {end:%H:%M} the next day "
+                    f"and, if it has an end time, ends by {end:%H:%M}.",
                     icon=":material/bedtime:")
         else:
             st.caption(f"Daily window {view.window_label} (event local time).")
-    if view.unknown_rejects:
-        st.warning("Ignored rejected ids that match no event: " + ", ".join(view.unknown_rejects))
+    unknown_rejects_warning(view.unknown_rejects)
+
+
+def unknown_rejects_warning(ids) -> None:
+    """The filter ignores a rejected id that is not among the candidates; 'matches no event'
+    was wrong for an event that exists but is already over."""
+    if ids:
+        st.warning("Ignored rejected ids that are not among the upcoming events (no such event, "
+                   "or it is already over): " + ", ".join(ids), icon=":material/info:")
 
 
 def debug_funnel(view: insights.DebugView) -> None:
@@ -393,8 +402,17 @@ def debug_timeline(view: insights.DebugView) -> None:
     st.subheader("Event times against the daily window")
     frame = pd.DataFrame(view.timeline, columns=["event_id", "label", "start_h", "end_h",
                                                  "status", "local", "sort"])
+    others = frame["status"] == "dropped by another stage"
+    hidden = 0
+    if view.window_label and others.any():
+        # the window decides only about what reached it: the rest is grey noise by default
+        if not st.toggle(f"Also draw the {int(others.sum())} events dropped before the window",
+                         key="debug_timeline_all"):
+            hidden, frame = int(others.sum()), frame[~others]
     if frame.empty:
-        st.info("No events to draw.")
+        st.info("No events to draw." if not view.window_label else
+                "No event reached the window stage: earlier stages dropped them all (see the "
+                "funnel above).")
         return
     fig = go.Figure()
     for start, end in view.window_spans:
@@ -426,8 +444,10 @@ def debug_timeline(view: insights.DebugView) -> None:
                       legend=dict(y=0.995, yanchor="top", yref="container"))
     _ui.chart(fig, key="debug_timeline")
     note = "Shaded: the daily window" + (f" {view.window_label}" if view.window_label else " (off)")
-    if view.matched > len(frame):
-        note += f" · the first {len(frame)} of {view.matched:,} events by start time"
+    if hidden:
+        note += f" · {len(frame)} events that reached the window ({hidden} dropped before it hidden)"
+    elif view.matched > len(frame):
+        note += f" · {len(frame)} of {view.matched:,} events"
     st.caption(note)
 
 
@@ -436,8 +456,7 @@ def recommendations_summary(c: insights.Comparison) -> None:
     passed = c.stages[-1].remaining if c.stages else 0
     st.markdown(f"**{len(c.rows)}** recommendations for **{c.email}** out of **{passed:,}** "
                 f"candidates that pass the filters · served by {source_text(c.source, c.model_version)}")
-    if c.unknown_rejects:
-        st.warning("Ignored rejected ids that match no event: " + ", ".join(c.unknown_rejects))
+    unknown_rejects_warning(c.unknown_rejects)
     if not c.rows:
         st.warning("No event passes the filters for this user: see the Debug filter page for why.")
 

@@ -50,7 +50,11 @@ c4.metric("Conversion", _ui.fmt_pct(totals.get("conversion")), border=True,
                f"{_ui.fmt_pct(totals.get('conversion_low'))} – "
                f"{_ui.fmt_pct(totals.get('conversion_high'))}")
 if totals["impressions"] == 0:
-    st.info("No impressions in this range: the rates are empty.", icon=":material/info:")
+    # every chart below is a rate over impressions: empty axes would only puzzle
+    st.info(f"No impressions in this range ({span[0]:%Y-%m-%d} to {span[1]:%Y-%m-%d}, UTC days): "
+            "there is no CTR or conversion to chart. Pick a range with recommendation traffic.",
+            icon=":material/info:")
+    st.stop()
 
 # ----------------------------------------------------------------------------- per day
 day = m.by_day

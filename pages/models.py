@@ -149,6 +149,8 @@ else:
             hist = go.Figure(go.Histogram(x=[r["overlap"] for r in comparison.overlap],
                                           xbins=dict(start=-0.05, end=1.05, size=0.1)))
             hist.update_layout(hovermode="closest")
+            # the whole 0-100 % axis even when every user has the same overlap (one bar)
+            hist.update_xaxes(range=[-0.05, 1.05], tickformat=".0%", dtick=0.1)
             _ui.chart(_ui.style(hist, height=240, title="Top-10 overlap per sampled user",
                                 x_title="share in common", y_title="users"), key="cmp_overlap")
 

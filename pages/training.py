@@ -20,16 +20,35 @@ def _state(database: str) -> console.TrainingPageState:
     return console.training_page_state()
 
 
+NOTICE = "training_notice"  # (kind, message, run id this page started or None)
+
+
 def _start(**request) -> None:
-    """Hand a retrain to the background executor; say what happened (started, busy, bad input)."""
+    """Hand a retrain to the background executor; say what happened (started, busy, bad input)
+    at the top of the page, and keep the run it started in view until its outcome is known."""
     try:
         result = console.start_retrain(requested_by=ACTOR, **request)
     except BeaconError as error:
-        _ui.error_box(error)
-        return
-    st.session_state["training_notice"] = ("warning" if result.busy else "success", result.message)
+        st.session_state[NOTICE] = ("error", str(error), None)
+    else:
+        st.session_state[NOTICE] = ("warning" if result.busy else "success", result.message,
+                                    None if result.busy else result.run_id)
     _state.clear()
     st.rerun()
+
+
+def _show_notice() -> int | None:
+    """The last action's message; once its run is final, that run's outcome instead (a smart
+    retrain that skips is over before the page reruns). Returns the run still to watch."""
+    notice = st.session_state.get(NOTICE)
+    if not notice:
+        return None
+    kind, message, run_id = notice
+    outcome = console.run_outcome(run_id) if run_id is not None else None
+    if outcome is not None and outcome.final:
+        kind, message = outcome.kind, outcome.text
+    {"error": _ui.error_box, "warning": st.warning, "info": st.info}.get(kind, st.success)(message)
+    return run_id if outcome is not None and not outcome.final else None
 
 
 database = console.database_key()
@@ -37,9 +56,7 @@ state = _state(database)
 
 st.title("Training")
 
-notice = st.session_state.pop("training_notice", None)
-if notice:
-    (st.warning if notice[0] == "warning" else st.success)(notice[1])
+watched = _show_notice()
 
 smart, force, user = st.columns([1, 1, 3], vertical_alignment="bottom")
 if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
@@ -79,11 +96,14 @@ with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:")
             _start(force=True, config=values)
 
 
-@st.fragment(run_every=2 if state.running else 10)
+@st.fragment(run_every=2 if state.running or watched else 10)
 def live_progress() -> None:
-    """Polls the training runs table; when a run starts or ends, the whole page reruns."""
+    """Polls the training runs table; when a run starts or ends (or the per-user run this page
+    started finishes), the whole page reruns."""
     run = console.running_training()
-    if (run.id if run else None) != st.session_state.get("training_seen_run"):
+    mine = st.session_state.get("training_watched")
+    if (run.id if run else None) != st.session_state.get("training_seen_run") or (
+            mine is not None and (done := console.run_outcome(mine)) is not None and done.final):
         _state.clear()
         st.rerun(scope="app")
     if run is None:
@@ -100,6 +120,7 @@ def live_progress() -> None:
 
 st.subheader("Running training")
 st.session_state["training_seen_run"] = state.running.id if state.running else None
+st.session_state["training_watched"] = watched
 live_progress()
 
 st.subheader("History")
@@ -107,7 +128,8 @@ if state.history:
     _ui.table(state.history, key="run_history", column_config={
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
-        "reason": st.column_config.TextColumn("reason", width="large"),
+        # both fit at 1440 px; the whole text shows on hover or in the cell's overlay
+        "reason": st.column_config.TextColumn("reason", width="medium"),
         "error": st.column_config.TextColumn("error", width="medium"),
     })
 else:

@@ -233,3 +233,82 @@ def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
             _no_exception(tab, "deep link")
         finally:
             context.close()
+
+
+def _window_case(email_count: int = 40):
+    """A user, two of the coming days and an event on the first of them that a 22:00-02:00
+    window drops, with the reason the engine gives (computed like the page computes it)."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from beacon import insights
+    from beacon.filters import FilterParams
+    from data_access import catalog
+
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    days = insights.coming_days(now)
+    for _, email in catalog.all_user_ids(limit=email_count):
+        window = FilterParams.parse(start=time(22, 0), end=time(2, 0))
+        view = insights.debug_view(email, window, now=now, show="in time window")
+        for row in view.rows:
+            first = datetime.strptime(row["local start"], "%a %Y-%m-%d %H:%M").date()
+            if first not in days:
+                continue
+            second = first + timedelta(days=1) if first + timedelta(days=1) in days else days[0]
+            params = FilterParams.parse(dates=[first, second], start=time(22, 0), end=time(2, 0))
+            both = insights.debug_view(email, params, now=now, show="in time window")
+            dropped = {r["event_id"]: r["reason"] for r in both.rows}
+            if row["event_id"] in dropped:
+                return email, (first, second), row["event_id"], dropped[row["event_id"]]
+    pytest.fail("the demo platform has no event that a 22:00-02:00 window drops")
+
+
+def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Console) -> None:
+    """An operator picks two calendar dates and a 22:00-02:00 window: the page says the window
+    crosses midnight, draws the funnel and the candidate table, and an event the window drops
+    shows why."""
+    email, dates, event_id, reason = _window_case()
+    page.goto(f"{console.url}/debug_filter?user={email}")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Candidates left after each stage").wait_for()
+    wait_idle(page)
+    expect(main.get_by_label("User (email)")).to_have_value(email)
+
+    main.get_by_text("Calendar filter: only on selected dates").click()
+    dates_box = main.get_by_role("combobox", name=re.compile("Dates"))
+    expect(dates_box).to_be_enabled()
+    for day in dates:
+        label = day.strftime("%a %d %b %Y")
+        dates_box.click()
+        page.keyboard.type(label)
+        page.get_by_role("option", name=label).click()
+        expect(main.locator('[data-testid="stMultiSelect"]')).to_contain_text(label)
+    page.keyboard.press("Escape")
+
+    main.get_by_text("Daily time window").click()
+    for which, hour in (("From", "22"), ("To", "02")):
+        hours = main.get_by_role("spinbutton", name=f"hour, {which}")
+        expect(hours).to_be_editable()
+        hours.click()
+        page.keyboard.type(hour)
+        main.get_by_role("spinbutton", name=f"minute, {which}").click()
+        page.keyboard.type("00")
+        page.keyboard.press("Tab")
+        expect(main.get_by_role("spinbutton", name=f"hour, {which}")).to_have_text(hour)
+    # the controls and the result both say that the window crosses midnight
+    expect(main.get_by_text(re.compile("Window across midnight: from 22:00 to 02:00"))).to_be_visible()
+    summary = main.locator('[data-testid="stAlertContentInfo"]').filter(
+        has_text="22:00–02:00 (across midnight: ends the next day)")
+    expect(summary).to_be_visible()
+    wait_idle(page)
+
+    funnel = main.locator('[data-testid="stPlotlyChart"]').first
+    expect(funnel).to_be_visible()
+    expect(main.locator('[data-testid="stDataFrame"]').first).to_contain_text("in time window")
+
+    main.get_by_role("combobox", name=re.compile("Show only")).click()
+    page.get_by_role("option", name=re.compile(r"^dropped by: in time window \(\d+\)")).click()
+    rows = main.locator('[data-testid="stDataFrame"]').filter(has_text=event_id)
+    expect(rows).to_contain_text(reason)
+    wait_idle(page)
+    _no_exception(page, "debug filter across midnight")
+    _shot(page, "debug_filter_across_midnight")

@@ -311,7 +311,8 @@ def test_metrics_page_on_a_range_without_impressions(on_trained: dict) -> None:
     at.date_input(key="metrics_range").set_value((date(2001, 1, 1), date(2001, 1, 31))).run()
     no_exception(at)
     assert metric(at, "Impressions") == "0"
-    assert "No impressions in this range" in texts(at)
+    assert "No impressions in this range (2001-01-01 to 2001-01-31" in texts(at)
+    assert len(at.get("plotly_chart")) == 0, "no empty axes: the message says why"
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,19 +337,29 @@ def _wait_run_finished(run_id: int) -> runs.RunInfo:
     return run
 
 
-def test_force_retrain_button_starts_a_background_run_that_finishes(
-        seeded_with_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def tiny_buttons(seeded_with_model: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The retrain buttons train with the fixture's tiny settings whatever they pass (the
+    defaults take longer, and the same settings keep the fingerprint of the fixture's model)."""
     from beacon import training
 
-    # Train with the tiny settings whatever the button passes (the defaults take longer).
     real = training.start_training_in_background
     monkeypatch.setattr(training, "start_training_in_background",
                         lambda **kw: real(**{**kw, "config": tiny_config()}))
+    return seeded_with_model
+
+
+def _click_and_get_new_run(label: str) -> tuple[AppTest, list[runs.RunInfo]]:
+    """The Training page, `label` clicked: the page and the runs that click created."""
     before = {r.id for r in runs.list_runs()}
     at = app("pages/training.py")
-    next(b for b in at.button if b.label == "Force retrain").click().run()
+    next(b for b in at.button if b.label == label).click().run()
     no_exception(at)
-    new = [r for r in runs.list_runs() if r.id not in before]
+    return at, [r for r in runs.list_runs() if r.id not in before]
+
+
+def test_force_retrain_button_starts_a_background_run_that_finishes(tiny_buttons: str) -> None:
+    at, new = _click_and_get_new_run("Force retrain")
     assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "console"
     finished = _wait_run_finished(new[0].id)
     assert finished.status == "succeeded", finished.error
@@ -374,6 +385,22 @@ def test_busy_when_a_training_holds_the_lock(seeded_with_model: str) -> None:
     finally:
         runs.finish_run(held.run.id, "failed", error="test")
         runs.release(held.run.id, "global")
+
+
+def test_smart_retrain_that_skips_says_why(tiny_buttons: str) -> None:
+    """Nothing changed since the fixture's model: the run skips at once. The page shows that
+    outcome and its reason (the 'started' notice used to vanish when the run ended before the
+    page's own rerun), and the history shows no epochs for it."""
+    at, new = _click_and_get_new_run("Smart retrain")
+    assert len(new) == 1
+    finished = _wait_run_finished(new[0].id)
+    assert finished.status == "skipped", finished
+    at.run()  # what the polling fragment does once the run is final
+    no_exception(at)
+    warning = "\n".join(w.value for w in at.warning)
+    assert f"Run {finished.id} (smart retrain) skipped: {finished.reason}" in warning
+    history = at.dataframe[0].value
+    assert history.loc[history["run"] == finished.id, "epoch"].tolist() == [""]
 
 
 def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> None:

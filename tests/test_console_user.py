@@ -158,6 +158,58 @@ def test_debug_filter_distance_and_dates(midnight):
     assert (counts["within distance"], counts["on selected dates"], counts["in time window"]) == (5, 3, 3)
 
 
+def _timeline_events(at: AppTest) -> set[str]:
+    """The event ids the 'event times against the daily window' chart draws."""
+    import json
+
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    labels = [y for trace in chart["data"] for y in trace.get("y", [])]
+    return {label.rsplit("(", 1)[1].rstrip(")") for label in labels}
+
+
+def test_debug_filter_timeline_draws_what_the_window_decided(midnight):
+    """With a window on, the timeline draws the events that reached the window stage (kept or
+    dropped by it); the ones earlier stages dropped only on request."""
+    at = _debug(open_page("pages/debug_filter.py"), "dora@example.org")
+    at.toggle(key="debug_use_window").set_value(True).run()
+    at.time_input(key="debug_start").set_value(time(22, 0)).run()
+    at.time_input(key="debug_end").set_value(time(2, 0)).run()
+    no_exception(at)
+    assert _timeline_events(at) == {"A1", "A2", "F1", "N1", "B1", "B2"}
+    assert any("dropped before it hidden" in c.value for c in at.caption)
+    at.toggle(key="debug_timeline_all").set_value(True).run()
+    no_exception(at)
+    assert {"R1", "X1"} <= _timeline_events(at)
+
+
+def test_debug_filter_says_why_a_rejected_id_is_ignored(midnight):
+    at = _debug(open_page("pages/debug_filter.py"), "dora@example.org")
+    at.text_input(key="debug_reject").set_value("A1, nope-1").run()
+    no_exception(at)
+    warning = next(w.value for w in at.warning if "nope-1" in w.value)
+    assert "not among the upcoming events" in warning and "A1" not in warning
+    assert _funnel(at)["not rejected"] == 5  # X1 (stored) and A1 (asked)
+
+
+def test_registrations_one_row_per_event():
+    """An attended event is one row (attended), not a 'registered' and an 'attended' row."""
+    from beacon.insights import _registrations_and_rejects
+
+    t = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def row(kind, event, hours):
+        return {"type": kind, "event_id": event, "title": event, "start_time": t,
+                "occurred_at": t - timedelta(hours=hours)}
+
+    registrations, rejects = _registrations_and_rejects([  # newest first, as stored
+        row("attend", "E1", 1), row("reject", "E3", 2), row("unregister", "E2", 3),
+        row("register", "E2", 4), row("register", "E1", 5),
+    ])
+    assert [(r["event_id"], r["state"]) for r in registrations] == [
+        ("E1", "attended"), ("E2", "unregistered")]
+    assert [r["event_id"] for r in rejects] == ["E3"]
+
+
 @pytest.mark.parametrize("case", ["unknown user", "no dates", "latitude 123", "longitude -200"])
 def test_debug_filter_bad_input_shows_an_error(midnight, case):
     at = open_page("pages/debug_filter.py")
@@ -253,6 +305,9 @@ def test_users_search_shows_profile_and_tags(on_demo):
     assert all(tag in header for tag in user.tags)
     served = next(m.value for m in at.metric if m.label == "Served by")
     assert served in ("global", "features")
+    # the home point in full in the caption (as a metric it was cut to "52.52, 13…")
+    assert any(f"home {user.latitude:.4f}, {user.longitude:.4f}" in c.value for c in at.caption)
+    assert "Home" not in [m.label for m in at.metric]
     profile = insights.user_profile(email)
     assert any(h.value == f"Registrations ({len(profile.registrations)})" for h in at.subheader)
     assert len(at.get("plotly_chart")) == 1  # the timeline
