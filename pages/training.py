@@ -74,23 +74,27 @@ with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:")
     defaults = state.defaults
     with st.form("hyperparameters"):
         a, b, c = st.columns(3)
+        # No min/max on the inputs: a value out of range is refused by the browser without a
+        # word; ModelConfig's validation names the setting and what it expects instead.
         values = {
-            "dim": a.number_input("Embedding dimension", 1, 512, defaults["dim"]),
-            "epochs": b.number_input("Epochs (maximum)", 1, 500, defaults["epochs"]),
-            "patience": c.number_input("Early-stopping patience", 0, 100, defaults["patience"]),
-            "learning_rate": a.number_input("Learning rate", 1e-5, 1.0, defaults["learning_rate"],
+            "dim": a.number_input("Embedding dimension", value=defaults["dim"], step=1),
+            "epochs": b.number_input("Epochs (maximum)", value=defaults["epochs"], step=1),
+            "patience": c.number_input("Early-stopping patience", value=defaults["patience"],
+                                       step=1),
+            "learning_rate": a.number_input("Learning rate", value=defaults["learning_rate"],
                                             format="%.4f"),
-            "batch_size": b.number_input("Batch size", 1, 65536, defaults["batch_size"]),
-            "negatives": c.number_input("Negatives per positive", 1, 256, defaults["negatives"]),
-            "l2": a.number_input("L2", 0.0, 1.0, float(defaults["l2"]), format="%.6f"),
-            "id_dropout": b.number_input("Id dropout", 0.0, 0.99, defaults["id_dropout"]),
-            "validation_fraction": c.number_input("Validation fraction", 0.0, 0.89,
-                                                  defaults["validation_fraction"]),
+            "batch_size": b.number_input("Batch size", value=defaults["batch_size"], step=1),
+            "negatives": c.number_input("Negatives per positive", value=defaults["negatives"],
+                                        step=1),
+            "l2": a.number_input("L2", value=float(defaults["l2"]), format="%.6f"),
+            "id_dropout": b.number_input("Id dropout", value=defaults["id_dropout"]),
+            "validation_fraction": c.number_input("Validation fraction",
+                                                  value=defaults["validation_fraction"]),
             "loss": a.selectbox("Loss", ["softmax", "bpr"],
                                 index=["softmax", "bpr"].index(defaults["loss"])),
-            "seed": b.number_input("Seed", 0, 2**31 - 1, defaults["seed"]),
-            "max_age_hours": c.number_input("Maximum model age (hours)", 0.0, 10000.0,
-                                            float(defaults["max_age_hours"])),
+            "seed": b.number_input("Seed", value=defaults["seed"], step=1),
+            "max_age_hours": c.number_input("Maximum model age (hours)",
+                                            value=float(defaults["max_age_hours"])),
         }
         if st.form_submit_button("Train with these settings", icon=":material/play_arrow:"):
             _start(force=True, config=values)

@@ -411,6 +411,16 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     assert "unknown user" in "\n".join(e.value for e in at.error)
 
 
+def test_hyperparameter_form_names_a_bad_value_and_starts_nothing(seeded_with_model: str) -> None:
+    at = app("pages/training.py")
+    next(n for n in at.number_input if n.label == "Embedding dimension").set_value(0)
+    before = {r.id for r in runs.list_runs()}
+    next(b for b in at.button if b.label == "Train with these settings").click().run()
+    no_exception(at)
+    assert "bad value for model setting dim: 0" in "\n".join(e.value for e in at.error)
+    assert {r.id for r in runs.list_runs()} == before
+
+
 def test_hyperparameter_form_trains_with_those_settings(seeded_with_model: str) -> None:
     at = app("pages/training.py")
     settings = {"Embedding dimension": 6, "Epochs (maximum)": 2, "Batch size": 256,
