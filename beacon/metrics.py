@@ -184,7 +184,8 @@ class OnlineMetrics:
     """Counts and rates over [start, end). Frames have the count columns impressions, clicks,
     registrations and the rate columns of this module's docstring, after their key column:
     by_day (day: datetime.date, every UTC day touching the range, zeros included; also
-    unregistrations), by_model_version (model_version, <NA> for impressions without one),
+    unregistrations), by_model_version (model_version, <NA> for impressions without one; then
+    scope: global, user or None when this database does not store that version, and label),
     by_strategy (strategy, '(none)' for impressions without one), by_category (category,
     '(none)' for events without one; also unregistrations), by_position (position).
     Attributed groups (model version, strategy, position) count conversions by the attribution
@@ -293,6 +294,27 @@ def _funnel(totals: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def _label_versions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add `scope` (global, user, or None for a version this database does not store, such as
+    the versions named in imported or demo impressions) and a display `label`."""
+    ids = [int(v) for v in frame["model_version"] if not _missing(v)]
+    scopes = store.version_scopes(ids)
+    out = frame.copy()
+    scope, label = [], []
+    for value in out["model_version"]:
+        if _missing(value):
+            scope.append(None)
+            label.append(NONE_LABEL)
+            continue
+        known = scopes.get(int(value))
+        scope.append(known)
+        suffix = {"global": "", "user": " · personal"}.get(known, " · not stored")
+        label.append(f"v{int(value)}{suffix}")
+    out.insert(1, "scope", pd.Series(scope, index=out.index, dtype="object"))
+    out.insert(2, "label", pd.Series(label, index=out.index, dtype="object"))
+    return out
+
+
 def online_metrics(
     days: int = 30,
     start: date | datetime | str | None = None,
@@ -333,7 +355,8 @@ def online_metrics(
         end=end_utc,
         totals=totals,
         by_day=add_rates(_fill_days(by_day, start_utc, end_utc)),
-        by_model_version=add_rates(_sort_numeric(_rollup(attributed, "model_version"), "model_version")),
+        by_model_version=_label_versions(add_rates(
+            _sort_numeric(_rollup(attributed, "model_version"), "model_version"))),
         by_strategy=add_rates(_label_missing(_rollup(attributed, "strategy"), "strategy")),
         by_category=add_rates(_label_missing(by_category, "category")),
         by_position=add_rates(_sort_numeric(_rollup(attributed, "position"), "position")),

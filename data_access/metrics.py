@@ -350,6 +350,17 @@ def model_activations(start: datetime, end: datetime, url: str | None = None) ->
     ]
 
 
+def version_scopes(ids: list[int], url: str | None = None) -> dict[int, str]:
+    """The scope ('global' or 'user') of each of these model versions that this database
+    stores; ids it does not know are left out."""
+    if not ids:
+        return {}
+    query = select(beacon_models.c.id, beacon_models.c.scope).where(
+        beacon_models.c.id.in_([int(i) for i in ids]))
+    with get_engine(url).connect() as connection:
+        return {int(row.id): row.scope for row in connection.execute(query)}
+
+
 __all__ = [
     "CLICK_WINDOW",
     "REGISTRATION_WINDOW",
@@ -358,4 +369,5 @@ __all__ = [
     "counts_by_category",
     "counts_by_day",
     "model_activations",
+    "version_scopes",
 ]

@@ -71,10 +71,7 @@ _ui.chart(_ui.style(fig, height=340, title="CTR and conversion per day (dashed: 
 low, high = f"{rate}_low", f"{rate}_high"
 left, right = st.columns(2)
 with left:
-    by_version = m.by_model_version.rename(columns={"model_version": "version"})
-    by_version["version"] = ["(none)" if str(v) in ("<NA>", "nan", "None") else f"v{v}"
-                             for v in by_version["version"]]
-    _ui.chart(_ui.interval_figure(by_version.to_dict("records"), "version", rate, low, high,
+    _ui.chart(_ui.interval_figure(m.by_model_version.to_dict("records"), "label", rate, low, high,
                                   title=f"{rate_label} per model version (95% Wilson)"),
               key="by_version")
 with right:
@@ -104,4 +101,7 @@ with st.expander("Numbers"):
 st.caption(f"Clicks count within {totals['click_window_hours']:g} h and registrations within "
            f"{totals['registration_window_hours']:g} h of an impression for the per-version, "
            f"per-strategy and per-position figures; {totals['unattributed_clicks']:,} clicks and "
-           f"{totals['unattributed_registrations']:,} registrations had no impression before them.")
+           f"{totals['unattributed_registrations']:,} registrations had no impression before them."
+           + (" Versions marked 'not stored' are named by impressions but are not model versions "
+              "of this database (imported or demo impressions)."
+              if (m.by_model_version["label"].str.endswith("not stored")).any() else ""))

@@ -435,3 +435,19 @@ def test_cli_human_output_and_bad_range(fixture_db: str) -> None:
     assert bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
     assert "start" in bad.stderr
     assert _cli(fixture_db, "--days", "0").returncode == 2
+
+
+def test_model_versions_are_labelled_by_what_the_database_stores(fixture_db: str) -> None:
+    """v3 is a per-user version in the fixture; v9 is named by an impression but not stored
+    (impressions imported from another system, or the demo's history)."""
+    with get_engine(fixture_db).begin() as connection:
+        connection.execute(insert(Interaction.__table__), [
+            {"id": 500, "user_id": 1, "event_id": 4, "type": "impression", "occurred_at": at(2, 1),
+             "model_version": 3, "strategy": "personal", "position": 1},
+            {"id": 501, "user_id": 2, "event_id": 4, "type": "impression", "occurred_at": at(2, 1),
+             "model_version": 9, "strategy": "global", "position": 1},
+        ])
+    frame = metrics.online_metrics(start=START, end=END).by_model_version
+    labels = dict(zip(frame["label"], frame["scope"]))
+    assert labels == {"v1": "global", "v2": "global", "v3 · personal": "user",
+                      "v9 · not stored": None, "(none)": None}
