@@ -165,19 +165,21 @@ class ImportWriter:
         existing = self._ids_for(table, key, [v[key] for v in values])
         for v in values:
             v["created_at"] = v["updated_at"] = self.now
-        statement = self._upsert_statement(entity, values, columns)
-        changed = dict(self.connection.execute(statement.returning(table.c[key], table.c.id)).all())
+        statement = self._upsert_statement(entity, columns)
+        # executemany ("insertmanyvalues"): one statement compiled once and sent in batches;
+        # .values(list) compiled a statement the size of the whole batch every time.
+        changed = dict(self.connection.execute(
+            statement.returning(table.c[key], table.c.id), values).all())
         inserted = sum(1 for k in changed if k not in existing)
         updated = len(changed) - inserted
         if tags is not None:
             updated += self._sync_tags(entity, tags, existing, changed)
         return UpsertCounts(inserted, updated, len(values) - inserted - updated)
 
-    def _upsert_statement(self, entity: _Entity, values: list[dict[str, Any]],
-                          columns: Collection[str]):
+    def _upsert_statement(self, entity: _Entity, columns: Collection[str]):
         """INSERT ... ON CONFLICT (key) DO UPDATE the written columns WHERE one of them differs."""
         table, key = entity.table, entity.key
-        statement = _dialect_insert(self.connection)(table).values(values)
+        statement = _dialect_insert(self.connection)(table)
         written = [c for c in entity.columns if c in columns or c in entity.required]
         if not written:
             return statement.on_conflict_do_nothing(index_elements=[key])
