@@ -254,23 +254,21 @@ class _Trainer:
         n_ut, n_et = len(prep.user_vocab), len(prep.event_vocab)
         scale = 0.1 / np.sqrt(d)
 
-        def emb(n: int, dim: int, zero: bool = False):
-            module = nn.Embedding(n + 1, dim, padding_idx=n)
+        def emb(n: int, dim: int, bias: bool = False):
+            """n rows (+ a zero padding row) of `dim` random values, and with `bias` a last
+            column of zeros: the bias, in the same table so that one lookup serves both."""
+            module = nn.Embedding(n + 1, dim + int(bias), padding_idx=n)
             with torch.no_grad():
-                if zero:
-                    module.weight.zero_()
-                else:
-                    module.weight.copy_(torch.randn(n + 1, dim, generator=generator) * scale)
-                    module.weight[n].zero_()
+                module.weight.zero_()
+                module.weight[:, :dim] = torch.randn(n + 1, dim, generator=generator) * scale
+                module.weight[n].zero_()
             return module.to(device)
 
         self.modules = nn.ModuleDict({
             "user_id": emb(n_u, d),
             "user_tok": emb(n_ut, d),
-            "event_id": emb(n_e, d),
-            "event_id_bias": emb(n_e, 1, zero=True),
-            "event_tok": emb(n_et, d),
-            "event_tok_bias": emb(n_et, 1, zero=True),
+            "event_id": emb(n_e, d, bias=True),  # [n_e + 1, d + 1]: vector, bias
+            "event_tok": emb(n_et, d, bias=True),
             # The pairwise place term: weights of same city, log1p(km), exp(-km/10) (centered).
             "place": nn.ParameterDict({"w": nn.Parameter(torch.zeros(N_PLACE, device=device),
                                                          requires_grad=config.locality)}),
@@ -300,18 +298,13 @@ class _Trainer:
 
     def event_token_sums(self, erows):
         """[..., d + 1] token sums of the given events: vector, then bias in the last column."""
-        m = self.modules
-        tok = self.etok[erows]
-        return self.torch.cat([m["event_tok"](tok).sum(-2), m["event_tok_bias"](tok).sum(-2)],
-                              -1)
+        return self.modules["event_tok"](self.etok[erows]).sum(-2)
 
     def all_event_token_sums(self):
         """[n_events, d + 1] token sums of every event (through the sparse bag)."""
-        m = self.modules
         if self.event_bag is None:
             return self.event_token_sums(self.all_rows)
-        return self.event_bag.sum(self.torch.cat([m["event_tok"].weight,
-                                                  m["event_tok_bias"].weight], 1))
+        return self.event_bag.sum(self.modules["event_tok"].weight)
 
     def begin_step(self) -> None:
         self._tok_cache = self.all_event_token_sums() if self.all_events_per_step else None
@@ -324,14 +317,12 @@ class _Trainer:
 
     def event_vectors(self, erows, drop=None):
         """(vectors [..., d], biases [...]): id (unless dropped) plus token sums."""
-        torch, m = self.torch, self.modules
         ids = self.eid[erows]
         if drop is not None:
-            ids = torch.where(drop, self.eid_pad, ids)
-        id_table = torch.cat([m["event_id"].weight, m["event_id_bias"].weight], 1)
-        both = torch.nn.functional.embedding(ids, id_table, padding_idx=self.eid_pad)
-        both = both + (self._tok_cache[erows] if self._tok_cache is not None
-                       else self.event_token_sums(erows))
+            ids = self.torch.where(drop, self.eid_pad, ids)
+        both = self.modules["event_id"](ids) + (
+            self._tok_cache[erows] if self._tok_cache is not None
+            else self.event_token_sums(erows))
         return both[..., :-1], both[..., -1]
 
     # -- sampling
@@ -477,10 +468,10 @@ class _Trainer:
         out = {
             "user_id": sd["user_id"][:-1],
             "user_tok": sd["user_tok"][:-1],
-            "event_id": sd["event_id"][:-1],
-            "event_id_bias": sd["event_id_bias"][:-1, 0],
-            "event_tok": sd["event_tok"][:-1],
-            "event_tok_bias": sd["event_tok_bias"][:-1, 0],
+            "event_id": sd["event_id"][:-1, :-1],
+            "event_id_bias": sd["event_id"][:-1, -1],
+            "event_tok": sd["event_tok"][:-1, :-1],
+            "event_tok_bias": sd["event_tok"][:-1, -1],
             "place_w": sd["place"],
             "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
         }
