@@ -564,7 +564,7 @@ class _Validator:
         self.place = self._place_planes(slice(None)) \
             if 0 < cells <= VALIDATION_PLACE_CACHE_CELLS else None
 
-    def _place_planes(self, rows: slice):
+    def _place_planes(self, rows: slice) -> Any:
         """[3, users in rows, candidates] float16 centered place features (the same values
         whether computed for every user at once or per block)."""
         u, e = self.prep.user_place, self.prep.event_place
@@ -615,7 +615,7 @@ def _ndcg_top_k(scores, relevant: np.ndarray, k: int) -> float:
 
 
 def place_planes(uxyz: np.ndarray, ucity: np.ndarray, exyz: np.ndarray, ecity: np.ndarray,
-                 center: np.ndarray, block: int = 64):
+                 center: np.ndarray, block: int = 64) -> Any:
     """[3, n_users, n_events] float16 torch tensor: the centered place features of every
     (user, event) pair (same city, log1p(km), exp(-km / NEAR_KM); unknown at 0), as
     `_Prepared.place` gives per pair but without its float64 [..., 3] temporaries: the
