@@ -63,10 +63,20 @@ def ndcg_from_scores(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
+    return ndcg_of_top(np.take_along_axis(top, order, axis=1), relevant)
+
+
+def ndcg_of_top(top: np.ndarray, relevant: np.ndarray) -> float:
+    """Mean NDCG@k of rows whose top k columns, best first, are `top` [users, k], against a
+    boolean relevance matrix [users, items] (rows without relevant items are skipped)."""
+    counts = relevant.sum(axis=1)
+    keep = counts > 0
+    if not keep.any():
+        return 0.0
+    k = top.shape[1]
     discounts = 1.0 / np.log2(np.arange(k) + 2.0)
-    gains = np.take_along_axis(relevant, top, axis=1) @ discounts
-    ideal = np.cumsum(discounts)[np.minimum(counts, k) - 1]
+    gains = np.take_along_axis(relevant[keep], top[keep], axis=1) @ discounts
+    ideal = np.cumsum(discounts)[np.minimum(counts[keep], k) - 1]
     return float(np.mean(gains / ideal))
 
 

@@ -38,8 +38,10 @@ import pandas as pd
 
 from beacon.config import ModelConfig
 from beacon.errors import BeaconError, ModelNotFitted
-from beacon.evaluate import ndcg_from_scores
+from beacon.evaluate import ndcg_of_top
 from beacon.features import (
+    EARTH_RADIUS_KM,
+    NEAR_KM,
     PLACE_FEATURES,
     PLACE_TOKEN,
     Places,
@@ -66,7 +68,8 @@ MIN_VALIDATION_POSITIVES = 20
 VALIDATION_MAX_USERS = 3000  # early stopping needs a steady estimate, not every user
 VALIDATION_SAMPLE_SEED = 20261123
 VALIDATION_BLOCK = 512
-VALIDATION_PLACE_CACHE_CELLS = 8_000_000
+VALIDATION_PLACE_CACHE_CELLS = 100_000_000  # float16 x 3: at most 600 MB (3,000 users)
+ALL_EVENTS_FACTOR = 8  # sum every event's tokens per step unless the catalog is this much bigger
 STRONG_SHARE = 0.5  # validation hits: pairs whose weight is at least half the strongest type
 PLACE_CENTER_PAIRS = 100_000  # random (user, event) pairs that fix the place features' centers
 N_PLACE = len(PLACE_FEATURES)
@@ -251,34 +254,38 @@ class _Trainer:
         n_ut, n_et = len(prep.user_vocab), len(prep.event_vocab)
         scale = 0.1 / np.sqrt(d)
 
-        def emb(n: int, dim: int, zero: bool = False):
-            module = nn.Embedding(n + 1, dim, padding_idx=n)
+        def emb(n: int, dim: int, bias: bool = False):
+            """n rows (+ a zero padding row) of `dim` random values, and with `bias` a last
+            column of zeros: the bias, in the same table so that one lookup serves both."""
+            module = nn.Embedding(n + 1, dim + int(bias), padding_idx=n)
             with torch.no_grad():
-                if zero:
-                    module.weight.zero_()
-                else:
-                    module.weight.copy_(torch.randn(n + 1, dim, generator=generator) * scale)
-                    module.weight[n].zero_()
+                module.weight.zero_()
+                module.weight[:, :dim] = torch.randn(n + 1, dim, generator=generator) * scale
+                module.weight[n].zero_()
             return module.to(device)
 
         self.modules = nn.ModuleDict({
             "user_id": emb(n_u, d),
             "user_tok": emb(n_ut, d),
-            "event_id": emb(n_e, d),
-            "event_id_bias": emb(n_e, 1, zero=True),
-            "event_tok": emb(n_et, d),
-            "event_tok_bias": emb(n_et, 1, zero=True),
+            "event_id": emb(n_e, d, bias=True),  # [n_e + 1, d + 1]: vector, bias
+            "event_tok": emb(n_et, d, bias=True),
             # The pairwise place term: weights of same city, log1p(km), exp(-km/10) (centered).
             "place": nn.ParameterDict({"w": nn.Parameter(torch.zeros(N_PLACE, device=device),
                                                          requires_grad=config.locality)}),
         })
         self.optimizer = torch.optim.Adam(
-            [p for p in self.modules.parameters() if p.requires_grad], lr=config.learning_rate)
+            [p for p in self.modules.parameters() if p.requires_grad], lr=config.learning_rate,
+            fused=True)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
         self.alive_start = prep.event_start[order]
-        # Small catalogs: sum every event's tokens once per step, then gather rows from that.
-        self.all_events_per_step = len(prep.events) <= config.batch_size * (config.negatives + 1)
+        # Sum every event's tokens once per step (one sparse product, its gradient another),
+        # then gather rows from that: far cheaper than a [batch, 1 + negatives, tokens, dim]
+        # lookup unless the catalog dwarfs the events a step samples.
+        self.all_events_per_step = len(prep.events) <= \
+            ALL_EVENTS_FACTOR * config.batch_size * (config.negatives + 1)
+        self.event_bag = _TokenBag(prep.event_tok, n_et, device) \
+            if self.all_events_per_step else None
         self._tok_cache = None
 
     # -- vectors
@@ -290,13 +297,17 @@ class _Trainer:
         return m["user_id"](ids) + m["user_tok"](self.utok[urows]).sum(-2)
 
     def event_token_sums(self, erows):
-        m = self.modules
-        tok = self.etok[erows]
-        return m["event_tok"](tok).sum(-2), m["event_tok_bias"](tok).sum(-2)[..., 0]
+        """[..., d + 1] token sums of the given events: vector, then bias in the last column."""
+        return self.modules["event_tok"](self.etok[erows]).sum(-2)
+
+    def all_event_token_sums(self):
+        """[n_events, d + 1] token sums of every event (through the sparse bag)."""
+        if self.event_bag is None:
+            return self.event_token_sums(self.all_rows)
+        return self.event_bag.sum(self.modules["event_tok"].weight)
 
     def begin_step(self) -> None:
-        self._tok_cache = self.event_token_sums(self.all_rows) if self.all_events_per_step \
-            else None
+        self._tok_cache = self.all_event_token_sums() if self.all_events_per_step else None
 
     @property
     def all_rows(self):
@@ -305,15 +316,14 @@ class _Trainer:
         return self._all_rows
 
     def event_vectors(self, erows, drop=None):
-        m = self.modules
+        """(vectors [..., d], biases [...]): id (unless dropped) plus token sums."""
         ids = self.eid[erows]
         if drop is not None:
             ids = self.torch.where(drop, self.eid_pad, ids)
-        if self._tok_cache is not None:
-            tok_vec, tok_bias = self._tok_cache[0][erows], self._tok_cache[1][erows]
-        else:
-            tok_vec, tok_bias = self.event_token_sums(erows)
-        return m["event_id"](ids) + tok_vec, m["event_id_bias"](ids)[..., 0] + tok_bias
+        both = self.modules["event_id"](ids) + (
+            self._tok_cache[erows] if self._tok_cache is not None
+            else self.event_token_sums(erows))
+        return both[..., :-1], both[..., -1]
 
     # -- sampling
     def sample_negatives(self, t: np.ndarray, k: int) -> np.ndarray:
@@ -435,8 +445,9 @@ class _Trainer:
     def all_event_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
         with torch.no_grad():
-            self._tok_cache = None
+            self._tok_cache = self.all_event_token_sums()
             vec, bias = self.event_vectors(self.all_rows)
+            self._tok_cache = None
         return vec.cpu().numpy(), bias.cpu().numpy()
 
     def users_vectors(self, urows: np.ndarray) -> np.ndarray:
@@ -457,14 +468,61 @@ class _Trainer:
         out = {
             "user_id": sd["user_id"][:-1],
             "user_tok": sd["user_tok"][:-1],
-            "event_id": sd["event_id"][:-1],
-            "event_id_bias": sd["event_id_bias"][:-1, 0],
-            "event_tok": sd["event_tok"][:-1],
-            "event_tok_bias": sd["event_tok_bias"][:-1, 0],
+            "event_id": sd["event_id"][:-1, :-1],
+            "event_id_bias": sd["event_id"][:-1, -1],
+            "event_tok": sd["event_tok"][:-1, :-1],
+            "event_tok_bias": sd["event_tok"][:-1, -1],
             "place_w": sd["place"],
             "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
         }
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+class _TokenBag:
+    """Token sums of a fixed set of rows as a sparse [rows, vocabulary + 1] count matrix:
+    `sum(table)` is rows x table (the same sums as an embedding lookup of the padded token rows
+    summed over tokens, pads left out), its gradient the transposed product. Both are one
+    sparse-dense product, independent of how many times a step samples each row."""
+
+    def __init__(self, tokens: np.ndarray, pad: int, device: str):
+        torch = self.torch = _torch()
+        rows, cols = np.nonzero(tokens != pad)
+        index = torch.from_numpy(np.stack([rows, tokens[rows, cols]]).astype(np.int64))
+        values = torch.ones(len(rows), dtype=torch.float32)
+        shape = (len(tokens), pad + 1)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta", invariant checks
+            warnings.simplefilter("ignore", UserWarning)
+            counts = torch.sparse_coo_tensor(index, values, shape,
+                                             check_invariants=False).coalesce()
+            self.matrix = counts.to_sparse_csr().to(device)
+            self.transposed = counts.t().coalesce().to_sparse_csr().to(device)
+
+    def sum(self, table):
+        return _sparse_product()(table, self.matrix, self.transposed)
+
+
+_SPARSE_PRODUCT = None
+
+
+def _sparse_product():
+    """An autograd function: matrix @ table forward, transposed @ grad backward (torch's own
+    sparse backward would build the transposed matrix each step)."""
+    global _SPARSE_PRODUCT
+    if _SPARSE_PRODUCT is None:
+        torch = _torch()
+
+        class SparseProduct(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, table, matrix, transposed):
+                ctx.transposed = transposed
+                return matrix @ table
+
+            @staticmethod
+            def backward(ctx, grad):
+                return ctx.transposed @ grad.contiguous(), None, None
+
+        _SPARSE_PRODUCT = SparseProduct.apply
+    return _SPARSE_PRODUCT
 
 
 class _Validator:
@@ -497,37 +555,93 @@ class _Validator:
                            | (train_rows["weight"] < 0))
                           & train_rows["urow"].isin(self.users)
                           & train_rows["erow"].isin(candidates)]
-        self.excluded = (urow_pos[seen["urow"]].to_numpy(), col[seen["erow"]].to_numpy())
+        excluded_rows = urow_pos[seen["urow"]].to_numpy()
+        order = np.argsort(excluded_rows, kind="stable")
+        self.excluded = (excluded_rows[order], col[seen["erow"]].to_numpy()[order])
         cells = len(self.users) * len(candidates)
-        # Small problems keep the place features for every epoch; large ones compute them per
-        # block of users in `metric` (3 float32 per cell would not fit).
-        self.place = prep.place(self.users[:, None], candidates[None, :]) \
+        # The place features do not change between epochs: keep them (float16) unless that
+        # would take too much memory; then compute them per block of users in `metric`.
+        self.place = self._place_planes(slice(None)) \
             if 0 < cells <= VALIDATION_PLACE_CACHE_CELLS else None
+
+    def _place_planes(self, rows: slice) -> Any:
+        """[3, users in rows, candidates] float16 centered place features (the same values
+        whether computed for every user at once or per block)."""
+        u, e = self.prep.user_place, self.prep.event_place
+        users = self.users[rows]
+        return place_planes(u.xyz[users], u.city[users], e.xyz[self.candidates],
+                            e.city[self.candidates], self.prep.place_center)
 
     @property
     def usable(self) -> bool:
         return len(self.users) > 0 and len(self.candidates) > 1
 
+    def _excluded_in(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows relative to start, candidate columns) excluded within a block of users."""
+        rows, cols = self.excluded
+        lo, hi = np.searchsorted(rows, [start, stop])
+        return rows[lo:hi] - start, cols[lo:hi]
+
     def metric(self, trainer: _Trainer) -> float:
         """Mean NDCG@k over the validation users, scored in blocks of users to bound memory."""
+        torch = _torch()
         vectors, bias = trainer.all_event_vectors()
-        users = trainer.users_vectors(self.users)
-        event_vectors, event_bias = vectors[self.candidates], bias[self.candidates]
+        users = torch.from_numpy(trainer.users_vectors(self.users))
+        event_vectors = torch.from_numpy(np.ascontiguousarray(vectors[self.candidates].T))
+        event_bias = torch.from_numpy(bias[self.candidates])
         w = trainer.modules["place"]["w"].detach().cpu().numpy() \
             if trainer.config.locality else None
-        excluded = np.zeros(self.relevant.shape, dtype=bool)
-        excluded[self.excluded] = True
         total = 0.0
         for start in range(0, len(self.users), VALIDATION_BLOCK):
             rows = slice(start, start + VALIDATION_BLOCK)
-            scores = users[rows] @ event_vectors.T + event_bias
-            if w is not None:
-                place = self.place[rows] if self.place is not None else self.prep.place(
-                    self.users[rows, None], self.candidates[None, :])
-                scores = scores + place @ w
-            scores[excluded[rows]] = -np.inf
-            total += ndcg_from_scores(scores, self.relevant[rows], self.k) * len(scores)
+            with torch.no_grad():
+                scores = users[rows] @ event_vectors + event_bias
+                if w is not None:
+                    planes = self.place[:, rows] if self.place is not None else \
+                        self._place_planes(rows)
+                    for i in range(N_PLACE):
+                        scores.add_(planes[i].float(), alpha=float(w[i]))
+                excluded = self._excluded_in(start, start + len(scores))
+                scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -np.inf
+                total += _ndcg_top_k(scores, self.relevant[rows], self.k) * len(scores)
         return total / len(self.users)
+
+
+def _ndcg_top_k(scores, relevant: np.ndarray, k: int) -> float:
+    """`evaluate.ndcg_from_scores` for a torch score block: the top k by torch.topk (one pass,
+    no argpartition of every row)."""
+    k = min(k, scores.shape[1])
+    return ndcg_of_top(_torch().topk(scores, k, dim=1).indices.numpy(), relevant)
+
+
+def place_planes(uxyz: np.ndarray, ucity: np.ndarray, exyz: np.ndarray, ecity: np.ndarray,
+                 center: np.ndarray, block: int = 64) -> Any:
+    """[3, n_users, n_events] float16 torch tensor: the centered place features of every
+    (user, event) pair (same city, log1p(km), exp(-km / NEAR_KM); unknown at 0), as
+    `_Prepared.place` gives per pair but without its float64 [..., 3] temporaries: the
+    early-stopping validator needs them for thousands of users x every upcoming event. km from
+    the float32 chord |u - e| (centimetre precision, no cancellation), computed on blocks of
+    users that stay in cache; float16 is plenty to rank by and halves the memory."""
+    torch = _torch()
+    planes = torch.empty((N_PLACE, len(uxyz), len(exyz)), dtype=torch.float16)
+    events = torch.from_numpy(np.asarray(exyz, dtype=np.float32))
+    users = torch.from_numpy(np.asarray(uxyz, dtype=np.float32))
+    ecity_t = torch.from_numpy(np.asarray(ecity, dtype=np.int64))
+    ucity_t = torch.from_numpy(np.asarray(ucity, dtype=np.int64))
+    c = [float(x) for x in center]
+    ex, ey, ez = (events[:, i].contiguous() for i in range(3))
+    for start in range(0, len(uxyz), block):
+        rows = slice(start, start + block)
+        u = users[rows]
+        km = (u[:, 0:1] - ex).square_()
+        km.add_((u[:, 1:2] - ey).square_()).add_((u[:, 2:3] - ez).square_())
+        km.sqrt_().mul_(0.5).clamp_(max=1.0).asin_().mul_(2.0 * EARTH_RADIUS_KM)
+        planes[1, rows] = torch.log1p(km).sub_(c[1]).nan_to_num_(0.0)
+        planes[2, rows] = km.clamp_(max=300.0).div_(-NEAR_KM).exp_().sub_(c[2]).nan_to_num_(0.0)
+        known = (ucity_t[rows, None] != -1) & (ecity_t[None, :] >= 0)
+        same = (ucity_t[rows, None] == ecity_t[None, :]).float().sub_(c[0])
+        planes[0, rows] = same.masked_fill_(~known, 0.0)
+    return planes
 
 
 # --------------------------------------------------------------------------- the model
