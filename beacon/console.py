@@ -158,6 +158,21 @@ class LiveRun:
             return 0.0
         return min(1.0, max(0.0, self.epoch / self.total_epochs))
 
+    @property
+    def epoch_text(self) -> str:
+        """Where the run is. Early stopping trains with validation, then refits on all data for
+        the chosen number of epochs: the counter starts again there, which says so."""
+        if not self.total_epochs:
+            return self.status
+        phases = [entry.get("phase") for entry in self.progress]
+        if phases and phases[-1] == "refit":
+            validated = sum(1 for phase in phases if phase != "refit")
+            return (f"refit on all data, epoch {self.epoch} of {self.total_epochs} "
+                    f"(after {validated} epochs with validation)")
+        if self.progress and self.progress[-1].get("val_metric") is not None:
+            return f"epoch {self.epoch} of {self.total_epochs} at most (early stopping)"
+        return f"epoch {self.epoch} of {self.total_epochs}"
+
 
 def _live(run: runs.RunInfo | None) -> LiveRun | None:
     if run is None:

@@ -113,9 +113,8 @@ def live_progress() -> None:
     if run is None:
         st.caption("No training is running.")
         return
-    epochs = f"epoch {run.epoch} of {run.total_epochs}" if run.total_epochs else run.status
     who = f" by {run.requested_by}" if run.requested_by else ""
-    st.progress(run.fraction, text=f"Run {run.id} ({run.trigger}{who}): {epochs}"
+    st.progress(run.fraction, text=f"Run {run.id} ({run.trigger}{who}): {run.epoch_text}"
                                    + ("" if run.last_loss is None else f", loss {run.last_loss:.4f}"))
     if run.progress:
         _ui.chart(_ui.loss_figure(run.progress, run.total_epochs, title="Loss, live"),

@@ -139,7 +139,8 @@ def test_retrain_is_watched_to_the_end(page, console: Console) -> None:
     run_id = int(re.search(r"run (\d+)", started.inner_text()).group(1))
     run = runs.get_run(run_id)
     assert run is not None and run.trigger == "force" and run.requested_by == "console"
-    live = main.get_by_text(re.compile(rf"Run {run_id} \(force by console\): epoch [1-9]\d* of \d+"))
+    live = main.get_by_text(re.compile(
+        rf"Run {run_id} \(force by console\): (refit on all data, )?epoch [1-9]\d* of \d+"))
     try:
         live.wait_for(timeout=60_000)
         main.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=10_000)

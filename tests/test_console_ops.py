@@ -469,3 +469,23 @@ def test_unreachable_database_gets_a_clear_page(monkeypatch: pytest.MonkeyPatch)
     page = texts(at)
     assert "cannot be reached" in page and "nowhere" in page
     assert "secret" not in page, "never the password"
+
+
+def test_live_run_says_which_pass_it_is_in() -> None:
+    """Early stopping trains with validation, then refits on all data: the counter restarts,
+    and the live panel must say why instead of 'epoch 1 of 4' after 'epoch 7 of 30'."""
+    from beacon.console import LiveRun
+
+    def live(progress: list, epoch: int, total: int) -> LiveRun:
+        return LiveRun(id=1, status="running", scope="global", trigger="force",
+                       requested_by="x", epoch=epoch, total_epochs=total, last_loss=1.0,
+                       progress=progress, started_at=None, reason=None)
+
+    validated = [{"epoch": e, "loss": 1.0, "val_metric": 0.2, "phase": "train"} for e in (1, 2, 3)]
+    refit = [{"epoch": 1, "loss": 1.0, "val_metric": None, "phase": "refit"}]
+    plain = [{"epoch": 1, "loss": 1.0, "val_metric": None, "phase": "train"}]
+    assert live(validated, 3, 30).epoch_text == "epoch 3 of 30 at most (early stopping)"
+    assert live(validated + refit, 1, 2).epoch_text == \
+        "refit on all data, epoch 1 of 2 (after 3 epochs with validation)"
+    assert live(plain, 1, 5).epoch_text == "epoch 1 of 5"
+    assert live([], 0, 0).epoch_text == "running"
