@@ -24,6 +24,10 @@ Counting rules
   Windows are whole seconds (on Postgres an interval of seconds, so a DST change never
   stretches "7 days"); the impression at exactly the window's start still counts.
 
+These are the live queries, for any range and any windows. The console and the CLI read them
+through data_access/metrics_rollup.py, which keeps their per-day sums for the default windows
+(the same numbers, tested; at 5M interactions 0.06 s instead of 4.7 s for a 30-day page).
+
 How it runs, and the indexes it uses (plans checked with EXPLAIN on both dialects):
 - range scans: ix_interactions_type_time (type, occurred_at) on SQLite (covering for per-day);
   Postgres picks it or ix_interactions_occurred_at by cost.
