@@ -36,7 +36,9 @@ marked failed (unless it had already been activated), the active version is unto
 lock is released.
 
 User scope: a fold-in of that user's vector on the active global version, stored as a
-user-scope version (base_model_id = that global version) and activated for that user only.
+user-scope version (base_model_id = that global version) and activated for that user only. It
+is small (a vector, a few rows), so the version is stored already active, the run finished and
+the lock freed in one transaction: all or nothing, like the global store-then-activate.
 """
 from __future__ import annotations
 
@@ -300,14 +302,14 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
     started = time.perf_counter()
     heartbeat = heartbeat or _Heartbeat(run.id).start()
     version_id: int | None = None
-    activated = False
+    activated = released = False
     email = user_row.email if user_row is not None else None
     try:
         if run.scope == "user":
             if run.status == "queued":
                 runs.mark_running(run.id)
             result = _fold_in(run, user_row, base, config, requested_by)
-            activated = result.model_version is not None
+            activated = released = True  # committed with the version
             return result
         runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
         decision = decide(config, force=force)
@@ -376,7 +378,8 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
                            scope=run.scope, user=email, seconds=time.perf_counter() - started)
     finally:
         heartbeat.stop()
-        _quietly(runs.release, run.id, run.scope, run.user_id)
+        if not released:
+            _quietly(runs.release, run.id, run.scope, run.user_id)
 
 
 def _quietly(function, *args, **kwargs) -> None:
@@ -454,48 +457,40 @@ def _compare(metrics: dict, active: store.VersionMeta | None) -> dict:
 def _user_history_frame(user_id: int):
     """The user's latest interactions as event rows with a `type` column (what fold_in takes):
     the newest FOLD_IN_HISTORY non-impression interactions, joined with those events' features."""
-    import pandas as pd
+    from data_access.training_data import load_fold_in_history
 
-    from data_access.catalog import user_history
-    from data_access.training_data import load_events_frame
-
-    recent = user_history(user_id, recent_limit=FOLD_IN_HISTORY).recent
-    if not recent:
-        return pd.DataFrame(columns=["id", "type"])
-    pairs = pd.DataFrame({"id": [int(r["event_pk"]) for r in recent],
-                          "type": [str(r["type"]) for r in recent]})
-    events = load_events_frame(ids=sorted(set(pairs["id"].tolist())))
-    return pairs.merge(events, on="id", how="inner")
+    return load_fold_in_history(user_id, FOLD_IN_HISTORY)
 
 
 def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainResult:
+    """Reads the history (one connection), folds the user in, then stores the version active,
+    finishes the run and frees the lock in one transaction: all or nothing."""
     from beacon.config import ModelConfig
     from beacon.features import UserContext
     from beacon.versions import encode_personal_vector
-    from data_access.training_data import load_user_context_row
+    from data_access.db import session_scope
 
     started = time.perf_counter()
     if config is None:
         config = ModelConfig.from_dict(base.hyperparameters) if base.hyperparameters \
             else ModelConfig()
-    context_row = load_user_context_row(user_row.id)
-    if context_row is None:
-        raise UnknownUser(user_row.email)
-    context = UserContext.from_row(context_row)
+    context = UserContext(user_id=user_row.id, tags=tuple(str(t) for t in user_row.tags),
+                          latitude=user_row.latitude, longitude=user_row.longitude,
+                          city=user_row.city)
     history = _user_history_frame(user_row.id)
     vector, bias = base.model.fold_in(context, history, config)
     seconds = time.perf_counter() - started
-    version_id = store.insert_version(
-        scope="user", user_id=user_row.id, base_model_id=base.version_id,
-        blob=encode_personal_vector(vector, bias), model_type="fold-in",
-        fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
-        counts={"interactions": int(len(history))}, training_seconds=seconds,
-        created_by=requested_by or run.trigger,
-    )
-    store.activate(version_id)
     reason = (f"fold-in of {user_row.email} on global version {base.version_id} "
               f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
-    runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
+    with session_scope() as session:
+        version_id = store.insert_active_user_version(
+            session, user_id=user_row.id, base_model_id=base.version_id,
+            blob=encode_personal_vector(vector, bias), model_type="fold-in",
+            fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
+            counts={"interactions": int(len(history))}, training_seconds=seconds,
+            created_by=requested_by or run.trigger,
+        )
+        runs.succeed_and_release(session, run, reason=reason, model_id=version_id)
     return TrainResult(status="trained", reason=reason, model_version=version_id, run_id=run.id,
                        scope="user", user=user_row.email, seconds=time.perf_counter() - started)
 

@@ -167,11 +167,14 @@ def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparame
 
 def release(run_id: int, scope: str, user_id: int | None = None) -> None:
     """Free the scope's lock if this run still holds it (idempotent)."""
-    key = scope_key(scope, user_id)
     with session_scope() as session:
-        session.execute(
-            delete(TrainingLock).where(TrainingLock.scope_key == key, TrainingLock.run_id == run_id)
-        )
+        _delete_lock(session, run_id, scope_key(scope, user_id))
+
+
+def _delete_lock(session, run_id: int, key: str) -> None:
+    session.execute(
+        delete(TrainingLock).where(TrainingLock.scope_key == key, TrainingLock.run_id == run_id)
+    )
 
 
 def lock_holder(scope: str, user_id: int | None = None) -> RunInfo | None:
@@ -393,6 +396,16 @@ def finish_run(run_id: int, status: str, *, reason: str | None = None,
             row.error = error[:20_000]
         session.flush()
         return _info(row)
+
+
+def succeed_and_release(session, run: RunInfo, *, reason: str, model_id: int) -> None:
+    """In the caller's transaction: the run succeeded with `model_id`, and its scope's lock is
+    free (two statements; a fold-in commits them with its version, all or nothing)."""
+    now = utcnow()
+    session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
+        status="succeeded", finished_at=now, heartbeat_at=now, reason=reason, model_id=model_id,
+        started_at=func.coalesce(TrainingRun.started_at, now)))
+    _delete_lock(session, run.id, scope_key(run.scope, run.user_id))
 
 
 def set_reason(run_id: int, reason: str) -> None:
