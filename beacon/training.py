@@ -192,27 +192,45 @@ def _busy_reason(holder: runs.RunInfo | None, scope_text: str) -> str:
 # --- heartbeat --------------------------------------------------------------------------------
 
 class _Heartbeat:
-    """Refreshes a run's heartbeat every HEARTBEAT_SECONDS until stopped (a daemon thread)."""
+    """Refreshes a run's heartbeat every HEARTBEAT_SECONDS until stopped. One daemon thread
+    per process beats for every live run (starting a thread per run cost a fold-in more than
+    its SQL did)."""
+
+    _lock = threading.Lock()
+    _due: dict[int, float] = {}  # live run id -> monotonic time of its next beat
+    _thread: threading.Thread | None = None
 
     def __init__(self, run_id: int):
         self.run_id = run_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"beacon-heartbeat-{run_id}",
-                                        daemon=True)
 
     def start(self) -> "_Heartbeat":
-        self._thread.start()
+        with _Heartbeat._lock:
+            _Heartbeat._due[self.run_id] = time.monotonic() + HEARTBEAT_SECONDS
+            if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
+                _Heartbeat._thread = threading.Thread(target=_Heartbeat._loop,
+                                                      name="beacon-heartbeat", daemon=True)
+                _Heartbeat._thread.start()
         return self
 
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                runs.heartbeat(self.run_id)
-            except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
-                log.exception("heartbeat of training run %s failed", self.run_id)
-
     def stop(self) -> None:
-        self._stop.set()
+        with _Heartbeat._lock:
+            _Heartbeat._due.pop(self.run_id, None)
+
+    @staticmethod
+    def _loop() -> None:
+        while True:
+            with _Heartbeat._lock:
+                now = time.monotonic()
+                beat = [run_id for run_id, due in _Heartbeat._due.items() if due <= now]
+                for run_id in beat:
+                    _Heartbeat._due[run_id] = now + HEARTBEAT_SECONDS
+                wake = min(_Heartbeat._due.values(), default=now + HEARTBEAT_SECONDS)
+            for run_id in beat:
+                try:
+                    runs.heartbeat(run_id)
+                except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
+                    log.exception("heartbeat of training run %s failed", run_id)
+            time.sleep(max(0.05, wake - time.monotonic()))
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -259,11 +277,21 @@ def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str 
     _check_request(scope, trigger)
     scope, user_row, base = _prepare(scope, user)
     config = _config(config) if (config is not None or scope == "global") else None
-    recover_abandoned()
-    acquired = runs.acquire(
-        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
-        hyperparameters=config.to_dict() if config is not None else {}, status=status,
-    )
+
+    def acquire() -> runs.Acquired:
+        return runs.acquire(
+            scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
+            hyperparameters=config.to_dict() if config is not None else {}, status=status,
+        )
+
+    if scope == "global":
+        recover_abandoned()
+        acquired = acquire()
+    else:
+        # A fold-in takes milliseconds: it frees a dead holder's lock only when it meets one.
+        acquired = acquire()
+        if acquired.busy and recover_abandoned():
+            acquired = acquire()
     busy_reason = None
     if acquired.busy:
         scope_text = "global" if user_row is None else f"user {user_row.email}"

@@ -296,6 +296,29 @@ def test_fold_in_commits_version_run_and_lock_together(world):
     assert version.size_bytes < 1024  # a vector, not a model
 
 
+def test_a_fold_in_frees_its_users_lock_from_a_dead_holder_and_is_busy_for_a_live_one(world):
+    import subprocess
+    import sys
+
+    _train()
+    fan = "jazz1@example.org"
+    fan_id = world["users"][fan]
+    live = runs.acquire("user", fan_id, trigger="schedule").run  # this process: alive
+    busy = _train(user=fan, config=None)
+    assert busy.status == "busy" and busy.run_id == live.id
+    runs.release(live.id, "user", fan_id)
+    runs.finish_run(live.id, "succeeded")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = runs.acquire("user", fan_id, trigger="schedule").run
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == dead.id)
+                        .values(pid=child.pid))
+    result = _train(user=fan, config=None)
+    assert result.status == "trained", result.reason
+    assert runs.get_run(dead.id).status == "abandoned"
+
+
 def test_fold_in_history_is_the_users_newest_interactions_with_event_features(world):
     from beacon.training import FOLD_IN_HISTORY, _user_history_frame
     from data_access.catalog import user_history
