@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import case, delete, func, insert, select, text, update
 
 from data_access.db import is_postgres, session_scope
 from data_access.schema import ModelVersion, User, utcnow
@@ -109,14 +109,11 @@ def insert_version(
 def _insert(session, *, blob: bytes, hyperparameters: dict | None, counts: dict | None,
             loss_history: list | None, metrics: dict | None, created_at: datetime | None,
             **columns) -> int:
-    row = ModelVersion(
+    return int(session.execute(insert(ModelVersion).values(
         hyperparameters=hyperparameters or {}, counts=counts or {},
         loss_history=list(loss_history or []), metrics=metrics or {},
         created_at=created_at or utcnow(), size_bytes=len(blob), blob=blob, **columns,
-    )
-    session.add(row)
-    session.flush()
-    return int(row.id)
+    ).returning(ModelVersion.id)).scalar_one())
 
 
 def insert_active_user_version(session, *, user_id: int, base_model_id: int, blob: bytes,

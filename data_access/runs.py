@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from data_access.db import session_scope
@@ -105,7 +105,8 @@ def this_host() -> str:
     return socket.gethostname()[:200]
 
 
-def _info(row: TrainingRun) -> RunInfo:
+def _info(row) -> RunInfo:
+    """From a TrainingRun object or a row of its columns."""
     return RunInfo(
         id=row.id, scope=row.scope, user_id=row.user_id, trigger=row.trigger,
         requested_by=row.requested_by, status=row.status, reason=row.reason,
@@ -152,16 +153,15 @@ def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparame
                          reason, now) -> RunInfo:
     with session_scope() as session:
         # The INSERT comes first: on SQLite it takes the write lock before anything is read.
-        run = TrainingRun(
+        # Core statements with RETURNING: the ORM unit of work cost more than the round trips.
+        run = session.execute(insert(TrainingRun).values(
             scope=scope, user_id=user_id, trigger=trigger, requested_by=requested_by,
             status=status, reason=reason, hyperparameters=hyperparameters or {},
             progress=[], created_at=now, heartbeat_at=now, host=this_host(), pid=os.getpid(),
             started_at=now if status == "running" else None,
-        )
-        session.add(run)
-        session.flush()
-        session.add(TrainingLock(scope_key=key, run_id=run.id, acquired_at=now, heartbeat_at=now))
-        session.flush()
+        ).returning(*TrainingRun.__table__.c)).one()
+        session.execute(insert(TrainingLock).values(scope_key=key, run_id=run.id,
+                                                    acquired_at=now, heartbeat_at=now))
         return _info(run)
 
 
