@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -231,6 +232,10 @@ class _Heartbeat:
                 except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
                     log.exception("heartbeat of training run %s failed", run_id)
             time.sleep(max(0.05, wake - time.monotonic()))
+
+
+# A forked child has no beating thread and owns none of its parent's runs.
+os.register_at_fork(after_in_child=_Heartbeat._due.clear)
 
 
 # --- the service ------------------------------------------------------------------------------
