@@ -339,8 +339,10 @@ def event_token_rows(events: pd.DataFrame, vocab: "Vocabulary", pad: int) -> np.
     if n <= SMALL_FRAME:
         rows, idx = [], []
         get = vocab.index.get
-        for r, record in enumerate(events.to_dict("records")):
-            for token in event_tokens(record):
+        names = list(events.columns)
+        columns = [events[name].tolist() for name in names]  # pandas' to_dict is slower
+        for r, values in enumerate(zip(*columns)):
+            for token in event_tokens(dict(zip(names, values))):
                 i = get(token)
                 if i is not None:
                     rows.append(r)

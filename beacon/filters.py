@@ -32,6 +32,11 @@ NOT_REJECTED = "not rejected"
 DISTANCE = "within distance"
 DATES = "on selected dates"
 WINDOW = "in time window"
+#: how close (in squared chord of the unit sphere, ~0.4 mm at 50 km) a row must be to the
+#: distance limit before the exact haversine decides
+CHORD_EPS = 1e-12
+#: user-independent stage masks kept per candidate snapshot (distinct date sets / windows)
+MASK_CACHE_SIZE = 64
 STAGE_NAMES = (ALL, UPCOMING, NOT_REGISTERED, NOT_REJECTED, DISTANCE, DATES, WINDOW)
 #: the filtering stages (everything but the first, which is just the candidate count)
 FILTER_STAGES = STAGE_NAMES[1:]
@@ -235,6 +240,13 @@ class CandidateArrays:
     sorted_by_start: bool = False
     lat_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
     lat_sorted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: points on the unit sphere (NaN without a location) in latitude order (lat_order), so
+    #: that the latitude band of a distance test is a contiguous slice and the test a dot product
+    xyz_by_lat: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)), repr=False)
+    #: local seconds from start to end (0 without an end), for the window stage
+    duration: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    #: user-independent stage masks over every candidate (dates, windows), built on first use
+    _masks: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -268,6 +280,11 @@ class CandidateArrays:
         lon = lon.to_numpy(dtype=np.float64) if len(frame) else np.zeros(0)
         has_location = ~(np.isnan(lat) | np.isnan(lon))
         lat_rad = np.radians(lat)
+        lon_rad = np.radians(lon)
+        cos_lat = np.cos(lat_rad)
+        xyz = np.stack([cos_lat * np.cos(lon_rad), cos_lat * np.sin(lon_rad), np.sin(lat_rad)],
+                       axis=-1) if len(frame) else np.zeros((0, 3))
+        lat_order = np.argsort(lat_rad, kind="stable")  # NaN (no location) last
         pk = frame["id"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
         event_id = frame["event_id"].astype(str).to_numpy(dtype=object) if len(frame) else np.array(
             [], dtype=object
@@ -284,14 +301,16 @@ class CandidateArrays:
             end_day=end_day,
             end_sec=end_sec,
             lat_rad=lat_rad,
-            lon_rad=np.radians(lon),
-            cos_lat=np.cos(lat_rad),
+            lon_rad=lon_rad,
+            cos_lat=cos_lat,
             has_location=has_location,
             pos_by_pk={int(p): i for i, p in enumerate(pk)},
             pos_by_event_id={str(e): i for i, e in enumerate(event_id)},
             sorted_by_start=bool(len(start_epoch) < 2 or (np.diff(start_epoch) >= 0).all()),
-            lat_order=np.argsort(lat_rad, kind="stable"),  # NaN (no location) last
-            lat_sorted=np.sort(lat_rad, kind="stable"),
+            lat_order=lat_order,
+            lat_sorted=lat_rad[lat_order],
+            xyz_by_lat=np.ascontiguousarray(xyz[lat_order]),
+            duration=np.where(has_end, (end_day - start_day) * DAY + end_sec - start_sec, 0),
             columns={
                 name: (frame[name].tolist() if name in frame and len(frame) else [None] * len(frame))
                 for name in ("id", "event_id", "title", "category", "tags", "organizer", "city",
@@ -299,6 +318,40 @@ class CandidateArrays:
                              "capacity")
             },
         )
+
+    def _cached_mask(self, key: tuple, build: Callable[[], np.ndarray]) -> np.ndarray:
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = build()
+            mask.flags.writeable = False  # shared by every request on this snapshot
+            if len(self._masks) >= MASK_CACHE_SIZE:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
+    def dates_mask(self, days: tuple[int, ...]) -> np.ndarray:
+        """Every candidate: starts (local date) on one of these epoch days? Cached per set."""
+        def build() -> np.ndarray:
+            if self.n == 0:
+                return np.zeros(0, dtype=bool)
+            first = int(self.start_day.min())
+            table = np.zeros(int(self.start_day.max()) - first + 1, dtype=bool)
+            for day in days:
+                if 0 <= day - first < len(table):
+                    table[day - first] = True
+            return table[self.start_day - first]
+
+        return self._cached_mask(("dates", days), build)
+
+    def window_mask(self, start: int, end: int) -> np.ndarray:
+        """Every candidate: inside the daily window [start, end] (local seconds of day; an end
+        before the start crosses midnight)? Cached per window."""
+        def build() -> np.ndarray:
+            length = (end - start) % DAY
+            begin = np.mod(self.start_sec - start, DAY)
+            return (begin <= length) & (~self.has_end | (begin + self.duration <= length))
+
+        return self._cached_mask(("window", start, end), build)
 
     def value(self, i: int, name: str):
         """One cell as plain Python; None for missing (NaN / NaT / None)."""
@@ -380,8 +433,7 @@ class FilterOutcome:
 
     def __init__(self, stages: list[StageResult], passed: np.ndarray, arrays: CandidateArrays,
                  origin: tuple[float, float] | None, origin_label: str,
-                 unknown_rejects: tuple[str, ...], lazy: bool, distances: np.ndarray,
-                 measured: np.ndarray):
+                 unknown_rejects: tuple[str, ...], lazy: bool):
         self.stages = stages
         self.passed = passed
         self.origin = origin
@@ -389,35 +441,59 @@ class FilterOutcome:
         self.unknown_rejects = unknown_rejects
         self.lazy = lazy
         self._arrays = arrays
-        self._distances = distances  # km, NaN where not measured or no location
-        self._measured = measured
+        # km per row, NaN where there is no location; arrays made on the first vectorized
+        # measurement (a response measures its few shown rows one at a time, in `_single`)
+        self._distances: np.ndarray | None = None
+        self._measured: np.ndarray | None = None
+        self._single: dict[int, float] = {}
+        self._passed_rows: np.ndarray | None = None
+        self._passed_of: np.ndarray | None = None
+
+    def _cache(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._distances is None:
+            n = self._arrays.n
+            self._distances, self._measured = np.full(n, np.nan), np.zeros(n, dtype=bool)
+            for i, km in self._single.items():
+                self._distances[i], self._measured[i] = km, True
+        return self._distances, self._measured
 
     def distances(self, idx: np.ndarray) -> np.ndarray | None:
         """Distances (km) of the rows `idx` from the origin; None without an origin."""
         if self.origin is None:
             return None
+        distances, measured = self._cache()
         idx = np.asarray(idx, dtype=np.int64)
-        todo = idx[~self._measured[idx]]
+        todo = idx[~measured[idx]]
         if len(todo):
             a = self._arrays
-            self._distances[todo] = haversine_km(a.lat_rad[todo], a.lon_rad[todo], a.cos_lat[todo],
-                                                 *self.origin)
-            self._measured[todo] = True
-        return self._distances[idx]
+            distances[todo] = haversine_km(a.lat_rad[todo], a.lon_rad[todo], a.cos_lat[todo],
+                                           *self.origin)
+            measured[todo] = True
+        return distances[idx]
 
     def distance(self, i: int) -> float | None:
         if self.origin is None:
             return None
-        if not self._measured[i]:
-            a = self._arrays
-            if a.has_location[i]:
-                lat0, lon0 = math.radians(self.origin[0]), math.radians(self.origin[1])
-                h = (math.sin((a.lat_rad[i] - lat0) / 2) ** 2
-                     + math.cos(lat0) * a.cos_lat[i] * math.sin((a.lon_rad[i] - lon0) / 2) ** 2)
-                self._distances[i] = 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
-            self._measured[i] = True
-        value = float(self._distances[i])
+        if self._measured is not None and self._measured[i]:
+            value = float(self._distances[i])
+        elif i in self._single:
+            value = self._single[i]
+        else:
+            value = self._one_distance(i)
+            if self._measured is not None:
+                self._distances[i], self._measured[i] = value, True
+            else:
+                self._single[i] = value
         return None if math.isnan(value) else value
+
+    def _one_distance(self, i: int) -> float:
+        a = self._arrays
+        if not a.has_location[i]:
+            return math.nan
+        lat0, lon0 = math.radians(self.origin[0]), math.radians(self.origin[1])
+        h = (math.sin((a.lat_rad[i] - lat0) / 2) ** 2
+             + math.cos(lat0) * a.cos_lat[i] * math.sin((a.lon_rad[i] - lon0) / 2) ** 2)
+        return float(2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h)))))
 
     @property
     def distance_km(self) -> np.ndarray | None:
@@ -425,6 +501,15 @@ class FilterOutcome:
         if self.origin is None:
             return None
         return self.distances(np.arange(len(self.passed)))
+
+    @property
+    def passed_rows(self) -> np.ndarray:
+        """Positions of the candidates that passed every stage (computed once)."""
+        rows = self._passed_rows
+        if rows is None or self._passed_of is not self.passed:
+            rows = np.flatnonzero(self.passed)
+            self._passed_rows, self._passed_of = rows, self.passed
+        return rows
 
     def remaining(self) -> list[tuple[str, int]]:
         """(stage name, candidates left after it), the first being all candidates."""
@@ -451,6 +536,155 @@ def _seconds(value: time) -> int:
     return value.hour * 3600 + value.minute * 60 + value.second
 
 
+class _Funnel:
+    """The stages in order. Full: each stage's own mask over every row. Lazy: each stage's mask
+    is cumulative (passes it and every earlier stage), computed only where rows are alive."""
+
+    def __init__(self, n: int, lazy: bool):
+        self.n, self.lazy = n, lazy
+        self.alive = np.ones(n, dtype=bool)
+        self.stages: list[StageResult] = []
+
+    def add(self, name: str, explain: Callable[[int], str], *, enabled: bool = True,
+            full: Callable[[], np.ndarray] | None = None, blocked: np.ndarray | None = None,
+            narrow: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """One stage, given as its mask over every row (`full`, user-independent and cached
+        per snapshot), the rows it removes (`blocked`), or a function from the rows alive
+        before it to the rows alive after it (`narrow`)."""
+        before = self.alive if self.lazy else np.ones(self.n, dtype=bool)
+        if not enabled:
+            mask = before
+        elif full is not None:
+            mask = before & full()
+        elif blocked is not None:
+            mask = before.copy()
+            if len(blocked):
+                mask[blocked] = False
+        else:
+            mask = narrow(before)
+        if self.lazy:
+            self.alive = mask
+        self.stages.append(StageResult(name, enabled, mask, explain))
+
+    def passed(self) -> np.ndarray:
+        if self.lazy:
+            return self.alive
+        passed = np.ones(self.n, dtype=bool)
+        for stage in self.stages:
+            passed &= stage.mask
+        return passed
+
+
+def _origin(params: FilterParams,
+            home: tuple[float | None, float | None] | None) -> tuple[tuple[float, float] | None, str]:
+    """Where distances are measured from: the request's point, else the user's home."""
+    if params.has_point:
+        return (params.latitude, params.longitude), "point"
+    if home is not None and home[0] is not None and home[1] is not None:
+        return (float(home[0]), float(home[1])), "home"
+    if params.max_km is not None:
+        raise BeaconError(
+            "a max distance needs a point (--lat and --lon) or a user with a home location"
+        )
+    return None, ""
+
+
+def _upcoming(funnel: _Funnel, arrays: CandidateArrays, now: datetime) -> None:
+    now_epoch = now.timestamp()
+
+    def mask() -> np.ndarray:
+        if not arrays.sorted_by_start:
+            return arrays.start_epoch > now_epoch
+        # candidates come ordered by start time: the upcoming ones are a suffix
+        upcoming = np.zeros(arrays.n, dtype=bool)
+        upcoming[int(np.searchsorted(arrays.start_epoch, now_epoch, side="right")):] = True
+        return upcoming
+
+    funnel.add(UPCOMING, lambda i: f"started {arrays.local_start_text(i)} (past)", full=mask)
+
+
+def _positions(arrays: CandidateArrays, pks: Iterable[int]) -> list[int]:
+    return [arrays.pos_by_pk[p] for p in pks if p in arrays.pos_by_pk]
+
+
+def _not_rejected(funnel: _Funnel, arrays: CandidateArrays, reject: tuple[str, ...],
+                  stored_rejects: Iterable[int]) -> tuple[str, ...]:
+    """The request's list and the user's stored rejects; returns the unknown event ids."""
+    unknown: list[str] = []
+    hits: list[int] = []
+    for event_id in reject:
+        pos = arrays.pos_by_event_id.get(event_id)
+        if pos is None:
+            unknown.append(event_id)
+        else:
+            hits.append(pos)
+    requested = set(hits)
+    funnel.add(NOT_REJECTED, lambda i: "rejected" if i in requested else "rejected earlier",
+               blocked=np.asarray(hits + _positions(arrays, stored_rejects), dtype=np.int64))
+    return tuple(unknown)
+
+
+def _within_distance(funnel: _Funnel, arrays: CandidateArrays, max_km: float | None,
+                     outcome: FilterOutcome) -> None:
+    """Haversine from the origin. A great-circle distance is at least R * |latitude
+    difference|, so only a slice of the latitude order can pass; on it, d <= limit <=>
+    chord^2 = 2 - 2 cos(d / R) <= (2 sin(limit / 2R))^2, a dot product with the precomputed
+    unit vectors; rows within CHORD_EPS of the edge get the exact haversine."""
+    limit = float(max_km) if max_km is not None else math.inf
+    origin = outcome.origin
+
+    def narrow(alive: np.ndarray) -> np.ndarray:
+        band = limit / EARTH_RADIUS_KM
+        lat0, lon0 = math.radians(origin[0]), math.radians(origin[1])
+        lo = np.searchsorted(arrays.lat_sorted, lat0 - band - 1e-12, side="left")
+        hi = np.searchsorted(arrays.lat_sorted, lat0 + band + 1e-12, side="right")
+        rows = arrays.lat_order[lo:hi]
+        point = np.array([math.cos(lat0) * math.cos(lon0), math.cos(lat0) * math.sin(lon0),
+                          math.sin(lat0)])
+        chord = 2.0 - 2.0 * (arrays.xyz_by_lat[lo:hi] @ point)  # NaN without a location
+        chord_limit = (2.0 * math.sin(min(band, math.pi) / 2.0)) ** 2
+        inside = chord < chord_limit - CHORD_EPS
+        edge = np.flatnonzero(np.abs(chord - chord_limit) <= CHORD_EPS)
+        if len(edge):
+            inside[edge] = outcome.distances(rows[edge]) <= limit
+        mask = np.zeros(arrays.n, dtype=bool)
+        mask[rows[inside]] = True
+        return mask & alive
+
+    def reason(i: int) -> str:
+        if not arrays.has_location[i]:
+            return "no location"
+        return f"{outcome.distance(i):.1f} km away > {limit:.1f} km"
+
+    funnel.add(DISTANCE, reason, enabled=max_km is not None, narrow=narrow)
+
+
+def _on_dates(funnel: _Funnel, arrays: CandidateArrays, dates: tuple[date, ...] | None) -> None:
+    """The event's local start date is one of the selected dates."""
+    wanted = tuple((d - _EPOCH).days for d in dates or ())
+    funnel.add(DATES, lambda i: f"on {_fmt(int(arrays.start_day[i]), 0)[:10]}, not a selected date",
+               enabled=dates is not None, full=lambda: arrays.dates_mask(wanted))
+
+
+def _in_window(funnel: _Funnel, arrays: CandidateArrays, params: FilterParams) -> None:
+    """Daily window in the event's local time; an end before the start crosses midnight."""
+    if params.window_start is None:
+        funnel.add(WINDOW, lambda i: "", enabled=False)
+        return
+    ws, we = _seconds(params.window_start), _seconds(params.window_end)
+    length = (we - ws) % DAY
+
+    def reason(i: int) -> str:
+        if (int(arrays.start_sec[i]) - ws) % DAY > length:
+            return (f"starts {arrays.local_start_text(i, False)}, outside the window "
+                    f"{params.window_label}")
+        later_day = arrays.end_day[i] != arrays.start_day[i]
+        return (f"ends {arrays.local_end_text(i, with_date=bool(later_day))}, "
+                f"after the window end {_hhmm(params.window_end)}")
+
+    funnel.add(WINDOW, reason, full=lambda: arrays.window_mask(ws, we))
+
+
 def apply_filters(
     arrays: CandidateArrays,
     params: FilterParams,
@@ -463,175 +697,24 @@ def apply_filters(
 ) -> FilterOutcome:
     """Run every stage, in DESIGN.md's order. `registered` / `stored_rejects` are database
     ids; `params.reject` holds platform event ids (unknown ones are reported, not an error).
-    Each stage is a vectorized test over an index array: every candidate (full), or only the
-    candidates that passed the earlier stages (lazy)."""
-    n = arrays.n
-    everyone = np.arange(n, dtype=np.int64)
-    cur = np.ones(n, dtype=bool)  # lazy: rows alive after the stages so far
-    stages: list[StageResult] = []
-
-    def add(name: str, enabled: bool, test: Callable[[np.ndarray], np.ndarray],
-            explain: Callable[[int], str], blocked: np.ndarray | None = None,
-            candidates: Callable[[], np.ndarray] | None = None) -> None:
-        """Full: `test` on every row. Lazy: only rows still alive; a sparse stage names the
-        rows it removes (`blocked`), a stage with an index names the only rows that can pass
-        (`candidates`)."""
-        nonlocal cur
-        if not lazy:
-            mask = test(everyone) if enabled else np.ones(n, dtype=bool)
-        elif not enabled:
-            mask = cur  # nothing changes
-        elif blocked is not None:
-            mask = cur.copy()
-            if len(blocked):
-                mask[blocked] = False
-        elif candidates is not None:
-            rows = candidates()
-            rows = rows[cur[rows]]
-            mask = np.zeros(n, dtype=bool)
-            if len(rows):
-                mask[rows[test(rows)]] = True
-        else:
-            mask = cur.copy()
-            rows = np.flatnonzero(mask)
-            if len(rows):
-                ok = test(rows)
-                mask[rows[~ok]] = False
-        if lazy:
-            cur = mask
-        stages.append(StageResult(name, enabled, mask, explain))
-
-    # upcoming
-    now_epoch = now.timestamp()
-    if lazy and arrays.sorted_by_start:
-        # candidates come ordered by start time: the upcoming ones are a suffix
-        first = int(np.searchsorted(arrays.start_epoch, now_epoch, side="right"))
-        cur = np.zeros(n, dtype=bool)
-        cur[first:] = True
-        stages.append(StageResult(UPCOMING, True, cur,
-                                  lambda i: f"started {arrays.local_start_text(i)} (past)"))
-    else:
-        add(UPCOMING, True, lambda rows: arrays.start_epoch[rows] > now_epoch,
-            lambda i: f"started {arrays.local_start_text(i)} (past)")
-
-    # not already registered
-    registered_hit = np.zeros(n, dtype=bool)
-    positions = np.asarray([arrays.pos_by_pk[p] for p in registered if p in arrays.pos_by_pk],
-                           dtype=np.int64)
-    registered_hit[positions] = True
-    add(NOT_REGISTERED, True, lambda rows: ~registered_hit[rows], lambda i: "already registered",
-        blocked=positions)
-
-    # not rejected: the request's list and the user's stored rejects
-    request_hit = np.zeros(n, dtype=bool)
-    unknown: list[str] = []
-    hits = []
-    for event_id in params.reject:
-        pos = arrays.pos_by_event_id.get(event_id)
-        if pos is None:
-            unknown.append(event_id)
-        else:
-            hits.append(pos)
-    if hits:
-        request_hit[np.asarray(hits, dtype=np.int64)] = True
-    stored_hit = np.zeros(n, dtype=bool)
-    stored = [arrays.pos_by_pk[p] for p in stored_rejects if p in arrays.pos_by_pk]
-    if stored:
-        stored_hit[np.asarray(stored, dtype=np.int64)] = True
-    add(NOT_REJECTED, True, lambda rows: ~(request_hit[rows] | stored_hit[rows]),
-        lambda i: "rejected" if request_hit[i] else "rejected earlier",
-        blocked=np.asarray(hits + stored, dtype=np.int64))
-
-    # distance (haversine from the given point or the user's home)
-    origin: tuple[float, float] | None = None
-    origin_label = ""
-    if params.has_point:
-        origin, origin_label = (params.latitude, params.longitude), "point"
-    elif home is not None and home[0] is not None and home[1] is not None:
-        origin, origin_label = (float(home[0]), float(home[1])), "home"
-    distances = np.full(n, np.nan)
-    measured = np.zeros(n, dtype=bool)
-    outcome_box: list[FilterOutcome] = []
-    if params.max_km is not None and origin is None:
-        raise BeaconError(
-            "a max distance needs a point (--lat and --lon) or a user with a home location"
-        )
-    limit = float(params.max_km) if params.max_km is not None else math.inf
-    # a great-circle distance is at least R * |latitude difference|: rows outside that band
-    # fail without trigonometry
-    band = limit / EARTH_RADIUS_KM
-    lat0 = math.radians(origin[0]) if origin is not None else 0.0
-
-    def near(rows: np.ndarray) -> np.ndarray:
-        ok = arrays.has_location[rows] & (np.abs(arrays.lat_rad[rows] - lat0) <= band + 1e-12)
-        close = rows[ok]
-        if len(close):
-            d = outcome_box[0].distances(close)
-            ok[ok] = d <= limit
-        return ok
-
-    def distance_reason(i: int) -> str:
-        if not arrays.has_location[i]:
-            return "no location"
-        return f"{outcome_box[0].distance(i):.1f} km away > {limit:.1f} km"
-
-    # the outcome object exists before the distance stage so that it caches what it measures
-    outcome = FilterOutcome([], np.zeros(0, dtype=bool), arrays, origin, origin_label, (), lazy,
-                            distances, measured)
-    outcome_box.append(outcome)
-    def in_band() -> np.ndarray:
-        # rows whose latitude is within the band: a slice of the latitude order
-        lo = np.searchsorted(arrays.lat_sorted, lat0 - band - 1e-12, side="left")
-        hi = np.searchsorted(arrays.lat_sorted, lat0 + band + 1e-12, side="right")
-        return arrays.lat_order[lo:hi]
-
-    add(DISTANCE, params.max_km is not None, near, distance_reason, candidates=in_band)
-
-    # selected dates (event local date)
-    wanted = np.asarray([(d - _EPOCH).days for d in params.dates or ()], dtype=np.int64)
-    add(DATES, params.dates is not None, lambda rows: np.isin(arrays.start_day[rows], wanted),
-        lambda i: f"on {_fmt(int(arrays.start_day[i]), 0)[:10]}, not a selected date")
-
-    # daily window in the event's local time; an end before the start crosses midnight
-    if params.window_start is not None:
-        ws, we = _seconds(params.window_start), _seconds(params.window_end)
-        length = (we - ws) % DAY
-        label = params.window_label
-        end_label = _hhmm(params.window_end)
-
-        def start_rel(rows):
-            return np.mod(arrays.start_sec[rows] - ws, DAY)
-
-        def in_window(rows: np.ndarray) -> np.ndarray:
-            begin = start_rel(rows)
-            duration = ((arrays.end_day[rows] - arrays.start_day[rows]) * DAY
-                        + arrays.end_sec[rows] - arrays.start_sec[rows])
-            return (begin <= length) & (~arrays.has_end[rows] | (begin + duration <= length))
-
-        def window_reason(i: int) -> str:
-            if start_rel(np.asarray([i]))[0] > length:
-                return f"starts {arrays.local_start_text(i, False)}, outside the window {label}"
-            later_day = arrays.end_day[i] != arrays.start_day[i]
-            return (
-                f"ends {arrays.local_end_text(i, with_date=bool(later_day))}, "
-                f"after the window end {end_label}"
-            )
-
-        add(WINDOW, True, in_window, window_reason)
-    else:
-        add(WINDOW, False, lambda rows: np.ones(len(rows), dtype=bool), lambda i: "")
-
-    if lazy:
-        passed = cur
-    else:
-        passed = np.ones(n, dtype=bool)
-        for stage in stages:
-            passed &= stage.mask
-    outcome.stages = stages
-    outcome.passed = passed
-    outcome.unknown_rejects = tuple(unknown)
+    Full: every stage on every candidate (debug filter). Lazy: each stage only on the
+    candidates that passed the earlier ones (recommend); user-independent masks (dates,
+    window) are computed once per candidate snapshot either way."""
+    origin, origin_label = _origin(params, home)
+    outcome = FilterOutcome([], np.zeros(0, dtype=bool), arrays, origin, origin_label, (), lazy)
+    funnel = _Funnel(arrays.n, lazy)
+    _upcoming(funnel, arrays, now)
+    funnel.add(NOT_REGISTERED, lambda i: "already registered",
+               blocked=np.asarray(_positions(arrays, registered), dtype=np.int64))
+    unknown = _not_rejected(funnel, arrays, params.reject, stored_rejects)
+    _within_distance(funnel, arrays, params.max_km, outcome)
+    _on_dates(funnel, arrays, params.dates)
+    _in_window(funnel, arrays, params)
+    outcome.stages = funnel.stages
+    outcome.passed = funnel.passed()
+    outcome.unknown_rejects = unknown
     if not lazy and origin is not None:
-        outcome.distances(everyone)
+        outcome.distances(np.arange(arrays.n))
     return outcome
 
 

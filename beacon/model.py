@@ -837,15 +837,20 @@ class HybridModel:
         if known.any():
             vectors[known] += self.weights["event_id"][rows[known]]
             bias[known] += self.weights["event_id_bias"][rows[known]]
-        return EventMatrix(vectors, bias, ids, known, Places.of(events))
+        place = Places.of(events)
+        # the same id array on both sides: the places align with the rows without a lookup
+        return EventMatrix(vectors, bias, place.ids, known, place)
 
     def score(self, user: UserContext, events: EventMatrix,
-              user_override: tuple[np.ndarray, float] | None = None) -> np.ndarray:
-        """Scores of every event in the matrix for this user (one matrix-vector product)."""
+              user_override: tuple[np.ndarray, float] | None = None,
+              rows: np.ndarray | None = None) -> np.ndarray:
+        """Scores of every event in the matrix (or of its rows `rows`) for this user: one
+        matrix-vector product plus the place term."""
         vec, ubias = user_override if user_override is not None else self.user_vector(user)
-        scores = events.vectors @ np.asarray(vec, dtype=np.float32) + events.bias + \
-            np.float32(ubias)
-        place = self.place_scores(user, events)
+        vectors, bias = (events.vectors, events.bias) if rows is None else \
+            (events.vectors[rows], events.bias[rows])
+        scores = vectors @ np.asarray(vec, dtype=np.float32) + bias + np.float32(ubias)
+        place = self.place_scores(user, events, rows)
         return scores if place is None else scores + place
 
     # ---------------------------------------------------------------- the place term
@@ -873,15 +878,18 @@ class HybridModel:
         xyz, city = place.take(place.rows_for(events.event_ids))
         return xyz, city, place
 
-    def place_scores(self, user: UserContext, events: EventMatrix) -> np.ndarray | None:
-        """The place term of this user against every event of the matrix ([n] float32), or
-        None when the model has none (or the matrix carries no places)."""
+    def place_scores(self, user: UserContext, events: EventMatrix,
+                     rows: np.ndarray | None = None) -> np.ndarray | None:
+        """The place term of this user against every event of the matrix (or its rows `rows`)
+        ([n] float32), or None when the model has none (or the matrix carries no places)."""
         if not self.has_place_term:
             return None
         found = self._event_places(events)
         if found is None:
             return None
         xyz, city, place = found
+        if rows is not None:
+            xyz, city = xyz[rows], city[rows]
         uxyz = unit_xyz(_radians(user.latitude), _radians(user.longitude))
         return place_term(uxyz, place.city_code(user.city), xyz, city, self.place_center,
                           self.place_weights)

@@ -15,7 +15,6 @@ model, or the model cannot be loaded / used).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -304,7 +303,8 @@ def _popularity(snapshot: _Snapshot, now: datetime) -> np.ndarray:
 class _Scoring:
     source: str
     model_version: int | None
-    scores: np.ndarray
+    rows: np.ndarray  # positions of the candidates that passed the filters
+    values: np.ndarray  # float64 score of each of them
     model: Any = None
     context: Any = None
     override: Any = None
@@ -358,60 +358,49 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                 # the same vector model.score would build; computed once for score and reasons
                 vec, bias = model.user_vector(context)
                 override = (np.asarray(vec, dtype=np.float32), float(bias))
-            scores = np.full(arrays.n, -np.inf)
+            rows = outcome.passed_rows
+            values = np.zeros(0, dtype=np.float64)
             matrix = None
-            rows = np.flatnonzero(outcome.passed)
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
-                if len(rows) * 2 < arrays.n:
-                    # only what passed the filters: a gather of a few rows beats scoring all
-                    part = dataclasses.replace(
-                        matrix, vectors=matrix.vectors[rows], bias=matrix.bias[rows],
-                        event_ids=matrix.event_ids[rows],
-                        known=matrix.known[rows] if len(getattr(matrix, "known", ())) else matrix.known,
-                    )
-                    values = model.score(context, part, user_override=override)
-                    scores[rows] = np.asarray(values, dtype=np.float64)
-                else:
-                    values = np.asarray(model.score(context, matrix, user_override=override),
-                                        dtype=np.float64)
-                    if values.shape != (arrays.n,):
-                        raise RuntimeError(f"model returned {values.shape} scores for {arrays.n} events")
-                    scores = np.where(outcome.passed, values, -np.inf)
-            return _Scoring(source, model_version, scores, model, context, override, matrix)
+                values = _model_scores(model, context, override, matrix, rows, arrays.n)
+            return _Scoring(source, model_version, rows, values, model, context, override, matrix)
         except Exception as error:  # noqa: BLE001 - fall through to popularity
             log.warning("model scoring failed, serving popularity: %s", error)
     counts = _popularity(snapshot, now) if arrays.n else np.zeros(0)
-    scores = np.full(arrays.n, -np.inf)
-    rows = np.flatnonzero(outcome.passed)
-    scores[rows] = np.log1p(counts[rows])
+    rows = outcome.passed_rows
+    values = np.log1p(counts[rows])
     distances = outcome.distances(rows)
     if distances is not None and len(rows):
         # nearer first among equally popular events
-        scores[rows] += 0.5 * np.exp(-np.nan_to_num(distances, nan=1e9) / NEARBY_KM)
-    return _Scoring("popularity", None, scores, popularity=counts)
+        values += 0.5 * np.exp(-np.nan_to_num(distances, nan=1e9) / NEARBY_KM)
+    return _Scoring("popularity", None, rows, values, popularity=counts)
 
 
-def _ranked(scores: np.ndarray, passed: np.ndarray, start_epoch: np.ndarray, pk: np.ndarray,
+def _model_scores(model, context, override, matrix, rows: np.ndarray, n: int) -> np.ndarray:
+    """Scores (float64) of the candidates at `rows`: only those rows (a gather of a few rows
+    beats scoring all), unless most rows passed."""
+    subset = rows if len(rows) * 2 < n else None
+    values = np.asarray(model.score(context, matrix, user_override=override, rows=subset),
+                        dtype=np.float64)
+    expected = len(rows) if subset is not None else n
+    if values.shape != (expected,):
+        raise RuntimeError(f"model returned {values.shape} scores for {expected} events")
+    return values if subset is not None else values[rows]
+
+
+def _ranked(values: np.ndarray, rows: np.ndarray, start_epoch: np.ndarray, pk: np.ndarray,
             top: int | None) -> np.ndarray:
-    """Positions of the best passed candidates, best first: score desc, then sooner, then id.
-    Ties at the cut are kept whole before the final sort, so top-N is a prefix of the full
-    ranking."""
-    count = int(passed.sum())
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    if top is not None and top < count:
-        # failed rows score -inf (set by _score), so a partition over all rows is enough
-        masked = np.where(passed, scores, -np.inf)
-        part = np.argpartition(-masked, top - 1)[:top]
-        threshold = masked[part].min()
-        candidates = np.flatnonzero(passed & (masked >= threshold))
-    else:
-        candidates = np.flatnonzero(passed)
-    values = scores[candidates]
-    order = np.lexsort((pk[candidates], start_epoch[candidates], -values))
-    chosen = candidates[order]
-    return chosen if top is None else chosen[:top]
+    """Order of the passed candidates (`rows`, scored `values`), best first, as indices into
+    `rows`: score desc, then sooner, then id. Ties at the cut are kept whole before the final
+    sort, so top-N is a prefix of the full ranking."""
+    keep = np.arange(len(rows))
+    if top is not None and top < len(rows):
+        threshold = values[np.argpartition(-values, top - 1)[:top]].min()
+        keep = np.flatnonzero(values >= threshold)
+    chosen = rows[keep]
+    order = keep[np.lexsort((pk[chosen], start_epoch[chosen], -values[keep]))]
+    return order if top is None else order[:top]
 
 
 # --------------------------------------------------------------------------- reasons
@@ -603,14 +592,15 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
         raise BeaconError(f"--top must be at least 1, got {top}")
     ev = _evaluate(email, params, now, lazy=True)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
-    chosen = _ranked(scoring.scores, outcome.passed, arrays.start_epoch, arrays.pk, top)
+    order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, top)
     items = []
-    for rank, i in enumerate(chosen.tolist(), start=1):
+    for rank, (i, score) in enumerate(zip(scoring.rows[order].tolist(),
+                                          scoring.values[order].tolist()), start=1):
         local_start = arrays.local_start(i)
         items.append(Recommendation(
             event_id=str(arrays.event_id[i]),
             title=str(arrays.value(i, "title")),
-            score=float(scoring.scores[i]),
+            score=score,
             reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
             source=scoring.source,
             distance_km=outcome.distance(i),
@@ -641,9 +631,11 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
     the score and rank recommend() gives them."""
     ev = _evaluate(email, params, now)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
-    ranking = _ranked(scoring.scores, outcome.passed, arrays.start_epoch, arrays.pk, None)
+    order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, None)
     rank_of = np.zeros(arrays.n, dtype=np.int64)
-    rank_of[ranking] = np.arange(1, len(ranking) + 1)
+    rank_of[scoring.rows[order]] = np.arange(1, len(order) + 1)
+    score_of = np.full(arrays.n, np.nan)
+    score_of[scoring.rows] = scoring.values
     first = outcome.first_failure()
     stages = outcome.stages
     distances = outcome.distance_km  # the full form measured every candidate
@@ -669,7 +661,7 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
             category=_text_or_none(arrays.value(i, "category")),
             city=_text_or_none(arrays.value(i, "city")),
             timezone=str(arrays.value(i, "timezone") or "UTC"),
-            score=float(scoring.scores[i]) if passed else None,
+            score=float(score_of[i]) if passed else None,
             rank=int(rank_of[i]) if passed else None,
         ))
     return DebugResult(

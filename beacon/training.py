@@ -36,12 +36,15 @@ marked failed (unless it had already been activated), the active version is unto
 lock is released.
 
 User scope: a fold-in of that user's vector on the active global version, stored as a
-user-scope version (base_model_id = that global version) and activated for that user only.
+user-scope version (base_model_id = that global version) and activated for that user only. It
+is small (a vector, a few rows), so the version is stored already active, the run finished and
+the lock freed in one transaction: all or nothing, like the global store-then-activate.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -190,27 +193,49 @@ def _busy_reason(holder: runs.RunInfo | None, scope_text: str) -> str:
 # --- heartbeat --------------------------------------------------------------------------------
 
 class _Heartbeat:
-    """Refreshes a run's heartbeat every HEARTBEAT_SECONDS until stopped (a daemon thread)."""
+    """Refreshes a run's heartbeat every HEARTBEAT_SECONDS until stopped. One daemon thread
+    per process beats for every live run (starting a thread per run cost a fold-in more than
+    its SQL did)."""
+
+    _lock = threading.Lock()
+    _due: dict[int, float] = {}  # live run id -> monotonic time of its next beat
+    _thread: threading.Thread | None = None
 
     def __init__(self, run_id: int):
         self.run_id = run_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"beacon-heartbeat-{run_id}",
-                                        daemon=True)
 
     def start(self) -> "_Heartbeat":
-        self._thread.start()
+        with _Heartbeat._lock:
+            _Heartbeat._due[self.run_id] = time.monotonic() + HEARTBEAT_SECONDS
+            if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
+                _Heartbeat._thread = threading.Thread(target=_Heartbeat._loop,
+                                                      name="beacon-heartbeat", daemon=True)
+                _Heartbeat._thread.start()
         return self
 
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                runs.heartbeat(self.run_id)
-            except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
-                log.exception("heartbeat of training run %s failed", self.run_id)
-
     def stop(self) -> None:
-        self._stop.set()
+        with _Heartbeat._lock:
+            _Heartbeat._due.pop(self.run_id, None)
+
+    @staticmethod
+    def _loop() -> None:
+        while True:
+            with _Heartbeat._lock:
+                now = time.monotonic()
+                beat = [run_id for run_id, due in _Heartbeat._due.items() if due <= now]
+                for run_id in beat:
+                    _Heartbeat._due[run_id] = now + HEARTBEAT_SECONDS
+                wake = min(_Heartbeat._due.values(), default=now + HEARTBEAT_SECONDS)
+            for run_id in beat:
+                try:
+                    runs.heartbeat(run_id)
+                except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
+                    log.exception("heartbeat of training run %s failed", run_id)
+            time.sleep(max(0.05, wake - time.monotonic()))
+
+
+# A forked child has no beating thread and owns none of its parent's runs.
+os.register_at_fork(after_in_child=_Heartbeat._due.clear)
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -257,11 +282,21 @@ def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str 
     _check_request(scope, trigger)
     scope, user_row, base = _prepare(scope, user)
     config = _config(config) if (config is not None or scope == "global") else None
-    recover_abandoned()
-    acquired = runs.acquire(
-        scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
-        hyperparameters=config.to_dict() if config is not None else {}, status=status,
-    )
+
+    def acquire() -> runs.Acquired:
+        return runs.acquire(
+            scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
+            hyperparameters=config.to_dict() if config is not None else {}, status=status,
+        )
+
+    if scope == "global":
+        recover_abandoned()
+        acquired = acquire()
+    else:
+        # A fold-in takes milliseconds: it frees a dead holder's lock only when it meets one.
+        acquired = acquire()
+        if acquired.busy and recover_abandoned():
+            acquired = acquire()
     busy_reason = None
     if acquired.busy:
         scope_text = "global" if user_row is None else f"user {user_row.email}"
@@ -300,14 +335,14 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
     started = time.perf_counter()
     heartbeat = heartbeat or _Heartbeat(run.id).start()
     version_id: int | None = None
-    activated = False
+    activated = released = False
     email = user_row.email if user_row is not None else None
     try:
         if run.scope == "user":
             if run.status == "queued":
                 runs.mark_running(run.id)
             result = _fold_in(run, user_row, base, config, requested_by)
-            activated = result.model_version is not None
+            activated = released = True  # committed with the version
             return result
         runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
         decision = decide(config, force=force)
@@ -376,7 +411,8 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
                            scope=run.scope, user=email, seconds=time.perf_counter() - started)
     finally:
         heartbeat.stop()
-        _quietly(runs.release, run.id, run.scope, run.user_id)
+        if not released:
+            _quietly(runs.release, run.id, run.scope, run.user_id)
 
 
 def _quietly(function, *args, **kwargs) -> None:
@@ -454,48 +490,40 @@ def _compare(metrics: dict, active: store.VersionMeta | None) -> dict:
 def _user_history_frame(user_id: int):
     """The user's latest interactions as event rows with a `type` column (what fold_in takes):
     the newest FOLD_IN_HISTORY non-impression interactions, joined with those events' features."""
-    import pandas as pd
+    from data_access.training_data import load_fold_in_history
 
-    from data_access.catalog import user_history
-    from data_access.training_data import load_events_frame
-
-    recent = user_history(user_id, recent_limit=FOLD_IN_HISTORY).recent
-    if not recent:
-        return pd.DataFrame(columns=["id", "type"])
-    pairs = pd.DataFrame({"id": [int(r["event_pk"]) for r in recent],
-                          "type": [str(r["type"]) for r in recent]})
-    events = load_events_frame(ids=sorted(set(pairs["id"].tolist())))
-    return pairs.merge(events, on="id", how="inner")
+    return load_fold_in_history(user_id, FOLD_IN_HISTORY)
 
 
 def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainResult:
+    """Reads the history (one connection), folds the user in, then stores the version active,
+    finishes the run and frees the lock in one transaction: all or nothing."""
     from beacon.config import ModelConfig
     from beacon.features import UserContext
     from beacon.versions import encode_personal_vector
-    from data_access.training_data import load_user_context_row
+    from data_access.db import session_scope
 
     started = time.perf_counter()
     if config is None:
         config = ModelConfig.from_dict(base.hyperparameters) if base.hyperparameters \
             else ModelConfig()
-    context_row = load_user_context_row(user_row.id)
-    if context_row is None:
-        raise UnknownUser(user_row.email)
-    context = UserContext.from_row(context_row)
+    context = UserContext(user_id=user_row.id, tags=tuple(str(t) for t in user_row.tags),
+                          latitude=user_row.latitude, longitude=user_row.longitude,
+                          city=user_row.city)
     history = _user_history_frame(user_row.id)
     vector, bias = base.model.fold_in(context, history, config)
     seconds = time.perf_counter() - started
-    version_id = store.insert_version(
-        scope="user", user_id=user_row.id, base_model_id=base.version_id,
-        blob=encode_personal_vector(vector, bias), model_type="fold-in",
-        fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
-        counts={"interactions": int(len(history))}, training_seconds=seconds,
-        created_by=requested_by or run.trigger,
-    )
-    store.activate(version_id)
     reason = (f"fold-in of {user_row.email} on global version {base.version_id} "
               f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
-    runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
+    with session_scope() as session:
+        version_id = store.insert_active_user_version(
+            session, user_id=user_row.id, base_model_id=base.version_id,
+            blob=encode_personal_vector(vector, bias), model_type="fold-in",
+            fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
+            counts={"interactions": int(len(history))}, training_seconds=seconds,
+            created_by=requested_by or run.trigger,
+        )
+        runs.succeed_and_release(session, run, reason=reason, model_id=version_id)
     return TrainResult(status="trained", reason=reason, model_version=version_id, run_id=run.id,
                        scope="user", user=user_row.email, seconds=time.perf_counter() - started)
 

@@ -68,7 +68,7 @@ def goals_table(docs: dict) -> str:
             rows.append(f"| {what} | not run | | |")
             continue
         rows.append(f"| {what} | {fmt(h.get('value'))} {h.get('unit', '')} | {goal_cell(h)} | "
-                     f"`{doc['command']}` |")
+                     f"`{h.get('command', doc['command'])}` |")
     console = docs.get("console")
     if console:
         for title, page in console["pages"].items():
@@ -241,7 +241,13 @@ def training_section(doc: dict | None) -> list[str]:
                      f"(`training._user_history_frame`) p50 {fmt(f['history_read']['p50_ms'], 1)} ms; "
                      f"the whole service call (`train(scope='user')`: reads, fold-in, store, "
                      f"activate) p50 {fmt(f['service_call']['p50_ms'], 1)} ms / p99 "
-                     f"{fmt(f['service_call']['p99_ms'], 1)} ms.")
+                     f"{fmt(f['service_call']['p99_ms'], 1)} ms"
+                     f" over {len(f.get('service_statuses') or [])} calls.")
+        if f.get("command"):
+            load = (f.get("machine") or {}).get("load_average_at_start")
+            lines.append(f"  Fold-in rerun alone: `{f['command']}` ({f['finished_at']}, load "
+                         f"average at start {load}, commit "
+                         f"{(f.get('machine') or {}).get('git_commit', '?')}).")
     lines.append("")
     return lines
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import case, delete, func, insert, select, text, update
 
-from data_access.db import get_engine, is_postgres, session_scope
+from data_access.db import is_postgres, session_scope
 from data_access.schema import ModelVersion, User, utcnow
 
 # Any constant: the key of the Postgres advisory lock that serializes activations.
@@ -98,17 +98,48 @@ def insert_version(
     if scope == "user" and user_id is None:
         raise ValueError("a user-scope version needs user_id")
     with session_scope() as session:
-        row = ModelVersion(
-            scope=scope, user_id=user_id, base_model_id=base_model_id, status=status,
-            model_type=model_type, fingerprint=fingerprint,
-            hyperparameters=hyperparameters or {}, counts=counts or {},
-            training_seconds=training_seconds, loss_history=list(loss_history or []),
-            metrics=metrics or {}, created_at=created_at or utcnow(), created_by=created_by,
-            size_bytes=len(blob), blob=blob,
-        )
-        session.add(row)
-        session.flush()
-        return int(row.id)
+        return _insert(session, scope=scope, blob=blob, user_id=user_id,
+                       base_model_id=base_model_id, model_type=model_type,
+                       fingerprint=fingerprint, hyperparameters=hyperparameters, counts=counts,
+                       training_seconds=training_seconds, loss_history=loss_history,
+                       metrics=metrics, created_by=created_by, created_at=created_at,
+                       status=status)
+
+
+def _insert(session, *, blob: bytes, hyperparameters: dict | None, counts: dict | None,
+            loss_history: list | None, metrics: dict | None, created_at: datetime | None,
+            **columns) -> int:
+    return int(session.execute(insert(ModelVersion).values(
+        hyperparameters=hyperparameters or {}, counts=counts or {},
+        loss_history=list(loss_history or []), metrics=metrics or {},
+        created_at=created_at or utcnow(), size_bytes=len(blob), blob=blob, **columns,
+    ).returning(ModelVersion.id)).scalar_one())
+
+
+def insert_active_user_version(session, *, user_id: int, base_model_id: int, blob: bytes,
+                               model_type: str, fingerprint: str | None,
+                               hyperparameters: dict, counts: dict, training_seconds: float,
+                               created_by: str | None) -> int:
+    """Store a user-scope version already active, in the caller's transaction (a fold-in: the
+    version, its activation and the run's end commit together or not at all). The user's
+    previously active version becomes inactive; activations are serialized as in activate()."""
+    _serialize_activations(session)
+    session.execute(update(ModelVersion).where(
+        ModelVersion.scope == "user", ModelVersion.user_id == user_id,
+        ModelVersion.status == "active").values(status="inactive"))
+    now = utcnow()
+    return _insert(session, scope="user", user_id=user_id, base_model_id=base_model_id,
+                   status="active", activated_at=now, created_at=now, model_type=model_type,
+                   fingerprint=fingerprint, hyperparameters=hyperparameters, counts=counts,
+                   training_seconds=training_seconds, loss_history=None, metrics=None,
+                   created_by=created_by, blob=blob)
+
+
+def _serialize_activations(session) -> None:
+    """Postgres: the transaction-level advisory lock every activation takes. SQLite: nothing
+    here; the transaction's first statement must be a write (it takes the write lock)."""
+    if is_postgres(session.get_bind()):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATE_LOCK_KEY})
 
 
 def get_version(version_id: int) -> VersionMeta | None:
@@ -201,15 +232,12 @@ def activate(version_id: int) -> VersionMeta:
     Raises VersionNotFound / VersionFailed. Activating the active version is a no-op that
     refreshes nothing.
     """
-    engine = get_engine()
     with session_scope() as session:
-        if is_postgres(engine):
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                            {"key": _ACTIVATE_LOCK_KEY})
+        if is_postgres(session.get_bind()):
+            _serialize_activations(session)
         else:
             # A write first, so this transaction holds SQLite's write lock before it reads.
-            session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
-                            .values(status=ModelVersion.status))
+            _write_first(session, version_id)
         row = session.execute(
             select(ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.status)
             .where(ModelVersion.id == version_id)

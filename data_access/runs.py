@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from data_access.db import session_scope
@@ -105,7 +105,8 @@ def this_host() -> str:
     return socket.gethostname()[:200]
 
 
-def _info(row: TrainingRun) -> RunInfo:
+def _info(row) -> RunInfo:
+    """From a TrainingRun object or a row of its columns."""
     return RunInfo(
         id=row.id, scope=row.scope, user_id=row.user_id, trigger=row.trigger,
         requested_by=row.requested_by, status=row.status, reason=row.reason,
@@ -152,26 +153,28 @@ def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparame
                          reason, now) -> RunInfo:
     with session_scope() as session:
         # The INSERT comes first: on SQLite it takes the write lock before anything is read.
-        run = TrainingRun(
+        # Core statements with RETURNING: the ORM unit of work cost more than the round trips.
+        run = session.execute(insert(TrainingRun).values(
             scope=scope, user_id=user_id, trigger=trigger, requested_by=requested_by,
             status=status, reason=reason, hyperparameters=hyperparameters or {},
             progress=[], created_at=now, heartbeat_at=now, host=this_host(), pid=os.getpid(),
             started_at=now if status == "running" else None,
-        )
-        session.add(run)
-        session.flush()
-        session.add(TrainingLock(scope_key=key, run_id=run.id, acquired_at=now, heartbeat_at=now))
-        session.flush()
+        ).returning(*TrainingRun.__table__.c)).one()
+        session.execute(insert(TrainingLock).values(scope_key=key, run_id=run.id,
+                                                    acquired_at=now, heartbeat_at=now))
         return _info(run)
 
 
 def release(run_id: int, scope: str, user_id: int | None = None) -> None:
     """Free the scope's lock if this run still holds it (idempotent)."""
-    key = scope_key(scope, user_id)
     with session_scope() as session:
-        session.execute(
-            delete(TrainingLock).where(TrainingLock.scope_key == key, TrainingLock.run_id == run_id)
-        )
+        _delete_lock(session, run_id, scope_key(scope, user_id))
+
+
+def _delete_lock(session, run_id: int, key: str) -> None:
+    session.execute(
+        delete(TrainingLock).where(TrainingLock.scope_key == key, TrainingLock.run_id == run_id)
+    )
 
 
 def lock_holder(scope: str, user_id: int | None = None) -> RunInfo | None:
@@ -393,6 +396,16 @@ def finish_run(run_id: int, status: str, *, reason: str | None = None,
             row.error = error[:20_000]
         session.flush()
         return _info(row)
+
+
+def succeed_and_release(session, run: RunInfo, *, reason: str, model_id: int) -> None:
+    """In the caller's transaction: the run succeeded with `model_id`, and its scope's lock is
+    free (two statements; a fold-in commits them with its version, all or nothing)."""
+    now = utcnow()
+    session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
+        status="succeeded", finished_at=now, heartbeat_at=now, reason=reason, model_id=model_id,
+        started_at=func.coalesce(TrainingRun.started_at, now)))
+    _delete_lock(session, run.id, scope_key(run.scope, run.user_id))
 
 
 def set_reason(run_id: int, reason: str) -> None:

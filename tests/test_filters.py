@@ -286,6 +286,38 @@ def test_max_distance_zero_keeps_only_the_exact_point() -> None:
     assert distance.reason(2) == "no location"
 
 
+def test_an_event_exactly_at_the_max_distance_passes_and_one_just_beyond_fails() -> None:
+    # the distance stage tests a dot product first; at the edge the haversine decides
+    when = datetime(2026, 12, 1, 20, tzinfo=UTC)
+    rows = [{"latitude": 52.52 + k * 0.0371, "longitude": 13.405 + k * 0.0213, "start": when}
+            for k in range(1, 6)]
+    arrays = CandidateArrays.from_frame(frame(rows))
+    exact = haversine_km(arrays.lat_rad, arrays.lon_rad, arrays.cos_lat, 52.52, 13.405)
+    for k in range(5):
+        for limit, expected in ((exact[k], exact <= exact[k]),
+                                (np.nextafter(exact[k], 0.0), exact < exact[k])):
+            params = FilterParams(latitude=52.52, longitude=13.405, max_km=float(limit))
+            for lazy in (False, True):
+                outcome = apply_filters(arrays, params, now=NOW, lazy=lazy)
+                assert stage(outcome, DISTANCE).mask.tolist() == expected.tolist()
+
+
+def test_date_and_window_masks_are_shared_by_requests_on_one_snapshot() -> None:
+    rows = [{"start": datetime(2026, 12, 1, 20, 0, tzinfo=UTC)},
+            {"start": datetime(2026, 12, 2, 9, 0, tzinfo=UTC)}]
+    arrays = CandidateArrays.from_frame(frame(rows))
+    params = FilterParams.parse(dates="2026-12-01", start="18:00", end="23:00")
+    first = apply_filters(arrays, params, now=NOW)
+    second = apply_filters(arrays, params, now=NOW, lazy=True)
+    assert first.passed.tolist() == second.passed.tolist() == [True, False]
+    day = (date(2026, 12, 1) - date(1970, 1, 1)).days
+    assert arrays.dates_mask((day,)) is arrays.dates_mask((day,))  # built once per snapshot
+    window = arrays.window_mask(18 * 3600, 23 * 3600)
+    assert window.tolist() == [True, False]
+    with pytest.raises(ValueError):
+        window[0] = False  # read-only: one request cannot spoil the next
+
+
 def test_antimeridian_distance() -> None:
     d = haversine_km(np.radians([0.0]), np.radians([-179.9]), np.cos(np.radians([0.0])), 0.0, 179.9)
     assert 22.0 < d[0] < 22.5

@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sqlalchemy import update
@@ -276,6 +277,63 @@ def test_fold_in_is_a_user_scope_version_for_that_user_only(world):
     again = _train(user=fan, config=None)
     assert store.get_version(result.model_version).status == "inactive"
     assert versions.personal_vector(fan_id, base.model_version).version_id == again.model_version
+
+
+def test_fold_in_commits_version_run_and_lock_together(world):
+    base = _train()
+    fan = "jazz1@example.org"
+    fan_id = world["users"][fan]
+    result = _train(user=fan, config=None)
+    run = runs.get_run(result.run_id)
+    assert (run.status, run.model_id, run.scope, run.user_id) == \
+        ("succeeded", result.model_version, "user", fan_id)
+    assert run.reason == result.reason and "fold-in of jazz1@example.org" in run.reason
+    assert run.started_at is not None and run.finished_at >= run.started_at
+    assert runs.lock_holder("user", fan_id) is None  # the next fold-in may start
+    version = store.get_version(result.model_version)
+    assert (version.status, version.base_model_id, version.activated_at is not None) == \
+        ("active", base.model_version, True)
+    assert version.size_bytes < 1024  # a vector, not a model
+
+
+def test_a_fold_in_frees_its_users_lock_from_a_dead_holder_and_is_busy_for_a_live_one(world):
+    import subprocess
+    import sys
+
+    _train()
+    fan = "jazz1@example.org"
+    fan_id = world["users"][fan]
+    live = runs.acquire("user", fan_id, trigger="schedule").run  # this process: alive
+    busy = _train(user=fan, config=None)
+    assert busy.status == "busy" and busy.run_id == live.id
+    runs.release(live.id, "user", fan_id)
+    runs.finish_run(live.id, "succeeded")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = runs.acquire("user", fan_id, trigger="schedule").run
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == dead.id)
+                        .values(pid=child.pid))
+    result = _train(user=fan, config=None)
+    assert result.status == "trained", result.reason
+    assert runs.get_run(dead.id).status == "abandoned"
+
+
+def test_fold_in_history_is_the_users_newest_interactions_with_event_features(world):
+    from beacon.training import FOLD_IN_HISTORY, _user_history_frame
+    from data_access.catalog import user_history
+    from data_access.training_data import load_events_frame
+
+    fan_id = world["users"]["jazz1@example.org"]
+    add_interaction(fan_id, world["events"]["football-0"], "register", minutes_ago=5)
+    add_interaction(fan_id, world["events"]["football-0"], "click", minutes_ago=6)
+    frame = _user_history_frame(fan_id)
+    recent = user_history(fan_id, recent_limit=FOLD_IN_HISTORY).recent
+    assert frame["id"].tolist() == [int(r["event_pk"]) for r in recent]
+    assert frame["type"].tolist()[:2] == ["register", "click"]
+    events = load_events_frame(ids=sorted(set(frame["id"].tolist())))
+    expected = frame[["id"]].merge(events, on="id", how="left")
+    pd.testing.assert_frame_equal(frame.drop(columns="type"), expected)
 
 
 def test_fold_in_needs_a_known_user_and_an_active_global_model(world):
