@@ -105,6 +105,14 @@ def _job(url: str) -> _Job:
         return _JOBS.setdefault(url, _Job())
 
 
+def wait_for_jobs(timeout: float | None = None) -> None:
+    """Block until every first-start thread of this process has ended (tests, shutdown)."""
+    with _JOBS_LOCK:
+        threads = [job.thread for job in _JOBS.values() if job.thread is not None]
+    for thread in threads:
+        thread.join(timeout)
+
+
 def _is_empty() -> bool:
     return not catalog.all_user_ids(limit=1) and catalog.events_snapshot_key()[0] == 0
 

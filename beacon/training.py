@@ -585,6 +585,15 @@ def start_training_in_background(
     return run.id
 
 
+def wait_for_background(timeout: float | None = None) -> None:
+    """Block until every background training this process started has ended (tests, shutdown)."""
+    from concurrent.futures import wait
+
+    with _executor_lock:
+        futures = list(_futures.values())
+    wait(futures, timeout=timeout)
+
+
 def background_result(run_id: int, timeout: float | None = None) -> TrainResult | None:
     """Wait for a background training started by this process (None if it is not ours or
     already collected; read `runs.get_run(run_id)` for the state in that case)."""

@@ -3,6 +3,7 @@ Postgres server named by BEACON_TEST_DATABASE_URL. The same tests run unchanged 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,18 @@ def _admin(sql: str) -> None:
         engine.dispose()
 
 
+def _settle_background_work(timeout: float = 300) -> None:
+    """Let work a test started in background threads (the console's first start, trainings)
+    end while DATABASE_URL still names the test's database: a thread outliving its test writes
+    into the next test's database (a stray lock there reads as 'busy')."""
+    bootstrap = sys.modules.get("beacon.bootstrap")
+    if bootstrap is not None:
+        bootstrap.wait_for_jobs(timeout)
+    training = sys.modules.get("beacon.training")
+    if training is not None:
+        training.wait_for_background(timeout)
+
+
 def _empty_database(tmp_path: Path) -> Iterator[str]:
     if POSTGRES_URL:
         schema = f"t_{uuid.uuid4().hex[:16]}"
@@ -39,11 +52,15 @@ def _empty_database(tmp_path: Path) -> Iterator[str]:
         try:
             yield _postgres_schema_url(schema)
         finally:
+            _settle_background_work()
             dispose_engines()
             _admin(f'DROP SCHEMA "{schema}" CASCADE')
     else:
-        yield f"sqlite:///{tmp_path / 'beacon.sqlite3'}"
-        dispose_engines()
+        try:
+            yield f"sqlite:///{tmp_path / 'beacon.sqlite3'}"
+        finally:
+            _settle_background_work()
+            dispose_engines()
 
 
 @pytest.fixture
