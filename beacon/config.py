@@ -32,7 +32,7 @@ DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
 
 LOSSES = ("softmax", "bpr")
 DEVICES = ("auto", "cpu", "cuda")
-NEGATIVE_SAMPLING = ("alive", "uniform")
+NEGATIVE_SAMPLING = ("published", "alive", "uniform")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,12 @@ class ModelConfig:
     # Drop the id embedding of a training pair with this probability, so that the feature
     # tokens carry the signal that cold events and new users depend on.
     id_dropout: float = 0.3
-    # "alive": negatives drawn among events that had not started when the interaction happened.
-    negative_sampling: str = "alive"
+    # "alive": negatives drawn among events that had not started when the interaction happened;
+    # "published": among those, only events somebody had already touched by then (the first
+    # interaction stands in for publication, which the events table does not record), so the
+    # events nobody has touched yet (the cold ones) are never taught to be negatives;
+    # "uniform": any event.
+    negative_sampling: str = "published"
     # Share of the negatives drawn from the positive's own category (hard negatives).
     hard_negatives: float = 0.0
     # After early stopping picked the epoch count, train again on all data (validation included).
