@@ -34,7 +34,7 @@ def _prepared(database: str) -> list[int]:
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def _sidebar(database: str) -> console.SidebarStatus:
+def _sidebar(database: str, stamp: tuple) -> console.SidebarStatus:
     return console.sidebar_status()
 
 
@@ -130,5 +130,5 @@ navigation = st.navigation(pages)
 if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
     target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
     st.switch_page(target, query_params=query)
-_sidebar_frame(_sidebar(database), console.running_training())
+_sidebar_frame(_sidebar(database, console.versions_stamp()), console.running_training())
 navigation.run()

@@ -384,6 +384,14 @@ def start_retrain(*, force: bool = False, email: str | None = None, config: dict
 METRIC_NAMES = ("ndcg", "hit_rate", "precision", "recall", "coverage")
 
 
+def versions_stamp() -> tuple:
+    """A cheap value that changes with any version added, deleted, activated or failed: the
+    key for caching what the console shows about versions (see data_access.models_store)."""
+    from data_access import models_store
+
+    return models_store.versions_stamp()
+
+
 def version_rows(limit: int = 200) -> list[dict]:
     """Every model version as a table row, newest first: scope, created, status, fingerprint,
     counts, training seconds, offline metrics."""

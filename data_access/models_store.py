@@ -142,6 +142,17 @@ def _serialize_activations(session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATE_LOCK_KEY})
 
 
+def versions_stamp() -> tuple:
+    """Changes whenever a version is added, deleted, activated or marked failed: (count, max
+    id, max activated_at, failed count). One aggregate over a small table; the console keys
+    its cached version lists on it, so a version trained elsewhere shows at once."""
+    failed = func.sum(case((ModelVersion.status == "failed", 1), else_=0))
+    with session_scope() as session:
+        row = session.execute(select(func.count(), func.max(ModelVersion.id),
+                                     func.max(ModelVersion.activated_at), failed)).one()
+    return (int(row[0]), row[1], row[2].isoformat() if row[2] else None, int(row[3] or 0))
+
+
 def get_version(version_id: int) -> VersionMeta | None:
     with session_scope() as session:
         row = session.execute(_meta_query().where(ModelVersion.id == version_id)).first()

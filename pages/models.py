@@ -13,8 +13,8 @@ _ui.routed(__file__)
 ACTOR = "console"
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def _rows(database: str) -> list[dict]:
+@st.cache_data(ttl=60, show_spinner=False)
+def _rows(database: str, stamp: tuple) -> list[dict]:
     return console.version_rows()
 
 
@@ -35,7 +35,7 @@ def _changed(message: str) -> None:
 
 
 database = console.database_key()
-rows = _rows(database)
+rows = _rows(database, console.versions_stamp())  # a version trained elsewhere shows at once
 
 st.title("Models")
 notice = st.session_state.pop("models_notice", None)

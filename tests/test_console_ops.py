@@ -414,6 +414,46 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     assert "unknown user" in "\n".join(e.value for e in at.error)
 
 
+def test_a_version_trained_elsewhere_shows_at_once(seeded_with_model: str) -> None:
+    """The Models page and the sidebar cache what they read, keyed on the versions' stamp: a
+    version trained by another process (or the Training page) is listed on the next run, not
+    after a ttl (the rollback browser test picked a stale list once)."""
+    from beacon.training import train
+
+    at = app("pages/models.py")
+    shown = next(s.value for s in at.subheader if s.value.startswith("Version "))
+    assert shown.endswith("· global · active")
+    newer = train(force=True, config=tiny_config().with_overrides(seed=3), requested_by="other")
+    assert newer.status == "trained"
+    at.run()
+    no_exception(at)
+    # the operator's selection stays; what is said about it and the list are current
+    assert shown.replace("active", "inactive") in {s.value for s in at.subheader}
+    picker = next(b for b in at.selectbox if b.label == "Version")
+    assert newer.model_version in picker.options or str(newer.model_version) in picker.options \
+        or any(o.startswith(f"v{newer.model_version} ·") for o in picker.options)
+
+
+def test_versions_stamp_changes_with_every_change_the_console_shows(seeded_with_model: str) -> None:
+    """The key of the Models list and the sidebar: a new version, an activation (rollback) and
+    a failed mark each change it; nothing else does."""
+    from beacon import versions
+    from beacon.training import train
+    from data_access import models_store
+
+    first = console.versions_stamp()
+    assert console.versions_stamp() == first
+    newer = train(force=True, config=tiny_config().with_overrides(seed=3), requested_by="other")
+    trained = console.versions_stamp()
+    assert trained != first
+    older = next(v for v in versions.list_versions(scope="global") if v.id != newer.model_version)
+    versions.activate(older.id, requested_by="test")
+    rolled_back = console.versions_stamp()
+    assert rolled_back != trained
+    models_store.mark_failed(newer.model_version, "test")
+    assert console.versions_stamp() != rolled_back
+
+
 def test_hyperparameter_form_names_a_bad_value_and_starts_nothing(seeded_with_model: str) -> None:
     at = app("pages/training.py")
     next(n for n in at.number_input if n.label == "Embedding dimension").set_value(0)
