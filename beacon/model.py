@@ -955,18 +955,27 @@ class HybridModel:
         xyz, city = place.take(place.rows_for(events.event_ids))
         return xyz, city, place
 
-    def place_scores(self, user: UserContext, events: EventMatrix,
-                     rows: np.ndarray | None = None) -> np.ndarray | None:
-        """The place term of this user against every event of the matrix (or its rows `rows`)
-        ([n] float32), or None when the model has none (or the matrix carries no places)."""
+    def _place_arrays(self, events: EventMatrix, subset: np.ndarray | None):
+        """(xyz, city, places) of the matrix's events, or of its rows `subset`; None when the
+        model has no place term or the matrix carries no places."""
         if not self.has_place_term:
             return None
         found = self._event_places(events)
         if found is None:
             return None
         xyz, city, place = found
-        if rows is not None:
-            xyz, city = xyz[rows], city[rows]
+        if subset is not None:
+            xyz, city = xyz[subset], city[subset]
+        return xyz, city, place
+
+    def place_scores(self, user: UserContext, events: EventMatrix,
+                     rows: np.ndarray | None = None) -> np.ndarray | None:
+        """The place term of this user against every event of the matrix (or its rows `rows`)
+        ([n] float32), or None when the model has none (or the matrix carries no places)."""
+        found = self._place_arrays(events, rows)
+        if found is None:
+            return None
+        xyz, city, place = found
         uxyz = unit_xyz(_radians(user.latitude), _radians(user.longitude))
         return place_term(uxyz, place.city_code(user.city), xyz, city, self.place_center,
                           self.place_weights)
@@ -975,14 +984,10 @@ class HybridModel:
                      cols: np.ndarray | None = None) -> np.ndarray | None:
         """[users, events] place term for a frame of users (latitude, longitude, city) against
         the matrix's events (or its columns `cols`); None when the model has no place term."""
-        if not self.has_place_term:
-            return None
-        found = self._event_places(events)
+        found = self._place_arrays(events, cols)
         if found is None:
             return None
         xyz, city, place = found
-        if cols is not None:
-            xyz, city = xyz[cols], city[cols]
         users = users.reset_index(drop=True)
         upl = Places.of(users, place.cities)
         ucity = np.where(upl.city >= len(place.cities), -2, upl.city)  # names the events lack
