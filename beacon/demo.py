@@ -29,6 +29,7 @@ import numpy as np
 
 from beacon.actions import state_changing
 from beacon.errors import BeaconError
+from data_access.emails import normalize_email
 
 Progress = Callable[[int, int, str], None]
 
@@ -391,7 +392,7 @@ def _make_users(rng: np.random.Generator, n: int, days: int, now_ms: int) -> Use
         interests.append(sorted(TAGS[t] for t in stated))
         name, slug = _person_name(rng, CITIES[city[i]].name)
         names.append(name)
-        emails.append(f"{slug}.{i + 1}@{EMAIL_DOMAINS[i % len(EMAIL_DOMAINS)]}")
+        emails.append(normalize_email(f"{slug}.{i + 1}@{EMAIL_DOMAINS[i % len(EMAIL_DOMAINS)]}"))
     return Users(
         names=names,
         emails=emails,

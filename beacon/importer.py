@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,17 @@ from data_access.imports import (
     UserRecord,
     import_transaction,
 )
+from data_access.emails import normalize_email
 from data_access.schema import INTERACTION_TYPES
 
 MAX_ERRORS = 20
 ENTITY_BATCH = 1000
 INTERACTION_BATCH = 20_000
 INT32_MAX = 2**31 - 1
+#: a ticket price above this is a typo or garbage (and breaks the price features)
+MAX_PRICE = 1_000_000.0
+#: interactions may be stamped this far ahead of the importing clock (clock skew), no further
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 USERS_REQUIRED = ("email",)
 USERS_OPTIONAL = ("name", "latitude", "longitude", "city", "interest_tags")
@@ -164,11 +169,12 @@ class Row:
         return value
 
     def email(self, column: str = "email") -> str | None:
+        """The address normalized (trimmed, lowercased): one person, one account."""
         value = self.text(column, required=True)
         if value is not None and not EMAIL_RE.match(value):
             self.fail(column, "an email address like name@example.org", value)
             return None
-        return value
+        return normalize_email(value) if value is not None else None
 
     def number(self, column: str, low: float | None = None, high: float | None = None,
                what: str = "a number") -> float | None:
@@ -258,6 +264,7 @@ class CsvFile:
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, raw cells) of every non-blank data row; the header is line 1."""
+        self.nul_lines: set[int] = set()
         with self.path.open("rb") as handle:
             reader = csv.reader(self._decoded(handle))
             try:
@@ -275,6 +282,8 @@ class CsvFile:
         for number, raw in enumerate(handle, start=1):
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
+            if b"\x00" in raw:  # no database stores NUL in text: named, never written
+                self.nul_lines.add(number)
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -307,9 +316,31 @@ class CsvFile:
     def _data_rows(self, reader, header: list[str]) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
         for cells in reader:
-            if any(cells) and any(c.strip() for c in cells):
+            if reader.line_num != line:
+                # a quoted field ran over a line break: it would swallow the next records
+                self._spanning(line, reader.line_num, cells)
+            elif self.nul_lines and line in self.nul_lines:
+                self._nul(line, cells)
+            elif any(cells) and any(c.strip() for c in cells):
                 yield line, cells
             line = reader.line_num + 1
+
+    def _column_name(self, cells: list[str], bad) -> str:
+        index = next((i for i, cell in enumerate(cells) if bad(cell)), None)
+        if index is None:
+            return "-"
+        return self.header[index] if index < len(self.header) else f"#{index + 1}"
+
+    def _spanning(self, line: int, last: int, cells: list[str]) -> None:
+        column = self._column_name(cells, lambda cell: "\n" in cell or "\r" in cell)
+        self.errors.add(self.name, line, column, "a record on one line (a quote opened on this "
+                        "line must close on it)", _Shown(f"a quoted field running on to line "
+                                                          f"{last}"))
+
+    def _nul(self, line: int, cells: list[str]) -> None:
+        column = self._column_name(cells, lambda cell: "\x00" in cell)
+        self.errors.add(self.name, line, column, "text without NUL bytes",
+                        _Shown("a NUL byte (\\x00)"))
 
     def row(self, line: int, cells: list[str]) -> Row:
         """The checked view of one data row (cells stripped; extra non-empty cells are an error)."""
@@ -414,7 +445,7 @@ class _Import:
         if not _is_iana_zone(zone):
             row.fail("timezone", "an IANA time zone name like Europe/Berlin", zone)
         lat, lon = row.place()
-        price = row.number("price", 0, None, "a price >= 0")
+        price = row.number("price", 0, MAX_PRICE, f"a price between 0 and {MAX_PRICE:,.0f}")
         capacity = row.integer("capacity", 0, "a whole number >= 0")
         record = dict(
             category=row.text("category"), organizer=row.text("organizer"), city=row.text("city"),
@@ -430,6 +461,8 @@ class _Import:
     def interactions(self, path: Path) -> FileSummary:
         file, total = self._open(path, INTERACTIONS_REQUIRED, INTERACTIONS_OPTIONAL)
         self.user_ids, self.event_ids = self.writer.user_ids(), self.writer.event_ids()
+        self.now = datetime.now(timezone.utc)
+        self.latest_allowed = self.now + FUTURE_TOLERANCE
         self._fast: _FastInteractions | None = None  # built once the header has been read
         rows = self._stream("interactions", file, total, self._interaction,
                             self.writer.add_interactions, INTERACTION_BATCH)
@@ -441,6 +474,8 @@ class _Import:
         value = row.text(column, required=True)
         if value is None:
             return None
+        if column == "email":
+            value = normalize_email(value)
         found = known.get(value)
         if found is None and value not in in_file:
             row.fail(column, what, value)
@@ -448,7 +483,8 @@ class _Import:
 
     def _interaction(self, file: CsvFile, line: int, cells: list[str]) -> InteractionRow | None:
         if self._fast is None:
-            self._fast = _FastInteractions(file, self.user_ids, self.event_ids)
+            self._fast = _FastInteractions(file, self.user_ids, self.event_ids,
+                                           self.latest_allowed)
         fast = self._fast(cells)
         if fast is not None:
             return fast
@@ -461,6 +497,10 @@ class _Import:
         if kind not in INTERACTION_TYPES:
             row.fail("type", f"one of {', '.join(INTERACTION_TYPES)}", row.raw("type"))
         occurred = row.time("occurred_at", required=True)
+        if occurred is not None and occurred > self.latest_allowed:
+            row.fail("occurred_at", f"a time not in the future (now is "
+                     f"{self.now:%Y-%m-%dT%H:%M:%SZ})", row.raw("occurred_at"))
+            occurred = None
         version = row.integer("model_version")
         strategy = row.text("strategy")
         position = row.integer("position", 0, "a whole number >= 0")
@@ -473,8 +513,10 @@ class _FastInteractions:
     """Accepts the common, plainly valid interaction row without building a Row; anything else
     (None) goes through the checked path, which accepts or names the problem."""
 
-    def __init__(self, file: CsvFile, user_ids: dict[str, int], event_ids: dict[str, int]):
+    def __init__(self, file: CsvFile, user_ids: dict[str, int], event_ids: dict[str, int],
+                 latest_allowed: datetime):
         self.width = len(file.header)
+        self.latest_allowed = latest_allowed
         self.email, self.event = file.index("email"), file.index("event_id")
         self.type, self.occurred = file.index("type"), file.index("occurred_at")
         self.version, self.position = file.index("model_version"), file.index("position")
@@ -485,7 +527,7 @@ class _FastInteractions:
     def __call__(self, cells: list[str]) -> InteractionRow | None:
         if len(cells) != self.width:
             return None
-        user = self.user_ids.get(cells[self.email].strip())
+        user = self.user_ids.get(cells[self.email].strip().lower())
         event = self.event_ids.get(cells[self.event].strip())
         kind = cells[self.type].strip().lower()
         if user is None or event is None or kind not in self.types:
@@ -496,6 +538,8 @@ class _FastInteractions:
                 return None
             occurred = occurred.astimezone(timezone.utc)
         except (ValueError, OverflowError):
+            return None
+        if occurred > self.latest_allowed:
             return None
         version, position = _cell(cells, self.version), _cell(cells, self.position)
         strategy = _cell(cells, self.strategy)

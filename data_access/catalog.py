@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import String, TypeDecorator, and_, func, or_, select, type_coerce
 
 from data_access.db import session_scope
+from data_access.emails import normalize_email
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest
 
 #: interaction types that say "I want this" (popularity counts them)
@@ -97,14 +98,11 @@ def _one_user(condition, session=None) -> UserRow | None:
 
 
 def user_by_email(email: str, session=None) -> UserRow | None:
-    """One query: the user and their interest tags."""
-    email = (email or "").strip()
+    """One query: the user and their interest tags (emails are stored normalized)."""
+    email = normalize_email(email)
     if not email:
         return None
-    row = _one_user(User.email == email, session)
-    if row is None and email != email.lower():
-        row = _one_user(User.email == email.lower(), session)
-    return row
+    return _one_user(User.email == email, session)
 
 
 def user_by_id(user_id: int) -> UserRow | None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from data_access import metrics_rollup
 from data_access.db import get_engine
+from data_access.emails import normalize_email
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest, utcnow
 
 USERS: Table = User.__table__  # type: ignore[assignment]
@@ -139,9 +140,10 @@ class ImportWriter:
     def upsert_users(self, rows: Sequence[UserRecord], columns: Collection[str]) -> UpsertCounts:
         """Upsert by email. `columns`: the optional columns present in the file (incl. tags)."""
         values = [
-            {"email": r.email, **{c: getattr(r, c) for c in USER_COLUMNS}} for r in rows
+            {"email": normalize_email(r.email), **{c: getattr(r, c) for c in USER_COLUMNS}}
+            for r in rows
         ]
-        tags = {r.email: r.interest_tags for r in rows} if "interest_tags" in columns else None
+        tags = {normalize_email(r.email): r.interest_tags for r in rows} if "interest_tags" in columns else None
         return self._upsert(_USER_ENTITY, values, columns, tags)
 
     def upsert_events(self, rows: Sequence[EventRecord], columns: Collection[str]) -> UpsertCounts:

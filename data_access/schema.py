@@ -82,7 +82,12 @@ class User(Base):
     city: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-    __table_args__ = (Index("ix_users_name", "name"), Index("ix_users_updated_at", "updated_at"))
+    __table_args__ = (
+        # one account per address: see data_access/emails.py
+        CheckConstraint("email = lower(trim(email))", name="ck_users_email_normalized"),
+        Index("ix_users_name", "name"),
+        Index("ix_users_updated_at", "updated_at"),
+    )
 
 
 class UserInterest(Base):
@@ -147,6 +152,8 @@ class Interaction(Base):
         Index("ix_interactions_type_time", "type", "occurred_at"),
         Index("ix_interactions_model_version", "model_version", "type"),
         Index("ix_interactions_occurred_at", "occurred_at"),
+        # ids only grow (the rollup and the fingerprint read max(id)), on SQLite too
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -179,6 +186,8 @@ class ModelVersion(Base):
         CheckConstraint(_in("status", MODEL_STATUSES), name="ck_beacon_models_status"),
         Index("ix_beacon_models_scope_status", "scope", "status"),
         Index("ix_beacon_models_user", "user_id", "created_at"),
+        # a deleted version's id is never handed out again (impressions still name it)
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -207,11 +216,17 @@ class TrainingRun(Base):
         BigId, ForeignKey("beacon_models.id", ondelete="SET NULL")
     )
     error: Mapped[str | None] = mapped_column(Text)
+    # Consecutive identical skips fold into one row: how many, the newest one's time, and what
+    # made them identical (the decision and the active version).
+    repeats: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    skip_key: Mapped[str | None] = mapped_column(String(200))
     __table_args__ = (
         CheckConstraint(_in("status", RUN_STATUSES), name="ck_training_runs_status"),
         CheckConstraint(_in("trigger", RUN_TRIGGERS), name="ck_training_runs_trigger"),
         Index("ix_training_runs_created", "created_at"),
         Index("ix_training_runs_status", "status"),
+        {"sqlite_autoincrement": True},
     )
 
 

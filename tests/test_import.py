@@ -109,7 +109,7 @@ def test_import_counts_and_values_read_back(db: str) -> None:
     bo = _user(db, "bo@example.org")
     (reject,) = _rows(db, Interaction, Interaction.user_id == bo["id"],
                       Interaction.type == "reject")
-    assert reject["occurred_at"] == datetime(2027, 2, 2, 14, 0, 10, tzinfo=UTC)
+    assert reject["occurred_at"] == datetime(2026, 2, 2, 14, 0, 10, tzinfo=UTC)
     assert reject["model_version"] is None and reject["position"] is None
 
 
@@ -217,7 +217,7 @@ def _many_good_files(tmp_path: Path) -> dict[str, Path]:
     ]
     interactions = (FIXTURES / "interactions.csv").read_text(encoding="utf-8").splitlines()[:1]
     interactions += [
-        f"u{i % 60}@example.org,gen-{i % 40},click,2027-01-01T00:{i % 60:02d}:{i // 60:02d}Z,,,"
+        f"u{i % 60}@example.org,gen-{i % 40},click,2026-01-01T00:{i % 60:02d}:{i // 60:02d}Z,,,"
         for i in range(120)
     ]
     return {
@@ -243,14 +243,14 @@ BAD_ROWS = [
     ("events", "n-5,Half,,,,,,,2027-01-01T10:00:00Z,,,,12.5", "capacity", "12.5"),
     ("events", "n-6,,,,,,,,2027-01-01T10:00:00Z,,,,", "title", "''"),
     ("events", "n-7,When,,,,,,,next tuesday,,,,", "start_time", "next tuesday"),
-    ("interactions", "u1@example.org,gen-1,like,2027-01-01T00:00:00Z,,,", "type", "like"),
-    ("interactions", "who@example.org,gen-1,click,2027-01-01T00:00:00Z,,,", "email", "who@"),
-    ("interactions", "u1@example.org,nope,click,2027-01-01T00:00:00Z,,,", "event_id", "nope"),
-    ("interactions", "u1@example.org,gen-1,impression,2027-01-01T00:00:00Z,1,x,first",
+    ("interactions", "u1@example.org,gen-1,like,2026-01-01T00:00:00Z,,,", "type", "like"),
+    ("interactions", "who@example.org,gen-1,click,2026-01-01T00:00:00Z,,,", "email", "who@"),
+    ("interactions", "u1@example.org,nope,click,2026-01-01T00:00:00Z,,,", "event_id", "nope"),
+    ("interactions", "u1@example.org,gen-1,impression,2026-01-01T00:00:00Z,1,x,first",
      "position", "first"),
-    ("interactions", "u1@example.org,gen-1,impression,2027-01-01T00:00:00Z,v2,x,1",
+    ("interactions", "u1@example.org,gen-1,impression,2026-01-01T00:00:00Z,v2,x,1",
      "model_version", "v2"),
-    ("interactions", "u1@example.org,gen-1,click,2027-01-01 00:00:00,,,", "occurred_at", "00:00"),
+    ("interactions", "u1@example.org,gen-1,click,2026-01-01 00:00:00,,,", "occurred_at", "00:00"),
 ]
 
 
@@ -373,9 +373,9 @@ def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: 
     import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv")
     path = _write(tmp_path / "interactions.csv", [
         "email,event_id,type,occurred_at,model_version,strategy,position",
-        " ana@example.org , ev-1 ,Impression, 2027-02-01T11:00:00+01:00 ,+3, s ,007",
-        "ana@example.org,ev-1,impression,2027-02-01T10:00:00Z,3,s,7",
-        "ana@example.org,ev-1,view,2027-02-01T10:00:00Z,,\"'); DROP TABLE users;--\"\"\",",
+        " ana@example.org , ev-1 ,Impression, 2026-02-01T11:00:00+01:00 ,+3, s ,007",
+        "ana@example.org,ev-1,impression,2026-02-01T10:00:00Z,3,s,7",
+        "ana@example.org,ev-1,view,2026-02-01T10:00:00Z,,\"'); DROP TABLE users;--\"\"\",",
     ])
 
     summary = import_csv(interactions=path)
@@ -387,4 +387,4 @@ def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: 
     assert (row["type"], row["model_version"], row["strategy"], row["position"]) == (
         "impression", 3, "s", 7,
     )
-    assert row["occurred_at"] == datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+    assert row["occurred_at"] == datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
