@@ -64,7 +64,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 30.0
+HEARTBEAT_SECONDS = 15.0
+#: how often a run that lost its database tries again to record its failure and free its lock
+RETRY_SECONDS = 2.0
 BACKGROUND_WORKERS = 2  # a global training and a user fold-in may run side by side
 FOLD_IN_HISTORY = 200  # the newest interactions a fold-in uses
 
@@ -199,6 +201,9 @@ class _Heartbeat:
 
     _lock = threading.Lock()
     _due: dict[int, float] = {}  # live run id -> monotonic time of its next beat
+    _silent: set[int] = set()  # runs whose last beat failed (said once, not every beat)
+    # runs that lost the database before they could record their end: run -> failure reason
+    _unfinished: dict[int, tuple[runs.RunInfo, str]] = {}
     _thread: threading.Thread | None = None
 
     def __init__(self, run_id: int):
@@ -207,11 +212,37 @@ class _Heartbeat:
     def start(self) -> "_Heartbeat":
         with _Heartbeat._lock:
             _Heartbeat._due[self.run_id] = time.monotonic() + HEARTBEAT_SECONDS
-            if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
-                _Heartbeat._thread = threading.Thread(target=_Heartbeat._loop,
-                                                      name="beacon-heartbeat", daemon=True)
-                _Heartbeat._thread.start()
+            _Heartbeat._ensure_thread()
         return self
+
+    @staticmethod
+    def _ensure_thread() -> None:
+        """Caller holds _lock."""
+        if _Heartbeat._thread is None or not _Heartbeat._thread.is_alive():
+            _Heartbeat._thread = threading.Thread(target=_Heartbeat._loop,
+                                                  name="beacon-heartbeat", daemon=True)
+            _Heartbeat._thread.start()
+
+    @staticmethod
+    def finish_later(run: runs.RunInfo, reason: str) -> None:
+        """Record `run` failed and free its lock as soon as the database answers again."""
+        with _Heartbeat._lock:
+            _Heartbeat._unfinished[run.id] = (run, reason)
+            _Heartbeat._ensure_thread()
+
+    @staticmethod
+    def _retry_unfinished() -> None:
+        with _Heartbeat._lock:
+            pending = list(_Heartbeat._unfinished.values())
+        for run, reason in pending:
+            try:
+                _record_failure(run, reason, reason)
+            except Exception:  # noqa: BLE001 - still unreachable: try again shortly
+                continue
+            with _Heartbeat._lock:
+                _Heartbeat._unfinished.pop(run.id, None)
+            log.warning("training run %s recorded as failed once the database answered again",
+                        run.id)
 
     def stop(self) -> None:
         with _Heartbeat._lock:
@@ -226,16 +257,52 @@ class _Heartbeat:
                 for run_id in beat:
                     _Heartbeat._due[run_id] = now + HEARTBEAT_SECONDS
                 wake = min(_Heartbeat._due.values(), default=now + HEARTBEAT_SECONDS)
+                if _Heartbeat._unfinished:
+                    wake = min(wake, now + RETRY_SECONDS)
             for run_id in beat:
-                try:
-                    runs.heartbeat(run_id)
-                except Exception:  # noqa: BLE001 - a missed beat is not worth a crash
-                    log.exception("heartbeat of training run %s failed", run_id)
+                _Heartbeat._beat(run_id)
+            _Heartbeat._retry_unfinished()
             time.sleep(max(0.05, wake - time.monotonic()))
 
+    @staticmethod
+    def _beat(run_id: int) -> None:
+        try:
+            runs.heartbeat(run_id)
+        except Exception as error:  # noqa: BLE001 - a missed beat is not worth a crash
+            if run_id not in _Heartbeat._silent:
+                _Heartbeat._silent.add(run_id)
+                log.warning("training run %s cannot reach the database: %s", run_id,
+                            str(error).strip().splitlines()[0] if str(error).strip() else error)
+            return
+        _Heartbeat._silent.discard(run_id)
 
-# A forked child has no beating thread and owns none of its parent's runs.
-os.register_at_fork(after_in_child=_Heartbeat._due.clear)
+
+def _forget_parent_runs() -> None:
+    """A forked child has no beating thread and owns none of its parent's runs."""
+    _Heartbeat._due.clear()
+    _Heartbeat._unfinished.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parent_runs)
+
+
+def _record_failure(run: runs.RunInfo, reason: str, error: str) -> None:
+    """The run failed: its row says why and its lock is free (raises while unreachable)."""
+    runs.finish_run(run.id, "failed", error=error, reason=reason)
+    runs.release(run.id, run.scope, run.user_id)
+
+
+def _finish_failed(run: runs.RunInfo, reason: str, error: str) -> bool:
+    """Record the failure now, or hand it to the heartbeat thread, which retries until the
+    database answers (a run that lost its database must not hold the lock). True when done."""
+    try:
+        _record_failure(run, reason, error)
+        return True
+    except Exception as lost:  # noqa: BLE001 - the database is what failed
+        detail = str(lost).strip().splitlines()[0] if str(lost).strip() else type(lost).__name__
+        _Heartbeat.finish_later(run, f"lost the database during training ({detail}); "
+                                     f"then: {reason}")
+        return False
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -401,10 +468,13 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
                            seconds=time.perf_counter() - started)
     except BaseException as error:
         text = f"{type(error).__name__}: {error}"
-        log.error("training run %s failed: %s", run.id, text)
+        # The outcome reaches the caller (the CLI's one line, the console's run row); the
+        # traceback goes to the log (a file for the CLI), never to a terminal.
+        log.info("training run %s failed: %s", run.id, text, exc_info=True)
         if version_id is not None and not activated:
             _quietly(store.mark_failed, version_id, text)
-        _quietly(runs.finish_run, run.id, "failed", error=traceback.format_exc(), reason=text)
+        _finish_failed(run, text, traceback.format_exc())
+        released = True
         if not isinstance(error, Exception):
             raise
         return TrainResult(status="failed", reason=text, model_version=None, run_id=run.id,
@@ -419,7 +489,8 @@ def _quietly(function, *args, **kwargs) -> None:
     try:
         function(*args, **kwargs)
     except Exception:  # noqa: BLE001 - cleanup must not hide the original outcome
-        log.exception("%s failed during training cleanup", getattr(function, "__name__", function))
+        log.info("%s failed during training cleanup", getattr(function, "__name__", function),
+                 exc_info=True)
 
 
 def _loss_value(entry) -> float | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import struct
 import threading
 from collections import OrderedDict
@@ -29,6 +30,8 @@ from beacon.errors import BeaconError, UnknownUser
 from data_access import models_store as store
 
 log = logging.getLogger(__name__)
+
+MAX_KEEP_DAYS = 36_500  # a century: a larger cutoff date does not exist
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,22 @@ def list_versions(scope: str | None = None, user: str | None = None,
     """Newest first. `scope` global/user; `user` an email (implies the user's versions)."""
     if scope not in (None, "global", "user"):
         raise BeaconError(f"unknown scope {scope!r} (expected global or user)")
+    if limit is not None and not 1 <= limit <= 1_000_000:
+        raise BeaconError(f"limit must be from 1 to 1000000, got {limit!r}")
     user_id = _user_id(user) if user else None
     return [_info(m) for m in store.list_versions(scope=scope, user_id=user_id, limit=limit)]
 
 
+def _checked_id(version_id: int) -> int:
+    """A version id the database can hold (ids are 64-bit): anything else names no version."""
+    if not isinstance(version_id, int) or isinstance(version_id, bool) \
+            or not 1 <= version_id < 2**63:
+        raise BeaconError(f"no model version {version_id}")
+    return version_id
+
+
 def show(version_id: int) -> VersionInfo:
-    meta = store.get_version(int(version_id))
+    meta = store.get_version(_checked_id(version_id))
     if meta is None:
         raise BeaconError(f"no model version {version_id}")
     return _info(meta)
@@ -129,7 +142,7 @@ def activate(version_id: int, requested_by: str | None = None) -> VersionInfo:
     """Make a version the active one of its scope: rollback is activating an older version.
     Every process serves it from its next request on."""
     try:
-        meta = store.activate(int(version_id))
+        meta = store.activate(_checked_id(version_id))
     except store.VersionNotFound as error:
         raise BeaconError(str(error)) from error
     except store.VersionFailed as error:
@@ -156,8 +169,10 @@ def cleanup(keep_days: float, keep_newest: int = 3, dry_run: bool = False,
             requested_by: str | None = None) -> CleanupResult:
     """Delete versions older than keep_days, never an active one, never the `keep_newest`
     newest global versions nor the `keep_newest` newest of each user. `dry_run` only lists."""
-    if keep_days is None or keep_days < 0:
-        raise BeaconError(f"--keep-days must be >= 0, got {keep_days!r}")
+    if not isinstance(keep_days, (int, float)) or not math.isfinite(keep_days) \
+            or not 0 <= keep_days <= MAX_KEEP_DAYS:
+        raise BeaconError(f"--keep-days must be a number from 0 to {MAX_KEEP_DAYS}, "
+                          f"got {keep_days!r}")
     if keep_newest < 0:
         raise BeaconError(f"keep_newest must be >= 0, got {keep_newest!r}")
     candidates = store.cleanup_candidates(keep_days=keep_days, keep_newest=keep_newest)

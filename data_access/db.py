@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("data") / "beacon.sqlite3"
@@ -18,19 +21,86 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
+class DatabaseUrlError(ValueError):
+    """DATABASE_URL cannot be used as written: not a URL, an unknown or missing driver, an
+    SQLite folder that cannot be made. The message says which, without the password."""
+
+
+class DatabaseMissing(LookupError):
+    """An SQLite database file that does not exist where only an existing one may be used."""
+
+
 def database_url() -> str:
-    """The URL in force: DATABASE_URL, or an SQLite file under ./data/ (created when missing)."""
+    """The URL in force: DATABASE_URL, or the embedded SQLite file under ./data/. Nothing is
+    created here: see `sqlite_file` and migrate.ensure_schema."""
     url = os.environ.get("DATABASE_URL", "").strip()
     if url:
         return url
-    path = DEFAULT_SQLITE_PATH.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{default_sqlite_path()}"
+
+
+def default_sqlite_path() -> Path:
+    return DEFAULT_SQLITE_PATH.resolve()
+
+
+def parse_url(url: str):
+    """make_url with one clear error for anything that is not a database URL."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError) as error:
+        raise DatabaseUrlError(
+            f"DATABASE_URL {_redacted(url)!r} is not a database URL ({error}); expected e.g. "
+            "postgresql+psycopg://user:password@host:5432/name or sqlite:///path/to/file.sqlite3"
+        ) from None
+
+
+def _redacted(url: str) -> str:
+    """The raw text with anything between '://user:' and '@' hidden (it may be a password)."""
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}://{user}{':***' if ':' in credentials else ''}@{host}"
+
+
+def sqlite_file(url: str | None = None) -> Path | None:
+    """The file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = parse_url(url or database_url())
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
+def create_sqlite_file(url: str | None = None) -> bool:
+    """Create an SQLite file and its folder when missing (only what may create a database
+    calls this: `db upgrade`, import, demo-data, the console's first start). True when made."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
+    except OSError as error:
+        raise DatabaseUrlError(f"cannot make the folder {path.parent} for the SQLite database: "
+                               f"{error.strerror or error}") from None
+    except sqlite3.Error as error:
+        raise DatabaseUrlError(f"cannot create the SQLite database {path}: {error}") from None
+    return True
+
+
+def _sqlite_opener(path: Path, options: dict):
+    uri = f"file:{quote(str(path))}?mode=rw"
+
+    def connect():
+        return sqlite3.connect(uri, uri=True, timeout=options["timeout"],
+                               check_same_thread=False)
+    return connect
 
 
 def describe_url(url: str | None = None) -> dict[str, str]:
     """Dialect, host and database name of a URL, never its password."""
-    parsed = make_url(url or database_url())
+    parsed = parse_url(url or database_url())
     return {
         "dialect": parsed.get_backend_name(),
         "host": parsed.host or "",
@@ -49,14 +119,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _build_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = parse_url(url)
+    try:
+        return _create_engine(url, parsed)
+    except (NoSuchModuleError, ImportError) as error:
+        raise DatabaseUrlError(
+            f"DATABASE_URL names the driver {parsed.drivername!r}, which is not installed or "
+            f"unknown ({error}); for Postgres use postgresql+psycopg://…"
+        ) from None
+    except ArgumentError as error:
+        raise DatabaseUrlError(f"DATABASE_URL {parsed.render_as_string(hide_password=True)} "
+                               f"cannot be used: {error}") from None
+
+
+def _create_engine(url: str, parsed) -> Engine:
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        )
+        path = sqlite_file(url)
+        connect_args: dict = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                              "check_same_thread": False}
+        if path is not None:
+            # Connections open the file read-write and never create it: a deleted or moved
+            # database is an error, not a new empty one (create_sqlite_file makes it on purpose).
+            connect_args["creator"] = _sqlite_opener(path, connect_args)
+        creator = connect_args.pop("creator", None)
+        engine = create_engine(url, connect_args=connect_args,
+                               **({"creator": creator} if creator else {}))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)

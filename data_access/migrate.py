@@ -7,9 +7,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
-
-from data_access.db import database_url, describe_url, get_engine
+from data_access.db import (
+    DatabaseMissing,
+    database_url,
+    default_sqlite_path,
+    describe_url,
+    get_engine,
+    create_sqlite_file,
+    sqlite_file,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -33,12 +39,17 @@ def known_revisions() -> set[str]:
 
 
 def current_revision(url: str | None = None) -> str | None:
+    """The database's revision; None for no schema (or an SQLite file not made yet)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return None
     with get_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> str:
     """Migrate to `revision` (default head) in one transaction; returns the revision reached."""
+    create_sqlite_file(url)
     engine = get_engine(url)
     config = _config()
     with engine.connect() as connection:
@@ -80,12 +91,36 @@ def check_schema(url: str | None = None) -> None:
 
 
 def is_embedded_default(url: str | None = None) -> bool:
-    return make_url(url or database_url()).get_backend_name() == "sqlite"
+    """The SQLite file Beacon uses when DATABASE_URL is unset (./data/beacon.sqlite3)."""
+    path = sqlite_file(url)
+    return path is not None and path == default_sqlite_path()
 
 
-def ensure_schema(url: str | None = None) -> None:
-    """The embedded SQLite default is migrated on start; any other database must already be."""
-    if is_embedded_default(url):
+def missing_text(path: Path) -> str:
+    return (f"the SQLite database file {path} does not exist (nothing was created): load data "
+            "with `python -m beacon demo-data` or `python -m beacon import --users … --events … "
+            "--interactions …`, or set DATABASE_URL to the database you meant")
+
+
+def require_file(url: str | None = None) -> None:
+    """Raise DatabaseMissing for an SQLite URL whose file is not there (connecting would
+    silently create an empty one)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise DatabaseMissing(missing_text(path))
+
+
+def ensure_schema(url: str | None = None, create: bool = False) -> None:
+    """An SQLite file (self-contained, one user) is migrated on start; a missing one is made
+    only when `create` (commands that load data, `db upgrade`, the console's first start) and
+    refused otherwise. Any other database must already be at head."""
+    url = url or database_url()
+    path = sqlite_file(url)
+    if path is not None:
+        if create:
+            create_sqlite_file(url)
+        else:
+            require_file(url)
         current = current_revision(url)
         if current is None or current in known_revisions():
             upgrade(url)

@@ -8,7 +8,8 @@ through the connection pool (see STACK.md).
 
 A lock whose holder died is found by `recover_abandoned()`: the holder's run names its host and
 pid; on this host a dead pid frees the lock at once, and on any host a heartbeat older than
-`stale_after` (10 min; live workers beat every 30 s) does. The run is marked "abandoned" and
+`stale_after` (60 s; live workers beat every 15 s) does, so a lock is taken over about a minute
+after its holder went silent. The run is marked "abandoned" and
 the lock row deleted.
 
 The fingerprint is computed inside the database by aggregate SQL over indexes (see
@@ -42,7 +43,7 @@ from data_access.schema import (
 )
 
 #: A lock held by another host is abandoned once its heartbeat is older than this.
-DEFAULT_STALE_AFTER = timedelta(minutes=10)
+DEFAULT_STALE_AFTER = timedelta(seconds=60)
 FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned")
 LIVE_STATUSES = ("queued", "running")
 
@@ -228,7 +229,7 @@ def _abandoned_why(run: RunInfo | None, lock_heartbeat: datetime | None, now: da
     """Why a holder counts as dead, or None while it is alive.
 
     Dead: its process is gone (checked when it ran on this host), or no heartbeat for longer
-    than `stale_after` on any host. A live worker beats every 30 s from a thread of its own
+    than `stale_after` on any host. A live worker beats every 15 s from a thread of its own
     (beacon.training), through long epochs and while queued, so only a dead, frozen or
     unreachable process goes silent.
     """
@@ -238,8 +239,7 @@ def _abandoned_why(run: RunInfo | None, lock_heartbeat: datetime | None, now: da
     beat = max(beats) if beats else (run.created_at if run is not None else None)
     if beat is not None and now - beat > stale_after:
         where = f"process {run.pid} on {run.host}" if run else "an unknown process"
-        minutes = (now - beat).total_seconds() / 60
-        return f"no heartbeat from {where} for {minutes:.0f} min"
+        return f"no heartbeat from {where} for {(now - beat).total_seconds():.0f} s"
     return None
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from typing import NoReturn
 
 from beacon.errors import BeaconError
 
@@ -14,8 +16,17 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: the error and where to read more on one line each, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n"
+                         f"hint: {self.prog} --help lists the arguments\n")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m beacon",
         description="Beacon: event recommendations. DATABASE_URL selects the database "
         "(unset: an SQLite file under ./data/).",
@@ -26,39 +37,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OneLine(logging.Formatter):
+    """stderr gets the message; the traceback goes to the log file only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"beacon: {record.levelname.lower()}: {record.getMessage()}".splitlines()[0]
+
+
+def _configure_logging() -> None:
+    from beacon.failures import log_file
+
+    root = logging.getLogger()
+    if getattr(root, "_beacon_cli", False):
+        return
+    root.setLevel(logging.INFO)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.WARNING)
+    stderr.setFormatter(_OneLine())
+    root.addHandler(stderr)
+    try:
+        to_file = logging.FileHandler(log_file(), encoding="utf-8", delay=True)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s "
+                                               "%(levelname)s %(message)s"))
+        root.addHandler(to_file)
+    except OSError:
+        pass
+    root._beacon_cli = True  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging()
     try:
         if getattr(args, "needs_schema", True):
             from data_access.migrate import ensure_schema
 
-            ensure_schema()
+            ensure_schema(create=getattr(args, "creates_database", False))
         return int(args.handler(args) or 0)
-    except BeaconError as error:
-        print(f"beacon: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("beacon: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - schema and connection problems get one line too
-        message = _environment_problem(error)
-        if message is None:
-            raise
-        print(f"beacon: error: {message}", file=sys.stderr)
-        return 1
+    except Exception as error:  # noqa: BLE001 - every failure is one line; bugs are logged
+        return report(error, " ".join(sys.argv[1:] if argv is None else argv))
 
 
-def _environment_problem(error: Exception) -> str | None:
-    """A one-line message for a database that is unreachable or at the wrong schema."""
-    from sqlalchemy.exc import OperationalError
+def report(error: BaseException, context: str) -> int:
+    """One line on stderr. Exit 2 for what the person typed or pointed at (bad input, a bad
+    or missing database), 1 for the environment (unreachable, busy, old schema) and bugs."""
+    from beacon.failures import one_line
+    from data_access.db import DatabaseMissing, DatabaseUrlError
 
-    from data_access.db import describe_url
-    from data_access.migrate import SchemaOutOfDate
-
-    if isinstance(error, SchemaOutOfDate):
-        return str(error)
-    if isinstance(error, OperationalError):
-        detail = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        return f"cannot use the database {describe_url()['display']}: {detail}"
-    return None
+    print(f"beacon: error: {one_line(error, context=f'python -m beacon {context}')}",
+          file=sys.stderr)
+    return 2 if isinstance(error, (BeaconError, DatabaseUrlError, DatabaseMissing)) else 1

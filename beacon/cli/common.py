@@ -3,9 +3,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import date, datetime
 from typing import Any, Callable
+
+
+def bounded_int(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], else one clear error line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text}")
+        return value
+    return parse
+
+
+def bounded_float(low: float, high: float, what: str = "a number") -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (nan, inf and 1e308 are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low:g} to {high:g}, "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+#: a database id (64-bit on Postgres)
+MODEL_ID = bounded_int(1, 2**63 - 1, "a model version id")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

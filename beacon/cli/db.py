@@ -32,6 +32,7 @@ def current(args: argparse.Namespace) -> int:
     from data_access import migrate
     from data_access.db import describe_url
 
+    migrate.require_file()
     payload = {
         "database": describe_url()["display"],
         "current": migrate.current_revision(),

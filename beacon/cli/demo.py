@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--replace", action="store_true",
                         help="wipe existing users, events, interactions and models first")
     add_json_flag(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, creates_database=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from beacon.cli.common import add_json_flag, emit, log
+from beacon.cli.common import add_json_flag, bounded_int, emit, log
 from beacon.errors import BeaconError
 
 METRIC_KEYS = ("hit_rate", "precision", "recall", "ndcg", "coverage")
@@ -14,7 +14,7 @@ METRIC_KEYS = ("hit_rate", "precision", "recall", "ndcg", "coverage")
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="offline evaluation of the active model against popularity")
-    parser.add_argument("--k", type=int, default=10, help="cut-off rank (default 10)")
+    parser.add_argument("--k", type=bounded_int(1, 1000), default=10, help="cut-off rank (default 10)")
     parser.add_argument("--fresh", action="store_true",
                         help="recompute on the current data instead of the stored result")
     add_json_flag(parser)

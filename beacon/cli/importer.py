@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--interactions", metavar="CSV", help="interactions.csv: email, "
                         "event_id, type, occurred_at, model_version, strategy, position")
     add_json_flag(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, creates_database=True)
 
 
 class _Bars:

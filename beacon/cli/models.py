@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from beacon.cli.common import add_json_flag, emit
+from beacon.cli.common import MODEL_ID, add_json_flag, bounded_float, bounded_int, emit
+
+MAX_KEEP_DAYS = 36_500  # a century: anything above is a typo
 
 
 def register(subparsers) -> None:
@@ -13,25 +15,25 @@ def register(subparsers) -> None:
     lst = actions.add_parser("list", help="model versions, newest first")
     lst.add_argument("--scope", choices=("global", "user"), help="only this scope")
     lst.add_argument("--user", metavar="EMAIL", help="only this user's fold-in versions")
-    lst.add_argument("--limit", type=int, default=None, help="at most this many")
+    lst.add_argument("--limit", type=bounded_int(1, 1_000_000), default=None, help="at most this many")
     add_json_flag(lst)
     lst.set_defaults(handler=list_cmd)
 
     show = actions.add_parser("show", help="one version: hyperparameters, losses, metrics")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=MODEL_ID)
     add_json_flag(show)
     show.set_defaults(handler=show_cmd)
 
     act = actions.add_parser("activate", help="make a version active (rollback)")
-    act.add_argument("id", type=int)
+    act.add_argument("id", type=MODEL_ID)
     add_json_flag(act)
     act.set_defaults(handler=activate_cmd)
 
     clean = actions.add_parser(
         "cleanup", help="delete old versions (never an active one nor the newest few)")
-    clean.add_argument("--keep-days", type=float, required=True, metavar="N",
+    clean.add_argument("--keep-days", type=bounded_float(0, MAX_KEEP_DAYS, "days"), required=True, metavar="N",
                        help="keep every version younger than N days")
-    clean.add_argument("--keep-newest", type=int, default=3, metavar="K",
+    clean.add_argument("--keep-newest", type=bounded_int(0, 1_000_000), default=3, metavar="K",
                        help="always keep the K newest global versions and each user's K newest "
                        "(default 3)")
     clean.add_argument("--dry-run", action="store_true", help="only list what would be deleted")

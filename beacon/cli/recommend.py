@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from beacon.cli.common import add_json_flag, emit
+from beacon.cli.common import add_json_flag, bounded_int, emit
 
 HUMAN_DEBUG_ROWS = 200
 
@@ -24,7 +24,7 @@ def _filter_flags(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     rec = subparsers.add_parser("recommend", help="the top events for a user, with reasons")
     _filter_flags(rec)
-    rec.add_argument("--top", type=int, default=10, help="how many (default 10)")
+    rec.add_argument("--top", type=bounded_int(1, 1000), default=10, help="how many (default 10)")
     rec.set_defaults(handler=run_recommend)
     dbg = subparsers.add_parser(
         "debug-filter", help="every candidate event with pass/fail and the reason per filter stage"

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from beacon.cli.common import add_json_flag, emit, progress_bar
+from beacon.cli.common import add_json_flag, bounded_int, emit, progress_bar
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "refresh-recommendations", help="recompute every user's cached top N (or one user's)"
     )
-    parser.add_argument("--top", type=int, default=10, help="how many per user (default 10)")
+    parser.add_argument("--top", type=bounded_int(1, 1000), default=10, help="how many per user (default 10)")
     parser.add_argument("--user", help="refresh only this user (email)")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

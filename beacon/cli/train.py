@@ -8,6 +8,7 @@ import math
 import sys
 
 from beacon.cli.common import add_json_flag, emit, log, progress_bar
+from beacon.errors import BeaconError
 
 
 def register(subparsers) -> None:
@@ -85,9 +86,9 @@ def _human(payload: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from beacon.training import recover_abandoned, train
 
-    recover_abandoned()
     progress = _Progress()
     try:
+        recover_abandoned()
         result = train(
             scope="user" if args.user else "global",
             force=args.force,
@@ -96,8 +97,23 @@ def run(args: argparse.Namespace) -> int:
             requested_by=_requested_by(),
             progress_callback=progress,
         )
+        payload = result.to_dict()
+    except BeaconError:
+        raise  # bad input: one line, exit 2
+    except Exception as error:  # noqa: BLE001 - the outcome is still one line / one document
+        payload = _unfinished(args, error)
     finally:
         progress.close()
-    payload = result.to_dict()
     emit(args, payload, _human)
-    return 1 if result.status == "failed" else 0
+    return 1 if payload["status"] == "failed" else 0
+
+
+def _unfinished(args: argparse.Namespace, error: Exception) -> dict:
+    """A training that could not even start (the database busy or gone): the same document as
+    any outcome, `busy` when SQLite's write lock is held, else `failed`."""
+    from beacon.failures import is_busy, one_line
+
+    return {"status": "busy" if is_busy(error) else "failed",
+            "reason": one_line(error, context="python -m beacon train"),
+            "model_version": None, "run_id": None, "metrics": {},
+            "scope": "user" if args.user else "global", "user": args.user, "seconds": None}

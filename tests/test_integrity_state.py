@@ -1,0 +1,98 @@
+"""State that must hold under faults: a training that loses its database ends failed and frees
+its lock once the database is back; a silent lock is taken over after about a minute.
+The database really goes away: the SQLite file is moved, the Postgres schema renamed."""
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text, update
+from sqlalchemy.engine import make_url
+
+from beacon import training
+from data_access import runs
+from data_access.db import dispose_engines, session_scope
+from data_access.schema import TrainingLock, TrainingRun, utcnow
+from tests.conftest import POSTGRES_URL
+
+
+def _wait_for(condition, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+@contextlib.contextmanager
+def database_gone(url: str):
+    """The database stops answering (moved away), then comes back as it was."""
+    dispose_engines()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database)
+        moved = [(p, p.with_name(p.name + ".away")) for p in
+                 (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+                 if p.exists()]
+        for source, target in moved:
+            source.rename(target)
+        try:
+            yield
+        finally:
+            for source, target in moved:
+                target.rename(source)
+        return
+    schema = parsed.query["options"].split("=", 1)[1]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_away"'))
+        try:
+            yield
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'ALTER SCHEMA "{schema}_away" RENAME TO "{schema}"'))
+    finally:
+        admin.dispose()
+
+
+def test_a_training_that_lost_its_database_fails_and_frees_its_lock_when_it_is_back(
+        db: str) -> None:
+    run = runs.acquire("global", trigger="cli").run
+    with database_gone(db):
+        assert training._finish_failed(run, "RuntimeError: epoch 3 could not be recorded",
+                                       "traceback") is False
+        time.sleep(training.RETRY_SECONDS * 1.5)  # retried meanwhile, in vain
+    back = _wait_for(lambda: (r := runs.get_run(run.id)).status == "failed" and r)
+    assert "lost the database during training" in back.reason
+    assert "epoch 3 could not be recorded" in back.reason
+    assert runs.lock_holder("global") is None
+    assert runs.acquire("global", trigger="cli").run is not None
+
+
+def test_a_lock_silent_for_over_a_minute_is_taken_over(db: str) -> None:
+    run = runs.acquire("global", trigger="cli").run
+    silent_since = utcnow() - timedelta(seconds=90)
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
+            heartbeat_at=silent_since, host="another-host"))
+        session.execute(update(TrainingLock).where(TrainingLock.run_id == run.id).values(
+            heartbeat_at=silent_since))
+    assert runs.acquire("global", trigger="cli").busy
+    recovered = training.recover_abandoned()
+    assert [r.id for r in recovered] == [run.id]
+    assert "no heartbeat" in runs.get_run(run.id).error
+    assert runs.acquire("global", trigger="cli").run is not None
+
+
+def test_a_lock_that_beat_recently_is_left_alone(db: str) -> None:
+    run = runs.acquire("global", trigger="cli").run
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
+            heartbeat_at=utcnow() - timedelta(seconds=20), host="another-host"))
+    assert training.recover_abandoned() == []
+    assert runs.acquire("global", trigger="cli").busy
