@@ -329,7 +329,8 @@ def _load_active():
     try:
         return versions, versions.active_global()
     except Exception as error:  # noqa: BLE001 - a broken model must not break serving
-        log.warning("active model could not be loaded, serving popularity: %s", error)
+        if versions.warn_once(("recommend-load", type(error).__name__)):
+            log.warning("active model could not be loaded, serving popularity: %s", error)
         return versions, None
 
 
@@ -366,7 +367,10 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)
             return _Scoring(source, model_version, rows, values, model, context, override, matrix)
         except Exception as error:  # noqa: BLE001 - fall through to popularity
-            log.warning("model scoring failed, serving popularity: %s", error)
+            from beacon import versions
+
+            if versions.warn_once(("recommend-score", type(error).__name__)):
+                log.warning("model scoring failed, serving popularity: %s", error)
     counts = _popularity(snapshot, now) if arrays.n else np.zeros(0)
     rows = outcome.passed_rows
     values = np.log1p(counts[rows])

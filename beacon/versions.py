@@ -5,11 +5,13 @@ call (one indexed probe) and deserializes a blob only when that id differs from 
 memory. An activation made by any other process or replica is therefore served from the next
 request on, and a process never holds more than the model it serves.
 
-A blob that fails to load (corrupt bytes, a format this code cannot read) is logged, the
-version is marked failed in the database (with the error under metrics["failure"]) so that it
-is never activated or tried again by anyone, and the newest good inactive global version serves
-instead. Nothing crashes: with no loadable version, `active_global()` returns None and
-recommend falls back to features/popularity.
+Serving is a read and never changes state. A blob that fails to load (a dropped connection,
+corrupt bytes) is logged once per process and version, this process serves the newest good
+inactive global version instead and tries the failed one again after LOAD_RETRY_SECONDS; the
+version's status is left alone. Nothing crashes: with no loadable version, `active_global()`
+returns None and recommend falls back to features/popularity. Only a deliberate check marks a
+version failed: `verify(id)` (`python -m beacon models verify ID`), or a training whose new
+version could not be activated; `clear_failed(id)` (or a verify that succeeds) lifts the mark.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import logging
 import math
 import struct
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -199,29 +202,40 @@ class LoadedModel:
     is_active: bool  # False while a fallback serves because the active blob failed to load
 
 
+#: a version this process could not load is tried again after this long (the cause may have
+#: been a dropped connection, not the blob)
+LOAD_RETRY_SECONDS = 60.0
+
 _cache_lock = threading.Lock()
 _loaded: dict[int, LoadedModel] = {}
 _load_errors: dict[int, str] = {}
+_load_failed_at: dict[int, float] = {}
+
+
+def _read_model(version_id: int):
+    from beacon.model import HybridModel
+
+    blob = store.get_blob(version_id)
+    if blob is None:
+        raise ValueError("the version has no stored weights")
+    return HybridModel.from_bytes(blob)
 
 
 def _load(meta: store.VersionMeta, is_active: bool) -> LoadedModel | None:
-    """Deserialize one version, or record why not (and mark it failed). Caller holds the lock."""
-    from beacon.model import HybridModel
-
+    """Deserialize one version, or remember why not (warned once per process and version; the
+    version's status is not touched: this is a read). Caller holds the lock."""
     try:
-        blob = store.get_blob(meta.id)
-        if blob is None:
-            raise ValueError("the version has no stored weights")
-        model = HybridModel.from_bytes(blob)
+        model = _read_model(meta.id)
     except Exception as error:  # noqa: BLE001 - any unreadable blob is reported, never raised
         why = f"blob of model version {meta.id} failed to load: {type(error).__name__}: {error}"
-        log.error(why)
+        if meta.id not in _load_errors:
+            log.warning("%s; serving another version (`python -m beacon models verify %s` "
+                        "checks it)", why.splitlines()[0], meta.id)
         _load_errors[meta.id] = why
-        try:
-            store.mark_failed(meta.id, why)
-        except Exception:  # noqa: BLE001 - the report above is what matters
-            log.exception("could not mark model version %s failed", meta.id)
+        _load_failed_at[meta.id] = time.monotonic()
         return None
+    _load_errors.pop(meta.id, None)
+    _load_failed_at.pop(meta.id, None)
     return LoadedModel(
         version_id=meta.id, model=model, created_at=meta.created_at,
         fingerprint=meta.fingerprint, hyperparameters=meta.hyperparameters, counts=meta.counts,
@@ -245,14 +259,16 @@ def active_global() -> LoadedModel | None:
             if hit is not None and hit.is_active:
                 return hit
         # The active version (if any) first, then the newest good inactive ones.
-        for meta in store.serving_candidates(exclude=_load_errors.keys()):
+        retry_before = time.monotonic() - LOAD_RETRY_SECONDS
+        skip = [v for v, at in _load_failed_at.items() if at > retry_before]
+        for meta in store.serving_candidates(exclude=skip):
             is_active = meta.status == "active"
             hit = _loaded.get(meta.id)
             if hit is None or hit.is_active != is_active:
                 hit = _load(meta, is_active) if hit is None else \
                     dataclasses.replace(hit, is_active=is_active)
             if hit is not None:
-                if not is_active:
+                if not is_active and warn_once(("fallback", meta.id)):
                     log.warning("serving model version %s: no loadable active global version",
                                 meta.id)
                 _loaded.clear()
@@ -267,10 +283,79 @@ def load_errors() -> dict[int, str]:
     return dict(_load_errors)
 
 
+_warned: set = set()
+
+
+def warn_once(key) -> bool:
+    """True the first time `key` is seen in this process (a refresh of 1,000 users warns once)."""
+    if key in _warned:
+        return False
+    _warned.add(key)
+    return True
+
+
 def clear_cache() -> None:
     with _cache_lock:
         _loaded.clear()
         _load_errors.clear()
+        _load_failed_at.clear()
+        _warned.clear()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    version_id: int
+    ok: bool
+    status: str  # the version's status afterwards
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _database_error(error: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(error, DBAPIError)
+
+
+@state_changing("verify_model")
+def verify(version_id: int, requested_by: str | None = None) -> VerifyResult:
+    """Load a version's weights on purpose. A blob that cannot be read marks the version failed
+    (it will never serve or be activated); one that loads lifts an earlier failed mark. A
+    database that cannot be reached raises and marks nothing."""
+    meta = show(version_id)
+    try:
+        if meta.scope == "user":
+            blob = store.get_blob(meta.id)
+            decode_personal_vector(blob or b"")
+        else:
+            _read_model(meta.id)
+    except Exception as error:  # noqa: BLE001 - judged below
+        if _database_error(error):
+            raise
+        why = f"verify by {requested_by or 'unknown'}: {type(error).__name__}: {error}"
+        store.mark_failed(meta.id, why)
+        return VerifyResult(meta.id, False, "failed", why)
+    status = meta.status
+    if status == "failed":
+        store.clear_failed(meta.id)
+        status = "inactive"
+    with _cache_lock:
+        _load_errors.pop(meta.id, None)
+        _load_failed_at.pop(meta.id, None)
+    return VerifyResult(meta.id, True, status, "the weights load")
+
+
+@state_changing("clear_failed_model")
+def clear_failed(version_id: int, requested_by: str | None = None) -> VersionInfo:
+    """An admin lifts a version's failed mark (it becomes inactive and may be activated)."""
+    meta = show(version_id)
+    if meta.status != "failed":
+        raise BeaconError(f"model version {meta.id} is {meta.status}, not failed")
+    store.clear_failed(meta.id)
+    log.info("failed mark of model version %s cleared by %s", meta.id, requested_by or "unknown")
+    return show(meta.id)
 
 
 _by_version_lock = threading.Lock()

@@ -289,6 +289,20 @@ def mark_failed(version_id: int, note: str | None = None) -> None:
             row.metrics = {**(row.metrics or {}), "failure": note[:2000]}
 
 
+def clear_failed(version_id: int) -> None:
+    """A failed version becomes inactive again (its failure note is kept as previous_failure)."""
+    with session_scope() as session:
+        _write_first(session, version_id)
+        row = session.get(ModelVersion, version_id)
+        if row is None or row.status != "failed":
+            return
+        row.status = "inactive"
+        metrics = dict(row.metrics or {})
+        if "failure" in metrics:
+            metrics["previous_failure"] = metrics.pop("failure")
+        row.metrics = metrics
+
+
 def update_metrics(version_id: int, metrics: dict) -> None:
     """Merge `metrics` into the version's stored metrics (e.g. a fresh evaluation)."""
     with session_scope() as session:

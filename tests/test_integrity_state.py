@@ -96,3 +96,37 @@ def test_a_lock_that_beat_recently_is_left_alone(db: str) -> None:
             heartbeat_at=utcnow() - timedelta(seconds=20), host="another-host"))
     assert training.recover_abandoned() == []
     assert runs.acquire("global", trigger="cli").busy
+
+
+def test_serving_never_marks_a_version_and_warns_once(db: str, caplog) -> None:
+    import logging
+
+    from beacon import versions
+    from data_access import models_store as store
+
+    broken = store.insert_version(scope="global", blob=b"junk, not a model")
+    versions.activate(broken)
+    versions.clear_cache()
+    with caplog.at_level(logging.WARNING, logger="beacon.versions"):
+        for _ in range(50):  # a cache refresh asks once per user
+            assert versions.active_global() is None
+    assert store.get_version(broken).status == "active"
+    assert len([r for r in caplog.records if "failed to load" in r.getMessage()]) == 1
+
+
+def test_verify_marks_and_an_admin_clears(db: str) -> None:
+    import pytest
+
+    from beacon import versions
+    from beacon.errors import BeaconError
+    from data_access import models_store as store
+
+    broken = store.insert_version(scope="global", blob=b"junk")
+    result = versions.verify(broken, requested_by="cli:admin")
+    assert not result.ok and result.status == "failed"
+    with pytest.raises(BeaconError, match="failed"):
+        versions.activate(broken)
+    assert versions.clear_failed(broken, requested_by="cli:admin").status == "inactive"
+    assert "previous_failure" in store.get_version(broken).metrics
+    with pytest.raises(BeaconError, match="not failed"):
+        versions.clear_failed(broken)

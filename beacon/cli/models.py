@@ -1,4 +1,5 @@
-"""`beacon models list | show ID | activate ID | cleanup --keep-days N`: model versions."""
+"""`beacon models list | show ID | activate ID | verify ID | clear-failed ID | cleanup --keep-days N`:
+model versions."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,17 @@ def register(subparsers) -> None:
     act.add_argument("id", type=MODEL_ID)
     add_json_flag(act)
     act.set_defaults(handler=activate_cmd)
+
+    ver = actions.add_parser("verify", help="load a version's weights; unreadable ones are "
+                             "marked failed, readable ones lose a failed mark")
+    ver.add_argument("id", type=MODEL_ID)
+    add_json_flag(ver)
+    ver.set_defaults(handler=verify_cmd)
+
+    clr = actions.add_parser("clear-failed", help="lift a version's failed mark (admin)")
+    clr.add_argument("id", type=MODEL_ID)
+    add_json_flag(clr)
+    clr.set_defaults(handler=clear_failed_cmd)
 
     clean = actions.add_parser(
         "cleanup", help="delete old versions (never an active one nor the newest few)")
@@ -118,6 +130,25 @@ def activate_cmd(args: argparse.Namespace) -> int:
     info = activate(args.id, requested_by=_requested_by())
     emit(args, _summary(info), lambda p: f"model version {p['id']} ({p['scope']}"
          + (f", {p['user']}" if p["user"] else "") + ") is now active")
+    return 0
+
+
+def verify_cmd(args: argparse.Namespace) -> int:
+    from beacon.cli.train import _requested_by
+    from beacon.versions import verify
+
+    result = verify(args.id, requested_by=_requested_by())
+    emit(args, result.to_dict(), lambda p: f"model version {p['version_id']}: "
+         + ("ok, " if p["ok"] else "unreadable, ") + f"{p['status']} ({p['detail']})")
+    return 0 if result.ok else 1
+
+
+def clear_failed_cmd(args: argparse.Namespace) -> int:
+    from beacon.cli.train import _requested_by
+    from beacon.versions import clear_failed
+
+    info = clear_failed(args.id, requested_by=_requested_by())
+    emit(args, _summary(info), lambda p: f"model version {p['id']} is {p['status']} again")
     return 0
 
 
