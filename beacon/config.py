@@ -131,22 +131,39 @@ def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: every numeric setting's documented range (docs/configuration.md): (low, high, integer?).
+#: Bounded above too, so that neither the console's form nor the CLI can start a run that
+#: never ends or exhausts memory.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "dim": (1, 512, True),
+    "epochs": (1, 1000, True),
+    "learning_rate": (1e-6, 1.0, False),
+    "batch_size": (1, 65_536, True),
+    "negatives": (1, 1024, True),
+    "l2": (0, 1.0, False),
+    "patience": (0, 1000, True),
+    "smoothing": (1, 50, True),
+    "min_epochs": (1, 1000, True),
+    "min_delta": (0, 1.0, False),
+    "seed": (0, 2**32 - 1, True),
+    "max_age_hours": (0, 8760, False),
+    "eval_k": (1, 1000, True),
+    "threads": (0, 256, True),
+    "fold_in_steps": (0, 10_000, True),
+    "fold_in_learning_rate": (1e-6, 1.0, False),
+    "fold_in_l2": (0, 100.0, False),
+}
+TYPE_WEIGHT_RANGE = (-10.0, 10.0)
+
+
 def _validate(c: ModelConfig) -> None:
-    for name in ("dim", "epochs", "batch_size", "negatives", "eval_k"):
+    for name, (low, high, integer) in RANGES.items():
         value = getattr(c, name)
-        _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-    for name in ("smoothing", "min_epochs"):
-        value = getattr(c, name)
-        _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-    for name in ("patience", "fold_in_steps", "seed", "threads"):
-        value = getattr(c, name)
-        _check(_is_int(value) and value >= 0, name, value, "an integer >= 0")
-    for name in ("learning_rate", "fold_in_learning_rate"):
-        value = getattr(c, name)
-        _check(_is_num(value) and value > 0, name, value, "a number > 0")
-    for name in ("l2", "fold_in_l2", "max_age_hours", "min_delta"):
-        value = getattr(c, name)
-        _check(_is_num(value) and value >= 0, name, value, "a number >= 0")
+        kind = "an integer" if integer else "a number"
+        _check((_is_int(value) if integer else _is_num(value)) and low <= value <= high,
+               name, value, f"{kind} from {low:g} to {high:g}")
+    _check(c.min_epochs <= c.epochs, "min_epochs", c.min_epochs,
+           f"at most epochs ({c.epochs})")
     _check(_is_num(c.validation_fraction) and 0 <= c.validation_fraction < 0.9,
            "validation_fraction", c.validation_fraction, "a number in [0, 0.9)")
     _check(_is_num(c.id_dropout) and 0 <= c.id_dropout < 1, "id_dropout", c.id_dropout,
@@ -163,6 +180,8 @@ def _validate(c: ModelConfig) -> None:
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,
                f"an interaction type ({', '.join(INTERACTION_TYPES)})")
-        _check(_is_num(value), f"type_weights[{key}]", value, "a finite number")
+        low, high = TYPE_WEIGHT_RANGE
+        _check(_is_num(value) and low <= value <= high, f"type_weights[{key}]", value,
+               f"a number from {low:g} to {high:g}")
     _check(any(v > 0 for v in c.type_weights.values()), "type_weights", dict(c.type_weights),
            "at least one positive weight")

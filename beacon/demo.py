@@ -4,8 +4,8 @@ Users live in six real cities (six timezones) and state a few interest tags; org
 city and a handful of tags publish events; interactions over the last `days` days come from a
 hidden ground truth that the engine has to discover: per-user tag affinities (mostly the stated
 interests, plus some unstated ones), distance decay from home, a preferred time of day, organizer
-loyalty and a per-event appeal (a few hits). Feed sessions log impressions (model_version 1..3
-over time, strategy "beacon" or "popularity" per user, position 1..10) and clicks with position
+loyalty and a per-event appeal (a few hits). Feed sessions log impressions (model_version
+-1..-3 over time: the demo's own history, never a real version's id; strategy "beacon" or "popularity" per user, position 1..10) and clicks with position
 bias; browse sessions find events by taste alone, which is what lands registrations on new,
 not-yet-touched events.
 
@@ -30,6 +30,11 @@ import numpy as np
 from beacon.actions import state_changing
 from beacon.errors import BeaconError
 from data_access.emails import normalize_email
+
+#: Past impressions name the demo's own history versions -1, -2, -3: model version ids are
+#: positive, so a real version trained today is never credited with them (the Metrics page
+#: labels them "demo history N").
+DEMO_VERSION_TAG = -1
 
 Progress = Callable[[int, int, str], None]
 
@@ -732,7 +737,8 @@ class _Simulator:
         for position, (e, util, click, reject) in enumerate(
             zip(events, shown.tolist(), clicks.tolist(), rejects.tolist()), start=1
         ):
-            self._emit(u, e, "impression", t, state, out, (version, strategy, position))
+            self._emit(u, e, "impression", t, state, out,
+                       (DEMO_VERSION_TAG * version, strategy, position))
             if click:
                 at = t + int(rng.integers(2_000, 90_000))
                 self._emit(u, e, "click", at, state, out)

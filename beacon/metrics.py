@@ -306,6 +306,10 @@ def _label_versions(frame: pd.DataFrame) -> pd.DataFrame:
             scope.append(None)
             label.append(NONE_LABEL)
             continue
+        if int(value) < 0:  # the demo data's history (beacon/demo.py DEMO_VERSION_TAG)
+            scope.append(None)
+            label.append(f"demo history {-int(value)}")
+            continue
         known = scopes.get(int(value))
         scope.append(known)
         suffix = {"global": "", "user": " · personal"}.get(known, " · not stored")

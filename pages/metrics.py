@@ -103,5 +103,8 @@ st.caption(f"Clicks count within {totals['click_window_hours']:g} h and registra
            f"per-strategy and per-position figures; {totals['unattributed_clicks']:,} clicks and "
            f"{totals['unattributed_registrations']:,} registrations had no impression before them."
            + (" Versions marked 'not stored' are named by impressions but are not model versions "
-              "of this database (imported or demo impressions)."
-              if (m.by_model_version["label"].str.endswith("not stored")).any() else ""))
+              "of this database (imported impressions)."
+              if (m.by_model_version["label"].str.endswith("not stored")).any() else "")
+           + (" 'demo history N' rows are the demo data's made-up past versions, not models "
+              "trained here."
+              if (m.by_model_version["label"].str.startswith("demo history")).any() else ""))

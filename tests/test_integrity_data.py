@@ -148,3 +148,34 @@ def test_migration_merges_case_duplicates_keeping_their_interactions(empty_db: s
                                              ("bob@example.org", "view")]
         assert connection.execute(text("SELECT user_id FROM user_interests")).scalar_one() \
             == users[0].id
+
+
+def test_every_numeric_setting_has_a_documented_range() -> None:
+    import dataclasses
+
+    from beacon.config import RANGES, ModelConfig
+
+    numeric = {f.name for f in dataclasses.fields(ModelConfig)
+               if f.type in ("int", "float")} - {"validation_fraction", "id_dropout",
+                                                 "hard_negatives"}
+    assert numeric <= set(RANGES)
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    for field in dataclasses.fields(ModelConfig):
+        assert f"| `{field.name}` |" in doc
+    for name, bad in (("epochs", 10**9), ("patience", 10**9), ("dim", 10**6),
+                      ("negatives", 10**6), ("batch_size", 10**7), ("learning_rate", 1e9),
+                      ("fold_in_steps", 10**9)):
+        with pytest.raises(BeaconError, match=name):
+            ModelConfig.from_dict({name: bad})
+
+
+def test_demo_impressions_never_name_a_real_version(db: str) -> None:
+    from beacon import metrics
+    from beacon.demo import load_demo_data
+
+    load_demo_data(users=40, events=30, days=10, seed=3)
+    real = _store(1)
+    assert _scalar(db, "SELECT count(*) FROM interactions WHERE model_version = :v", v=real) == 0
+    assert _scalar(db, "SELECT max(model_version) FROM interactions") < 0
+    labels = set(metrics.online_metrics(days=30).by_model_version["label"])
+    assert labels and all(label.startswith("demo history") for label in labels)
