@@ -133,6 +133,9 @@ def run_row(run: runs.RunInfo) -> dict:
         "model": run.model_id,
         "reason": run.reason or "",
         "error": (run.error or "").strip().splitlines()[-1][:300] if run.error else "",
+        # identical skips fold into one row: how many, and when the newest one was
+        "times": run.repeats,
+        "last_seen": run.last_seen_at if run.repeats > 1 else None,
     }
 
 

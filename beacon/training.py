@@ -92,6 +92,8 @@ class Decision:
     reason: str
     fingerprint: runs.Fingerprint
     active: store.VersionMeta | None
+    #: what makes two skips the same (the rule and the active version): they fold into one row
+    skip_key: str | None = None
 
 
 class TrainingBusy(BeaconError):
@@ -159,7 +161,7 @@ def decide(config=None, force: bool = False, now: datetime | None = None) -> Dec
             return Decision(False, f"version {active.id} was activated over the newer version "
                                    f"{newest} {_age_text(pinned)} ago (a rollback); smart "
                                    f"retraining resumes {max_age} after it, --force trains now",
-                            fingerprint, active)
+                            fingerprint, active, skip_key=f"rollback:{active.id}:{newest}")
     if active.fingerprint != fingerprint.digest:
         return Decision(True, f"data or settings changed since the active model (version "
                               f"{active.id}, {_age_text(age)} old)", fingerprint, active)
@@ -167,7 +169,8 @@ def decide(config=None, force: bool = False, now: datetime | None = None) -> Dec
         return Decision(True, f"the active model (version {active.id}) is {_age_text(age)} old "
                               f"(max age {max_age})", fingerprint, active)
     return Decision(False, f"data unchanged and the active model (version {active.id}) is "
-                           f"{_age_text(age)} old (max age {max_age})", fingerprint, active)
+                           f"{_age_text(age)} old (max age {max_age})", fingerprint, active,
+                    skip_key=f"unchanged:{active.id}:{fingerprint.digest[:16]}")
 
 
 def recover_abandoned() -> list[runs.RunInfo]:
@@ -414,10 +417,11 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
         runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
         decision = decide(config, force=force)
         if not decision.train:
-            runs.finish_run(run.id, "skipped", reason=decision.reason)
+            kept = runs.finish_skipped(run, reason=decision.reason,
+                                       skip_key=decision.skip_key or decision.reason[:200])
             active = decision.active
             return TrainResult(status="skipped", reason=decision.reason,
-                               model_version=active.id if active else None, run_id=run.id,
+                               model_version=active.id if active else None, run_id=kept.id,
                                metrics=active.metrics if active else {},
                                seconds=time.perf_counter() - started)
         runs.set_reason(run.id, decision.reason)

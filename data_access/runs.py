@@ -70,6 +70,8 @@ class RunInfo:
     pid: int | None
     model_id: int | None
     error: str | None
+    repeats: int = 1
+    last_seen_at: datetime | None = None
 
     @property
     def scope_key(self) -> str:
@@ -116,6 +118,7 @@ def _info(row) -> RunInfo:
         progress=list(row.progress or []), created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
         host=row.host, pid=row.pid, model_id=row.model_id, error=row.error,
+        repeats=int(row.repeats or 1), last_seen_at=row.last_seen_at,
     )
 
 
@@ -394,6 +397,36 @@ def finish_run(run_id: int, status: str, *, reason: str | None = None,
             row.model_id = model_id
         if error is not None:
             row.error = error[:20_000]
+        session.flush()
+        return _info(row)
+
+
+def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
+    """The run skipped. When the scope's previous run skipped too, for the same trigger and the
+    same `skip_key` (the same decision on the same active version), this row absorbs that one:
+    repeats add up, created_at stays the first skip's, last_seen_at is now and the reason is
+    the newest. A cron asking every 30 minutes then keeps one row, not 48 a day; the run id a
+    caller holds stays valid."""
+    now = utcnow()
+    with session_scope() as session:
+        _write_first(session, run.id)
+        row = session.get(TrainingRun, run.id)
+        previous = session.execute(
+            select(TrainingRun).where(
+                TrainingRun.scope == run.scope, TrainingRun.id < run.id,
+                TrainingRun.user_id.is_(None) if run.user_id is None
+                else TrainingRun.user_id == run.user_id)
+            .order_by(TrainingRun.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if previous is not None and previous.status == "skipped" \
+                and previous.trigger == run.trigger and previous.skip_key == skip_key:
+            row.repeats = int(previous.repeats or 1) + 1
+            row.created_at = previous.created_at
+            session.delete(previous)
+        row.status, row.reason, row.skip_key = "skipped", reason, skip_key
+        row.finished_at = row.heartbeat_at = row.last_seen_at = now
+        if row.started_at is None:
+            row.started_at = now
         session.flush()
         return _info(row)
 

@@ -130,6 +130,9 @@ st.subheader("History")
 if state.history:
     _ui.table(state.history, key="run_history", column_config={
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
+        "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm:ss",
+                                                     help="the newest of identical skips"),
+        "times": st.column_config.NumberColumn("times", help="identical skips folded here"),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f"),
         # both fit at 1440 px; the whole text shows on hover or in the cell's overlay
         "reason": st.column_config.TextColumn("reason", width="medium"),

@@ -130,3 +130,27 @@ def test_verify_marks_and_an_admin_clears(db: str) -> None:
     assert "previous_failure" in store.get_version(broken).metrics
     with pytest.raises(BeaconError, match="not failed"):
         versions.clear_failed(broken)
+
+
+def test_identical_skips_fold_into_one_row_that_keeps_the_latest_reason(db: str) -> None:
+    from data_access import models_store as store
+
+    version = store.insert_version(scope="global", blob=b"v", fingerprint="f")
+    store.activate(version)
+
+    def skip(key: str, reason: str, trigger: str = "cli") -> runs.RunInfo:
+        run = runs.acquire("global", trigger=trigger).run
+        kept = runs.finish_skipped(run, reason=reason, skip_key=key)
+        runs.release(run.id, "global")
+        return kept
+
+    first = skip("unchanged:1", "data unchanged, 1 min old")
+    for minutes in (31, 61, 91):
+        last = skip("unchanged:1", f"data unchanged, {minutes} min old")
+    history = runs.list_runs(limit=10)
+    assert [r.id for r in history] == [last.id]
+    assert history[0].repeats == 4 and history[0].reason == "data unchanged, 91 min old"
+    assert history[0].created_at == first.created_at and history[0].last_seen_at is not None
+    other = skip("rollback:1:2", "a rollback holds")  # a different reason starts a new row
+    button = skip("rollback:1:2", "a rollback holds", trigger="button")
+    assert [r.id for r in runs.list_runs(limit=10)] == [button.id, other.id, last.id]
