@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
 from beacon import training
+from beacon.actions import cli_actor
 from data_access import runs
 from data_access.db import dispose_engines, session_scope
 from data_access.schema import TrainingLock, TrainingRun, utcnow
@@ -122,11 +123,11 @@ def test_verify_marks_and_an_admin_clears(db: str) -> None:
     from data_access import models_store as store
 
     broken = store.insert_version(scope="global", blob=b"junk")
-    result = versions.verify(broken, requested_by="cli:admin")
+    result = versions.verify(broken, actor=cli_actor())
     assert not result.ok and result.status == "failed"
     with pytest.raises(BeaconError, match="failed"):
         versions.activate(broken)
-    assert versions.clear_failed(broken, requested_by="cli:admin").status == "inactive"
+    assert versions.clear_failed(broken, actor=cli_actor()).status == "inactive"
     assert "previous_failure" in store.get_version(broken).metrics
     with pytest.raises(BeaconError, match="not failed"):
         versions.clear_failed(broken)
