@@ -2,6 +2,8 @@
 merge migration. Real SQLite files and real Postgres schemas (the db / empty_db fixtures)."""
 from __future__ import annotations
 
+from beacon.actions import cli_actor
+
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,7 +38,7 @@ def test_an_unclosed_quote_is_refused_at_the_line_it_opened(db: str, tmp_path: P
         "c@example.org,Cy,,,,", "d@example.org,Di,,,,",
     ])
     with pytest.raises(BeaconError, match=r"users\.csv:3: column name: .*quote.*line 5"):
-        import_csv(users=users)
+        import_csv(users=users, actor=cli_actor())
     assert table_counts()["users"] == 0
 
 
@@ -45,7 +47,7 @@ def test_a_quoted_line_break_that_swallows_records_is_refused(db: str, tmp_path:
         USERS_HEADER, 'a@example.org,"Ann', 'b@example.org,Bob",,,,', "c@example.org,Cy,,,,",
     ])
     with pytest.raises(BeaconError, match=r"users\.csv:2: column name"):
-        import_csv(users=users)
+        import_csv(users=users, actor=cli_actor())
     assert table_counts()["users"] == 0
 
 
@@ -54,7 +56,7 @@ def test_a_nul_byte_is_named_by_file_line_and_column(db: str, tmp_path: Path) ->
     users.write_bytes(f"{USERS_HEADER}\na@example.org,Ann,,,,\nb@example.org,B\x00b,,,Rome,\n"
                       .encode())
     with pytest.raises(BeaconError) as caught:
-        import_csv(users=users)
+        import_csv(users=users, actor=cli_actor())
     message = str(caught.value)
     assert "users.csv:3: column name: expected text without NUL bytes" in message
     assert "Traceback" not in message
@@ -62,15 +64,15 @@ def test_a_nul_byte_is_named_by_file_line_and_column(db: str, tmp_path: Path) ->
 
 
 def test_emails_are_one_account_whatever_their_case(db: str, tmp_path: Path) -> None:
-    import_csv(users=_write(tmp_path / "u1.csv", [USERS_HEADER, "ann@example.org,Ann,,,,"]))
+    import_csv(users=_write(tmp_path / "u1.csv", [USERS_HEADER, "ann@example.org,Ann,,,,"]), actor=cli_actor())
     summary = import_csv(users=_write(tmp_path / "u2.csv", [USERS_HEADER,
-                                                             " ANN@EXAMPLE.ORG ,Ann B,,,,"]))
+                                                             " ANN@EXAMPLE.ORG ,Ann B,,,,"]), actor=cli_actor())
     assert summary.users.inserted == 0 and summary.users.updated == 1
     assert table_counts()["users"] == 1
     assert catalog.user_by_email("Ann@Example.Org").name == "Ann B"
     with pytest.raises(BeaconError, match="not already used on line 2"):
         import_csv(users=_write(tmp_path / "u3.csv", [
-            USERS_HEADER, "Case@Example.org,A,,,,", "case@example.org,B,,,,"]))
+            USERS_HEADER, "Case@Example.org,A,,,,", "case@example.org,B,,,,"]), actor=cli_actor())
 
 
 def test_the_database_refuses_an_email_that_is_not_normalized(db: str) -> None:
@@ -85,7 +87,7 @@ def test_absurd_prices_and_future_interactions_are_refused(db: str, tmp_path: Pa
     events = _write(tmp_path / "events.csv", [EVENTS_HEADER, "e1,Gala,2030-01-01T10:00:00Z,1e308"])
     with pytest.raises(BeaconError, match=r"events\.csv:2: column price: expected a price "
                                           r"between 0 and"):
-        import_csv(events=events)
+        import_csv(events=events, actor=cli_actor())
     users = _write(tmp_path / "users.csv", [USERS_HEADER, "a@example.org,Ann,,,,"])
     events = _write(tmp_path / "events2.csv", [EVENTS_HEADER, "e1,Gala,2030-01-01T10:00:00Z,10"])
     soon = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
@@ -95,11 +97,11 @@ def test_absurd_prices_and_future_interactions_are_refused(db: str, tmp_path: Pa
                                                f"a@example.org,e1,view,{later}"])
     with pytest.raises(BeaconError, match=r"i\.csv:3: column occurred_at: expected a time not "
                                           r"in the future"):
-        import_csv(users=users, events=events, interactions=interactions)
+        import_csv(users=users, events=events, interactions=interactions, actor=cli_actor())
     interactions = _write(tmp_path / "i.csv", ["email,event_id,type,occurred_at",
                                                f"A@example.org,e1,click,{soon}"])
     assert import_csv(users=users, events=events, interactions=interactions
-                      ).interactions.inserted == 1
+                      , actor=cli_actor()).interactions.inserted == 1
 
 
 def _store(version: int) -> int:
@@ -173,7 +175,7 @@ def test_demo_impressions_never_name_a_real_version(db: str) -> None:
     from beacon import metrics
     from beacon.demo import load_demo_data
 
-    load_demo_data(users=40, events=30, days=10, seed=3)
+    load_demo_data(users=40, events=30, days=10, seed=3, actor=cli_actor())
     real = _store(1)
     assert _scalar(db, "SELECT count(*) FROM interactions WHERE model_version = :v", v=real) == 0
     assert _scalar(db, "SELECT max(model_version) FROM interactions") < 0

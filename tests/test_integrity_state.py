@@ -106,7 +106,7 @@ def test_serving_never_marks_a_version_and_warns_once(db: str, caplog) -> None:
     from data_access import models_store as store
 
     broken = store.insert_version(scope="global", blob=b"junk, not a model")
-    versions.activate(broken)
+    versions.activate(broken, actor=cli_actor())
     versions.clear_cache()
     with caplog.at_level(logging.WARNING, logger="beacon.versions"):
         for _ in range(50):  # a cache refresh asks once per user
@@ -126,11 +126,11 @@ def test_verify_marks_and_an_admin_clears(db: str) -> None:
     result = versions.verify(broken, actor=cli_actor())
     assert not result.ok and result.status == "failed"
     with pytest.raises(BeaconError, match="failed"):
-        versions.activate(broken)
+        versions.activate(broken, actor=cli_actor())
     assert versions.clear_failed(broken, actor=cli_actor()).status == "inactive"
     assert "previous_failure" in store.get_version(broken).metrics
     with pytest.raises(BeaconError, match="not failed"):
-        versions.clear_failed(broken)
+        versions.clear_failed(broken, actor=cli_actor())
 
 
 def test_identical_skips_fold_into_one_row_that_keeps_the_latest_reason(db: str) -> None:
