@@ -55,6 +55,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from beacon.actions import state_changing
 from beacon.errors import BeaconError, UnknownUser
+from beacon.fingerprint import (  # noqa: F401 - training_fingerprint is used through here too
+    NOT_FINGERPRINTED,
+    config_or_default,
+    training_fingerprint,
+)
 from data_access import models_store as store
 from data_access import runs
 from data_access.schema import RUN_TRIGGERS, utcnow
@@ -102,24 +107,7 @@ class TrainingBusy(BeaconError):
 
 # --- the decision ---------------------------------------------------------------------------
 
-def _config(config):
-    from beacon.config import ModelConfig
-
-    return config if config is not None else ModelConfig()
-
-
-#: settings that do not change what the model learns: changing them is no reason to retrain
-NOT_FINGERPRINTED = ("max_age_hours", "device")
-
-
-def training_fingerprint(config=None) -> runs.Fingerprint:
-    """The data fingerprint for `config`: only interaction types with a non-zero weight count
-    (impressions, weight 0 by default, can be logged without making the model stale), and
-    every setting but NOT_FINGERPRINTED."""
-    config = _config(config)
-    types = sorted(t for t, w in config.type_weights.items() if w)
-    settings = {k: v for k, v in config.to_dict().items() if k not in NOT_FINGERPRINTED}
-    return runs.data_fingerprint(settings, types)
+_config = config_or_default
 
 
 def _age_text(age: timedelta) -> str:
