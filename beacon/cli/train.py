@@ -1,4 +1,4 @@
-"""`beacon train [--force] [--user EMAIL] [--json]`: the smart training service from cron and
+"""`beacon train [--force] [--user EMAIL] [--seed N] [--json]`: the smart training service from cron and
 scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import sys
 
 from beacon.cli.common import add_json_flag, emit, log, progress_bar
+from beacon.errors import BeaconError
 
 
 def register(subparsers) -> None:
@@ -19,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="train even if nothing changed")
     parser.add_argument("--user", metavar="EMAIL",
                         help="fold this user's latest interactions into the active global model")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the model's random seed for this training (default: the "
+                        "configured one); benchmarks use it to measure the spread over seeds")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -86,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
     from beacon.training import recover_abandoned, train
 
     recover_abandoned()
+    config = None
+    if args.seed is not None:
+        from beacon.config import ModelConfig
+
+        if args.user:
+            raise BeaconError("--seed applies to the global model, not to a user's fold-in")
+        config = ModelConfig().with_overrides(seed=args.seed)
     progress = _Progress()
     try:
         result = train(
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             trigger="force" if args.force else "cli",
             requested_by=_requested_by(),
             progress_callback=progress,
+            config=config,
         )
     finally:
         progress.close()
