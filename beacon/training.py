@@ -55,6 +55,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError, UnknownUser
+from beacon.fingerprint import (  # noqa: F401 - training_fingerprint is used through here too
+    NOT_FINGERPRINTED,
+    config_or_default,
+    training_fingerprint,
+)
 from data_access import audit as audit_log
 from data_access import models_store as store
 from data_access import runs
@@ -82,6 +87,8 @@ class TrainResult:
     scope: str = "global"
     user: str | None = None
     seconds: float | None = None
+    #: the stored model's own fit: epochs, best epoch and loss curve (not the holdout model's)
+    training: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,24 +114,7 @@ class TrainingBusy(BeaconError):
 
 # --- the decision ---------------------------------------------------------------------------
 
-def _config(config):
-    from beacon.config import ModelConfig
-
-    return config if config is not None else ModelConfig()
-
-
-#: settings that do not change what the model learns: changing them is no reason to retrain
-NOT_FINGERPRINTED = ("max_age_hours", "device")
-
-
-def training_fingerprint(config=None) -> runs.Fingerprint:
-    """The data fingerprint for `config`: only interaction types with a non-zero weight count
-    (impressions, weight 0 by default, can be logged without making the model stale), and
-    every setting but NOT_FINGERPRINTED."""
-    config = _config(config)
-    types = sorted(t for t, w in config.type_weights.items() if w)
-    settings = {k: v for k, v in config.to_dict().items() if k not in NOT_FINGERPRINTED}
-    return runs.data_fingerprint(settings, types)
+_config = config_or_default
 
 
 def _age_text(age: timedelta) -> str:
@@ -473,7 +463,8 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
         runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
         return TrainResult(status="trained", reason=reason, model_version=version_id,
                            run_id=run.id, metrics=metrics,
-                           seconds=time.perf_counter() - started)
+                           seconds=time.perf_counter() - started,
+                           training=_stored_fit(model, losses, training_seconds))
     except BaseException as error:
         text = f"{type(error).__name__}: {error}"
         # The outcome reaches the caller (the CLI's one line, the console's run row); the
@@ -528,14 +519,37 @@ def _plain(value):
     return value
 
 
+def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
+    """The stored model's fit: epochs of the weights it keeps (the refit on all data when there
+    was one), the best epoch early stopping chose, and its loss curve, every phase in order."""
+    curve = [entry for entry in losses if isinstance(entry, dict)]
+    refit = [entry for entry in curve if entry.get("phase") == "refit"]
+    validation = dict(getattr(model, "validation", {}) or {})
+    return _plain({
+        "epochs": len(refit) if refit else len(curve),
+        "validation_epochs": sum(1 for e in curve if e.get("phase", "train") == "train")
+        if refit else len(curve),
+        "best_epoch": validation.get("best_epoch"),
+        "best_validation_ndcg": validation.get("best_ndcg"),
+        "seconds": round(seconds, 3),
+        "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
+                        "loss": e.get("loss"), "val_metric": e.get("val_metric")}
+                       for e in curve],
+    })
+
+
 def _evaluate(data, config, on_step=None) -> dict:
     """The temporal-holdout evaluation (it trains its own model on the past: its epochs only
-    refresh the heartbeat, they are not the run's progress)."""
+    refresh the heartbeat, they are not the run's progress). The holdout model's own fit is
+    reported as "holdout_model", so it is not read as the stored model's."""
     try:
         from beacon.evaluate import evaluate_holdout
 
-        return _plain(dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10),
-                                            callback=on_step)))
+        metrics = dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10),
+                                        callback=on_step))
+        if "train" in metrics:
+            metrics["holdout_model"] = metrics.pop("train")
+        return _plain(metrics)
     except Exception as error:  # noqa: BLE001 - a model without numbers still serves
         log.exception("offline evaluation failed")
         return {"evaluation_error": f"{type(error).__name__}: {error}"}

@@ -441,10 +441,10 @@ def fingerprint_state(config=None) -> Literal["current", "stale", "no-model"]:
     (A rollback shows as stale: it is, even while smart retraining respects it.)"""
     from datetime import timedelta
 
-    from beacon.training import _config, training_fingerprint
+    from beacon.fingerprint import config_or_default, training_fingerprint
     from data_access.schema import utcnow
 
-    config = _config(config)
+    config = config_or_default(config)
     active = store.active_version("global")
     if active is None:
         return "no-model"

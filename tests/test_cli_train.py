@@ -76,6 +76,29 @@ def test_train_twice_trains_then_skips_with_a_reason(world, capsys):
     assert runs.get_run(forced["run_id"]).trigger == "force"
 
 
+def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, capsys):
+    """`training` is the stored model's fit: its loss curve is the version's loss history, its
+    epochs the refit's (the weights kept), its best epoch the one early stopping chose; the
+    holdout evaluation's own model is reported apart, as metrics.holdout_model."""
+    code, payload, err = cli(capsys, "train", "--force", "--seed", "5", "--json")
+    assert code == 0, err
+    fit = payload["training"]
+    stored = store.get_version(payload["model_version"])
+    assert [e["loss"] for e in fit["loss_curve"]] == pytest.approx(
+        [e["loss"] for e in stored.loss_history])
+    refit = [e for e in fit["loss_curve"] if e["phase"] == "refit"]
+    assert fit["epochs"] == (len(refit) if refit else len(fit["loss_curve"]))
+    if refit:
+        assert fit["best_epoch"] == len(refit)
+    assert "train" not in payload["metrics"] and "holdout_model" in payload["metrics"]
+    assert stored.hyperparameters["seed"] == 5
+
+
+def test_train_seed_is_for_the_global_model_only(world, capsys):
+    code, _, err = cli(capsys, "train", "--user", "jazz0@example.org", "--seed", "5")
+    assert code == 2 and "--seed" in err
+
+
 def test_train_reports_busy_when_another_process_holds_the_lock(world, capsys):
     holder = runs.acquire("global", trigger="schedule", requested_by="cron").run
     code, payload, _ = cli(capsys, "train", "--json")

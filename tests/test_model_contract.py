@@ -595,7 +595,7 @@ def test_validation_scores_in_blocks_and_samples_users_at_scale(monkeypatch):
     """Early stopping must fit in memory at millions of rows: validation users are capped to a
     fixed sample and scored in blocks; blocks (and place features computed per block) give the
     same metric as one dense pass."""
-    import beacon.model as model_module
+    import beacon.model.validator as model_module
 
     world = place_world()
     data = to_training_data(world)

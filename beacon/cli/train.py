@@ -1,4 +1,4 @@
-"""`beacon train [--force] [--user EMAIL] [--json]`: the smart training service from cron and
+"""`beacon train [--force] [--user EMAIL] [--seed N] [--json]`: the smart training service from cron and
 scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input."""
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="train even if nothing changed")
     parser.add_argument("--user", metavar="EMAIL",
                         help="fold this user's latest interactions into the active global model")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the model's random seed for this training (default: the "
+                        "configured one); benchmarks use it to measure the spread over seeds")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -79,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
     from beacon.actions import cli_actor
     from beacon.training import recover_abandoned, train
 
+    config = None
+    if args.seed is not None:
+        from beacon.config import ModelConfig
+
+        if args.user:
+            raise BeaconError("--seed applies to the global model, not to a user's fold-in")
+        config = ModelConfig().with_overrides(seed=args.seed)
     progress = _Progress()
     try:
         recover_abandoned()
@@ -89,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             trigger="force" if args.force else "cli",
             actor=cli_actor(),
             progress_callback=progress,
+            config=config,
         )
         payload = result.to_dict()
     except BeaconError:

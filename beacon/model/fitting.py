@@ -1,0 +1,102 @@
+"""Fitting: prepare the data, early-stop on the time split, refit on everything, and turn
+the trainer's parameters into a HybridModel's weights."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from beacon.config import ModelConfig
+from beacon.idmap import IdMap
+from beacon.model.data import _pairs, _prepare, _Prepared, _split_time
+from beacon.model.early_stopping import _report, _train_with_validation
+from beacon.model.network import _resolve_device, _torch
+from beacon.model.records import EpochReport
+from beacon.model.trainer import _Trainer
+from beacon.model.validator import _Validator
+
+if TYPE_CHECKING:
+    from beacon.model.hybrid import HybridModel
+
+CONTRAST_EVENTS = 1024
+
+
+def fit_model(cls: type[HybridModel], data: Any, config: ModelConfig | None = None,
+              callback: Callable[[EpochReport], None] | None = None) -> HybridModel:
+    """Train on a TrainingData. Raises BeaconError when there is nothing to train on."""
+    config = config or ModelConfig()
+    torch = _torch()
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _fit(cls, data, config, callback)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
+         callback: Callable[[EpochReport], None] | None) -> HybridModel:
+    device = _resolve_device(config.device)
+    prep = _prepare(data, config)
+    split = _split_time(prep.rows, config.validation_fraction)
+    history: list[dict[str, Any]] = []
+    validation: dict[str, Any] = {}
+    epochs = config.epochs
+    trainer: _Trainer | None = None
+    if split is not None and config.patience > 0:
+        train_rows = prep.rows[prep.rows["t"] < split]
+        val_rows = prep.rows[prep.rows["t"] >= split]
+        train_pairs = _pairs(train_rows)
+        validator = _Validator(prep, train_rows, val_rows, split, config.eval_k)
+        if validator.usable and (train_pairs["weight"] > 0).any():
+            trainer = _Trainer(prep, train_pairs, config, device)
+            best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
+                                                      config, history, callback)
+            validation = {"split_time": split, "best_epoch": best_epoch,
+                          "best_ndcg": best, "users": int(len(validator.users)),
+                          "candidates": int(len(validator.candidates))}
+            epochs = max(best_epoch, 1)
+    all_pairs = _pairs(prep.rows)
+    if trainer is None or config.refit:
+        trainer = _Trainer(prep, all_pairs, config, device)
+        phase = "refit" if validation else "train"
+        for epoch in range(1, epochs + 1):
+            began = time.perf_counter()
+            loss = trainer.run_epoch(all_pairs)
+            _report(history, callback, EpochReport(epoch, epochs, loss, None,
+                                                   time.perf_counter() - began, phase))
+    return _from_trainer(cls, trainer, prep, all_pairs, config, device, history, validation)
+
+
+def _from_trainer(cls: type[HybridModel], trainer: _Trainer, prep: _Prepared,
+                  pairs: pd.DataFrame, config: ModelConfig, device: str,
+                  history: list[dict[str, Any]], validation: dict[str, Any]) -> HybridModel:
+    weights = trainer.export()
+    vectors, bias = trainer.all_event_vectors()
+    pool = trainer.known_events
+    rng = np.random.default_rng(config.seed + 1)
+    if len(pool) > CONTRAST_EVENTS:
+        pool = np.sort(rng.choice(pool, CONTRAST_EVENTS, replace=False))
+    weights["contrast_vectors"] = vectors[pool].astype(np.float32)
+    weights["contrast_bias"] = bias[pool].astype(np.float32)
+    place = prep.event_place
+    weights["contrast_lat"] = place.lat[pool].astype(np.float64)
+    weights["contrast_lon"] = place.lon[pool].astype(np.float64)
+    names = {code: name for name, code in place.cities.items()}
+    contrast_cities = [names.get(int(c)) for c in place.city[pool]]
+    user_ids = prep.users["id"].to_numpy(dtype=np.int64)[trainer.known_users]
+    event_ids = prep.events["id"].to_numpy(dtype=np.int64)[trainer.known_events]
+    counts = {
+        "users": int(len(user_ids)), "events": int(len(event_ids)),
+        "interactions": int(len(prep.rows)), "pairs": int(len(pairs)),
+        "user_tokens": len(prep.user_vocab), "event_tokens": len(prep.event_vocab),
+        "tokens": len(prep.user_vocab) + len(prep.event_vocab),
+    }
+    return cls(config=config, user_map=IdMap(user_ids), event_map=IdMap(event_ids),
+               user_vocab=prep.user_vocab, event_vocab=prep.event_vocab, weights=weights,
+               counts=counts, loss_history=history, device=device, validation=validation,
+               contrast_cities=contrast_cities)

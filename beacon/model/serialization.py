@@ -1,0 +1,113 @@
+"""A model as one npz blob: weights, id maps, vocabularies and config (no pickle)."""
+from __future__ import annotations
+
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from beacon.config import ModelConfig
+from beacon.errors import BeaconError
+from beacon.features import PLACE_FEATURES, Vocabulary
+from beacon.idmap import IdMap
+
+if TYPE_CHECKING:
+    from beacon.model.hybrid import HybridModel
+
+FORMAT = "beacon-hybrid/1"
+_WEIGHT_KEYS = ("user_id", "user_tok", "event_id", "event_id_bias", "event_tok", "event_tok_bias",
+                "contrast_vectors", "contrast_bias")
+# Added with the place term; a blob written before it lacks them and loads with no place term.
+_OPTIONAL_KEYS = ("place_w", "place_center", "contrast_lat", "contrast_lon")
+
+
+def model_to_bytes(model: HybridModel) -> bytes:
+    """Weights, id maps, vocabularies and config in one npz blob (no pickle)."""
+    model._require()
+    meta = {
+        "format": FORMAT,
+        "config": model.config.to_dict(),
+        "user_vocab": model.user_vocab.tokens,
+        "event_vocab": model.event_vocab.tokens,
+        "counts": model.counts,
+        "loss_history": model.loss_history,
+        "device": model.device,
+        "validation": model.validation,
+        "contrast_cities": model.contrast_cities,
+    }
+    arrays = {k: model.weights[k] for k in (*_WEIGHT_KEYS, *_OPTIONAL_KEYS)
+              if k in model.weights}
+    arrays["user_ids"] = np.asarray(model.user_map.to_list(), dtype=np.int64)
+    arrays["event_ids"] = np.asarray(model.event_map.to_list(), dtype=np.int64)
+    arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
+    """Load a blob written by to_bytes. Never executes code from the blob; a damaged or
+    foreign blob raises BeaconError."""
+    if not blob:
+        raise BeaconError("model blob is empty")
+    try:
+        with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except Exception as error:  # noqa: BLE001 - any parse failure is a corrupt blob
+        raise BeaconError(f"model blob is corrupt or not a Beacon model: "
+                          f"{type(error).__name__}: {error}") from error
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BeaconError(f"model blob has an unknown format: "
+                          f"{meta.get('format') if isinstance(meta, dict) else meta!r}")
+    missing = [k for k in (*_WEIGHT_KEYS, "user_ids", "event_ids") if k not in arrays]
+    if missing:
+        raise BeaconError(f"model blob is missing {', '.join(missing)}")
+    model = cls(
+        config=ModelConfig.from_dict(meta["config"]),
+        user_map=IdMap(arrays.pop("user_ids")),
+        event_map=IdMap(arrays.pop("event_ids")),
+        user_vocab=Vocabulary(meta["user_vocab"]),
+        event_vocab=Vocabulary(meta["event_vocab"]),
+        weights=arrays, counts=meta.get("counts"), loss_history=meta.get("loss_history"),
+        device=meta.get("device", "cpu"), validation=meta.get("validation"),
+        contrast_cities=meta.get("contrast_cities"),
+    )
+    _check_shapes(model)
+    return model
+
+
+def _check_shapes(model: HybridModel) -> None:
+    w = model.weights
+    d = w["event_tok"].shape[1] if w["event_tok"].ndim == 2 else -1
+    expected = {
+        "user_id": (len(model.user_map), d), "user_tok": (len(model.user_vocab), d),
+        "event_id": (len(model.event_map), d), "event_id_bias": (len(model.event_map),),
+        "event_tok": (len(model.event_vocab), d), "event_tok_bias": (len(model.event_vocab),),
+    }
+    n_place = len(PLACE_FEATURES)
+    for key, shape in (("place_w", (n_place,)), ("place_center", (n_place,))):
+        if key in w:
+            expected[key] = shape
+    n_contrast = len(w["contrast_bias"])
+    for key in ("contrast_lat", "contrast_lon"):
+        if key in w:
+            if tuple(w[key].shape) != (n_contrast,):
+                raise BeaconError(f"model blob is inconsistent: {key} has shape "
+                                  f"{tuple(w[key].shape)}, expected {(n_contrast,)}")
+            w[key] = w[key].astype(np.float64)
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise BeaconError(f"model blob is inconsistent: {key} has shape "
+                              f"{tuple(w[key].shape)}, expected {shape}")
+        if w[key].dtype != np.float32:
+            w[key] = w[key].astype(np.float32)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot encode {type(value).__name__}")
