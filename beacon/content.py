@@ -22,6 +22,8 @@ from beacon.features import norm
 
 #: an interest tag weighs as much as one registration
 INTEREST_WEIGHT = 1.0
+#: how much the popularity prior (in [0, 1)) may add to a cosine: it only orders equal matches
+PRIOR_WEIGHT = 1e-3
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _VERBS = {
     "register": "registered for", "attend": "attended", "favorite": "saved",
@@ -185,3 +187,36 @@ class ContentIndex:
             return None
         item = profile.history[best]
         return f"like {item.title or 'an event'} you {_VERBS.get(item.kind, 'chose')}"
+
+
+def holdout_scorer(events: pd.DataFrame, candidates: pd.DataFrame, users: pd.DataFrame,
+                   history: pd.DataFrame, popularity: np.ndarray,
+                   prior_weight: float = PRIOR_WEIGHT):
+    """The content strategy for an offline evaluation, as serving scores it: profiles of
+    `users` (rows: id, tags) from `history` (user_id, event_id, type: what happened before the
+    cutoff) and their interests, against the TF-IDF of `candidates`; `popularity` (per
+    candidate, >= 0) orders equal matches. Returns scores(user_rows, candidate_cols)."""
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    index = ContentIndex(frame_terms(candidates))
+    row_of = pd.Series(np.arange(len(users)), index=users["id"].to_numpy())
+    history = history[history["user_id"].isin(row_of.index)]
+    weights = history["type"].astype(str).map(DEFAULT_TYPE_WEIGHTS).fillna(0.0).to_numpy(float)
+    touched = np.unique(history["event_id"].to_numpy())
+    col_of = pd.Series(np.arange(len(touched)), index=touched)
+    by_user = sparse.csr_matrix(  # duplicates add up, as history_items sums them per event
+        (weights, (row_of[history["user_id"]].to_numpy(), col_of[history["event_id"]].to_numpy())),
+        shape=(len(users), len(touched)))
+    texts = index.transform(frame_terms(events.set_index("id").loc[touched].reset_index()))
+    interests = index.transform([interest_terms(t if isinstance(t, (list, tuple, np.ndarray))
+                                                else ()) for t in users["tags"]])
+    profiles = normalize(by_user @ texts + INTEREST_WEIGHT * interests).tocsr()
+    cosine = (profiles @ index.matrix.T).tocsr()
+    value = 1.0 + np.log1p(np.asarray(popularity, dtype=np.float64))
+    prior = prior_weight * value / (1.0 + value)
+
+    def scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return cosine[block][:, cols].toarray() + prior[cols][None, :]
+
+    return scores

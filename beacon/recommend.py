@@ -52,8 +52,6 @@ NEARBY_KM = 25.0
 DECAY_KM = NEARBY_KM
 #: how far an event without a location counts for that decay
 UNKNOWN_PLACE_KM = 1_000.0
-#: content: how much the popularity prior may add to a cosine (only to order equal matches)
-CONTENT_PRIOR_WEIGHT = 1e-3
 
 
 # --------------------------------------------------------------------------- results
@@ -403,7 +401,7 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
                      now: datetime) -> _Scoring:
     """Cosine of the user's profile with each passed candidate; the popularity prior (tiny)
     orders equal matches. No profile at all (no usable history, no interests): popularity."""
-    from beacon.content import history_items
+    from beacon.content import PRIOR_WEIGHT, history_items
 
     index = _content_index(snapshot)
     profile = index.profile(history_items(catalog.user_event_interactions(user.id)), user.tags)
@@ -414,7 +412,7 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
     cosine = np.zeros(snapshot.arrays.n, dtype=np.float64)
     cosine[rows] = index.similarity(profile, rows)
     prior = base.values / (1.0 + base.values)  # in [0, 1)
-    values = cosine[rows] + CONTENT_PRIOR_WEIGHT * prior
+    values = cosine[rows] + PRIOR_WEIGHT * prior
     return _Scoring("content", None, rows, values, popularity=base.popularity,
                     content=(index, profile, cosine))
 
