@@ -46,3 +46,34 @@ def test_side_by_side_compares_the_chosen_strategies(on_demo):
     at.multiselect(key="recs_compare").set_value([]).run()
     no_exception(at)
     assert any("Choose strategies to compare" in c.value for c in at.caption)
+
+
+def test_models_page_shows_each_strategy_its_users_and_an_unmeasurable_cold_block(on_demo):
+    from beacon.evaluate import NOT_MEASURABLE
+    from data_access import models_store
+    from tests.test_console_ops import app
+
+    active = models_store.active_version("global")
+    metrics = dict(active.metrics)
+    assert "content" in metrics, metrics.get("evaluation_error")
+    at = app("pages/models.py")
+    no_exception(at)
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert {"beacon", "popularity", "popularity_city", "content"} <= set(table.columns)
+    assert set(table["metric"]) >= {"ndcg", "hit_rate", "coverage"}
+    captions = [c.value for c in at.caption]
+    assert f"Each figure averages over {metrics['users_evaluated']:,} users (those who " \
+           "registered after the holdout cutoff)." in captions
+
+    why = "no user registered after the cutoff for an event nobody had touched before it"
+    metrics["cold"] = {"users_evaluated": 0, "candidates": 3, "measurable": False,
+                       "note": f"{NOT_MEASURABLE}: {why}", "beacon": None, "popularity": None,
+                       "content": None}
+    unmeasured = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                             metrics=metrics, created_by="test")
+    at = app("pages/models.py")
+    at.selectbox(key="version_pick").set_value(unmeasured).run()
+    no_exception(at)
+    assert f"Not measurable on this data: {why}." in [c.value for c in at.caption]
+    assert not any(d.value.shape[0] and "metric" in d.value.columns and
+                   d.value["beacon"].isna().all() for d in at.dataframe)

@@ -130,3 +130,28 @@ def test_a_newcomer_gets_near_events_and_no_crowd_claims(db: str, strategy: str)
     sydney = FilterParams.parse(lat=SYDNEY[0], lon=SYDNEY[1])
     there = recommend("newcomer@example.com", sydney, top=1, now=NOW, strategy=strategy)
     assert there.items[0].event_id.startswith("far-")
+
+
+def test_refresh_recommendations_with_a_strategy(db: str) -> None:
+    from beacon.cache import refresh_recommendations
+    from data_access.recommendations import cached_recommendations
+
+    ids = world()
+    summary = refresh_recommendations(top=3, user="new-jazz@example.com", now=NOW,
+                                      strategy="content")
+    assert summary.strategy == "content" and summary.sources == {"content": 1}
+    cached = cached_recommendations(ids["users"]["new-jazz@example.com"])
+    live = recommend("new-jazz@example.com", top=3, now=NOW, strategy="content")
+    assert [c["event_id"] for c in cached] == [r.event_id for r in live.items]
+    assert {c["strategy"] for c in cached} == {"content"}
+    assert cached[0]["reason"].startswith("matches your interest: jazz")
+    # an unknown strategy writes nothing and says what is valid, on the CLI too
+    with pytest.raises(BeaconError, match="choose one of beacon, popularity, content"):
+        refresh_recommendations(top=3, strategy="random", now=NOW)
+    out = run_cli("refresh-recommendations", "--strategy", "random")
+    assert out.returncode == 2 and "choose one of" in out.stderr
+    out = run_cli("refresh-recommendations", "--strategy", "popularity", "--json")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["strategy"] == "popularity" and set(payload["sources"]) == {"popularity"}
+    assert len(cached_recommendations(ids["users"]["new-jazz@example.com"])) == 8  # all upcoming
