@@ -109,6 +109,20 @@ class Profile:
     interest_labels: dict[str, str]  # term -> the user's own spelling of the tag
     history: list[HistoryItem]
     history_matrix: Any  # csr [len(history), vocabulary]
+    _strongest: dict[int, int] | None = None
+
+    def strongest_item(self, column: int) -> HistoryItem | None:
+        """The history event that pulls the profile most towards a term (None: none does)."""
+        if self._strongest is None:
+            pull = self.history_matrix.multiply(
+                np.array([item.weight for item in self.history])[:, None]).tocoo()
+            best: dict[int, tuple[float, int]] = {}
+            for row, col, value in zip(pull.row.tolist(), pull.col.tolist(), pull.data.tolist()):
+                if value > 0 and value > best.get(col, (0.0, -1))[0]:
+                    best[col] = (value, row)
+            self._strongest = {col: row for col, (_, row) in best.items()}
+        row = self._strongest.get(column)
+        return None if row is None else self.history[row]
 
 
 class ContentIndex:
@@ -127,22 +141,39 @@ class ContentIndex:
             self.matrix = sparse.csr_matrix((len(docs), 0))
             self.terms = np.zeros(0, dtype=object)
         self.width = len(self.terms)
+        self.column = dict(getattr(self.vectorizer, "vocabulary_", {}))
+        self.idf = np.asarray(getattr(self.vectorizer, "idf_", np.zeros(0)), dtype=np.float64)
 
     def transform(self, docs: list[list[str]]):
+        """The fitted TF-IDF rows of `docs` (terms outside the vocabulary dropped): what the
+        vectorizer's transform gives, without its per-call overhead (a request has a few docs)."""
         from scipy import sparse
 
-        if not self.width or not docs:
-            return sparse.csr_matrix((len(docs), self.width))
-        return self.vectorizer.transform(docs).tocsr()
+        indptr, indices, counts = [0], [], []
+        for doc in docs:
+            seen: dict[int, int] = {}
+            for term in doc:
+                column = self.column.get(term)
+                if column is not None:
+                    seen[column] = seen.get(column, 0) + 1
+            indices.extend(seen)
+            counts.extend(seen.values())
+            indptr.append(len(indices))
+        index_array = np.asarray(indices, dtype=np.int64)
+        values = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[index_array]
+        pointers = np.asarray(indptr, dtype=np.int64)
+        row_of = np.repeat(np.arange(len(docs)), np.diff(pointers))
+        values /= np.sqrt(np.bincount(row_of, values * values, minlength=len(docs)))[row_of]
+        return sparse.csr_matrix((values, index_array, pointers), shape=(len(docs), self.width))
 
     def profile(self, history: list[HistoryItem], interests: Sequence[str]) -> Profile | None:
         """The user's profile, or None when nothing of it is in the vocabulary."""
         if not self.width:
             return None
-        matrix = self.transform([item.terms for item in history])
+        both = self.transform([item.terms for item in history] + [interest_terms(interests)])
+        matrix, interest_row = both[:-1], both[-1]
         weights = np.array([item.weight for item in history], dtype=np.float64)
         vector = np.asarray(matrix.T @ weights).ravel() if len(history) else np.zeros(self.width)
-        interest_row = self.transform([interest_terms(interests)])
         vector = vector + INTEREST_WEIGHT * interest_row.toarray().ravel()
         length = float(np.linalg.norm(vector))
         if length == 0.0:
@@ -162,13 +193,14 @@ class ContentIndex:
 
     def reasons(self, profile: Profile, i: int, top: int = 2) -> list[str]:
         """Phrases for the terms that contributed most to candidate i's similarity."""
-        row = self.matrix.getrow(i)
-        contributions = row.data * profile.vector[row.indices]
+        lo, hi = self.matrix.indptr[i], self.matrix.indptr[i + 1]
+        columns = self.matrix.indices[lo:hi]
+        contributions = self.matrix.data[lo:hi] * profile.vector[columns]
         phrases: list[str] = []
         for k in np.argsort(-contributions, kind="stable"):
             if contributions[k] <= 0 or len(phrases) == top:
                 break
-            phrase = self._phrase(profile, int(row.indices[k]))
+            phrase = self._phrase(profile, int(columns[k]))
             if phrase and phrase not in phrases:
                 phrases.append(phrase)
         return phrases
@@ -178,14 +210,9 @@ class ContentIndex:
         field, _, value = term.partition(":")
         if profile.interest[column]:
             return f"matches your interest: {profile.interest_labels.get(term, value)}"
-        if not profile.history:
+        item = profile.strongest_item(column) if profile.history else None
+        if item is None:
             return None
-        column_values = profile.history_matrix.getcol(column).toarray().ravel()
-        pull = column_values * np.array([item.weight for item in profile.history])
-        best = int(np.argmax(pull))
-        if pull[best] <= 0:
-            return None
-        item = profile.history[best]
         return f"like {item.title or 'an event'} you {_VERBS.get(item.kind, 'chose')}"
 
 

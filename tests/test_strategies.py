@@ -155,3 +155,20 @@ def test_refresh_recommendations_with_a_strategy(db: str) -> None:
     payload = json.loads(out.stdout)
     assert payload["strategy"] == "popularity" and set(payload["sources"]) == {"popularity"}
     assert len(cached_recommendations(ids["users"]["new-jazz@example.com"])) == 8  # all upcoming
+
+
+def test_the_content_index_transforms_as_the_fitted_vectorizer_does() -> None:
+    import numpy as np
+
+    from beacon.content import ContentIndex, event_terms, interest_terms
+
+    docs = [event_terms("Late jazz jam", "Music", ("Jazz", "live"), "Blue Note"),
+            event_terms("Jazz brunch", "food", ("jazz",), None),
+            event_terms("Derby day", "sports", ("football",), "City FC"), []]
+    index = ContentIndex(docs)
+    queries = docs + [interest_terms(["jazz", "board games"]), ["tag:unknown"]]
+    ours = index.transform(queries).toarray()
+    assert np.allclose(ours, index.vectorizer.transform(queries).toarray())
+    assert np.allclose(index.transform(docs).toarray(), index.matrix.toarray())
+    assert "tag:jazz" in docs[0] and "category:music" in docs[0] and "title:jam" in docs[0]
+    assert interest_terms(["Jazz"]) == ["tag:jazz", "category:jazz", "title:jazz"]
