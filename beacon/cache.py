@@ -28,6 +28,7 @@ class RefreshSummary:
     seconds: float
     top: int
     failed: dict[str, str] = field(default_factory=dict)  # email -> error
+    strategy: str = "beacon"
 
     def to_json(self) -> dict:
         return {
@@ -38,6 +39,7 @@ class RefreshSummary:
             "generated_at": self.generated_at.isoformat(),
             "seconds": round(self.seconds, 3),
             "top": self.top,
+            "strategy": self.strategy,
             "failed": self.failed,
         }
 
@@ -49,13 +51,16 @@ def refresh_recommendations(
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = BATCH_SIZE,
     now: datetime | None = None,
+    strategy: str = "beacon",
     *,
     actor: Actor,
 ) -> RefreshSummary:
-    """Recompute and store the top `top` for one user (email) or for all users.
+    """Recompute and store the top `top` for one user (email) or for all users, scored by
+    `strategy` (each row's strategy column says which level or strategy produced it).
     `progress(done, total)` is called after each batch."""
-    from beacon.recommend import recommend
+    from beacon.recommend import check_strategy, recommend
 
+    strategy = check_strategy(strategy)  # before anything is read or written
     started = _time.perf_counter()
     now = now or datetime.now(timezone.utc)
     params = FilterParams()
@@ -78,7 +83,7 @@ def refresh_recommendations(
         rows_by_user: dict[int, list[dict]] = {}
         for row in batch:
             try:
-                result = recommend(row, params, top=top, now=now)
+                result = recommend(row, params, top=top, now=now, strategy=strategy)
             except Exception as error:  # noqa: BLE001 - one bad user must not stop the refresh
                 failed[row.email] = f"{type(error).__name__}: {error}"
                 continue
@@ -110,6 +115,7 @@ def refresh_recommendations(
         seconds=_time.perf_counter() - started,
         top=top,
         failed=failed,
+        strategy=strategy,
     )
 
 

@@ -433,7 +433,11 @@ class VersionDetail:
     counts: dict
     training_seconds: float | None
     loss_history: list
-    metrics_table: list[dict]  # metric, beacon, popularity, difference
+    metrics_table: list[dict]  # metric, beacon, popularity, difference, other strategies
+    cold_table: list[dict] = field(default_factory=list)  # the same, on never-touched events
+    cold_note: str = ""  # why there is no cold table ("" when there is one, or no evaluation)
+    users: int | None = None  # the users every figure of metrics_table averages over
+    cold_users: int | None = None  # ... and of cold_table
 
 
 def _loss_points(history: list) -> list[dict]:
@@ -447,18 +451,36 @@ def _loss_points(history: list) -> list[dict]:
     return points
 
 
+#: strategies an offline evaluation may hold besides beacon and popularity
+OTHER_STRATEGIES = ("popularity_city", "content")
+
+
 def _metrics_table(metrics: dict) -> list[dict]:
+    """Rows: each metric; columns: beacon, popularity, their difference, then the other
+    strategies evaluated."""
+    others = [name for name in OTHER_STRATEGIES if isinstance(metrics.get(name), dict)]
     rows = []
     for name in METRIC_NAMES:
         beacon = offline_metric(metrics, "beacon", name)
         popularity = offline_metric(metrics, "popularity", name)
         if beacon is None and popularity is None:
             continue
-        rows.append({
-            "metric": name, "beacon": beacon, "popularity": popularity,
-            "difference": None if beacon is None or popularity is None else beacon - popularity,
-        })
+        row = {"metric": name, "beacon": beacon, "popularity": popularity,
+               "difference": None if beacon is None or popularity is None
+               else beacon - popularity}
+        row.update({other: offline_metric(metrics, other, name) for other in others})
+        rows.append(row)
     return rows
+
+
+def _cold_block(metrics: dict) -> tuple[list[dict], str]:
+    """The cold block's table, or the note saying why it could not be measured."""
+    cold = metrics.get("cold")
+    if not isinstance(cold, dict):
+        return [], ""
+    if cold.get("note") or not cold.get("users_evaluated"):
+        return [], str(cold.get("note") or "not measurable on this data")
+    return _metrics_table(cold), ""
 
 
 def version_detail(version_id: int) -> VersionDetail:
@@ -466,6 +488,7 @@ def version_detail(version_id: int) -> VersionDetail:
     from beacon import versions
 
     version = versions.show(int(version_id))
+    cold_table, cold_note = _cold_block(version.metrics or {})
     return VersionDetail(
         id=int(version.id),
         scope=version.scope,
@@ -478,7 +501,16 @@ def version_detail(version_id: int) -> VersionDetail:
         training_seconds=version.training_seconds,
         loss_history=_loss_points(version.loss_history or []),
         metrics_table=_metrics_table(version.metrics or {}),
+        cold_table=cold_table,
+        cold_note=cold_note,
+        users=_users(version.metrics or {}),
+        cold_users=_users((version.metrics or {}).get("cold") or {}) if cold_table else None,
     )
+
+
+def _users(block: dict) -> int | None:
+    value = block.get("users_evaluated")
+    return int(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Offline evaluation: the temporal holdout (Beacon vs popularity). The pure ranking metrics
+"""Offline evaluation: the temporal holdout (Beacon against popularity, city popularity and the content strategy). The pure ranking metrics
 live in beacon.ranking_metrics (the model's validator uses them too) and are re-exported here.
 """
 from __future__ import annotations
@@ -26,6 +26,10 @@ HIT_TYPES = ("register", "attend")
 EXCLUDED_TYPES = ("register", "attend", "reject")  # as serving: not shown again
 HOLDOUT_SHARE = 0.18  # share of registrations that fall after the default cutoff
 USER_BLOCK = 2048
+#: what a block that no user can measure says instead of figures
+NOT_MEASURABLE = "not measurable on this data"
+#: the strategies the cold block compares (popularity_city adds nothing on events nobody touched)
+COLD_STRATEGIES = ("beacon", "popularity", "content")
 
 
 def default_cutoff(interactions: pd.DataFrame, share: float = HOLDOUT_SHARE) -> int:
@@ -44,11 +48,14 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
                      callback: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Train on interactions before a cutoff; rank the events upcoming at the cutoff for every
     user who registered for one of them after it; compare with popularity (positive
-    interactions before the cutoff, ties broken by earliest start) and with popularity in the
-    user's own city first ("popularity_city", the stronger baseline). Registered and rejected
-    events before the cutoff are left out of each ranking, as serving does. `cold_share`: the
-    share of Beacon's hits on events nobody had touched before the cutoff; `cold`: both
-    strategies ranking only those events."""
+    interactions before the cutoff, ties broken by earliest start), with popularity in the
+    user's own city first ("popularity_city", the stronger baseline) and with the content
+    strategy (beacon.content, profiles from the interactions before the cutoff). Registered
+    and rejected events before the cutoff are left out of each ranking, as serving does. Every
+    strategy block says how many users its figures average over ("users"). `cold_share`: the
+    share of Beacon's hits on events nobody had touched before the cutoff; `cold`: the
+    strategies ranking only those events, or null figures and a note when no user registered
+    for one of them."""
     from beacon.config import ModelConfig
     from beacon.errors import BeaconError
     from beacon.model import HybridModel
@@ -129,6 +136,10 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     def strategy(fn) -> dict[str, Any]:
         return _strategy(fn, len(eval_users), all_cols, rel, exc, cold, k, in_city)
 
+    from beacon.content import holdout_scorer
+
+    content_scores = holdout_scorer(events, cand, users, inter[before], pop_count)
+
     all_cols = np.arange(len(cand))
     result: dict[str, Any] = {
         "k": k,
@@ -141,6 +152,7 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
         "beacon": strategy(beacon_scores),
         "popularity": strategy(popularity_scores),
         "popularity_city": strategy(local_popularity_scores),
+        "content": strategy(content_scores),
         # Share of the relevant (registered-after-cutoff) events in the user's own city: what
         # each strategy's in_city_share (of its top-k picks) compares with.
         "relevant_in_city_share": float(
@@ -151,34 +163,43 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     result["ndcg_ratio"] = result["beacon"]["ndcg"] / pop_ndcg if pop_ndcg > 0 else None
     local_ndcg = result["popularity_city"]["ndcg"]
     result["ndcg_ratio_city"] = result["beacon"]["ndcg"] / local_ndcg if local_ndcg > 0 else None
-    result["cold"] = _cold_only(beacon_scores, popularity_scores, len(eval_users), rel, exc,
-                                cold, k)
+    result["cold"] = _cold_only(
+        {"beacon": beacon_scores, "popularity": popularity_scores, "content": content_scores},
+        len(eval_users), rel, exc, cold, k)
     result["train"] = {"interactions": int(before.sum()), "seconds": round(train_seconds, 3),
                        "epochs": len(model.loss_history), **{
                            key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
     return result
 
 
-def _cold_only(beacon_scores, popularity_scores, n_users: int, rel, exc, cold: np.ndarray,
+def _not_measurable(candidates: int, why: str) -> dict[str, Any]:
+    return {"users_evaluated": 0, "candidates": candidates, "measurable": False,
+            "note": f"{NOT_MEASURABLE}: {why}", **{name: None for name in COLD_STRATEGIES}}
+
+
+def _cold_only(scorers: dict[str, Callable], n_users: int, rel, exc, cold: np.ndarray,
                k: int) -> dict[str, Any]:
-    """Both strategies ranking only the cold candidates, for users with a cold hit."""
+    """The strategies ranking only the cold candidates, for users with a cold hit; null
+    figures and a note when there is none to measure."""
     cols = np.flatnonzero(cold)
     if len(cols) == 0:
-        return {"users_evaluated": 0, "candidates": 0}
+        return _not_measurable(0, "every upcoming event had interactions before the cutoff")
     remap = np.full(len(cold), -1)
     remap[cols] = np.arange(len(cols))
     keep = cold[rel[1]]
     users = np.unique(rel[0][keep])
     if len(users) == 0:
-        return {"users_evaluated": 0, "candidates": int(len(cols))}
+        return _not_measurable(int(len(cols)), "no user registered after the cutoff for an "
+                                               "event nobody had touched before it")
     urow = np.full(n_users, -1)
     urow[users] = np.arange(len(users))
     rel_c = (urow[rel[0][keep]], remap[rel[1][keep]])
     ek = (urow[exc[0]] >= 0) & cold[exc[1]] if len(exc[0]) else np.zeros(0, bool)
     exc_c = (urow[exc[0][ek]], remap[exc[1][ek]])
     all_cold = np.ones(len(cols), dtype=bool)
-    out: dict[str, Any] = {"users_evaluated": int(len(users)), "candidates": int(len(cols))}
-    for name, fn in (("beacon", beacon_scores), ("popularity", popularity_scores)):
+    out: dict[str, Any] = {"users_evaluated": int(len(users)), "candidates": int(len(cols)),
+                           "measurable": True, "note": None}
+    for name, fn in scorers.items():
         out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], cols[c]), len(users),
                               np.arange(len(cols)), rel_c, exc_c, all_cold, k)
     return out
@@ -222,6 +243,7 @@ def _strategy(scores_fn, n_users: int, cols: np.ndarray, rel, exc, cold: np.ndar
             picks += int(finite.sum())
             picks_in_city += int((same & finite).sum())
     out = {name: value / n_users for name, value in sums.items()}
+    out["users"] = int(n_users)
     out["coverage"] = float(shown.mean())
     out["hits"] = hits_total
     out["cold_hits"] = cold_hits

@@ -461,38 +461,62 @@ def previous_global_version(active_id: int | None) -> int | None:
     return None
 
 
+#: what the Recommendations page can put beside its main list
+PREVIOUS_VERSION = "previous version"
+COMPARE_OPTIONS = ("beacon", "popularity", "content", PREVIOUS_VERSION)
+DEFAULT_COMPARE = ("popularity", PREVIOUS_VERSION)
+
+
 @dataclass(frozen=True)
 class RankedList:
-    """One strategy's top N over the same filtered candidates."""
+    """One strategy's top N over the same filtered candidates (rows empty and a note when it
+    has nothing to show, e.g. no previous version)."""
 
     name: str
     version: int | None
-    rows: list[dict]  # rank, event_id, title, score, local start, ...
+    rows: list[dict]  # rank, title, in main list, score or count, ...
     event_ids: list[str]
-    overlap: int  # events also in the model's list
+    overlap: int  # events also in the main list
     note: str = ""
+    available: bool = True
 
 
 @dataclass(frozen=True)
 class Comparison:
     email: str
+    strategy: str  # of the main list
     source: str
     model_version: int | None
     top: int
-    #: the model's list as table rows (rank, title, score, reason, source, distance, start, ...)
+    #: the main list as table rows (rank, title, score, reason, source, distance, start, ...)
     rows: list[dict]
     event_ids: list[str]
     #: map: the point distances are measured from, the max-distance circle, the recommended events
     points: list[dict]
     circles: list[dict]
-    popularity: RankedList
-    previous: RankedList | None
-    previous_note: str
+    others: list[RankedList]  # the lists chosen to compare, in the order asked
     stages: list[FunnelStep]
     unknown_rejects: tuple[str, ...]
 
+    def other(self, name: str) -> RankedList | None:
+        return next((ranked for ranked in self.others if ranked.name == name), None)
 
-def _row_of(arrays, frame, i: int, rank: int, distance, in_model: set[str], measure: str,
+    @property
+    def popularity(self) -> RankedList | None:
+        return self.other("popularity")
+
+    @property
+    def previous(self) -> RankedList | None:
+        ranked = self.other(PREVIOUS_VERSION)
+        return ranked if ranked is not None and ranked.available else None
+
+    @property
+    def previous_note(self) -> str:
+        ranked = self.other(PREVIOUS_VERSION)
+        return ranked.note if ranked is not None else ""
+
+
+def _row_of(arrays, frame, i: int, rank: int, distance, in_main: set[str], measure: str,
             value) -> dict:
     """One row of a side-by-side list: what an operator compares first, then the details."""
     start = arrays.local_start(i)
@@ -500,7 +524,7 @@ def _row_of(arrays, frame, i: int, rank: int, distance, in_model: set[str], meas
     return {
         "rank": rank,
         "title": str(frame.at[i, "title"]),
-        "in model list": event_id in in_model,
+        "in main list": event_id in in_main,
         measure: value,
         "local start": start.strftime("%a %Y-%m-%d %H:%M") if start else "",
         "distance km": None if distance is None or distance != distance else round(float(distance), 1),
@@ -516,27 +540,7 @@ def _top_positions(scores, passed, arrays, top: int):
     return candidates[order][:top]
 
 
-def compare_recommendations(email: str, params=None, top: int = 10,
-                            now: datetime | None = None) -> Comparison:
-    """The model's top `top` for a user next to popularity and to the previous global version,
-    all three over exactly the candidates that pass the same filters."""
-    import numpy as np
-
-    from beacon import recommend as recommender
-    from beacon.features import UserContext
-    from beacon.filters import FilterParams
-
-    params = params if params is not None else FilterParams()
-    user = user_or_raise(email)
-    now = _now(now)
-    result = recommender.recommend(user, params, top=top, now=now)
-    # The same evaluation recommend() makes (candidates, filters); its masks feed the others.
-    evaluation = recommender._evaluate(user, params, now)
-    arrays, outcome, frame = evaluation.arrays, evaluation.outcome, evaluation.arrays.frame
-    distances = outcome.distance_km
-    model_ids = [item.event_id for item in result.items]
-    in_model = set(model_ids)
-
+def _main_rows(result) -> tuple[list[dict], list[dict]]:
     rows, points = [], []
     for item in result.items:
         # score and source before the long reason: at 1440 px the reason pushed them off-screen
@@ -551,62 +555,122 @@ def compare_recommendations(email: str, params=None, top: int = 10,
         if item.latitude is not None and item.longitude is not None:
             points.append({"lat": item.latitude, "lon": item.longitude, "kind": "recommended",
                            "label": f"#{item.rank} {item.title} ({item.event_id})"})
+    return rows, points
 
-    # popularity: registrations in the last week among the passed candidates, nearer first on ties
-    counts = catalog.popularity_counts(now - timedelta(days=recommender.POPULARITY_DAYS),
-                                       ("register",)) if outcome.passed.any() else {}
-    popular = np.zeros(arrays.n, dtype=np.float64)
-    for pk, count in counts.items():
-        pos = arrays.pos_by_pk.get(pk)
-        if pos is not None:
-            popular[pos] = count
-    closeness = np.zeros(arrays.n)
-    if distances is not None:
-        closeness = np.exp(-np.nan_to_num(distances, nan=1e9) / recommender.NEARBY_KM)
-    pop_rows = []
-    for rank, i in enumerate(_top_positions(np.log1p(popular) + 0.5 * closeness, outcome.passed,
-                                            arrays, top).tolist(), start=1):
-        pop_rows.append(_row_of(arrays, frame, i, rank, None if distances is None else distances[i],
-                                in_model, "registrations (7 d)", int(popular[i])))
-    pop_ids = [r["event_id"] for r in pop_rows]
-    popularity = RankedList("popularity", None, pop_rows, pop_ids, len(in_model & set(pop_ids)),
-                            f"most registrations in the last {recommender.POPULARITY_DAYS} "
-                            "days, nearer events first among similar counts")
 
-    # the previous global version, scored like the active one (with this user's fold-in on it)
-    previous, previous_note = None, ""
-    active_id = None
-    if result.source != "popularity":
-        from beacon import versions
+_STRATEGY_NOTES = {
+    "beacon": "the hybrid model with its fallback chain",
+    "popularity": "most registrations in the last {days} days, divided by distance from the "
+                  "user's point (an event 25 km away needs twice the registrations)",
+    "content": "TF-IDF of title, category, tags and organizer against the user's history and "
+               "interests (cosine)",
+}
 
-        loaded = versions.active_global()
-        active_id = loaded.version_id if loaded is not None else None
+
+def _strategy_list(name: str, user, params, top: int, now: datetime, in_main: set[str]
+                   ) -> RankedList:
+    """Another strategy's top `top` through recommend(): the same filters, the same path."""
+    from beacon import recommend as recommender
+
+    result = recommender.recommend(user, params, top=top, now=now, strategy=name)
+    counts = {}
+    if name == "popularity" and result.items:
+        counts = catalog.popularity_counts(now - timedelta(days=recommender.POPULARITY_DAYS),
+                                           ("register",))
+    rows = []
+    for item in result.items:
+        row = {"rank": item.rank, "title": item.title, "in main list": item.event_id in in_main}
+        if name == "popularity":
+            row["registrations (7 d)"] = int(counts.get(item.event_pk, 0))
+        else:
+            row["score"] = round(item.score, 4)
+        row.update({
+            "source": item.source, "reason": item.reason,
+            "local start": item.local_start.strftime("%a %Y-%m-%d %H:%M") if item.local_start else "",
+            "distance km": None if item.distance_km is None else round(item.distance_km, 1),
+            "event_id": item.event_id,
+        })
+        rows.append(row)
+    ids = [item.event_id for item in result.items]
+    note = _STRATEGY_NOTES[name].format(days=recommender.POPULARITY_DAYS)
+    if result.source != name and name != "beacon":
+        note += f" (no profile to match for this user: served by {result.source})"
+    return RankedList(name, result.model_version, rows, ids, len(in_main & set(ids)), note)
+
+
+def _previous_list(user, params, top: int, now: datetime, in_main: set[str]) -> RankedList:
+    """The global version before the active one, scored like it (with this user's fold-in on
+    it) over the candidates that pass the same filters."""
+    import numpy as np
+
+    from beacon import recommend as recommender
+    from beacon import versions
+    from beacon.features import UserContext
+
+    loaded = versions.active_global()
+    active_id = loaded.version_id if loaded is not None else None
     prev_id = previous_global_version(active_id)
     if active_id is None:
-        previous_note = "No model serves this user (popularity): there is no model list to compare."
-    elif prev_id is None:
-        previous_note = f"Model version {active_id} is the first global version: nothing before it."
-    else:
-        from beacon import versions
+        return RankedList(PREVIOUS_VERSION, None, [], [], 0, "No model serves this user "
+                          "(popularity): there is no model list to compare.", available=False)
+    if prev_id is None:
+        return RankedList(PREVIOUS_VERSION, None, [], [], 0, f"Model version {active_id} is the "
+                          "first global version: nothing before it.", available=False)
+    # the filters of recommend(); the cheapest strategy, since only the masks are used here
+    evaluation = recommender._evaluate(user, params, now, strategy="popularity")
+    arrays, outcome, frame = evaluation.arrays, evaluation.outcome, evaluation.arrays.frame
+    distances = outcome.distance_km
+    model = versions.load_version_model(prev_id)
+    context = UserContext(user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
+                          longitude=user.longitude, city=user.city)
+    personal = versions.personal_vector(user.id, prev_id)
+    override = None if personal is None else (personal.vector, personal.bias)
+    scores = np.asarray(model.score(context, _event_matrix(prev_id, model, arrays),
+                                    user_override=override),
+                        dtype=np.float64) if arrays.n else np.zeros(0)
+    rows = []
+    for rank, i in enumerate(_top_positions(scores, outcome.passed, arrays, top).tolist(), start=1):
+        rows.append(_row_of(arrays, frame, i, rank, None if distances is None else distances[i],
+                            in_main, "score", round(float(scores[i]), 4)))
+    ids = [r["event_id"] for r in rows]
+    level = "personal fold-in on it" if personal is not None else (
+        "global" if model.knows_user(user.id) else "features only")
+    return RankedList(PREVIOUS_VERSION, prev_id, rows, ids, len(in_main & set(ids)),
+                      f"version {prev_id} ({level})")
 
-        model = versions.load_version_model(prev_id)
-        context = UserContext(user_id=user.id, tags=tuple(user.tags), latitude=user.latitude,
-                              longitude=user.longitude, city=user.city)
-        personal = versions.personal_vector(user.id, prev_id)
-        override = None if personal is None else (personal.vector, personal.bias)
-        scores = np.asarray(model.score(context, _event_matrix(prev_id, model, arrays),
-                                        user_override=override),
-                            dtype=np.float64) if arrays.n else np.zeros(0)
-        prev_rows = []
-        for rank, i in enumerate(_top_positions(scores, outcome.passed, arrays, top).tolist(), start=1):
-            prev_rows.append(_row_of(arrays, frame, i, rank,
-                                     None if distances is None else distances[i], in_model,
-                                     "score", round(float(scores[i]), 4)))
-        prev_ids = [r["event_id"] for r in prev_rows]
-        level = "personal fold-in on it" if personal is not None else (
-            "global" if model.knows_user(user.id) else "features only")
-        previous = RankedList(f"model v{prev_id}", prev_id, prev_rows, prev_ids,
-                              len(in_model & set(prev_ids)), f"version {prev_id} ({level})")
+
+def compare_recommendations(email: str, params=None, top: int = 10, now: datetime | None = None,
+                            strategy: str = "beacon",
+                            compare: tuple[str, ...] = DEFAULT_COMPARE) -> Comparison:
+    """The `strategy` list for a user next to each of `compare` (COMPARE_OPTIONS), all over
+    exactly the candidates that pass the same filters."""
+    from beacon import recommend as recommender
+    from beacon.filters import FilterParams
+
+    unknown = [name for name in compare if name not in COMPARE_OPTIONS]
+    if unknown:
+        raise BeaconError(f"cannot compare with {', '.join(map(repr, unknown))}: choose from "
+                          f"{', '.join(COMPARE_OPTIONS)}")
+    params = params if params is not None else FilterParams()
+    user = user_or_raise(email)
+    now = _now(now)
+    result = recommender.recommend(user, params, top=top, now=now, strategy=strategy)
+    rows, points = _main_rows(result)
+    main_ids = [item.event_id for item in result.items]
+    in_main = set(main_ids)
+    others = []
+    for name in dict.fromkeys(compare):  # each once, in the order asked
+        if name == result.strategy:
+            continue
+        if name == PREVIOUS_VERSION:
+            if result.strategy == "beacon" and result.source == "popularity":
+                others.append(RankedList(name, None, [], [], 0, "No model serves this user "
+                                         "(popularity): there is no model list to compare.",
+                                         available=False))
+            else:
+                others.append(_previous_list(user, params, top, now, in_main))
+        else:
+            others.append(_strategy_list(name, user, params, top, now, in_main))
 
     origin, circles = None, []
     if params.has_point:
@@ -625,8 +689,8 @@ def compare_recommendations(email: str, params=None, top: int = 10,
                                 0 if before is None else before - stage.remaining, stage.enabled))
         before = stage.remaining
     return Comparison(
-        email=user.email, source=result.source, model_version=result.model_version, top=top,
-        rows=rows, event_ids=model_ids, points=points, circles=circles, popularity=popularity,
-        previous=previous, previous_note=previous_note, stages=steps,
+        email=user.email, strategy=result.strategy, source=result.source,
+        model_version=result.model_version, top=top, rows=rows, event_ids=main_ids,
+        points=points, circles=circles, others=others, stages=steps,
         unknown_rejects=tuple(result.unknown_rejects),
     )

@@ -19,7 +19,7 @@ from data_access.schema import INTERACTION_TYPES
 USER_COLUMNS = ["id", "email", "latitude", "longitude", "city", "tags"]
 EVENT_COLUMNS = [
     "id", "event_id", "category", "tags", "organizer", "city", "latitude", "longitude",
-    "price", "start_time", "end_time", "timezone",
+    "price", "start_time", "end_time", "timezone", "title",
 ]
 INTERACTION_COLUMNS = ["user_id", "event_id", "type", "occurred_at"]
 SMALL_TAGS = 2_000
@@ -31,7 +31,7 @@ class TrainingData:
     occurred_at (int64 epoch seconds, UTC), sorted by time.
     users: id, email, latitude, longitude, city, tags (list[str]).
     events: id, event_id, category, tags (list[str]), organizer, city, latitude, longitude,
-    price, start_time, end_time (datetime64[ns, UTC]), timezone."""
+    price, start_time, end_time (datetime64[ns, UTC]), timezone, title."""
 
     interactions: pd.DataFrame
     users: pd.DataFrame
@@ -196,7 +196,7 @@ def load_events_frame(engine: Engine | None = None, ids: list[int] | np.ndarray 
 
 
 _EVENT_SELECT = ("id, event_id, category, organizer, city, latitude, longitude, price, "
-                 "start_time, end_time, timezone")
+                 "start_time, end_time, timezone, title")
 
 
 def _events_frame(events: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import streamlit as st
 from beacon import console, insights
 from beacon.errors import BeaconError
 from beacon.filters import FilterParams
+from beacon.recommend import STRATEGIES
 from pages import _ui
 
 #: the user selected on any of these pages (not a widget key: it survives page switches)
@@ -161,14 +162,17 @@ def debug_view(email: str, params: FilterParams, now: datetime, show: str) -> in
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def _compare(email: str, params: FilterParams, top: int, now: datetime,
-             database: str) -> insights.Comparison:
-    return insights.compare_recommendations(email, params, top=top, now=now)
+def _compare(email: str, params: FilterParams, top: int, now: datetime, strategy: str,
+             compare: tuple[str, ...], database: str) -> insights.Comparison:
+    return insights.compare_recommendations(email, params, top=top, now=now, strategy=strategy,
+                                            compare=compare)
 
 
-def compare_recommendations(email: str, params: FilterParams, top: int,
-                            now: datetime) -> insights.Comparison:
-    return _compare(email, params, top, now, console.database_key())
+def compare_recommendations(email: str, params: FilterParams, top: int, now: datetime,
+                            strategy: str = "beacon",
+                            compare: tuple[str, ...] = insights.DEFAULT_COMPARE
+                            ) -> insights.Comparison:
+    return _compare(email, params, top, now, strategy, tuple(compare), console.database_key())
 
 
 def forget_user_reads() -> None:
@@ -444,10 +448,24 @@ def debug_timeline(view: insights.DebugView) -> None:
 
 
 # ----------------------------------------------------------------------------- Recommendations
+def strategy_controls(key: str) -> tuple[str, tuple[str, ...]]:
+    """The main list's strategy and the lists to put beside it."""
+    left, right = st.columns([1, 3])
+    strategy = left.selectbox("Strategy", STRATEGIES, key=f"{key}_strategy",
+                              help="beacon: the model with its fallbacks · popularity: "
+                                   "registrations this week, near first · content: TF-IDF of "
+                                   "the events against the user's history and interests")
+    compare = right.multiselect("Compare side by side with", insights.COMPARE_OPTIONS,
+                                default=list(insights.DEFAULT_COMPARE), key=f"{key}_compare",
+                                placeholder="choose strategies to compare")
+    return strategy, tuple(name for name in compare if name != strategy)
+
+
 def recommendations_summary(c: insights.Comparison) -> None:
     passed = c.stages[-1].remaining if c.stages else 0
     st.markdown(f"**{len(c.rows)}** recommendations for **{c.email}** out of **{passed:,}** "
-                f"candidates that pass the filters · served by {source_text(c.source, c.model_version)}")
+                f"candidates that pass the filters · strategy **{c.strategy}** · served by "
+                f"{source_text(c.source, c.model_version)}")
     unknown_rejects_warning(c.unknown_rejects)
     if not c.rows:
         st.warning("No event passes the filters for this user: see the Debug filter page for why.")
@@ -475,31 +493,39 @@ def recommendations_map(c: insights.Comparison) -> None:
                + " (no base map: works offline)")
 
 
-def _ranked_list(ranked: insights.RankedList | None, top: int, note: str, key: str) -> None:
-    """`top`: the length of the model's own list (the overlap is out of that)."""
-    if ranked is None:
-        st.info(note)
+def _ranked_list(ranked: insights.RankedList, top: int, main: str, key: str) -> None:
+    """`top`: the length of the main list (the overlap is out of that)."""
+    if not ranked.available:
+        st.info(ranked.note)
         return
-    st.metric("Overlap with the model's list", f"{ranked.overlap} of {top}",
+    label = "the model's list" if main == "beacon" else f"the {main} list"
+    st.metric(f"Overlap with {label}", f"{ranked.overlap} of {top}",
               help="events that are in both lists")
     st.caption(ranked.note)
     if ranked.rows:
         _ui.table(ranked.rows, key=key, column_config={
-            "in model list": st.column_config.CheckboxColumn("in model list"),
+            "in main list": st.column_config.CheckboxColumn("in main list"),
         })
     else:
         st.caption("Nothing passes the filters.")
 
 
+def _list_title(ranked: insights.RankedList) -> str:
+    if ranked.name == insights.PREVIOUS_VERSION:
+        return "Previous model version" + (f" (v{ranked.version})" if ranked.available else "")
+    return f"Strategy: {ranked.name}"
+
+
 def side_by_side(c: insights.Comparison) -> None:
     st.subheader("Side by side")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Popularity**")
-        _ranked_list(c.popularity, len(c.rows), "", "recs_popularity")
-    with right:
-        st.markdown(f"**Previous model version**" + (f" (v{c.previous.version})" if c.previous else ""))
-        _ranked_list(c.previous, len(c.rows), c.previous_note, "recs_previous")
+    if not c.others:
+        st.caption("Choose strategies to compare above.")
+        return
+    for column, ranked in zip(st.columns(len(c.others)), c.others):
+        with column:
+            st.markdown(f"**{_list_title(ranked)}**")
+            _ranked_list(ranked, len(c.rows), c.strategy,
+                         "recs_" + ranked.name.replace(" ", "_"))
 
 
 # ----------------------------------------------------------------------------- maps

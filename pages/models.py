@@ -10,6 +10,10 @@ from pages import _ui
 
 _ui.routed(__file__)
 
+_METRIC_COLUMNS = {name: st.column_config.NumberColumn(name, format="%.4f") for name in (
+    "beacon", "popularity", "difference", *console.OTHER_STRATEGIES)}
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def _rows(database: str, stamp: tuple) -> list[dict]:
     return console.version_rows()
@@ -71,10 +75,18 @@ with curve:
         st.caption("No loss history (a per-user fold-in has none).")
 with numbers:
     if detail.metrics_table:
-        st.markdown("**Offline metrics against popularity**")
-        _ui.table(detail.metrics_table, key="version_metrics", column_config={
-            name: st.column_config.NumberColumn(name, format="%.4f")
-            for name in ("beacon", "popularity", "difference")})
+        st.markdown("**Offline metrics per strategy**")
+        _ui.table(detail.metrics_table, key="version_metrics", column_config=_METRIC_COLUMNS)
+        if detail.users is not None:
+            st.caption(f"Each figure averages over {detail.users:,} users (those who registered "
+                       "after the holdout cutoff).")
+        st.markdown("**On events nobody had touched before the cutoff**")
+        if detail.cold_table:
+            _ui.table(detail.cold_table, key="version_cold_metrics", column_config=_METRIC_COLUMNS)
+            st.caption(f"Each figure averages over {detail.cold_users:,} users.")
+        else:
+            st.caption(detail.cold_note.capitalize() + "." if detail.cold_note
+                       else "Not evaluated.")
     else:
         st.caption("Not evaluated.")
     with st.expander("Hyperparameters"):

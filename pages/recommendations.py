@@ -1,5 +1,5 @@
-"""Recommendations: a user's ranked list with reasons, on a map, next to popularity and to the
-previous model version."""
+"""Recommendations: a user's ranked list with reasons, on a map, next to the strategies the
+operator chooses to compare (popularity, content, the model, the previous model version)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -21,9 +21,10 @@ if not email:
     st.stop()
 now = ui.now_minute()
 raw = ui.filter_controls("recs", email, now)
+strategy, compare = ui.strategy_controls("recs")
 
 try:
-    comparison = ui.compare_recommendations(email, raw.parse(), int(top), now)
+    comparison = ui.compare_recommendations(email, raw.parse(), int(top), now, strategy, compare)
 except BeaconError as error:
     ui.show_error(error)
     st.stop()

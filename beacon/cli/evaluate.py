@@ -1,5 +1,5 @@
 """`beacon evaluate [--k 10] [--fresh] [--json]`: the active version's offline evaluation
-(temporal holdout, beacon vs popularity), as stored at training time; recomputed when --k
+(temporal holdout, beacon vs popularity, city popularity and content), as stored at training time; recomputed when --k
 differs from the stored k or with --fresh (that trains a holdout model: seconds to minutes)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ METRIC_KEYS = ("hit_rate", "precision", "recall", "ndcg", "coverage")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="offline evaluation of the active model against popularity")
+        "evaluate", help="offline evaluation of the active model against popularity and content")
     parser.add_argument("--k", type=bounded_int(1, 1000), default=10, help="cut-off rank (default 10)")
     parser.add_argument("--fresh", action="store_true",
                         help="recompute on the current data instead of the stored result")
@@ -21,16 +21,32 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
+def _rows(block: dict) -> list[str]:
+    lines = [f"{'strategy':16}{'users':>7}" + "".join(f"{k:>11}" for k in METRIC_KEYS)]
+    for name, figures in block.items():
+        if isinstance(figures, dict) and any(k in figures for k in METRIC_KEYS):
+            users = figures.get("users", block.get("users_evaluated", "-"))
+            cells = "".join(
+                f"{figures[k]:>11.4f}" if isinstance(figures.get(k), (int, float)) else f"{'-':>11}"
+                for k in METRIC_KEYS)
+            lines.append(f"{name:16}{users!s:>7}{cells}")
+    return lines
+
+
 def _human(payload: dict) -> str:
     lines = [f"offline evaluation at k={payload.get('k')}, cutoff {payload.get('cutoff')} "
              f"(model version {payload.get('model_version')}, {payload.get('source')})"]
-    lines.append(f"{'strategy':12}" + "".join(f"{k:>11}" for k in METRIC_KEYS))
-    for name, block in payload.items():
-        if isinstance(block, dict) and any(k in block for k in METRIC_KEYS):
-            cells = "".join(
-                f"{block[k]:>11.4f}" if isinstance(block.get(k), (int, float)) else f"{'-':>11}"
-                for k in METRIC_KEYS)
-            lines.append(f"{name:12}{cells}")
+    if "users_evaluated" in payload:
+        lines.append(f"{payload['users_evaluated']} user(s) registered after the cutoff for "
+                     f"{payload.get('candidates')} upcoming event(s)")
+    lines += _rows(payload)
+    cold = payload.get("cold")
+    if isinstance(cold, dict):
+        lines.append(f"events nobody had touched before the cutoff ({cold.get('candidates', 0)}):")
+        if cold.get("note") or not cold.get("users_evaluated"):
+            lines.append("  " + (cold.get("note") or "not measurable on this data"))
+        else:
+            lines += ["  " + line for line in _rows(cold)]
     return "\n".join(lines)
 
 
@@ -42,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     active = store.active_version("global")
     stored = dict(active.metrics) if active is not None else {}
     usable = "beacon" in stored and "k" in stored
+    current = "content" in stored  # stored before the content strategy: no content row
     if active is None and not args.fresh:
         raise BeaconError("no active model to evaluate: run `python -m beacon train` first "
                           "(or `evaluate --fresh`)")
-    if usable and not args.fresh and int(stored["k"]) == args.k:
+    if usable and current and not args.fresh and int(stored["k"]) == args.k:
         payload = {key: value for key, value in stored.items() if key != "comparison"}
         source = "stored"
     else:
@@ -56,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         config = ModelConfig.from_dict(active.hyperparameters) if active is not None and \
             active.hyperparameters else ModelConfig()
         why = "--fresh" if args.fresh else (
-            f"stored k={stored.get('k')} differs from --k {args.k}" if usable
-            else "no stored evaluation")
+            "no stored evaluation" if not usable
+            else "the stored one has no content row" if not current
+            else f"stored k={stored.get('k')} differs from --k {args.k}")
         log(f"evaluating on the current data ({why}); this trains a holdout model")
         payload = dict(evaluate_holdout(load_training_data(), config, k=args.k))
         source = "fresh"

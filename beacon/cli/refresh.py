@@ -12,6 +12,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--top", type=bounded_int(1, 1000), default=10, help="how many per user (default 10)")
     parser.add_argument("--user", help="refresh only this user (email)")
+    parser.add_argument("--strategy", default="beacon",
+                        help="how to score: beacon (the model, default), popularity or content")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = refresh_recommendations(top=args.top, user=args.user, progress=progress,
-                                          actor=cli_actor())
+                                          actor=cli_actor(), strategy=args.strategy)
     finally:
         if bar is not None:
             bar.close()
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     def human(p: dict) -> str:
         sources = ", ".join(f"{k} {v}" for k, v in sorted(p["sources"].items())) or "none"
-        text = (f"refreshed {p['users']} user(s), {p['rows']} row(s) in {p['seconds']:.1f} s; "
-                f"sources: {sources}")
+        text = (f"refreshed {p['users']} user(s), {p['rows']} row(s) in {p['seconds']:.1f} s "
+                f"with strategy {p['strategy']}; sources: {sources}")
         if p["failed"]:
             text += f"\n{len(p['failed'])} user(s) failed: " + "; ".join(
                 f"{k}: {v}" for k, v in list(p["failed"].items())[:5])
