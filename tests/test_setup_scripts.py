@@ -58,3 +58,17 @@ def test_ensure_venv_installs_once_and_again_only_when_requirements_change(tmp_p
     third = _ensure_venv(tmp_path)
     assert third.returncode == 0, third.stderr
     assert "creating" not in third.stderr and "requirements.txt changed" in third.stderr
+
+
+def test_cron_retrain_trains_and_refreshes_the_same_database(db: str) -> None:
+    from tests.test_recommend import world
+
+    world()
+    env = {**os.environ, "BEACON_PYTHON": sys.executable, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([str(REPO_ROOT / "scripts" / "cron-retrain")], cwd="/", env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "trained: model version 1" in result.stdout and "refreshed 10 user(s)" in result.stdout
+    named = [line for line in result.stderr.splitlines() if line.startswith("beacon: database ")]
+    assert len(named) == 2 and named[0] == named[1] and db.split("?")[0].split("@")[-1] in named[0]
+    assert "\r" not in result.stderr

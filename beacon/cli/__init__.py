@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from beacon.cli.common import database_line
 from beacon.errors import BeaconError
 
 COMMAND_MODULES = (
@@ -29,14 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    database_line.shown = False
     try:
         if getattr(args, "needs_schema", True):
             from data_access.migrate import ensure_schema
 
             ensure_schema()
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        database_line.show()
+        return code
     except BeaconError as error:
-        print(f"beacon: error: {error}", file=sys.stderr)
+        print(f"beacon: error: {error}{database_line.error_suffix()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("beacon: interrupted", file=sys.stderr)
