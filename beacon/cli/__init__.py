@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    database_line.shown = False
+    database_line.reset()
     try:
         if getattr(args, "needs_schema", True):
             from data_access.migrate import ensure_schema

@@ -40,6 +40,10 @@ class _DatabaseLine:
     def __init__(self) -> None:
         self.shown = False
 
+    def reset(self) -> None:
+        """A new command starts (tests run several in one process)."""
+        self.shown = False
+
     def text(self) -> str | None:
         import os
 
@@ -49,8 +53,8 @@ class _DatabaseLine:
 
         try:
             display = describe_url()["display"]
-        except (ArgumentError, ValueError):  # a malformed DATABASE_URL gets its own error
-            return None
+        except (ArgumentError, ValueError, OSError):  # a malformed URL or an unusable folder:
+            return None  # the command's own error says so
         if not os.environ.get("DATABASE_URL", "").strip():
             display += " (embedded default, DATABASE_URL unset)"
         return f"database {display}"
