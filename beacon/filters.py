@@ -1,6 +1,6 @@
 """Filter parameters (parse + validate) and the filter stages as numpy boolean masks.
 
-One code path serves recommend() and the debug filter. Stages, in DESIGN.md's order:
+One code path serves recommend() and the debug filter. Stages, in docs/filters.md's order:
 upcoming; not already registered; not rejected; within max distance; on a selected date;
 inside the daily time window. Every stage yields a mask over all candidates (no Python loop
 over events); reason strings are built only for failed rows, on demand.
@@ -695,7 +695,7 @@ def apply_filters(
     home: tuple[float | None, float | None] | None = None,
     lazy: bool = False,
 ) -> FilterOutcome:
-    """Run every stage, in DESIGN.md's order. `registered` / `stored_rejects` are database
+    """Run every stage, in docs/filters.md's order. `registered` / `stored_rejects` are database
     ids; `params.reject` holds platform event ids (unknown ones are reported, not an error).
     Full: every stage on every candidate (debug filter). Lazy: each stage only on the
     candidates that passed the earlier ones (recommend); user-independent masks (dates,

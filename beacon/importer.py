@@ -1,4 +1,4 @@
-"""CSV import: users.csv, events.csv, interactions.csv (formats in DESIGN.md), all or nothing.
+"""CSV import: users.csv, events.csv, interactions.csv (docs/data-formats.md), all or nothing.
 
 Each file is streamed row by row with the csv module and validated as it is read; valid rows go
 to the database in batches inside ONE transaction (data_access.imports). The first bad row stops

@@ -2,7 +2,7 @@
 
     benchmarks/.venv/bin/python benchmarks/import_csv.py [--interactions 1000000] [--target postgres|sqlite]
 
-Writes three CSV files in DESIGN.md's formats under benchmarks/data/import/ (20k users, 5k
+Writes three CSV files (docs/data-formats.md) under benchmarks/data/import/ (20k users, 5k
 events, the interactions spread over 30 days with impressions carrying model_version, strategy
 and position), then into a fresh database (Postgres: `bench_import`, dropped and created; SQLite:
 a fresh file) times `python -m beacon import` in-process:

@@ -33,7 +33,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+NO_CHROMIUM = ("chromium is not installed (apt-get install -y chromium), or BEACON_CHROMIUM "
+               "names no executable")
+
+
 def chromium_path() -> str | None:
+    """BEACON_CHROMIUM when set (a path; empty means none), else Debian's chromium, else
+    `chromium` on PATH; None when there is no browser to drive."""
+    named = os.environ.get("BEACON_CHROMIUM")
+    if named is not None:
+        return named if named and os.access(named, os.X_OK) else None
     if Path(CHROMIUM).exists():
         return CHROMIUM
     return shutil.which("chromium")

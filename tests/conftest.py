@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from data_access import migrate
 from data_access.db import dispose_engines
+from tests.browser_support import NO_CHROMIUM, chromium_path
 
 POSTGRES_URL = os.environ.get("BEACON_TEST_DATABASE_URL", "").strip()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,17 @@ def dialect() -> str:
     return "postgresql" if POSTGRES_URL else "sqlite"
 
 
-# CI runs the Postgres suite with BEACON_FAIL_ON_SKIP=1: a skipped test there is a failure.
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `browser` skip with one line when there is no chromium to drive."""
+    if chromium_path() is not None:
+        return
+    no_browser = pytest.mark.skip(reason=NO_CHROMIUM)
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(no_browser)
+
+
+# CI runs both suites with BEACON_FAIL_ON_SKIP=1: a skipped test there is a failure.
 _skipped: list[str] = []
 
 

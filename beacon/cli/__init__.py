@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import NoReturn
 
+from beacon.cli.common import database_line
 from beacon.errors import BeaconError
 
 COMMAND_MODULES = (
@@ -69,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging()
+    database_line.reset()
     try:
         if getattr(args, "needs_schema", True):
             from data_access.migrate import ensure_schema
 
             ensure_schema(create=getattr(args, "creates_database", False))
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        database_line.show()
+        return code
     except KeyboardInterrupt:
         print("beacon: interrupted", file=sys.stderr)
         return 130
@@ -88,6 +92,6 @@ def report(error: BaseException, context: str) -> int:
     from beacon.failures import one_line
     from data_access.db import DatabaseMissing, DatabaseUrlError
 
-    print(f"beacon: error: {one_line(error, context=f'python -m beacon {context}')}",
-          file=sys.stderr)
+    print(f"beacon: error: {one_line(error, context=f'python -m beacon {context}')}"
+          f"{database_line.error_suffix()}", file=sys.stderr)
     return 2 if isinstance(error, (BeaconError, DatabaseUrlError, DatabaseMissing)) else 1

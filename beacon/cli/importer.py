@@ -11,7 +11,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
         help="import users, events and interactions from CSV files (all or nothing)",
-        description="Validate and import CSV files (formats in DESIGN.md) in one transaction: "
+        description="Validate and import CSV files (docs/data-formats.md) in one transaction: "
         "one bad row and nothing is written. Importing the same files again changes nothing.",
     )
     parser.add_argument("--users", metavar="CSV", help="users.csv: email, name, latitude, "

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         nonlocal bar, seen
         if bar is None:
-            bar = progress_bar(total, "refreshing", unit="user")
+            bar = progress_bar(total, "refreshing", unit="users")
         bar.update(done - seen)
         seen = done
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
-from beacon.cli.common import add_json_flag, emit, log, progress_bar
+from beacon.cli.common import add_json_flag, emit, log, on_terminal, progress_bar
 from beacon.errors import BeaconError
 
 
@@ -30,7 +29,7 @@ class _Progress:
     """A tqdm bar on a terminal, one plain line per epoch otherwise (stderr either way)."""
 
     def __init__(self) -> None:
-        self.interactive = sys.stderr.isatty()
+        self.interactive = on_terminal()
         self.bar = None
         self.last_epoch = 0
 
