@@ -140,7 +140,7 @@ def acquire(
     background worker. When busy, no run row is written and `holder` is the running run.
     """
     key = scope_key(scope, user_id)
-    for _attempt in range(3):
+    for attempt in range(3):
         now = utcnow()
         try:
             return Acquired(run=_insert_run_and_lock(
@@ -149,8 +149,10 @@ def acquire(
             holder = lock_holder(scope, user_id)
             if holder is not None:
                 return Acquired(run=None, holder=holder)
+            if attempt == 2:  # not the lock: the database refuses the run itself
+                raise
             # The holder released between our INSERT and the read: try again.
-    raise RuntimeError(f"could not take the training lock {key!r}")
+    raise AssertionError("unreachable")
 
 
 def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparameters, status,
