@@ -82,7 +82,11 @@ def explain(error: BaseException, url: str | None = None) -> str | None:
                     "and may this user write there?")
         return f"cannot use the database {_where(url)}: {detail}"
     if isinstance(error, DBAPIError):
-        return f"the database {_where(url)} refused the request: {_first_line(error)}"
+        detail = _first_line(error)
+        if "read-only transaction" in detail:
+            return (f"the database {_where(url)} is read-only ({detail}): Beacon cannot write "
+                    "to it; check the role's or the server's read-only setting")
+        return f"the database {_where(url)} refused the request: {detail}"
     if isinstance(error, OSError) and error.filename:
         return f"{error.filename}: {error.strerror or error}"
     return None

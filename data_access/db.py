@@ -15,7 +15,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("data") / "beacon.sqlite3"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: how long an SQLite statement waits for another process's write lock before "busy";
+#: BEACON_SQLITE_BUSY_TIMEOUT_MS overrides it (a script that would rather fail fast)
+SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("BEACON_SQLITE_BUSY_TIMEOUT_MS", "") or 30_000)
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from data_access.db import dispose_engines
+from data_access.db import dispose_engines, get_engine
 from tests.conftest import POSTGRES_URL
 
 
@@ -49,3 +49,20 @@ def database_gone(url: str):
         yield
     finally:
         _admin(f'ALTER SCHEMA "{schema}_away" RENAME TO "{schema}"')
+
+
+def refuse_inserts(url: str, table: str, message: str) -> None:
+    """The database itself refuses new rows of `table` (a trigger that raises): a write that
+    fails while every read still works."""
+    if make_url(url).get_backend_name() == "sqlite":
+        statements = [f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                      f"BEGIN SELECT RAISE(ABORT, '{message}'); END"]
+    else:
+        statements = [
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"]
+    with get_engine(url).begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from sqlalchemy import text
-
 from beacon.demo import load_demo_data
 from data_access import runs
-from data_access.db import get_engine
-from tests.faults import database_gone
+from tests.faults import database_gone, refuse_inserts
 from tests.test_console_ops import DEMO, app, no_exception, texts
 
 
@@ -51,29 +48,41 @@ def test_a_nul_typed_into_the_search_box(seeded: str) -> None:
     assert "No user's email or name matches" in texts(at)
 
 
-def _refuse_new_runs(url: str, dialect: str) -> None:
-    """The database itself refuses to store a training run (a trigger that raises): a write
-    that fails while every read still works."""
-    statements = {
-        "sqlite": ["CREATE TRIGGER refuse_runs BEFORE INSERT ON training_runs "
-                   "BEGIN SELECT RAISE(ABORT, 'no space left for runs (test)'); END"],
-        "postgresql": [
-            "CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'no space left for runs (test)'; END $$",
-            "CREATE TRIGGER refuse_runs BEFORE INSERT ON training_runs "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_runs()"],
-    }[dialect]
-    with get_engine(url).begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-
-
-def test_a_force_retrain_that_cannot_be_written_says_so(seeded: str, dialect: str) -> None:
+def test_a_force_retrain_that_cannot_be_written_says_so(seeded: str) -> None:
     at = app("pages/training.py")
     no_exception(at)
-    _refuse_new_runs(seeded, dialect)
+    refuse_inserts(seeded, "training_runs", "no space left for runs (test)")
     next(b for b in at.button if b.label == "Force retrain").click().run()
     no_exception(at)
     shown = errors(at)
     assert "no space left for runs" in shown, shown
     assert not runs.list_runs(limit=5)
+
+
+def test_demo_data_loads_only_into_an_embedded_default_made_now(embedded_default: str) -> None:
+    """The default file existed (a marker remembers it) and is deleted: the console says so and
+    creates nothing; an existing empty database is never filled with demo data by itself."""
+    from pathlib import Path
+
+    from beacon import bootstrap
+    from data_access import migrate
+    from data_access.db import sqlite_file
+
+    path = sqlite_file(embedded_default)
+    migrate.upgrade(embedded_default)  # an operator made it, empty
+    bootstrap.prepare(embedded_default)
+    assert bootstrap.first_start_state(embedded_default, auto_start=True).kind == "needs_data"
+    path.unlink()
+    at = app()
+    no_exception(at)
+    assert "is gone" in errors(at)
+    assert not path.exists() and Path(str(path) + ".created").exists()
+
+
+def test_a_non_default_sqlite_file_that_is_missing_is_refused(tmp_path, monkeypatch) -> None:
+    missing = tmp_path / "elsewhere" / "beacon.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}")
+    at = app()
+    no_exception(at)
+    assert "does not exist" in errors(at)
+    assert not missing.exists() and not missing.parent.exists()
