@@ -160,3 +160,11 @@ def test_a_read_only_database_says_read_only(db: str, dialect: str) -> None:
     assert result.returncode == 1
     assert "is read-only" in one_line(result)
     assert store.get_version(version).status == "inactive"
+
+
+def test_an_empty_file_that_is_not_the_default_is_refused_not_set_up(tmp_path: Path) -> None:
+    empty = tmp_path / "other.sqlite3"
+    sqlite3.connect(empty).close()
+    result = run_cli("models", "list", env={"DATABASE_URL": f"sqlite:///{empty}"})
+    assert result.returncode == 1
+    assert "has no Beacon schema" in one_line(result) and "db upgrade" in result.stderr
