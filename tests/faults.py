@@ -5,24 +5,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from data_access.db import dispose_engines, get_engine
-from tests.conftest import POSTGRES_URL
+from tests.conftest import _admin
 
 
 def _schema(url: str) -> str:
     return make_url(url).query["options"].split("=", 1)[1]
-
-
-def _admin(sql: str) -> None:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(sql))
-    finally:
-        admin.dispose()
 
 
 @contextlib.contextmanager
