@@ -43,17 +43,18 @@ def _not_ready_page(error: BaseException) -> None:
     if getattr(error, "needs_upgrade", False):
         st.error("The database is not at the schema this version of Beacon needs.",
                  icon=":material/database:")
-        st.markdown(str(error))
+        st.text(str(error))
         st.markdown("From the project directory, with the same `DATABASE_URL`:")
         st.code("python -m beacon db upgrade", language="bash")
     else:
-        st.error("The database cannot be reached.", icon=":material/database:")
-        st.markdown(str(error))
-        st.markdown("Check that the server is up and that `DATABASE_URL` names it.")
+        st.error("The database cannot be used.", icon=":material/database:")
+        st.text(str(error))
+        st.markdown("Check `DATABASE_URL` and, for a server, that it is up.")
     st.caption("Then reload this page.")
 
 
 @st.fragment(run_every="1.5s")
+@_ui.guarded
 def _first_start_progress(database: str) -> None:
     state = bootstrap.first_start_state(database)
     if state.kind == "ready":
@@ -113,22 +114,46 @@ except BeaconError as error:
                   position="hidden").run()
     st.stop()
 
-if st.session_state.get("_beacon_ready") != database:
-    first = bootstrap.first_start_state(database)
-    if first.kind != "ready":
-        st.navigation([st.Page(lambda: _first_start_page(database, first), title="Welcome",
-                               url_path="welcome")], position="hidden").run()
-        st.stop()
-    st.session_state["_beacon_ready"] = database
 
-pages = [
+PAGE_OBJECTS = [
     st.Page(path, title=title, icon=icon, default=default)
     for path, title, icon, default in PAGES
     if (ROOT / path).exists()
 ]
-navigation = st.navigation(pages)
-if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
-    target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
-    st.switch_page(target, query_params=query)
-_sidebar_frame(_sidebar(database, console.versions_stamp()), console.running_training())
-navigation.run()
+_registered: list = []  # the navigation of this run, once registered
+
+
+def _navigation():
+    """The pages' navigation, registered once per run (Streamlit needs it registered even when
+    no page can be shown, or it falls back to running files from pages/ directly)."""
+    if not _registered:
+        _registered.append(st.navigation(PAGE_OBJECTS))
+    return _registered[0]
+
+
+def _frame() -> None:
+    bootstrap.check_database(database)  # an SQLite file deleted under a running console
+    if st.session_state.get("_beacon_ready") != database:
+        first = bootstrap.first_start_state(database)
+        if first.kind != "ready":
+            _registered.append(st.navigation(
+                [st.Page(lambda: _first_start_page(database, first), title="Welcome",
+                         url_path="welcome")], position="hidden"))
+            _registered[0].run()
+            st.stop()
+        st.session_state["_beacon_ready"] = database
+
+    navigation = _navigation()
+    if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
+        target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
+        st.switch_page(target, query_params=query)
+    _sidebar_frame(_sidebar(database, console.versions_stamp()), console.running_training())
+    navigation.run()
+
+
+try:
+    _frame()
+except Exception as failure:  # noqa: BLE001 - the database going away mid-session, a failed
+    # write, a bug: one line on the page (reruns and st.stop are BaseException and pass)
+    _navigation()
+    _ui.failure_box(failure)

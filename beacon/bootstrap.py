@@ -13,12 +13,13 @@ import importlib
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 
 from beacon.actions import SYSTEM
 from beacon.errors import BeaconError
 from data_access import catalog, migrate, runs
-from data_access.db import database_url, describe_url
+from data_access.db import create_sqlite_file, database_url, describe_url, sqlite_file
 
 FIRST_START_BY = SYSTEM.name
 #: the demo platform and model settings of a first start (None: ModelConfig's defaults)
@@ -36,21 +37,79 @@ class DatabaseNotReady(BeaconError):
 
 
 def prepare(url: str | None = None) -> list[int]:
-    """Schema at head (the embedded default migrates itself; any other database must already be
-    there) and abandoned runs recovered. Returns the ids of the runs it marked abandoned."""
+    """Schema at head (SQLite files migrate themselves; the embedded default is created when it
+    never existed; any other database must already be there) and abandoned runs recovered.
+    Returns the ids of the runs it marked abandoned. Raises DatabaseNotReady with one line."""
+    from beacon.failures import explain
+
     url = url or database_url()
     try:
+        created = _create_embedded_default(url)
         migrate.ensure_schema(url)
+        if created:
+            _FRESH.add(url)
+        return [run.id for run in runs.recover_abandoned()]
     except migrate.SchemaOutOfDate as error:
         raise DatabaseNotReady(str(error), needs_upgrade=True) from error
-    except Exception as error:  # unreachable server, bad credentials, …
-        if isinstance(error, BeaconError):
+    except DatabaseNotReady:
+        raise
+    except Exception as error:  # unreachable server, bad credentials, a bad URL, …
+        message = explain(error, url)
+        if message is None:
             raise
-        where = describe_url(url)["display"]
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatabaseNotReady(f"cannot use the database {where}: {first_line}",
-                               needs_upgrade=False) from error
-    return [run.id for run in runs.recover_abandoned()]
+        raise DatabaseNotReady(message, needs_upgrade=False) from error
+
+
+#: embedded databases this process created at its start: the only ones demo data loads into
+#: by itself (a file that existed and is now empty or gone is never refilled with fake data)
+_FRESH: set[str] = set()
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".created")
+
+
+def _create_embedded_default(url: str) -> bool:
+    """Create the embedded default database when it never existed; True when made here.
+
+    A marker file beside it remembers that it existed: if the database is later deleted, the
+    console says so instead of starting over with demo data."""
+    if not migrate.is_embedded_default(url):
+        return False
+    path = sqlite_file(url)
+    marker = _marker(path)
+    if path.exists():
+        if not marker.exists():
+            _write_marker(marker)
+        return False
+    if marker.exists():
+        raise DatabaseNotReady(
+            f"the database file {path} is gone (it existed before, as {marker.name} beside it "
+            "records): restore it; or, to start anew with demo data, delete "
+            f"{marker} and reload", needs_upgrade=False)
+    create_sqlite_file(url)
+    _write_marker(marker)
+    return True
+
+
+def _write_marker(marker: Path) -> None:
+    try:
+        marker.write_text("Beacon created the database beside this file; while this file is "
+                          "here, a missing database is reported, never recreated.\n")
+    except OSError:  # a read-only folder: the database itself will say so
+        pass
+
+
+def check_database(url: str | None = None) -> None:
+    """Every console run: an SQLite file deleted under a running console is an error at once
+    (a connection would otherwise keep using the deleted file unnoticed)."""
+    url = url or database_url()
+    try:
+        migrate.require_file(url)
+    except Exception as error:
+        from beacon.failures import explain
+
+        raise DatabaseNotReady(explain(error, url) or str(error), needs_upgrade=False) from error
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +273,7 @@ def first_start_state(url: str | None = None, auto_start: bool = True,
     if job["phase"] == "failed":
         return FirstStart(kind="failed", message=job["message"])
     if _is_empty():
-        if not migrate.is_embedded_default(url):
+        if not migrate.is_embedded_default(url) or url not in _FRESH:
             return FirstStart(kind="needs_data", message=needs_data_text(url))
         if auto_start:
             start_first_start(url, demo_options if demo_options is not None else FIRST_START_DEMO,

@@ -59,11 +59,14 @@ def explain(error: BaseException, url: str | None = None) -> str | None:
     """The one line to show for `error`, or None when it is a bug (log it, show its name)."""
     from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
-    from data_access.db import DatabaseMissing, DatabaseUrlError
+    from data_access.db import DatabaseMissing, DatabaseUrlError, TextWithNul
     from data_access.migrate import SchemaOutOfDate
 
-    if isinstance(error, (BeaconError, DatabaseUrlError, DatabaseMissing, SchemaOutOfDate)):
+    if isinstance(error, (BeaconError, DatabaseUrlError, DatabaseMissing, SchemaOutOfDate,
+                          TextWithNul)):
         return str(error)
+    if isinstance(error, StatementError) and isinstance(error.orig, TextWithNul):
+        return str(error.orig)
     if isinstance(error, StatementError) and isinstance(error.orig, OverflowError):
         return f"a number is too large for the database: {_first_line(error)}"
     if isinstance(error, OperationalError) or isinstance(error, DBAPIError) \
@@ -79,7 +82,11 @@ def explain(error: BaseException, url: str | None = None) -> str | None:
                     "and may this user write there?")
         return f"cannot use the database {_where(url)}: {detail}"
     if isinstance(error, DBAPIError):
-        return f"the database {_where(url)} refused the request: {_first_line(error)}"
+        detail = _first_line(error)
+        if "read-only transaction" in detail:
+            return (f"the database {_where(url)} is read-only ({detail}): Beacon cannot write "
+                    "to it; check the role's or the server's read-only setting")
+        return f"the database {_where(url)} refused the request: {detail}"
     if isinstance(error, OSError) and error.filename:
         return f"{error.filename}: {error.strerror or error}"
     return None

@@ -466,7 +466,7 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
                            seconds=time.perf_counter() - started,
                            training=_stored_fit(model, losses, training_seconds))
     except BaseException as error:
-        text = f"{type(error).__name__}: {error}"
+        text = _reason_line(error)
         # The outcome reaches the caller (the CLI's one line, the console's run row); the
         # traceback goes to the log (a file for the CLI), never to a terminal.
         log.info("training run %s failed: %s", run.id, text, exc_info=True)
@@ -482,6 +482,17 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
         heartbeat.stop()
         if not released:
             _quietly(runs.release, run.id, run.scope, run.user_id)
+
+
+def _reason_line(error: BaseException) -> str:
+    """A failed run's reason: one line (the database's own messages span several)."""
+    from beacon.failures import explain
+
+    known = explain(error) if isinstance(error, Exception) else None
+    if known:
+        return known.splitlines()[0]
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _quietly(function, *args, **kwargs) -> None:

@@ -100,7 +100,7 @@ def _one_user(condition, session=None) -> UserRow | None:
 def user_by_email(email: str, session=None) -> UserRow | None:
     """One query: the user and their interest tags (emails are stored normalized)."""
     email = normalize_email(email)
-    if not email:
+    if not email or "\x00" in email:
         return None
     return _one_user(User.email == email, session)
 
@@ -114,6 +114,8 @@ def search_users(query: str, limit: int = 20) -> list[UserRow]:
     `limit`, those containing it. An empty query lists the first users by email."""
     query = (query or "").strip()
     limit = max(1, int(limit))
+    if "\x00" in query:  # stored text never holds NUL (Postgres cannot), so nothing matches
+        return []
     with session_scope() as session:
         if not query:
             users = session.scalars(select(User).order_by(User.email).limit(limit)).all()

@@ -15,7 +15,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("data") / "beacon.sqlite3"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: how long an SQLite statement waits for another process's write lock before "busy";
+#: BEACON_SQLITE_BUSY_TIMEOUT_MS overrides it (a script that would rather fail fast)
+SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("BEACON_SQLITE_BUSY_TIMEOUT_MS", "") or 30_000)
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -149,6 +151,23 @@ def _create_engine(url: str, parsed) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+class TextWithNul(ValueError):
+    """A NUL character in text sent to the database (no column can hold it)."""
+
+
+def _refuse_nul(_connection, _cursor, _statement, parameters, _context, executemany) -> None:
+    """Both dialects refuse text with NUL the same way: one clear error before the driver
+    (Postgres would raise deep inside it; SQLite would store it). Bulk writes check their rows
+    themselves (the importer names file, line and column)."""
+    if executemany or not parameters:
+        return
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    for value in values:
+        if isinstance(value, str) and "\x00" in value:
+            raise TextWithNul(f"text with a NUL character (\\x00) cannot be stored or "
+                              f"searched for: {value[:60]!r}")
+
+
 def get_engine(url: str | None = None) -> Engine:
     """A process-wide engine per URL (engines pool connections; build each once)."""
     url = url or database_url()
@@ -156,6 +175,7 @@ def get_engine(url: str | None = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             engine = _engines[url] = _build_engine(url)
+            event.listen(engine, "before_cursor_execute", _refuse_nul)
         return engine
 
 

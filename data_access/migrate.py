@@ -111,9 +111,10 @@ def require_file(url: str | None = None) -> None:
 
 
 def ensure_schema(url: str | None = None, create: bool = False) -> None:
-    """An SQLite file (self-contained, one user) is migrated on start; a missing one is made
-    only when `create` (commands that load data, `db upgrade`, the console's first start) and
-    refused otherwise. Any other database must already be at head."""
+    """An SQLite file at an older Beacon schema is migrated on start (it is self-contained);
+    a missing or schema-less one is made ready only when `create` (commands that load data, the
+    console's first start of the embedded default) and refused with the command to run
+    otherwise. Any other database must already be at head."""
     url = url or database_url()
     path = sqlite_file(url)
     if path is not None:
@@ -122,7 +123,10 @@ def ensure_schema(url: str | None = None, create: bool = False) -> None:
         else:
             require_file(url)
         current = current_revision(url)
-        if current is None or current in known_revisions():
+        # A file with no schema at all is set up only by what may create a database, or when
+        # it is the embedded default; an old Beacon schema in any SQLite file moves to head.
+        may_set_up = create or is_embedded_default(url)
+        if (current is None and may_set_up) or current in known_revisions():
             upgrade(url)
             return
     check_schema(url)

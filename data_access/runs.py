@@ -144,7 +144,7 @@ def acquire(
     `audit` is written in the same transaction as the run and the lock.
     """
     key = scope_key(scope, user_id)
-    for _attempt in range(3):
+    for attempt in range(3):
         now = utcnow()
         try:
             return Acquired(run=_insert_run_and_lock(
@@ -154,8 +154,10 @@ def acquire(
             holder = lock_holder(scope, user_id)
             if holder is not None:
                 return Acquired(run=None, holder=holder)
+            if attempt == 2:  # not the lock: the database refuses the run itself
+                raise
             # The holder released between our INSERT and the read: try again.
-    raise RuntimeError(f"could not take the training lock {key!r}")
+    raise AssertionError("unreachable")
 
 
 def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparameters, status,

@@ -6,6 +6,7 @@ internet access: points and circles on a plain background, with a tooltip.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import streamlit as st
 
 from beacon.actions import Actor
 from beacon.errors import BeaconError
+from beacon.failures import one_line
 
 #: one palette for every chart, so a strategy or a status keeps its colour across pages
 PALETTE = ["#2F6FEB", "#E8710A", "#12B5CB", "#D93025", "#9334E6", "#188038", "#F9AB00", "#5F6368"]
@@ -113,16 +115,40 @@ DEEP_LINK_KEY = "_beacon_deep_link"
 
 def error_box(error: BaseException | str, hint: str | None = None) -> None:
     """A clear message for what a person can fix; never a traceback."""
-    message = str(error) if isinstance(error, BaseException) else error
+    message = failure_text(error) if isinstance(error, BaseException) else error
     st.error(message + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
 
 
+def failure_text(error: BaseException) -> str:
+    """The one line for any failure (the same translator as the CLI's)."""
+    return one_line(error, context="console")
+
+
+def failure_box(error: BaseException) -> None:
+    """Any failure as the one line the CLI would print (database gone, busy, read-only, …);
+    a bug's traceback goes to the log file that the line names."""
+    st.error(failure_text(error), icon=":material/error:")
+
+
+def guarded(function):
+    """For fragments, which rerun on their own: a failure becomes a failure_box, never
+    Streamlit's exception panel."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - shown as one line; reruns pass (BaseException)
+            failure_box(error)
+            return None
+    return wrapper
+
+
 def run_action(label: str, function, *args, **kwargs) -> Any:
-    """Call a service; a BeaconError becomes an error box and the result None."""
+    """Call a service; any failure becomes an error box and the result None."""
     try:
         return function(*args, **kwargs)
-    except BeaconError as error:
-        error_box(error)
+    except Exception as error:  # noqa: BLE001 - one line, as everywhere
+        failure_box(error)
         return None
 
 

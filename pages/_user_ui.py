@@ -13,7 +13,6 @@ import pydeck as pdk
 import streamlit as st
 
 from beacon import console, insights
-from beacon.errors import BeaconError
 from beacon.filters import FilterParams
 from beacon.recommend import STRATEGIES
 from pages import _ui
@@ -181,8 +180,9 @@ def forget_user_reads() -> None:
         cached.clear()
 
 
-def show_error(error: BeaconError | str) -> None:
-    st.error(str(error), icon=":material/error:")
+def show_error(error: BaseException | str) -> None:
+    st.error(_ui.failure_text(error) if isinstance(error, BaseException) else error,
+             icon=":material/error:")
 
 
 def now_utc() -> datetime:
@@ -239,7 +239,7 @@ def refresh_outcome(email: str, stored) -> None:
     """The result of this user's last personal-model refresh, when there is one."""
     if not stored or stored[0] != email:
         return
-    if isinstance(stored[1], BeaconError):
+    if isinstance(stored[1], Exception):
         show_error(stored[1])
     else:
         training_outcome(stored[1])

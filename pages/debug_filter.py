@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from beacon.errors import BeaconError
 from pages import _ui
 from pages import _user_ui as ui
 
@@ -22,7 +21,7 @@ raw = ui.filter_controls("debug", email, now)
 
 try:
     view = ui.debug_view(email, raw.parse(), now, ui.debug_show())
-except BeaconError as error:
+except Exception as error:  # noqa: BLE001 - one line
     ui.show_error(error)
     st.stop()
 

@@ -7,7 +7,6 @@ import streamlit as st
 
 from beacon import console
 from beacon import metrics as online
-from beacon.errors import BeaconError
 from pages import _ui
 
 _ui.routed(__file__)
@@ -35,7 +34,7 @@ if not isinstance(span, (tuple, list)) or len(span) != 2:
     st.stop()
 try:
     m = _metrics(console.database_key(), span[0], span[1])
-except BeaconError as error:
+except Exception as error:  # noqa: BLE001 - one line
     _ui.error_box(error)
     st.stop()
 

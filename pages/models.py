@@ -5,7 +5,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from beacon import console, versions
-from beacon.errors import BeaconError
 from pages import _ui
 
 _ui.routed(__file__)
@@ -107,7 +106,7 @@ elif st.session_state.get("confirm_activate") == detail.id:
         try:
             versions.activate(detail.id, actor=_ui.actor())
             _changed(f"Version {detail.id} is now active.")
-        except BeaconError as error:
+        except Exception as error:  # noqa: BLE001 - one line
             _ui.error_box(error)
     if no.button("Cancel", key="activate_no"):
         st.session_state.pop("confirm_activate", None)
@@ -133,7 +132,7 @@ else:
         st.session_state["compared"] = (a, b)
         try:
             comparison = _compare(database, a, b)
-        except BeaconError as error:
+        except Exception as error:  # noqa: BLE001 - one line
             _ui.error_box(error)
         else:
             c1, c2 = st.columns([2, 3])
@@ -189,5 +188,5 @@ if settings:
                                           actor=_ui.actor())
                 st.session_state.pop("cleanup_settings", None)
                 _changed(f"Deleted {len(result.deleted)} model version(s).")
-            except BeaconError as error:
+            except Exception as error:  # noqa: BLE001 - one line
                 _ui.error_box(error)

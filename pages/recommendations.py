@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from beacon.errors import BeaconError
 from pages import _ui
 from pages import _user_ui as ui
 
@@ -25,7 +24,7 @@ strategy, compare = ui.strategy_controls("recs")
 
 try:
     comparison = ui.compare_recommendations(email, raw.parse(), int(top), now, strategy, compare)
-except BeaconError as error:
+except Exception as error:  # noqa: BLE001 - one line
     ui.show_error(error)
     st.stop()
 

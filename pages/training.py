@@ -7,7 +7,6 @@ progress panel reads the run row, so it survives navigation and every operator s
 import streamlit as st
 
 from beacon import console
-from beacon.errors import BeaconError
 from pages import _ui
 
 _ui.routed(__file__)
@@ -25,8 +24,8 @@ def _start(**request) -> None:
     at the top of the page, and keep the run it started in view until its outcome is known."""
     try:
         result = console.start_retrain(actor=_ui.actor(), **request)
-    except BeaconError as error:
-        st.session_state[NOTICE] = ("error", str(error), None)
+    except Exception as error:  # noqa: BLE001 - a failed write says so on the page
+        st.session_state[NOTICE] = ("error", _ui.failure_text(error), None)
     else:
         st.session_state[NOTICE] = ("warning" if result.busy else "success", result.message,
                                     None if result.busy else result.run_id)
@@ -98,6 +97,7 @@ with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:")
 
 
 @st.fragment(run_every=2 if state.running or watched else 10)
+@_ui.guarded
 def live_progress() -> None:
     """Polls the training runs table; when a run starts or ends (or the per-user run this page
     started finishes), the whole page reruns."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import streamlit as st
 
 from beacon import insights, training
-from beacon.errors import BeaconError
 from pages import _ui
 from pages import _user_ui as ui
 
@@ -33,7 +32,7 @@ ui.select_user(email)
 
 try:
     profile = ui.user_profile(email)
-except BeaconError as error:
+except Exception as error:  # noqa: BLE001 - one line
     ui.show_error(error)
     st.stop()
 
@@ -46,7 +45,7 @@ if left.button("Refresh this user's personal model", icon=":material/refresh:",
         try:
             outcome = training.train(scope="user", user=email, trigger="button",
                                      actor=_ui.actor())
-        except BeaconError as error:
+        except Exception as error:  # noqa: BLE001 - one line
             outcome = error
     st.session_state["users_refresh"] = (email, outcome)
     ui.forget_user_reads()

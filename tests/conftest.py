@@ -80,6 +80,21 @@ def db(empty_db: str) -> str:
 
 
 @pytest.fixture
+def embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The embedded default itself: DATABASE_URL unset and ./data/beacon.sqlite3 under a fresh
+    working directory (not created: what creates it is under test)."""
+    from data_access.db import database_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    try:
+        yield database_url()
+    finally:
+        _settle_background_work()
+        dispose_engines()
+
+
+@pytest.fixture
 def dialect() -> str:
     return "postgresql" if POSTGRES_URL else "sqlite"
 

@@ -3,20 +3,17 @@ its lock once the database is back; a silent lock is taken over after about a mi
 The database really goes away: the SQLite file is moved, the Postgres schema renamed."""
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import timedelta
-from pathlib import Path
 
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
 
 from beacon import training
 from beacon.actions import cli_actor
 from data_access import runs
-from data_access.db import dispose_engines, session_scope
+from data_access.db import session_scope
 from data_access.schema import TrainingLock, TrainingRun, utcnow
-from tests.conftest import POSTGRES_URL
+from tests.faults import database_gone
 
 
 def _wait_for(condition, timeout: float = 20.0):
@@ -27,38 +24,6 @@ def _wait_for(condition, timeout: float = 20.0):
             return value
         time.sleep(0.2)
     raise AssertionError("condition not met in time")
-
-
-@contextlib.contextmanager
-def database_gone(url: str):
-    """The database stops answering (moved away), then comes back as it was."""
-    dispose_engines()
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = Path(parsed.database)
-        moved = [(p, p.with_name(p.name + ".away")) for p in
-                 (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-                 if p.exists()]
-        for source, target in moved:
-            source.rename(target)
-        try:
-            yield
-        finally:
-            for source, target in moved:
-                target.rename(source)
-        return
-    schema = parsed.query["options"].split("=", 1)[1]
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_away"'))
-        try:
-            yield
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'ALTER SCHEMA "{schema}_away" RENAME TO "{schema}"'))
-    finally:
-        admin.dispose()
 
 
 def test_a_training_that_lost_its_database_fails_and_frees_its_lock_when_it_is_back(

@@ -11,31 +11,32 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 
-def bounded_int(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high], else one clear error line."""
-    def parse(text: str) -> int:
+def _bounded(convert: Callable[[str], Any], low: float, high: float,
+             what: str) -> Callable[[str], Any]:
+    """An argparse type: `convert(text)` within [low, high] (finite), else one clear line."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text}")
+        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {_bound(low)} to "
+                                             f"{_bound(high)}, got {text[:40]}")
         return value
     return parse
+
+
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def bounded_int(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    return _bounded(int, low, high, what)
 
 
 def bounded_float(low: float, high: float, what: str = "a number") -> Callable[[str], float]:
-    """An argparse type: a finite number in [low, high] (nan, inf and 1e308 are refused)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {what} from {low:g} to {high:g}, "
-                                             f"got {text}")
-        return value
-    return parse
+    """nan, inf and 1e308 (for a bound below it) are refused."""
+    return _bounded(float, low, high, what)
 
 
 #: a database id (64-bit on Postgres)

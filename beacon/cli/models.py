@@ -16,30 +16,22 @@ def register(subparsers) -> None:
     lst = actions.add_parser("list", help="model versions, newest first")
     lst.add_argument("--scope", choices=("global", "user"), help="only this scope")
     lst.add_argument("--user", metavar="EMAIL", help="only this user's fold-in versions")
-    lst.add_argument("--limit", type=bounded_int(1, 1_000_000), default=None, help="at most this many")
+    lst.add_argument("--limit", type=bounded_int(1, 1_000_000), default=None,
+                     help="at most this many")
     add_json_flag(lst)
     lst.set_defaults(handler=list_cmd)
 
-    show = actions.add_parser("show", help="one version: hyperparameters, losses, metrics")
-    show.add_argument("id", type=MODEL_ID)
-    add_json_flag(show)
-    show.set_defaults(handler=show_cmd)
-
-    act = actions.add_parser("activate", help="make a version active (rollback)")
-    act.add_argument("id", type=MODEL_ID)
-    add_json_flag(act)
-    act.set_defaults(handler=activate_cmd)
-
-    ver = actions.add_parser("verify", help="load a version's weights; unreadable ones are "
-                             "marked failed, readable ones lose a failed mark")
-    ver.add_argument("id", type=MODEL_ID)
-    add_json_flag(ver)
-    ver.set_defaults(handler=verify_cmd)
-
-    clr = actions.add_parser("clear-failed", help="lift a version's failed mark (admin)")
-    clr.add_argument("id", type=MODEL_ID)
-    add_json_flag(clr)
-    clr.set_defaults(handler=clear_failed_cmd)
+    for name, text, handler in (
+        ("show", "one version: hyperparameters, losses, metrics", show_cmd),
+        ("activate", "make a version active (rollback)", activate_cmd),
+        ("verify", "load a version's weights; unreadable ones are marked failed, readable "
+                   "ones lose a failed mark", verify_cmd),
+        ("clear-failed", "lift a version's failed mark (admin)", clear_failed_cmd),
+    ):
+        one = actions.add_parser(name, help=text)
+        one.add_argument("id", type=MODEL_ID)
+        add_json_flag(one)
+        one.set_defaults(handler=handler)
 
     clean = actions.add_parser(
         "cleanup", help="delete old versions (never an active one nor the newest few)")
