@@ -160,8 +160,12 @@ def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | Non
         write(AuditRow(who=actor.name, kind=actor.kind, action=action, outcome=outcome,
                        params=params or {}, error=error))
     except Exception:  # noqa: BLE001 - the action's own outcome must not be hidden by this
-        log.exception("could not write the audit row for %s by %s (%s)", action, actor.name,
-                      outcome)
+        # An action that failed or was refused already reports why, and its audit row usually
+        # fails for the same reason (database busy, read-only, gone): one line for the person,
+        # the audit failure in the log. An action that succeeded without its row is a warning.
+        level = logging.WARNING if outcome == "ok" else logging.INFO
+        log.log(level, "could not write the audit row for %s by %s (%s)", action, actor.name,
+                outcome, exc_info=True)
 
 
 # --- parameters as JSON ---------------------------------------------------------------------

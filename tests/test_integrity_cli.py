@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+
+from beacon.actions import cli_actor
 from sqlalchemy.engine import make_url
 
 from data_access import runs
@@ -122,7 +124,7 @@ def test_a_training_that_fails_prints_one_line_and_logs_the_traceback(db: str, t
                                                                       ) -> None:
     from beacon.demo import load_demo_data
 
-    load_demo_data(users=30, events=20, days=7, seed=2)
+    load_demo_data(users=30, events=20, days=7, seed=2, actor=cli_actor())
     refuse_inserts(db, "beacon_models", "no room for models (test)")
     log = tmp_path / "beacon.log"
     env = {"BEACON_LOG_FILE": str(log)}

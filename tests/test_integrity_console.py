@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from beacon.actions import cli_actor
+
 from beacon.demo import load_demo_data
 from data_access import runs
 from tests.faults import database_gone, refuse_inserts
@@ -17,7 +19,7 @@ def errors(at) -> str:
 
 @pytest.fixture
 def seeded(db: str) -> str:
-    load_demo_data(**DEMO)
+    load_demo_data(**DEMO, actor=cli_actor())
     return db
 
 

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from beacon.actions import cli_actor
+
 from beacon.errors import BeaconError
 from beacon.filters import FilterParams
 from beacon.recommend import STRATEGIES, debug_filter, recommend
@@ -138,7 +140,7 @@ def test_refresh_recommendations_with_a_strategy(db: str) -> None:
 
     ids = world()
     summary = refresh_recommendations(top=3, user="new-jazz@example.com", now=NOW,
-                                      strategy="content")
+                                      strategy="content", actor=cli_actor())
     assert summary.strategy == "content" and summary.sources == {"content": 1}
     cached = cached_recommendations(ids["users"]["new-jazz@example.com"])
     live = recommend("new-jazz@example.com", top=3, now=NOW, strategy="content")
@@ -147,7 +149,7 @@ def test_refresh_recommendations_with_a_strategy(db: str) -> None:
     assert cached[0]["reason"].startswith("matches your interest: jazz")
     # an unknown strategy writes nothing and says what is valid, on the CLI too
     with pytest.raises(BeaconError, match="choose one of beacon, popularity, content"):
-        refresh_recommendations(top=3, strategy="random", now=NOW)
+        refresh_recommendations(top=3, strategy="random", now=NOW, actor=cli_actor())
     out = run_cli("refresh-recommendations", "--strategy", "random")
     assert out.returncode == 2 and "choose one of" in out.stderr
     out = run_cli("refresh-recommendations", "--strategy", "popularity", "--json")

@@ -394,13 +394,13 @@ def test_a_corrupt_active_blob_falls_back_to_the_next_good_version(world):
     assert store.get_version(v2).status == "active"  # serving is a read: nothing is marked
     assert versions.active_global().version_id == v1  # and it stays served, no crash
     # The deliberate check marks it; once its weights are readable again a verify lifts it.
-    checked = versions.verify(v2)
+    checked = versions.verify(v2, actor=ADMIN)
     assert not checked.ok and store.get_version(v2).status == "failed"
     assert "failure" in store.get_version(v2).metrics
     with session_scope() as session:
         session.execute(update(ModelVersion).where(ModelVersion.id == v2).values(blob=good_blob))
-    assert versions.verify(v2).status == "inactive"
-    versions.activate(v2)
+    assert versions.verify(v2, actor=ADMIN).status == "inactive"
+    versions.activate(v2, actor=ADMIN)
     assert versions.active_global().version_id == v2
 
 
