@@ -120,3 +120,16 @@ def test_identical_skips_fold_into_one_row_that_keeps_the_latest_reason(db: str)
     other = skip("rollback:1:2", "a rollback holds")  # a different reason starts a new row
     button = skip("rollback:1:2", "a rollback holds", trigger="button")
     assert [r.id for r in runs.list_runs(limit=10)] == [button.id, other.id, last.id]
+
+
+def test_smart_retrains_that_skip_for_the_same_reason_keep_one_history_row(db: str) -> None:
+    from data_access import models_store as store
+
+    version = store.insert_version(scope="global", blob=b"v",
+                                   fingerprint=training.training_fingerprint().digest)
+    store.activate(version)
+    results = [training.train(trigger="schedule", requested_by="cron") for _ in range(3)]
+    assert {r.status for r in results} == {"skipped"}
+    history = runs.list_runs(limit=10)
+    assert len(history) == 1 and history[0].repeats == 3
+    assert history[0].id == results[-1].run_id and history[0].reason == results[-1].reason
