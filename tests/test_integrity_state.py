@@ -128,7 +128,7 @@ def test_smart_retrains_that_skip_for_the_same_reason_keep_one_history_row(db: s
     version = store.insert_version(scope="global", blob=b"v",
                                    fingerprint=training.training_fingerprint().digest)
     store.activate(version)
-    results = [training.train(trigger="schedule", requested_by="cron") for _ in range(3)]
+    results = [training.train(trigger="schedule", actor=cli_actor()) for _ in range(3)]
     assert {r.status for r in results} == {"skipped"}
     history = runs.list_runs(limit=10)
     assert len(history) == 1 and history[0].repeats == 3
