@@ -238,12 +238,15 @@ def holdout_scorer(events: pd.DataFrame, candidates: pd.DataFrame, users: pd.Dat
     texts = index.transform(frame_terms(events.set_index("id").loc[touched].reset_index()))
     interests = index.transform([interest_terms(t if isinstance(t, (list, tuple, np.ndarray))
                                                 else ()) for t in users["tags"]])
-    profiles = normalize(by_user @ texts + INTEREST_WEIGHT * interests).tocsr()
-    cosine = (profiles @ index.matrix.T).tocsr()
+    candidates_by_term = index.matrix.T.tocsc()  # [vocabulary, candidates]
     value = 1.0 + np.log1p(np.asarray(popularity, dtype=np.float64))
     prior = prior_weight * value / (1.0 + value)
 
     def scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return cosine[block][:, cols].toarray() + prior[cols][None, :]
+        # one block of users at a time: profiles and cosines of all users at once can be
+        # nearly dense (users x vocabulary, users x candidates)
+        profiles = normalize(by_user[block] @ texts + INTEREST_WEIGHT * interests[block])
+        cosine = profiles @ candidates_by_term[:, cols]
+        return np.asarray(cosine.todense()) + prior[cols][None, :]
 
     return scores
