@@ -35,6 +35,8 @@ WINDOW = "in time window"
 #: how close (in squared chord of the unit sphere, ~0.4 mm at 50 km) a row must be to the
 #: distance limit before the exact haversine decides
 CHORD_EPS = 1e-12
+#: how far an event without a location counts where distance weighs in a score
+UNKNOWN_PLACE_KM = 1_000.0
 #: user-independent stage masks kept per candidate snapshot (distinct date sets / windows)
 MASK_CACHE_SIZE = 64
 STAGE_NAMES = (ALL, UPCOMING, NOT_REGISTERED, NOT_REJECTED, DISTANCE, DATES, WINDOW)

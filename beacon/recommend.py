@@ -50,8 +50,6 @@ LOOKBACK = timedelta(days=1)
 NEARBY_KM = 25.0
 #: distance (km) at which the fallbacks' preference for near events halves the popularity score
 DECAY_KM = NEARBY_KM
-#: how far an event without a location counts for that decay
-UNKNOWN_PLACE_KM = 1_000.0
 
 
 # --------------------------------------------------------------------------- results
@@ -368,7 +366,7 @@ def _distance_km(outcome: FilterOutcome, rows: np.ndarray) -> np.ndarray | None:
     """km from the home / given point per row (UNKNOWN_PLACE_KM where the event has no
     place); None without an origin."""
     distances = outcome.distances(rows)
-    return None if distances is None else np.nan_to_num(distances, nan=UNKNOWN_PLACE_KM)
+    return None if distances is None else np.nan_to_num(distances, nan=F.UNKNOWN_PLACE_KM)
 
 
 def _popularity_values(counts: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
@@ -400,9 +398,10 @@ def _content_index(snapshot: _Snapshot):
 
 def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
                      now: datetime) -> _Scoring:
-    """Cosine of the user's profile with each passed candidate; the popularity prior (tiny)
-    orders equal matches. No profile at all (no usable history, no interests): popularity."""
-    from beacon.content import PRIOR_WEIGHT, history_items
+    """Cosine of the user's profile with each passed candidate, times a place factor (far
+    events count less); the popularity prior (tiny) orders equal matches. No profile at all
+    (no usable history, no interests): popularity."""
+    from beacon.content import PRIOR_WEIGHT, history_items, place_factor
 
     index = _content_index(snapshot)
     profile = index.profile(history_items(catalog.user_event_interactions(user.id)), user.tags)
@@ -413,7 +412,7 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
     cosine = np.zeros(snapshot.arrays.n, dtype=np.float64)
     cosine[rows] = index.similarity(profile, rows)
     prior = base.values / (1.0 + base.values)  # in [0, 1)
-    values = cosine[rows] + PRIOR_WEIGHT * prior
+    values = cosine[rows] * place_factor(_distance_km(outcome, rows)) + PRIOR_WEIGHT * prior
     return _Scoring("content", None, rows, values, popularity=base.popularity,
                     content=(index, profile, cosine))
 

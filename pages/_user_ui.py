@@ -195,6 +195,7 @@ LEVEL_BADGE = {
     "global": ":blue-badge[global model]",
     "features": ":orange-badge[features only]",
     "popularity": ":red-badge[popularity]",
+    "content": ":violet-badge[content-based]",
 }
 POINT_COLORS = {
     "home": [47, 111, 235, 235], "registered": [24, 128, 56, 210], "rejected": [217, 48, 37, 190],

@@ -61,7 +61,11 @@ def test_content_ranks_the_matching_event_first_and_says_why(db: str) -> None:
         events=[_event("quartet-past", -10, "music", ("swing",), "Hot Club",
                        title="Gypsy swing quartet"),
                 _event("quartet-next", 3, "music", ("swing",), "Hot Club",
-                       title="Swing quartet returns")],
+                       title="Swing quartet returns"),
+                # the same night word for word, but in Sydney: text alone would put it first
+                {**_event("quartet-far", 3, "music", ("swing",), "Hot Club",
+                          title="Gypsy swing quartet"),
+                 "latitude": SYDNEY[0], "longitude": SYDNEY[1], "city": "Sydney"}],
         interactions=[{"email": "quartet@example.com", "event_id": "quartet-past",
                        "type": "register", "at": NOW - timedelta(days=11)},
                       {"email": "quartet@example.com", "event_id": "techno-0",
@@ -73,6 +77,11 @@ def test_content_ranks_the_matching_event_first_and_says_why(db: str) -> None:
     first = result.items[0]
     assert first.event_id == "quartet-next" and first.source == "content"
     assert first.reason.startswith("like Gypsy swing quartet you registered for")
+    assert result.items[1].event_id == "quartet-far" and result.items[1].score < first.score
+    # measured from a point in Sydney, the far one is the near one
+    there = recommend("quartet@example.com", FilterParams.parse(lat=SYDNEY[0], lon=SYDNEY[1]),
+                      top=1, now=NOW, strategy="content")
+    assert there.items[0].event_id == "quartet-far"
     # a techno night shares nothing but "music": it ranks below every jazz night
     ranked = [r.event_id for r in recommend("quartet@example.com", top=20, now=NOW,
                                             strategy="content").items]
