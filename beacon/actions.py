@@ -166,7 +166,8 @@ def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | Non
 
 # --- parameters as JSON ---------------------------------------------------------------------
 
-_NOT_RECORDED = ("actor", "progress", "progress_callback")
+#: never in the audit trail: who acts is recorded apart, callbacks mean nothing, secrets stay out
+_NOT_RECORDED = ("actor", "progress", "progress_callback", "password")
 
 
 def _plain(value: Any) -> Any:
@@ -275,7 +276,7 @@ def allowed(actor: Actor | None, action: str) -> bool:
 
 #: modules that declare actions; imported on demand so the registry is complete
 SERVICE_MODULES = ("beacon.training", "beacon.versions", "beacon.cache", "beacon.demo",
-                   "beacon.importer")
+                   "beacon.importer", "beacon.operators")
 
 
 def _load_services() -> None:
