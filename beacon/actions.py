@@ -268,6 +268,12 @@ def perform(action: str, *, actor: Actor, **params: Any) -> Any:
     return function(actor=actor, **params)
 
 
+def require(actor: Actor | None, permission: str, what: str) -> None:
+    """For reads that only some may make (the audit trail): raise PermissionDenied otherwise."""
+    if actor is None or not actor.may(permission):
+        raise PermissionDenied(actor or Actor("anonymous", kind="system"), what, permission)
+
+
 def allowed(actor: Actor | None, action: str) -> bool:
     """Whether `actor` may perform `action` (pages use it to offer only what is allowed)."""
     _load_services()

@@ -73,17 +73,37 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
+# ----------------------------------------------------------------------------- text from data
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$&\"'=")
+
+
+def plain(text: object) -> str:
+    """Text from data or the URL made inert for the few places that only take Markdown (a
+    progress label, a metric label): every punctuation character that Markdown, Streamlit's
+    :colour[...] / :material/icon: directives or LaTeX could read is backslash-escaped, and
+    line breaks become spaces. Prefer st.text, st.code or a dataframe cell where possible."""
+    flat = " ".join(str(text).split())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
+
+
 # ----------------------------------------------------------------------------- who acts
 ACTOR_KEY = "beacon_actor"
 
 
 def actor() -> Actor:
-    """The operator this session acts as (every state-changing call passes it)."""
+    """The signed-in operator this session acts as (every state-changing call passes it).
+    dashboard.py signs the session in before any page runs; a page without one stops."""
     signed_in = st.session_state.get(ACTOR_KEY)
-    if isinstance(signed_in, Actor):
-        return signed_in
-    # Until the sign-in gate lands, the console acts as one admin named "console".
-    return Actor("console", kind="operator", role="admin")
+    if not isinstance(signed_in, Actor):
+        st.stop()
+    return signed_in
+
+
+def may(action: str) -> bool:
+    """Whether the signed-in operator may perform `action` (pages offer only what is)."""
+    from beacon.actions import allowed
+
+    return allowed(st.session_state.get(ACTOR_KEY), action)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -40,8 +40,9 @@ except BeaconError as error:
 ui.profile_header(profile)
 
 left, right = st.columns(2)
-if left.button("Refresh this user's personal model", icon=":material/refresh:",
-               help="Fold this user's latest interactions into the active global model (per-user training)"):
+if _ui.may("train") and left.button(
+        "Refresh this user's personal model", icon=":material/refresh:",
+        help="Fold this user's latest interactions into the active global model (per-user training)"):
     with st.spinner("Folding in this user's interactions…"):
         try:
             outcome = training.train(scope="user", user=email, trigger="button",

@@ -14,17 +14,19 @@ from streamlit.testing.v1 import AppTest
 from beacon import bootstrap, console
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
-from tests.auth_support import ADMIN, actor
+from tests.auth_support import ADMIN, actor, signed_in_app
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
 DEMO = dict(users=60, events=40, days=14, seed=3)
 
 
-def app(page: str | None = None) -> AppTest:
-    """The console from dashboard.py, optionally switched to one page, run once."""
+def app(page: str | None = None, role: str | None = "admin") -> AppTest:
+    """The console from dashboard.py signed in with `role` (None: nobody signed in),
+    optionally switched to one page, run once."""
     st.cache_data.clear()
-    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at = (signed_in_app(role, timeout=TIMEOUT) if role
+          else AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT))
     at.run()
     if page is not None:
         at.switch_page(page)
@@ -167,7 +169,7 @@ def test_database_at_an_old_schema(empty_db: str, dialect: str,
     monkeypatch.setattr(bootstrap, "FIRST_START_DEMO", DEMO)
     monkeypatch.setattr(bootstrap, "FIRST_START_CONFIG", tiny_config())
     migrate.upgrade(empty_db, "0001")
-    at = app()
+    at = app(role=None)
     no_exception(at)
     if dialect == "postgresql":
         assert "python -m beacon db upgrade" in "\n".join(c.value for c in at.code)
@@ -364,7 +366,7 @@ def _click_and_get_new_run(label: str) -> tuple[AppTest, list[runs.RunInfo]]:
 
 def test_force_retrain_button_starts_a_background_run_that_finishes(tiny_buttons: str) -> None:
     at, new = _click_and_get_new_run("Force retrain")
-    assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "console"
+    assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "admin@example.org"
     finished = _wait_run_finished(new[0].id)
     assert finished.status == "succeeded", finished.error
     assert finished.progress, "epochs were recorded on the run row"
@@ -508,7 +510,7 @@ def test_point_map_has_no_base_map() -> None:
 def test_unreachable_database_gets_a_clear_page(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL",
                        "postgresql+psycopg://nobody:secret@127.0.0.1:9/nowhere?connect_timeout=2")
-    at = app()
+    at = app(role=None)
     no_exception(at)
     page = texts(at)
     assert "cannot be reached" in page and "nowhere" in page

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.auth_support import ADMIN, actor
+from tests.auth_support import ADMIN, actor, signed_in_app
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "dashboard.py"
@@ -22,7 +22,7 @@ TIMEOUT = 60
 def open_page(page: str) -> AppTest:
     """dashboard.py, then switch to `page` (falls back to the page alone if there is no router)."""
     if DASHBOARD.exists():
-        at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+        at = signed_in_app("admin", timeout=TIMEOUT)
         at.run()
         at.switch_page(page)
     else:
@@ -103,7 +103,7 @@ def midnight(db: str) -> datetime:
 
 def test_debug_filter_user_from_the_address(midnight):
     """?user=EMAIL preselects the user (a link an operator can share)."""
-    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at = signed_in_app("admin", timeout=TIMEOUT)
     at.query_params["user"] = "dora@example.org"
     at.run()
     at.switch_page("pages/debug_filter.py")
