@@ -137,7 +137,7 @@ def _single_sign_on(auth, now: datetime) -> Actor:
         actor = signin.single_sign_on(st.user.to_dict(), client=_client())
     except BeaconError as refused:
         st.title("Beacon console")
-        st.error(str(refused), icon=":material/block:")
+        st.error(_ui.plain(refused), icon=":material/block:")
         st.button("Sign out of single sign-on", on_click=st.logout)
         st.stop()
     st.session_state[SSO_KEY] = actor.name
@@ -196,7 +196,7 @@ def _sign_in_page(auth, now: datetime) -> Actor:
         try:
             actor = signin.sign_in(email, password, client=_client())
         except BeaconError as refused:
-            st.error(str(refused), icon=":material/lock:")
+            st.error(_ui.plain(refused), icon=":material/lock:")
         else:
             form.empty()
             return _start(actor, auth, now)

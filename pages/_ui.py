@@ -6,6 +6,7 @@ internet access: points and circles on a plain background, with a tooltip.
 """
 from __future__ import annotations
 
+import html
 import math
 import sys
 from pathlib import Path
@@ -74,7 +75,15 @@ def fmt_seconds(value: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------- text from data
-_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$&\"'=")
+#: what Markdown, GFM autolinks (www., emails), Streamlit directives or LaTeX could act on
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+.!|~:$&\"'=@")
+
+
+def chart_text(text: object) -> str:
+    """Text from data for a Plotly label, tick or hover: Plotly draws a few HTML tags (<a href>
+    among them) in those, so '<' and '>' and '&' become entities, which it shows as the
+    characters themselves."""
+    return html.escape(str(text), quote=False)
 
 
 def plain(text: object) -> str:
@@ -132,9 +141,10 @@ DEEP_LINK_KEY = "_beacon_deep_link"
 
 
 def error_box(error: BaseException | str, hint: str | None = None) -> None:
-    """A clear message for what a person can fix; never a traceback."""
+    """A clear message for what a person can fix; never a traceback. The message may echo
+    what was typed or found in the data, so it is shown inert (`plain`); the hint is ours."""
     message = str(error) if isinstance(error, BaseException) else error
-    st.error(message + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
+    st.error(plain(message) + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
 
 
 def run_action(label: str, function, *args, **kwargs) -> Any:
@@ -202,7 +212,7 @@ def interval_figure(rows: Sequence[dict], label: str, value: str = "rate",
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         return style(go.Figure(), title=title)
-    frame[label] = frame[label].astype(str)
+    frame[label] = frame[label].map(chart_text)  # categories and strategies come from data
     fig = go.Figure(go.Bar(
         x=frame[label], y=frame[value],
         error_y=dict(type="data", symmetric=False,

@@ -44,7 +44,10 @@ def _show_notice() -> int | None:
     outcome = console.run_outcome(run_id) if run_id is not None else None
     if outcome is not None and outcome.final:
         kind, message = outcome.kind, outcome.text
-    {"error": _ui.error_box, "warning": st.warning, "info": st.info}.get(kind, st.success)(message)
+    if kind == "error":
+        _ui.error_box(message)
+    else:  # run reasons name users and operators: shown inert
+        {"warning": st.warning, "info": st.info}.get(kind, st.success)(_ui.plain(message))
     return run_id if outcome is not None and not outcome.final else None
 
 

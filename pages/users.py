@@ -22,7 +22,7 @@ if not query.strip():
 
 matches = ui.find_users(query)
 if not matches:
-    st.warning(f"No user's email or name matches {query.strip()!r}.")
+    st.warning(f"No user's email or name matches {_ui.plain(repr(query.strip()))}.")
     st.stop()
 st.caption(f"{len(matches)} match{'es' if len(matches) != 1 else ''}"
            + (" (the first ones; type more to narrow)" if len(matches) >= insights.SEARCH_LIMIT else "")

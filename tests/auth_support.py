@@ -19,6 +19,14 @@ PASSWORD = "test password of a test operator"
 ACTOR_KEY = "beacon_actor"  # pages/_ui.ACTOR_KEY: where the console keeps who is signed in
 
 
+def shown(markdown: str) -> str:
+    """The text a Markdown source shows: the console escapes punctuation in text from data
+    (pages/_ui.plain), and a test compares what a person reads."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def actor(name: str = "admin@example.org", role: str = "admin") -> Actor:
     """A signed-in console operator with `role`."""
     return Actor(name, kind="operator", role=role)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from beacon import bootstrap, console
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
-from tests.auth_support import ADMIN, actor, signed_in_app
+from tests.auth_support import ADMIN, actor, shown, signed_in_app
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
@@ -42,7 +42,7 @@ def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
     parts += [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
     parts += [e.value for e in at.success]
-    return "\n".join(str(p) for p in parts)
+    return shown("\n".join(str(p) for p in parts))
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -403,7 +403,7 @@ def test_smart_retrain_that_skips_says_why(tiny_buttons: str) -> None:
     assert finished.status == "skipped", finished
     at.run()  # what the polling fragment does once the run is final
     no_exception(at)
-    warning = "\n".join(w.value for w in at.warning)
+    warning = shown("\n".join(w.value for w in at.warning))
     assert f"Run {finished.id} (smart retrain) skipped: {finished.reason}" in warning
     history = at.dataframe[0].value
     assert history.loc[history["run"] == finished.id, "epoch"].tolist() == [""]
@@ -414,7 +414,7 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     at.text_input[0].input("nobody@nowhere.example")
     next(b for b in at.button if b.label == "Retrain user").click().run()
     no_exception(at)
-    assert "unknown user" in "\n".join(e.value for e in at.error)
+    assert "unknown user" in shown("\n".join(e.value for e in at.error))
 
 
 def test_a_version_trained_elsewhere_shows_at_once(seeded_with_model: str) -> None:
@@ -463,7 +463,7 @@ def test_hyperparameter_form_names_a_bad_value_and_starts_nothing(seeded_with_mo
     before = {r.id for r in runs.list_runs()}
     next(b for b in at.button if b.label == "Train with these settings").click().run()
     no_exception(at)
-    assert "bad value for model setting dim: 0" in "\n".join(e.value for e in at.error)
+    assert "bad value for model setting dim: 0" in shown("\n".join(e.value for e in at.error))
     assert {r.id for r in runs.list_runs()} == before
 
 
