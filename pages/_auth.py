@@ -78,6 +78,7 @@ def _start(actor: Actor, now: datetime) -> Actor:
     st.session_state[LAST_SEEN_KEY] = now
     st.session_state.pop(NOTICE_KEY, None)
     st.session_state.pop(COOKIE_SET_KEY, None)  # written by the next page drawn
+    st.session_state.pop(DROP_COOKIE_KEY, None)
     st.session_state["logout"] = None
     return actor
 
@@ -190,8 +191,10 @@ def sign_out_button() -> None:
 
 
 def _sign_in_page(auth) -> None:
-    if st.session_state.pop(DROP_COOKIE_KEY, False):
-        auth.cookie_controller.delete_cookie()  # drawn here, where no rerun follows at once
+    if st.session_state.get(DROP_COOKIE_KEY):
+        # Drawn on every sign-in page of this session: the component deletes the cookie once
+        # it has mounted, and a rerun (its neighbour reporting back) may come first.
+        auth.cookie_controller.delete_cookie()
     st.title("Beacon console")
     notice = st.session_state.get(NOTICE_KEY)
     if notice:
