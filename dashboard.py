@@ -10,7 +10,7 @@ import streamlit as st
 
 from beacon import bootstrap, console
 from beacon.errors import BeaconError
-from pages import _ui
+from pages import _auth, _ui
 
 ROOT = Path(__file__).resolve().parent
 
@@ -23,14 +23,32 @@ PAGES = [  # (file, title, icon, default)
     ("pages/models.py", "Models", ":material/inventory_2:", False),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", False),
 ]
+ADMIN_PAGES = [  # shown to administrators only (the services refuse everyone else anyway)
+    ("pages/audit.py", "Audit", ":material/policy:", False),
+]
 
-st.set_page_config(page_title="Beacon console", page_icon=":material/recommend:", layout="wide")
+def _icon():
+    """Drawn here: a :material/...: page icon made every browser fetch it from Google's CDN."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((6, 6, 58, 58), fill="#2F6FEB")
+    return image
+
+
+st.set_page_config(page_title="Beacon console", page_icon=_icon(), layout="wide")
 
 
 @st.cache_resource(show_spinner="Checking the database schema…")
 def _prepared(database: str) -> list[int]:
     """Once per process and database: schema to head (embedded default), abandoned runs freed."""
     return bootstrap.prepare(database)
+
+
+@st.cache_resource(show_spinner=False)
+def _first_admin(database: str) -> bool:
+    """Once per process: the embedded default's first administrator (password to the terminal)."""
+    return bootstrap.first_admin(database)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -63,7 +81,7 @@ def _first_start_progress(database: str) -> None:
         st.rerun(scope="app")
     if state.kind == "failed":
         _ui.error_box(state.message, "See the server log for details.")
-        if st.button("Try again"):
+        if st.session_state[_ui.ACTOR_KEY].role == "admin" and st.button("Try again"):
             bootstrap.forget_job(database)
             st.rerun(scope="app")
         return
@@ -113,11 +131,14 @@ except BeaconError as error:
     st.navigation([st.Page(lambda: _not_ready_page(error), title="Database", url_path="setup")],
                   position="hidden").run()
     st.stop()
+_first_admin(database)
+actor = _auth.gate([Path(path).stem for path, *_ in PAGES + ADMIN_PAGES])  # before anything
+_auth.sign_out_button()
 
 
 PAGE_OBJECTS = [
     st.Page(path, title=title, icon=icon, default=default)
-    for path, title, icon, default in PAGES
+    for path, title, icon, default in PAGES + (ADMIN_PAGES if actor.role == "admin" else [])
     if (ROOT / path).exists()
 ]
 _registered: list = []  # the navigation of this run, once registered

@@ -46,7 +46,7 @@ from data_access.schema import (
 
 #: A lock held by another host is abandoned once its heartbeat is older than this.
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
-FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned")
+FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned", "cancelled")
 LIVE_STATUSES = ("queued", "running")
 
 
@@ -74,6 +74,8 @@ class RunInfo:
     error: str | None
     repeats: int = 1
     last_seen_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
 
     @property
     def scope_key(self) -> str:
@@ -121,6 +123,8 @@ def _info(row) -> RunInfo:
         started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
         host=row.host, pid=row.pid, model_id=row.model_id, error=row.error,
         repeats=int(row.repeats or 1), last_seen_at=row.last_seen_at,
+        cancel_requested_at=getattr(row, "cancel_requested_at", None),
+        cancel_requested_by=getattr(row, "cancel_requested_by", None),
     )
 
 
@@ -541,3 +545,37 @@ def data_fingerprint(hyperparameters: dict | None = None,
     }
     payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return Fingerprint(digest=hashlib.sha256(payload.encode()).hexdigest(), parts=parts)
+
+
+# --- cancelling -------------------------------------------------------------------------------
+
+def request_cancel(run_id: int, by: str, audit: AuditRow | None = None) -> RunInfo | None:
+    """Flag a live run for cancelling (its process stops it at the next batch); None when the
+    run does not exist or has already finished. `audit` commits with the flag."""
+    now = utcnow()
+    with session_scope() as session:
+        result = session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status.in_(LIVE_STATUSES))
+            .values(cancel_requested_at=func.coalesce(TrainingRun.cancel_requested_at, now),
+                    cancel_requested_by=func.coalesce(TrainingRun.cancel_requested_by, by))
+        )
+        if not result.rowcount:
+            return None
+        if audit is not None:
+            audit_log.insert(session, audit)
+        row = session.get(TrainingRun, run_id)
+        return _info(row) if row is not None else None
+
+
+def cancel_requests(run_ids: Iterable[int]) -> dict[int, str]:
+    """Of these runs, those flagged for cancelling: run id -> who asked."""
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(
+            select(TrainingRun.id, TrainingRun.cancel_requested_by)
+            .where(TrainingRun.id.in_(ids), TrainingRun.cancel_requested_at.is_not(None))
+        ).all()
+    return {int(r.id): r.cancel_requested_by or "someone" for r in rows}

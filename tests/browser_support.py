@@ -25,6 +25,7 @@ class Console:
     url: str
     database_url: str
     log_path: Path
+    pid: int = 0  # the streamlit server process
 
 
 def free_port() -> int:
@@ -80,7 +81,8 @@ def running_console(database_url: str, log_dir: Path, timeout: float = 90.0) -> 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit not healthy after {timeout} s")
                 time.sleep(0.2)
-            yield Console(url=base, database_url=database_url, log_path=log_path)
+            yield Console(url=base, database_url=database_url, log_path=log_path,
+                          pid=process.pid)
         finally:
             process.terminate()
             try:

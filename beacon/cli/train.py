@@ -1,5 +1,9 @@
 """`beacon train [--force] [--user EMAIL] [--seed N] [--json]`: the smart training service from cron and
-scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input."""
+scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input; 143 when SIGTERM
+cancelled it (the run is recorded `cancelled`, the active model untouched).
+
+`beacon train --cancel [--run ID | --user EMAIL]`: ask the running training (global by default)
+to stop at its next batch, wherever it runs."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +25,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, metavar="N",
                         help="the model's random seed for this training (default: the "
                         "configured one); benchmarks use it to measure the spread over seeds")
+    parser.add_argument("--cancel", action="store_true",
+                        help="stop the running training (global, --user's, or --run's) at its "
+                        "next batch instead of training")
+    parser.add_argument("--run", type=int, metavar="ID", help="with --cancel: the run to stop")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -77,10 +85,28 @@ def _human(payload: dict) -> str:
     return f"{status}: {payload['reason']}"
 
 
+def cancel(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
+    from beacon.training import cancel_training
+
+    if args.force:
+        raise BeaconError("--cancel and --force do not go together")
+    run = cancel_training(run_id=args.run, user=args.user, actor=cli_actor())
+    payload = {"status": "cancel_requested", "run_id": run.id,
+               "requested_by": run.cancel_requested_by}
+    emit(args, payload, lambda p: f"cancel requested for training run {p['run_id']}: it stops "
+         "at its next batch and is recorded as cancelled")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from beacon.actions import cli_actor
-    from beacon.training import recover_abandoned, train
+    from beacon.training import install_signal_cancel, recover_abandoned, train
 
+    if args.cancel:
+        return cancel(args)
+    if args.run is not None:
+        raise BeaconError("--run goes with --cancel")
     config = None
     if args.seed is not None:
         from beacon.config import ModelConfig
@@ -88,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if args.user:
             raise BeaconError("--seed applies to the global model, not to a user's fold-in")
         config = ModelConfig().with_overrides(seed=args.seed)
+    install_signal_cancel()
     progress = _Progress()
     try:
         recover_abandoned()
@@ -108,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     emit(args, payload, _human)
+    if payload["status"] == "cancelled":
+        return 143 if "SIGTERM" in payload["reason"] else 1
     return 1 if payload["status"] == "failed" else 0
 
 

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.model.data import N_PLACE, _Prepared
 from beacon.model.network import _TokenBag, _torch
@@ -123,6 +124,7 @@ class _Trainer(NegativeSampling):
         perm = self.rng.permutation(len(pairs))
         total, seen = 0.0, 0.0
         for start in range(0, len(perm), cfg.batch_size):
+            check_cancel()  # a cancelled training stops here, between two batches
             b = perm[start:start + cfg.batch_size]
             loss, wsum = self._step(urow[b], erow[b], weight[b], t[b])
             total += loss * wsum
