@@ -131,29 +131,28 @@ except BeaconError as error:
     st.navigation([st.Page(lambda: _not_ready_page(error), title="Database", url_path="setup")],
                   position="hidden").run()
     st.stop()
-_first_admin(database)
-actor = _auth.gate([Path(path).stem for path, *_ in PAGES + ADMIN_PAGES])  # before anything
-_auth.sign_out_button()
 
-
-PAGE_OBJECTS = [
-    st.Page(path, title=title, icon=icon, default=default)
-    for path, title, icon, default in PAGES + (ADMIN_PAGES if actor.role == "admin" else [])
-    if (ROOT / path).exists()
-]
 _registered: list = []  # the navigation of this run, once registered
 
 
-def _navigation():
+def _navigation(actor=None):
     """The pages' navigation, registered once per run (Streamlit needs it registered even when
-    no page can be shown, or it falls back to running files from pages/ directly)."""
+    no page can be shown, or it falls back to running files from pages/ directly). Without a
+    signed-in actor it is hidden: nobody is shown the console's pages before signing in."""
     if not _registered:
-        _registered.append(st.navigation(PAGE_OBJECTS))
+        pages = [st.Page(path, title=title, icon=icon, default=default)
+                 for path, title, icon, default in PAGES + (
+                     ADMIN_PAGES if actor is not None and actor.role == "admin" else [])
+                 if (ROOT / path).exists()]
+        _registered.append(st.navigation(pages, position="sidebar" if actor else "hidden"))
     return _registered[0]
 
 
 def _frame() -> None:
     bootstrap.check_database(database)  # an SQLite file deleted under a running console
+    _first_admin(database)
+    actor = _auth.gate([Path(path).stem for path, *_ in PAGES + ADMIN_PAGES])  # before anything
+    _auth.sign_out_button()
     if st.session_state.get("_beacon_ready") != database:
         first = bootstrap.first_start_state(database)
         if first.kind != "ready":
@@ -164,7 +163,7 @@ def _frame() -> None:
             st.stop()
         st.session_state["_beacon_ready"] = database
 
-    navigation = _navigation()
+    navigation = _navigation(actor)
     if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
         target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
         st.switch_page(target, query_params=query)

@@ -146,6 +146,11 @@ def test_first_start_on_the_embedded_default(dialect: str, request: pytest.Fixtu
     # A small platform and a tiny model, so the test stays short; the path is the real one.
     monkeypatch.setattr(bootstrap, "FIRST_START_DEMO", DEMO)
     monkeypatch.setattr(bootstrap, "FIRST_START_CONFIG", tiny_config())
+    # the first request creates the file, its schema and the first administrator, and asks
+    # to sign in; nothing is loaded before somebody has signed in
+    anonymous = app(role=None)
+    no_exception(anonymous)
+    assert "Sign in" in [h.value for h in anonymous.subheader]
     at = app()
     no_exception(at)
     assert at.title[0].value == "Welcome to Beacon"

@@ -10,7 +10,8 @@ from beacon.actions import cli_actor
 from beacon.demo import load_demo_data
 from data_access import runs
 from tests.faults import database_gone, refuse_inserts
-from tests.test_console_ops import DEMO, app, no_exception, texts
+from tests.auth_support import signed_in_app
+from tests.test_console_ops import DEMO, TIMEOUT, app, no_exception, texts
 
 
 def errors(at) -> str:
@@ -25,15 +26,16 @@ def seeded(db: str) -> str:
 
 def test_a_garbage_database_url_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "garbage")
-    at = app()
+    at = app(role=None)  # said before the sign-in, which needs the database
     no_exception(at)
     assert "is not a database URL" in errors(at)
 
 
 def test_the_database_going_away_mid_session(seeded: str) -> None:
     no_exception(app())  # this process has prepared the database and served a page
+    at = signed_in_app("admin", timeout=TIMEOUT)  # the operator exists before the database goes
     with database_gone(seeded):
-        at = app()  # the next request (AppTest reruns a switched-to page without the frame)
+        at.run()  # the next request, signed in (the gate itself reads the database)
         no_exception(at)
         shown = errors(at)
         assert "does not exist" in shown or "cannot use the database" in shown \
@@ -84,7 +86,7 @@ def test_demo_data_loads_only_into_an_embedded_default_made_now(embedded_default
 def test_a_non_default_sqlite_file_that_is_missing_is_refused(tmp_path, monkeypatch) -> None:
     missing = tmp_path / "elsewhere" / "beacon.sqlite3"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}")
-    at = app()
+    at = app(role=None)  # said before the sign-in, which needs the database
     no_exception(at)
     assert "does not exist" in errors(at)
     assert not missing.exists() and not missing.parent.exists()
