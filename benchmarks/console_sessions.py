@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import threading
 import time
@@ -102,7 +103,8 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-async def session(number: int, base: str, cookie: str, rounds: int, times: list, errors: list):
+async def session(number: int, base: str, cookie: str, rounds: int, times: list, errors: list,
+                  think: float = 0.0):
     import websockets
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -144,12 +146,14 @@ async def session(number: int, base: str, cookie: str, rounds: int, times: list,
                 times.append((page, seconds, round_number))
                 if problem:
                     errors.append(f"session {number}, {page}: {problem}")
+                if think:  # an operator reads the page before the next click (staggered)
+                    await asyncio.sleep(think * (0.5 + random.random()))
 
 
-async def run_all(base: str, cookie: str, sessions: int, rounds: int):
+async def run_all(base: str, cookie: str, sessions: int, rounds: int, think: float = 0.0):
     times: list = []
     errors: list = []
-    results = await asyncio.gather(*(session(n, base, cookie, rounds, times, errors)
+    results = await asyncio.gather(*(session(n, base, cookie, rounds, times, errors, think)
                                      for n in range(sessions)), return_exceptions=True)
     errors += [f"session failed: {type(r).__name__}: {r}" for r in results
                if isinstance(r, BaseException)]
@@ -161,6 +165,9 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("BENCH_CONSOLE_URL", DEFAULT_URL))
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="passes over the seven pages")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean seconds an operator reads a page before the next one "
+                        "(0: every session clicks again at once, the worst case)")
     parser.add_argument("--small", action="store_true", help="small data (debugging)")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -179,7 +186,8 @@ def main() -> None:
         idle_mib = memory._rss()
         C.log(f"{args.sessions} sessions x {args.rounds} rounds x {len(PAGES)} pages")
         began = time.perf_counter()
-        times, errors = asyncio.run(run_all(console.url, cookie, args.sessions, args.rounds))
+        times, errors = asyncio.run(run_all(console.url, cookie, args.sessions, args.rounds,
+                                            args.think))
         wall = time.perf_counter() - began
         memory.running = False
     seconds = [t for _, t, _ in times]
@@ -192,8 +200,9 @@ def main() -> None:
           f"{p95:.2f} s, server peak {max(memory.samples):.0f} MiB")
     for line in errors[:10]:
         C.log(f"  {line}")
-    C.write_result("console_sessions" + ("_small" if args.small else ""), {
-        "sessions": args.sessions, "rounds": args.rounds, "pages": PAGES,
+    name = "console_sessions" + (f"_think{args.think:g}" if args.think else "")
+    C.write_result(name + ("_small" if args.small else ""), {
+        "sessions": args.sessions, "rounds": args.rounds, "think_s": args.think, "pages": PAGES,
         "page_runs": len(times), "wall_s": round(wall, 1), "errors": len(errors),
         "error_samples": errors[:20], "page_time_ms": C.summary_ms(seconds),
         "page_time_ms_by_page": per_page,

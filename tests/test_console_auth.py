@@ -205,3 +205,30 @@ def test_the_audit_trail_is_refused_below_the_page_too(seeded: str) -> None:
     at.run()
     assert not at.dataframe
     assert "may not read the audit trail" in at.error[0].value
+
+
+def _sso_app(claims: dict) -> AppTest:
+    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback",
+                          "cookie_secret": "x" * 32, "client_id": "beacon",
+                          "client_secret": "secret",
+                          "server_metadata_url": "https://login.example.org/.well-known/x"}
+    at.user = {"is_logged_in": True, **claims}
+    at.run()
+    return at
+
+
+def test_single_sign_on_signs_a_known_operator_in_with_their_role(seeded: str) -> None:
+    from beacon.actions import cli_actor
+
+    operators.add_operator("sso@example.org", role="operator", sso_only=True, actor=cli_actor())
+    at = _sso_app({"email": "sso@example.org", "email_verified": True})
+    assert not at.exception and at.metric
+    assert at.session_state[ACTOR_KEY].role == "operator"
+
+
+def test_single_sign_on_gives_an_unknown_email_no_access(seeded: str) -> None:
+    ensure_operator("viewer")
+    at = _sso_app({"email": "stranger@example.org", "email_verified": True})
+    assert not at.metric and ACTOR_KEY not in at.session_state
+    assert "not an enabled Beacon operator" in at.error[0].value.replace("\\", "")
