@@ -40,7 +40,7 @@ VALIDATION_SPLITS = ("time", "user")
 class ModelConfig:
     dim: int = 32
     epochs: int = 30
-    learning_rate: float = 0.02
+    learning_rate: float = 0.005
     batch_size: int = 1024
     negatives: int = 16
     l2: float = 1e-5
@@ -56,7 +56,7 @@ class ModelConfig:
     # How early stopping holds out its validation: "time" (the last validation_fraction of
     # every positive interaction, after one global split time) or "user" (each user's last
     # validation_fraction, ranked among the events not started at that user's own split).
-    validation_split: str = "time"
+    validation_split: str = "user"
     seed: int = 42
     type_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
     max_age_hours: float = 24.0
