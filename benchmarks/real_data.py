@@ -60,6 +60,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common as C  # noqa: E402
+from benchmarks.quality import ease_weights  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -284,11 +285,7 @@ def fit_popularity(data: MovieLens, task: Task, params: dict, seed: int) -> np.n
 def fit_ease(data: MovieLens, task: Task, params: dict, seed: int) -> np.ndarray:
     m = Interactions(task, np.unique(task.train["item"].to_numpy()))
     X = m.X.astype(np.float64)
-    G = (X.T @ X).toarray()
-    G[np.diag_indices_from(G)] += params["lambda"]
-    P = np.linalg.inv(G)
-    B = -P / np.diag(P)[None, :]
-    B[np.diag_indices_from(B)] = 0.0
+    B = ease_weights(X, params["lambda"])
     return _on_candidates(m, task, np.asarray(X[m.user_rows(task)] @ B))
 
 
