@@ -42,7 +42,7 @@ class ModelConfig:
     epochs: int = 30
     learning_rate: float = 0.005
     batch_size: int = 1024
-    negatives: int = 16
+    negatives: int = 32
     l2: float = 1e-5
     patience: int = 3
     # Early stopping: the validation metric is averaged over `smoothing` neighbouring epochs
