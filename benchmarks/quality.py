@@ -394,13 +394,14 @@ GRIDS: dict[str, tuple[Callable, list[dict]]] = {
     "item_knn": (fit_knn, [{"neighbours": k} for k in (20, 100, 0)]),
     "lightfm": (fit_lightfm, [dict(components=c, lr=0.05, alpha=1e-6, epochs=e)
                               for c in (32, 64) for e in (20, 40, 80)]),
-    "beacon": (fit_beacon, [{}, {"learning_rate": 0.02, "validation_split": "time"},
+    "beacon": (fit_beacon, [{}, {"learning_rate": 0.02, "validation_split": "time",
+                                 "negatives": 16},
                             {"validation_split": "time"}, {"negative_sampling": "touched"},
                             {"negative_sampling": "alive"}, {"dim": 64}, {"id_dropout": 0.5},
                             {"loss": "bpr"},
-                            {"negatives": 32}, {"learning_rate": 0.01},
+                            {"negatives": 16}, {"learning_rate": 0.01},
                             {"learning_rate": 0.01, "id_dropout": 0.5},
-                            {"learning_rate": 0.01, "negatives": 32},
+                            {"learning_rate": 0.01, "negatives": 64},
                             {"learning_rate": 0.01, "dim": 64}]),
 }
 QUICK = {"als": 1, "bpr": 1, "ease": 2, "item_knn": 1, "lightfm": 1, "beacon": 2}
