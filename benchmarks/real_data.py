@@ -623,7 +623,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny grids (debugging)")
     parser.add_argument("--tune-beacon", metavar="JSON",
                         help="a JSON list of ModelConfig overrides to score on validation")
-    parser.add_argument("--out", help="results file name (default real_data.json)")
+    parser.add_argument("--out", help="results file (default benchmarks/results/real_data.json)")
     args = parser.parse_args()
     seeds = list(range(1, args.seeds + 1))
     began = time.perf_counter()
@@ -638,7 +638,7 @@ def main() -> None:
     if args.tune_beacon:
         result["beacon_tuning"] = tune_beacon(data, json.loads(args.tune_beacon), seeds[0],
                                                [p for p in args.protocols.split(",") if p])
-        C.write_result(args.out or "real_data_tuning", result)
+        C.write_result("real_data_tuning", result, args.out)
         return
     models = [m for m in args.models.split(",") if m]
     result["protocols"] = {}
@@ -656,30 +656,39 @@ def main() -> None:
         result["beacon_evaluate"] = run_beacon_evaluate(data, seeds)
     result["headline"] = headline(result)
     result["seconds"] = round(time.perf_counter() - began, 1)
-    path = C.write_result(args.out or "real_data", result)
-    C.log(f"wrote {path}")
+    C.write_result("real_data", result, args.out)
     print(json.dumps(result["headline"], indent=2))
 
 
 def headline(result: dict) -> dict[str, Any]:
+    """The issue's numbers to reach, as regress.py-style headlines (value, better, kind, goal)."""
     out: dict[str, Any] = {}
-    for protocol, block in result.get("protocols", {}).items():
-        models = {n: m for n, m in block["models"].items() if "mean" in m}
-        if "beacon" not in models:
+    protocols = result.get("protocols", {})
+
+    def mean_ndcg(protocol: str, name: str) -> float | None:
+        model = protocols.get(protocol, {}).get("models", {}).get(name, {})
+        return model["mean"]["ndcg"] if "mean" in model else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 4) if a is not None and b else None
+
+    for protocol, goal_peer, goal in (("warm", None, 1.0), ("cold", "content_knn", 1.1)):
+        beacon = mean_ndcg(protocol, "beacon")
+        if beacon is None:
             continue
-        peers = {n: m["mean"]["ndcg"] for n, m in models.items() if n != "beacon"}
-        best = max(peers, key=peers.get) if peers else None
-        out[protocol] = {"beacon_ndcg": models["beacon"]["mean"]["ndcg"],
-                         "beacon_ndcg_std": models["beacon"]["std"]["ndcg"],
-                         "best_peer": best, "best_peer_ndcg": peers.get(best),
-                         "ratio_to_best_peer": round(models["beacon"]["mean"]["ndcg"]
-                                                     / peers[best], 4) if best else None}
-        if "content_knn" in peers:
-            out[protocol]["ratio_to_content_knn"] = round(
-                models["beacon"]["mean"]["ndcg"] / peers["content_knn"], 4)
-    if "beacon_evaluate" in result:
-        out["evaluate_ratio_to_popularity"] = result["beacon_evaluate"]["mean_ratio"]
-        out["fit_seconds_max"] = result["beacon_evaluate"]["max_fit_seconds"]
+        peers = {n: mean_ndcg(protocol, n) for n in protocols[protocol]["models"]
+                 if n != "beacon" and mean_ndcg(protocol, n) is not None}
+        peer = goal_peer or (max(peers, key=peers.get) if peers else None)
+        out[f"{protocol}_ndcg"] = C.headline(beacon, "higher", "quality")
+        out[f"{protocol}_ratio_to_{'best_peer' if goal_peer is None else goal_peer}"] = {
+            **C.headline(ratio(beacon, peers.get(peer)), "higher", "quality", goal=goal),
+            "peer": peer}
+    ev = result.get("beacon_evaluate")
+    if ev:
+        out["evaluate_ratio_to_popularity"] = C.headline(ev["mean_ratio"], "higher", "quality",
+                                                         goal=1.3)
+        out["fit_seconds_max"] = C.headline(ev["max_fit_seconds"], "lower", "time", goal=30.0,
+                                            unit="s")
     return out
 
 
