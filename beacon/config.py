@@ -32,16 +32,17 @@ DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
 
 LOSSES = ("softmax", "bpr")
 DEVICES = ("auto", "cpu", "cuda")
-NEGATIVE_SAMPLING = ("published", "alive", "uniform")
+NEGATIVE_SAMPLING = ("published", "alive", "uniform", "touched")
+VALIDATION_SPLITS = ("time", "user")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     dim: int = 32
     epochs: int = 30
-    learning_rate: float = 0.02
+    learning_rate: float = 0.005
     batch_size: int = 1024
-    negatives: int = 16
+    negatives: int = 32
     l2: float = 1e-5
     patience: int = 3
     # Early stopping: the validation metric is averaged over `smoothing` neighbouring epochs
@@ -52,6 +53,10 @@ class ModelConfig:
     # than this (a noisy, flat curve keeps the earlier, cheaper epoch count).
     min_delta: float = 0.0
     validation_fraction: float = 0.1
+    # How early stopping holds out its validation: "time" (the last validation_fraction of
+    # every positive interaction, after one global split time) or "user" (each user's last
+    # validation_fraction, ranked among the events not started at that user's own split).
+    validation_split: str = "user"
     seed: int = 42
     type_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
     max_age_hours: float = 24.0
@@ -64,6 +69,7 @@ class ModelConfig:
     # "published": among those, only events somebody had already touched by then (the first
     # interaction stands in for publication, which the events table does not record), so the
     # events nobody has touched yet (the cold ones) are never taught to be negatives;
+    # "touched": "alive" among the events somebody touched at any time in the training data;
     # "uniform": any event.
     negative_sampling: str = "published"
     # Share of the negatives drawn from the positive's own category (hard negatives).
@@ -171,6 +177,8 @@ def _validate(c: ModelConfig) -> None:
     _check(_is_num(c.hard_negatives) and 0 <= c.hard_negatives <= 1, "hard_negatives",
            c.hard_negatives, "a number in [0, 1]")
     _check(c.loss in LOSSES, "loss", c.loss, " or ".join(LOSSES))
+    _check(c.validation_split in VALIDATION_SPLITS, "validation_split", c.validation_split,
+           " or ".join(VALIDATION_SPLITS))
     _check(c.device in DEVICES, "device", c.device, " or ".join(DEVICES))
     _check(c.negative_sampling in NEGATIVE_SAMPLING, "negative_sampling", c.negative_sampling,
            " or ".join(NEGATIVE_SAMPLING))

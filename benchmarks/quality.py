@@ -289,14 +289,20 @@ def fit_bpr(train, split, params, popularity):
     return cf_scores(m, split, lambda r: U[r] @ V.T, popularity)
 
 
-def fit_ease(train, split, params, popularity):
-    m = Matrix(train)
-    X = m.X.astype(np.float64)
+def ease_weights(X, lam: float) -> np.ndarray:
+    """EASE's closed-form item-item weights for a user x item matrix (zero diagonal)."""
     G = (X.T @ X).toarray()
-    G[np.diag_indices_from(G)] += params["lambda"]
+    G[np.diag_indices_from(G)] += lam
     P = np.linalg.inv(G)
     B = -P / np.diag(P)[None, :]
     B[np.diag_indices_from(B)] = 0.0
+    return B
+
+
+def fit_ease(train, split, params, popularity):
+    m = Matrix(train)
+    X = m.X.astype(np.float64)
+    B = ease_weights(X, params["lambda"])
     return cf_scores(m, split, lambda r: np.asarray(X[r] @ B), popularity)
 
 
@@ -389,11 +395,14 @@ GRIDS: dict[str, tuple[Callable, list[dict]]] = {
     "item_knn": (fit_knn, [{"neighbours": k} for k in (20, 100, 0)]),
     "lightfm": (fit_lightfm, [dict(components=c, lr=0.05, alpha=1e-6, epochs=e)
                               for c in (32, 64) for e in (20, 40, 80)]),
-    "beacon": (fit_beacon, [{}, {"negative_sampling": "alive"}, {"dim": 64}, {"id_dropout": 0.5},
+    "beacon": (fit_beacon, [{}, {"learning_rate": 0.02, "validation_split": "time",
+                                 "negatives": 16},
+                            {"validation_split": "time"}, {"negative_sampling": "touched"},
+                            {"negative_sampling": "alive"}, {"dim": 64}, {"id_dropout": 0.5},
                             {"loss": "bpr"},
-                            {"negatives": 32}, {"learning_rate": 0.01},
+                            {"negatives": 16}, {"learning_rate": 0.01},
                             {"learning_rate": 0.01, "id_dropout": 0.5},
-                            {"learning_rate": 0.01, "negatives": 32},
+                            {"learning_rate": 0.01, "negatives": 64},
                             {"learning_rate": 0.01, "dim": 64}]),
 }
 QUICK = {"als": 1, "bpr": 1, "ease": 2, "item_knn": 1, "lightfm": 1, "beacon": 2}

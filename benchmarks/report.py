@@ -56,6 +56,10 @@ GOALS = [  # (benchmark, headline key, what)
     ("training", "fold_in_service_p50_ms", "per-user fold-in, the whole service call (p50)"),
     ("metrics_rollup", "online_metrics_rollup_seconds",
      "Metrics page service call (30 days) through the daily rollup, Postgres at scale"),
+    ("real_data", "warm_ratio_to_best_peer", "MovieLens warm NDCG@10 / the best peer's"),
+    ("real_data", "cold_ratio_to_content_knn", "MovieLens cold-item NDCG@10 / content kNN's"),
+    ("real_data", "evaluate_ratio_to_popularity", "`evaluate` on MovieLens: Beacon / popularity"),
+    ("real_data", "fit_seconds_max", "training on MovieLens-100k (slowest of 3 seeds)"),
 ]
 
 
@@ -372,9 +376,52 @@ def quality_section(doc: dict | None) -> list[str]:
     return lines
 
 
+METRICS = ("hit_rate", "precision", "recall", "ndcg", "map", "coverage")
+
+
+def real_data_section(doc: dict | None) -> list[str]:
+    title = "## 6b. Quality on real data (MovieLens-100k)"
+    if not doc:
+        return [title, "", "_not run_: `benchmarks/.venv/bin/python benchmarks/real_data.py`", ""]
+    d = doc["data"]
+    lines = [title, "", cmd(doc), "",
+             f"{d['ratings']:,} ratings (at or above {d['min_rating']:g} stars), {d['users']:,} "
+             f"users, {d['items']:,} movies; seeds {', '.join(map(str, doc['seeds']))}; "
+             "mean ± standard deviation over the seeds, top 10. Peers chose their setting on a "
+             "validation split carved from training; Beacon ran through import, `train --force "
+             "--seed S`, `refresh-recommendations --top 10` and the cache.", ""]
+    for protocol, block in doc["protocols"].items():
+        lines.append(f"**{protocol}**: {block['users']:,} users, {block['candidates']:,} "
+                     f"candidates, {block['train_ratings']:,} training and "
+                     f"{block['test_ratings']:,} test ratings.")
+        lines.append("")
+        lines.append("| model | " + " | ".join(f"{m}@10" if m != "coverage" else m
+                                               for m in METRICS) + " | chosen on validation |")
+        lines.append("| --- |" + " ---: |" * len(METRICS) + " --- |")
+        for name, m in block["models"].items():
+            if "mean" not in m:
+                lines.append(f"| {name} | {m.get('skipped', '—')} |")
+                continue
+            cells = " | ".join(f"{fmt(m['mean'][k], 4)} ± {fmt(m['std'][k], 4)}" for k in METRICS)
+            chosen = f"`{json.dumps(m['best_params'])}`" if "best_params" in m else \
+                "its engine's defaults"
+            lines.append(f"| {name} | {cells} | {chosen} |")
+        lines.append("")
+    ev = doc.get("beacon_evaluate")
+    if ev:
+        lines.append("Beacon's own `evaluate --json` on all ratings imported (its temporal "
+                     "holdout): " + "; ".join(
+                         f"seed {s}: {fmt(v['beacon_ndcg'], 4)} vs popularity "
+                         f"{fmt(v['popularity_ndcg'], 4)} ({fmt(v['ratio'], 2)}x), fit "
+                         f"{fmt(v['fit_seconds'], 1)} s, {v['epochs']} epochs (best "
+                         f"{v['best_epoch']})" for s, v in ev["seeds"].items()) + ".")
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     names = ("scale_data", "import_csv_postgres", "serving", "model_io", "training", "console", "console_demo",
-             "metrics_queries", "metrics_rollup", "quality")
+             "metrics_queries", "metrics_rollup", "quality", "real_data")
     docs = {n: load(n) for n in names}
     notes = (C.BENCH / "notes.md").read_text() if (C.BENCH / "notes.md").exists() else ""
     lines = [
@@ -419,6 +466,7 @@ def main() -> None:
     lines += metrics_section(docs["metrics_queries"])
     lines += rollup_section(docs["metrics_rollup"])
     lines += quality_section(docs["quality"])
+    lines += real_data_section(docs["real_data"])
     lines += ["## 7. Regression check", "",
               "`benchmarks/.venv/bin/python benchmarks/regress.py [names]` reruns each stored "
               "command into a temporary directory and compares the `headline` numbers: times and "

@@ -385,6 +385,72 @@ def test_published_negatives_leave_untouched_events_alone(mode):
         assert new_share > 0.05, new_share
 
 
+def test_touched_negatives_are_alive_and_never_an_untouched_event():
+    """"touched" draws among the events alive at t that somebody touched at any time in the
+    training data: the brand-new events (150, 250) never, the touched ones in proportion."""
+    from beacon.model import _pairs, _prepare, _Trainer
+
+    data = to_training_data(tiny_world())
+    config = CONFIG.with_overrides(negative_sampling="touched")
+    prep = _prepare(data, config)
+    pairs = _pairs(prep.rows)
+    trainer = _Trainer(prep, pairs, config, "cpu")
+    t = pairs["t"].to_numpy(dtype=np.int64)
+    negatives = np.concatenate([trainer.sample_negatives(t, 8) for _ in range(20)])
+    assert (prep.event_start[negatives] > np.tile(t, 20)[:, None]).all()
+    ids = prep.events["id"].to_numpy()[negatives]
+    assert not np.isin(ids, [150, 250]).any()
+    assert len(np.unique(negatives)) == pairs["erow"].nunique()
+
+
+def test_a_token_only_new_events_carry_is_neutral():
+    """A word that no trained event carries (only the brand-new event 150 has it) gets no
+    random vector and no penalty: it is exported as zeros, so the new event scores exactly as
+    the same event without the word."""
+    world = tiny_world()
+    events = world["events"]
+    events["tags"] = [tags + ["premiere"] if eid == 150 else tags
+                      for eid, tags in zip(events["id"], events["tags"])]
+    model = HybridModel.fit(to_training_data(world), CONFIG.with_overrides(
+        negative_sampling="alive"))
+    row = model.event_vocab.index["tag:premiere"] if "tag:premiere" in model.event_vocab.index \
+        else None
+    assert row is not None
+    assert not model.weights["event_tok"][row].any() and model.weights["event_tok_bias"][row] == 0
+    with_word = model.event_matrix(events[events["id"] == 150])
+    plain = events[events["id"] == 150].copy()
+    plain["tags"] = [["jazz", "live"]]
+    without = model.event_matrix(plain)
+    assert np.allclose(with_word.vectors, without.vectors) and \
+        np.allclose(with_word.bias, without.bias)
+
+
+def test_per_user_validation_holds_out_each_users_latest_positives():
+    """validation_split="user": every user with three or more positives keeps their latest
+    tenth (at least one) for early stopping, ranked among the events not started at their own
+    split time; the curve is recorded and the refit uses the epoch it chose."""
+    from beacon.model import _prepare
+    from beacon.model.data import _user_split
+
+    data = to_training_data(tiny_world())
+    config = CONFIG.with_overrides(validation_split="user", validation_fraction=0.2,
+                                   patience=2, epochs=6)
+    prep = _prepare(data, config)
+    is_val, user_split = _user_split(prep.rows, 0.2)
+    positive = prep.rows["weight"].to_numpy() > 0
+    held = prep.rows[is_val & positive].groupby("urow").size()
+    count = prep.rows[positive].groupby("urow").size()
+    assert (held == np.maximum(1, np.round(count * 0.2))).all() and len(held) == len(count)
+    first_held = prep.rows[is_val & positive].groupby("urow")["t"].min()
+    assert (user_split[first_held.index.to_numpy()] == first_held.to_numpy()).all()
+    kept = prep.rows[~is_val & positive].groupby("urow")["t"].max()
+    assert (kept < user_split[kept.index.to_numpy()]).all()
+    model = HybridModel.fit(data, config)
+    assert model.validation["split"] == "user" and model.validation["best_epoch"] >= 1
+    refit = [e for e in model.loss_history if e["phase"] == "refit"]
+    assert len(refit) == model.validation["best_epoch"]
+
+
 # --------------------------------------------------------------------------- the place term
 
 

@@ -127,3 +127,27 @@ def _split_time(rows: pd.DataFrame, fraction: float) -> int | None:
     if split <= positive_t[0]:
         return None
     return split
+
+
+def _user_split(rows: pd.DataFrame, fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-user time split: each user's last `fraction` of positive interactions (at
+    least one, for users with three or more) and whatever that user did from then on are
+    validation. Returns (is_validation per row, split time per user row: int64 max for a user
+    kept whole), or None when too few positives would be held out."""
+    if fraction <= 0 or rows.empty:
+        return None
+    positive = rows[rows["weight"] > 0].sort_values(["urow", "t"], kind="stable")
+    count = positive.groupby("urow")["t"].transform("size").to_numpy()
+    position = positive.groupby("urow").cumcount().to_numpy()
+    n_val = np.where(count >= 3, np.maximum(1, np.round(count * fraction)), 0).astype(np.int64)
+    first_val = positive[position == count - n_val]
+    first_val = first_val[n_val[position == count - n_val] > 0]
+    if int(n_val[position == 0].sum()) < MIN_VALIDATION_POSITIVES:
+        return None
+    n_users = int(rows["urow"].max()) + 1
+    user_split = np.full(n_users, np.iinfo(np.int64).max, dtype=np.int64)
+    user_split[first_val["urow"].to_numpy()] = first_val["t"].to_numpy()
+    is_val = rows["t"].to_numpy() >= user_split[rows["urow"].to_numpy()]
+    if is_val.all() or not is_val.any():
+        return None
+    return is_val, user_split

@@ -11,7 +11,7 @@ import pandas as pd
 
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
-from beacon.model.data import _pairs, _prepare, _Prepared, _split_time
+from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
 from beacon.model.records import EpochReport
@@ -42,21 +42,30 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
          callback: Callable[[EpochReport], None] | None) -> HybridModel:
     device = _resolve_device(config.device)
     prep = _prepare(data, config)
-    split = _split_time(prep.rows, config.validation_fraction)
+    user_split = None
+    if config.validation_split == "user":
+        found = _user_split(prep.rows, config.validation_fraction)
+        split = None
+        if found is not None:
+            is_val, user_split = found
+            split = int(user_split.min())
+    else:
+        split = _split_time(prep.rows, config.validation_fraction)
     history: list[dict[str, Any]] = []
     validation: dict[str, Any] = {}
     epochs = config.epochs
     trainer: _Trainer | None = None
     if split is not None and config.patience > 0:
-        train_rows = prep.rows[prep.rows["t"] < split]
-        val_rows = prep.rows[prep.rows["t"] >= split]
+        in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
+        train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
         train_pairs = _pairs(train_rows)
-        validator = _Validator(prep, train_rows, val_rows, split, config.eval_k)
+        validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
         if validator.usable and (train_pairs["weight"] > 0).any():
             trainer = _Trainer(prep, train_pairs, config, device)
             best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
                                                       config, history, callback)
-            validation = {"split_time": split, "best_epoch": best_epoch,
+            validation = {"split": config.validation_split, "split_time": split,
+                          "best_epoch": best_epoch,
                           "best_ndcg": best, "users": int(len(validator.users)),
                           "candidates": int(len(validator.candidates))}
             epochs = max(best_epoch, 1)

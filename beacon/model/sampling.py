@@ -19,7 +19,33 @@ class NegativeSampling:
             return self.rng.integers(0, n, size=(len(t), k))
         if self.config.negative_sampling == "published":
             return self._sample_published(t, k)
+        if self.config.negative_sampling == "touched":
+            return self._sample_touched(t, k)
         return self._sample_alive(t, k)
+
+    def _sample_touched(self, t: np.ndarray, k: int) -> np.ndarray:
+        """[len(t), k] events not started at t among those somebody touched in the training
+        data (at any time): like "alive" for the catalog people chose from, but an event
+        nobody has touched yet (a new one) is never taught to be a negative, nor are the words
+        only new events carry."""
+        order, starts = self.touched_order
+        n = len(order)
+        if n == 0:
+            return self._sample_alive(t, k)
+        lo = np.searchsorted(starts, t, side="right")
+        lo = np.where(lo >= n, 0, lo)
+        u = self.rng.random((len(t), k))
+        pos = lo[:, None] + np.floor(u * (n - lo)[:, None]).astype(np.int64)
+        return order[np.minimum(pos, n - 1)]
+
+    @property
+    def touched_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(event rows with a training pair, sorted by start; their starts)."""
+        if not hasattr(self, "_touched_order"):
+            touched = np.unique(self._pairs_erow)
+            order = touched[np.argsort(self.prep.event_start[touched], kind="stable")]
+            self._touched_order = (order, self.prep.event_start[order])
+        return self._touched_order
 
     def _sample_alive(self, t: np.ndarray, k: int) -> np.ndarray:
         """[len(t), k] events not started at t, uniformly (every event when none is)."""

@@ -38,9 +38,14 @@ class _Trainer(NegativeSampling):
         self.uid_pad, self.eid_pad = n_u, n_e
         self.uid = torch.from_numpy(uid).to(device)
         self.eid = torch.from_numpy(eid).to(device)
-        self.utok = torch.from_numpy(prep.user_tok).to(device)
-        self.etok = torch.from_numpy(prep.event_tok).to(device)
         n_ut, n_et = len(prep.user_vocab), len(prep.event_vocab)
+        # A token no user (event) of the training pairs carries never gets a gradient from a
+        # positive: it counts as absent (the pad), and is exported as zeros, so that a word only
+        # new events have adds neither random noise nor (as a sampled negative) a penalty.
+        user_tok, self.user_tok_used = _only_trained(prep.user_tok, known_users, n_ut)
+        event_tok, self.event_tok_used = _only_trained(prep.event_tok, known_events, n_et)
+        self.utok = torch.from_numpy(user_tok).to(device)
+        self.etok = torch.from_numpy(event_tok).to(device)
         scale = 0.1 / np.sqrt(d)
 
         def emb(n: int, dim: int, bias: bool = False):
@@ -73,7 +78,7 @@ class _Trainer(NegativeSampling):
         # lookup unless the catalog dwarfs the events a step samples.
         self.all_events_per_step = len(prep.events) <= \
             ALL_EVENTS_FACTOR * config.batch_size * (config.negatives + 1)
-        self.event_bag = _TokenBag(prep.event_tok, n_et, device) \
+        self.event_bag = _TokenBag(event_tok, n_et, device) \
             if self.all_events_per_step else None
         self._tok_cache = None
 
@@ -206,6 +211,9 @@ class _Trainer(NegativeSampling):
     def export(self) -> dict[str, np.ndarray]:
         sd = {k.split(".")[0]: v.detach().cpu().numpy() for k, v in
               self.modules.state_dict().items()}
+        for key, used in (("user_tok", self.user_tok_used), ("event_tok", self.event_tok_used)):
+            sd[key] = sd[key].copy()
+            sd[key][:-1][~used] = 0.0
         out = {
             "user_id": sd["user_id"][:-1],
             "user_tok": sd["user_tok"][:-1],
@@ -217,3 +225,13 @@ class _Trainer(NegativeSampling):
             "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
         }
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def _only_trained(tokens: np.ndarray, known_rows: np.ndarray,
+                  pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token rows with every token that no known row carries replaced by the pad, which
+    tokens [vocabulary] some known row carries)."""
+    used = np.zeros(pad + 1, dtype=bool)
+    used[np.unique(tokens[known_rows])] = True
+    used[pad] = False
+    return np.where(used[tokens], tokens, pad), used[:pad]

@@ -26,13 +26,18 @@ class _Validator:
     """NDCG@k of the validation positives among the events upcoming at the split time."""
 
     def __init__(self, prep: _Prepared, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
-                 split: int, k: int):
+                 split: int, k: int, user_split: np.ndarray | None = None):
+        """`user_split` (per user row, with the per-user split): each user ranks only the
+        events that had not started at their own split time; `split` is the earliest."""
         self.k = k
         candidates = np.flatnonzero(prep.event_start > split)
         strong = val_rows[val_rows["weight"] >= STRONG_SHARE * prep.max_weight]
         if strong.empty:
             strong = val_rows[val_rows["weight"] > 0]
         strong = strong[np.isin(strong["erow"].to_numpy(), candidates)]
+        if user_split is not None:
+            strong = strong[prep.event_start[strong["erow"].to_numpy()]
+                            > user_split[strong["urow"].to_numpy()]]
         users = np.unique(strong["urow"].to_numpy())
         if len(users) > VALIDATION_MAX_USERS:
             # A fixed sample: the metric only picks an epoch count, and dense users x upcoming
@@ -43,6 +48,8 @@ class _Validator:
         self.users = users
         self.prep = prep
         self.candidates = candidates
+        self.user_split = None if user_split is None else user_split[users]
+        self.candidate_start = prep.event_start[candidates]
         col = pd.Series(np.arange(len(candidates)), index=candidates)
         self.relevant = np.zeros((len(self.users), len(candidates)), dtype=bool)
         urow_pos = pd.Series(np.arange(len(self.users)), index=self.users)
@@ -98,6 +105,9 @@ class _Validator:
                         self._place_planes(rows)
                     for i in range(N_PLACE):
                         scores.add_(planes[i].float(), alpha=float(w[i]))
+                if self.user_split is not None:
+                    started = self.candidate_start[None, :] <= self.user_split[rows, None]
+                    scores[torch.from_numpy(started)] = -np.inf
                 excluded = self._excluded_in(start, start + len(scores))
                 scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -np.inf
                 total += _ndcg_top_k(scores, self.relevant[rows], self.k) * len(scores)
