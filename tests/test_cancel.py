@@ -18,6 +18,7 @@ from beacon.demo import load_demo_data
 from beacon.errors import BeaconError
 from data_access import audit, models_store, runs
 from tests.auth_support import ADMIN, OPERATOR, REPO, VIEWER
+from tests.test_console_ops import wait_for
 
 #: small batches and many epochs: long enough to be cancelled on any machine
 LONG = ModelConfig(dim=8, epochs=400, patience=400, batch_size=16, negatives=2, refit=False,
@@ -34,16 +35,6 @@ def platform(db: str) -> str:
     return db
 
 
-def _wait(predicate, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def _running_epoch(run_id: int) -> bool:
     run = runs.get_run(run_id)
     return run is not None and run.status == "running" and (run.epoch or 0) >= 1
@@ -52,7 +43,7 @@ def _running_epoch(run_id: int) -> bool:
 def test_an_operator_cancels_a_running_training(platform: str) -> None:
     active = models_store.active_global_id()
     run_id = training.start_training_in_background(force=True, config=LONG, actor=ADMIN)
-    _wait(lambda: _running_epoch(run_id))
+    wait_for(lambda: _running_epoch(run_id))
     with pytest.raises(PermissionDenied):
         training.cancel_training(actor=VIEWER)
     flagged = training.cancel_training(actor=OPERATOR)
@@ -79,7 +70,7 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
 
 def test_train_cancel_from_the_command_line(platform: str) -> None:
     run_id = training.start_training_in_background(force=True, config=LONG, actor=ADMIN)
-    _wait(lambda: _running_epoch(run_id))
+    wait_for(lambda: _running_epoch(run_id))
     out, err = _cli("train", "--cancel", "--json").communicate(timeout=120)
     assert f'"run_id": {run_id}' in out, err
     assert training.background_result(run_id, timeout=60).status == "cancelled"
@@ -90,8 +81,8 @@ def test_sigterm_to_the_cli_cancels_its_training_and_exits(platform: str) -> Non
     load_demo_data(users=400, events=200, days=30, seed=4, replace=True, actor=ADMIN)
     process = _cli("train", "--force", "--json")
     try:
-        run = _wait(lambda: runs.running_run("global"), timeout=120)
-        _wait(lambda: (runs.get_run(run.id).epoch or 0) >= 1 or process.poll() is not None,
+        run = wait_for(lambda: runs.running_run("global"), timeout=120)
+        wait_for(lambda: (runs.get_run(run.id).epoch or 0) >= 1 or process.poll() is not None,
               timeout=120)
         assert process.poll() is None, "the training ended before the signal"
         process.send_signal(signal.SIGTERM)
@@ -126,7 +117,7 @@ def test_stopping_a_process_that_trains_in_the_background_cancels_its_run(platfo
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         run_id = int(process.stdout.readline())
-        _wait(lambda: _running_epoch(run_id))
+        wait_for(lambda: _running_epoch(run_id))
         process.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         process.communicate(timeout=30)

@@ -14,16 +14,7 @@ from data_access import runs
 from data_access.db import session_scope
 from data_access.schema import TrainingLock, TrainingRun, utcnow
 from tests.faults import database_gone
-
-
-def _wait_for(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+from tests.test_console_ops import wait_for
 
 
 def test_a_training_that_lost_its_database_fails_and_frees_its_lock_when_it_is_back(
@@ -33,7 +24,7 @@ def test_a_training_that_lost_its_database_fails_and_frees_its_lock_when_it_is_b
         assert training._finish_failed(run, "RuntimeError: epoch 3 could not be recorded",
                                        "traceback") is False
         time.sleep(training.RETRY_SECONDS * 1.5)  # retried meanwhile, in vain
-    back = _wait_for(lambda: (r := runs.get_run(run.id)).status == "failed" and r)
+    back = wait_for(lambda: (r := runs.get_run(run.id)).status == "failed" and r)
     assert "lost the database during training" in back.reason
     assert "epoch 3 could not be recorded" in back.reason
     assert runs.lock_holder("global") is None
