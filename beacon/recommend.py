@@ -4,8 +4,9 @@ A request: one user lookup (+ their history), then every candidate is scored in 
 pass, the filter stages of beacon.filters are applied as boolean masks, and the top N are taken
 with np.argpartition. Candidates (with their local times precomputed) and their EventMatrix per
 model version live in a small process cache per database, reused while the events are unchanged
-(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s)
-and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
+(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
+and the catalogue stamp, read on every request, which the API's event writes move, so a
+cancelled event is gone from the next request of every process) and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
 model-version check, and one matrix-vector product over the rows that passed the filters.
 
 Fallback chain (each recommendation says which level produced it):
@@ -30,7 +31,7 @@ import numpy as np
 from beacon import filters as F
 from beacon.errors import BeaconError, UnknownUser
 from beacon.filters import CandidateArrays, FilterOutcome, FilterParams
-from data_access import catalog
+from data_access import catalog, catalog_sync
 from data_access.catalog import UserHistory, UserRow
 from data_access.db import database_url
 
@@ -197,6 +198,7 @@ class _Snapshot:
     arrays: CandidateArrays
     checked_at: float  # monotonic time of the last cheap key check
     counted_at: float  # ... and of the last full one (with the count)
+    stamp: int = 0  # the catalogue stamp it was built under
     matrices: "OrderedDict[int, Any]" = field(default_factory=OrderedDict)
     popularity: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
 
@@ -231,9 +233,10 @@ def _candidates(now: datetime) -> _Snapshot:
     still covers now; rebuilt otherwise."""
     url = database_url()
     clock = _time.monotonic()
+    stamp = catalog_sync.catalog_stamp()
     with _lock:
         snapshot = _snapshots.get(url)
-    if snapshot is not None and _covers(snapshot, now):
+    if snapshot is not None and _covers(snapshot, now) and snapshot.stamp == stamp:
         if clock - snapshot.checked_at < SNAPSHOT_TTL_S:
             return snapshot
         full = clock - snapshot.counted_at >= COUNT_TTL_S
@@ -247,7 +250,7 @@ def _candidates(now: datetime) -> _Snapshot:
     since = _hour_bucket(now) - LOOKBACK
     frame = catalog.candidate_events(since)
     snapshot = _Snapshot(key=key, since=since, arrays=CandidateArrays.from_frame(frame),
-                         checked_at=clock, counted_at=clock)
+                         checked_at=clock, counted_at=clock, stamp=stamp)
     with _lock:
         _snapshots[url] = snapshot
         _snapshots.move_to_end(url)
