@@ -676,3 +676,12 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
         unknown_rejects=outcome.unknown_rejects,
         params=ev.params,
     )
+
+
+def warm(now: datetime | None = None) -> None:
+    """Load the candidate snapshot and the active model's event matrix now (a server's start),
+    so the first request does not pay for them."""
+    snapshot = _candidates(_now(now))
+    _, loaded = _load_active()
+    if loaded is not None and snapshot.arrays.n:
+        _event_matrix(snapshot, loaded)

@@ -55,3 +55,18 @@ def catalog_stamp() -> int:
     with session_scope() as session:
         return int(session.scalar(select(CatalogStamp.version)
                                   .where(CatalogStamp.id == STAMP_ID)) or 0)
+
+
+def event_features(event_id: str) -> dict | None:
+    """What a 'more like this' request starts from: the event's category, tags and place."""
+    from data_access.schema import EventTag
+
+    with session_scope() as session:
+        row = session.execute(select(Event.id, Event.category, Event.latitude, Event.longitude)
+                              .where(Event.event_id == event_id)).first()
+        if row is None:
+            return None
+        tags = session.scalars(select(EventTag.tag).where(EventTag.event_id == row.id)
+                               .order_by(EventTag.tag)).all()
+    return {"category": row.category, "tags": tuple(tags), "latitude": row.latitude,
+            "longitude": row.longitude}

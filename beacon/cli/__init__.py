@@ -10,7 +10,7 @@ from beacon.errors import BeaconError
 
 COMMAND_MODULES = (
     "db", "demo", "importer", "train", "models", "recommend",
-    "refresh", "evaluate", "metrics",
+    "refresh", "evaluate", "metrics", "serve", "api_keys",
 )
 
 

@@ -1,0 +1,123 @@
+"""Near-real-time refresh: users marked by meaningful interactions are folded in on the active
+global version and their cached list rewritten, at most once per user per interval.
+
+The queue is the refresh_queue table (data_access/refresh_queue.py): row locks with SKIP LOCKED
+on Postgres, so any number of workers (and API processes running one) share it without two
+refreshing one user at once, and a mark made during a refresh is kept for the next one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from beacon.errors import BeaconError
+from data_access import refresh_queue as queue
+from data_access.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = float(os.environ.get("BEACON_REFRESH_INTERVAL_S", "60"))
+LEASE = timedelta(minutes=2)
+POLL_S = 0.25
+BATCH = 10
+TOP = 10
+WORKER_ACTOR = "system:refresh-worker"
+
+#: called with the lag (seconds from the first mark to the refreshed list) of each refresh
+lag_observers: list[Callable[[float], None]] = []
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    email: str
+    lag_seconds: float
+    folded_in: bool
+    cleared: bool  # False: new marks came in during the refresh (the user stays pending)
+
+
+def refresh_user(email: str) -> bool:
+    """Fold the user in on the active global version (when there is one) and rewrite their
+    cached list. Returns whether a fold-in was stored."""
+    from beacon.cache import refresh_recommendations
+    from beacon.training import train
+
+    folded = False
+    try:
+        result = train(scope="user", user=email, trigger="schedule", requested_by=WORKER_ACTOR)
+        folded = result.status == "trained"
+        if result.status == "failed":
+            log.warning("fold-in of a marked user failed: %s", result.reason)
+    except BeaconError as error:  # no active global model yet: the cached list still moves
+        log.debug("no fold-in: %s", error)
+    refresh_recommendations(top=TOP, user=email, requested_by=WORKER_ACTOR)
+    return folded
+
+
+def run_once(worker: str, interval: timedelta, limit: int = BATCH) -> list[Refreshed]:
+    """Claim the due users and refresh each; returns what was done."""
+    done: list[Refreshed] = []
+    for item in queue.claim(worker, utcnow(), LEASE, limit):
+        try:
+            folded = refresh_user(item.email)
+        except Exception:  # noqa: BLE001 - one user must not stop the worker
+            log.exception("refresh of user %s failed; retried after the interval", item.user_id)
+            queue.release(item, utcnow() + interval)
+            continue
+        finished = utcnow()
+        lag = max(0.0, (finished - item.pending_since).total_seconds())
+        cleared = queue.finish(item, finished, interval, lag)
+        for observe in lag_observers:
+            observe(lag)
+        done.append(Refreshed(item.email, lag, folded, cleared))
+    return done
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Worker:
+    """A loop over run_once in a thread (serve) or in the foreground (python -m beacon worker)."""
+
+    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S):
+        if interval_s < 0:
+            raise BeaconError(f"the refresh interval must be 0 s or more, got {interval_s:g}")
+        self.interval = timedelta(seconds=interval_s)
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refreshed = 0
+
+    def loop(self, until: Callable[[], bool] | None = None) -> None:
+        name = worker_name()
+        while not self._stop.is_set() and not (until and until()):
+            try:
+                done = run_once(name, self.interval)
+            except Exception:  # noqa: BLE001 - a database blip must not kill the worker
+                log.exception("refresh worker: claiming failed; trying again")
+                done = []
+            self.refreshed += len(done)
+            if not done:
+                self._stop.wait(self.poll_s)
+
+    def start(self) -> "Worker":
+        self._thread = threading.Thread(target=self.loop, name="beacon-refresh", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def backlog(now: datetime | None = None) -> queue.Backlog:
+    """The refresh queue as the console and /metrics show it."""
+    return queue.backlog(now or utcnow())
+
+
