@@ -9,10 +9,14 @@ and the catalogue stamp, read on every request, which the API's event writes mov
 cancelled event is gone from the next request of every process) and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
 model-version check, and one matrix-vector product over the rows that passed the filters.
 
-Fallback chain (each recommendation says which level produced it):
-personal (a user-scope vector for this user on the active global version) -> global (the active
-model knows the user) -> features (active model, cold user: tags + home) -> popularity (no
-model, or the model cannot be loaded / used).
+Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
+"beacon" is the hybrid model with its fallback chain, each recommendation saying which level
+produced it: personal (a user-scope vector for this user on the active global version) ->
+global (the active model knows the user) -> features (active model, cold user: tags + home) ->
+popularity (no model, or the model cannot be loaded / used). "popularity" is that last level on
+its own; "content" is beacon.content (TF-IDF of the events against the user's history and
+interests). The features and popularity levels decay with distance from the user's home or the
+given point, so a user nobody resembles gets what is near, not what is far and popular.
 """
 from __future__ import annotations
 
@@ -37,13 +41,20 @@ from data_access.db import database_url
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("personal", "global", "features", "popularity")
+SOURCES = ("personal", "global", "features", "popularity", "content")
+STRATEGIES = ("beacon", "popularity", "content")
 POPULARITY_DAYS = 7
 #: how long a loaded candidate snapshot is trusted before its key is checked again
 SNAPSHOT_TTL_S = float(os.environ.get("BEACON_CANDIDATE_TTL_S", "2"))
 #: candidates reach back this far before now, so debug-filter can show what just started
 LOOKBACK = timedelta(days=1)
 NEARBY_KM = 25.0
+#: distance (km) at which the fallbacks' preference for near events halves the popularity score
+DECAY_KM = NEARBY_KM
+#: how far an event without a location counts for that decay
+UNKNOWN_PLACE_KM = 1_000.0
+#: content: how much the popularity prior may add to a cosine (only to order equal matches)
+CONTENT_PRIOR_WEIGHT = 1e-3
 
 
 # --------------------------------------------------------------------------- results
@@ -99,6 +110,7 @@ class Stage:
 @dataclass
 class RecommendationResult:
     user: UserRow
+    strategy: str
     source: str
     model_version: int | None
     items: list[Recommendation]
@@ -110,6 +122,7 @@ class RecommendationResult:
         return {
             "user": self.user.email,
             "user_id": self.user.id,
+            "strategy": self.strategy,
             "source": self.source,
             "model_version": self.model_version,
             "recommendations": [item.to_json() for item in self.items],
@@ -164,6 +177,7 @@ class DebugEvent:
 @dataclass
 class DebugResult:
     user: UserRow
+    strategy: str
     source: str
     model_version: int | None
     stages: list[Stage]
@@ -179,6 +193,7 @@ class DebugResult:
         return {
             "user": self.user.email,
             "user_id": self.user.id,
+            "strategy": self.strategy,
             "source": self.source,
             "model_version": self.model_version,
             "stages": [stage.to_json() for stage in self.stages],
@@ -201,6 +216,7 @@ class _Snapshot:
     stamp: int = 0  # the catalogue stamp it was built under
     matrices: "OrderedDict[int, Any]" = field(default_factory=OrderedDict)
     popularity: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
+    content: Any = None  # beacon.content.ContentIndex of these candidates, fit on first use
 
 
 _lock = threading.Lock()
@@ -313,6 +329,22 @@ class _Scoring:
     override: Any = None
     matrix: Any = None
     popularity: np.ndarray | None = None
+    content: Any = None  # (ContentIndex, Profile, cosine per candidate) for "content"
+
+    def item_source(self, i: int) -> str:
+        """What produced candidate i's place: a content match, or popularity where the
+        profile matched nothing of it."""
+        if self.content is not None and self.content[2][i] <= 0:
+            return "popularity"
+        return self.source
+
+
+def check_strategy(strategy: str) -> str:
+    """The strategy name, or a BeaconError naming the valid ones."""
+    name = str(strategy).strip().lower() if strategy is not None else ""
+    if name not in STRATEGIES:
+        raise BeaconError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    return name
 
 
 def _user_context(user: UserRow):
@@ -336,7 +368,66 @@ def _load_active():
         return versions, None
 
 
-def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime) -> _Scoring:
+def _distance_km(outcome: FilterOutcome, rows: np.ndarray) -> np.ndarray | None:
+    """km from the home / given point per row (UNKNOWN_PLACE_KM where the event has no
+    place); None without an origin."""
+    distances = outcome.distances(rows)
+    return None if distances is None else np.nan_to_num(distances, nan=UNKNOWN_PLACE_KM)
+
+
+def _popularity_values(counts: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
+    """More registrations first, divided by a distance decay: an event 25 km away needs about
+    twice the score of one next door, one 9,000 km away 360 times."""
+    values = 1.0 + np.log1p(counts)
+    if distances is not None:
+        values = values / (1.0 + distances / DECAY_KM)
+    return values
+
+
+def _popularity_scoring(snapshot: _Snapshot, outcome: FilterOutcome, now: datetime) -> _Scoring:
+    counts = _popularity(snapshot, now) if snapshot.arrays.n else np.zeros(0)
+    rows = outcome.passed_rows
+    values = _popularity_values(counts[rows], _distance_km(outcome, rows))
+    return _Scoring("popularity", None, rows, values, popularity=counts)
+
+
+def _content_index(snapshot: _Snapshot):
+    from beacon.content import ContentIndex, frame_terms
+
+    index = snapshot.content
+    if index is None:
+        index = ContentIndex(frame_terms(snapshot.arrays.frame))
+        with _lock:
+            snapshot.content = index
+    return index
+
+
+def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
+                     now: datetime) -> _Scoring:
+    """Cosine of the user's profile with each passed candidate; the popularity prior (tiny)
+    orders equal matches. No profile at all (no usable history, no interests): popularity."""
+    from beacon.content import history_items
+
+    index = _content_index(snapshot)
+    profile = index.profile(history_items(catalog.user_event_interactions(user.id)), user.tags)
+    base = _popularity_scoring(snapshot, outcome, now)
+    if profile is None:
+        return base
+    rows = base.rows
+    cosine = np.zeros(snapshot.arrays.n, dtype=np.float64)
+    cosine[rows] = index.similarity(profile, rows)
+    prior = base.values / (1.0 + base.values)  # in [0, 1)
+    values = cosine[rows] + CONTENT_PRIOR_WEIGHT * prior
+    return _Scoring("content", None, rows, values, popularity=base.popularity,
+                    content=(index, profile, cosine))
+
+
+def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
+           strategy: str = "beacon") -> _Scoring:
+    if strategy == "popularity":
+        return _popularity_scoring(snapshot, outcome, now)
+    if strategy == "content":
+        return _content_scoring(user, snapshot, outcome, now)
     arrays = snapshot.arrays
     versions, loaded = _load_active()
     if loaded is not None:
@@ -367,17 +458,21 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)
+                if source == "features":
+                    values = _near_first(values, _distance_km(outcome, rows))
             return _Scoring(source, model_version, rows, values, model, context, override, matrix)
         except Exception as error:  # noqa: BLE001 - fall through to popularity
             log.warning("model scoring failed, serving popularity: %s", error)
-    counts = _popularity(snapshot, now) if arrays.n else np.zeros(0)
-    rows = outcome.passed_rows
-    values = np.log1p(counts[rows])
-    distances = outcome.distances(rows)
-    if distances is not None and len(rows):
-        # nearer first among equally popular events
-        values += 0.5 * np.exp(-np.nan_to_num(distances, nan=1e9) / NEARBY_KM)
-    return _Scoring("popularity", None, rows, values, popularity=counts)
+    return _popularity_scoring(snapshot, outcome, now)
+
+
+def _near_first(values: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
+    """The features level knows nobody like this user: what it learned from their tags and
+    home area counts, but a far event must not outrank a near one on that alone (the decay
+    of _popularity_values, on the log scale of model scores)."""
+    if distances is None:
+        return values
+    return values - np.log1p(distances / DECAY_KM)
 
 
 def _model_scores(model, context, override, matrix, rows: np.ndarray, n: int) -> np.ndarray:
@@ -429,25 +524,30 @@ def _norm(value: Any) -> str:
 
 
 def _humanize(token: str, user: UserRow, history: UserHistory, distance: float | None,
-              origin_label: str, local_start: datetime | None, now: datetime) -> str | None:
+              origin_label: str, local_start: datetime | None, now: datetime,
+              collaborative: bool = True) -> str | None:
+    """A phrase for one scoring term, or None. "people like you" only when `collaborative`
+    (the model learned this user from their own history); the features level says nothing
+    for a term that neither their interests, history, place nor time explain."""
     kind, _, value = str(token).partition(":")
+    crowd = "popular with people like you" if collaborative else None
     interests = {_norm(t) for t in user.tags}
     if kind == "tag":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
         if _norm(value) in {_norm(t) for t in history.tags}:
             return f"like events you registered for: {value}"
-        return "popular with people like you"
+        return crowd
     if kind == "organizer":
         if value in history.organizers or _norm(value) in {_norm(o) for o in history.organizers}:
             return f"organizer you registered with before: {value}"
-        return "popular with people like you"
+        return crowd
     if kind == "category":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
         if _norm(value) in {_norm(c) for c in history.categories}:
             return f"like events you registered for: {value}"
-        return "popular with people like you"
+        return crowd
     if kind == "city":
         if user.city and _norm(user.city) == _norm(value):
             return f"in your city: {user.city}"
@@ -465,7 +565,7 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
         if local_start is not None:
             return _day_phrase(local_start, now)
         return None
-    return "popular with people like you"
+    return crowd
 
 
 def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
@@ -478,20 +578,30 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("explain failed: %s", error)
         terms = []
+    collaborative = scoring.source != "features"
     phrases: list[str] = []
     for token, contribution in terms:
         if contribution is not None and float(contribution) <= 0:
             continue
-        phrase = _humanize(token, user, history, distance, origin_label, local_start, now)
+        phrase = _humanize(token, user, history, distance, origin_label, local_start, now,
+                           collaborative)
         if phrase and phrase not in phrases:
             phrases.append(phrase)
         if len(phrases) == 2:
             break
     if not phrases:
-        phrases.append(
-            "matches your profile" if scoring.source == "features" else "popular with people like you"
-        )
+        phrases.append("popular with people like you" if collaborative
+                       else _profile_phrase(user, distance))
     return "; ".join(phrases)
+
+
+def _profile_phrase(user: UserRow, distance: float | None) -> str:
+    """What the features level went on when no single term explains a pick."""
+    if user.tags:
+        return "suggested from your interests: " + ", ".join(user.tags[:3])
+    if distance is not None:
+        return f"suggested from your home area ({distance:.0f} km away)"
+    return "upcoming event"
 
 
 def _popularity_reason(count: float, distance: float | None) -> str:
@@ -507,7 +617,12 @@ def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
             history: UserHistory, outcome: FilterOutcome, local_start: datetime | None,
             now: datetime) -> str:
     distance = outcome.distance(i)
-    if scoring.source == "popularity":
+    if scoring.source == "content" and scoring.content[2][i] > 0:
+        index, profile, _ = scoring.content
+        phrases = index.reasons(profile, i)
+        if phrases:
+            return "; ".join(phrases)
+    if scoring.source in ("popularity", "content"):
         return _popularity_reason(scoring.popularity[i], distance)
     return _model_reason(scoring, arrays, i, user, history, distance, outcome.origin_label,
                          local_start, now)
@@ -525,6 +640,7 @@ class _Evaluation:
     arrays: CandidateArrays
     outcome: FilterOutcome
     scoring: _Scoring
+    strategy: str = "beacon"
 
     def stages(self) -> list[Stage]:
         enabled = {stage.name: stage.enabled for stage in self.outcome.stages}
@@ -552,10 +668,11 @@ def _lookup(user: str | UserRow) -> UserRow:
 
 
 def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | None,
-              lazy: bool = False) -> _Evaluation:
+              lazy: bool = False, strategy: str = "beacon") -> _Evaluation:
     """The one code path: user + history, candidates, filter stages, scores. `lazy` evaluates
     each stage only on the rows still alive (recommend); the full form gives every candidate a
-    flag and a reason per stage (debug filter)."""
+    flag and a reason per stage (debug filter). The strategy only scores the rows that passed."""
+    strategy = check_strategy(strategy)
     params = params if params is not None else FilterParams()
     now = _now(now)
     if isinstance(user, UserRow):
@@ -571,8 +688,8 @@ def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | 
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now)
-    return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring)
+    scoring = _score(row, snapshot, outcome, now, strategy)
+    return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 
 def _float_or_none(value) -> float | None:
@@ -588,12 +705,13 @@ def _text_or_none(value) -> str | None:
     return str(value)
 
 
-def recommend(email: str | UserRow, params: FilterParams | None = None, top: int = 10,
-              now: datetime | None = None) -> RecommendationResult:
-    """The top `top` events for a user that pass every filter, best first, with reasons."""
+def recommend(user: str | UserRow, params: FilterParams | None = None, top: int = 10,
+              now: datetime | None = None, strategy: str = "beacon") -> RecommendationResult:
+    """The top `top` events for a user (email or row) that pass every filter, best first, with
+    reasons, scored by `strategy` (one of STRATEGIES)."""
     if top < 1:
         raise BeaconError(f"--top must be at least 1, got {top}")
-    ev = _evaluate(email, params, now, lazy=True)
+    ev = _evaluate(user, params, now, lazy=True, strategy=strategy)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, top)
     items = []
@@ -605,7 +723,7 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
             title=str(arrays.value(i, "title")),
             score=score,
             reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
-            source=scoring.source,
+            source=scoring.item_source(i),
             distance_km=outcome.distance(i),
             local_start=local_start,
             category=_text_or_none(arrays.value(i, "category")),
@@ -619,6 +737,7 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
         ))
     return RecommendationResult(
         user=ev.user,
+        strategy=ev.strategy,
         source=scoring.source,
         model_version=scoring.model_version,
         items=items,
@@ -628,11 +747,11 @@ def recommend(email: str | UserRow, params: FilterParams | None = None, top: int
     )
 
 
-def debug_filter(email: str | UserRow, params: FilterParams | None = None,
-                 now: datetime | None = None) -> DebugResult:
+def debug_filter(user: str | UserRow, params: FilterParams | None = None,
+                 now: datetime | None = None, strategy: str = "beacon") -> DebugResult:
     """Every candidate with pass/fail per stage and why, plus the funnel; passed events carry
-    the score and rank recommend() gives them."""
-    ev = _evaluate(email, params, now)
+    the score and rank recommend() with the same strategy gives them."""
+    ev = _evaluate(user, params, now, strategy=strategy)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, None)
     rank_of = np.zeros(arrays.n, dtype=np.int64)
@@ -669,6 +788,7 @@ def debug_filter(email: str | UserRow, params: FilterParams | None = None,
         ))
     return DebugResult(
         user=ev.user,
+        strategy=ev.strategy,
         source=scoring.source,
         model_version=scoring.model_version,
         stages=ev.stages(),

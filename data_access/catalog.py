@@ -264,6 +264,33 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
     )
 
 
+def user_event_interactions(user_id: int, limit: int = 500) -> list[dict]:
+    """A user's latest interactions (impressions left out), newest first, each with the text
+    of its event: event_pk, type, title, category, organizer, tags (tuple)."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Interaction.event_id, Interaction.type, Event.title, Event.category,
+                   Event.organizer)
+            .join(Event, Event.id == Interaction.event_id)
+            .where(Interaction.user_id == user_id, Interaction.type != "impression")
+            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+            .limit(limit)
+        ).all()
+        pks = sorted({row[0] for row in rows})
+        tags: dict[int, list[str]] = {}
+        if pks:
+            for event_pk, tag in session.execute(
+                select(EventTag.event_id, EventTag.tag)
+                .where(EventTag.event_id.in_(pks)).order_by(EventTag.event_id, EventTag.tag)
+            ):
+                tags.setdefault(event_pk, []).append(tag)
+    return [
+        {"event_pk": pk, "type": kind, "title": title, "category": category,
+         "organizer": organizer, "tags": tuple(tags.get(pk, ()))}
+        for pk, kind, title, category, organizer in rows
+    ]
+
+
 def _as_naive(value: datetime) -> datetime:
     # max() over a typed column comes back aware; be safe if a driver hands back naive UTC
     if value.tzinfo is None:

@@ -19,6 +19,10 @@ def _filter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", help="daily window end, e.g. 23:00 (before --start: crosses midnight)")
     parser.add_argument("--reject", help="event ids to leave out, e.g. evt-1,evt-2")
     parser.add_argument("--category", help="only these categories, e.g. music,theatre")
+    # the names live in beacon.recommend.STRATEGIES; importing it here would slow every --help
+    parser.add_argument("--strategy", default="beacon",
+                        help="how to score the events that pass: beacon (the model, default), "
+                             "popularity or content")
     add_json_flag(parser)
 
 
@@ -79,7 +83,7 @@ def _km(value) -> str:
 def _recommend_text(payload: dict) -> str:
     head = (
         f"{payload['user']}: {len(payload['recommendations'])} recommendation(s), "
-        f"source {payload['source']}"
+        f"strategy {payload['strategy']}, source {payload['source']}"
         + (f", model v{payload['model_version']}" if payload["model_version"] is not None else "")
     )
     lines = [head, f"funnel: {_funnel(payload['stages'])}"]
@@ -99,7 +103,7 @@ def _recommend_text(payload: dict) -> str:
 
 
 def _debug_text(payload: dict) -> str:
-    lines = [f"{payload['user']}: source {payload['source']}"
+    lines = [f"{payload['user']}: strategy {payload['strategy']}, source {payload['source']}"
              + (f", model v{payload['model_version']}" if payload["model_version"] is not None else "")]
     lines.append("stages:")
     for stage in payload["stages"]:
@@ -131,7 +135,7 @@ def _debug_text(payload: dict) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     from beacon.recommend import recommend
 
-    result = recommend(args.email, _params(args), top=args.top)
+    result = recommend(args.email, _params(args), top=args.top, strategy=args.strategy)
     emit(args, result.to_json(), _recommend_text)
     return 0
 
@@ -139,6 +143,6 @@ def run_recommend(args: argparse.Namespace) -> int:
 def run_debug_filter(args: argparse.Namespace) -> int:
     from beacon.recommend import debug_filter
 
-    result = debug_filter(args.email, _params(args))
+    result = debug_filter(args.email, _params(args), strategy=args.strategy)
     emit(args, result.to_json(), _debug_text)
     return 0
