@@ -24,7 +24,7 @@ def user_counts(user_id: int, since: datetime) -> dict:
             .where(Interaction.user_id == user_id, Interaction.occurred_at >= since)
             .group_by(Interaction.type)).all())
         categories = session.execute(
-            select(Event.category, func.count().label("n"))
+            select(Event.category, func.count().label("n")).select_from(Interaction)
             .join(Event, Event.id == Interaction.event_id)
             .where(Interaction.user_id == user_id, Interaction.occurred_at >= since,
                    Interaction.type.in_(TASTE_TYPES), Event.category.is_not(None))
@@ -41,7 +41,7 @@ def user_counts(user_id: int, since: datetime) -> dict:
 def popular_events(since: datetime, types: tuple[str, ...], limit: int = 10) -> list[dict]:
     with session_scope() as session:
         rows = session.execute(
-            select(Event.event_id, Event.title, func.count().label("n"))
+            select(Event.event_id, Event.title, func.count().label("n")).select_from(Interaction)
             .join(Event, Event.id == Interaction.event_id)
             .where(Interaction.type.in_(types), Interaction.occurred_at >= since)
             .group_by(Event.event_id, Event.title)

@@ -48,15 +48,15 @@ class Filters(Strict):
     interests: list[Tag] = Field(default_factory=list, max_length=50,
                                  description="a cold-start user's interests (unknown users only)")
     # the older client's names
-    latitude: Latitude | None = Field(None, deprecated=True)
-    longitude: Longitude | None = Field(None, deprecated=True)
-    filter_distance: Km | None = Field(None, deprecated=True, description="km")
-    rejected_events: list[EventId] | None = Field(None, max_length=1000, deprecated=True)
+    latitude: Latitude | None = Field(None, json_schema_extra={"deprecated": True})
+    longitude: Longitude | None = Field(None, json_schema_extra={"deprecated": True})
+    filter_distance: Km | None = Field(None, json_schema_extra={"deprecated": True}, description="km")
+    rejected_events: list[EventId] | None = Field(None, max_length=1000, json_schema_extra={"deprecated": True})
     use_calendar_filter: StrictBool | None = Field(
-        None, deprecated=True, description="false: selected_dates are ignored")
-    selected_dates: list[date] | None = Field(None, max_length=366, deprecated=True)
-    user_start_time: Clock | None = Field(None, deprecated=True)
-    user_end_time: Clock | None = Field(None, deprecated=True)
+        None, json_schema_extra={"deprecated": True}, description="false: selected_dates are ignored")
+    selected_dates: list[date] | None = Field(None, max_length=366, json_schema_extra={"deprecated": True})
+    user_start_time: Clock | None = Field(None, json_schema_extra={"deprecated": True})
+    user_end_time: Clock | None = Field(None, json_schema_extra={"deprecated": True})
 
     @field_validator("dates", "selected_dates", mode="before")
     @classmethod
