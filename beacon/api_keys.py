@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, state_changing
 from beacon.errors import BeaconError
 from data_access import api_keys as store
 from data_access.schema import utcnow
@@ -46,6 +46,10 @@ class KeyInfo:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def actor(self) -> Actor:
+        """Who a request made with this key acts as: its scopes are its permissions."""
+        return Actor(f"api:{self.name}", kind="api_key", scopes=frozenset(self.scopes))
 
     def to_json(self) -> dict:
         return {
@@ -93,15 +97,15 @@ def _check_name(name: str) -> str:
     return name
 
 
-@state_changing("create_api_key")
-def create_key(name: str, scopes, requested_by: str | None = None) -> CreatedKey:
+@state_changing("create_api_key", needs="administer")
+def create_key(name: str, scopes, *, actor: Actor) -> CreatedKey:
     """A new random key with `scopes`; the returned secret is the only copy."""
     name = _check_name(name)
     chosen = parse_scopes(scopes)
     prefix = secrets.token_hex(PREFIX_CHARS // 2)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     try:
-        row = store.insert_key(name, prefix, _digest(secret), chosen, requested_by, utcnow())
+        row = store.insert_key(name, prefix, _digest(secret), chosen, actor.name, utcnow())
     except store.DuplicateKeyName:
         raise BeaconError(f"an API key named {name!r} already exists") from None
     return CreatedKey(info=_info(row), secret=secret)
@@ -111,8 +115,8 @@ def list_keys() -> list[KeyInfo]:
     return [_info(row) for row in store.list_keys()]
 
 
-@state_changing("revoke_api_key")
-def revoke_key(name_or_id: str, requested_by: str | None = None) -> KeyInfo:
+@state_changing("revoke_api_key", needs="administer")
+def revoke_key(name_or_id: str, *, actor: Actor) -> KeyInfo:
     """Revoke by name (or numeric id): from the next request on, the key is refused."""
     text = str(name_or_id).strip()
     row = store.key_by_name(text)

@@ -15,11 +15,12 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from beacon.actions import SYSTEM
 from beacon.errors import BeaconError
 from data_access import catalog, migrate, runs
 from data_access.db import database_url, describe_url
 
-FIRST_START_BY = "first start"
+FIRST_START_BY = SYSTEM.name
 #: the demo platform and model settings of a first start (None: ModelConfig's defaults)
 FIRST_START_DEMO: dict = {}
 FIRST_START_CONFIG = None
@@ -146,12 +147,11 @@ def _first_start(job: _Job, url: str, demo_options: dict, train_config) -> None:
     try:
         demo = importlib.import_module("beacon.demo")
         job.update(phase="loading", message="Loading demo data…", fraction=0.0)
-        demo.load_demo_data(progress=_progress_callback(job), requested_by=FIRST_START_BY,
-                            **demo_options)
+        demo.load_demo_data(progress=_progress_callback(job), actor=SYSTEM, **demo_options)
         job.update(phase="training", message="Training the first model…", fraction=None)
         training = importlib.import_module("beacon.training")
         kwargs = {"scope": "global", "force": False, "trigger": "schedule",
-                  "requested_by": FIRST_START_BY}
+                  "actor": SYSTEM}
         if train_config is not None:
             kwargs["config"] = train_config
         run_id = training.start_training_in_background(**kwargs)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, state_changing
 from beacon.errors import UnknownUser
 from beacon.filters import FilterParams
 from data_access import catalog
@@ -42,14 +42,15 @@ class RefreshSummary:
         }
 
 
-@state_changing("refresh_recommendations")
+@state_changing("refresh_recommendations", needs="operate")
 def refresh_recommendations(
     top: int = 10,
     user: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-    requested_by: str | None = None,
     batch_size: int = BATCH_SIZE,
     now: datetime | None = None,
+    *,
+    actor: Actor,
 ) -> RefreshSummary:
     """Recompute and store the top `top` for one user (email) or for all users.
     `progress(done, total)` is called after each batch."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from beacon import metrics as online
+from beacon.actions import Actor
 from beacon.errors import BeaconError
 from data_access import catalog, models_store, runs
 from data_access.db import database_url, describe_url
@@ -352,7 +353,7 @@ class Started:
 
 
 def start_retrain(*, force: bool = False, email: str | None = None, config: dict | None = None,
-                  requested_by: str = "console") -> Started:
+                  actor: Actor) -> Started:
     """Start a smart (or forced, or one user's) retrain in the background executor and return
     at once; never trains in the caller's thread. A scope already being trained (by any
     process) gives busy=True with who holds it. Bad input raises BeaconError."""
@@ -363,7 +364,7 @@ def start_retrain(*, force: bool = False, email: str | None = None, config: dict
         "scope": "user" if email else "global",
         "force": force,
         "trigger": "force" if force else "button",
-        "requested_by": requested_by,
+        "actor": actor,
     }
     if email:
         kwargs["user"] = email
@@ -547,10 +548,8 @@ def cleanup_preview(keep_days: float, keep_newest: int) -> list[dict]:
     """The versions `cleanup` would delete with these settings, deleting nothing."""
     from beacon import versions
 
-    result = versions.cleanup(keep_days=keep_days, keep_newest=keep_newest, dry_run=True,
-                              requested_by="console preview")
     return [{"id": v.id, "scope": v.scope, "user": v.user or "", "status": v.status,
-             "created": v.created_at} for v in result.deleted]
+             "created": v.created_at} for v in versions.cleanup_candidates(keep_days, keep_newest)]
 
 
 # --------------------------------------------------------------------------------------------

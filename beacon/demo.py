@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError
 
 Progress = Callable[[int, int, str], None]
@@ -175,7 +175,7 @@ class DemoSummary:
 # The service
 
 
-@state_changing("load_demo_data")
+@state_changing("load_demo_data", needs="administer")
 def load_demo_data(
     users: int = 1000,
     events: int = 500,
@@ -184,8 +184,9 @@ def load_demo_data(
     now: datetime | str | None = None,
     replace: bool = False,
     progress: Progress | None = None,
-    requested_by: str | None = None,
     url: str | None = None,
+    *,
+    actor: Actor,
 ) -> DemoSummary:
     """Generate the demo platform and write it in one transaction; refuse a non-empty database
     unless `replace` (then wipe users, events, interactions and all engine state first)."""
@@ -195,7 +196,7 @@ def load_demo_data(
     anchor = parse_now(now)
     started = time.perf_counter()
     report = progress or (lambda done, total, stage: None)
-    with bulk_writer(url) as writer:
+    with bulk_writer(url, audit=audit_row()) as writer:
         existing = writer.platform_counts()
         if (existing["users"] or existing["events"]) and not replace:
             raise BeaconError(

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError
 from data_access.imports import (
     MAX_LENGTHS,
@@ -533,13 +533,14 @@ def _paths(users, events, interactions) -> dict[str, Path]:
     return paths
 
 
-@state_changing("import_csv")
+@state_changing("import_csv", needs="ingest")
 def import_csv(
     users: str | Path | None = None,
     events: str | Path | None = None,
     interactions: str | Path | None = None,
     progress: ProgressCallback | None = None,
-    requested_by: str | None = None,
+    *,
+    actor: Actor,
 ) -> ImportSummary:
     """Validate and import the given CSV files in one transaction; all or nothing.
 
@@ -549,7 +550,7 @@ def import_csv(
     paths = _paths(users, events, interactions)
     started = time.perf_counter()
     results: dict[str, FileSummary] = {}
-    with import_transaction() as writer:
+    with import_transaction(audit=audit_row()) as writer:
         run = _Import(writer, progress)
         for kind in ("users", "events", "interactions"):
             if kind in paths:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, state_changing
 from beacon.errors import BeaconError
 from data_access import catalog_sync, ingest as store
 from data_access.imports import EventRecord, UserRecord
@@ -37,9 +37,9 @@ class IngestSummary:
         return dict(self.__dict__)
 
 
-@state_changing("ingest_interactions")
-def ingest_interactions(items: list[store.IncomingInteraction], requested_by: str | None = None,
-                        now: datetime | None = None) -> IngestSummary:
+@state_changing("ingest_interactions", needs="ingest")
+def ingest_interactions(items: list[store.IncomingInteraction], now: datetime | None = None, *,
+                        actor: Actor) -> IngestSummary:
     """Store a batch all or nothing; a retried batch inserts nothing twice."""
     if len(items) > MAX_BATCH:
         raise BeaconError(f"a batch holds at most {MAX_BATCH} interactions, got {len(items)}")
@@ -50,19 +50,19 @@ def ingest_interactions(items: list[store.IncomingInteraction], requested_by: st
     return IngestSummary(**result.__dict__)
 
 
-@state_changing("upsert_event")
-def upsert_event(record: EventRecord, requested_by: str | None = None) -> str:
+@state_changing("upsert_event", needs="ingest")
+def upsert_event(record: EventRecord, *, actor: Actor) -> str:
     if record.end_time is not None and record.end_time < record.start_time:
         raise BeaconError("end_time is before start_time")
     return catalog_sync.upsert_event(record)
 
 
-@state_changing("delete_event")
-def delete_event(event_id: str, requested_by: str | None = None) -> bool:
+@state_changing("delete_event", needs="ingest")
+def delete_event(event_id: str, *, actor: Actor) -> bool:
     """A cancelled event: gone from every list from the next request on, in every process."""
     return catalog_sync.delete_event(event_id)
 
 
-@state_changing("upsert_user")
-def upsert_user(record: UserRecord, requested_by: str | None = None) -> str:
+@state_changing("upsert_user", needs="ingest")
+def upsert_user(record: UserRecord, *, actor: Actor) -> str:
     return catalog_sync.upsert_user(record)

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
+from beacon.actions import Actor
 from beacon.errors import BeaconError
 from data_access import refresh_queue as queue
 from data_access.schema import utcnow
 
 log = logging.getLogger(__name__)
 
+#: the worker folds users in and rewrites their lists: the operator's permission
+WORKER = Actor("system:refresh-worker", kind="system", role="operator")
+
 DEFAULT_INTERVAL_S = float(os.environ.get("BEACON_REFRESH_INTERVAL_S", "60"))
 LEASE = timedelta(minutes=2)
 POLL_S = 0.25
 BATCH = 10
 TOP = 10
-WORKER_ACTOR = "system:refresh-worker"
 
 #: called with the lag (seconds from the first mark to the refreshed list) of each refresh
 lag_observers: list[Callable[[float], None]] = []
@@ -48,13 +51,13 @@ def refresh_user(email: str) -> bool:
 
     folded = False
     try:
-        result = train(scope="user", user=email, trigger="schedule", requested_by=WORKER_ACTOR)
+        result = train(scope="user", user=email, trigger="schedule", actor=WORKER)
         folded = result.status == "trained"
         if result.status == "failed":
             log.warning("fold-in of a marked user failed: %s", result.reason)
     except BeaconError as error:  # no active global model yet: the cached list still moves
         log.debug("no fold-in: %s", error)
-    refresh_recommendations(top=TOP, user=email, requested_by=WORKER_ACTOR)
+    refresh_recommendations(top=TOP, user=email, actor=WORKER)
     return folded
 
 

@@ -53,8 +53,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError, UnknownUser
+from data_access import audit as audit_log
 from data_access import models_store as store
 from data_access import runs
 from data_access.schema import RUN_TRIGGERS, utcnow
@@ -275,7 +276,7 @@ def _prepare(scope: str, user: str | None):
 
 
 def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str | None,
-                  config: ModelConfig | None, status: str):
+                  config: ModelConfig | None, status: str, audit=None):
     """Check the request, resolve the user and settings, recover dead runs, then take the lock
     for the scope with a run row in `status`. Returns what the caller needs, and the reason to
     give when another run holds the lock."""
@@ -287,6 +288,7 @@ def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str 
         return runs.acquire(
             scope, user_row.id if user_row else None, trigger=trigger, requested_by=requested_by,
             hyperparameters=config.to_dict() if config is not None else {}, status=status,
+            audit=audit,
         )
 
     if scope == "global":
@@ -304,21 +306,23 @@ def _request_lock(scope: str, user: str | None, trigger: str, requested_by: str 
     return scope, user_row, base, config, acquired, busy_reason
 
 
-@state_changing("train")
+@state_changing("train", needs="operate")
 def train(
     scope: str = "global",
     force: bool = False,
     user: str | None = None,
     trigger: str = "cli",
-    requested_by: str | None = None,
     progress_callback: Callable[[Any], None] | None = None,
     config=None,
+    *,
+    actor: Actor,
 ) -> TrainResult:
     """Train (or skip, or answer busy) now, in this thread. See the module docstring.
 
     Raises BeaconError for bad requests (unknown user, no active global model for a fold-in,
     bad scope/trigger); every other failure is a `failed` result with the run's error.
     """
+    requested_by = actor.name
     scope, user_row, base, config, acquired, busy_reason = _request_lock(
         scope, user, trigger, requested_by, config, status="running")
     if acquired.busy:
@@ -390,7 +394,7 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
             loss_history=losses, metrics=metrics,
             created_by=requested_by or run.trigger,
         )
-        store.activate(version_id)
+        store.activate(version_id, audit=audit_row())
         activated = True
         reason = decision.reason
         if comparison.get("note"):
@@ -524,6 +528,9 @@ def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainRe
             created_by=requested_by or run.trigger,
         )
         runs.succeed_and_release(session, run, reason=reason, model_id=version_id)
+        entry = audit_row()
+        if entry is not None:
+            audit_log.insert(session, entry)
     return TrainResult(status="trained", reason=reason, model_version=version_id, run_id=run.id,
                        scope="user", user=user_row.email, seconds=time.perf_counter() - started)
 
@@ -544,15 +551,16 @@ def _get_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-@state_changing("start_training")
+@state_changing("start_training", needs="operate")
 def start_training_in_background(
     scope: str = "global",
     force: bool = False,
     user: str | None = None,
     trigger: str = "button",
-    requested_by: str | None = None,
     config=None,
     progress_callback: Callable[[Any], None] | None = None,
+    *,
+    actor: Actor,
 ) -> int:
     """Queue a training on this process's worker pool and return its run id at once.
 
@@ -561,8 +569,9 @@ def start_training_in_background(
     `.run_id`). Progress and outcome are read from the run row (`runs.get_run(run_id)`), which
     every replica sees; `background_result(run_id)` waits for it in this process.
     """
+    requested_by = actor.name
     scope, user_row, base, config, acquired, busy_reason = _request_lock(
-        scope, user, trigger, requested_by, config, status="queued")
+        scope, user, trigger, requested_by, config, status="queued", audit=audit_row())
     if acquired.busy:
         raise TrainingBusy(busy_reason,
                            acquired.holder.id if acquired.holder else None)

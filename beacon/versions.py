@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from beacon.actions import state_changing
+from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError, UnknownUser
 from data_access import models_store as store
 
@@ -124,17 +124,17 @@ def show(version_id: int) -> VersionInfo:
     return _info(meta)
 
 
-@state_changing("activate_model")
-def activate(version_id: int, requested_by: str | None = None) -> VersionInfo:
+@state_changing("activate_model", needs="administer")
+def activate(version_id: int, *, actor: Actor) -> VersionInfo:
     """Make a version the active one of its scope: rollback is activating an older version.
     Every process serves it from its next request on."""
     try:
-        meta = store.activate(int(version_id))
+        meta = store.activate(int(version_id), audit=audit_row())
     except store.VersionNotFound as error:
         raise BeaconError(str(error)) from error
     except store.VersionFailed as error:
         raise BeaconError(str(error)) from error
-    log.info("model version %s activated by %s", meta.id, requested_by or "unknown")
+    log.info("model version %s activated by %s", meta.id, actor.name)
     return _info(meta)
 
 
@@ -151,22 +151,28 @@ class CleanupResult:
                 "deleted": [v.to_dict(full=False) for v in self.deleted]}
 
 
-@state_changing("cleanup_models")
-def cleanup(keep_days: float, keep_newest: int = 3, dry_run: bool = False,
-            requested_by: str | None = None) -> CleanupResult:
-    """Delete versions older than keep_days, never an active one, never the `keep_newest`
-    newest global versions nor the `keep_newest` newest of each user. `dry_run` only lists."""
+def cleanup_candidates(keep_days: float, keep_newest: int = 3) -> list[VersionInfo]:
+    """What `cleanup` would delete with these settings (reads only)."""
     if keep_days is None or keep_days < 0:
         raise BeaconError(f"--keep-days must be >= 0, got {keep_days!r}")
     if keep_newest < 0:
         raise BeaconError(f"keep_newest must be >= 0, got {keep_newest!r}")
-    candidates = store.cleanup_candidates(keep_days=keep_days, keep_newest=keep_newest)
+    return [_info(m) for m in
+            store.cleanup_candidates(keep_days=keep_days, keep_newest=keep_newest)]
+
+
+@state_changing("cleanup_models", needs="administer")
+def cleanup(keep_days: float, keep_newest: int = 3, dry_run: bool = False, *,
+            actor: Actor) -> CleanupResult:
+    """Delete versions older than keep_days, never an active one, never the `keep_newest`
+    newest global versions nor the `keep_newest` newest of each user. `dry_run` only lists."""
+    candidates = cleanup_candidates(keep_days, keep_newest)
     if not dry_run and candidates:
-        store.delete_versions([m.id for m in candidates])
-        log.info("cleanup by %s deleted %d model versions", requested_by or "unknown",
+        store.delete_versions([m.id for m in candidates], audit=audit_row())
+        log.info("cleanup by %s deleted %d model versions", actor.name,
                  len(candidates))
     return CleanupResult(dry_run=dry_run, keep_days=keep_days, keep_newest=keep_newest,
-                         deleted=[_info(m) for m in candidates])
+                         deleted=candidates)
 
 
 # --- the serving cache ----------------------------------------------------------------------

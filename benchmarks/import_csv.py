@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common as C  # noqa: E402
+from beacon.actions import cli_actor  # noqa: E402
 
 FILES = C.DATA / "import"
 PG_ADMIN = "postgresql+psycopg://beacon:beacon@127.0.0.1:5432/postgres"
@@ -109,9 +110,9 @@ def main() -> None:
 
     migrate.upgrade(url)
     C.reset_peak_rss()
-    wall, first = C.timed(lambda: importer.import_csv(**{k: str(p) for k, p in paths.items()}))
+    wall, first = C.timed(lambda: importer.import_csv(**{k: str(p) for k, p in paths.items()}, actor=cli_actor()))
     C.log(f"first import: {first.seconds:.1f} s (+ rollup refresh: {wall - first.seconds:.1f} s)")
-    again_wall, again = C.timed(lambda: importer.import_csv(**{k: str(p) for k, p in paths.items()}))
+    again_wall, again = C.timed(lambda: importer.import_csv(**{k: str(p) for k, p in paths.items()}, actor=cli_actor()))
     C.log(f"same files again: {again.seconds:.1f} s, inserted "
           f"{again.interactions.inserted if again.interactions else None}")
     C.write_result(f"import_csv_{args.target}", {

@@ -44,6 +44,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common as C  # noqa: E402
+from beacon.actions import cli_actor  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -72,7 +73,7 @@ def load_data(users: int, events: int, days: int, seed: int):
         C.log(f"generating demo data {users} users / {events} events / {days} days -> {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(url)
-        load_demo_data(users=users, events=events, days=days, seed=seed, now=NOW, url=url)
+        load_demo_data(users=users, events=events, days=days, seed=seed, now=NOW, url=url, actor=cli_actor())
     return load_training_data(url=url)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common as C  # noqa: E402
+from beacon.actions import cli_actor  # noqa: E402
 
 
 def _child(url: str, users: int, events: int, days: int, seed: int) -> None:
@@ -48,7 +49,7 @@ def _child(url: str, users: int, events: int, days: int, seed: int) -> None:
     rss_before = C.rss_mib()
     began = time.perf_counter()
     summary = load_demo_data(users=users, events=events, days=days, seed=seed, progress=progress,
-                             requested_by="benchmark", url=url)
+                             actor=cli_actor(), url=url)
     load_s = time.perf_counter() - began
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({

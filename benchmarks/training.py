@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common as C  # noqa: E402
+from beacon.actions import cli_actor  # noqa: E402
 
 
 def subset(data, target: int, seed: int = 0):
@@ -204,7 +205,7 @@ def fold_in_bench(url: str, n_users: int = 30, service_users: int = 10) -> dict:
     service_s, statuses = [], []
     for user_id, email in picks[:service_users]:
         s, result = C.timed(lambda: training.train(scope="user", user=email, trigger="cli",
-                                                   requested_by="benchmark"))
+                                                   actor=cli_actor()))
         service_s.append(s)
         statuses.append(result.status)
     out = {

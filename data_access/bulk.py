@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
+from data_access import audit as audit_log
 from data_access import metrics_rollup
+from data_access.audit import AuditRow
 from data_access.db import get_engine
 from data_access.schema import Base, Event, User
 
@@ -149,11 +151,14 @@ class BulkWriter:
 
 
 @contextmanager
-def bulk_writer(url: str | None = None) -> Iterator[BulkWriter]:
-    """One transaction for a whole bulk load: committed on success, rolled back on any error."""
+def bulk_writer(url: str | None = None, audit: AuditRow | None = None) -> Iterator[BulkWriter]:
+    """One transaction for a whole bulk load: committed on success (with its `audit` row),
+    rolled back on any error."""
     with get_engine(url).begin() as connection:
         metrics_rollup.hold_for_writer(connection)
         yield BulkWriter(connection)
+        if audit is not None:
+            audit_log.insert(connection, audit)
 
 
 def platform_counts(url: str | None = None) -> dict[str, int]:

@@ -26,7 +26,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Table, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from data_access import audit as audit_log
 from data_access import metrics_rollup
+from data_access.audit import AuditRow
 from data_access.db import get_engine
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest, utcnow
 
@@ -328,8 +330,10 @@ class _PostgresInteractions:
 
 
 @contextmanager
-def import_transaction(url: str | None = None) -> Iterator[ImportWriter]:
-    """One connection, one transaction: commit when the block ends, roll back on any error."""
+def import_transaction(url: str | None = None,
+                       audit: AuditRow | None = None) -> Iterator[ImportWriter]:
+    """One connection, one transaction: commit when the block ends (with its `audit` row),
+    roll back on any error."""
     with get_engine(url).connect() as connection:
         with _sqlite_cache(connection), connection.begin():
             metrics_rollup.hold_for_writer(connection)
@@ -338,6 +342,8 @@ def import_transaction(url: str | None = None) -> Iterator[ImportWriter]:
                 yield writer
             finally:
                 writer.close()
+            if audit is not None:
+                audit_log.insert(connection, audit)
 
 
 @contextmanager

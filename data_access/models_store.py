@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, insert, select, text, update
 
+from data_access import audit as audit_log
+from data_access.audit import AuditRow
 from data_access.db import is_postgres, session_scope
 from data_access.schema import ModelVersion, User, utcnow
 
@@ -237,8 +239,9 @@ def serving_candidates(exclude: Iterable[int] = (), limit: int = 5) -> list[Vers
         return [_meta(row) for row in session.execute(query).all()]
 
 
-def activate(version_id: int) -> VersionMeta:
-    """Make a version the active one of its scope (and user), in one transaction.
+def activate(version_id: int, audit: AuditRow | None = None) -> VersionMeta:
+    """Make a version the active one of its scope (and user), in one transaction (with its
+    `audit` row, when given).
 
     Raises VersionNotFound / VersionFailed. Activating the active version is a no-op that
     refreshes nothing.
@@ -265,6 +268,8 @@ def activate(version_id: int) -> VersionMeta:
             session.execute(update(ModelVersion).where(*same_scope).values(status="inactive"))
             session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
                             .values(status="active", activated_at=utcnow()))
+        if audit is not None:
+            audit_log.insert(session, audit)
     meta = get_version(version_id)
     assert meta is not None
     return meta
@@ -332,8 +337,9 @@ def cleanup_candidates(keep_days: float, keep_newest: int = 3,
     return [meta for meta in map(_meta, old) if meta.id not in keep]
 
 
-def delete_versions(version_ids: Iterable[int]) -> int:
-    """Delete these versions unless active (checked again in the deleting statement)."""
+def delete_versions(version_ids: Iterable[int], audit: AuditRow | None = None) -> int:
+    """Delete these versions unless active (checked again in the deleting statement), with
+    the `audit` row in the same transaction when given."""
     ids = [int(i) for i in version_ids]
     if not ids:
         return 0
@@ -341,6 +347,8 @@ def delete_versions(version_ids: Iterable[int]) -> int:
         result = session.execute(
             delete(ModelVersion).where(ModelVersion.id.in_(ids), ModelVersion.status != "active")
         )
+        if audit is not None:
+            audit_log.insert(session, audit)
         return int(result.rowcount or 0)
 
 

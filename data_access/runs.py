@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from data_access import audit as audit_log
+from data_access.audit import AuditRow
 from data_access.db import session_scope
 from data_access.schema import (
     Event,
@@ -129,18 +131,21 @@ def acquire(
     hyperparameters: dict | None = None,
     status: str = "running",
     reason: str | None = None,
+    audit: AuditRow | None = None,
 ) -> Acquired:
     """Create a run and take the scope's lock in one transaction, or report who holds it.
 
     `status` is "running" for a training that starts now, "queued" for one handed to a
     background worker. When busy, no run row is written and `holder` is the running run.
+    `audit` is written in the same transaction as the run and the lock.
     """
     key = scope_key(scope, user_id)
     for _attempt in range(3):
         now = utcnow()
         try:
             return Acquired(run=_insert_run_and_lock(
-                key, scope, user_id, trigger, requested_by, hyperparameters, status, reason, now))
+                key, scope, user_id, trigger, requested_by, hyperparameters, status, reason, now,
+                audit))
         except IntegrityError:
             holder = lock_holder(scope, user_id)
             if holder is not None:
@@ -150,7 +155,7 @@ def acquire(
 
 
 def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparameters, status,
-                         reason, now) -> RunInfo:
+                         reason, now, audit: AuditRow | None) -> RunInfo:
     with session_scope() as session:
         # The INSERT comes first: on SQLite it takes the write lock before anything is read.
         # Core statements with RETURNING: the ORM unit of work cost more than the round trips.
@@ -162,6 +167,8 @@ def _insert_run_and_lock(key, scope, user_id, trigger, requested_by, hyperparame
         ).returning(*TrainingRun.__table__.c)).one()
         session.execute(insert(TrainingLock).values(scope_key=key, run_id=run.id,
                                                     acquired_at=now, heartbeat_at=now))
+        if audit is not None:
+            audit_log.insert(session, audit)
         return _info(run)
 
 

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -30,7 +31,7 @@ INTERACTION_TYPES = (
     "register", "unregister", "attend", "reject",
 )
 MODEL_STATUSES = ("active", "inactive", "failed")
-RUN_STATUSES = ("queued", "running", "succeeded", "skipped", "failed", "abandoned")
+RUN_STATUSES = ("queued", "running", "succeeded", "skipped", "failed", "abandoned", "cancelled")
 RUN_TRIGGERS = ("button", "force", "schedule", "cli")
 SCOPES = ("global", "user")
 
@@ -210,6 +211,9 @@ class TrainingRun(Base):
         BigId, ForeignKey("beacon_models.id", ondelete="SET NULL")
     )
     error: Mapped[str | None] = mapped_column(Text)
+    # The cancel flag lives here, so a cancel from any process stops the run wherever it runs.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
     __table_args__ = (
         CheckConstraint(_in("status", RUN_STATUSES), name="ck_training_runs_status"),
         CheckConstraint(_in("trigger", RUN_TRIGGERS), name="ck_training_runs_trigger"),
@@ -369,3 +373,67 @@ class CatalogStamp(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+OPERATOR_ROLES = ("viewer", "operator", "admin")
+AUDIT_OUTCOMES = ("ok", "refused", "failed")
+
+
+class Operator(Base):
+    """A person who uses the console (not a platform user). password_hash is bcrypt; it is
+    empty for an operator who signs in only through single sign-on."""
+
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (CheckConstraint(_in("role", OPERATOR_ROLES), name="ck_operators_role"),)
+
+
+class SignInAttempt(Base):
+    """Every password sign-in try, kept for throttling (per account and per client)."""
+
+    __tablename__ = "sign_in_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    client: Mapped[str | None] = mapped_column(String(120))
+    succeeded: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    __table_args__ = (
+        Index("ix_sign_in_attempts_email_at", "email", "at"),
+        Index("ix_sign_in_attempts_client_at", "client", "at"),
+    )
+
+
+class ConsoleSecret(Base):
+    """Secrets the console generates for itself (the cookie signing key), one row per name."""
+
+    __tablename__ = "console_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what, when, with which parameters, and how it ended."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    who: Mapped[str] = mapped_column(String(320), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(_in("outcome", AUDIT_OUTCOMES), name="ck_audit_log_outcome"),
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_who_at", "who", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),
+    )

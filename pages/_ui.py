@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import pydeck as pdk
 import streamlit as st
 
+from beacon.actions import Actor
 from beacon.errors import BeaconError
 
 #: one palette for every chart, so a strategy or a status keeps its colour across pages
@@ -70,6 +71,19 @@ def fmt_seconds(value: float | None) -> str:
     if value < 120:
         return f"{value:.1f} s"
     return f"{value / 60:.1f} min"
+
+
+# ----------------------------------------------------------------------------- who acts
+ACTOR_KEY = "beacon_actor"
+
+
+def actor() -> Actor:
+    """The operator this session acts as (every state-changing call passes it)."""
+    signed_in = st.session_state.get(ACTOR_KEY)
+    if isinstance(signed_in, Actor):
+        return signed_in
+    # Until the sign-in gate lands, the console acts as one admin named "console".
+    return Actor("console", kind="operator", role="admin")
 
 
 # ----------------------------------------------------------------------------- errors

@@ -204,14 +204,6 @@ TYPE_COLORS = {
 }
 
 
-def operator() -> str:
-    """Who is at the console: the signed-in user's email once sign-in exists, else 'console'."""
-    try:
-        return str(st.user.get("email") or "console")
-    except Exception:  # noqa: BLE001 - no [auth] configured
-        return "console"
-
-
 def tag_badges(tags) -> str:
     return " ".join(f":violet-badge[{t}]" for t in tags) if tags else "_no interest tags_"
 

@@ -10,9 +10,6 @@ from pages import _ui
 
 _ui.routed(__file__)
 
-ACTOR = "console"
-
-
 @st.cache_data(ttl=60, show_spinner=False)
 def _rows(database: str, stamp: tuple) -> list[dict]:
     return console.version_rows()
@@ -96,7 +93,7 @@ elif st.session_state.get("confirm_activate") == detail.id:
     if yes.button(f"Yes, activate v{detail.id}", type="primary", key="activate_yes"):
         st.session_state.pop("confirm_activate", None)
         try:
-            versions.activate(detail.id, requested_by=ACTOR)
+            versions.activate(detail.id, actor=_ui.actor())
             _changed(f"Version {detail.id} is now active.")
         except BeaconError as error:
             _ui.error_box(error)
@@ -177,7 +174,7 @@ if settings:
         if st.button(f"Delete these {len(doomed)} versions", type="primary", key="cleanup_go"):
             try:
                 result = versions.cleanup(keep_days=settings[0], keep_newest=settings[1],
-                                          requested_by=ACTOR)
+                                          actor=_ui.actor())
                 st.session_state.pop("cleanup_settings", None)
                 _changed(f"Deleted {len(result.deleted)} model version(s).")
             except BeaconError as error:

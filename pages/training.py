@@ -12,9 +12,6 @@ from pages import _ui
 
 _ui.routed(__file__)
 
-ACTOR = "console"
-
-
 @st.cache_data(ttl=5, show_spinner=False)
 def _state(database: str) -> console.TrainingPageState:
     return console.training_page_state()
@@ -27,7 +24,7 @@ def _start(**request) -> None:
     """Hand a retrain to the background executor; say what happened (started, busy, bad input)
     at the top of the page, and keep the run it started in view until its outcome is known."""
     try:
-        result = console.start_retrain(requested_by=ACTOR, **request)
+        result = console.start_retrain(actor=_ui.actor(), **request)
     except BeaconError as error:
         st.session_state[NOTICE] = ("error", str(error), None)
     else:

@@ -45,7 +45,7 @@ if left.button("Refresh this user's personal model", icon=":material/refresh:",
     with st.spinner("Folding in this user's interactions…"):
         try:
             outcome = training.train(scope="user", user=email, trigger="button",
-                                     requested_by=ui.operator())
+                                     actor=_ui.actor())
         except BeaconError as error:
             outcome = error
     st.session_state["users_refresh"] = (email, outcome)

@@ -29,10 +29,11 @@ class Api:
 
 def make_keys() -> dict[str, str]:
     from beacon.api_keys import create_key
+    from tests.auth_support import ADMIN
 
-    keys = {scope: create_key(f"test-{scope}", scope).secret
+    keys = {scope: create_key(f"test-{scope}", scope, actor=ADMIN).secret
             for scope in ("recommend", "ingest", "admin")}
-    keys["all"] = create_key("test-all", "recommend,ingest,admin").secret
+    keys["all"] = create_key("test-all", "recommend,ingest,admin", actor=ADMIN).secret
     return keys
 
 

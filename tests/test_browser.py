@@ -22,6 +22,7 @@ from tests.browser_support import (
     running_console,
     wait_idle,
 )
+from tests.auth_support import ADMIN, actor
 
 pytestmark = pytest.mark.browser
 
@@ -51,10 +52,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         for url in _empty_database(work):
             patch.setenv("DATABASE_URL", url)
             migrate.upgrade(url)
-            load_demo_data(users=80, events=50, days=21, seed=5)
+            load_demo_data(users=80, events=50, days=21, seed=5, actor=ADMIN)
             for seed in (1, 2):
                 result = train(force=True, config=config.with_overrides(seed=seed),
-                               requested_by="fixture")
+                               actor=actor("fixture"))
                 assert result.status == "trained", result
             with running_console(url, work) as running:
                 yield running
@@ -185,7 +186,7 @@ def test_rollback_goes_through_confirmation(page, console: Console) -> None:
         assert versions.show(older.id).status == "active"
         expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(f"v{older.id}")
     finally:
-        versions.activate(active.id, requested_by="test")
+        versions.activate(active.id, actor=actor("test"))
 
 
 def test_compare_and_cleanup_preview(page, console: Console) -> None:

@@ -1,4 +1,4 @@
-"""refresh_recommendations(): every user's top N through recommend(), replaced atomically."""
+"""refresh_recommendations(actor=ADMIN): every user's top N through recommend(), replaced atomically."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,7 @@ from data_access.schema import UserRecommendation
 from tests.test_cli import run_cli
 from tests.test_filters import seed
 from tests.test_recommend import NOW, world
+from tests.auth_support import ADMIN
 
 
 def _rows_per_user() -> dict[int, int]:
@@ -30,7 +31,7 @@ def test_refresh_all_users_writes_what_recommend_returns(db: str) -> None:
     ids = world()
     calls = []
     summary = refresh_recommendations(top=3, progress=lambda done, total: calls.append((done, total)),
-                                      batch_size=4, now=NOW)
+                                      batch_size=4, now=NOW, actor=ADMIN)
     users = len(ids["users"])
     assert summary.users == users and summary.rows == 3 * users
     assert summary.sources == {"popularity": users}
@@ -46,12 +47,12 @@ def test_refresh_all_users_writes_what_recommend_returns(db: str) -> None:
 
 def test_refresh_replaces_rows_and_one_user_refresh_touches_only_that_user(db: str) -> None:
     ids = world()
-    refresh_recommendations(top=5, now=NOW)
+    refresh_recommendations(top=5, now=NOW, actor=ADMIN)
     later = NOW + timedelta(minutes=5)
     # jazz-0 gets rejected: the refresh of that one user drops it and leaves the others alone
     seed(interactions=[{"email": "jazz1@example.com", "event_id": "jazz-0", "type": "reject",
                         "at": NOW}])
-    summary = refresh_recommendations(top=2, user="jazz1@example.com", now=later)
+    summary = refresh_recommendations(top=2, user="jazz1@example.com", now=later, actor=ADMIN)
     assert summary.users == 1 and summary.rows == 2
     counts = _rows_per_user()
     assert counts[ids["users"]["jazz1@example.com"]] == 2
@@ -64,14 +65,14 @@ def test_refresh_replaces_rows_and_one_user_refresh_touches_only_that_user(db: s
 
 def test_refresh_of_an_unknown_user(db: str) -> None:
     with pytest.raises(UnknownUser):
-        refresh_recommendations(user="ghost@example.com")
+        refresh_recommendations(user="ghost@example.com", actor=ADMIN)
 
 
 def test_refresh_with_no_events_clears_stale_rows(db: str) -> None:
     ids = world()
-    refresh_recommendations(top=3, now=NOW)
+    refresh_recommendations(top=3, now=NOW, actor=ADMIN)
     # a year later nothing is upcoming: every user's list becomes empty, none are left stale
-    summary = refresh_recommendations(top=3, now=NOW + timedelta(days=365))
+    summary = refresh_recommendations(top=3, now=NOW + timedelta(days=365), actor=ADMIN)
     assert summary.rows == 0 and summary.users == len(ids["users"])
     assert _rows_per_user() == {}
 

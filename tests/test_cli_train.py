@@ -15,6 +15,7 @@ from data_access import models_store as store
 from data_access import runs
 from data_access.db import session_scope
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest
+from tests.auth_support import ADMIN
 
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 # The command line trains with the default settings; the other tests train a tiny model
@@ -100,7 +101,7 @@ def test_a_second_process_is_told_busy_while_a_training_runs(world, db, capsys):
         assert proceed.wait(120)
 
     worker = threading.Thread(target=lambda: results.append(
-        training.train(config=TINY, progress_callback=hold)))
+        training.train(config=TINY, progress_callback=hold, actor=ADMIN)))
     worker.start()
     try:
         assert inside.wait(120)
@@ -127,7 +128,7 @@ def test_unknown_user_exits_2_with_one_line(world, capsys):
 def test_user_fold_in_from_the_command_line(world, capsys):
     code, _, err = cli(capsys, "train", "--user", "jazz0@example.org", "--json")
     assert code == 2 and "no active global model" in err
-    training.train(config=TINY)
+    training.train(config=TINY, actor=ADMIN)
     code, payload, err = cli(capsys, "train", "--user", "jazz0@example.org", "--json")
     assert code == 0, err
     assert payload["status"] == "trained" and payload["scope"] == "user"
@@ -135,8 +136,8 @@ def test_user_fold_in_from_the_command_line(world, capsys):
 
 
 def test_models_list_show_activate_cleanup(world, capsys):
-    v1 = training.train(config=TINY).model_version
-    v2 = training.train(config=TINY, force=True).model_version
+    v1 = training.train(config=TINY, actor=ADMIN).model_version
+    v2 = training.train(config=TINY, force=True, actor=ADMIN).model_version
 
     code, listed, _ = cli(capsys, "models", "list", "--json")
     assert code == 0 and [v["id"] for v in listed] == [v2, v1]
@@ -176,7 +177,7 @@ def test_evaluate_without_a_model_is_bad_input(db, capsys):
 
 
 def test_evaluate_prints_the_stored_evaluation_or_recomputes_for_another_k(world, capsys):
-    trained = training.train(config=TINY)
+    trained = training.train(config=TINY, actor=ADMIN)
     stored = store.get_version(trained.model_version).metrics
     assert "beacon" in stored, stored  # evaluated at training time
     code, payload, err = cli(capsys, "evaluate", "--json")

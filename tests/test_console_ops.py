@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from beacon import bootstrap, console
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
+from tests.auth_support import ADMIN, actor
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
@@ -63,7 +64,7 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
 
 @pytest.fixture
 def seeded(db: str) -> str:
-    load_demo_data(**DEMO)
+    load_demo_data(**DEMO, actor=ADMIN)
     return db
 
 
@@ -105,7 +106,7 @@ def test_overview_shows_counts_of_the_fixture(seeded: str) -> None:
 
 def test_overview_on_empty_tables_renders(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Not the first start (that is the embedded default's job): data without a model or runs.
-    load_demo_data(users=1, events=1, days=1, seed=1)
+    load_demo_data(users=1, events=1, days=1, seed=1, actor=ADMIN)
     at = app()
     no_exception(at)
     assert metric(at, "Users") == "1"
@@ -195,10 +196,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
         for url in _empty_database(tmp_path_factory.mktemp("trained")):
             patch.setenv("DATABASE_URL", url)
             migrate.upgrade(url)
-            load_demo_data(**DEMO)
-            first = train(force=True, config=tiny_config(), requested_by="fixture")
+            load_demo_data(**DEMO, actor=ADMIN)
+            first = train(force=True, config=tiny_config(), actor=actor("fixture"))
             second = train(force=True, config=tiny_config().with_overrides(seed=7),
-                           requested_by="fixture")
+                           actor=actor("fixture"))
             assert first.status == second.status == "trained", (first, second)
             yield {"url": url, "versions": (first.model_version, second.model_version)}
 
@@ -263,7 +264,7 @@ def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> N
         assert versions.show(second).status == "inactive"
         assert f"Version {first} is now active." in texts(at)
     finally:
-        versions.activate(second, requested_by="test")
+        versions.activate(second, actor=actor("test"))
 
 
 def _select_version(at: AppTest, version_id: int) -> AppTest:
@@ -325,7 +326,7 @@ def test_metrics_page_on_a_range_without_impressions(on_trained: dict) -> None:
 def seeded_with_model(seeded: str) -> str:
     from beacon.training import train
 
-    assert train(force=True, config=tiny_config(), requested_by="fixture").status == "trained"
+    assert train(force=True, config=tiny_config(), actor=actor("fixture")).status == "trained"
     return seeded
 
 
@@ -375,7 +376,7 @@ def test_force_retrain_button_starts_a_background_run_that_finishes(tiny_buttons
 def test_busy_when_a_training_holds_the_lock(seeded_with_model: str) -> None:
     held = runs.acquire("global", trigger="cli", requested_by="someone else")
     try:
-        result = console.start_retrain(requested_by="console")
+        result = console.start_retrain(actor=actor("console"))
         assert result.busy and "someone else" in result.message
         at = app("pages/training.py")
         no_exception(at)
@@ -423,7 +424,7 @@ def test_a_version_trained_elsewhere_shows_at_once(seeded_with_model: str) -> No
     at = app("pages/models.py")
     shown = next(s.value for s in at.subheader if s.value.startswith("Version "))
     assert shown.endswith("· global · active")
-    newer = train(force=True, config=tiny_config().with_overrides(seed=3), requested_by="other")
+    newer = train(force=True, config=tiny_config().with_overrides(seed=3), actor=actor("other"))
     assert newer.status == "trained"
     at.run()
     no_exception(at)
@@ -443,11 +444,11 @@ def test_versions_stamp_changes_with_every_change_the_console_shows(seeded_with_
 
     first = console.versions_stamp()
     assert console.versions_stamp() == first
-    newer = train(force=True, config=tiny_config().with_overrides(seed=3), requested_by="other")
+    newer = train(force=True, config=tiny_config().with_overrides(seed=3), actor=actor("other"))
     trained = console.versions_stamp()
     assert trained != first
     older = next(v for v in versions.list_versions(scope="global") if v.id != newer.model_version)
-    versions.activate(older.id, requested_by="test")
+    versions.activate(older.id, actor=actor("test"))
     rolled_back = console.versions_stamp()
     assert rolled_back != trained
     models_store.mark_failed(newer.model_version, "test")

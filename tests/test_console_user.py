@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from tests.auth_support import ADMIN, actor
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "dashboard.py"
@@ -255,10 +256,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         for url in _empty_database(tmp_path_factory.mktemp("demo")):
             patch.setenv("DATABASE_URL", url)
             migrate.upgrade(url)
-            load_demo_data(**DEMO)
-            first = train(force=True, config=tiny_config(), requested_by="fixture")
+            load_demo_data(**DEMO, actor=ADMIN)
+            first = train(force=True, config=tiny_config(), actor=actor("fixture"))
             second = train(force=True, config=tiny_config().with_overrides(seed=7),
-                           requested_by="fixture")
+                           actor=actor("fixture"))
             assert first.status == second.status == "trained", (first, second)
             yield {"url": url, "versions": (first.model_version, second.model_version)}
 

@@ -17,6 +17,7 @@ from beacon.demo import load_demo_data
 from beacon.errors import BeaconError
 from data_access import migrate
 from data_access.db import dispose_engines, get_engine
+from tests.auth_support import ADMIN
 
 # Anchor chosen so the 14-day window and the 4 upcoming weeks hold DST changes
 # (London and Berlin on 2026-10-25, New York on 2026-11-01).
@@ -91,20 +92,20 @@ def as_utc(value) -> datetime:
 
 
 def test_same_seed_and_now_give_identical_databases(db: str, second_db: str) -> None:
-    first = load_demo_data(**SMALL)
-    second = load_demo_data(**SMALL, url=second_db)
+    first = load_demo_data(**SMALL, actor=ADMIN)
+    second = load_demo_data(**SMALL, url=second_db, actor=ADMIN)
     assert first.interactions == second.interactions
     assert snapshot(db) == snapshot(second_db)
 
 
 def test_another_seed_gives_other_data(db: str, second_db: str) -> None:
-    load_demo_data(**SMALL)
-    load_demo_data(**{**SMALL, "seed": 8}, url=second_db)
+    load_demo_data(**SMALL, actor=ADMIN)
+    load_demo_data(**{**SMALL, "seed": 8}, url=second_db, actor=ADMIN)
     assert snapshot(db)["interactions"] != snapshot(second_db)["interactions"]
 
 
 def test_counts_and_summary(db: str) -> None:
-    summary = load_demo_data(**SMALL)
+    summary = load_demo_data(**SMALL, actor=ADMIN)
     assert scalar(db, "SELECT count(*) FROM users") == 60
     assert scalar(db, "SELECT count(*) FROM events") == 40
     stored = scalar(db, "SELECT count(*) FROM interactions")
@@ -131,7 +132,7 @@ def test_progress_reports_every_stage_and_indexes_are_back(db: str) -> None:
 
     before = index_names()
     calls: list[tuple[int, int, str]] = []
-    load_demo_data(**SMALL, progress=lambda done, total, stage: calls.append((done, total, stage)))
+    load_demo_data(**SMALL, progress=lambda done, total, stage: calls.append((done, total, stage)), actor=ADMIN)
     stages = [stage for _, _, stage in calls]
     assert {"users", "events", "interactions", "building indexes"} <= set(stages)
     for stage in ("users", "events", "interactions"):
@@ -141,7 +142,7 @@ def test_progress_reports_every_stage_and_indexes_are_back(db: str) -> None:
 
 
 def test_impressions_carry_version_strategy_and_position(db: str) -> None:
-    load_demo_data(**SMALL)
+    load_demo_data(**SMALL, actor=ADMIN)
     got = rows(db, "SELECT DISTINCT model_version, strategy FROM interactions "
                    "WHERE type = 'impression'")
     assert {v for v, _ in got} <= {1, 2, 3} and len({v for v, _ in got}) >= 2
@@ -154,15 +155,15 @@ def test_impressions_carry_version_strategy_and_position(db: str) -> None:
 
 
 def test_refuses_a_database_with_data_and_changes_nothing(db: str) -> None:
-    load_demo_data(**SMALL)
+    load_demo_data(**SMALL, actor=ADMIN)
     before = snapshot(db)
     with pytest.raises(BeaconError, match=r"already holds 60 users and 40 events.*--replace"):
-        load_demo_data(**{**SMALL, "seed": 99})
+        load_demo_data(**{**SMALL, "seed": 99}, actor=ADMIN)
     assert snapshot(db) == before
 
 
 def test_replace_wipes_platform_and_engine_state(db: str) -> None:
-    load_demo_data(**SMALL)
+    load_demo_data(**SMALL, actor=ADMIN)
     with get_engine(db).begin() as connection:
         connection.execute(text(
             "INSERT INTO beacon_models (scope, status, model_type, hyperparameters, counts, "
@@ -172,7 +173,7 @@ def test_replace_wipes_platform_and_engine_state(db: str) -> None:
             "INSERT INTO user_recommendations (user_id, rank, event_id, score, strategy, "
             "generated_at) SELECT min(u.id), 1, min(e.id), 0.5, 'beacon', :at "
             "FROM users u, events e"), {"at": NOW})
-    summary = load_demo_data(**{**SMALL, "users": 30, "events": 20, "replace": True})
+    summary = load_demo_data(**{**SMALL, "users": 30, "events": 20, "replace": True}, actor=ADMIN)
     assert summary.replaced == {"users": 60, "events": 40,
                                 "interactions": summary.replaced["interactions"]}
     assert scalar(db, "SELECT count(*) FROM users") == 30
@@ -183,7 +184,7 @@ def test_replace_wipes_platform_and_engine_state(db: str) -> None:
 
 
 def test_unicode_names_survive(db: str) -> None:
-    load_demo_data(**SMALL)
+    load_demo_data(**SMALL, actor=ADMIN)
     names = [name for (name,) in rows(db, "SELECT name FROM users")]
     assert any(not name.isascii() for name in names)
     assert any(ord(ch) > 0x3000 for ch in "".join(names))  # CJK, not only accents
@@ -192,7 +193,7 @@ def test_unicode_names_survive(db: str) -> None:
 
 
 def test_event_times_include_the_awkward_cases(db: str) -> None:
-    summary = load_demo_data(**SMALL)
+    summary = load_demo_data(**SMALL, actor=ADMIN)
     events = rows(db, "SELECT event_id, start_time, end_time, timezone FROM events")
     across_midnight = no_end = on_dst_day = 0
     for _, start, end, tz in events:
@@ -214,7 +215,7 @@ def test_event_times_include_the_awkward_cases(db: str) -> None:
 
 
 def test_interactions_respect_time(db: str) -> None:
-    load_demo_data(**SMALL)
+    load_demo_data(**SMALL, actor=ADMIN)
     got = rows(db, "SELECT i.type, i.occurred_at, e.start_time, u.created_at "
                    "FROM interactions i JOIN events e ON e.id = i.event_id "
                    "JOIN users u ON u.id = i.user_id")
@@ -230,7 +231,7 @@ def test_interactions_respect_time(db: str) -> None:
 
 
 def test_registrations_land_on_events_that_start_after_now(db: str) -> None:
-    load_demo_data(**{**SMALL, "users": 200, "events": 80})  # enough for a cold-start signal
+    load_demo_data(**{**SMALL, "users": 200, "events": 80}, actor=ADMIN)  # enough for a cold-start signal
     now = f"'{_sql_time(db, NOW)}'"
     future = scalar(db, "SELECT count(*) FROM interactions i JOIN events e "
                         f"ON e.id = i.event_id WHERE i.type = 'register' AND e.start_time > {now}")
@@ -249,11 +250,11 @@ def test_registrations_land_on_events_that_start_after_now(db: str) -> None:
 
 def test_bad_arguments_are_refused_with_a_clear_message(db: str) -> None:
     with pytest.raises(BeaconError, match="--users must be between"):
-        load_demo_data(**{**SMALL, "users": 0})
+        load_demo_data(**{**SMALL, "users": 0}, actor=ADMIN)
     with pytest.raises(BeaconError, match="no UTC offset"):
-        load_demo_data(**{**SMALL, "now": "2026-11-05T12:00:00"})
+        load_demo_data(**{**SMALL, "now": "2026-11-05T12:00:00"}, actor=ADMIN)
     with pytest.raises(BeaconError, match="not an ISO 8601"):
-        load_demo_data(**{**SMALL, "now": "yesterday"})
+        load_demo_data(**{**SMALL, "now": "yesterday"}, actor=ADMIN)
     assert scalar(db, "SELECT count(*) FROM users") == 0
 
 
@@ -281,7 +282,7 @@ def _sql_time(url: str, moment: datetime) -> str:
 def test_registrations_follow_the_hidden_taste(db: str) -> None:
     """Registrations match the users' stated interests far more often than chance, in their
     own city mostly: the signal a content-aware model learns and popularity cannot."""
-    load_demo_data(**{**SMALL, "users": 200, "events": 80})
+    load_demo_data(**{**SMALL, "users": 200, "events": 80}, actor=ADMIN)
     interests: dict[int, set[str]] = {}
     for user, tag in rows(db, "SELECT user_id, tag FROM user_interests"):
         interests.setdefault(user, set()).add(tag)

@@ -17,6 +17,7 @@ from beacon.importer import import_csv
 from data_access.db import get_engine
 from data_access.imports import table_counts
 from data_access.schema import Event, EventTag, Interaction, User, UserInterest
+from tests.auth_support import ADMIN
 
 FIXTURES = Path(__file__).parent / "data" / "import"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def test_import_counts_and_values_read_back(db: str) -> None:
-    summary = import_csv(**_fixtures())
+    summary = import_csv(**_fixtures(), actor=ADMIN)
 
     assert (summary.users.rows, summary.users.inserted, summary.users.updated) == (4, 4, 0)
     assert (summary.events.rows, summary.events.inserted) == (3, 3)
@@ -114,7 +115,7 @@ def test_import_counts_and_values_read_back(db: str) -> None:
 
 
 def test_unicode_and_hostile_strings_are_stored_verbatim(db: str) -> None:
-    import_csv(users=FIXTURES / "users.csv")
+    import_csv(users=FIXTURES / "users.csv", actor=ADMIN)
 
     chen = _user(db, "chen@example.org")
     assert (chen["name"], chen["city"]) == ("陈伟", "東京")
@@ -127,10 +128,10 @@ def test_unicode_and_hostile_strings_are_stored_verbatim(db: str) -> None:
 
 
 def test_reimport_changes_nothing(db: str) -> None:
-    import_csv(**_fixtures())
+    import_csv(**_fixtures(), actor=ADMIN)
     before = _snapshot(db)
 
-    again = import_csv(**_fixtures())
+    again = import_csv(**_fixtures(), actor=ADMIN)
 
     for part in (again.users, again.events, again.interactions):
         assert (part.inserted, part.updated, part.unchanged) == (0, 0, part.rows)
@@ -138,7 +139,7 @@ def test_reimport_changes_nothing(db: str) -> None:
 
 
 def test_only_real_changes_move_updated_at(db: str, tmp_path: Path) -> None:
-    import_csv(**_fixtures())
+    import_csv(**_fixtures(), actor=ADMIN)
     before = {r["email"]: r["updated_at"] for r in _rows(db, User)}
     events_before = {r["event_id"]: r["updated_at"] for r in _rows(db, Event)}
     users = (FIXTURES / "users.csv").read_text(encoding="utf-8-sig").splitlines()
@@ -148,7 +149,7 @@ def test_only_real_changes_move_updated_at(db: str, tmp_path: Path) -> None:
     events = [line.replace("jazz;live", "jazz;live;late") for line in events]
 
     summary = import_csv(users=_write(tmp_path / "u.csv", users),
-                         events=_write(tmp_path / "e.csv", events))
+                         events=_write(tmp_path / "e.csv", events), actor=ADMIN)
 
     assert (summary.users.inserted, summary.users.updated, summary.users.unchanged) == (0, 1, 3)
     assert (summary.events.inserted, summary.events.updated, summary.events.unchanged) == (0, 1, 2)
@@ -165,12 +166,12 @@ def test_only_real_changes_move_updated_at(db: str, tmp_path: Path) -> None:
 
 
 def test_missing_optional_columns_leave_stored_values_alone(db: str, tmp_path: Path) -> None:
-    import_csv(users=FIXTURES / "users.csv")
+    import_csv(users=FIXTURES / "users.csv", actor=ADMIN)
     ana_before = _user(db, "ana@example.org")
 
     summary = import_csv(users=_write(tmp_path / "u.csv", [
         "email,name", "ana@example.org,Ana Müller", "new@example.org,",
-    ]))
+    ]), actor=ADMIN)
 
     assert (summary.users.inserted, summary.users.updated, summary.users.unchanged) == (1, 0, 1)
     assert _user(db, "ana@example.org") == ana_before
@@ -179,9 +180,9 @@ def test_missing_optional_columns_leave_stored_values_alone(db: str, tmp_path: P
 
 
 def test_references_resolve_to_rows_from_an_earlier_import(db: str) -> None:
-    import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv")
+    import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv", actor=ADMIN)
 
-    summary = import_csv(interactions=FIXTURES / "interactions.csv")
+    summary = import_csv(interactions=FIXTURES / "interactions.csv", actor=ADMIN)
 
     assert (summary.users, summary.events) == (None, None)
     assert (summary.interactions.inserted, summary.interactions.unchanged) == (6, 1)
@@ -194,8 +195,8 @@ def test_interactions_in_many_small_batches(db: str, tmp_path: Path,
     monkeypatch.setattr(importer, "ENTITY_BATCH", 3)
     files = _many_good_files(tmp_path)
 
-    first = import_csv(**files)
-    again = import_csv(**files)
+    first = import_csv(**files, actor=ADMIN)
+    again = import_csv(**files, actor=ADMIN)
 
     assert (first.users.inserted, first.events.inserted) == (64, 43)
     assert first.interactions.inserted == table_counts(db)["interactions"] == 120
@@ -260,14 +261,14 @@ def test_a_bad_last_row_writes_nothing(db: str, tmp_path: Path, monkeypatch: pyt
                                        kind: str, bad_row: str, column: str, shown: str) -> None:
     monkeypatch.setattr(importer, "INTERACTION_BATCH", 16)  # batches go out before the bad row
     monkeypatch.setattr(importer, "ENTITY_BATCH", 8)
-    import_csv(**_fixtures())
+    import_csv(**_fixtures(), actor=ADMIN)
     before = _snapshot(db)
     files = _many_good_files(tmp_path)
     lines = files[kind].read_text(encoding="utf-8").splitlines() + [bad_row]
     _write(files[kind], lines)
 
     with pytest.raises(BeaconError) as raised:
-        import_csv(**files)
+        import_csv(**files, actor=ADMIN)
 
     message = str(raised.value)
     assert f"{files[kind]}:{len(lines)}: column {column}: expected " in message
@@ -287,7 +288,7 @@ def test_missing_required_column_is_named(db: str, tmp_path: Path, kind: str, he
     before = _snapshot(db)
 
     with pytest.raises(BeaconError, match=rf"{kind}\.csv:1: column {column}: expected a column"):
-        import_csv(**{kind: path})
+        import_csv(**{kind: path}, actor=ADMIN)
     assert _snapshot(db) == before
 
 
@@ -296,7 +297,7 @@ def test_a_line_that_is_not_utf8_is_named(db: str, tmp_path: Path) -> None:
     path.write_bytes(b"email,name\nok@example.org,Ok\nlatin@example.org,Jos\xe9\n")
 
     with pytest.raises(BeaconError, match=r"users\.csv:3: column -: expected UTF-8 text"):
-        import_csv(users=path)
+        import_csv(users=path, actor=ADMIN)
     assert table_counts(db)["users"] == 0
 
 
@@ -304,7 +305,7 @@ def test_an_empty_file_is_an_error(db: str, tmp_path: Path) -> None:
     path = _write(tmp_path / "events.csv", [""])
 
     with pytest.raises(BeaconError, match=r"events\.csv:1: column event_id: expected a header"):
-        import_csv(events=path)
+        import_csv(events=path, actor=ADMIN)
 
 
 def test_errors_are_listed_and_capped(db: str, tmp_path: Path) -> None:
@@ -313,7 +314,7 @@ def test_errors_are_listed_and_capped(db: str, tmp_path: Path) -> None:
                                            "ok@example.org,ok,,,,", *rows])
 
     with pytest.raises(BeaconError) as raised:
-        import_csv(users=path)
+        import_csv(users=path, actor=ADMIN)
 
     lines = str(raised.value).splitlines()
     assert "(25 problems)" in lines[0]
@@ -326,15 +327,15 @@ def test_a_good_file_is_not_written_when_another_is_bad(db: str, tmp_path: Path)
     events = _write(tmp_path / "events.csv", ["event_id,title,start_time", "e,E,yesterday"])
 
     with pytest.raises(BeaconError, match=r"events\.csv:2: column start_time"):
-        import_csv(users=FIXTURES / "users.csv", events=events)
+        import_csv(users=FIXTURES / "users.csv", events=events, actor=ADMIN)
     assert table_counts(db)["users"] == 0
 
 
 def test_nothing_to_import_and_missing_file(db: str, tmp_path: Path) -> None:
     with pytest.raises(BeaconError, match="nothing to import"):
-        import_csv()
+        import_csv(actor=ADMIN)
     with pytest.raises(BeaconError, match="no such file"):
-        import_csv(users=tmp_path / "absent.csv")
+        import_csv(users=tmp_path / "absent.csv", actor=ADMIN)
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -370,7 +371,7 @@ def test_cli_json_summary(db: str) -> None:
 
 
 def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: Path) -> None:
-    import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv")
+    import_csv(users=FIXTURES / "users.csv", events=FIXTURES / "events.csv", actor=ADMIN)
     path = _write(tmp_path / "interactions.csv", [
         "email,event_id,type,occurred_at,model_version,strategy,position",
         " ana@example.org , ev-1 ,Impression, 2027-02-01T11:00:00+01:00 ,+3, s ,007",
@@ -378,7 +379,7 @@ def test_valid_interaction_cells_are_normalised_the_same_way(db: str, tmp_path: 
         "ana@example.org,ev-1,view,2027-02-01T10:00:00Z,,\"'); DROP TABLE users;--\"\"\",",
     ])
 
-    summary = import_csv(interactions=path)
+    summary = import_csv(interactions=path, actor=ADMIN)
 
     assert (summary.interactions.inserted, summary.interactions.unchanged) == (2, 1)
     (view,) = _rows(db, Interaction, Interaction.type == "view")

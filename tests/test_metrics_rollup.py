@@ -17,6 +17,7 @@ from data_access import metrics_rollup as rollup
 from data_access.db import get_engine
 from data_access.schema import Event, Interaction, User
 from tests.test_metrics import END, START, at, load_fixture
+from tests.auth_support import ADMIN
 
 RANGES = [
     (START, END),                                      # whole days
@@ -136,7 +137,7 @@ def test_a_deleted_user_rebuilds_everything(fixture_db: str) -> None:
 
 
 def test_demo_data_random_ranges_match_live(db: str) -> None:
-    load_demo_data(users=150, events=80, days=20, seed=3, now="2026-11-20T12:00:00Z", url=db)
+    load_demo_data(users=150, events=80, days=20, seed=3, now="2026-11-20T12:00:00Z", url=db, actor=ADMIN)
     assert rollup.refresh(db).status == "current", "demo-data refreshed the rollup itself"
     now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     chooser = random.Random(5)
@@ -177,12 +178,12 @@ def test_a_platform_wipe_forgets_the_rollup(db: str) -> None:
     mean nothing, so the wipe empties the rollup and marks it never built."""
     from data_access.bulk import bulk_writer
 
-    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-10T12:00:00Z", url=db)
+    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-10T12:00:00Z", url=db, actor=ADMIN)
     with bulk_writer(db) as writer:
         writer.wipe_platform()
     result = rollup.refresh(db)
     assert (result.status, result.reason, result.days) == ("rebuilt", "never built", 0)
-    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-20T12:00:00Z", url=db)
+    load_demo_data(users=60, events=40, days=10, seed=4, now="2026-11-20T12:00:00Z", url=db, actor=ADMIN)
     assert rollup.refresh(db).status == "current"
     assert_same_as_live(db, datetime(2026, 11, 1, tzinfo=timezone.utc),
                         datetime(2026, 11, 21, tzinfo=timezone.utc))

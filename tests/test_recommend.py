@@ -11,6 +11,7 @@ from beacon.filters import FilterParams
 from beacon.recommend import debug_filter, recommend
 from tests.test_cli import run_cli
 from tests.test_filters import seed
+from tests.auth_support import ADMIN
 
 UTC = timezone.utc
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -66,7 +67,7 @@ def _train_global():
 
     config = ModelConfig(dim=8, epochs=4, batch_size=64, negatives=4, patience=0, refit=False,
                          device="cpu", learning_rate=0.05)
-    result = train(scope="global", force=True, trigger="cli", config=config)
+    result = train(scope="global", force=True, trigger="cli", config=config, actor=ADMIN)
     assert result.status == "trained", result.reason
     versions.clear_cache()
     return result.model_version
@@ -178,7 +179,7 @@ def test_fallback_chain_global_features_personal(db: str) -> None:
     assert cold.source == "features" and cold.model_version == version
     assert cold.items[0].event_id.startswith("jazz-")
 
-    folded = train(scope="user", user="jazz0@example.com", trigger="cli")
+    folded = train(scope="user", user="jazz0@example.com", trigger="cli", actor=ADMIN)
     assert folded.status == "trained", folded.reason
     versions.clear_cache()
     personal = recommend("jazz0@example.com", FilterParams(), top=4, now=NOW)

@@ -24,6 +24,7 @@ from data_access import runs
 from data_access.db import session_scope
 from data_access.schema import Event, EventTag, Interaction, ModelVersion, TrainingRun, User, \
     UserInterest
+from tests.auth_support import ADMIN, actor
 
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 CONFIG = ModelConfig(dim=8, epochs=3, batch_size=64, negatives=4, learning_rate=0.05,
@@ -86,6 +87,7 @@ def world(db):
 
 def _train(**kw) -> training.TrainResult:
     kw.setdefault("config", CONFIG)
+    kw.setdefault("actor", ADMIN)
     return training.train(**kw)
 
 
@@ -136,7 +138,7 @@ def test_smart_retrain_skip_train_on_change_stale_and_force(world):
 
 
 def test_a_trained_version_is_stored_completely(world):
-    result = _train(requested_by="ops@example.org")
+    result = _train(actor=actor("ops@example.org"))
     info = versions.show(result.model_version)
     assert info.scope == "global" and info.status == "active" and info.size_bytes > 0
     assert info.hyperparameters == CONFIG.to_dict()
@@ -162,13 +164,13 @@ def test_two_concurrent_trainings_one_trains_one_is_busy(world):
         assert proceed.wait(WAIT), "the test never let the first training go on"
 
     worker = threading.Thread(target=lambda: results.append(
-        _train(force=True, progress_callback=hold, requested_by="first@example.org")))
+        _train(force=True, progress_callback=hold, actor=actor("first@example.org"))))
     worker.start()
     try:
         assert inside.wait(WAIT), "the first training never reported an epoch"
         holder = runs.running_run("global")
         assert holder is not None and holder.epoch == 1
-        second = _train(force=True, requested_by="second@example.org")
+        second = _train(force=True, actor=actor("second@example.org"))
         assert second.status == "busy"
         assert f"training run {holder.id}" in second.reason
         assert "first@example.org" in second.reason
@@ -189,11 +191,11 @@ def test_background_training_answers_busy_at_once_and_reports_through_the_run(wo
         assert proceed.wait(WAIT)
 
     run_id = training.start_training_in_background(force=True, config=CONFIG,
-                                                   progress_callback=hold, requested_by="a")
+                                                   progress_callback=hold, actor=actor("a"))
     try:
         assert runs.get_run(run_id).status in ("queued", "running")
         with pytest.raises(training.TrainingBusy) as busy:
-            training.start_training_in_background(config=CONFIG, requested_by="b")
+            training.start_training_in_background(config=CONFIG, actor=actor("b"))
         assert busy.value.run_id == run_id and f"training run {run_id}" in str(busy.value)
         assert inside.wait(WAIT)
         live = runs.get_run(run_id)
@@ -353,7 +355,7 @@ def test_activate_is_rollback_and_the_cache_follows_the_database(world):
     assert versions.active_global() is versions.active_global()  # loaded once, then reused
     v2 = _train(force=True).model_version
     assert versions.active_global().version_id == v2  # picked up without clearing anything
-    versions.activate(v1)
+    versions.activate(v1, actor=ADMIN)
     served = versions.active_global()
     assert served.version_id == v1 and served.is_active
     assert store.get_version(v2).status == "inactive"
@@ -365,7 +367,7 @@ def test_activate_is_rollback_and_the_cache_follows_the_database(world):
 def test_a_rollback_holds_against_smart_retraining_until_the_max_age(world):
     v1 = _train().model_version
     v2 = _train(force=True).model_version
-    versions.activate(v1)
+    versions.activate(v1, actor=ADMIN)
     add_interaction(world["users"]["jazz0@example.org"], world["events"]["jazz-3"])
     held = _train()
     assert held.status == "skipped" and "rollback" in held.reason

@@ -18,6 +18,7 @@ from data_access import models_store as store
 from data_access import runs
 from data_access.db import session_scope
 from data_access.schema import Event, Interaction, TrainingLock, TrainingRun, User, UserInterest
+from tests.auth_support import ADMIN, actor
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -48,25 +49,25 @@ def _global(created_at: datetime | None = None, status: str = "inactive", **kw) 
 
 def test_activate_switches_the_single_active_version_and_rolls_back(db):
     v1, v2 = _global(), _global()
-    versions.activate(v1)
+    versions.activate(v1, actor=ADMIN)
     assert store.active_global_id() == v1
-    info = versions.activate(v2, requested_by="ops@example.org")
+    info = versions.activate(v2, actor=actor("ops@example.org"))
     assert info.status == "active" and info.activated_at is not None
     assert store.get_version(v1).status == "inactive"
     assert store.active_global_id() == v2
-    versions.activate(v1)  # rollback
+    versions.activate(v1, actor=ADMIN)  # rollback
     statuses = {v.id: v.status for v in versions.list_versions(scope="global")}
     assert statuses == {v1: "active", v2: "inactive"}
 
 
 def test_activate_refuses_failed_and_unknown_versions(db):
     good, bad = _global(), _global()
-    versions.activate(good)
+    versions.activate(good, actor=ADMIN)
     store.mark_failed(bad, "broken on purpose")
     with pytest.raises(BeaconError, match="failed"):
-        versions.activate(bad)
+        versions.activate(bad, actor=ADMIN)
     with pytest.raises(BeaconError, match="no model version"):
-        versions.activate(999_999)
+        versions.activate(999_999, actor=ADMIN)
     assert store.active_global_id() == good
     assert versions.show(bad).metrics["failure"] == "broken on purpose"
 
@@ -74,16 +75,16 @@ def test_activate_refuses_failed_and_unknown_versions(db):
 def test_user_scope_activation_touches_only_that_user(db):
     alice, bob, _ = _seed_users()
     base = _global()
-    versions.activate(base)
+    versions.activate(base, actor=ADMIN)
     a1 = store.insert_version(scope="user", user_id=alice, base_model_id=base,
                               blob=versions.encode_personal_vector(np.ones(4), 0.5))
     b1 = store.insert_version(scope="user", user_id=bob, base_model_id=base,
                               blob=versions.encode_personal_vector(np.zeros(4), 0.0))
-    versions.activate(a1)
-    versions.activate(b1)
+    versions.activate(a1, actor=ADMIN)
+    versions.activate(b1, actor=ADMIN)
     a2 = store.insert_version(scope="user", user_id=alice, base_model_id=base,
                               blob=versions.encode_personal_vector(np.full(4, 2.0), 1.5))
-    versions.activate(a2)
+    versions.activate(a2, actor=ADMIN)
     assert store.get_version(a1).status == "inactive"
     assert store.get_version(b1).status == "active"
     assert store.active_global_id() == base
@@ -114,22 +115,22 @@ def test_list_and_show_never_read_blobs_and_report_size(db):
 def test_cleanup_never_deletes_the_active_version_nor_the_newest_few(db):
     old = NOW - timedelta(days=30)
     ids = [_global(created_at=old + timedelta(hours=i)) for i in range(6)]
-    versions.activate(ids[0])  # the oldest is the active one (after a rollback, say)
+    versions.activate(ids[0], actor=ADMIN)  # the oldest is the active one (after a rollback, say)
     recent = _global(created_at=NOW)
 
-    dry = versions.cleanup(keep_days=7, keep_newest=2, dry_run=True)
+    dry = versions.cleanup(keep_days=7, keep_newest=2, dry_run=True, actor=ADMIN)
     # newest two: recent and ids[5]; active: ids[0]; the rest are old enough to go
     assert sorted(v.id for v in dry.deleted) == sorted(ids[1:5])
     assert len(store.list_versions()) == 7  # dry run deleted nothing
 
-    done = versions.cleanup(keep_days=7, keep_newest=2)
+    done = versions.cleanup(keep_days=7, keep_newest=2, actor=ADMIN)
     assert sorted(v.id for v in done.deleted) == sorted(ids[1:5])
     left = {v.id for v in store.list_versions()}
     assert left == {ids[0], ids[5], recent}
     assert store.active_global_id() == ids[0]
 
     # keep_newest=0 and keep_days=0 still never delete the active version
-    versions.cleanup(keep_days=0, keep_newest=0)
+    versions.cleanup(keep_days=0, keep_newest=0, actor=ADMIN)
     assert {v.id for v in store.list_versions()} == {ids[0]}
 
 
@@ -271,7 +272,7 @@ def test_concurrent_activations_leave_exactly_one_active_version(db):
         def go(version_id: int) -> None:
             try:
                 barrier.wait(30)
-                versions.activate(version_id)
+                versions.activate(version_id, actor=ADMIN)
             except BaseException as error:  # noqa: BLE001 - reported below
                 errors.append(error)
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from beacon.actions import PermissionDenied
 from beacon.errors import BeaconError, UnknownUser
 
 
@@ -76,6 +77,8 @@ async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
 
 
 async def _beacon_error(_request: Request, error: BeaconError) -> JSONResponse:
+    if isinstance(error, PermissionDenied):
+        return error_response(403, str(error), "X-API-Key")
     if isinstance(error, UnknownUser):
         return error_response(404, str(error), "email")
     return error_response(422, str(error), getattr(error, "field", None))

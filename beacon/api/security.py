@@ -27,7 +27,3 @@ def require(scope: str) -> Callable[..., KeyInfo]:
     check.__name__ = f"require_{scope}"
     return check
 
-
-def caller(key: KeyInfo) -> str:
-    """Who the audit records for a request made with this key."""
-    return f"api:{key.name}"

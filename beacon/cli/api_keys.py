@@ -27,7 +27,9 @@ def register(subparsers) -> None:
 def run_create(args: argparse.Namespace) -> int:
     from beacon.api_keys import create_key
 
-    created = create_key(args.name, args.scopes, requested_by="cli")
+    from beacon.actions import cli_actor
+
+    created = create_key(args.name, args.scopes, actor=cli_actor())
     payload = {**created.info.to_json(), "key": created.secret}
     emit(args, payload, lambda p: (
         f"API key {p['name']!r} ({', '.join(p['scopes'])}):\n{p['key']}\n"
@@ -53,6 +55,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     from beacon.api_keys import revoke_key
 
-    key = revoke_key(args.name, requested_by="cli").to_json()
+    from beacon.actions import cli_actor
+
+    key = revoke_key(args.name, actor=cli_actor()).to_json()
     emit(args, key, lambda k: f"revoked API key {k['name']!r}")
     return 0

@@ -27,12 +27,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
     from beacon.demo import load_demo_data
 
     with _StageBars() as bars:
         summary = load_demo_data(
             users=args.users, events=args.events, days=args.days, seed=args.seed,
-            now=args.now, replace=args.replace, progress=bars.update, requested_by="cli",
+            now=args.now, replace=args.replace, progress=bars.update, actor=cli_actor(),
         )
     emit(args, summary, _human)
     return 0

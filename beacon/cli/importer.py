@@ -58,6 +58,7 @@ def _human(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
     from beacon.errors import BeaconError
     from beacon.importer import import_csv
 
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     bars = _Bars()
     try:
         summary = import_csv(users=args.users, events=args.events,
-                             interactions=args.interactions, progress=bars)
+                             interactions=args.interactions, progress=bars,
+                             actor=cli_actor())
     finally:
         bars.close()
     emit(args, summary.to_dict(), _human)

@@ -110,21 +110,21 @@ def show_cmd(args: argparse.Namespace) -> int:
 
 
 def activate_cmd(args: argparse.Namespace) -> int:
-    from beacon.cli.train import _requested_by
+    from beacon.actions import cli_actor
     from beacon.versions import activate
 
-    info = activate(args.id, requested_by=_requested_by())
+    info = activate(args.id, actor=cli_actor())
     emit(args, _summary(info), lambda p: f"model version {p['id']} ({p['scope']}"
          + (f", {p['user']}" if p["user"] else "") + ") is now active")
     return 0
 
 
 def cleanup_cmd(args: argparse.Namespace) -> int:
-    from beacon.cli.train import _requested_by
+    from beacon.actions import cli_actor
     from beacon.versions import cleanup
 
     result = cleanup(args.keep_days, keep_newest=args.keep_newest, dry_run=args.dry_run,
-                     requested_by=_requested_by())
+                     actor=cli_actor())
     payload = result.to_dict()
 
     def human(p: dict) -> str:

@@ -17,6 +17,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
     from beacon.cache import refresh_recommendations
     from beacon.errors import BeaconError
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = refresh_recommendations(top=args.top, user=args.user, progress=progress,
-                                          requested_by="cli")
+                                          actor=cli_actor())
     finally:
         if bar is not None:
             bar.close()

@@ -3,7 +3,6 @@ scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import math
 import sys
 
@@ -21,13 +20,6 @@ def register(subparsers) -> None:
                         help="fold this user's latest interactions into the active global model")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
-
-
-def _requested_by() -> str | None:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
 
 
 class _Progress:
@@ -83,6 +75,7 @@ def _human(payload: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
     from beacon.training import recover_abandoned, train
 
     recover_abandoned()
@@ -93,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             user=args.user,
             trigger="force" if args.force else "cli",
-            requested_by=_requested_by(),
+            actor=cli_actor(),
             progress_callback=progress,
         )
     finally:

@@ -10,7 +10,7 @@ from beacon import personal, serving, training, versions
 from beacon.api.errors import AUTH_RESPONSES, CONFLICT, NOT_FOUND, ApiError
 from beacon.api.routers.recommendations import filter_params
 from beacon.api.schemas import CleanupBody, DebugFilterBody, Document, TrainAccepted, TrainBody
-from beacon.api.security import caller, require
+from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from beacon.errors import BeaconError, UnknownUser
 from beacon.recommend import debug_filter
@@ -40,7 +40,7 @@ def train(key: Admin, body: TrainBody) -> TrainAccepted:
     try:
         run_id = training.start_training_in_background(
             scope=body.scope, force=body.force, user=body.user,
-            trigger="force" if body.force else "button", requested_by=caller(key))
+            trigger="force" if body.force else "button", actor=key.actor())
     except training.TrainingBusy as error:
         raise ApiError(409, str(error), "scope") from None
     except UnknownUser as error:
@@ -81,13 +81,13 @@ def activate_model(key: Admin, version_id: VersionId) -> dict:
         versions.show(version_id)
     except BeaconError as error:
         raise ApiError(404, str(error), "version_id") from None
-    return _plain(versions.activate(version_id, requested_by=caller(key)).to_dict(full=False))
+    return _plain(versions.activate(version_id, actor=key.actor()).to_dict(full=False))
 
 
 @router.delete("/users/{email}/model", response_model=Document, responses=NOT_FOUND)
 def delete_user_model(key: Admin, email: Annotated[str, Path(min_length=1, max_length=320)]) -> dict:
     """Forget the user's personal (fold-in) model; the global model serves them next."""
-    deleted = personal.delete_user_model(email, requested_by=caller(key))
+    deleted = personal.delete_user_model(email, actor=key.actor())
     return {"email": email, "deleted_versions": deleted}
 
 
@@ -95,7 +95,7 @@ def delete_user_model(key: Admin, email: Annotated[str, Path(min_length=1, max_l
 def cleanup(key: Admin, body: CleanupBody) -> dict:
     """Delete versions older than keep_days (never an active one, never the keep_newest newest)."""
     result = versions.cleanup(body.keep_days, keep_newest=body.keep_newest,
-                              dry_run=body.dry_run, requested_by=caller(key))
+                              dry_run=body.dry_run, actor=key.actor())
     return _plain(result.to_dict())
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from beacon import ingest
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
 from beacon.api.schemas import EventIn, SyncResponse, UserIn
-from beacon.api.security import caller, require
+from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from data_access.imports import EventRecord, UserRecord
 
@@ -26,14 +26,14 @@ def put_event(key: Writer, event_id: EventPath, event: EventIn) -> SyncResponse:
         organizer=event.organizer, city=event.city, latitude=event.latitude,
         longitude=event.longitude, price=event.price, capacity=event.capacity,
         tags=tuple(dict.fromkeys(event.tags)))
-    outcome = ingest.upsert_event(record, requested_by=caller(key))
+    outcome = ingest.upsert_event(record, actor=key.actor())
     return SyncResponse(id=event_id, outcome=outcome)
 
 
 @router.delete("/events/{event_id}", response_model=SyncResponse, responses=NOT_FOUND)
 def delete_event(key: Writer, event_id: EventPath) -> SyncResponse:
     """A cancelled event: removed with its interactions, gone from every list at once."""
-    if not ingest.delete_event(event_id, requested_by=caller(key)):
+    if not ingest.delete_event(event_id, actor=key.actor()):
         raise ApiError(404, f"unknown event: {event_id!r}", "event_id")
     return SyncResponse(id=event_id, outcome="deleted")
 
@@ -46,5 +46,5 @@ def put_user(key: Writer, email: Annotated[str, Path(min_length=1, max_length=32
     record = UserRecord(email=email, name=user.name, latitude=user.latitude,
                         longitude=user.longitude, city=user.city,
                         interest_tags=tuple(dict.fromkeys(user.interests)))
-    outcome = ingest.upsert_user(record, requested_by=caller(key))
+    outcome = ingest.upsert_user(record, actor=key.actor())
     return SyncResponse(id=email, outcome=outcome)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from beacon import ingest
 from beacon.api.errors import AUTH_RESPONSES, ApiError
 from beacon.api.schemas import IngestResponse, InteractionBatch
-from beacon.api.security import caller, require
+from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from data_access.ingest import IncomingInteraction
 from data_access.schema import utcnow
@@ -29,7 +29,7 @@ def report_interactions(key: Annotated[KeyInfo, Depends(require("ingest"))],
         idempotency_key=i.id, email=i.email, event_id=i.event_id, type=i.type,
         occurred_at=i.occurred_at or now, request_id=i.request_id) for i in batch.interactions]
     try:
-        summary = ingest.ingest_interactions(items, requested_by=caller(key), now=now)
+        summary = ingest.ingest_interactions(items, now=now, actor=key.actor())
     except ingest.BadReference as error:
         raise ApiError(422, f"interactions[{error.index}].{error.field}: {error}",
                        f"interactions[{error.index}].{error.field}") from None
