@@ -48,10 +48,11 @@ CONFLICT = _responses(409)
 
 
 def error_response(status: int, message: str, field: str | None = None,
-                   errors: list[dict] | None = None) -> JSONResponse:
+                   errors: list[dict] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"status": status, "message": message, "field": field,
             "errors": errors or [{"field": field, "message": message}]}
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def field_name(loc: tuple | list) -> str:
@@ -88,7 +89,7 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
     message = error.detail if isinstance(error.detail, str) else "request refused"
     if error.status_code == 400:
         message = f"malformed request: {message}"
-    return error_response(error.status_code, message)
+    return error_response(error.status_code, message, headers=getattr(error, "headers", None))
 
 
 def install(app: FastAPI) -> None:

@@ -33,7 +33,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@router.post("/train", status_code=202, response_model=TrainAccepted, responses=CONFLICT)
+@router.post("/train", status_code=202, response_model=TrainAccepted,
+             responses={**CONFLICT, **NOT_FOUND})
 def train(key: Admin, body: TrainBody) -> TrainAccepted:
     """Start a training in the background (smart: it may decide to skip; `force` trains
     regardless) and answer at once with the run to follow. 409 while one runs for the scope."""
