@@ -22,6 +22,7 @@ PAGES = [  # (file, title, icon, default)
     ("pages/training.py", "Training", ":material/model_training:", False),
     ("pages/models.py", "Models", ":material/inventory_2:", False),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", False),
+    ("pages/api_keys.py", "API keys", ":material/key:", False),
 ]
 
 st.set_page_config(page_title="Beacon console", page_icon=":material/recommend:", layout="wide")
