@@ -29,6 +29,8 @@ DEFAULT_INTERVAL_S = float(os.environ.get("BEACON_REFRESH_INTERVAL_S", "60"))
 LEASE = timedelta(minutes=2)
 POLL_S = 0.25
 BATCH = 10
+#: refreshes one worker runs side by side (each mostly waits on the database)
+THREADS = int(os.environ.get("BEACON_REFRESH_THREADS", "4"))
 TOP = 10
 
 #: called with the lag (seconds from the first mark to the refreshed list) of each refresh
@@ -61,23 +63,34 @@ def refresh_user(email: str) -> bool:
     return folded
 
 
-def run_once(worker: str, interval: timedelta, limit: int = BATCH) -> list[Refreshed]:
-    """Claim the due users and refresh each; returns what was done."""
-    done: list[Refreshed] = []
-    for item in queue.claim(worker, utcnow(), LEASE, limit):
-        try:
-            folded = refresh_user(item.email)
-        except Exception:  # noqa: BLE001 - one user must not stop the worker
-            log.exception("refresh of user %s failed; retried after the interval", item.user_id)
-            queue.release(item, utcnow() + interval)
-            continue
-        finished = utcnow()
-        lag = max(0.0, (finished - item.pending_since).total_seconds())
-        cleared = queue.finish(item, finished, interval, lag)
-        for observe in lag_observers:
-            observe(lag)
-        done.append(Refreshed(item.email, lag, folded, cleared))
-    return done
+def _refresh_one(item: queue.Claimed, interval: timedelta) -> Refreshed | None:
+    try:
+        folded = refresh_user(item.email)
+    except Exception:  # noqa: BLE001 - one user must not stop the worker
+        log.exception("refresh of user %s failed; retried after the interval", item.user_id)
+        queue.release(item, utcnow() + interval)
+        return None
+    finished = utcnow()
+    lag = max(0.0, (finished - item.pending_since).total_seconds())
+    cleared = queue.finish(item, finished, interval, lag)
+    for observe in lag_observers:
+        observe(lag)
+    return Refreshed(item.email, lag, folded, cleared)
+
+
+def run_once(worker: str, interval: timedelta, limit: int = BATCH,
+             threads: int = 1) -> list[Refreshed]:
+    """Claim the due users and refresh each (on `threads` threads: a refresh mostly waits on
+    the database); returns what was done."""
+    claimed = queue.claim(worker, utcnow(), LEASE, limit)
+    if threads > 1 and len(claimed) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(claimed))) as pool:
+            results = list(pool.map(lambda item: _refresh_one(item, interval), claimed))
+    else:
+        results = [_refresh_one(item, interval) for item in claimed]
+    return [r for r in results if r is not None]
 
 
 def worker_name() -> str:
@@ -87,9 +100,13 @@ def worker_name() -> str:
 class Worker:
     """A loop over run_once in a thread (serve) or in the foreground (python -m beacon worker)."""
 
-    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S):
+    def __init__(self, interval_s: float = DEFAULT_INTERVAL_S, poll_s: float = POLL_S,
+                 threads: int = THREADS):
         if interval_s < 0:
             raise BeaconError(f"the refresh interval must be 0 s or more, got {interval_s:g}")
+        if threads < 1:
+            raise BeaconError(f"a worker needs at least 1 thread, got {threads}")
+        self.threads = threads
         self.interval = timedelta(seconds=interval_s)
         self.poll_s = poll_s
         self._stop = threading.Event()
@@ -100,7 +117,8 @@ class Worker:
         name = worker_name()
         while not self._stop.is_set() and not (until and until()):
             try:
-                done = run_once(name, self.interval)
+                done = run_once(name, self.interval, limit=BATCH * self.threads,
+                                threads=self.threads)
             except Exception:  # noqa: BLE001 - a database blip must not kill the worker
                 log.exception("refresh worker: claiming failed; trying again")
                 done = []

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     run.add_argument("--interval", type=float, default=None,
                      help="at most one refresh per user per this many seconds (default 60, "
                           "or BEACON_REFRESH_INTERVAL_S)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="refreshes run side by side (default 4, or BEACON_REFRESH_THREADS)")
     run.add_argument("--once", action="store_true", help="refresh what is due now, then stop")
     run.set_defaults(handler=run_worker)
 
@@ -72,15 +74,17 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     import logging
 
-    from beacon.refresh import DEFAULT_INTERVAL_S, Worker
+    from beacon.refresh import DEFAULT_INTERVAL_S, THREADS, Worker
     from beacon.cli.common import log
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(DEFAULT_INTERVAL_S if args.interval is None else args.interval)
+    worker = Worker(DEFAULT_INTERVAL_S if args.interval is None else args.interval,
+                    threads=THREADS if args.threads is None else args.threads)
     if args.once:
         from beacon.refresh import run_once, worker_name
 
-        done = run_once(worker_name(), worker.interval, limit=1_000_000)
+        done = run_once(worker_name(), worker.interval, limit=1_000_000,
+                        threads=worker.threads)
         log(f"refreshed {len(done)} user(s)")
         return 0
     log(f"refresh worker: at most one refresh per user per {worker.interval.total_seconds():g} s")
