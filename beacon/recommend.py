@@ -243,13 +243,15 @@ def _covers(snapshot: _Snapshot, now: datetime) -> bool:
     return now - 2 * LOOKBACK <= snapshot.since <= now - LOOKBACK
 
 
-def _candidates(now: datetime) -> _Snapshot:
+def _candidates(now: datetime, stamp: int | None = None) -> _Snapshot:
     """The candidate snapshot for `now`: reused while the events are unchanged (a cheap key
-    check at most every SNAPSHOT_TTL_S, the count every COUNT_TTL_S) and the time window
-    still covers now; rebuilt otherwise."""
+    check at most every SNAPSHOT_TTL_S, the count every COUNT_TTL_S), the catalogue `stamp`
+    (read now when not given) is the one it was built under and the time window still covers
+    now; rebuilt otherwise."""
     url = database_url()
     clock = _time.monotonic()
-    stamp = catalog_sync.catalog_stamp()
+    if stamp is None:
+        stamp = catalog_sync.catalog_stamp()
     with _lock:
         snapshot = _snapshots.get(url)
     if snapshot is not None and _covers(snapshot, now) and snapshot.stamp == stamp:
@@ -676,13 +678,14 @@ def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | 
     params = params if params is not None else FilterParams()
     now = _now(now)
     if isinstance(user, UserRow):
-        row, history = user, catalog.user_history(user.id)
+        row = user
+        history, stamp = catalog_sync.history_with_stamp(user.id)
     else:
-        found = catalog.serving_user(user)
+        found, stamp = catalog_sync.serving_user_with_stamp(user)
         if found is None:
             raise UnknownUser(user)
         row, history = found
-    snapshot = _candidates(now)
+    snapshot = _candidates(now, stamp)
     outcome = F.apply_filters(
         snapshot.arrays, params, now=now,
         registered=history.registered, stored_rejects=history.rejected,
