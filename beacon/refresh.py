@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from beacon.actions import Actor
+from beacon.actions import Actor, state_changing
 from beacon.errors import BeaconError
 from data_access import refresh_queue as queue
 from data_access.schema import utcnow
@@ -93,6 +93,19 @@ def run_once(worker: str, interval: timedelta, limit: int = BATCH,
     return [r for r in results if r is not None]
 
 
+#: how often a worker drops the answers too old for impression attribution
+FORGET_EVERY = timedelta(hours=1)
+
+
+@state_changing("forget_old_answers", needs="operate")
+def forget_old_answers(*, actor: Actor) -> int:
+    """Drop recorded API answers older than serving_log.KEEP (their request ids can no longer
+    attribute impressions). Returns how many."""
+    from data_access import serving_log
+
+    return serving_log.forget_before(utcnow() - serving_log.KEEP)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -115,7 +128,14 @@ class Worker:
 
     def loop(self, until: Callable[[], bool] | None = None) -> None:
         name = worker_name()
+        forgot_at: datetime | None = None
         while not self._stop.is_set() and not (until and until()):
+            if forgot_at is None or utcnow() - forgot_at >= FORGET_EVERY:
+                forgot_at = utcnow()
+                try:
+                    forget_old_answers(actor=WORKER)
+                except Exception:  # noqa: BLE001 - housekeeping must not stop refreshes
+                    log.exception("could not drop old recorded answers")
             try:
                 done = run_once(name, self.interval, limit=BATCH * self.threads,
                                 threads=self.threads)

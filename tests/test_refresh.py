@@ -130,3 +130,21 @@ def test_overview_shows_backlog_and_lag(api: Api) -> None:
     after = refresh.backlog()
     assert after.pending == 0 and after.refreshed_last_5m == 2
     assert after.mean_lag_last_5m is not None and after.mean_lag_last_5m < 60
+
+
+def test_answers_older_than_the_attribution_window_are_dropped(api: Api) -> None:
+    from sqlalchemy import func, select, update
+
+    from beacon.refresh import WORKER, forget_old_answers
+    from data_access.db import session_scope
+    from data_access.schema import RecommendationRequest, utcnow
+
+    old = api.get(f"/v1/users/{JAZZ}/recommendations").json()["request_id"]
+    api.get(f"/v1/users/{JAZZ}/recommendations")
+    with session_scope() as session:
+        session.execute(update(RecommendationRequest)
+                        .where(RecommendationRequest.request_id == old)
+                        .values(created_at=utcnow() - timedelta(days=31)))
+    assert forget_old_answers(actor=WORKER) == 1
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(RecommendationRequest)) == 1
