@@ -154,7 +154,7 @@ def in_process(emails: list[str], seconds: float, threads: int) -> dict:
 
 # --------------------------------------------------------------------------- processes
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -177,18 +177,22 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_ready(base: str, timeout: float = 180) -> None:
+def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    """Until GET /healthz/ready answers 200; RuntimeError when `process` exits or time is up."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = process.stderr.read()[-2000:] if process.stderr else ""
+            raise RuntimeError(f"serve exited: {tail}")
         try:
             if httpx.get(f"{base}/healthz/ready", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    raise SystemExit(f"{base} never became ready")
+        time.sleep(0.3)
+    raise RuntimeError(f"{base} never became ready")
 
 
 # --------------------------------------------------------------------------- load
@@ -326,7 +330,7 @@ def main() -> None:
     from beacon.api_keys import create_key
 
     key = create_key(f"bench-{int(time.time())}", "recommend,ingest", actor=cli_actor()).secret
-    port = _free_port()
+    port = free_port()
     logs = C.DATA / "logs"
     server = start(["serve", "--port", str(port), "--workers", str(args.workers),
                     "--no-access-log", "--no-refresh-worker", "--log-level", "warning"],
@@ -334,7 +338,7 @@ def main() -> None:
     worker = start(["worker"], url, logs / "api_load_worker.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base)
+        wait_ready(base, server)
         levels = [int(c) for c in args.clients.split(",")]
         load = {}
         for clients in levels:

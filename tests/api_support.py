@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -43,3 +44,15 @@ def api_client(monkeypatch) -> Api:
     monkeypatch.setenv(IN_PROCESS_WORKER, "0")
     keys = make_keys()
     return Api(TestClient(create_app()), keys)
+
+
+@pytest.fixture
+def api(db, monkeypatch) -> Api:
+    """The demo world of tests/test_recommend.py with a trained global model, and a client."""
+    from tests.test_recommend import _train_global, world
+
+    world()
+    _train_global()
+    client = api_client(monkeypatch)
+    with client.client:
+        yield client

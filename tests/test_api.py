@@ -7,19 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api_support import Api, api_client
-from tests.test_recommend import BERLIN, NOW, _event, _train_global, world
+from tests.api_support import Api, api, api_client  # noqa: F401 - api is a fixture
+from tests.test_recommend import BERLIN, NOW, world
 
 JAZZ = "jazz1@example.com"
 
-
-@pytest.fixture
-def api(db, monkeypatch) -> Api:
-    world()
-    _train_global()
-    client = api_client(monkeypatch)
-    with client.client:
-        yield client
 
 
 # (method, path, scope it needs, JSON body)

@@ -4,8 +4,6 @@ the worker; a cancelled event is gone from both at once."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from benchmarks.api_load import free_port, stop, wait_ready
 from tests.api_support import make_keys
 from tests.conftest import POSTGRES_URL, REPO_ROOT
 from tests.test_recommend import _train_global, world
@@ -22,41 +21,11 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs BEACON_TEST_DATA
                                                            "(Postgres)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(*args: str, url: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen([sys.executable, "-m", "beacon", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-
-
-def _wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited: {process.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/healthz/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{base} never became ready")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def _until(check, timeout: float = 30):
@@ -76,13 +45,13 @@ def test_two_servers_and_a_worker_share_one_postgres(db: str) -> None:
     world()
     _train_global()
     key = {"X-API-Key": make_keys()["all"]}
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     servers = [_start("serve", "--port", str(p), "--no-access-log", url=db) for p in ports]
     worker = _start("worker", "--interval", "2", url=db)
     try:
         a, b = (f"http://127.0.0.1:{p}" for p in ports)
         for base, process in zip((a, b), servers):
-            _wait_ready(base, process)
+            wait_ready(base, process)
         path = f"/v1/users/{JAZZ}/recommendations"
         first = httpx.get(a + path, params={"n": 20}, headers=key).json()
         listed = [i["event_id"] for i in first["items"]]
@@ -113,4 +82,4 @@ def test_two_servers_and_a_worker_share_one_postgres(db: str) -> None:
                                  httpx.get(a + path, params={"n": 20}, headers=key).json()["items"]]
     finally:
         for process in (*servers, worker):
-            _stop(process)
+            stop(process)

@@ -5,22 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import pytest
-
-from tests.api_support import Api, api_client
-from tests.test_recommend import _train_global, world
+from tests.api_support import Api, api  # noqa: F401 - api is a fixture
 
 JAZZ = "jazz1@example.com"
 INTERVAL = timedelta(seconds=60)
 
-
-@pytest.fixture
-def api(db, monkeypatch) -> Api:
-    world()
-    _train_global()
-    client = api_client(monkeypatch)
-    with client.client:
-        yield client
 
 
 def _clicks(api: Api, email: str, start: int, count: int) -> None:
