@@ -322,3 +322,15 @@ def test_stats(api: Api) -> None:
     assert [s["strategy"] for s in overall["by_strategy"]] == ["beacon"]
     assert overall["popular_events"][0]["event_id"] == "jazz-0"
     assert len(overall["per_day"]) >= 7
+
+
+def test_no_text_may_hold_a_nul_character(api: Api) -> None:
+    """Postgres cannot store one: it is a 422 naming the field, never a 500."""
+    event = {"title": "A\u0000B", "start_time": (NOW + timedelta(days=3)).isoformat()}
+    assert api.put("/v1/events/e-1", event).json()["error"]["field"] == "title"
+    assert api.get("/v1/users/a%00b/recommendations").json()["error"]["field"] == "email"
+    assert api.post("/v1/interactions", {"interactions": [
+        {"id": "x\u0000", "email": JAZZ, "event_id": "jazz-1", "type": "click"}]}).json()[
+        "error"]["field"] == "interactions[0].id"
+    assert api.get(f"/v1/users/{JAZZ}/recommendations",
+                   params={"reject": "a\u0000"}).json()["error"]["field"] == "reject"

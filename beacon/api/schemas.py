@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictStr, \
     field_validator, model_validator
 
@@ -16,13 +17,25 @@ Strategy = Literal["beacon", "popularity", "content"]
 assert set(STRATEGIES) == {"beacon", "popularity", "content"}
 InteractionType = Literal["impression", "click", "view", "favorite", "share", "register",
                           "unregister", "attend", "reject"]
-Email = Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=r"^\S+$")]
-EventId = Annotated[StrictStr, Field(min_length=1, max_length=120, pattern=r"^\S(.*\S)?$")]
+# No text may hold a NUL character (Postgres cannot store one): every pattern excludes it.
+NO_NUL = r"^[^\x00]*$"
+EMAIL_PATTERN = r"^[^\s\x00]+$"
+EVENT_ID_PATTERN = r"^[^\s\x00]([^\x00]*[^\s\x00])?$"
+Email = Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
+EventId = Annotated[StrictStr, Field(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
+EmailPath = Annotated[str, Path(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
+EventIdPath = Annotated[str, Path(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
+
+
+def Text(max_length: int, min_length: int = 0):  # noqa: N802 - reads as a type
+    return Annotated[StrictStr, Field(min_length=min_length, max_length=max_length,
+                                      pattern=NO_NUL)]
+
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90)]
 Longitude = Annotated[float, Field(strict=True, ge=-180, le=180)]
 Km = Annotated[float, Field(strict=True, ge=0, le=20_100)]
 Clock = Annotated[StrictStr, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["18:00"])]
-Tag = Annotated[StrictStr, Field(min_length=1, max_length=80)]
+Tag = Text(80, min_length=1)
 
 
 class Strict(BaseModel):
@@ -141,13 +154,12 @@ class RecommendationsResponse(BaseModel):
 # --- interactions --------------------------------------------------------------------------------
 
 class InteractionIn(Strict):
-    id: Annotated[StrictStr, Field(min_length=1, max_length=100,
-                                   description="the platform's idempotency id")]
+    id: Text(100, min_length=1) = Field(description="the platform's idempotency id")
     email: Email
     event_id: EventId
     type: InteractionType
     occurred_at: AwareDatetime | None = Field(None, description="default: when received")
-    request_id: Annotated[StrictStr, Field(min_length=1, max_length=32)] | None = None
+    request_id: Text(32, min_length=1) | None = None
 
     @field_validator("occurred_at", mode="before")
     @classmethod
@@ -189,14 +201,14 @@ def _zone(value: str) -> str:
 
 
 class EventIn(Strict):
-    title: Annotated[StrictStr, Field(min_length=1, max_length=300)]
+    title: Text(300, min_length=1)
     start_time: AwareDatetime
     end_time: AwareDatetime | None = None
-    timezone: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "UTC"
-    category: Annotated[StrictStr, Field(max_length=80)] | None = None
+    timezone: Text(64, min_length=1) = "UTC"
+    category: Text(80) | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=100)
-    organizer: Annotated[StrictStr, Field(max_length=200)] | None = None
-    city: Annotated[StrictStr, Field(max_length=120)] | None = None
+    organizer: Text(200) | None = None
+    city: Text(120) | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     price: float | None = Field(None, strict=True, ge=0, le=1e9)
@@ -216,10 +228,10 @@ class EventIn(Strict):
 
 
 class UserIn(Strict):
-    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    name: Text(200) | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    city: Annotated[StrictStr, Field(max_length=120)] | None = None
+    city: Text(120) | None = None
     interests: list[Tag] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")

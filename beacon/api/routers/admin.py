@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from beacon import personal, serving, training, versions
 from beacon.api.errors import AUTH_RESPONSES, CONFLICT, NOT_FOUND, ApiError
 from beacon.api.routers.recommendations import filter_params
-from beacon.api.schemas import CleanupBody, DebugFilterBody, Document, TrainAccepted, TrainBody
+from beacon.api.schemas import CleanupBody, DebugFilterBody, Document, EmailPath, \
+    TrainAccepted, TrainBody
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from beacon.errors import BeaconError, UnknownUser
@@ -86,7 +87,7 @@ def activate_model(key: Admin, version_id: VersionId) -> dict:
 
 
 @router.delete("/users/{email}/model", response_model=Document, responses=NOT_FOUND)
-def delete_user_model(key: Admin, email: Annotated[str, Path(min_length=1, max_length=320)]) -> dict:
+def delete_user_model(key: Admin, email: EmailPath) -> dict:
     """Forget the user's personal (fold-in) model; the global model serves them next."""
     deleted = personal.delete_user_model(email, actor=key.actor())
     return {"email": email, "deleted_versions": deleted}

@@ -3,22 +3,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from beacon import ingest
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
-from beacon.api.schemas import EventIn, SyncResponse, UserIn
+from beacon.api.schemas import EmailPath, EventIdPath, EventIn, SyncResponse, UserIn
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from data_access.imports import EventRecord, UserRecord
 
 router = APIRouter(prefix="/v1", tags=["catalogue"], responses=AUTH_RESPONSES)
 Writer = Annotated[KeyInfo, Depends(require("ingest"))]
-EventPath = Annotated[str, Path(min_length=1, max_length=120, pattern=r"^\S(.*\S)?$")]
 
 
 @router.put("/events/{event_id}", response_model=SyncResponse)
-def put_event(key: Writer, event_id: EventPath, event: EventIn) -> SyncResponse:
+def put_event(key: Writer, event_id: EventIdPath, event: EventIn) -> SyncResponse:
     """Create or replace an event (every field; tags replaced). Served from the next request."""
     record = EventRecord(
         event_id=event_id, title=event.title, start_time=event.start_time,
@@ -31,7 +30,7 @@ def put_event(key: Writer, event_id: EventPath, event: EventIn) -> SyncResponse:
 
 
 @router.delete("/events/{event_id}", response_model=SyncResponse, responses=NOT_FOUND)
-def delete_event(key: Writer, event_id: EventPath) -> SyncResponse:
+def delete_event(key: Writer, event_id: EventIdPath) -> SyncResponse:
     """A cancelled event: removed with its interactions, gone from every list at once."""
     if not ingest.delete_event(event_id, actor=key.actor()):
         raise ApiError(404, f"unknown event: {event_id!r}", "event_id")
@@ -39,9 +38,7 @@ def delete_event(key: Writer, event_id: EventPath) -> SyncResponse:
 
 
 @router.put("/users/{email}", response_model=SyncResponse)
-def put_user(key: Writer, email: Annotated[str, Path(min_length=1, max_length=320,
-                                                      pattern=r"^\S+$")],
-             user: UserIn) -> SyncResponse:
+def put_user(key: Writer, email: EmailPath, user: UserIn) -> SyncResponse:
     """Create or replace a user's profile (interests replaced)."""
     record = UserRecord(email=email, name=user.name, latitude=user.latitude,
                         longitude=user.longitude, city=user.city,

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from beacon import serving
 from beacon.api import telemetry
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
-from beacon.api.schemas import MAX_RESULTS, Clock, RecommendBody, RecommendationItem, \
-    RecommendationsResponse, Strategy
+from beacon.api.schemas import MAX_RESULTS, NO_NUL, Clock, EmailPath, EventIdPath, \
+    RecommendBody, RecommendationItem, RecommendationsResponse, Strategy
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from beacon.errors import BeaconError
@@ -74,12 +74,12 @@ class _Query:
         lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
         lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
         max_km: Annotated[float | None, Query(ge=0, le=20_100)] = None,
-        dates: Annotated[str | None, Query(max_length=4000,
+        dates: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL,
                                            description="local dates, e.g. 2026-12-01,2026-12-02")] = None,
         start: Annotated[Clock | None, Query(description="daily window start, HH:MM")] = None,
         end: Annotated[Clock | None, Query(description="daily window end, HH:MM")] = None,
-        reject: Annotated[str | None, Query(max_length=20_000, description="event ids, comma separated")] = None,
-        category: Annotated[str | None, Query(max_length=4000, description="categories, comma separated")] = None,
+        reject: Annotated[str | None, Query(max_length=20_000, pattern=NO_NUL, description="event ids, comma separated")] = None,
+        category: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL, description="categories, comma separated")] = None,
         strategy: Strategy = "beacon",
         explain: bool = True,
     ):
@@ -92,7 +92,7 @@ class _Query:
             responses=NOT_FOUND)
 def user_recommendations(
     key: Reader,
-    email: Annotated[str, Path(min_length=1, max_length=320)],
+    email: EmailPath,
     q: Annotated[_Query, Depends()],
     known_only: bool = False,
 ) -> RecommendationsResponse:
@@ -122,7 +122,7 @@ def recommend_body(key: Reader, body: RecommendBody) -> RecommendationsResponse:
             responses=NOT_FOUND)
 def similar_events(
     key: Reader,
-    event_id: Annotated[str, Path(min_length=1, max_length=120)],
+    event_id: EventIdPath,
     q: Annotated[_Query, Depends()],
 ) -> RecommendationsResponse:
     """Upcoming events like this one (its category, tags and place), filters allowed."""

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from beacon import stats
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND
-from beacon.api.schemas import Document
+from beacon.api.schemas import Document, EmailPath
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 
@@ -17,7 +17,7 @@ Days = Annotated[int, Query(ge=1, le=stats.MAX_DAYS)]
 
 
 @router.get("/users/{email}", response_model=Document, responses=NOT_FOUND)
-def user_stats(key: Reader, email: Annotated[str, Path(min_length=1, max_length=320)],
+def user_stats(key: Reader, email: EmailPath,
                days: Days = 30) -> dict:
     """Over the last `days`: answers served, impressions, clicks, registrations, CTR, the top
     categories of what the user showed interest in."""
