@@ -35,16 +35,16 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+def responses_for(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "malformed request", 401: "missing or unknown API key",
             403: "the key lacks the scope", 404: "not found", 409: "conflict",
             422: "invalid parameter (the field is named)", 503: "not ready"}
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
 
 
-AUTH_RESPONSES = _responses(400, 401, 403, 422)
-NOT_FOUND = _responses(404)
-CONFLICT = _responses(409)
+AUTH_RESPONSES = responses_for(400, 401, 403, 422)
+NOT_FOUND = responses_for(404)
+CONFLICT = responses_for(409)
 
 
 def error_response(status: int, message: str, field: str | None = None,

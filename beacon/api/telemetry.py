@@ -17,12 +17,16 @@ LATENCY = Histogram(
     "beacon_http_request_seconds", "HTTP request latency", ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 REFRESH_LAG = Histogram(
-    "beacon_refresh_lag_seconds", "from a user's first mark to their refreshed list",
+    "beacon_refresh_lag_seconds",
+    "from a user's first mark to their refreshed list (refreshes this process ran)",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600))
 MODEL_VERSION = Gauge("beacon_model_version_served", "the model version of the last answer",
                       multiprocess_mode="mostrecent")
 BACKLOG = Gauge("beacon_refresh_backlog_users", "users marked and not yet refreshed",
                 multiprocess_mode="mostrecent")
+LAG_5M = Gauge("beacon_refresh_lag_mean_5m_seconds",
+               "mean refresh lag over the last 5 minutes, every worker (from the database)",
+               multiprocess_mode="mostrecent")
 OLDEST = Gauge("beacon_refresh_oldest_pending_seconds", "age of the oldest waiting mark",
                multiprocess_mode="mostrecent")
 
@@ -56,6 +60,7 @@ def scrape() -> Response:
         state = refresh.backlog()
         BACKLOG.set(state.pending)
         OLDEST.set(state.oldest_pending_seconds or 0.0)
+        LAG_5M.set(state.mean_lag_last_5m or 0.0)
     except Exception:  # noqa: BLE001 - a scrape must answer even when the database does not
         pass
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from beacon.api import telemetry
-from beacon.api.errors import _responses
+from beacon.api.errors import responses_for
 from beacon.api.schemas import Document
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,7 @@ def live() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/healthz/ready", response_model=Document, responses=_responses(503))
+@router.get("/healthz/ready", response_model=Document, responses=responses_for(503))
 def ready() -> JSONResponse:
     """Database reachable, schema current, active model loaded; 503 naming what is not."""
     checks: dict[str, str] = {}
