@@ -10,7 +10,7 @@ import streamlit as st
 
 from beacon import bootstrap, console
 from beacon.errors import BeaconError
-from pages import _ui
+from pages import _auth, _ui
 
 ROOT = Path(__file__).resolve().parent
 
@@ -22,6 +22,9 @@ PAGES = [  # (file, title, icon, default)
     ("pages/training.py", "Training", ":material/model_training:", False),
     ("pages/models.py", "Models", ":material/inventory_2:", False),
     ("pages/metrics.py", "Metrics", ":material/monitoring:", False),
+]
+ADMIN_PAGES = [  # shown to administrators only (the services refuse everyone else anyway)
+    ("pages/audit.py", "Audit", ":material/policy:", False),
     ("pages/api_keys.py", "API keys", ":material/key:", False),
 ]
 
@@ -32,6 +35,12 @@ st.set_page_config(page_title="Beacon console", page_icon=":material/recommend:"
 def _prepared(database: str) -> list[int]:
     """Once per process and database: schema to head (embedded default), abandoned runs freed."""
     return bootstrap.prepare(database)
+
+
+@st.cache_resource(show_spinner=False)
+def _first_admin(database: str) -> bool:
+    """Once per process: the embedded default's first administrator (password to the terminal)."""
+    return bootstrap.first_admin(database)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -63,7 +72,7 @@ def _first_start_progress(database: str) -> None:
         st.rerun(scope="app")
     if state.kind == "failed":
         _ui.error_box(state.message, "See the server log for details.")
-        if st.button("Try again"):
+        if st.session_state[_ui.ACTOR_KEY].role == "admin" and st.button("Try again"):
             bootstrap.forget_job(database)
             st.rerun(scope="app")
         return
@@ -113,6 +122,9 @@ except BeaconError as error:
     st.navigation([st.Page(lambda: _not_ready_page(error), title="Database", url_path="setup")],
                   position="hidden").run()
     st.stop()
+_first_admin(database)
+actor = _auth.gate()  # nothing below runs before sign-in
+_auth.sign_out_button()
 
 if st.session_state.get("_beacon_ready") != database:
     first = bootstrap.first_start_state(database)
@@ -124,7 +136,7 @@ if st.session_state.get("_beacon_ready") != database:
 
 pages = [
     st.Page(path, title=title, icon=icon, default=default)
-    for path, title, icon, default in PAGES
+    for path, title, icon, default in PAGES + (ADMIN_PAGES if actor.role == "admin" else [])
     if (ROOT / path).exists()
 ]
 navigation = st.navigation(pages)

@@ -166,7 +166,8 @@ def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | Non
 
 # --- parameters as JSON ---------------------------------------------------------------------
 
-_NOT_RECORDED = ("actor", "progress", "progress_callback")
+#: never in the audit trail: who acts is recorded apart, callbacks mean nothing, secrets stay out
+_NOT_RECORDED = ("actor", "progress", "progress_callback", "password")
 
 
 def _plain(value: Any) -> Any:
@@ -267,6 +268,12 @@ def perform(action: str, *, actor: Actor, **params: Any) -> Any:
     return function(actor=actor, **params)
 
 
+def require(actor: Actor | None, permission: str, what: str) -> None:
+    """For reads that only some may make (the audit trail): raise PermissionDenied otherwise."""
+    if actor is None or not actor.may(permission):
+        raise PermissionDenied(actor or Actor("anonymous", kind="system"), what, permission)
+
+
 def allowed(actor: Actor | None, action: str) -> bool:
     """Whether `actor` may perform `action` (pages use it to offer only what is allowed)."""
     _load_services()
@@ -275,8 +282,8 @@ def allowed(actor: Actor | None, action: str) -> bool:
 
 #: modules that declare actions; imported on demand so the registry is complete
 SERVICE_MODULES = ("beacon.training", "beacon.versions", "beacon.cache", "beacon.demo",
-                   "beacon.importer", "beacon.api_keys", "beacon.ingest", "beacon.personal",
-                   "beacon.refresh")
+                   "beacon.importer", "beacon.operators", "beacon.api_keys", "beacon.ingest",
+                   "beacon.personal", "beacon.refresh")
 
 
 def _load_services() -> None:

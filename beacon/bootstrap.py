@@ -53,6 +53,31 @@ def prepare(url: str | None = None) -> list[int]:
     return [run.id for run in runs.recover_abandoned()]
 
 
+def first_admin(url: str | None = None, out=None) -> bool:
+    """On the embedded default with no operator yet: create the first administrator and print
+    its random password to this server's terminal, once (nobody who only reaches the port can
+    claim the console). Elsewhere operators are added with `python -m beacon operators add`.
+    True when it created one."""
+    import sys
+
+    from beacon.operators import FIRST_ADMIN_EMAIL, ensure_first_admin
+
+    url = url or database_url()
+    if not migrate.is_embedded_default(url):
+        return False
+    password = ensure_first_admin()
+    if password is None:
+        return False
+    rule = "=" * 72
+    print(f"\n{rule}\nBeacon: the first administrator was created for this console.\n"
+          f"  sign in as: {FIRST_ADMIN_EMAIL}\n  password:   {password}\n"
+          "This password is shown only now. Add your own operators with\n"
+          "  python -m beacon operators add you@example.org --role admin\n"
+          f"and replace this one with `python -m beacon operators reset-password "
+          f"{FIRST_ADMIN_EMAIL}`.\n{rule}\n", file=out or sys.stderr, flush=True)
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # First start
 

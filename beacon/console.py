@@ -152,6 +152,7 @@ class LiveRun:
     progress: list
     started_at: datetime | None
     reason: str | None
+    cancel_requested_by: str | None = None
 
     @property
     def fraction(self) -> float:
@@ -182,7 +183,7 @@ def _live(run: runs.RunInfo | None) -> LiveRun | None:
         id=run.id, status=run.status, scope=run.scope, trigger=run.trigger,
         requested_by=run.requested_by, epoch=int(run.epoch or 0), total_epochs=run.total_epochs,
         last_loss=run.last_loss, progress=list(run.progress or []), started_at=run.started_at,
-        reason=run.reason,
+        reason=run.reason, cancel_requested_by=run.cancel_requested_by,
     )
 
 
@@ -565,3 +566,38 @@ def range_bounds(start: date, end: date) -> tuple[datetime, datetime]:
         raise BeaconError(f"the range ends ({end}) before it starts ({start})")
     return (datetime.combine(start, time.min, UTC),
             datetime.combine(end + timedelta(days=1), time.min, UTC))
+
+
+# --------------------------------------------------------------------------------------------
+# Audit page (administrators)
+
+def audit_choices(actor: Actor) -> dict[str, list[str]]:
+    """The actors and actions that appear in the audit trail (for the filters)."""
+    from beacon.actions import require
+    from data_access import audit
+
+    require(actor, "administer", "read the audit trail")
+    return audit.distinct_values()
+
+
+def audit_rows(actor: Actor, who: str | None = None, action: str | None = None,
+               start: date | None = None, end: date | None = None,
+               limit: int = 1000) -> list[dict]:
+    """Audit entries newest first, filtered by actor, action and UTC days start..end (both
+    included), as table rows with the parameters as JSON text."""
+    import json
+
+    from beacon.actions import require
+    from data_access import audit
+
+    require(actor, "administer", "read the audit trail")
+    since = datetime.combine(start, time.min, tzinfo=timezone.utc) if start else None
+    until = (datetime.combine(end, time.min, tzinfo=timezone.utc) + timedelta(days=1)
+             if end else None)
+    if since and until and since >= until:
+        raise BeaconError(f"the date range {start} to {end} is empty: the end is before the start")
+    return [{"at": r.at, "who": r.who, "kind": r.kind, "action": r.action,
+             "outcome": r.outcome, "parameters": json.dumps(r.params, sort_keys=True),
+             "error": r.error or ""}
+            for r in audit.entries(who=who, action=action, since=since, until=until,
+                                   limit=limit)]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.errors import BeaconError, ModelNotFitted
 from beacon.evaluate import ndcg_of_top
@@ -461,6 +462,7 @@ class _Trainer:
         perm = self.rng.permutation(len(pairs))
         total, seen = 0.0, 0.0
         for start in range(0, len(perm), cfg.batch_size):
+            check_cancel()  # a cancelled training stops here, between two batches
             b = perm[start:start + cfg.batch_size]
             loss, wsum = self._step(urow[b], erow[b], weight[b], t[b])
             total += loss * wsum

@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
+from beacon import cancel
 from beacon.actions import Actor, audit_row, state_changing
 from beacon.errors import BeaconError, UnknownUser
 from data_access import audit as audit_log
@@ -333,9 +334,16 @@ def train(
                     progress_callback=progress_callback, requested_by=requested_by)
 
 
-def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
-             progress_callback, requested_by, heartbeat: _Heartbeat | None = None) -> TrainResult:
-    """Runs with the lock held by `run`; always finishes the run and releases the lock."""
+def _execute(run: runs.RunInfo, **kwargs) -> TrainResult:
+    """Runs with the lock held by `run`; always finishes the run and releases the lock. A
+    cancel of the run stops it at its next batch (see beacon/cancel.py)."""
+    with cancel.watching(run.id):
+        return _execute_watched(run, **kwargs)
+
+
+def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
+                     progress_callback, requested_by,
+                     heartbeat: _Heartbeat | None = None) -> TrainResult:
     started = time.perf_counter()
     heartbeat = heartbeat or _Heartbeat(run.id).start()
     version_id: int | None = None
@@ -403,6 +411,14 @@ def _execute(run: runs.RunInfo, *, force: bool, config, user_row, base,
         return TrainResult(status="trained", reason=reason, model_version=version_id,
                            run_id=run.id, metrics=metrics,
                            seconds=time.perf_counter() - started)
+    except cancel.TrainingCancelled as stopped:
+        text = f"cancelled by {stopped.by}; the active model is unchanged"
+        log.warning("training run %s %s", run.id, text)
+        if version_id is not None and not activated:
+            _quietly(store.mark_failed, version_id, text)
+        _quietly(runs.finish_run, run.id, "cancelled", reason=text)
+        return TrainResult(status="cancelled", reason=text, model_version=None, run_id=run.id,
+                           scope=run.scope, user=email, seconds=time.perf_counter() - started)
     except BaseException as error:
         text = f"{type(error).__name__}: {error}"
         log.error("training run %s failed: %s", run.id, text)
@@ -548,6 +564,7 @@ def _get_executor() -> ThreadPoolExecutor:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS,
                                            thread_name_prefix="beacon-train")
+            cancel_own_trainings_on_exit()
         return _executor
 
 
@@ -592,6 +609,50 @@ def start_training_in_background(
                 _futures.pop(rid, None)
         _futures[run.id] = future
     return run.id
+
+
+@state_changing("cancel_training", needs="operate")
+def cancel_training(run_id: int | None = None, user: str | None = None, *,
+                    actor: Actor) -> runs.RunInfo:
+    """Ask a queued or running training to stop at its next batch: run `run_id`, or the one of
+    `user` (email), or the global one. It finishes `cancelled`, frees its lock and leaves the
+    active model as it was. Returns the flagged run; BeaconError when nothing is running."""
+    if run_id is None:
+        user_row = _resolve_user(user) if user else None
+        live = runs.running_run("user" if user_row else "global",
+                                user_row.id if user_row else None)
+        if live is None:
+            what = f"for {user_row.email}" if user_row else "for the global model"
+            raise BeaconError(f"no training is running {what}")
+        run_id = live.id
+    flagged = runs.request_cancel(int(run_id), actor.name, audit=audit_row())
+    if flagged is None:
+        existing = runs.get_run(int(run_id))
+        if existing is None:
+            raise BeaconError(f"no training run {run_id}")
+        raise BeaconError(f"training run {run_id} is already {existing.status}")
+    cancel.mark(flagged.id, actor.name)  # ours: stop now rather than at the next poll
+    return flagged
+
+
+def cancel_own_trainings_on_exit() -> None:
+    """At interpreter exit (the console after SIGTERM), cancel this process's trainings before
+    the worker threads are joined, so the process ends within seconds instead of after the
+    run. Registered when the worker pool is made, so it runs before the pool's own join."""
+    threading._register_atexit(  # type: ignore[attr-defined]
+        lambda: cancel.cancel_local(f"shutdown of process {os.getpid()}"))
+
+
+def install_signal_cancel(signals: tuple[int, ...] | None = None) -> None:
+    """In the main thread of a process that trains (the CLI): SIGTERM cancels this process's
+    trainings at their next batch; the training then returns `cancelled` and the caller exits."""
+    import signal
+
+    def handler(signum, _frame) -> None:
+        cancel.cancel_local(cancel.signal_name_text(signum))
+
+    for signum in signals or (signal.SIGTERM,):
+        signal.signal(signum, handler)
 
 
 def wait_for_background(timeout: float | None = None) -> None:

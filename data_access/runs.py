@@ -45,7 +45,7 @@ from data_access.schema import (
 
 #: A lock held by another host is abandoned once its heartbeat is older than this.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
-FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned")
+FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned", "cancelled")
 LIVE_STATUSES = ("queued", "running")
 
 
@@ -71,6 +71,8 @@ class RunInfo:
     pid: int | None
     model_id: int | None
     error: str | None
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
 
     @property
     def scope_key(self) -> str:
@@ -117,6 +119,8 @@ def _info(row) -> RunInfo:
         progress=list(row.progress or []), created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, heartbeat_at=row.heartbeat_at,
         host=row.host, pid=row.pid, model_id=row.model_id, error=row.error,
+        cancel_requested_at=getattr(row, "cancel_requested_at", None),
+        cancel_requested_by=getattr(row, "cancel_requested_by", None),
     )
 
 
@@ -506,3 +510,37 @@ def data_fingerprint(hyperparameters: dict | None = None,
     }
     payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return Fingerprint(digest=hashlib.sha256(payload.encode()).hexdigest(), parts=parts)
+
+
+# --- cancelling -------------------------------------------------------------------------------
+
+def request_cancel(run_id: int, by: str, audit: AuditRow | None = None) -> RunInfo | None:
+    """Flag a live run for cancelling (its process stops it at the next batch); None when the
+    run does not exist or has already finished. `audit` commits with the flag."""
+    now = utcnow()
+    with session_scope() as session:
+        result = session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status.in_(LIVE_STATUSES))
+            .values(cancel_requested_at=func.coalesce(TrainingRun.cancel_requested_at, now),
+                    cancel_requested_by=func.coalesce(TrainingRun.cancel_requested_by, by))
+        )
+        if not result.rowcount:
+            return None
+        if audit is not None:
+            audit_log.insert(session, audit)
+        row = session.get(TrainingRun, run_id)
+        return _info(row) if row is not None else None
+
+
+def cancel_requests(run_ids: Iterable[int]) -> dict[int, str]:
+    """Of these runs, those flagged for cancelling: run id -> who asked."""
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(
+            select(TrainingRun.id, TrainingRun.cancel_requested_by)
+            .where(TrainingRun.id.in_(ids), TrainingRun.cancel_requested_at.is_not(None))
+        ).all()
+    return {int(r.id): r.cancel_requested_by or "someone" for r in rows}

@@ -6,6 +6,7 @@ internet access: points and circles on a plain background, with a tooltip.
 """
 from __future__ import annotations
 
+import html
 import math
 import sys
 from pathlib import Path
@@ -73,17 +74,45 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
+# ----------------------------------------------------------------------------- text from data
+#: what Markdown, GFM autolinks (www., emails), Streamlit directives or LaTeX could act on
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+.!|~:$&\"'=@")
+
+
+def chart_text(text: object) -> str:
+    """Text from data for a Plotly label, tick or hover: Plotly draws a few HTML tags (<a href>
+    among them) in those, so '<' and '>' and '&' become entities, which it shows as the
+    characters themselves."""
+    return html.escape(str(text), quote=False)
+
+
+def plain(text: object) -> str:
+    """Text from data or the URL made inert for the few places that only take Markdown (a
+    progress label, a metric label): every punctuation character that Markdown, Streamlit's
+    :colour[...] / :material/icon: directives or LaTeX could read is backslash-escaped, and
+    line breaks become spaces. Prefer st.text, st.code or a dataframe cell where possible."""
+    flat = " ".join(str(text).split())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
+
+
 # ----------------------------------------------------------------------------- who acts
 ACTOR_KEY = "beacon_actor"
 
 
 def actor() -> Actor:
-    """The operator this session acts as (every state-changing call passes it)."""
+    """The signed-in operator this session acts as (every state-changing call passes it).
+    dashboard.py signs the session in before any page runs; a page without one stops."""
     signed_in = st.session_state.get(ACTOR_KEY)
-    if isinstance(signed_in, Actor):
-        return signed_in
-    # Until the sign-in gate lands, the console acts as one admin named "console".
-    return Actor("console", kind="operator", role="admin")
+    if not isinstance(signed_in, Actor):
+        st.stop()
+    return signed_in
+
+
+def may(action: str) -> bool:
+    """Whether the signed-in operator may perform `action` (pages offer only what is)."""
+    from beacon.actions import allowed
+
+    return allowed(st.session_state.get(ACTOR_KEY), action)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -112,9 +141,10 @@ DEEP_LINK_KEY = "_beacon_deep_link"
 
 
 def error_box(error: BaseException | str, hint: str | None = None) -> None:
-    """A clear message for what a person can fix; never a traceback."""
+    """A clear message for what a person can fix; never a traceback. The message may echo
+    what was typed or found in the data, so it is shown inert (`plain`); the hint is ours."""
     message = str(error) if isinstance(error, BaseException) else error
-    st.error(message + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
+    st.error(plain(message) + (f"\n\n{hint}" if hint else ""), icon=":material/error:")
 
 
 def run_action(label: str, function, *args, **kwargs) -> Any:
@@ -182,7 +212,7 @@ def interval_figure(rows: Sequence[dict], label: str, value: str = "rate",
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         return style(go.Figure(), title=title)
-    frame[label] = frame[label].astype(str)
+    frame[label] = frame[label].map(chart_text)  # categories and strategies come from data
     fig = go.Figure(go.Bar(
         x=frame[label], y=frame[value],
         error_y=dict(type="data", symmetric=False,

@@ -178,7 +178,7 @@ def forget_user_reads() -> None:
 
 
 def show_error(error: BeaconError | str) -> None:
-    st.error(str(error), icon=":material/error:")
+    st.error(_ui.plain(error), icon=":material/error:")  # it may echo the typed email
 
 
 def now_utc() -> datetime:
@@ -204,17 +204,13 @@ TYPE_COLORS = {
 }
 
 
-def tag_badges(tags) -> str:
-    return " ".join(f":violet-badge[{t}]" for t in tags) if tags else "_no interest tags_"
-
-
 def profile_header(profile: insights.UserProfile) -> None:
-    st.header(profile.name or profile.email)
+    st.header(_ui.plain(profile.name or profile.email))
     # the home point goes in the caption: as a metric its numbers were cut to "40.73, -74…"
     home = (f"home {profile.latitude:.4f}, {profile.longitude:.4f}" if profile.has_home
             else "no home location")
-    st.caption(f"{profile.email} · {home}")
-    st.markdown("**Interest tags:** " + tag_badges(profile.interest_tags))
+    st.text(f"{profile.email} · {home}")
+    st.text("Interest tags: " + (", ".join(profile.interest_tags) or "none"))
     cols = st.columns(4)
     cols[0].metric("City", profile.city or "—")
     cols[1].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
@@ -223,7 +219,8 @@ def profile_header(profile: insights.UserProfile) -> None:
     if serving is None:
         cols[3].metric("Served by", "—")
         if profile.serving_error:
-            st.warning(f"Could not tell which level serves this user: {profile.serving_error}")
+            st.warning("Could not tell which level serves this user: "
+                       + _ui.plain(profile.serving_error))
         return
     version = f"model v{serving.model_version}, " if serving.model_version is not None else ""
     cols[3].metric("Served by", serving.level, help=serving.explanation)
@@ -247,7 +244,7 @@ def training_outcome(outcome) -> None:
     reason = getattr(outcome, "reason", None) or ""
     version = getattr(outcome, "model_version", None)
     seconds = getattr(outcome, "seconds", None) or getattr(outcome, "training_seconds", None)
-    text = f"Personal model: **{status}**" + (f" — {reason}" if reason else "")
+    text = f"Personal model: **{status}**" + (f" — {_ui.plain(reason)}" if reason else "")
     if version is not None:
         text += f" (model version {version})"
     if seconds is not None and " ms)" not in reason:  # a fold-in's reason already says how long
@@ -337,7 +334,7 @@ def unknown_rejects_warning(ids) -> None:
     was wrong for an event that exists but is already over."""
     if ids:
         st.warning("Ignored rejected ids that are not among the upcoming events (no such event, "
-                   "or it is already over): " + ", ".join(ids), icon=":material/info:")
+                   "or it is already over): " + _ui.plain(", ".join(ids)), icon=":material/info:")
 
 
 def debug_funnel(view: insights.DebugView) -> None:
@@ -394,6 +391,7 @@ def debug_timeline(view: insights.DebugView) -> None:
     st.subheader("Event times against the daily window")
     frame = pd.DataFrame(view.timeline, columns=["event_id", "label", "start_h", "end_h",
                                                  "status", "local", "sort"])
+    frame["label"] = frame["label"].map(_ui.chart_text)  # event titles: drawn by Plotly
     others = frame["status"] == "dropped by another stage"
     hidden = 0
     if view.window_label and others.any():
@@ -446,7 +444,7 @@ def debug_timeline(view: insights.DebugView) -> None:
 # ----------------------------------------------------------------------------- Recommendations
 def recommendations_summary(c: insights.Comparison) -> None:
     passed = c.stages[-1].remaining if c.stages else 0
-    st.markdown(f"**{len(c.rows)}** recommendations for **{c.email}** out of **{passed:,}** "
+    st.markdown(f"**{len(c.rows)}** recommendations for **{_ui.plain(c.email)}** out of **{passed:,}** "
                 f"candidates that pass the filters · served by {source_text(c.source, c.model_version)}")
     unknown_rejects_warning(c.unknown_rejects)
     if not c.rows:

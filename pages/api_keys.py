@@ -2,14 +2,14 @@
 once), list and revoke keys; nobody ever sees a stored key again."""
 import streamlit as st
 
-from beacon import actions, api_keys
+from beacon import api_keys
 from pages import _ui
 
 _ui.routed(__file__)
 
 st.title("API keys")
 actor = _ui.actor()
-if not actions.allowed(actor, "create_api_key"):
+if not _ui.may("create_api_key"):
     st.info("Only admins manage API keys.", icon=":material/lock:")
     st.stop()
 

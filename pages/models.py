@@ -60,7 +60,7 @@ selected_id = st.selectbox("Version", ids, index=default, format_func=labels.get
 status = next(row["status"] for row in rows if row["id"] == selected_id)
 detail = _detail(database, selected_id, status)  # an activation elsewhere changes the key
 st.subheader(f"Version {detail.id} · {detail.scope} · {detail.status}")
-st.caption(f"Created {_ui.fmt_time(detail.created_at)} by {detail.created_by or '—'} · "
+st.caption(f"Created {_ui.fmt_time(detail.created_at)} by {_ui.plain(detail.created_by or '—')} · "
            f"fingerprint {(detail.fingerprint or '—')[:16]} · "
            f"trained in {_ui.fmt_seconds(detail.training_seconds)}")
 curve, numbers = st.columns([3, 2])
@@ -86,6 +86,8 @@ if detail.status == "active":
     st.caption(f"Version {detail.id} is the active {detail.scope} model.")
 elif detail.status == "failed":
     st.warning(f"Version {detail.id} failed and cannot be activated.")
+elif not _ui.may("activate_model"):
+    st.caption("Activating a version (rollback) needs the admin role.")
 elif st.session_state.get("confirm_activate") == detail.id:
     st.warning(f"Activate version {detail.id}? Every console and API process serves it from "
                "its next request on.", icon=":material/warning:")
@@ -154,6 +156,9 @@ else:
 # ----------------------------------------------------------------------------- cleanup
 st.divider()
 st.subheader("Clean up old versions")
+if not _ui.may("cleanup_models"):
+    st.caption("Deleting old versions needs the admin role.")
+    st.stop()
 st.caption("Never deletes an active version, nor the newest global versions and the newest of "
            "each user you choose to keep.")
 with st.form("cleanup_form", border=False):

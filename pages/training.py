@@ -6,7 +6,7 @@ progress panel reads the run row, so it survives navigation and every operator s
 """
 import streamlit as st
 
-from beacon import console
+from beacon import console, training
 from beacon.errors import BeaconError
 from pages import _ui
 
@@ -44,7 +44,10 @@ def _show_notice() -> int | None:
     outcome = console.run_outcome(run_id) if run_id is not None else None
     if outcome is not None and outcome.final:
         kind, message = outcome.kind, outcome.text
-    {"error": _ui.error_box, "warning": st.warning, "info": st.info}.get(kind, st.success)(message)
+    if kind == "error":
+        _ui.error_box(message)
+    else:  # run reasons name users and operators: shown inert
+        {"warning": st.warning, "info": st.info}.get(kind, st.success)(_ui.plain(message))
     return run_id if outcome is not None and not outcome.final else None
 
 
@@ -55,20 +58,25 @@ st.title("Training")
 
 watched = _show_notice()
 
-smart, force, user = st.columns([1, 1, 3], vertical_alignment="bottom")
-if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
-                help="Trains only when the data or settings changed or the model is too old"):
-    _start()
-if force.button("Force retrain", icon=":material/bolt:", help="Trains regardless"):
-    _start(force=True)
-with user.form("user_retrain", border=False):
-    email_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
-    email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
-    if go_col.form_submit_button("Retrain user", icon=":material/person:"):
-        _start(email=email)
 
-with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
-    defaults = state.defaults
+def _controls() -> None:
+    """Smart, forced and per-user retrains, and the hyperparameter form (operators, admins)."""
+    smart, force, user = st.columns([1, 1, 3], vertical_alignment="bottom")
+    if smart.button("Smart retrain", type="primary", icon=":material/autorenew:",
+                    help="Trains only when the data or settings changed or the model is too old"):
+        _start()
+    if force.button("Force retrain", icon=":material/bolt:", help="Trains regardless"):
+        _start(force=True)
+    with user.form("user_retrain", border=False):
+        email_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
+        email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
+        if go_col.form_submit_button("Retrain user", icon=":material/person:"):
+            _start(email=email)
+    with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
+        _hyperparameter_form(state.defaults)
+
+
+def _hyperparameter_form(defaults: dict) -> None:
     with st.form("hyperparameters"):
         a, b, c = st.columns(3)
         # No min/max on the inputs: a value out of range is refused by the browser without a
@@ -97,6 +105,13 @@ with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:")
             _start(force=True, config=values)
 
 
+if _ui.may("start_training"):
+    _controls()
+else:
+    st.caption(f"Your role ({_ui.actor().role}) may look at trainings but not start or cancel "
+               "them.")
+
+
 @st.fragment(run_every=2 if state.running or watched else 10)
 def live_progress() -> None:
     """Polls the training runs table; when a run starts or ends (or the per-user run this page
@@ -110,9 +125,22 @@ def live_progress() -> None:
     if run is None:
         st.caption("No training is running.")
         return
-    who = f" by {run.requested_by}" if run.requested_by else ""
+    who = f" by {_ui.plain(run.requested_by)}" if run.requested_by else ""
     st.progress(run.fraction, text=f"Run {run.id} ({run.trigger}{who}): {run.epoch_text}"
                                    + ("" if run.last_loss is None else f", loss {run.last_loss:.4f}"))
+    if _ui.may("cancel_training"):
+        if run.cancel_requested_by:
+            st.caption("Cancel requested by")
+            st.text(f"{run.cancel_requested_by}: it stops at its next batch.")
+        elif st.button("Cancel this training", icon=":material/stop_circle:",
+                       key=f"cancel_run_{run.id}",
+                       help="Stops at the next batch; the active model stays as it is"):
+            try:
+                training.cancel_training(run_id=run.id, actor=_ui.actor())
+            except BeaconError as error:
+                _ui.error_box(error)
+            else:
+                st.rerun(scope="app")
     if run.progress:
         _ui.chart(_ui.loss_figure(run.progress, run.total_epochs, title="Loss, live"),
                   key="live_loss")

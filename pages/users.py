@@ -22,7 +22,7 @@ if not query.strip():
 
 matches = ui.find_users(query)
 if not matches:
-    st.warning(f"No user's email or name matches {query.strip()!r}.")
+    st.warning(f"No user's email or name matches {_ui.plain(repr(query.strip()))}.")
     st.stop()
 st.caption(f"{len(matches)} match{'es' if len(matches) != 1 else ''}"
            + (" (the first ones; type more to narrow)" if len(matches) >= insights.SEARCH_LIMIT else "")
@@ -40,8 +40,9 @@ except BeaconError as error:
 ui.profile_header(profile)
 
 left, right = st.columns(2)
-if left.button("Refresh this user's personal model", icon=":material/refresh:",
-               help="Fold this user's latest interactions into the active global model (per-user training)"):
+if _ui.may("train") and left.button(
+        "Refresh this user's personal model", icon=":material/refresh:",
+        help="Fold this user's latest interactions into the active global model (per-user training)"):
     with st.spinner("Folding in this user's interactions…"):
         try:
             outcome = training.train(scope="user", user=email, trigger="button",

@@ -1,7 +1,30 @@
-"""Who a test acts as: every state-changing service call needs an actor."""
+"""Who a test acts as, and signed-in consoles for tests.
+
+- `actor(name, role)`, ADMIN / OPERATOR / VIEWER: for service calls (every state-changing
+  call needs an actor).
+- `signed_in_app(role=...)`: an AppTest of the console whose session is signed in as an
+  operator with that role (the operator is created in the test's database).
+- `sign_in_page(page, base_url, role=...)`: a Playwright page signed in through the real form
+  (tests/browser_support.py has the running console).
+"""
 from __future__ import annotations
 
+from pathlib import Path
+
 from beacon.actions import Actor
+
+REPO = Path(__file__).resolve().parent.parent
+DASHBOARD = REPO / "dashboard.py"
+PASSWORD = "test password of a test operator"
+ACTOR_KEY = "beacon_actor"  # pages/_ui.ACTOR_KEY: where the console keeps who is signed in
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown source shows: the console escapes punctuation in text from data
+    (pages/_ui.plain), and a test compares what a person reads."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def actor(name: str = "admin@example.org", role: str = "admin") -> Actor:
@@ -12,3 +35,46 @@ def actor(name: str = "admin@example.org", role: str = "admin") -> Actor:
 ADMIN = actor()
 OPERATOR = actor("operator@example.org", "operator")
 VIEWER = actor("viewer@example.org", "viewer")
+
+
+def ensure_operator(role: str = "admin", email: str | None = None,
+                    password: str = PASSWORD) -> str:
+    """An enabled operator with `role` in the current database (DATABASE_URL); its email."""
+    from beacon import operators
+    from beacon.actions import cli_actor
+
+    email = email or f"{role}@example.org"
+    found = operators.get_operator(email)
+    if found is None:
+        operators.add_operator(email, role=role, password=password, actor=cli_actor())
+    elif found.role != role:
+        operators.set_role(email, role, actor=cli_actor())
+    return email
+
+
+def signed_in_app(role: str = "admin", script: Path = DASHBOARD, timeout: float = 120,
+                  email: str | None = None):
+    """An AppTest of `script` signed in as an operator with `role` (not run yet).
+
+    The session is marked signed in the way the sign-in form leaves it; the gate still checks
+    the operator against the database on every run (role, disabled)."""
+    from streamlit.testing.v1 import AppTest
+
+    email = ensure_operator(role, email)
+    at = AppTest.from_file(str(script), default_timeout=timeout)
+    at.session_state[ACTOR_KEY] = Actor(email, kind="operator", role=role)
+    return at
+
+
+def sign_in_page(page, base_url: str, role: str = "admin", email: str | None = None,
+                 password: str = PASSWORD, timeout_ms: float = 60_000):
+    """Sign a Playwright page in through the console's sign-in form; returns the page."""
+    from playwright.sync_api import expect
+
+    email = ensure_operator(role, email, password)
+    page.goto(base_url)
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(email, timeout=timeout_ms)
+    return page

@@ -22,6 +22,11 @@ QUICK_FAILURE = {
     "activate_model": {"version_id": 999_999},
     "cleanup_models": {"keep_days": -1},
     "refresh_recommendations": {"user": "nobody@example.org"},
+    "cancel_training": {"run_id": 999_999},
+    "operators_add": {"email": "not an email"},
+    "operators_set_role": {"email": "nobody@example.org", "role": "viewer"},
+    "operators_disable": {"email": "nobody@example.org"},
+    "operators_reset_password": {"email": "nobody@example.org"},
 }
 
 ACTORS = [VIEWER, OPERATOR, ADMIN,
@@ -53,7 +58,9 @@ def test_roles_and_scopes_grant_what_the_design_says() -> None:
 def test_every_declared_action_names_a_known_permission() -> None:
     registry = _registry()
     assert {"train", "start_training", "load_demo_data", "import_csv", "activate_model",
-            "cleanup_models", "refresh_recommendations"} <= set(registry)
+            "cleanup_models", "refresh_recommendations", "cancel_training", "operators_add",
+            "operators_set_role", "operators_disable",
+            "operators_reset_password"} <= set(registry)
     assert set(actions.NEEDS) == set(registry)
     assert set(actions.NEEDS.values()) <= set(actions.PERMISSIONS)
 

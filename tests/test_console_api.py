@@ -3,26 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import streamlit as st
-from streamlit.testing.v1 import AppTest
+import pytest
 
 from beacon.demo import load_demo_data
-from tests.auth_support import ADMIN, VIEWER
-from tests.test_console_ops import DASHBOARD, TIMEOUT, metric, no_exception, texts
-
-
-def _app(page: str | None = None, who=None) -> AppTest:
-    from pages import _ui
-
-    st.cache_data.clear()
-    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
-    if who is not None:
-        at.session_state[_ui.ACTOR_KEY] = who
-    at.run()
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    return at
+from tests.auth_support import ADMIN
+from tests.test_console_ops import app, metric, no_exception, texts
 
 
 def test_overview_shows_the_refresh_backlog_and_lag(db: str) -> None:
@@ -39,12 +24,12 @@ def test_overview_shows_the_refresh_backlog_and_lag(db: str) -> None:
     now = datetime.now(timezone.utc)
     ingest_interactions([IncomingInteraction(f"k{i}", email, event, "click", now)
                          for i, email in enumerate(emails)], actor=ADMIN)
-    at = _app()
+    at = app()
     no_exception(at)
     assert metric(at, "Refresh backlog") == "3 users"
     assert metric(at, "Refresh lag, last 5 min") == "—"
     run_once("test", timedelta(seconds=60))
-    at = _app()
+    at = app()
     assert metric(at, "Refresh backlog") == "0 users"
     assert metric(at, "Users refreshed, last 5 min") == "3"
     assert metric(at, "Refresh lag, last 5 min").endswith(" s")
@@ -54,7 +39,7 @@ def test_api_keys_page_creates_lists_and_revokes(db: str) -> None:
     from beacon.api_keys import authenticate, list_keys
 
     load_demo_data(users=2, events=2, days=1, seed=1, actor=ADMIN)  # not the first start
-    at = _app("pages/api_keys.py", ADMIN)
+    at = app("pages/api_keys.py")
     no_exception(at)
     assert at.title[0].value == "API keys" and "No API keys yet." in texts(at)
     at.text_input[0].set_value("platform-backend")
@@ -66,11 +51,11 @@ def test_api_keys_page_creates_lists_and_revokes(db: str) -> None:
     assert "shown only this once" in "\n".join(s.value for s in at.success)
     key = authenticate(secret)
     assert key is not None and key.scopes == ("ingest", "recommend")
-    assert key.created_by == ADMIN.name
+    assert key.created_by == at.session_state["beacon_actor"].name
     table = at.dataframe[0].value
     assert list(table["name"]) == ["platform-backend"] and list(table["state"]) == ["active"]
     assert secret not in table.to_string()
-    at = _app("pages/api_keys.py", ADMIN)
+    at = app("pages/api_keys.py")
     assert not at.code  # never shown again
     at.selectbox[0].set_value("platform-backend")
     at.button[1].click()
@@ -81,7 +66,8 @@ def test_api_keys_page_creates_lists_and_revokes(db: str) -> None:
 
 def test_api_keys_page_is_for_admins_only(db: str) -> None:
     load_demo_data(users=2, events=2, days=1, seed=1, actor=ADMIN)
-    at = _app("pages/api_keys.py", VIEWER)
-    no_exception(at)
-    assert "Only admins manage API keys." in texts(at)
-    assert not at.text_input
+    for role in ("viewer", "operator"):
+        at = app(role=role)
+        no_exception(at)
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("pages/api_keys.py")

@@ -14,17 +14,19 @@ from streamlit.testing.v1 import AppTest
 from beacon import bootstrap, console
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
-from tests.auth_support import ADMIN, actor
+from tests.auth_support import ADMIN, actor, shown, signed_in_app
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
 DEMO = dict(users=60, events=40, days=14, seed=3)
 
 
-def app(page: str | None = None) -> AppTest:
-    """The console from dashboard.py, optionally switched to one page, run once."""
+def app(page: str | None = None, role: str | None = "admin") -> AppTest:
+    """The console from dashboard.py signed in with `role` (None: nobody signed in),
+    optionally switched to one page, run once."""
     st.cache_data.clear()
-    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at = (signed_in_app(role, timeout=TIMEOUT) if role
+          else AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT))
     at.run()
     if page is not None:
         at.switch_page(page)
@@ -40,7 +42,7 @@ def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
     parts += [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
     parts += [e.value for e in at.success]
-    return "\n".join(str(p) for p in parts)
+    return shown("\n".join(str(p) for p in parts))
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -167,7 +169,7 @@ def test_database_at_an_old_schema(empty_db: str, dialect: str,
     monkeypatch.setattr(bootstrap, "FIRST_START_DEMO", DEMO)
     monkeypatch.setattr(bootstrap, "FIRST_START_CONFIG", tiny_config())
     migrate.upgrade(empty_db, "0001")
-    at = app()
+    at = app(role=None)
     no_exception(at)
     if dialect == "postgresql":
         assert "python -m beacon db upgrade" in "\n".join(c.value for c in at.code)
@@ -364,7 +366,7 @@ def _click_and_get_new_run(label: str) -> tuple[AppTest, list[runs.RunInfo]]:
 
 def test_force_retrain_button_starts_a_background_run_that_finishes(tiny_buttons: str) -> None:
     at, new = _click_and_get_new_run("Force retrain")
-    assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "console"
+    assert len(new) == 1 and new[0].trigger == "force" and new[0].requested_by == "admin@example.org"
     finished = _wait_run_finished(new[0].id)
     assert finished.status == "succeeded", finished.error
     assert finished.progress, "epochs were recorded on the run row"
@@ -401,7 +403,7 @@ def test_smart_retrain_that_skips_says_why(tiny_buttons: str) -> None:
     assert finished.status == "skipped", finished
     at.run()  # what the polling fragment does once the run is final
     no_exception(at)
-    warning = "\n".join(w.value for w in at.warning)
+    warning = shown("\n".join(w.value for w in at.warning))
     assert f"Run {finished.id} (smart retrain) skipped: {finished.reason}" in warning
     history = at.dataframe[0].value
     assert history.loc[history["run"] == finished.id, "epoch"].tolist() == [""]
@@ -412,7 +414,7 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     at.text_input[0].input("nobody@nowhere.example")
     next(b for b in at.button if b.label == "Retrain user").click().run()
     no_exception(at)
-    assert "unknown user" in "\n".join(e.value for e in at.error)
+    assert "unknown user" in shown("\n".join(e.value for e in at.error))
 
 
 def test_a_version_trained_elsewhere_shows_at_once(seeded_with_model: str) -> None:
@@ -461,7 +463,7 @@ def test_hyperparameter_form_names_a_bad_value_and_starts_nothing(seeded_with_mo
     before = {r.id for r in runs.list_runs()}
     next(b for b in at.button if b.label == "Train with these settings").click().run()
     no_exception(at)
-    assert "bad value for model setting dim: 0" in "\n".join(e.value for e in at.error)
+    assert "bad value for model setting dim: 0" in shown("\n".join(e.value for e in at.error))
     assert {r.id for r in runs.list_runs()} == before
 
 
@@ -508,7 +510,7 @@ def test_point_map_has_no_base_map() -> None:
 def test_unreachable_database_gets_a_clear_page(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL",
                        "postgresql+psycopg://nobody:secret@127.0.0.1:9/nowhere?connect_timeout=2")
-    at = app()
+    at = app(role=None)
     no_exception(at)
     page = texts(at)
     assert "cannot be reached" in page and "nowhere" in page

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.auth_support import ADMIN, actor
+from tests.auth_support import ADMIN, actor, shown, signed_in_app
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "dashboard.py"
@@ -22,7 +22,7 @@ TIMEOUT = 60
 def open_page(page: str) -> AppTest:
     """dashboard.py, then switch to `page` (falls back to the page alone if there is no router)."""
     if DASHBOARD.exists():
-        at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+        at = signed_in_app("admin", timeout=TIMEOUT)
         at.run()
         at.switch_page(page)
     else:
@@ -36,7 +36,7 @@ def no_exception(at: AppTest) -> None:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 # --------------------------------------------------------------------------- a known fixture
@@ -103,7 +103,7 @@ def midnight(db: str) -> datetime:
 
 def test_debug_filter_user_from_the_address(midnight):
     """?user=EMAIL preselects the user (a link an operator can share)."""
-    at = AppTest.from_file(str(DASHBOARD), default_timeout=TIMEOUT)
+    at = signed_in_app("admin", timeout=TIMEOUT)
     at.query_params["user"] = "dora@example.org"
     at.run()
     at.switch_page("pages/debug_filter.py")
@@ -187,7 +187,7 @@ def test_debug_filter_says_why_a_rejected_id_is_ignored(midnight):
     at = _debug(open_page("pages/debug_filter.py"), "dora@example.org")
     at.text_input(key="debug_reject").set_value("A1, nope-1").run()
     no_exception(at)
-    warning = next(w.value for w in at.warning if "nope-1" in w.value)
+    warning = next(shown(w.value) for w in at.warning if "nope-1" in shown(w.value))
     assert "not among the upcoming events" in warning and "A1" not in warning
     assert _funnel(at)["not rejected"] == 5  # X1 (stored) and A1 (asked)
 
@@ -302,12 +302,12 @@ def test_users_search_shows_profile_and_tags(on_demo):
     no_exception(at)
     matches = at.dataframe[0].value
     assert list(matches["email"]) == [email]
-    header = " ".join(m.value for m in at.markdown)
+    header = " ".join(m.value for m in at.text)
     assert all(tag in header for tag in user.tags)
     served = next(m.value for m in at.metric if m.label == "Served by")
     assert served in ("global", "features")
     # the home point in full in the caption (as a metric it was cut to "52.52, 13…")
-    assert any(f"home {user.latitude:.4f}, {user.longitude:.4f}" in c.value for c in at.caption)
+    assert any(f"home {user.latitude:.4f}, {user.longitude:.4f}" in t.value for t in at.text)
     assert "Home" not in [m.label for m in at.metric]
     profile = insights.user_profile(email)
     assert any(h.value == f"Registrations ({len(profile.registrations)})" for h in at.subheader)
@@ -336,7 +336,7 @@ def test_users_refresh_personal_model(on_demo):
     at.text_input(key="users_query").set_value(email).run()
     next(b for b in at.button if b.label == "Refresh this user's personal model").click().run()
     no_exception(at)
-    assert any("trained" in s.value and "fold-in" in s.value for s in at.success), \
+    assert any("trained" in s.value and "fold-in" in shown(s.value) for s in at.success), \
         [s.value for s in at.success] + errors(at)
     personal = versions.list_versions(scope="user", user=email)
     assert personal and personal[0].status == "active"

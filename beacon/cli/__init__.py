@@ -10,7 +10,7 @@ from beacon.errors import BeaconError
 
 COMMAND_MODULES = (
     "db", "demo", "importer", "train", "models", "recommend",
-    "refresh", "evaluate", "metrics", "serve", "api_keys",
+    "refresh", "evaluate", "metrics", "operators", "audit", "serve", "api_keys",
 )
 
 

@@ -1,5 +1,9 @@
 """`beacon train [--force] [--user EMAIL] [--json]`: the smart training service from cron and
-scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input."""
+scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input; 143 when SIGTERM
+cancelled it (the run is recorded `cancelled`, the active model untouched).
+
+`beacon train --cancel [--run ID | --user EMAIL]`: ask the running training (global by default)
+to stop at its next batch, wherever it runs."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +11,7 @@ import math
 import sys
 
 from beacon.cli.common import add_json_flag, emit, log, progress_bar
+from beacon.errors import BeaconError
 
 
 def register(subparsers) -> None:
@@ -18,6 +23,10 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="train even if nothing changed")
     parser.add_argument("--user", metavar="EMAIL",
                         help="fold this user's latest interactions into the active global model")
+    parser.add_argument("--cancel", action="store_true",
+                        help="stop the running training (global, --user's, or --run's) at its "
+                        "next batch instead of training")
+    parser.add_argument("--run", type=int, metavar="ID", help="with --cancel: the run to stop")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -74,10 +83,29 @@ def _human(payload: dict) -> str:
     return f"{status}: {payload['reason']}"
 
 
+def cancel(args: argparse.Namespace) -> int:
+    from beacon.actions import cli_actor
+    from beacon.training import cancel_training
+
+    if args.force:
+        raise BeaconError("--cancel and --force do not go together")
+    run = cancel_training(run_id=args.run, user=args.user, actor=cli_actor())
+    payload = {"status": "cancel_requested", "run_id": run.id,
+               "requested_by": run.cancel_requested_by}
+    emit(args, payload, lambda p: f"cancel requested for training run {p['run_id']}: it stops "
+         "at its next batch and is recorded as cancelled")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from beacon.actions import cli_actor
-    from beacon.training import recover_abandoned, train
+    from beacon.training import install_signal_cancel, recover_abandoned, train
 
+    if args.cancel:
+        return cancel(args)
+    if args.run is not None:
+        raise BeaconError("--run goes with --cancel")
+    install_signal_cancel()
     recover_abandoned()
     progress = _Progress()
     try:
@@ -93,4 +121,6 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     payload = result.to_dict()
     emit(args, payload, _human)
+    if result.status == "cancelled":
+        return 143 if "SIGTERM" in result.reason else 1
     return 1 if result.status == "failed" else 0
