@@ -56,7 +56,8 @@ def error_response(status: int, message: str, field: str | None = None,
 
 
 def field_name(loc: tuple | list) -> str:
-    """("body", "interactions", 3, "event_id") -> "interactions[3].event_id"; ("query", "n") -> "n"."""
+    """("body", "interactions", 3, "event_id") -> "interactions[3].event_id";
+    ("query", "n") -> "n"."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
@@ -89,7 +90,8 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
     message = error.detail if isinstance(error.detail, str) else "request refused"
     if error.status_code == 400:
         message = f"malformed request: {message}"
-    return error_response(error.status_code, message, headers=getattr(error, "headers", None))
+    headers = getattr(error, "headers", None)  # e.g. Allow on a 405
+    return error_response(error.status_code, message, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -38,6 +38,10 @@ Clock = Annotated[StrictStr, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", example
 Tag = Text(80, min_length=1)
 
 
+#: marks an older client's field name in the OpenAPI document
+OLD = {"deprecated": True}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -61,15 +65,15 @@ class Filters(Strict):
     interests: list[Tag] = Field(default_factory=list, max_length=50,
                                  description="a cold-start user's interests (unknown users only)")
     # the older client's names
-    latitude: Latitude | None = Field(None, json_schema_extra={"deprecated": True})
-    longitude: Longitude | None = Field(None, json_schema_extra={"deprecated": True})
-    filter_distance: Km | None = Field(None, json_schema_extra={"deprecated": True}, description="km")
-    rejected_events: list[EventId] | None = Field(None, max_length=1000, json_schema_extra={"deprecated": True})
+    latitude: Latitude | None = Field(None, json_schema_extra=OLD)
+    longitude: Longitude | None = Field(None, json_schema_extra=OLD)
+    filter_distance: Km | None = Field(None, json_schema_extra=OLD, description="km")
+    rejected_events: list[EventId] | None = Field(None, max_length=1000, json_schema_extra=OLD)
     use_calendar_filter: StrictBool | None = Field(
-        None, json_schema_extra={"deprecated": True}, description="false: selected_dates are ignored")
-    selected_dates: list[date] | None = Field(None, max_length=366, json_schema_extra={"deprecated": True})
-    user_start_time: Clock | None = Field(None, json_schema_extra={"deprecated": True})
-    user_end_time: Clock | None = Field(None, json_schema_extra={"deprecated": True})
+        None, json_schema_extra=OLD, description="false: selected_dates are ignored")
+    selected_dates: list[date] | None = Field(None, max_length=366, json_schema_extra=OLD)
+    user_start_time: Clock | None = Field(None, json_schema_extra=OLD)
+    user_end_time: Clock | None = Field(None, json_schema_extra=OLD)
 
     @field_validator("dates", "selected_dates", mode="before")
     @classmethod

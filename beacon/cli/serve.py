@@ -11,7 +11,8 @@ def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="the HTTP API (FastAPI under uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="uvicorn worker processes (default 1)")
     worker = serve.add_mutually_exclusive_group()
     worker.add_argument("--refresh-worker", dest="refresh_worker", action="store_true",
                         default=None, help="run a refresh worker in each process (default: "
@@ -65,7 +66,8 @@ def run_serve(args: argparse.Namespace) -> int:
     with_worker = is_embedded_default() if args.refresh_worker is None else args.refresh_worker
     os.environ[IN_PROCESS_WORKER] = "1" if with_worker else "0"
     _metrics_dir(args.workers)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run("beacon.api.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, access_log=args.access_log)
     return 0

@@ -74,12 +74,15 @@ class _Query:
         lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
         lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
         max_km: Annotated[float | None, Query(ge=0, le=20_100)] = None,
-        dates: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL,
-                                           description="local dates, e.g. 2026-12-01,2026-12-02")] = None,
+        dates: Annotated[str | None, Query(
+            max_length=4000, pattern=NO_NUL,
+            description="local dates, e.g. 2026-12-01,2026-12-02")] = None,
         start: Annotated[Clock | None, Query(description="daily window start, HH:MM")] = None,
         end: Annotated[Clock | None, Query(description="daily window end, HH:MM")] = None,
-        reject: Annotated[str | None, Query(max_length=20_000, pattern=NO_NUL, description="event ids, comma separated")] = None,
-        category: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL, description="categories, comma separated")] = None,
+        reject: Annotated[str | None, Query(
+            max_length=20_000, pattern=NO_NUL, description="event ids, comma separated")] = None,
+        category: Annotated[str | None, Query(
+            max_length=4000, pattern=NO_NUL, description="categories, comma separated")] = None,
         strategy: Strategy = "beacon",
         explain: bool = True,
     ):
