@@ -80,6 +80,14 @@ def test_two_servers_and_a_worker_share_one_postgres(db: str) -> None:
         assert httpx.delete(f"{b}/v1/events/{listed[1]}", headers=key).status_code == 200
         assert listed[1] not in [i["event_id"] for i in
                                  httpx.get(a + path, params={"n": 20}, headers=key).json()["items"]]
+        # a version activated through one process is served by the other from its next request
+        other = "/v1/users/jazz2@example.com/recommendations"
+        first_version = httpx.get(b + other, headers=key).json()["model_version"]
+        second_version = _train_global()
+        assert httpx.get(b + other, headers=key).json()["model_version"] == second_version
+        assert httpx.post(f"{a}/v1/models/{first_version}/activate",
+                          headers=key).status_code == 200
+        assert httpx.get(b + other, headers=key).json()["model_version"] == first_version
     finally:
         for process in (*servers, worker):
             stop(process)
