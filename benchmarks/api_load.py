@@ -313,6 +313,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=50, help="interactions per second")
     parser.add_argument("--stream-seconds", type=float, default=30)
+    parser.add_argument("--refresh-workers", type=int, default=1,
+                        help="`python -m beacon worker` processes")
+    parser.add_argument("--freshness-only", action="store_true",
+                        help="skip the in-process baseline and the load levels")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -322,9 +326,10 @@ def main() -> None:
     data = dataset(url)
     C.log(f"dataset {data}")
     emails = sample_users(2000)
-    baseline = {n: in_process(emails, args.seconds, n) for n in (1, 2)}
+    baseline = {} if args.freshness_only else {
+        n: in_process(emails, args.seconds, n) for n in (1, 2)}
     C.log(f"in process: {baseline}")
-    best_in_process = max(b["throughput_rps"] for b in baseline.values())
+    best_in_process = max((b["throughput_rps"] for b in baseline.values()), default=0)
 
     from beacon.actions import cli_actor
     from beacon.api_keys import create_key
@@ -335,11 +340,12 @@ def main() -> None:
     server = start(["serve", "--port", str(port), "--workers", str(args.workers),
                     "--no-access-log", "--no-refresh-worker", "--log-level", "warning"],
                    url, logs / "api_load_serve.log")
-    worker = start(["worker"], url, logs / "api_load_worker.log")
+    workers = [start(["worker"], url, logs / f"api_load_worker{k}.log")
+               for k in range(args.refresh_workers)]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
-        levels = [int(c) for c in args.clients.split(",")]
+        levels = [] if args.freshness_only else [int(c) for c in args.clients.split(",")]
         load = {}
         for clients in levels:
             load[str(clients)] = asyncio.run(_load(base, key, emails, clients, args.seconds))
@@ -348,10 +354,10 @@ def main() -> None:
                                        settle=30))
         C.log(f"freshness: {fresh}")
     finally:
-        stop(server)
-        stop(worker)
+        for process in (server, *workers):
+            stop(process)
 
-    top = load.get(str(max(levels)), {})
+    top = load.get(str(max(levels)), {}) if levels else {}
     eight = load.get("8", {})
     ratio = round(top.get("throughput_rps", 0) / best_in_process, 3) if best_in_process else None
     headline = {
@@ -367,6 +373,7 @@ def main() -> None:
         "postgres": C.postgres_version(url),
         "dataset": {**data, "built": built, "days": args.days},
         "uvicorn_workers": args.workers,
+        "refresh_worker_processes": args.refresh_workers,
         "query": query(datetime.now(timezone.utc)) | {"dates": "every other day, 4 weeks"},
         "in_process": baseline,
         "load": load,
