@@ -128,6 +128,12 @@ class Worker:
 
     def loop(self, until: Callable[[], bool] | None = None) -> None:
         name = worker_name()
+        try:
+            from beacon.recommend import warm
+
+            warm()  # the model and candidates load now, not on the first marked user
+        except Exception:  # noqa: BLE001 - an empty database still gets a worker
+            log.warning("warm-up failed; the first refresh loads the model", exc_info=True)
         forgot_at: datetime | None = None
         while not self._stop.is_set() and not (until and until()):
             if forgot_at is None or utcnow() - forgot_at >= FORGET_EVERY:

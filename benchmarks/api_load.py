@@ -110,6 +110,22 @@ def sample_users(count: int, seed: int = 11) -> list[str]:
     return emails[:count]
 
 
+def quiet_users(count: int) -> list[str]:
+    """Users no worker refreshed or has pending in the last 10 minutes: their first meaningful
+    interaction is due at once, as after any quiet spell (a user refreshed less than the
+    interval ago waits for it by design, which is not what freshness measures)."""
+    from sqlalchemy import text
+
+    from data_access.db import get_engine
+
+    with get_engine().connect() as connection:
+        return [row[0] for row in connection.execute(text(
+            "SELECT u.email FROM users u WHERE NOT EXISTS (SELECT 1 FROM refresh_queue q "
+            "WHERE q.user_id = u.id AND (q.pending_since IS NOT NULL "
+            "OR q.refreshed_at > now() - interval '10 minutes')) "
+            "ORDER BY random() LIMIT :n"), {"n": count})]
+
+
 def query(now: datetime) -> dict:
     """Filters on: 50 km from home, every other day of the next four weeks, evenings."""
     today = now.date()
@@ -350,8 +366,8 @@ def main() -> None:
         for clients in levels:
             load[str(clients)] = asyncio.run(_load(base, key, emails, clients, args.seconds))
             C.log(f"{clients} clients: {json.dumps(load[str(clients)])}")
-        fresh = asyncio.run(_freshness(base, key, emails, args.rate, args.stream_seconds,
-                                       settle=30))
+        fresh = asyncio.run(_freshness(base, key, quiet_users(2000), args.rate,
+                                       args.stream_seconds, settle=60))
         C.log(f"freshness: {fresh}")
     finally:
         for process in (server, *workers):
