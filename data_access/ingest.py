@@ -118,6 +118,10 @@ def _users(connection, emails: list[str], now: datetime) -> tuple[dict[str, int]
     """email -> id for every email, creating the missing users (email only)."""
     found = _lookup(connection, User.id, User.email, emails)
     missing = [e for e in dict.fromkeys(emails) if e not in found]
+    if missing:  # the same user under a differently cased email (as user_by_email reads it)
+        lowered = _lookup(connection, User.id, User.email, [e.lower() for e in missing])
+        found.update({e: lowered[e.lower()] for e in missing if e.lower() in lowered})
+        missing = [e for e in missing if e not in found]
     if missing:
         connection.execute(
             _insert(connection)(USERS).on_conflict_do_nothing(),

@@ -334,3 +334,27 @@ def test_no_text_may_hold_a_nul_character(api: Api) -> None:
         "error"]["field"] == "interactions[0].id"
     assert api.get(f"/v1/users/{JAZZ}/recommendations",
                    params={"reject": "a\u0000"}).json()["error"]["field"] == "reject"
+
+
+def test_an_email_in_another_case_is_the_same_user(api: Api) -> None:
+    made = api.post("/v1/interactions", {"interactions": [
+        {"id": "case-1", "email": JAZZ.upper(), "event_id": "jazz-2", "type": "click"}]}).json()
+    assert made["users_created"] == 0 and made["inserted"] == 1
+
+
+def test_an_unreachable_database_is_a_json_503(monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from beacon.api.app import IN_PROCESS_WORKER, create_app
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:x@127.0.0.1:9/none")
+    monkeypatch.setenv(IN_PROCESS_WORKER, "0")
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    response = client.get(f"/v1/users/{JAZZ}/recommendations", headers={"X-API-Key": "bk_x"})
+    assert response.status_code == 401  # a malformed key is refused before any database read
+    key = "bk_0123456789_" + "a" * 43
+    response = client.get(f"/v1/users/{JAZZ}/recommendations", headers={"X-API-Key": key})
+    assert response.status_code == 503
+    assert response.json()["error"]["message"].startswith("the database is unavailable")
+    ready = client.get("/healthz/ready")
+    assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unreachable")

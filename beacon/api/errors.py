@@ -1,6 +1,7 @@
 """One JSON shape for every error: {"error": {"status", "message", "field", "errors"}}."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from beacon.actions import PermissionDenied
 from beacon.errors import BeaconError, UnknownUser
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -94,8 +97,19 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
     return error_response(error.status_code, message, headers=headers)
 
 
+async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(error, OperationalError):
+        log.error("database unavailable: %s", type(error).__name__)
+        return error_response(503, "the database is unavailable; try again shortly")
+    log.exception("unexpected error")
+    return error_response(500, "internal error (logged on the server)")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(BeaconError, _beacon_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
