@@ -28,7 +28,16 @@ ADMIN_PAGES = [  # shown to administrators only (the services refuse everyone el
     ("pages/api_keys.py", "API keys", ":material/key:", False),
 ]
 
-st.set_page_config(page_title="Beacon console", page_icon=":material/recommend:", layout="wide")
+def _icon():
+    """Drawn here: a :material/...: page icon made every browser fetch it from Google's CDN."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((6, 6, 58, 58), fill="#2F6FEB")
+    return image
+
+
+st.set_page_config(page_title="Beacon console", page_icon=_icon(), layout="wide")
 
 
 @st.cache_resource(show_spinner="Checking the database schema…")
@@ -123,7 +132,7 @@ except BeaconError as error:
                   position="hidden").run()
     st.stop()
 _first_admin(database)
-actor = _auth.gate()  # nothing below runs before sign-in
+actor = _auth.gate([Path(path).stem for path, *_ in PAGES + ADMIN_PAGES])  # before anything
 _auth.sign_out_button()
 
 if st.session_state.get("_beacon_ready") != database:

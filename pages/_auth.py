@@ -24,6 +24,7 @@ LAST_SEEN_KEY = "beacon_last_seen"
 COOKIE_SET_KEY = "beacon_cookie_set_at"
 SSO_KEY = "beacon_sso_email"
 NOTICE_KEY = "beacon_signin_notice"
+DROP_COOKIE_KEY = "beacon_drop_cookie"  # the browser's cookie is deleted on the next page drawn
 COOKIE_RENEW = timedelta(minutes=5)
 
 
@@ -65,53 +66,68 @@ def _forget(reason: str | None) -> None:
     st.session_state.pop(LAST_SEEN_KEY, None)
     st.session_state.pop(COOKIE_SET_KEY, None)
     st.session_state.pop(SSO_KEY, None)
+    st.session_state["logout"] = True  # this session no longer signs in from the cookie
+    st.session_state[DROP_COOKIE_KEY] = True
     if isinstance(actor, Actor) and reason:
         signin.record_sign_out(actor, reason)
         st.session_state[NOTICE_KEY] = f"You were signed out: {reason}."
 
 
-def _start(actor: Actor, auth, now: datetime) -> Actor:
+def _start(actor: Actor, now: datetime) -> Actor:
     st.session_state[_ui.ACTOR_KEY] = actor
     st.session_state[LAST_SEEN_KEY] = now
     st.session_state.pop(NOTICE_KEY, None)
-    if auth is not None and not st.session_state.get(SSO_KEY):
-        st.session_state["username"] = actor.name
-        st.session_state["authentication_status"] = True
-        st.session_state["logout"] = None
-        auth.cookie_controller.set_cookie()
-        st.session_state[COOKIE_SET_KEY] = now
+    st.session_state.pop(COOKIE_SET_KEY, None)  # written by the next page drawn
+    st.session_state["logout"] = None
     return actor
 
 
-def gate() -> Actor:
-    """The signed-in operator, or the sign-in page drawn and the run stopped."""
+def _outside(draw) -> None:
+    """Draw a page for someone not signed in in place of every page (hidden navigation: no
+    sidebar, nothing of the console's), then end the run. The console's own addresses lead
+    here too, so a link to /models?... shows the sign-in, then that page once signed in."""
+    pages = [st.Page(draw, title="Sign in", url_path="sign-in", default=True)]
+    pages += [st.Page(lambda: draw(), title="Sign in", url_path=path) for path in _paths]
+    st.navigation(pages, position="hidden").run()
+    st.stop()
+
+
+_paths: list[str] = []
+
+
+def gate(url_paths: list[str]) -> Actor:
+    """The signed-in operator, or the sign-in page drawn (at any of the console's `url_paths`)
+    and the run stopped."""
+    _paths[:] = url_paths
     idle = signin.idle_timeout()
     now = _now()
     auth = _authenticator(idle)
     current = st.session_state.get(_ui.ACTOR_KEY)
-    if isinstance(current, Actor):
-        last = st.session_state.get(LAST_SEEN_KEY) or now
-        fresh = signin.actor_for(current.name)
-        if now - last > idle:
-            _sign_out(auth, f"idle for more than {_hours(idle)}")
-        elif fresh is None:
-            _sign_out(auth, "this operator was disabled or removed")
-        else:
-            st.session_state[_ui.ACTOR_KEY] = fresh  # a role changed by an admin applies now
-            st.session_state[LAST_SEEN_KEY] = now
-            renewed = st.session_state.get(COOKIE_SET_KEY)
-            if not st.session_state.get(SSO_KEY) and (renewed is None
-                                                     or now - renewed > COOKIE_RENEW):
-                st.session_state["username"] = fresh.name
-                auth.cookie_controller.set_cookie()
-                st.session_state[COOKIE_SET_KEY] = now
-            return fresh
-    restored = _from_cookie(auth)
-    if restored is not None:
-        return _start(restored, None, now)
-    if sso_configured() and st.user.get("is_logged_in", False):
-        return _single_sign_on(auth, now)
-    return _sign_in_page(auth, now)
+    if not isinstance(current, Actor):
+        current = _from_cookie(auth)  # a reload, a new tab
+        if current is None and sso_configured() and st.user.get("is_logged_in", False):
+            current = _single_sign_on()
+        if current is None:
+            _outside(lambda: _sign_in_page(auth))
+        _start(current, now)
+    last = st.session_state.get(LAST_SEEN_KEY) or now
+    fresh = signin.actor_for(current.name)
+    if now - last > idle:
+        _sign_out(f"idle for more than {_hours(idle)}")
+        _outside(lambda: _sign_in_page(auth))
+    if fresh is None:
+        _sign_out("this operator was disabled or removed")
+        _outside(lambda: _sign_in_page(auth))
+    st.session_state[_ui.ACTOR_KEY] = fresh  # a role changed by an admin applies now
+    st.session_state[LAST_SEEN_KEY] = now
+    renewed = st.session_state.get(COOKIE_SET_KEY)
+    if not st.session_state.get(SSO_KEY) and (renewed is None or now - renewed > COOKIE_RENEW):
+        # The cookie lives for the idle timeout from the last renewal: an idle browser's
+        # cookie expires with its session, an active one is renewed every few minutes.
+        st.session_state["username"] = fresh.name
+        auth.cookie_controller.set_cookie()
+        st.session_state[COOKIE_SET_KEY] = now
+    return fresh
 
 
 def _hours(span: timedelta) -> str:
@@ -132,27 +148,32 @@ def _from_cookie(auth) -> Actor | None:
     return signin.actor_for(str(token["username"]))
 
 
-def _single_sign_on(auth, now: datetime) -> Actor:
+def _single_sign_on() -> Actor:
     try:
         actor = signin.single_sign_on(st.user.to_dict(), client=_client())
     except BeaconError as refused:
-        st.title("Beacon console")
-        st.error(_ui.plain(refused), icon=":material/block:")
-        st.button("Sign out of single sign-on", on_click=st.logout)
-        st.stop()
+        def refusal() -> None:
+            st.title("Beacon console")
+            st.error(_ui.plain(refused), icon=":material/block:")
+            st.button("Sign out of single sign-on", on_click=st.logout)
+        _outside(refusal)
     st.session_state[SSO_KEY] = actor.name
-    return _start(actor, None, now)
+    return actor
 
 
-def _sign_out(auth, reason: str) -> None:
-    if st.session_state.get("authentication_status"):
-        auth.logout(location="unrendered")  # clears its session keys and the cookie
-    else:
-        auth.cookie_controller.delete_cookie()
+def _sign_out(reason: str) -> None:
+    """End this session (the gate deletes the cookie on the sign-in page it draws next)."""
+    for key in ("name", "username", "authentication_status", "email", "roles"):
+        st.session_state[key] = None  # streamlit-authenticator's own keys
     sso = st.session_state.get(SSO_KEY)
     _forget(reason)
     if sso:
         st.logout()
+
+
+def _sign_out_clicked() -> None:
+    _sign_out("signed out")
+    st.session_state[NOTICE_KEY] = "You are signed out."
 
 
 def sign_out_button() -> None:
@@ -163,13 +184,14 @@ def sign_out_button() -> None:
     with st.sidebar:
         st.caption("Signed in as")
         st.text(f"{actor.name} · {actor.role}")
-        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
-            _sign_out(_authenticator(signin.idle_timeout()), "signed out")
-            st.session_state[NOTICE_KEY] = "You are signed out."
-            st.rerun()
+        # a callback: the session ends before the next run draws anything
+        st.button("Sign out", icon=":material/logout:", key="sign_out",
+                  on_click=_sign_out_clicked)
 
 
-def _sign_in_page(auth, now: datetime) -> Actor:
+def _sign_in_page(auth) -> None:
+    if st.session_state.pop(DROP_COOKIE_KEY, False):
+        auth.cookie_controller.delete_cookie()  # drawn here, where no rerun follows at once
     st.title("Beacon console")
     notice = st.session_state.get(NOTICE_KEY)
     if notice:
@@ -198,7 +220,5 @@ def _sign_in_page(auth, now: datetime) -> Actor:
         except BeaconError as refused:
             st.error(_ui.plain(refused), icon=":material/lock:")
         else:
-            form.empty()
-            return _start(actor, auth, now)
-    st.stop()
-    raise AssertionError("unreachable")  # st.stop() ends the run
+            _start(actor, _now())
+            st.rerun(scope="app")  # the console, from its first line, for this operator

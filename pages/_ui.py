@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import sys
 from pathlib import Path
 from datetime import datetime, timezone
@@ -86,12 +87,18 @@ def chart_text(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+_AUTOLINKS = re.compile(r"(?i)(://|www\.|@)")
+
+
 def plain(text: object) -> str:
-    """Text from data or the URL made inert for the few places that only take Markdown (a
-    progress label, a metric label): every punctuation character that Markdown, Streamlit's
-    :colour[...] / :material/icon: directives or LaTeX could read is backslash-escaped, and
-    line breaks become spaces. Prefer st.text, st.code or a dataframe cell where possible."""
-    flat = " ".join(str(text).split())
+    """Text from data or the URL made inert for the places that only take Markdown (an alert,
+    a heading, a progress label): every punctuation character that Markdown, Streamlit's
+    :colour[...] / :material/icon: directives or LaTeX could read is backslash-escaped, line
+    breaks become spaces, and a zero-width space goes into '://', 'www.' and '@', because the
+    GFM autolinker finds addresses in text after escapes are resolved. Prefer st.text, st.code
+    or a dataframe cell where the text may be copied."""
+    flat = _AUTOLINKS.sub(lambda m: m.group(1)[0] + "\u200b" + m.group(1)[1:]
+                          if m.group(1) != "@" else "\u200b@", " ".join(str(text).split()))
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
 
 

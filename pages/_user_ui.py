@@ -205,7 +205,7 @@ TYPE_COLORS = {
 
 
 def profile_header(profile: insights.UserProfile) -> None:
-    st.header(_ui.plain(profile.name or profile.email))
+    st.header(_ui.plain(profile.name or profile.email), anchor=False)
     # the home point goes in the caption: as a metric its numbers were cut to "40.73, -74…"
     home = (f"home {profile.latitude:.4f}, {profile.longitude:.4f}" if profile.has_home
             else "no home location")

@@ -24,7 +24,7 @@ def shown(markdown: str) -> str:
     (pages/_ui.plain), and a test compares what a person reads."""
     import re
 
-    return re.sub(r"\\(.)", r"\1", markdown)
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def actor(name: str = "admin@example.org", role: str = "admin") -> Actor:
@@ -67,14 +67,26 @@ def signed_in_app(role: str = "admin", script: Path = DASHBOARD, timeout: float 
 
 
 def sign_in_page(page, base_url: str, role: str = "admin", email: str | None = None,
-                 password: str = PASSWORD, timeout_ms: float = 60_000):
-    """Sign a Playwright page in through the console's sign-in form; returns the page."""
+                 password: str = PASSWORD, path: str = "", timeout_ms: float = 60_000):
+    """Sign a Playwright page in through the console's sign-in form (opening `path` first, a
+    deep link say); returns the page, signed in, its session cookie set."""
     from playwright.sync_api import expect
 
+    from tests.browser_support import wait_idle
+
     email = ensure_operator(role, email, password)
-    page.goto(base_url)
+    page.goto(base_url + path)
+    page.get_by_role("button", name="Sign in").wait_for(timeout=timeout_ms)
+    # the cookie component reports back once mounted, which reruns the script: typing during
+    # that rerun can be lost, so wait until the page has settled
+    wait_idle(page, timeout_ms)
+    page.locator('iframe[title*="CookieManager"]').wait_for(state="attached", timeout=timeout_ms)
+    page.wait_for_timeout(300)
+    wait_idle(page, timeout_ms)
     page.get_by_label("Email").fill(email)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(email, timeout=timeout_ms)
+    # the session cookie is written by a component a moment after the page shows
+    page.wait_for_function("document.cookie.includes('beacon_session=')", timeout=timeout_ms)
     return page

@@ -22,7 +22,7 @@ from tests.browser_support import (
     running_console,
     wait_idle,
 )
-from tests.auth_support import ADMIN, actor
+from tests.auth_support import ADMIN, actor, sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +35,7 @@ EXPECTED = {
     "Training": "History",
     "Models": "Compare two versions",
     "Metrics": "Funnel",
+    "Audit": "newest first",  # administrators only
 }
 
 
@@ -78,10 +79,11 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, console: Console):
+    """A tab signed in as an administrator (tests/auth_support.sign_in_page)."""
     context = browser.new_context(viewport={"width": 1440, "height": 2200})
     tab = context.new_page()
     tab.set_default_timeout(60_000)
-    tab.goto(console.url)
+    sign_in_page(tab, console.url, role="admin")
     wait_idle(tab)
     yield tab
     context.close()
@@ -139,9 +141,9 @@ def test_retrain_is_watched_to_the_end(page, console: Console) -> None:
     started.wait_for()
     run_id = int(re.search(r"run (\d+)", started.inner_text()).group(1))
     run = runs.get_run(run_id)
-    assert run is not None and run.trigger == "force" and run.requested_by == "console"
+    assert run is not None and run.trigger == "force" and run.requested_by == "admin@example.org"
     live = main.get_by_text(re.compile(
-        rf"Run {run_id} \(force by console\): (refit on all data, )?epoch [1-9]\d* of \d+"))
+        rf"Run {run_id} \(force by admin@example.org\): (refit on all data, )?epoch [1-9]\d* of \d+"))
     try:
         live.wait_for(timeout=60_000)
         main.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=10_000)
@@ -222,7 +224,7 @@ def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
         try:
             tab = context.new_page()
             tab.set_default_timeout(60_000)
-            tab.goto(f"{fresh.url}/debug_filter?user={email}")
+            sign_in_page(tab, fresh.url, role="admin", path=f"/debug_filter?user={email}")
             tab.locator('[data-testid="stMain"] h1', has_text="Debug filter").wait_for()
             tab.get_by_text("Candidates left after each stage").wait_for()
             wait_idle(tab)
@@ -314,3 +316,206 @@ def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Cons
     wait_idle(page)
     _no_exception(page, "debug filter across midnight")
     _shot(page, "debug_filter_across_midnight")
+
+
+# --- sign-in, roles, audit, hostile text --------------------------------------------------------
+
+def _fresh_tab(browser, width: int = 1440, height: int = 1600):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    return context, tab
+
+
+def _nav_titles(tab) -> list[str]:
+    links = tab.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
+    return [t.strip().splitlines()[-1].strip() for t in links.all_inner_texts()]
+
+
+def test_anonymous_sees_only_the_sign_in_and_a_wrong_password_is_counted(
+        browser, console: Console) -> None:
+    from data_access import audit
+    from tests.auth_support import ensure_operator
+
+    email = ensure_operator("viewer", "guessed@example.org")
+    context, tab = _fresh_tab(browser)
+    try:
+        for path in ("", "/models", "/training", "/debug_filter?user=x@example.org"):
+            tab.goto(console.url + path)
+            tab.get_by_role("button", name="Sign in").wait_for()
+            wait_idle(tab)
+            main = tab.locator('[data-testid="stMain"]').inner_text()
+            assert "Active model" not in main and "Compare two versions" not in main, path
+            assert tab.locator('[data-testid="stSidebarNavLink"]').count() == 0, path
+            assert tab.locator('[data-testid="stMetric"], [data-testid="stDataFrame"]').count() == 0
+        tab.get_by_label("Email").fill(email)
+        tab.get_by_role("textbox", name="Password").fill("certainly not it")
+        tab.get_by_role("button", name="Sign in").click()
+        tab.get_by_text("wrong email or password").wait_for()
+        _shot(tab, "sign_in_refused")
+        assert tab.locator('[data-testid="stSidebarNavLink"]').count() == 0
+        refused = [r for r in audit.entries(action="sign_in", who=email)]
+        assert [r.outcome for r in refused] == ["refused"]
+    finally:
+        context.close()
+
+
+def test_a_reload_keeps_the_session_and_signing_out_ends_it(browser, console: Console) -> None:
+    context, tab = _fresh_tab(browser)
+    try:
+        sign_in_page(tab, console.url, role="viewer")
+        tab.reload()
+        expect(tab.locator('[data-testid="stSidebar"]')).to_contain_text("viewer@example.org")
+        tab.get_by_role("button", name="Sign out").click()
+        tab.get_by_role("button", name="Sign in").wait_for()
+        tab.wait_for_function("!document.cookie.includes('beacon_session=')")
+        tab.reload()
+        tab.get_by_role("button", name="Sign in").wait_for()
+        wait_idle(tab)
+        assert tab.locator('[data-testid="stSidebarNavLink"]').count() == 0
+    finally:
+        context.close()
+
+
+def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
+                                                                  console: Console) -> None:
+    context, tab = _fresh_tab(browser, height=2200)
+    try:
+        sign_in_page(tab, console.url, role="viewer")
+        titles = _nav_titles(tab)
+        assert titles == [t for t in EXPECTED if t != "Audit"], titles
+        forbidden = re.compile(r"retrain|Retrain user|Activate|Delete|Cancel this training|"
+                               r"Refresh this user|Train with|Preview")
+        for title in titles:
+            _open(tab, title)
+            tab.locator('[data-testid="stMain"]').get_by_text(EXPECTED[title]).first.wait_for()
+            wait_idle(tab)
+            buttons = tab.locator('[data-testid="stMain"] button').all_inner_texts()
+            assert not [b for b in buttons if forbidden.search(b)], (title, buttons)
+            _no_exception(tab, f"viewer on {title}")
+        _shot(tab, "viewer_models")
+    finally:
+        context.close()
+
+
+def test_operator_trains_and_cancels(browser, console: Console) -> None:
+    from data_access import audit
+
+    context, tab = _fresh_tab(browser, height=2200)
+    try:
+        sign_in_page(tab, console.url, role="operator")
+        assert "Audit" not in _nav_titles(tab)
+        _open(tab, "Training")
+        main = tab.locator('[data-testid="stMain"]')
+        main.get_by_text("Hyperparameters for a forced retrain").click()
+        for label, value in (("Epochs (maximum)", "400"), ("Early-stopping patience", "400")):
+            box = main.get_by_label(label)
+            box.fill(value)
+            box.press("Tab")
+        main.get_by_role("button", name=re.compile("Train with these settings")).click()
+        started = main.get_by_text(re.compile(r"Started forced retrain: run \d+"))
+        started.wait_for()
+        run_id = int(re.search(r"run (\d+)", started.inner_text()).group(1))
+        main.get_by_role("button", name=re.compile("Cancel this training")).click(
+            timeout=120_000)
+        main.get_by_text("No training is running.").wait_for(timeout=120_000)
+        final = runs.get_run(run_id)
+        assert final.status == "cancelled", (final.status, final.reason)
+        assert "operator@example.org" in final.reason
+        assert runs.running_run("global") is None, "the lock is free"
+        assert [r.outcome for r in audit.entries(action="cancel_training",
+                                                 who="operator@example.org")] == ["ok"]
+        _shot(tab, "operator_cancelled")
+    finally:
+        context.close()
+
+
+def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> None:
+    """Names, titles, tags, organizers, emails and ?user= made of Markdown, HTML and directives:
+    no request leaves for their addresses and no link or image of theirs is drawn."""
+    from datetime import datetime, timedelta, timezone
+
+    from beacon.importer import import_csv
+
+    evil = "http://evil.example"
+    hostile = (f"![pixel]({evil}/pixel.png) [click here]({evil}/phish) <img src={evil}/i.png> "
+               f"<a href={evil}/a>a</a> :red[ALERT] www.evil.example $x^2$")
+    start = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)
+    (tmp_path / "users.csv").write_text(
+        "email,name,latitude,longitude,city,interest_tags\n"
+        f'hostile@example.org,"{hostile.replace(chr(34), chr(39))}",52.52,13.40,Berlin,'
+        f'"[tag]({evil}/t);<b>bold</b>"\n')
+    (tmp_path / "events.csv").write_text(
+        "event_id,title,category,tags,organizer,city,latitude,longitude,start_time,end_time,"
+        "timezone,price,capacity\n"
+        f'evil-1,"{hostile.replace(chr(34), chr(39))}","<i>cat</i>","[x]({evil}/x)",'
+        f'"[org]({evil}/o)",Berlin,52.52,13.41,{start.isoformat()},,Europe/Berlin,5,10\n')
+    import_csv(users=tmp_path / "users.csv", events=tmp_path / "events.csv", actor=ADMIN)
+
+    context, tab = _fresh_tab(browser, height=2200)
+    outside: list[str] = []
+    tab.on("request", lambda request: outside.append(request.url)
+           if "127.0.0.1" not in request.url and not request.url.startswith(("data:", "blob:"))
+           else None)
+    try:
+        sign_in_page(tab, console.url, role="admin")
+        for path in ("/users", "/recommendations?user=hostile@example.org",
+                     "/debug_filter?user=hostile@example.org",
+                     f"/debug_filter?user=[x]({evil}/u)"):
+            if path == "/users":
+                _open(tab, "Users")
+                tab.get_by_label("Find a user by email or name").fill("hostile")
+                tab.get_by_label("Find a user by email or name").press("Enter")
+                tab.get_by_text("Interest tags").first.wait_for()
+            else:
+                tab.goto(console.url + path)
+                tab.locator('[data-testid="stMain"] h1').first.wait_for()
+            wait_idle(tab)
+            tab.wait_for_timeout(1000)
+            _no_exception(tab, path)
+            drawn = tab.locator(f'a[href*="evil"], img[src*="evil"], [href*="evil"]')
+            assert drawn.count() == 0, (path, drawn.evaluate_all(
+                "els => els.map(e => (e.closest('[data-testid]') || e).getAttribute("
+                "'data-testid') + ': ' + (e.closest('[data-testid]') || e).outerHTML.slice(0, 300))"))
+            # a :red[...] directive that ran would leave "ALERT" alone in a coloured span
+            assert tab.locator('[data-testid="stMain"]').get_by_text(
+                "ALERT", exact=True).count() == 0, path
+            _shot(tab, "hostile" + path.replace("/", "_").split("?")[0])
+        # Streamlit's map frontend loads its default Carto style even with map_style=None: the
+        # console's own request, the same for every page, carrying nothing from the data.
+        frontend_own = "https://basemaps.cartocdn.com/gl/positron-gl-style/style.json"
+        assert [url for url in outside if url != frontend_own] == [], outside
+    finally:
+        context.close()
+
+
+def test_admin_rolls_back_cleans_up_and_finds_it_all_in_the_audit(page,
+                                                                  console: Console) -> None:
+    """Last in this module: it deletes versions."""
+    from beacon import versions
+
+    listed = versions.list_versions(scope="global")
+    older = next(v for v in listed if v.status == "inactive")
+    _open(page, "Models")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_role("combobox", name=re.compile("Version")).first.click()
+    page.get_by_role("option", name=re.compile(rf"^v{older.id} · global")).click()
+    main.get_by_role("button", name=f"Activate v{older.id} (rollback)").click()
+    main.get_by_role("button", name=f"Yes, activate v{older.id}").click()
+    main.get_by_text(f"Version {older.id} is now active.").wait_for()
+    wait_idle(page)
+    keep_days = main.get_by_label("Keep versions younger than (days)")
+    keep_days.fill("0")
+    main.get_by_label("Always keep the newest").fill("1")
+    main.get_by_role("button", name=re.compile("Preview")).click()
+    delete = main.get_by_role("button", name=re.compile(r"Delete these \d+ versions"))
+    delete.click()
+    main.get_by_text(re.compile(r"Deleted \d+ model version")).wait_for()
+    wait_idle(page)
+    assert versions.show(older.id).status == "active", "cleanup never deletes the active one"
+    _open(page, "Audit")
+    table = main.locator('[data-testid="stDataFrame"]').first
+    for action in ("activate_model", "cleanup_models", "cancel_training", "sign_in", "train"):
+        expect(table).to_contain_text(action)
+    _no_exception(page, "Audit")
+    _shot(page, "audit")
