@@ -36,6 +36,7 @@ EXPECTED = {
     "Models": "Compare two versions",
     "Metrics": "Funnel",
     "Audit": "newest first",  # administrators only
+    "API keys": "New key",  # administrators only
 }
 
 
