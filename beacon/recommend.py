@@ -5,8 +5,9 @@ pass, the filter stages of beacon.filters are applied as boolean masks, and the 
 with np.argpartition. Candidates (with their local times precomputed) and their EventMatrix per
 model version live in a small process cache per database, reused while the events are unchanged
 (a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
-and the catalogue stamp, read on every request, which the API's event writes move, so a
-cancelled event is gone from the next request of every process) and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
+and the catalogue stamp, read with the user on every request, which the API's event writes
+move, so a cancelled event is gone from the next request of every process) and the window
+still covers now; so a warm request costs a user lookup (+ their decisions), the
 model-version check, and one matrix-vector product over the rows that passed the filters.
 
 Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
