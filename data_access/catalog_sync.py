@@ -15,7 +15,8 @@ from data_access.schema import CatalogStamp, Event, utcnow
 STAMP_ID = 1
 
 
-def _bump(connection) -> None:
+def bump_stamp(connection) -> None:
+    """Move the catalogue stamp inside the caller's transaction."""
     connection.execute(update(CatalogStamp.__table__).where(CatalogStamp.id == STAMP_ID)
                        .values(version=CatalogStamp.version + 1, changed_at=utcnow()))
 
@@ -26,7 +27,7 @@ def upsert_event(record: EventRecord) -> str:
     with import_transaction() as writer:
         counts = writer.upsert_events([record], (*EVENT_COLUMNS, "tags"))
         if counts.inserted or counts.updated:
-            _bump(writer.connection)
+            bump_stamp(writer.connection)
     return _outcome(counts)
 
 
@@ -36,7 +37,7 @@ def delete_event(event_id: str) -> bool:
     with session_scope() as session:
         deleted = session.execute(delete(Event).where(Event.event_id == event_id)).rowcount
         if deleted:
-            _bump(session.connection())
+            bump_stamp(session.connection())
     return bool(deleted)
 
 
