@@ -25,6 +25,7 @@ PAGES = [  # (file, title, icon, default)
 ]
 ADMIN_PAGES = [  # shown to administrators only (the services refuse everyone else anyway)
     ("pages/audit.py", "Audit", ":material/policy:", False),
+    ("pages/api_keys.py", "API keys", ":material/key:", False),
 ]
 
 def _icon():

@@ -2,7 +2,7 @@
 
 One code path serves recommend() and the debug filter. Stages, in docs/filters.md's order:
 upcoming; not already registered; not rejected; within max distance; on a selected date;
-inside the daily time window. Every stage yields a mask over all candidates (no Python loop
+inside the daily time window; in one of the asked categories. Every stage yields a mask over all candidates (no Python loop
 over events); reason strings are built only for failed rows, on demand.
 
 Local times are computed once per candidate snapshot (CandidateArrays), one vectorized
@@ -32,6 +32,7 @@ NOT_REJECTED = "not rejected"
 DISTANCE = "within distance"
 DATES = "on selected dates"
 WINDOW = "in time window"
+CATEGORY = "in category"
 #: how close (in squared chord of the unit sphere, ~0.4 mm at 50 km) a row must be to the
 #: distance limit before the exact haversine decides
 CHORD_EPS = 1e-12
@@ -39,7 +40,7 @@ CHORD_EPS = 1e-12
 UNKNOWN_PLACE_KM = 1_000.0
 #: user-independent stage masks kept per candidate snapshot (distinct date sets / windows)
 MASK_CACHE_SIZE = 64
-STAGE_NAMES = (ALL, UPCOMING, NOT_REGISTERED, NOT_REJECTED, DISTANCE, DATES, WINDOW)
+STAGE_NAMES = (ALL, UPCOMING, NOT_REGISTERED, NOT_REJECTED, DISTANCE, DATES, WINDOW, CATEGORY)
 #: the filtering stages (everything but the first, which is just the candidate count)
 FILTER_STAGES = STAGE_NAMES[1:]
 
@@ -107,6 +108,7 @@ class FilterParams:
     window_start: time | None = None
     window_end: time | None = None
     reject: tuple[str, ...] = ()
+    categories: tuple[str, ...] | None = None  # None = category filter off (case-insensitive)
 
     @classmethod
     def parse(
@@ -118,6 +120,7 @@ class FilterParams:
         start=None,
         end=None,
         reject=None,
+        category=None,
     ) -> "FilterParams":
         """Validate raw input (CLI strings, console widgets). Raises BeaconError naming what
         was wrong."""
@@ -152,6 +155,11 @@ class FilterParams:
                 f"the time window {window_start:%H:%M}-{window_end:%H:%M} is empty (start equals end)"
             )
         rejects = tuple(dict.fromkeys(_split(reject) or ()))
+        categories = None
+        if category is not None:
+            categories = tuple(dict.fromkeys(c.lower() for c in _split(category) or ()))
+            if not categories:
+                raise BeaconError("the category filter is on but no category was given")
         return cls(
             latitude=latitude,
             longitude=longitude,
@@ -160,6 +168,7 @@ class FilterParams:
             window_start=window_start,
             window_end=window_end,
             reject=rejects,
+            categories=categories,
         )
 
     @property
@@ -181,6 +190,7 @@ class FilterParams:
             "start": _hhmm(self.window_start) if self.window_start else None,
             "end": _hhmm(self.window_end) if self.window_end else None,
             "reject": list(self.reject),
+            "categories": list(self.categories) if self.categories is not None else None,
         }
 
 
@@ -354,6 +364,16 @@ class CandidateArrays:
             return (begin <= length) & (~self.has_end | (begin + self.duration <= length))
 
         return self._cached_mask(("window", start, end), build)
+
+    def category_mask(self, categories: tuple[str, ...]) -> np.ndarray:
+        """Every candidate: its category (case-insensitive) is one of these? Cached per set."""
+        def build() -> np.ndarray:
+            wanted = set(categories)
+            return np.fromiter(
+                (isinstance(c, str) and c.lower() in wanted for c in self.columns["category"]),
+                dtype=bool, count=self.n)
+
+        return self._cached_mask(("category", categories), build)
 
     def value(self, i: int, name: str):
         """One cell as plain Python; None for missing (NaN / NaT / None)."""
@@ -687,6 +707,13 @@ def _in_window(funnel: _Funnel, arrays: CandidateArrays, params: FilterParams) -
     funnel.add(WINDOW, reason, full=lambda: arrays.window_mask(ws, we))
 
 
+def _in_category(funnel: _Funnel, arrays: CandidateArrays,
+                 categories: tuple[str, ...] | None) -> None:
+    funnel.add(CATEGORY, lambda i: f"category {arrays.value(i, 'category') or '(none)'} not asked",
+               enabled=categories is not None,
+               full=lambda: arrays.category_mask(tuple(categories or ())))
+
+
 def apply_filters(
     arrays: CandidateArrays,
     params: FilterParams,
@@ -712,6 +739,7 @@ def apply_filters(
     _within_distance(funnel, arrays, params.max_km, outcome)
     _on_dates(funnel, arrays, params.dates)
     _in_window(funnel, arrays, params)
+    _in_category(funnel, arrays, params.categories)
     outcome.stages = funnel.stages
     outcome.passed = funnel.passed()
     outcome.unknown_rejects = unknown

@@ -4,8 +4,10 @@ A request: one user lookup (+ their history), then every candidate is scored in 
 pass, the filter stages of beacon.filters are applied as boolean masks, and the top N are taken
 with np.argpartition. Candidates (with their local times precomputed) and their EventMatrix per
 model version live in a small process cache per database, reused while the events are unchanged
-(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s)
-and the window still covers now; so a warm request costs a user lookup (+ their decisions), the
+(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
+and the catalogue stamp, read with the user on every request, which the API's event writes
+move, so a cancelled event is gone from the next request of every process) and the window
+still covers now; so a warm request costs a user lookup (+ their decisions), the
 model-version check, and one matrix-vector product over the rows that passed the filters.
 
 Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
@@ -34,7 +36,7 @@ import numpy as np
 from beacon import filters as F
 from beacon.errors import BeaconError, UnknownUser
 from beacon.filters import CandidateArrays, FilterOutcome, FilterParams
-from data_access import catalog
+from data_access import catalog, catalog_sync
 from data_access.catalog import UserHistory, UserRow
 from data_access.db import database_url
 
@@ -208,6 +210,7 @@ class _Snapshot:
     arrays: CandidateArrays
     checked_at: float  # monotonic time of the last cheap key check
     counted_at: float  # ... and of the last full one (with the count)
+    stamp: int = 0  # the catalogue stamp it was built under
     matrices: "OrderedDict[int, Any]" = field(default_factory=OrderedDict)
     popularity: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
     content: Any = None  # beacon.content.ContentIndex of these candidates, fit on first use
@@ -237,15 +240,18 @@ def _covers(snapshot: _Snapshot, now: datetime) -> bool:
     return now - 2 * LOOKBACK <= snapshot.since <= now - LOOKBACK
 
 
-def _candidates(now: datetime) -> _Snapshot:
+def _candidates(now: datetime, stamp: int | None = None) -> _Snapshot:
     """The candidate snapshot for `now`: reused while the events are unchanged (a cheap key
-    check at most every SNAPSHOT_TTL_S, the count every COUNT_TTL_S) and the time window
-    still covers now; rebuilt otherwise."""
+    check at most every SNAPSHOT_TTL_S, the count every COUNT_TTL_S), the catalogue `stamp`
+    (read now when not given) is the one it was built under and the time window still covers
+    now; rebuilt otherwise."""
     url = database_url()
     clock = _time.monotonic()
+    if stamp is None:
+        stamp = catalog_sync.catalog_stamp()
     with _lock:
         snapshot = _snapshots.get(url)
-    if snapshot is not None and _covers(snapshot, now):
+    if snapshot is not None and _covers(snapshot, now) and snapshot.stamp == stamp:
         if clock - snapshot.checked_at < SNAPSHOT_TTL_S:
             return snapshot
         full = clock - snapshot.counted_at >= COUNT_TTL_S
@@ -259,7 +265,7 @@ def _candidates(now: datetime) -> _Snapshot:
     since = _hour_bucket(now) - LOOKBACK
     frame = catalog.candidate_events(since)
     snapshot = _Snapshot(key=key, since=since, arrays=CandidateArrays.from_frame(frame),
-                         checked_at=clock, counted_at=clock)
+                         checked_at=clock, counted_at=clock, stamp=stamp)
     with _lock:
         _snapshots[url] = snapshot
         _snapshots.move_to_end(url)
@@ -674,13 +680,14 @@ def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | 
     params = params if params is not None else FilterParams()
     now = _now(now)
     if isinstance(user, UserRow):
-        row, history = user, catalog.user_history(user.id)
+        row = user
+        history, stamp = catalog_sync.history_with_stamp(user.id)
     else:
-        found = catalog.serving_user(user)
+        found, stamp = catalog_sync.serving_user_with_stamp(user)
         if found is None:
             raise UnknownUser(user)
         row, history = found
-    snapshot = _candidates(now)
+    snapshot = _candidates(now, stamp)
     outcome = F.apply_filters(
         snapshot.arrays, params, now=now,
         registered=history.registered, stored_rejects=history.rejected,
@@ -794,3 +801,12 @@ def debug_filter(user: str | UserRow, params: FilterParams | None = None,
         unknown_rejects=outcome.unknown_rejects,
         params=ev.params,
     )
+
+
+def warm(now: datetime | None = None) -> None:
+    """Load the candidate snapshot and the active model's event matrix now (a server's start),
+    so the first request does not pay for them."""
+    snapshot = _candidates(_now(now))
+    _, loaded = _load_active()
+    if loaded is not None and snapshot.arrays.n:
+        _event_matrix(snapshot, loaded)

@@ -473,6 +473,9 @@ def main() -> None:
               "sizes may be at most 50% worse (`--time-tolerance`), quality metrics at most 0.02 "
               "lower (`--quality-tolerance`); exit status 1 on a regression. By hand, not in CI.",
               ""]
+    api_notes = C.BENCH / "notes_api.md"  # the HTTP API benchmark, written by hand
+    if api_notes.exists():
+        lines += [api_notes.read_text().rstrip(), ""]
     (C.ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     C.log("wrote BENCHMARKS.md")
 

@@ -25,6 +25,8 @@ DEFAULT_BATCH_ROWS = 10_000
 #: Everything a demo load replaces: platform data and the engine state derived from it.
 #: Children before parents, so deletes never trip a foreign key.
 PLATFORM_TABLES = (
+    "refresh_queue",
+    "recommendation_requests",
     "training_locks",
     "user_recommendations",
     "training_runs",
@@ -51,7 +53,10 @@ class BulkWriter:
     def wipe_platform(self) -> None:
         """Delete every row of PLATFORM_TABLES (and restart their ids on Postgres), and the
         metrics rollup derived from them."""
+        from data_access.catalog_sync import bump_stamp
+
         metrics_rollup.forget(self.connection)
+        bump_stamp(self.connection)  # every process drops its candidates on its next request
         quote = self.connection.dialect.identifier_preparer.quote
         if self.dialect == "postgresql":
             tables = ", ".join(quote(name) for name in PLATFORM_TABLES)

@@ -378,3 +378,12 @@ def personal_vector_row(user_id: int, base_model_id: int) -> tuple[int, datetime
         if row is None or row.blob is None:
             return None
         return int(row.id), row.created_at, bytes(row.blob)
+
+
+def delete_user_versions(user_id: int) -> int:
+    """Delete every user-scope version of one user, the active one included (the user is served
+    by the global model from the next request on). Returns how many were deleted."""
+    with session_scope() as session:
+        result = session.execute(delete(ModelVersion).where(
+            ModelVersion.scope == "user", ModelVersion.user_id == int(user_id)))
+        return int(result.rowcount or 0)

@@ -144,6 +144,8 @@ class Interaction(Base):
     model_version: Mapped[int | None] = mapped_column(Integer)
     strategy: Mapped[str | None] = mapped_column(String(32))
     position: Mapped[int | None] = mapped_column(Integer)
+    # The platform's id for one reported interaction (HTTP API): a retried batch inserts nothing twice.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
     __table_args__ = (
         CheckConstraint(_in("type", INTERACTION_TYPES), name="ck_interactions_type"),
         # Re-importing the same file must not duplicate rows.
@@ -153,6 +155,7 @@ class Interaction(Base):
         Index("ix_interactions_type_time", "type", "occurred_at"),
         Index("ix_interactions_model_version", "model_version", "type"),
         Index("ix_interactions_occurred_at", "occurred_at"),
+        Index("uq_interactions_idempotency_key", "idempotency_key", unique=True),
         # ids only grow (the rollup and the fingerprint read max(id)), on SQLite too
         {"sqlite_autoincrement": True},
     )
@@ -313,6 +316,78 @@ class MetricsDailyAttributed(Base):
     registrations: Mapped[int] = mapped_column(BigInteger, nullable=False)
     __table_args__ = (Index("ix_metrics_daily_attributed_day", "day"),)
 
+
+class ApiKey(Base):
+    """A key the platform's backend presents to the HTTP API. Only a SHA-256 of the secret is
+    stored; `prefix` (public, part of the key) finds the row, the hash is compared in constant
+    time."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True, nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    scopes: Mapped[str] = mapped_column(String(64), nullable=False)  # "admin,ingest,recommend"
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecommendationRequest(Base):
+    """What one API recommendation answered, so impressions reported with its request_id are
+    attributed to the model version, strategy and position that produced them."""
+
+    __tablename__ = "recommendation_requests"
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    event_ids: Mapped[list] = mapped_column(JSON, nullable=False, default=list)  # in rank order
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    __table_args__ = (
+        Index("ix_recommendation_requests_user", "user_id", "created_at"),
+        Index("ix_recommendation_requests_created", "created_at"),
+    )
+
+
+class RefreshQueue(Base):
+    """One row per user ever marked for a near-real-time refresh (fold-in + cached list).
+
+    pending_since is set by the first mark after a refresh; mark_seq counts every mark, so a
+    refresh finishing while a new mark arrived leaves the row pending (no mark is lost).
+    due_at throttles: never before next_allowed_at (the last refresh + the interval). A worker
+    claims due rows (SELECT ... FOR UPDATE SKIP LOCKED on Postgres) by setting claimed_until."""
+
+    __tablename__ = "refresh_queue"
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    mark_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_allowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_lag_seconds: Mapped[float | None] = mapped_column(Float)
+    refreshes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    __table_args__ = (
+        Index("ix_refresh_queue_due", "due_at"),
+        Index("ix_refresh_queue_refreshed", "refreshed_at"),
+    )
+
+
+class CatalogStamp(Base):
+    """One row (id 1) whose version moves with every catalogue write made through the API, so
+    every process drops its candidate snapshot on its next request (a cancelled event is gone
+    at once, not after a cache's time to live)."""
+
+    __tablename__ = "catalog_stamp"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 OPERATOR_ROLES = ("viewer", "operator", "admin")
 AUDIT_OUTCOMES = ("ok", "refused", "failed")

@@ -2,7 +2,7 @@
 CTR and conversion against the week before."""
 import streamlit as st
 
-from beacon import console
+from beacon import console, refresh
 from pages import _ui
 
 _ui.routed(__file__)
@@ -13,7 +13,13 @@ def _overview(database: str) -> console.Overview:
     return console.overview()
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def _refresh_backlog(database: str):
+    return refresh.backlog()
+
+
 data = _overview(console.database_key())
+queue = _refresh_backlog(console.database_key())
 
 st.title("Overview")
 
@@ -41,6 +47,18 @@ else:
                    delta=None if lift is None else f"{lift:+.3f} vs popularity "
                                                    f"({_ui.fmt_num(active.ndcg_popularity)})",
                    border=True)
+
+st.subheader("Near-real-time refresh")
+pending, oldest, mean_lag, refreshed = st.columns(4)
+pending.metric("Refresh backlog", f"{queue.pending:,} users",
+               help=f"marked by an interaction and not refreshed yet; {queue.due:,} due now "
+                    f"(the others wait for their interval), {queue.claimed:,} being refreshed",
+               border=True)
+oldest.metric("Oldest waiting mark", _ui.fmt_seconds(queue.oldest_pending_seconds), border=True)
+mean_lag.metric("Refresh lag, last 5 min", _ui.fmt_seconds(queue.mean_lag_last_5m),
+                help=f"mean time from a user's interaction to their refreshed list; "
+                     f"max {_ui.fmt_seconds(queue.max_lag_last_5m)}", border=True)
+refreshed.metric("Users refreshed, last 5 min", f"{queue.refreshed_last_5m:,}", border=True)
 
 st.subheader("Last 7 days against the 7 before")
 ctr, conversion = st.columns(2)

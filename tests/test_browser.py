@@ -37,6 +37,7 @@ EXPECTED = {
     "Models": "Compare two versions",
     "Metrics": "Funnel",
     "Audit": "newest first",  # administrators only
+    "API keys": "New key",  # administrators only
 }
 
 
@@ -384,7 +385,7 @@ def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
     try:
         sign_in_page(tab, console.url, role="viewer")
         titles = _nav_titles(tab)
-        assert titles == [t for t in EXPECTED if t != "Audit"], titles
+        assert titles == [t for t in EXPECTED if t not in ("Audit", "API keys")], titles
         forbidden = re.compile(r"retrain|Retrain user|Activate|Delete|Cancel this training|"
                                r"Refresh this user|Train with|Preview")
         for title in titles:

@@ -135,7 +135,7 @@ def test_debug_filter_window_across_midnight(midnight):
     assert not errors(at)
     assert _funnel(at) == {
         "all candidates": 9, "upcoming": 8, "not registered": 7, "not rejected": 6,
-        "within distance": 6, "on selected dates": 6, "in time window": 4,
+        "within distance": 6, "on selected dates": 6, "in time window": 4, "in category": 4,
     }
     assert any("across midnight" in i.value for i in at.info)
     assert len(at.get("plotly_chart")) >= 2  # the funnel and the timeline

@@ -175,6 +175,7 @@ def test_debug_view_window_across_midnight(seeded):
         ("all candidates", 3, 0, True), ("upcoming", 3, 0, True), ("not registered", 2, 1, True),
         ("not rejected", 1, 1, True), ("within distance", 1, 0, False),
         ("on selected dates", 1, 0, False), ("in time window", 0, 1, True),
+        ("in category", 0, 0, False),
     ]
     assert view.crosses_midnight
     assert view.window_spans == [(0.0, 2.0), (22.0, 26.0), (46.0, 48.0)]

@@ -18,6 +18,7 @@ def _filter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", help="daily window start in the event's local time, e.g. 18:00")
     parser.add_argument("--end", help="daily window end, e.g. 23:00 (before --start: crosses midnight)")
     parser.add_argument("--reject", help="event ids to leave out, e.g. evt-1,evt-2")
+    parser.add_argument("--category", help="only these categories, e.g. music,theatre")
     # the names live in beacon.recommend.STRATEGIES; importing it here would slow every --help
     parser.add_argument("--strategy", default="beacon",
                         help="how to score the events that pass: beacon (the model, default), "
@@ -42,7 +43,7 @@ def _params(args: argparse.Namespace):
 
     return FilterParams.parse(
         lat=args.lat, lon=args.lon, max_km=args.max_km, dates=args.dates,
-        start=args.start, end=args.end, reject=args.reject,
+        start=args.start, end=args.end, reject=args.reject, category=args.category,
     )
 
 

@@ -1,0 +1,134 @@
+"""GET /v1/users/{email}/recommendations, POST /v1/recommend, GET /v1/events/{id}/similar."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from beacon import serving
+from beacon.api import telemetry
+from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
+from beacon.api.schemas import MAX_RESULTS, NO_NUL, Clock, EmailPath, EventIdPath, \
+    RecommendBody, RecommendationItem, RecommendationsResponse, Strategy
+from beacon.api.security import require
+from beacon.api_keys import KeyInfo
+from beacon.errors import BeaconError
+from beacon.filters import FilterParams
+
+router = APIRouter(prefix="/v1", tags=["recommendations"], responses=AUTH_RESPONSES)
+Reader = Annotated[KeyInfo, Depends(require("recommend"))]
+
+#: which field each part of FilterParams.parse checks (its message then names that field)
+_PARTS = (("lat", ("lat", "lon")), ("max_km", ("max_km",)), ("dates", ("dates",)),
+          ("start", ("start", "end")), ("reject", ("reject",)), ("category", ("category",)))
+
+
+def filter_params(**given) -> FilterParams:
+    """FilterParams.parse, with a failure pinned to the field at fault."""
+    for field, names in _PARTS:
+        try:
+            FilterParams.parse(**{name: given.get(name) for name in names})
+        except BeaconError as error:
+            raise ApiError(422, str(error), field) from None
+    return FilterParams.parse(**given)
+
+
+def _items(served: serving.Served, explain: bool) -> list[RecommendationItem]:
+    return [
+        RecommendationItem(
+            rank=item.rank, event_id=item.event_id, title=item.title,
+            score=round(float(item.score), 6), reason=item.reason if explain else None,
+            distance_km=None if item.distance_km is None else round(item.distance_km, 3),
+            local_start=item.local_start.isoformat() if item.local_start else None,
+            local_end=item.local_end.isoformat() if item.local_end else None,
+            timezone=item.timezone, category=item.category, city=item.city,
+        )
+        for item in served.items
+    ]
+
+
+def respond(served: serving.Served, explain: bool) -> RecommendationsResponse:
+    telemetry.served(served.model_version)
+    return RecommendationsResponse(
+        request_id=served.request_id, email=served.email, known_user=served.known_user,
+        model_version=served.model_version, strategy=served.strategy, source=served.source,
+        items=_items(served, explain))
+
+
+def _run(call, *args, **kwargs) -> serving.Served:
+    try:
+        return call(*args, **kwargs)
+    except BeaconError as error:
+        if "max distance" in str(error):  # no point given and no home to measure from
+            raise ApiError(422, str(error), "max_km") from None
+        raise
+
+
+class _Query:
+    """The filter query parameters of the GET endpoints."""
+
+    def __init__(
+        self,
+        n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+        offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+        lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+        lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+        max_km: Annotated[float | None, Query(ge=0, le=20_100)] = None,
+        dates: Annotated[str | None, Query(
+            max_length=4000, pattern=NO_NUL,
+            description="local dates, e.g. 2026-12-01,2026-12-02")] = None,
+        start: Annotated[Clock | None, Query(description="daily window start, HH:MM")] = None,
+        end: Annotated[Clock | None, Query(description="daily window end, HH:MM")] = None,
+        reject: Annotated[str | None, Query(
+            max_length=20_000, pattern=NO_NUL, description="event ids, comma separated")] = None,
+        category: Annotated[str | None, Query(
+            max_length=4000, pattern=NO_NUL, description="categories, comma separated")] = None,
+        strategy: Strategy = "beacon",
+        explain: bool = True,
+    ):
+        self.n, self.offset, self.strategy, self.explain = n, offset, strategy, explain
+        self.params = filter_params(lat=lat, lon=lon, max_km=max_km, dates=dates, start=start,
+                                    end=end, reject=reject, category=category)
+
+
+@router.get("/users/{email}/recommendations", response_model=RecommendationsResponse,
+            responses=NOT_FOUND)
+def user_recommendations(
+    key: Reader,
+    email: EmailPath,
+    q: Annotated[_Query, Depends()],
+    known_only: bool = False,
+) -> RecommendationsResponse:
+    """The user's top `n` upcoming events after `offset`, filtered, with reasons. A user the
+    database does not hold gets the cold-start ranking for the point given (404 with
+    known_only=true)."""
+    served = _run(serving.serve, email, q.params, n=q.n, offset=q.offset, strategy=q.strategy,
+                  known_only=known_only)
+    return respond(served, q.explain)
+
+
+@router.post("/recommend", response_model=RecommendationsResponse, responses=NOT_FOUND)
+def recommend_body(key: Reader, body: RecommendBody) -> RecommendationsResponse:
+    """The same as the GET, as a JSON body; also takes the field names older clients send."""
+    params = filter_params(
+        lat=body.lat, lon=body.lon, max_km=body.max_km,
+        dates=None if body.dates is None else [d.isoformat() for d in body.dates],
+        start=body.start, end=body.end, reject=body.reject,
+        category=None if body.category is None else list(body.category))
+    served = _run(serving.serve, body.email, params, n=body.n, offset=body.offset,
+                  strategy=body.strategy, known_only=body.known_only,
+                  interests=tuple(body.interests))
+    return respond(served, body.explain)
+
+
+@router.get("/events/{event_id}/similar", response_model=RecommendationsResponse,
+            responses=NOT_FOUND)
+def similar_events(
+    key: Reader,
+    event_id: EventIdPath,
+    q: Annotated[_Query, Depends()],
+) -> RecommendationsResponse:
+    """Upcoming events like this one (its category, tags and place), filters allowed."""
+    served = _run(serving.similar, event_id, q.params, n=q.n, offset=q.offset,
+                  strategy=q.strategy)
+    return respond(served, q.explain)

@@ -1,0 +1,94 @@
+"""`serve` (the HTTP API under uvicorn) and `worker` (the near-real-time refresh loop)."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+
+
+def register(subparsers) -> None:
+    serve = subparsers.add_parser("serve", help="the HTTP API (FastAPI under uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="uvicorn worker processes (default 1)")
+    worker = serve.add_mutually_exclusive_group()
+    worker.add_argument("--refresh-worker", dest="refresh_worker", action="store_true",
+                        default=None, help="run a refresh worker in each process (default: "
+                        "only on the embedded SQLite database)")
+    worker.add_argument("--no-refresh-worker", dest="refresh_worker", action="store_false")
+    serve.add_argument("--log-level", default="info",
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false")
+    serve.set_defaults(handler=run_serve)
+
+    run = subparsers.add_parser(
+        "worker", help="refresh users marked by their interactions (fold-in + cached list)")
+    run.add_argument("--interval", type=float, default=None,
+                     help="at most one refresh per user per this many seconds (default 60, "
+                          "or BEACON_REFRESH_INTERVAL_S)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="refreshes run side by side (default 4, or BEACON_REFRESH_THREADS)")
+    run.add_argument("--once", action="store_true", help="refresh what is due now, then stop")
+    run.set_defaults(handler=run_worker)
+
+
+def _check(args: argparse.Namespace) -> None:
+    from beacon.errors import BeaconError
+
+    if not 0 < args.port < 65536:
+        raise BeaconError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.workers < 1:
+        raise BeaconError(f"--workers must be at least 1, got {args.workers}")
+
+
+def _metrics_dir(workers: int) -> None:
+    """Several processes: prometheus-client keeps its values in a shared directory."""
+    if workers < 2:
+        return
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"beacon-prometheus-{os.getpid()}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from beacon.api.app import IN_PROCESS_WORKER
+    from data_access.migrate import is_embedded_default
+
+    _check(args)
+    with_worker = is_embedded_default() if args.refresh_worker is None else args.refresh_worker
+    os.environ[IN_PROCESS_WORKER] = "1" if with_worker else "0"
+    _metrics_dir(args.workers)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run("beacon.api.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from beacon.refresh import DEFAULT_INTERVAL_S, THREADS, Worker
+    from beacon.cli.common import log
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(DEFAULT_INTERVAL_S if args.interval is None else args.interval,
+                    threads=THREADS if args.threads is None else args.threads)
+    if args.once:
+        from beacon.refresh import run_once, worker_name
+
+        done = run_once(worker_name(), worker.interval, limit=1_000_000,
+                        threads=worker.threads)
+        log(f"refreshed {len(done)} user(s)")
+        return 0
+    log(f"refresh worker: at most one refresh per user per {worker.interval.total_seconds():g} s")
+    worker.loop()
+    return 0

@@ -1,0 +1,80 @@
+"""API keys: random, shown once, stored hashed, compared in constant time, never logged;
+the `api-keys` commands."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from beacon.actions import PermissionDenied
+from beacon.errors import BeaconError
+from tests.auth_support import ADMIN, OPERATOR
+from tests.test_cli import run_cli
+
+
+def test_a_key_is_stored_only_as_a_digest(db: str) -> None:
+    from beacon.api_keys import authenticate, create_key
+    from data_access.db import session_scope
+    from data_access.schema import ApiKey
+    from sqlalchemy import select
+
+    created = create_key("backend", "recommend", actor=ADMIN)
+    other = create_key("backend-2", "recommend", actor=ADMIN)
+    assert created.secret != other.secret and created.secret.startswith("bk_")
+    with session_scope() as session:
+        stored = session.execute(select(ApiKey)).scalars().all()
+        columns = [str(getattr(k, c.name)) for k in stored for c in ApiKey.__table__.columns]
+    assert all(created.secret not in value and created.secret[14:] not in value
+               for value in columns)
+    assert authenticate(created.secret).name == "backend"
+    assert authenticate(created.secret[:-1] + ("A" if created.secret[-1] != "A" else "B")) is None
+    assert authenticate("bk_" + "0" * 10 + "_x") is None and authenticate("") is None
+
+
+def test_names_scopes_and_who_may_make_keys(db: str) -> None:
+    from beacon.api_keys import create_key
+
+    with pytest.raises(BeaconError, match="unknown scope 'write'"):
+        create_key("k", "recommend,write", actor=ADMIN)
+    with pytest.raises(BeaconError, match="at least one scope"):
+        create_key("k", "", actor=ADMIN)
+    create_key("k", "admin", actor=ADMIN)
+    with pytest.raises(BeaconError, match="already exists"):
+        create_key("k", "admin", actor=ADMIN)
+    with pytest.raises(PermissionDenied):
+        create_key("k2", "admin", actor=OPERATOR)
+
+
+def test_a_refused_key_is_never_logged(db: str, caplog, monkeypatch) -> None:
+    from beacon.api_keys import create_key
+    from tests.api_support import api_client
+
+    secret = create_key("k", "ingest", actor=ADMIN).secret
+    client = api_client(monkeypatch).client
+    with caplog.at_level(logging.DEBUG):
+        assert client.get("/v1/stats/global", headers={"X-API-Key": secret}).status_code == 403
+        assert client.get("/v1/stats/global", headers={"X-API-Key": secret + "x"}).status_code == 401
+    assert secret not in caplog.text
+
+
+def test_the_api_keys_commands(db: str) -> None:
+    made = run_cli("api-keys", "create", "backend", "--scopes", "recommend,ingest", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["name"] == "backend" and key["scopes"] == ["ingest", "recommend"]
+    assert key["created_by"].startswith("cli:") and key["key"].startswith("bk_")
+    listed = run_cli("api-keys", "list", "--json")
+    assert key["key"] not in listed.stdout
+    [row] = json.loads(listed.stdout)["keys"]
+    assert row["name"] == "backend" and row["revoked_at"] is None and "key" not in row
+    human = run_cli("api-keys", "create", "other", "--scopes", "admin")
+    assert "shown only this once" in human.stdout
+    bad = run_cli("api-keys", "create", "x", "--scopes", "everything")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "beacon: error: unknown scope 'everything' (expected recommend, ingest, admin)"]
+    assert run_cli("api-keys", "revoke", "backend").returncode == 0
+    assert json.loads(run_cli("api-keys", "list", "--json").stdout)["keys"][0]["revoked_at"]
+    missing = run_cli("api-keys", "revoke", "ghost")
+    assert missing.returncode == 2 and "no API key named 'ghost'" in missing.stderr
