@@ -17,8 +17,7 @@ from tests.conftest import POSTGRES_URL, REPO_ROOT
 from tests.test_recommend import _train_global, world
 
 JAZZ = "jazz1@example.com"
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs BEACON_TEST_DATABASE_URL "
-                                                           "(Postgres)")
+pytestmark = pytest.mark.postgres  # several processes on one server: the Postgres run has it
 
 
 def _start(*args: str, url: str) -> subprocess.Popen:

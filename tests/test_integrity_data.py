@@ -162,8 +162,12 @@ def test_every_numeric_setting_has_a_documented_range() -> None:
                                                  "hard_negatives"}
     assert numeric <= set(RANGES)
     doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    defaults = ModelConfig()
     for field in dataclasses.fields(ModelConfig):
         assert f"| `{field.name}` |" in doc
+        if field.type in ("int", "float"):  # the documented default is the one in force
+            documented = doc.split(f"| `{field.name}` | ", 1)[1].split(" |", 1)[0]
+            assert float(documented) == getattr(defaults, field.name), field.name
     for name, bad in (("epochs", 10**9), ("patience", 10**9), ("dim", 10**6),
                       ("negatives", 10**6), ("batch_size", 10**7), ("learning_rate", 1e9),
                       ("fold_in_steps", 10**9)):
