@@ -103,11 +103,23 @@ def _no_exception(page, where: str) -> None:
     assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
 
 
-def _open(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]',
-                 has_text=title).first.click()
-    page.locator('[data-testid="stMain"] h1').filter(
-        has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first.wait_for()
+def _open(page, title: str, tries: int = 3) -> None:
+    """Open a page from the sidebar and wait for its title. A click that lands while the
+    script reruns (the session cookie's component reports back once after sign-in) can be
+    dropped by the frontend, so the link is clicked again when no title followed it."""
+    heading = page.locator('[data-testid="stMain"] h1').filter(
+        has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first
+    link = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]',
+                        has_text=title).first
+    for attempt in range(tries):
+        wait_idle(page)
+        link.click()
+        try:
+            heading.wait_for(timeout=20_000 if attempt < tries - 1 else 60_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
     wait_idle(page)
 
 
