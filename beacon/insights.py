@@ -200,6 +200,11 @@ def coming_days(now: datetime | None = None, days: int = 30) -> list[date]:
     return [today + timedelta(days=i) for i in range(days)]
 
 
+def upcoming_categories(now: datetime | None = None) -> list[str]:
+    """The categories a category filter offers: those of the upcoming events."""
+    return catalog.upcoming_categories(_now(now))
+
+
 def home_of(email: str) -> tuple[float | None, float | None]:
     """The user's home point, or (None, None) for an unknown user or one without a home."""
     user = catalog.user_by_email((email or "").strip()) if (email or "").strip() else None

@@ -382,6 +382,16 @@ def upcoming_events(now: datetime) -> pd.DataFrame:
     return candidate_events(now)
 
 
+def upcoming_categories(now: datetime) -> list[str]:
+    """The distinct categories of events starting after now, sorted case-insensitively."""
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Event.category).where(Event.start_time > now, Event.category.is_not(None))
+            .distinct()
+        )
+        return sorted({c for c in rows if c and c.strip()}, key=str.lower)
+
+
 def popularity_counts(
     since: datetime, types: tuple[str, ...] = ("register",), event_ids: list[int] | None = None
 ) -> dict[int, int]:

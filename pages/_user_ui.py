@@ -56,6 +56,7 @@ class FilterInput:
     start: time | None
     end: time | None
     reject: str
+    categories: list[str] | None = None
 
     home: tuple[float | None, float | None] = (None, None)
 
@@ -65,7 +66,7 @@ class FilterInput:
         at_home = self.home[0] is not None and (self.lat, self.lon) == self.home
         lat, lon = (None, None) if at_home else (self.lat, self.lon)
         return FilterParams.parse(lat, lon, self.max_km, self.dates, self.start, self.end,
-                                  self.reject)
+                                  self.reject, self.categories)
 
 
 def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
@@ -106,8 +107,15 @@ def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
                                f"to {end:%H:%M} the next day (event local time)")
                 else:
                     st.caption(f"Window {start:%H:%M}–{end:%H:%M} (event local time)")
-        reject = st.text_input("Rejected events (event ids, comma-separated)",
+        c6, c7 = st.columns([2, 2])
+        reject = c6.text_input("Rejected events (event ids, comma-separated)",
                                key=f"{key}_reject", placeholder="e.g. ev-00012, ev-00345")
+        with c7:
+            use_categories = st.toggle("Only these categories", key=f"{key}_use_categories")
+            categories = st.multiselect(
+                "Categories", upcoming_categories(now), key=f"{key}_categories",
+                disabled=not use_categories, placeholder="choose one or more categories",
+            )
     return FilterInput(
         lat=lat,
         lon=lon,
@@ -116,6 +124,7 @@ def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
         start=start if use_window else None,
         end=end if use_window else None,
         reject=reject,
+        categories=list(categories) if use_categories else None,
         home=(home_lat, home_lon),
     )
 
@@ -130,6 +139,15 @@ def now_minute() -> datetime:
     """Now, to the minute: what the filters are evaluated at, so a rerun within the same
     minute is served from the cache."""
     return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _upcoming_categories(now: datetime, database: str) -> list[str]:
+    return insights.upcoming_categories(now)
+
+
+def upcoming_categories(now: datetime) -> list[str]:
+    return _upcoming_categories(now, console.database_key())
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -10,7 +10,7 @@ _ui.routed(__file__)
 
 st.title("Debug filter")
 st.caption("Every candidate event goes through the same stages as a recommendation: "
-           "upcoming, not registered, not rejected, distance, dates, daily window.")
+           "upcoming, not registered, not rejected, distance, dates, daily window, category.")
 
 email = ui.user_input("debug_email")
 if not email:

@@ -77,16 +77,23 @@ def sign_in_page(page, base_url: str, role: str = "admin", email: str | None = N
     email = ensure_operator(role, email, password)
     page.goto(base_url + path)
     page.get_by_role("button", name="Sign in").wait_for(timeout=timeout_ms)
-    # the cookie component reports back once mounted, which reruns the script: typing during
-    # that rerun can be lost, so wait until the page has settled
-    wait_idle(page, timeout_ms)
-    page.locator('iframe[title*="CookieManager"]').wait_for(state="attached", timeout=timeout_ms)
-    page.wait_for_timeout(300)
-    wait_idle(page, timeout_ms)
-    page.get_by_label("Email").fill(email)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(email, timeout=timeout_ms)
+    # during a rerun the old and the new component frame can both be attached
+    page.locator('iframe[title*="CookieManager"]').first.wait_for(state="attached",
+                                                               timeout=timeout_ms)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    # the cookie component reports back once mounted, which reruns the script: what is typed
+    # during that rerun can be lost, so a form that is still there unsigned is filled again
+    for attempt in range(3):
+        wait_idle(page, timeout_ms)
+        page.get_by_label("Email").fill(email)
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        try:
+            expect(sidebar).to_contain_text(email, timeout=timeout_ms if attempt == 2 else 15_000)
+            break
+        except AssertionError:
+            if attempt == 2 or not page.get_by_role("button", name="Sign in").is_visible():
+                raise
     # the session cookie is written by a component a moment after the page shows
     page.wait_for_function("document.cookie.includes('beacon_session=')", timeout=timeout_ms)
     return page

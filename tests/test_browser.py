@@ -299,7 +299,8 @@ def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Cons
         dates_box.click()
         page.keyboard.type(label)
         page.get_by_role("option", name=label).click()
-        expect(main.locator('[data-testid="stMultiSelect"]')).to_contain_text(label)
+        expect(main.locator('[data-testid="stMultiSelect"]').filter(
+            has_text="Dates (event local date)")).to_contain_text(label)
     page.keyboard.press("Escape")
 
     main.get_by_text("Daily time window").click()

@@ -77,7 +77,8 @@ def _seed_midnight() -> datetime:
         s.add_all([UserInterest(user_id=dora.id, tag=t) for t in ("jazz", "nightlife")])
         events = {}
         for event_id, title, start, end, (lat, lon) in specs:
-            events[event_id] = Event(event_id=event_id, title=title, category="music",
+            events[event_id] = Event(event_id=event_id, title=title,
+                                     category="food" if event_id == "B1" else "music",
                                      city="Berlin", latitude=lat, longitude=lon,
                                      start_time=start, end_time=end, timezone="UTC")
         s.add_all(events.values())
@@ -181,6 +182,23 @@ def test_debug_filter_timeline_draws_what_the_window_decided(midnight):
     at.toggle(key="debug_timeline_all").set_value(True).run()
     no_exception(at)
     assert {"R1", "X1"} <= _timeline_events(at)
+
+
+def test_debug_filter_by_category(midnight):
+    """The category control offers the upcoming events' categories and drops the others at the
+    "in category" stage, saying which category was not asked."""
+    at = _debug(open_page("pages/debug_filter.py"), "dora@example.org")
+    at.toggle(key="debug_use_categories").set_value(True).run()
+    assert list(at.multiselect(key="debug_categories").options) == ["food", "music"]
+    assert any("no category was given" in message for message in errors(at)), errors(at)
+    at.multiselect(key="debug_categories").set_value(["food"]).run()
+    no_exception(at)
+    assert not errors(at)
+    assert _funnel(at)["in category"] == 1
+    at.selectbox(key="debug_show").set_value("in category").run()
+    rows = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert sorted(rows["event_id"]) == ["A1", "A2", "B2", "F1", "N1"]
+    assert all("category music not asked" in reason for reason in rows["reason"])
 
 
 def test_debug_filter_says_why_a_rejected_id_is_ignored(midnight):
