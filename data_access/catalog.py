@@ -207,7 +207,17 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
     for event_id, kind, at, organizer, category in session.execute(last):
         latest.setdefault(event_id, {})[kind] = at
         features[event_id] = (organizer, category)
-    registered, rejected, organizers, categories = _decided(latest, features)
+    registered = set()
+    rejected = set()
+    for event_id, kinds in latest.items():
+        if "reject" in kinds:
+            rejected.add(event_id)
+        reg = kinds.get("register")
+        unreg = kinds.get("unregister")
+        if reg is not None and (unreg is None or _as_naive(reg) > _as_naive(unreg)):
+            registered.add(event_id)
+    organizers = {features[e][0] for e in registered if features[e][0]}
+    categories = {features[e][1] for e in registered if features[e][1]}
     tags: set[str] = set()
     if registered:
         tags = set(
@@ -254,59 +264,6 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
         tags=frozenset(tags),
         recent=recent,
     )
-
-
-def _decided(latest: dict[int, dict[str, datetime]],
-             features: dict[int, tuple[str | None, str | None]]):
-    """From each event's latest register / unregister / reject: (registered, rejected, and the
-    organizers and categories of what is registered)."""
-    registered = set()
-    rejected = set()
-    for event_id, kinds in latest.items():
-        if "reject" in kinds:
-            rejected.add(event_id)
-        reg = kinds.get("register")
-        unreg = kinds.get("unregister")
-        if reg is not None and (unreg is None or _as_naive(reg) > _as_naive(unreg)):
-            registered.add(event_id)
-    organizers = {features[e][0] for e in registered if features[e][0]}
-    categories = {features[e][1] for e in registered if features[e][1]}
-    return registered, rejected, organizers, categories
-
-
-def user_histories(user_ids, session) -> dict[int, UserHistory]:
-    """user_history (without `recent`) of many users in two statements whatever their number:
-    what a batch of the refresh worker reads instead of one history per user."""
-    ids = sorted({int(u) for u in user_ids})
-    latest: dict[int, dict[int, dict[str, datetime]]] = {u: {} for u in ids}
-    features: dict[int, tuple[str | None, str | None]] = {}
-    if ids:
-        for user_id, event_id, kind, at, organizer, category in session.execute(
-            select(Interaction.user_id, Interaction.event_id, Interaction.type,
-                   func.max(Interaction.occurred_at), Event.organizer, Event.category)
-            .join(Event, Event.id == Interaction.event_id)
-            .where(Interaction.user_id.in_(ids),
-                   Interaction.type.in_(("register", "unregister", "reject")))
-            .group_by(Interaction.user_id, Interaction.event_id, Interaction.type,
-                      Event.organizer, Event.category)
-        ):
-            latest[user_id].setdefault(event_id, {})[kind] = at
-            features[event_id] = (organizer, category)
-    decided = {u: _decided(latest[u], features) for u in ids}
-    wanted = sorted({e for registered, *_ in decided.values() for e in registered})
-    tags_of: dict[int, set[str]] = {}
-    if wanted:
-        for event_id, tag in session.execute(
-                select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(wanted))):
-            tags_of.setdefault(event_id, set()).add(tag)
-    out = {}
-    for user_id, (registered, rejected, organizers, categories) in decided.items():
-        tags = set().union(*(tags_of.get(e, ()) for e in registered)) if registered else set()
-        out[user_id] = UserHistory(
-            user_id=user_id, registered=frozenset(registered), rejected=frozenset(rejected),
-            organizers=frozenset(organizers), categories=frozenset(categories),
-            tags=frozenset(tags))
-    return out
 
 
 def user_event_interactions(user_id: int, limit: int = 500) -> list[dict]:

@@ -3,7 +3,7 @@ does not grow with the batch: what one refresh per user cost in round trips (abo
 statements on 11 connection checkouts each) is paid once per batch.
 
 - `read`: the users, their decisions, their fold-in histories and the catalogue stamp (one
-  session, seven statements).
+  session, six statements).
 - `start_runs`: one training run per user and its lock ("user:<id>"), taken together; a user
   whose lock another training holds is left out (busy), as `train --user` would answer.
 - `write`: one transaction for the whole batch: the fold-in versions stored active (the
@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from data_access import audit as audit_log
 from data_access import catalog, catalog_sync, refresh_queue, training_data
 from data_access.audit import AuditRow
-from data_access.catalog import UserHistory, UserRow
+from data_access.catalog import UserHistory, UserRow, _as_naive
 from data_access.db import session_scope
 from data_access.models_store import _serialize_activations
 from data_access.recommendations import replace_in
 from data_access.runs import scope_key, this_host
-from data_access.schema import ModelVersion, TrainingLock, TrainingRun, utcnow
+from data_access.schema import Event, EventTag, Interaction, ModelVersion, TrainingLock, \
+    TrainingRun, utcnow
 
 #: a cached row's model_version that stands for the fold-in version this write stores
 NEW_VERSION = -1
@@ -75,11 +76,53 @@ def read(user_ids: list[int], fold_in_limit: int) -> BatchReads:
     with session_scope() as session:
         users = {u.id: u for u in catalog.users_by_ids(ids, session)} if ids else {}
         present = sorted(users)
-        histories = catalog.user_histories(present, session)
+        histories = user_histories(session, present)
         frames = training_data.load_fold_in_histories(session.connection(), present,
                                                       fold_in_limit)
         stamp = catalog_sync._stamp_in(session)
     return BatchReads(users, histories, frames, stamp)
+
+
+def user_histories(session, user_ids: list[int]) -> dict[int, UserHistory]:
+    """catalog.user_history (without `recent`) of many users in one statement: each user's
+    latest time per decision type and event, with the event's organizer, category and tags."""
+    rows: dict[int, list] = {int(u): [] for u in user_ids}
+    if rows:
+        for user_id, *row in session.execute(
+            select(Interaction.user_id, Interaction.event_id, Interaction.type,
+                   func.max(Interaction.occurred_at), Event.organizer, Event.category,
+                   EventTag.tag)
+            .join(Event, Event.id == Interaction.event_id)
+            .outerjoin(EventTag, EventTag.event_id == Interaction.event_id)
+            .where(Interaction.user_id.in_(sorted(rows)),
+                   Interaction.type.in_(("register", "unregister", "reject")))
+            .group_by(Interaction.user_id, Interaction.event_id, Interaction.type,
+                      Event.organizer, Event.category, EventTag.tag)
+        ):
+            rows[user_id].append(row)
+    return {user_id: _history(user_id, found) for user_id, found in rows.items()}
+
+
+def _history(user_id: int, rows: list) -> UserHistory:
+    """Rows of (event, type, latest time of that type, organizer, category, tag or None) folded
+    as catalog.user_history folds its own: a register counts unless a later unregister undid
+    it; organizers, categories and tags are those of the registered events."""
+    latest: dict[int, dict[str, datetime]] = {}
+    features: dict[int, tuple] = {}
+    tags: dict[int, set[str]] = {}
+    for event_id, kind, at, organizer, category, tag in rows:
+        latest.setdefault(event_id, {})[kind] = _as_naive(at)
+        features[event_id] = (organizer, category)
+        if tag is not None:
+            tags.setdefault(event_id, set()).add(tag)
+    registered = {e for e, kinds in latest.items() if "register" in kinds and (
+        "unregister" not in kinds or kinds["register"] > kinds["unregister"])}
+    return UserHistory(
+        user_id=user_id, registered=frozenset(registered),
+        rejected=frozenset(e for e, kinds in latest.items() if "reject" in kinds),
+        organizers=frozenset(features[e][0] for e in registered if features[e][0]),
+        categories=frozenset(features[e][1] for e in registered if features[e][1]),
+        tags=frozenset(t for e in registered for t in tags.get(e, ())))
 
 
 def start_runs(user_ids: list[int], *, trigger: str, requested_by: str | None
@@ -93,7 +136,7 @@ def start_runs(user_ids: list[int], *, trigger: str, requested_by: str | None
     with session_scope() as session:
         # The INSERT comes first: on SQLite it takes the write lock before anything is read.
         rows = session.execute(insert(RUNS).returning(
-            RUNS.c.id, RUNS.c.user_id, sort_by_parameter_order=True), [
+            RUNS.c.id, RUNS.c.user_id), [
             {"scope": "user", "user_id": u, "trigger": trigger, "requested_by": requested_by,
              "status": "running", "hyperparameters": {}, "progress": [], "created_at": now,
              "started_at": now, "heartbeat_at": now, "host": this_host(), "pid": os.getpid(),
@@ -144,7 +187,7 @@ def write(refreshes: list[UserRefresh], *, base_model_id: int | None,
                 MODELS.c.scope == "user", MODELS.c.user_id.in_(ids),
                 MODELS.c.status == "active").values(status="inactive"))
             stored = session.execute(insert(MODELS).returning(
-                MODELS.c.id, MODELS.c.user_id, sort_by_parameter_order=True), [
+                MODELS.c.id, MODELS.c.user_id), [
                 {"scope": "user", "user_id": r.item.user_id, "base_model_id": base_model_id,
                  "status": "active", "activated_at": now, "created_at": now,
                  "model_type": "fold-in", "fingerprint": fingerprint,
