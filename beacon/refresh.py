@@ -5,7 +5,7 @@ The queue is the refresh_queue table (data_access/refresh_queue.py): row locks w
 on Postgres, so any number of workers (and API processes running one) share it without two
 refreshing one user at once, and a mark made during a refresh is kept for the next one.
 
-A worker thread claims up to BATCH due users in one statement and refreshes them together
+A worker thread claims up to BATCH (20) due users in one statement and refreshes them together
 (`refresh_batch`): one read of everything they need, one run and lock per user taken in one
 transaction, the fold-ins and lists computed in memory on the model and candidates this process
 holds (reloaded only when the active version or the catalogue stamp moves), then one
@@ -39,7 +39,7 @@ DEFAULT_INTERVAL_S = float(os.environ.get("BEACON_REFRESH_INTERVAL_S", "60"))
 LEASE = timedelta(minutes=2)
 POLL_S = 0.25
 #: users one worker thread claims and refreshes together (one write transaction)
-BATCH = int(os.environ.get("BEACON_REFRESH_BATCH", "50"))
+BATCH = int(os.environ.get("BEACON_REFRESH_BATCH", "20"))
 #: batches one worker runs side by side (one computes while another waits on the database)
 THREADS = int(os.environ.get("BEACON_REFRESH_THREADS", "2"))
 TOP = 10

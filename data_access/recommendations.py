@@ -50,7 +50,10 @@ def replace_in(session, rows_by_user: Mapping[int, Sequence[Mapping]],
             )
         )
     if values:
-        session.execute(insert(UserRecommendation), values)
+        # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues")
+        # rather than one message per row: a batch of the refresh worker writes hundreds
+        table = UserRecommendation.__table__
+        session.execute(insert(table).returning(table.c.user_id), values)
     return len(values)
 
 
