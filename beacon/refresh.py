@@ -120,10 +120,14 @@ def refresh_batch(claimed: list[queue.Claimed], interval: timedelta, *,
             recover_abandoned()  # frees a dead holder's lock, as train() does when it meets one
             items = [c for c in items if c.user_id not in busy]
     config = fold_in_config(loaded) if fold else None
-    outcome = _compute(items, reads, loaded, run_of, config)
-    entry = audit_row()
-    now = utcnow()
-    written = _store(outcome, loaded, config, actor, now, interval, entry)
+    try:
+        outcome = _compute(items, reads, loaded, run_of, config)
+        written = _store(outcome, loaded, config, actor, utcnow(), interval, audit_row())
+    except BaseException as error:  # the runs end and free their locks whatever happened
+        if run_of:
+            store.fail_runs({run: f"the refresh batch failed: {type(error).__name__}: "
+                                  f"{error}" for run in run_of.values()})
+        raise
     if outcome.failed_runs:
         store.fail_runs(outcome.failed_runs)
     if outcome.failed:

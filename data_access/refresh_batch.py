@@ -157,12 +157,14 @@ def start_runs(user_ids: list[int], *, trigger: str, requested_by: str | None
 
 
 def fail_runs(reasons: dict[int, str]) -> None:
-    """run id -> why: each run failed with its reason, and its lock freed (one transaction)."""
+    """run id -> why: each run still running failed with its reason, and its lock freed (one
+    transaction)."""
     if not reasons:
         return
     now = utcnow()
     with session_scope() as session:
-        session.execute(update(RUNS).where(RUNS.c.id == bindparam("b_run")).values(
+        session.execute(update(RUNS).where(
+            RUNS.c.id == bindparam("b_run"), RUNS.c.status == "running").values(
             status="failed", finished_at=now, heartbeat_at=now, reason=bindparam("b_why"),
             error=bindparam("b_why")),
             [{"b_run": run, "b_why": why} for run, why in reasons.items()])
