@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from tests.api_support import Api, api  # noqa: F401 - api is a fixture
+from tests.test_refresh import _interval_passes
 
 INTERVAL = timedelta(seconds=60)
 USERS = [f"jazz{i}@example.com" for i in range(4)] + \
@@ -216,3 +217,25 @@ def test_workers_never_refresh_a_user_twice_at_once_nor_lose_a_mark(api: Api) ->
         spans = sorted((r.started_at, r.finished_at) for r in done)
         for (_, finished), (started, _) in zip(spans, spans[1:]):
             assert started >= finished, spans  # one refresh of a user at a time
+
+
+def test_a_user_another_training_holds_is_given_back_not_lost(api: Api) -> None:
+    """A user whose training lock is taken (an operator's `train --user` running) is left out
+    of the batch, keeps their mark and is refreshed once the lock is free."""
+    from beacon.refresh import run_once
+    from data_access import refresh_queue, runs
+
+    busy, free = USERS[0], USERS[1]
+    busy_id = _user_id(busy)
+    holder = runs.acquire("user", busy_id, trigger="cli", requested_by="operator").run
+    _click(api, [busy, free])
+    done = run_once("test", INTERVAL, limit=10, batch=10)
+    assert [d.email for d in done] == [free]
+    state = refresh_queue.state(busy_id)
+    assert state["pending_since"] is not None and state["claimed_until"] is None
+    assert [r.id for r in runs.list_runs(scope="user", user_id=busy_id)] == [holder.id]
+    runs.finish_run(holder.id, "succeeded", reason="done by hand")
+    runs.release(holder.id, "user", busy_id)
+    _interval_passes(busy_id)
+    assert [d.email for d in run_once("test", INTERVAL, limit=10, batch=10)] == [busy]
+
