@@ -322,17 +322,14 @@ class Worker:
                     forget_old_answers(actor=WORKER)
                 except Exception:  # noqa: BLE001 - housekeeping must not stop refreshes
                     log.exception("could not drop old recorded answers")
-            limit = 4 * BATCH * self.threads
             try:
-                done = run_once(name, self.interval, limit=limit, threads=self.threads)
+                done = run_once(name, self.interval, limit=4 * BATCH * self.threads,
+                                threads=self.threads)
             except Exception:  # noqa: BLE001 - a database blip must not kill the worker
                 log.exception("refresh worker: claiming failed; trying again")
                 done = []
             self.refreshed += len(done)
-            if len(done) < limit:
-                # Drained: wait for marks to gather rather than claim them one or two at a
-                # time (each batch has a fixed cost); a backlog is worked through without
-                # waiting.
+            if not done:
                 self._stop.wait(self.poll_s)
 
     def start(self) -> "Worker":
