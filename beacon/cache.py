@@ -90,17 +90,7 @@ def refresh_recommendations(
             sources[result.source] += 1
             if result.model_version is not None:
                 versions.add(int(result.model_version))
-            rows_by_user[row.id] = [
-                {
-                    "rank": item.rank,
-                    "event_pk": item.event_pk,
-                    "score": item.score,
-                    "model_version": result.model_version,
-                    "strategy": item.source,
-                    "reason": item.reason,
-                }
-                for item in result.items
-            ]
+            rows_by_user[row.id] = cached_rows(result)
         rows_written += store.replace_recommendations(rows_by_user, generated_at=now)
         users_done += len(batch)
         if progress is not None:
@@ -117,6 +107,21 @@ def refresh_recommendations(
         failed=failed,
         strategy=strategy,
     )
+
+
+def cached_rows(result) -> list[dict]:
+    """A RecommendationResult as the cache table's rows (each says which level produced it)."""
+    return [
+        {
+            "rank": item.rank,
+            "event_pk": item.event_pk,
+            "score": item.score,
+            "model_version": result.model_version,
+            "strategy": item.source,
+            "reason": item.reason,
+        }
+        for item in result.items
+    ]
 
 
 def _all_users(batch_size: int):

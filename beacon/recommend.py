@@ -200,6 +200,20 @@ class DebugResult:
         }
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a batch (the refresh worker) read ahead for one user, so recommend() reads nothing
+    per user: the user, their decisions, the catalogue stamp, the global model the batch
+    serves (a versions.LoadedModel, or None) and the personal vector to score with (a
+    versions.PersonalVector, or None when the user has none on that model)."""
+
+    user: UserRow
+    history: UserHistory
+    stamp: int
+    loaded: Any = None
+    personal: Any = None
+
+
 # --------------------------------------------------------------------------- process cache
 
 
@@ -424,13 +438,18 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
 
 
 def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
-           strategy: str = "beacon") -> _Scoring:
+           strategy: str = "beacon", prepared: Prepared | None = None) -> _Scoring:
     if strategy == "popularity":
         return _popularity_scoring(snapshot, outcome, now)
     if strategy == "content":
         return _content_scoring(user, snapshot, outcome, now)
     arrays = snapshot.arrays
-    versions, loaded = _load_active()
+    if prepared is None:
+        versions, loaded = _load_active()
+    else:
+        from beacon import versions
+
+        loaded = prepared.loaded
     if loaded is not None:
         try:
             model = loaded.model
@@ -440,7 +459,8 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             model_version = int(loaded.version_id)
             personal = None
             try:
-                personal = versions.personal_vector(user.id, loaded.version_id)
+                personal = prepared.personal if prepared is not None else \
+                    versions.personal_vector(user.id, loaded.version_id)
             except Exception as error:  # noqa: BLE001
                 log.warning("personal vector for user %s unavailable: %s", user.id, error)
             if personal is not None:
@@ -671,15 +691,18 @@ def _lookup(user: str | UserRow) -> UserRow:
     return row
 
 
-def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | None,
-              lazy: bool = False, strategy: str = "beacon") -> _Evaluation:
+def _evaluate(user: str | UserRow | Prepared, params: FilterParams | None,
+              now: datetime | None, lazy: bool = False, strategy: str = "beacon") -> _Evaluation:
     """The one code path: user + history, candidates, filter stages, scores. `lazy` evaluates
     each stage only on the rows still alive (recommend); the full form gives every candidate a
     flag and a reason per stage (debug filter). The strategy only scores the rows that passed."""
     strategy = check_strategy(strategy)
     params = params if params is not None else FilterParams()
     now = _now(now)
-    if isinstance(user, UserRow):
+    prepared = user if isinstance(user, Prepared) else None
+    if prepared is not None:
+        row, history, stamp = prepared.user, prepared.history, prepared.stamp
+    elif isinstance(user, UserRow):
         row = user
         history, stamp = catalog_sync.history_with_stamp(user.id)
     else:
@@ -693,7 +716,7 @@ def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | 
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now, strategy)
+    scoring = _score(row, snapshot, outcome, now, strategy, prepared)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 
@@ -710,10 +733,11 @@ def _text_or_none(value) -> str | None:
     return str(value)
 
 
-def recommend(user: str | UserRow, params: FilterParams | None = None, top: int = 10,
-              now: datetime | None = None, strategy: str = "beacon") -> RecommendationResult:
-    """The top `top` events for a user (email or row) that pass every filter, best first, with
-    reasons, scored by `strategy` (one of STRATEGIES)."""
+def recommend(user: str | UserRow | Prepared, params: FilterParams | None = None,
+              top: int = 10, now: datetime | None = None,
+              strategy: str = "beacon") -> RecommendationResult:
+    """The top `top` events for a user (email, row, or what a batch read ahead) that pass
+    every filter, best first, with reasons, scored by `strategy` (one of STRATEGIES)."""
     if top < 1:
         raise BeaconError(f"--top must be at least 1, got {top}")
     ev = _evaluate(user, params, now, lazy=True, strategy=strategy)

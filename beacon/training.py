@@ -615,40 +615,69 @@ def _user_history_frame(user_id: int):
     return load_fold_in_history(user_id, FOLD_IN_HISTORY)
 
 
-def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainResult:
-    """Reads the history (one connection), folds the user in, then stores the version active,
-    finishes the run and frees the lock in one transaction: all or nothing."""
-    from beacon.config import ModelConfig
+@dataclass(frozen=True)
+class FoldedIn:
+    """One user's fold-in on a global version, computed and not yet stored."""
+
+    user_id: int
+    vector: Any  # np.ndarray
+    bias: float
+    interactions: int
+    seconds: float
+    reason: str  # the run's reason
+
+
+def fold_in_user(user_row, history, base, config=None) -> FoldedIn:
+    """Fold one user in on `base` (a versions.LoadedModel) from `history` (their newest
+    interactions as event rows, data_access.training_data.load_fold_in_history's frame)."""
     from beacon.features import UserContext
-    from beacon.versions import encode_personal_vector
-    from data_access.db import session_scope
 
     started = time.perf_counter()
-    if config is None:
-        config = ModelConfig.from_dict(base.hyperparameters) if base.hyperparameters \
-            else ModelConfig()
+    config = fold_in_config(base, config)
     context = UserContext(user_id=user_row.id, tags=tuple(str(t) for t in user_row.tags),
                           latitude=user_row.latitude, longitude=user_row.longitude,
                           city=user_row.city)
-    history = _user_history_frame(user_row.id)
     vector, bias = base.model.fold_in(context, history, config)
     seconds = time.perf_counter() - started
     reason = (f"fold-in of {user_row.email} on global version {base.version_id} "
               f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
+    return FoldedIn(user_row.id, vector, float(bias), int(len(history)), seconds, reason)
+
+
+def fold_in_config(base, config=None):
+    """The settings a fold-in on `base` uses: `config`, else the base's own."""
+    from beacon.config import ModelConfig
+
+    if config is not None:
+        return config
+    return ModelConfig.from_dict(base.hyperparameters) if base.hyperparameters else ModelConfig()
+
+
+def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainResult:
+    """Reads the history (one connection), folds the user in, then stores the version active,
+    finishes the run and frees the lock in one transaction: all or nothing."""
+    from beacon.versions import encode_personal_vector
+    from data_access.db import session_scope
+
+    started = time.perf_counter()
+    config = fold_in_config(base, config)
+    history = _user_history_frame(user_row.id)
+    folded = fold_in_user(user_row, history, base, config)
     with session_scope() as session:
         version_id = store.insert_active_user_version(
             session, user_id=user_row.id, base_model_id=base.version_id,
-            blob=encode_personal_vector(vector, bias), model_type="fold-in",
+            blob=encode_personal_vector(folded.vector, folded.bias), model_type="fold-in",
             fingerprint=base.fingerprint, hyperparameters=config.to_dict(),
-            counts={"interactions": int(len(history))}, training_seconds=seconds,
+            counts={"interactions": folded.interactions}, training_seconds=folded.seconds,
             created_by=requested_by or run.trigger,
         )
-        runs.succeed_and_release(session, run, reason=reason, model_id=version_id)
+        runs.succeed_and_release(session, run, reason=folded.reason, model_id=version_id)
         entry = audit_row()
         if entry is not None:
             audit_log.insert(session, entry)
-    return TrainResult(status="trained", reason=reason, model_version=version_id, run_id=run.id,
-                       scope="user", user=user_row.email, seconds=time.perf_counter() - started)
+    return TrainResult(status="trained", reason=folded.reason, model_version=version_id,
+                       run_id=run.id, scope="user", user=user_row.email,
+                       seconds=time.perf_counter() - started)
 
 
 # --- background (the console) ---------------------------------------------------------------------

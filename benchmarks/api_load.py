@@ -254,14 +254,23 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
 
 
 async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds: float,
-                     settle: float) -> dict:
+                     settle: float, load_clients: int = 0,
+                     load_emails: list[str] | None = None) -> dict:
     """`rate` interactions a second for `seconds` (one batch per 100 ms); for each user's first
-    meaningful interaction of the run, the time until the worker's refresh of that user ends."""
+    meaningful interaction of the run, the time until the worker's refresh of that user ends.
+    With `load_clients`, that many closed-loop clients ask for recommendations meanwhile (for
+    the stream and 10 s after it), so the worker competes with serving for the cores."""
     import httpx
     from sqlalchemy import text
 
     from data_access.db import get_engine
 
+    load = None
+    if load_clients:
+        load = asyncio.create_task(_load(base, key, load_emails or emails, load_clients,
+                                         seconds + 10))
+        await asyncio.sleep(2.0)  # _load's warm-up: the stream starts with the load running
+    load_average_at_start = os.getloadavg()
     rng = random.Random(5)
     run = uuid.uuid4().hex[:12]  # fresh idempotency ids: a rerun must insert, not deduplicate
     with get_engine().connect() as connection:
@@ -270,21 +279,23 @@ async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds:
     kinds = [kind for kind, weight in MIX for _ in range(weight)]
     posted: dict[str, float] = {}  # email -> wall-clock time its first meaningful one was sent
     sent = failures = 0
-    per_tick = max(1, rate // 10)
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30) as client:
         began = time.monotonic()
         tick = 0
         while time.monotonic() - began < seconds:
             batch = []
-            for _ in range(per_tick):
+            # what the rate owes by the end of this tick: a late tick (a busy event loop, the
+            # load clients share it) sends more, so the stream keeps `rate` on average
+            owed = int(rate * min(seconds, time.monotonic() - began + 0.1)) - sent
+            for _ in range(owed):
                 email, kind = rng.choice(emails), rng.choice(kinds)
                 batch.append({"id": f"fresh-{run}-{sent}", "email": email,
                               "event_id": rng.choice(events), "type": kind})
                 sent += 1
             at = time.time()
-            response = await client.post("/v1/interactions", json={"interactions": batch})
-            if response.status_code != 200:
-                failures += 1
+            if batch:
+                response = await client.post("/v1/interactions", json={"interactions": batch})
+                failures += response.status_code != 200
             for item in batch:
                 if item["type"] in MEANINGFUL and item["email"] not in posted:
                     posted[item["email"]] = at
@@ -304,7 +315,11 @@ async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds:
                     lags[email] = float(refreshed) - posted[email]
             await asyncio.sleep(0.2)
     values = sorted(lags.values())
-    return {"rate_per_s": rate, "stream_seconds": round(stream_s, 1), "sent": sent,
+    background = await load if load is not None else None
+    return {"load_average_at_start": [round(x, 2) for x in load_average_at_start],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "recommend_load": background,
+            "rate_per_s": rate, "stream_seconds": round(stream_s, 1), "sent": sent,
             "failed_batches": failures, "users_marked": len(posted),
             "users_refreshed": len(lags),
             "not_refreshed_within_settle": len(posted) - len(lags),
@@ -331,6 +346,11 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, default=30)
     parser.add_argument("--refresh-workers", type=int, default=1,
                         help="`python -m beacon worker` processes")
+    parser.add_argument("--refresh-threads", type=int, default=None,
+                        help="batches each worker runs side by side (worker --threads)")
+    parser.add_argument("--load-clients", type=int, default=0,
+                        help="closed-loop clients asking for recommendations during the "
+                             "freshness stream (default none)")
     parser.add_argument("--freshness-only", action="store_true",
                         help="skip the in-process baseline and the load levels")
     parser.add_argument("--out")
@@ -356,7 +376,8 @@ def main() -> None:
     server = start(["serve", "--port", str(port), "--workers", str(args.workers),
                     "--no-access-log", "--no-refresh-worker", "--log-level", "warning"],
                    url, logs / "api_load_serve.log")
-    workers = [start(["worker"], url, logs / f"api_load_worker{k}.log")
+    threads = [] if args.refresh_threads is None else ["--threads", str(args.refresh_threads)]
+    workers = [start(["worker", *threads], url, logs / f"api_load_worker{k}.log")
                for k in range(args.refresh_workers)]
     base = f"http://127.0.0.1:{port}"
     try:
@@ -367,7 +388,8 @@ def main() -> None:
             load[str(clients)] = asyncio.run(_load(base, key, emails, clients, args.seconds))
             C.log(f"{clients} clients: {json.dumps(load[str(clients)])}")
         fresh = asyncio.run(_freshness(base, key, quiet_users(2000), args.rate,
-                                       args.stream_seconds, settle=60))
+                                       args.stream_seconds, settle=60,
+                                       load_clients=args.load_clients, load_emails=emails))
         C.log(f"freshness: {fresh}")
     finally:
         for process in (server, *workers):
@@ -390,6 +412,8 @@ def main() -> None:
         "dataset": {**data, "built": built, "days": args.days},
         "uvicorn_workers": args.workers,
         "refresh_worker_processes": args.refresh_workers,
+        "refresh_worker_threads": args.refresh_threads,
+        "load_clients_during_freshness": args.load_clients,
         "query": query(datetime.now(timezone.utc)) | {"dates": "every other day, 4 weeks"},
         "in_process": baseline,
         "load": load,

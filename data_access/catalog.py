@@ -162,10 +162,12 @@ def all_user_ids(after_id: int = 0, limit: int = 500) -> list[tuple[int, str]]:
         ]
 
 
-def users_by_ids(user_ids: list[int]) -> list[UserRow]:
-    with session_scope() as session:
-        users = session.scalars(select(User).where(User.id.in_(list(user_ids))).order_by(User.id))
-        return _user_rows(session, users.all())
+def users_by_ids(user_ids: list[int], session=None) -> list[UserRow]:
+    if session is None:
+        with session_scope() as session:
+            return users_by_ids(user_ids, session)
+    users = session.scalars(select(User).where(User.id.in_(list(user_ids))).order_by(User.id))
+    return _user_rows(session, users.all())
 
 
 def serving_user(email: str) -> tuple[UserRow, UserHistory] | None:

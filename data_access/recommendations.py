@@ -16,6 +16,16 @@ def replace_recommendations(rows_by_user: Mapping[int, Sequence[Mapping]],
     either a user's old list or the new one, never a mix. Each row: rank, event_pk, score,
     model_version, strategy, reason. A user mapped to an empty list ends with no rows.
     Returns the number of rows written."""
+    if not rows_by_user:
+        return 0
+    with session_scope() as session:
+        return replace_in(session, rows_by_user, generated_at)
+
+
+def replace_in(session, rows_by_user: Mapping[int, Sequence[Mapping]],
+               generated_at: datetime) -> int:
+    """replace_recommendations in the caller's transaction (a refresh batch stores its users'
+    lists with their fold-ins): one DELETE per 1,000 users and one multi-row INSERT."""
     user_ids = list(rows_by_user)
     if not user_ids:
         return 0
@@ -33,15 +43,17 @@ def replace_recommendations(rows_by_user: Mapping[int, Sequence[Mapping]],
         for user_id, rows in rows_by_user.items()
         for row in rows
     ]
-    with session_scope() as session:
-        for start in range(0, len(user_ids), 1000):
-            session.execute(
-                delete(UserRecommendation).where(
-                    UserRecommendation.user_id.in_(user_ids[start:start + 1000])
-                )
+    for start in range(0, len(user_ids), 1000):
+        session.execute(
+            delete(UserRecommendation).where(
+                UserRecommendation.user_id.in_(user_ids[start:start + 1000])
             )
-        if values:
-            session.execute(insert(UserRecommendation), values)
+        )
+    if values:
+        # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues")
+        # rather than one message per row: a batch of the refresh worker writes hundreds
+        table = UserRecommendation.__table__
+        session.execute(insert(table).returning(table.c.user_id), values)
     return len(values)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from data_access.db import get_engine, session_scope
@@ -93,23 +93,44 @@ def claim(worker: str, now: datetime, lease: timedelta, limit: int = 10) -> list
 def finish(item: Claimed, now: datetime, interval: timedelta, lag_seconds: float) -> bool:
     """Record a done refresh and free the claim. Returns True when the mark is cleared, False
     when new marks came in meanwhile (the row stays pending, due when the interval ends)."""
-    same = QUEUE.c.mark_seq == item.mark_seq
-    next_allowed = now + interval
     with session_scope() as session:
-        session.execute(update(QUEUE).where(QUEUE.c.user_id == item.user_id).values(
-            claimed_until=None, claimed_by=None, refreshed_at=now, next_allowed_at=next_allowed,
-            refreshes=QUEUE.c.refreshes + 1, last_lag_seconds=lag_seconds,
-            pending_since=case((same, None), else_=QUEUE.c.pending_since),
-            due_at=case((same, None), else_=next_allowed),
-        ))
-        seq = session.scalar(select(QUEUE.c.mark_seq).where(QUEUE.c.user_id == item.user_id))
-    return seq == item.mark_seq
+        return item.user_id in finish_many(session, [item], now, interval,
+                                           {item.user_id: lag_seconds})
+
+
+def finish_many(session, items: list[Claimed], now: datetime, interval: timedelta,
+                lags: dict[int, float]) -> set[int]:
+    """`finish` for many users in the caller's transaction, in two statements (an executemany
+    UPDATE and one read). Returns the users whose mark is cleared."""
+    if not items:
+        return set()
+    same = QUEUE.c.mark_seq == bindparam("b_seq")
+    next_allowed = now + interval
+    ordered = sorted(items, key=lambda item: item.user_id)  # the markers' order: no deadlock
+    session.execute(update(QUEUE).where(QUEUE.c.user_id == bindparam("b_user")).values(
+        claimed_until=None, claimed_by=None, refreshed_at=now, next_allowed_at=next_allowed,
+        refreshes=QUEUE.c.refreshes + 1, last_lag_seconds=bindparam("b_lag"),
+        pending_since=case((same, None), else_=QUEUE.c.pending_since),
+        due_at=case((same, None), else_=next_allowed),
+    ), [{"b_user": item.user_id, "b_seq": item.mark_seq, "b_lag": float(lags[item.user_id])}
+        for item in ordered])
+    seqs = dict(session.execute(select(QUEUE.c.user_id, QUEUE.c.mark_seq).where(
+        QUEUE.c.user_id.in_([item.user_id for item in ordered]))).all())
+    return {item.user_id for item in items if seqs.get(item.user_id) == item.mark_seq}
 
 
 def release(item: Claimed, retry_at: datetime) -> None:
     """Give a claim back after a failed refresh; the mark stays, due again at `retry_at`."""
+    release_many([item], retry_at)
+
+
+def release_many(items: list[Claimed], retry_at: datetime) -> None:
+    """`release` for many users in one statement."""
+    if not items:
+        return
     with session_scope() as session:
-        session.execute(update(QUEUE).where(QUEUE.c.user_id == item.user_id).values(
+        session.execute(update(QUEUE).where(
+            QUEUE.c.user_id.in_(sorted(item.user_id for item in items))).values(
             claimed_until=None, claimed_by=None, due_at=retry_at))
 
 

@@ -215,24 +215,46 @@ def load_fold_in_history(user_id: int, limit: int, url: str | None = None) -> pd
     columns and types of load_events_frame) after `id` and `type`: what HybridModel.fold_in
     takes. Two statements on one connection: the interactions joined with their events, then
     those events' tags."""
-    from sqlalchemy import text
-
-    names = [c.strip() for c in _EVENT_SELECT.split(",")]
     with get_engine(url).connect() as connection:
-        rows = connection.execute(text(
-            f"SELECT i.type, {', '.join('e.' + c for c in names)} FROM interactions i "
-            "JOIN events e ON e.id = i.event_id "
-            "WHERE i.user_id = :user_id AND i.type <> 'impression' "
-            "ORDER BY i.occurred_at DESC, i.id DESC LIMIT :limit"),
-            {"user_id": int(user_id), "limit": int(limit)}).all()
-        if not rows:
-            return pd.DataFrame(columns=["id", "type"])
-        ids = sorted({int(row[1]) for row in rows})
-        tags: dict[int, list[str]] = {}
+        return load_fold_in_histories(connection, [user_id], limit)[int(user_id)]
+
+
+def load_fold_in_histories(connection, user_ids: list[int], limit: int) -> dict[int, pd.DataFrame]:
+    """load_fold_in_history for many users on the caller's connection, in two statements
+    whatever their number (a window per user keeps each one's newest `limit`). Every user
+    asked for gets a frame, empty (columns id and type) when they have no history."""
+    from sqlalchemy import bindparam, text
+
+    ids = sorted({int(u) for u in user_ids})
+    if not ids:
+        return {}
+    names = [c.strip() for c in _EVENT_SELECT.split(",")]
+    rows = connection.execute(text(
+        f"SELECT h.user_id, h.type, {', '.join('e.' + c for c in names)} FROM ("
+        "SELECT i.user_id, i.type, i.event_id, row_number() OVER (PARTITION BY i.user_id "
+        "ORDER BY i.occurred_at DESC, i.id DESC) AS position FROM interactions i "
+        "WHERE i.user_id IN :user_ids AND i.type <> 'impression') h "
+        "JOIN events e ON e.id = h.event_id WHERE h.position <= :limit "
+        "ORDER BY h.user_id, h.position").bindparams(bindparam("user_ids", expanding=True)),
+        {"user_ids": ids, "limit": int(limit)}).all()
+    tags: dict[int, list[str]] = {}
+    events = sorted({int(row[2]) for row in rows})
+    if events:
         for event_id, tag in connection.execute(text(
-                f"SELECT event_id, tag FROM event_tags WHERE event_id IN "
-                f"({', '.join(map(str, ids))}) ORDER BY event_id, tag")):
+                "SELECT event_id, tag FROM event_tags WHERE event_id IN :ids "
+                "ORDER BY event_id, tag").bindparams(bindparam("ids", expanding=True)),
+                {"ids": events}):
             tags.setdefault(int(event_id), []).append(tag)
+    per_user: dict[int, list] = {user_id: [] for user_id in ids}
+    for row in rows:
+        per_user[int(row[0])].append(row[1:])
+    return {user_id: _history_frame(names, found, tags) for user_id, found in per_user.items()}
+
+
+def _history_frame(names: list[str], rows: list, tags: dict[int, list[str]]) -> pd.DataFrame:
+    """(type, *event columns) rows into the frame fold_in takes."""
+    if not rows:
+        return pd.DataFrame(columns=["id", "type"])
     columns = dict(zip(["type", *names], map(list, zip(*rows))))
     # plain lists and arrays into one DataFrame: per-column Series cost milliseconds here
     frame: dict[str, Any] = {"id": np.asarray(columns["id"], dtype=np.int64),

@@ -90,3 +90,41 @@ def test_two_servers_and_a_worker_share_one_postgres(db: str) -> None:
     finally:
         for process in (*servers, worker):
             stop(process)
+
+
+def test_a_key_revoked_from_the_command_line_is_refused_by_a_running_server(db: str) -> None:
+    """`api-keys revoke` in its own process; the server already running refuses the key from
+    its next request on, or, where the server keeps checked keys for a moment
+    (beacon.api_keys.KEY_CACHE_S, when it has one), once that moment has passed."""
+    from beacon import api_keys
+    from beacon.api_keys import create_key
+    from tests.auth_support import ADMIN
+
+    world()
+    _train_global()
+    secret = create_key("soon-revoked", "recommend", actor=ADMIN).secret
+    port = free_port()
+    server = _start("serve", "--port", str(port), "--no-access-log", url=db)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, server)
+        url = f"{base}/v1/users/{JAZZ}/recommendations"
+        assert httpx.get(url, headers={"X-API-Key": secret}).status_code == 200
+        revoke = subprocess.run(
+            [sys.executable, "-m", "beacon", "api-keys", "revoke", "soon-revoked"], cwd=REPO_ROOT,
+            env={**os.environ, "DATABASE_URL": db, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True, text=True, timeout=120)
+        assert revoke.returncode == 0, revoke.stderr
+        bound = float(getattr(api_keys, "KEY_CACHE_S", 0.0))
+        if bound == 0:
+            assert httpx.get(url, headers={"X-API-Key": secret}).status_code == 401
+        else:
+            # refused within the bound (the slack: the time a request takes on a busy machine)
+            _until(lambda: httpx.get(url, headers={"X-API-Key": secret}).status_code == 401,
+                   timeout=bound + 5)
+        # and stays refused; a key that was never revoked still works
+        assert httpx.get(url, headers={"X-API-Key": secret}).status_code == 401
+        other = create_key("still-good", "recommend", actor=ADMIN).secret
+        assert httpx.get(url, headers={"X-API-Key": other}).status_code == 200
+    finally:
+        stop(server)

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                      help="at most one refresh per user per this many seconds (default 60, "
                           "or BEACON_REFRESH_INTERVAL_S)")
     run.add_argument("--threads", type=int, default=None,
-                     help="refreshes run side by side (default 4, or BEACON_REFRESH_THREADS)")
+                     help="batches of users refreshed side by side (default 2, or "
+                          "BEACON_REFRESH_THREADS)")
     run.add_argument("--once", action="store_true", help="refresh what is due now, then stop")
     run.set_defaults(handler=run_worker)
 
