@@ -21,7 +21,7 @@ import pandas as pd
 
 from beacon.idmap import IdMap
 
-COATTENDANCE_LAMBDAS = (50.0, 200.0, 500.0, 1500.0)
+COATTENDANCE_LAMBDAS = (100.0, 250.0, 600.0, 1500.0)
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.7, 0.85)
 #: the blend must beat the hybrid alone by this share of its validation NDCG to be switched on
 MIN_RELATIVE_GAIN = 0.01

@@ -13,10 +13,10 @@ from beacon.model.coattendance import (
     COATTENDANCE_LAMBDAS,
     MIN_RELATIVE_GAIN,
     CoAttendance,
-    blend,
     ease,
     gram,
     history_sums,
+    standardized,
     top_events,
     user_histories,
 )
@@ -54,14 +54,17 @@ def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
         hybrid = scores.numpy().astype(np.float64)
         finite = np.isfinite(hybrid)
         hybrid[~finite] = 0.0
+        z_hybrid = standardized(hybrid, finite)
+        valid = finite & known[None, :] & has_history[rows][:, None]
         for lam, b in matrices.items():
             sums = history_sums(b, positions[rows])
             co = np.zeros(hybrid.shape, dtype=np.float32)
             co[:, known] = sums[:, cols[known]]
+            z_co = standardized(co, valid)
             for weight in BLEND_WEIGHTS:
                 if weight == 0 and lam != COATTENDANCE_LAMBDAS[0]:
                     continue
-                mixed = blend(hybrid, co, known, has_history[rows], weight, finite)
+                mixed = (1.0 - weight) * z_hybrid + weight * z_co  # as `blend` mixes
                 mixed[~finite] = -np.inf
                 key = (lam, weight)
                 totals[key] = totals.get(key, 0.0) + \
