@@ -86,6 +86,7 @@ class ModelConfig:
     fold_in_steps: int = 40
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
+    coattendance_events: int = 3000
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -158,6 +159,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "fold_in_steps": (0, 10_000, True),
     "fold_in_learning_rate": (1e-6, 1.0, False),
     "fold_in_l2": (0, 100.0, False),
+    # a dense float32 events x events inverse: 10,000 is 400 MB and a minute on 2 cores
+    "coattendance_events": (0, 10_000, True),
 }
 TYPE_WEIGHT_RANGE = (-10.0, 10.0)
 

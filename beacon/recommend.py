@@ -343,6 +343,10 @@ class _Scoring:
     matrix: Any = None
     popularity: np.ndarray | None = None
     content: Any = None  # (ContentIndex, Profile, cosine per candidate) for "content"
+    #: per candidate: how far the co-attendance part of its blended score exceeds the hybrid
+    #: part (> 0: co-attendance ranked it up); None without that component
+    coattendance: np.ndarray | None = None
+    registered: frozenset[int] = frozenset()
 
     def item_source(self, i: int) -> str:
         """What produced candidate i's place: a content match, or popularity where the
@@ -438,7 +442,8 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
 
 
 def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
-           strategy: str = "beacon", prepared: Prepared | None = None) -> _Scoring:
+           strategy: str = "beacon", prepared: Prepared | None = None,
+           registered: frozenset[int] = frozenset()) -> _Scoring:
     if strategy == "popularity":
         return _popularity_scoring(snapshot, outcome, now)
     if strategy == "content":
@@ -479,15 +484,39 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)
+                values, co_part = _with_coattendance(model, values, registered,
+                                                     matrix.event_ids[rows], arrays.n, rows)
                 if source == "features":
                     values = _near_first(values, _distance_km(outcome, rows))
-            return _Scoring(source, model_version, rows, values, model, context, override, matrix)
+            scoring = _Scoring(source, model_version, rows, values, model, context, override,
+                               matrix)
+            scoring.coattendance = co_part
+            scoring.registered = registered
+            return scoring
         except Exception as error:  # noqa: BLE001 - fall through to popularity
             from beacon import versions
 
             if versions.warn_once(("recommend-score", type(error).__name__)):
                 log.warning("model scoring failed, serving popularity: %s", error)
     return _popularity_scoring(snapshot, outcome, now)
+
+
+def _with_coattendance(model, values: np.ndarray, registered: frozenset[int],
+                       event_ids: np.ndarray, n: int, rows: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The hybrid scores blended with the model's co-attendance component over these
+    candidates, and the co-attendance part of each candidate's blended score ([n], by
+    candidate position; None without the component or without history it knows)."""
+    co = getattr(model, "coattendance", None)
+    if co is None or not registered:
+        return values, None
+    parts = co.parts(values[None, :], [registered], event_ids)
+    if parts is None:
+        return values, None
+    hybrid_part, co_part = parts
+    full = np.zeros(n, dtype=np.float64)
+    full[rows] = co_part[0] - hybrid_part[0]
+    return hybrid_part[0] + co_part[0], full
 
 
 def _near_first(values: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
@@ -604,6 +633,9 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
         terms = []
     collaborative = scoring.source != "features"
     phrases: list[str] = []
+    co_phrase = _coattendance_phrase(scoring, i)
+    if co_phrase:
+        phrases.append(co_phrase)
     for token, contribution in terms:
         if contribution is not None and float(contribution) <= 0:
             continue
@@ -617,6 +649,24 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
         phrases.append("popular with people like you" if collaborative
                        else _profile_phrase(user, distance))
     return "; ".join(phrases)
+
+
+def _coattendance_phrase(scoring: _Scoring, i: int) -> str | None:
+    """"people who went to <title> also went to this" when the co-attendance part ranked
+    candidate i up (its part of the blended score exceeds the hybrid's), naming the event of
+    the user's history that adds most to it."""
+    if scoring.coattendance is None or scoring.coattendance[i] <= 0:
+        return None
+    try:
+        found = scoring.model.coattendance.strongest_source(
+            scoring.registered, int(scoring.matrix.event_ids[i]))
+        if found is None:
+            return None
+        title = catalog.event_titles([found[0]]).get(found[0])
+    except Exception as error:  # noqa: BLE001 - a reason must never fail a request
+        log.warning("co-attendance reason failed: %s", error)
+        return None
+    return f"people who went to {title} also went to this" if title else None
 
 
 def _profile_phrase(user: UserRow, distance: float | None) -> str:
@@ -716,7 +766,7 @@ def _evaluate(user: str | UserRow | Prepared, params: FilterParams | None,
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now, strategy, prepared)
+    scoring = _score(row, snapshot, outcome, now, strategy, prepared, history.registered)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 

@@ -558,11 +558,24 @@ def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
         if refit else len(curve),
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
+        "coattendance": _coattendance_report(model, validation),
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
                         "loss": e.get("loss"), "val_metric": e.get("val_metric")}
                        for e in curve],
     })
+
+
+def _coattendance_report(model, validation: dict[str, Any]) -> dict[str, Any]:
+    """The co-attendance component as stored (weight 0: switched off on validation), with the
+    validation NDCG of the hybrid alone and of the chosen blend."""
+    chosen = dict(validation.get("coattendance") or {})
+    component = getattr(model, "coattendance", None)
+    return {"weight": component.weight if component is not None else 0.0,
+            "lambda": component.lam if component is not None else None,
+            "events": int(len(component.event_ids)) if component is not None else 0,
+            "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
+            "validation_blend_ndcg": chosen.get("blend_ndcg")}
 
 
 def _evaluate(data, config, on_step=None) -> dict:

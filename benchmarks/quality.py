@@ -376,7 +376,15 @@ def fit_beacon(train, split, params, popularity):
     matrix = model.event_matrix(events)
     users = train.users.set_index("id").loc[split.users].reset_index()
     if hasattr(model, "score_users"):  # everything serving scores with (id, tokens, place term)
-        return model.score_users(users, matrix)
+        scores = model.score_users(users, matrix)
+        if getattr(model, "coattendance", None) is None:
+            return scores
+        # serving blends the co-attendance component with the events each user registered for
+        inter = train.interactions
+        registered = inter[inter["type"].astype(str).isin(("register", "attend"))]
+        history = registered.groupby("user_id")["event_id"].agg(lambda ids: ids.to_numpy())
+        return model.blend_users(scores, [history.get(u, np.zeros(0, np.int64))
+                                          for u in split.users], np.asarray(split.cand_ids))
     vectors = model.user_matrix(users)
     return vectors @ matrix.vectors.T + matrix.bias[None, :]
 

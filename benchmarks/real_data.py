@@ -562,7 +562,14 @@ def beacon_in_process(data: MovieLens, task: Task, overrides: dict, seed: int) -
     model = HybridModel.fit(frames, config)
     events = frames.events.set_index("id").loc[task.candidates].reset_index()
     users = frames.users.set_index("id").loc[task.users].reset_index()
-    return model.score_users(users, model.event_matrix(events))
+    histories = task.train.groupby("user")["item"].agg(lambda s: s.to_numpy())
+    history = [histories.get(u, np.zeros(0, np.int64)) for u in task.users]
+    co = model.validation.get("coattendance") or {}
+    C.log(f"[beacon] co-attendance chosen on the model's validation split: weight "
+          f"{co.get('weight')}, lambda {co.get('lambda')} (hybrid {co.get('hybrid_ndcg')}, "
+          f"blend {co.get('blend_ndcg')})")
+    scores = model.score_users(users, model.event_matrix(events))
+    return model.blend_users(scores, history, task.candidates)
 
 
 def training_frames(data: MovieLens, task: Task) -> Any:

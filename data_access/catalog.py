@@ -409,6 +409,16 @@ def popularity_counts(
         return {int(event_id): int(count) for event_id, count in session.execute(query)}
 
 
+def event_titles(event_ids: list[int]) -> dict[int, str]:
+    """Titles of events by database id (ids that do not exist are left out)."""
+    if not event_ids:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(select(Event.id, Event.title)
+                               .where(Event.id.in_([int(i) for i in event_ids])))
+        return {int(event_id): str(title) for event_id, title in rows}
+
+
 def overview_counts(now: datetime) -> dict[str, int]:
     """Users, upcoming events and interactions in the last 7 days, for the console."""
     with session_scope() as session:

@@ -92,6 +92,11 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
         assert fit["best_epoch"] == len(refit)
     assert "train" not in payload["metrics"] and "holdout_model" in payload["metrics"]
     assert stored.hyperparameters["seed"] == 5
+    # the co-attendance component as stored: weight 0 and no lambda when validation left it off
+    co = fit["coattendance"]
+    assert set(co) == {"weight", "lambda", "events", "validation_hybrid_ndcg",
+                       "validation_blend_ndcg"}
+    assert (co["weight"] > 0) == (co["lambda"] is not None) == (co["events"] > 0)
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):

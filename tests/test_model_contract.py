@@ -206,6 +206,38 @@ class ModelContract:
         assert loaded.config == model.config
         assert loaded.counts == model.counts
 
+    def test_coattendance_ranks_what_the_same_people_went_to_and_round_trips(self, model,
+                                                                            world):
+        """Known answer: jazz fans co-attend jazz events, so a history of one jazz event puts
+        the other jazz events first by co-attendance; a cold event (no history) gets the
+        component's neutral 0, and the blob keeps the component."""
+        component = _world_coattendance(model, world, weight=0.7)
+        events = world["events"]
+        matrix = model.event_matrix(events)
+        ids = matrix.event_ids
+        co, known, has_history = component.scores([[100]], ids)
+        assert has_history.tolist() == [True]
+        jazz_warm = np.isin(ids, [101, 102, 103, 104, 105, 106, 107])
+        football = np.isin(ids, list(range(200, 208)))
+        assert co[0, jazz_warm].mean() > 0 and not co[0, football].any()
+        assert jazz_warm[np.argsort(-co[0])[:3]].all()
+        assert not known[ids == 150].any() and not known[ids == 250].any()
+        flat = np.zeros((1, len(ids)))  # a hybrid with no opinion: co-attendance decides
+        blended = component.blended(flat, [[100]], ids)[0]
+        assert jazz_warm[np.argsort(-blended)[:3]].all()
+        assert blended[ids == 150][0] == 0.0  # cold: neither pushed up nor buried
+        hybrid = model.score(context(world, 1), matrix)[None, :]
+        unchanged = component.blended(hybrid, [[]], ids)[0]  # no history: the hybrid's order
+        np.testing.assert_array_equal(np.argsort(-unchanged, kind="stable"),
+                                      np.argsort(-hybrid[0], kind="stable"))
+        copy = HybridModel.from_bytes(model.to_bytes())
+        copy.coattendance = component
+        loaded = HybridModel.from_bytes(copy.to_bytes())
+        assert loaded.coattendance.weight == 0.7 and loaded.coattendance.lam == 10.0
+        np.testing.assert_allclose(loaded.coattendance.matrix, component.matrix, atol=1e-3)
+        assert loaded.coattendance.strongest_source([100, 201], 101)[0] == 100
+        assert "co_matrix" not in loaded.weights
+
     @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
     def test_corrupt_blob_raises_a_clear_error(self, model, damage):
         blob = bytearray(model.to_bytes())
@@ -261,6 +293,53 @@ class ModelContract:
     def test_unfitted_model_raises(self, world):
         with pytest.raises(ModelNotFitted):
             HybridModel().user_vector(context(world, 1))
+
+
+def _world_coattendance(model, world, weight: float):
+    """The co-attendance component of a world's registrations (lambda 10) over the model's
+    known events."""
+    from beacon.model.coattendance import CoAttendance, ease, gram
+
+    inter = world["interactions"]
+    reg = inter[inter["type"] == "register"]
+    ids = np.sort(np.asarray(model.event_map.to_list(), dtype=np.int64))
+    erows = np.searchsorted(ids, reg["event_id"].to_numpy(dtype=np.int64))
+    b = ease(gram(reg["user_id"].to_numpy(dtype=np.int64), erows, np.arange(len(ids))), 10.0)
+    return CoAttendance(ids, b, weight, 10.0)
+
+
+def test_coattendance_closed_form_known_answer():
+    """G = [[2, 1], [1, 2]], lambda 1: P = [[3, -1], [-1, 3]] / 8, B = I - P diag(1/diag P)
+    = [[0, 1/3], [1/3, 0]]."""
+    from beacon.model.coattendance import ease, gram
+
+    g = gram(np.array([0, 0, 1, 2]), np.array([0, 1, 0, 1]), np.array([0, 1]))
+    np.testing.assert_array_equal(g, [[2, 1], [1, 2]])
+    np.testing.assert_allclose(ease(g, 1.0), [[0, 1 / 3], [1 / 3, 0]], rtol=1e-6)
+
+
+def test_coattendance_blend_standardizes_each_part_over_the_candidates():
+    from beacon.model.coattendance import blend
+
+    hybrid = np.array([[10.0, 20.0, 30.0, 40.0]])  # another scale than the co-attendance
+    co = np.array([[0.4, 0.3, 0.2, 0.1]])
+    known = np.array([True, True, True, False])  # the last candidate has no history
+    mixed = blend(hybrid, co, known, np.array([True]), 0.5)[0]
+    z_hybrid = (hybrid[0] - 25.0) / np.std(hybrid[0])
+    z_co = np.array([1.2247449, 0.0, -1.2247449, 0.0])
+    np.testing.assert_allclose(mixed, 0.5 * z_hybrid + 0.5 * z_co, rtol=1e-6)
+    np.testing.assert_allclose(blend(hybrid, co, known, np.array([True]), 0.0)[0], z_hybrid)
+
+
+def test_a_fit_reports_its_coattendance_choice_and_stores_the_component_only_when_chosen():
+    world = tiny_world()
+    config = replace(CONFIG, validation_fraction=0.3, patience=2, epochs=6)
+    model = HybridModel.fit(to_training_data(world), config)
+    chosen = model.validation["coattendance"]
+    assert {row["weight"] for row in chosen["grid"]} >= {0.0, 0.5}
+    assert (model.coattendance is not None) == (chosen["weight"] > 0)
+    off = HybridModel.fit(to_training_data(world), replace(config, coattendance_events=0))
+    assert off.coattendance is None and off.validation["coattendance"]["weight"] == 0.0
 
 
 class TestHybridModel(ModelContract):

@@ -220,6 +220,44 @@ def test_reasons_speak_only_the_truth(db: str) -> None:
     assert user_history(user.id).organizers == frozenset({"Blue Note"})
 
 
+def test_coattendance_ranks_up_and_says_so_in_plain_words(db: str) -> None:
+    """A model whose co-attendance component says people who went to past-jazz-0 went to
+    techno-2: a jazz fan who went to past-jazz-0 gets techno-2 first, and its reason names
+    the event; without the component the same model ranks jazz first."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from beacon import versions
+    from beacon.model import HybridModel
+    from beacon.model.coattendance import CoAttendance
+    from data_access import models_store as store
+    from data_access.db import session_scope
+    from data_access.schema import Event
+
+    world()
+    _train_global()
+    with session_scope() as session:
+        pk = dict(session.execute(select(Event.event_id, Event.id)).all())
+    plain = recommend("jazz0@example.com", FilterParams(), top=3, now=NOW)
+    assert plain.items[0].event_id.startswith("jazz-")
+    assert not any("also went" in r.reason for r in plain.items)
+    model = versions.active_global().model
+    ids = np.array([pk["past-jazz-0"], pk["techno-2"], pk["techno-3"], pk["jazz-3"]])
+    b = np.zeros((4, 4), dtype=np.float32)
+    b[0, 1] = 1.0
+    model.coattendance = CoAttendance(ids, b, weight=0.9, lam=100.0)
+    store.activate(store.insert_version(scope="global", blob=model.to_bytes(),
+                                        fingerprint="co"))
+    versions.clear_cache()
+    ranked = recommend("jazz0@example.com", FilterParams(), top=3, now=NOW)
+    assert ranked.items[0].event_id == "techno-2"
+    assert ranked.items[0].reason.startswith(
+        "people who went to music night past-jazz-0 also went to this")
+    assert not any("also went" in r.reason for r in ranked.items[1:])
+    # nobody without history in the component is touched by it
+    assert recommend("nobody@example.com", FilterParams(), top=3, now=NOW).items
+
+
 # --------------------------------------------------------------------------- command line
 
 

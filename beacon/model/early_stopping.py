@@ -63,13 +63,13 @@ def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _V
         _report(history, callback, EpochReport(epoch, config.epochs, loss, metric,
                                                time.perf_counter() - began, "train"))
         best = _best_epoch(values, half, config.min_delta, config.min_epochs)
-        if not config.refit:
-            states[epoch] = trainer.state()
-            for old in [e for e in states if e < best]:
-                del states[old]
+        # Kept with refit too: the co-attendance blend is chosen against the best epoch.
+        states[epoch] = trainer.state()
+        for old in [e for e in states if e < best]:
+            del states[old]
         if epoch >= config.min_epochs and epoch - half - best >= config.patience:
             break
     best = _best_epoch(values, half, config.min_delta, config.min_epochs)
-    if not config.refit and best in states:
+    if best in states:
         trainer.load_state(states[best])
     return best, _smoothed(values, best, half)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
+from beacon.model.coattendance_fit import choose_blend, fit_component
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
@@ -67,7 +68,9 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             validation = {"split": config.validation_split, "split_time": split,
                           "best_epoch": best_epoch,
                           "best_ndcg": best, "users": int(len(validator.users)),
-                          "candidates": int(len(validator.candidates))}
+                          "candidates": int(len(validator.candidates)),
+                          "coattendance": choose_blend(prep, train_rows, validator, trainer,
+                                                       config)}
             epochs = max(best_epoch, 1)
     all_pairs = _pairs(prep.rows)
     if trainer is None or config.refit:
@@ -78,7 +81,13 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             loss = trainer.run_epoch(all_pairs)
             _report(history, callback, EpochReport(epoch, epochs, loss, None,
                                                    time.perf_counter() - began, phase))
-    return _from_trainer(cls, trainer, prep, all_pairs, config, device, history, validation)
+    model = _from_trainer(cls, trainer, prep, all_pairs, config, device, history, validation)
+    chosen = validation.get("coattendance") or {}
+    if chosen.get("weight", 0) > 0:
+        model.coattendance = fit_component(prep, prep.rows,
+                                           prep.events["id"].to_numpy(dtype=np.int64),
+                                           chosen["weight"], chosen["lambda"], config)
+    return model
 
 
 def _from_trainer(cls: type[HybridModel], trainer: _Trainer, prep: _Prepared,

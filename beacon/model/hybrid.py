@@ -20,6 +20,7 @@ from beacon.features import (
     user_tokens,
 )
 from beacon.idmap import IdMap
+from beacon.model.coattendance import CoAttendance
 from beacon.model.fitting import fit_model
 from beacon.model.fold_in import FoldIn
 from beacon.model.network import _bag_sum
@@ -50,6 +51,8 @@ class HybridModel(PlaceTerm, FoldIn):
         self.device = device
         self.validation: dict[str, Any] = dict(validation or {})
         self.contrast_cities: list[str | None] = list(contrast_cities or [])
+        #: the co-attendance component (None: not chosen on validation, or an older blob)
+        self.coattendance: CoAttendance | None = None
         self._event_tok_padded: np.ndarray | None = None
         self._contrast_place: Places | None = None
 
@@ -153,13 +156,22 @@ class HybridModel(PlaceTerm, FoldIn):
               user_override: tuple[np.ndarray, float] | None = None,
               rows: np.ndarray | None = None) -> np.ndarray:
         """Scores of every event in the matrix (or of its rows `rows`) for this user: one
-        matrix-vector product plus the place term."""
+        matrix-vector product plus the place term (the hybrid alone: `blend_users` adds the
+        co-attendance component over a user's candidates)."""
         vec, ubias = user_override if user_override is not None else self.user_vector(user)
         vectors, bias = (events.vectors, events.bias) if rows is None else \
             (events.vectors[rows], events.bias[rows])
         scores = vectors @ np.asarray(vec, dtype=np.float32) + bias + np.float32(ubias)
         place = self.place_scores(user, events, rows)
         return scores if place is None else scores + place
+
+    def blend_users(self, scores: np.ndarray, histories: list[Any],
+                    event_ids: np.ndarray) -> np.ndarray:
+        """[users, events] hybrid scores blended with the co-attendance component (unchanged
+        without one); `histories`: per user, the ids of the events they registered for."""
+        if self.coattendance is None:
+            return scores
+        return self.coattendance.blended(scores, histories, event_ids)
 
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,

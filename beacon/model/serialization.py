@@ -11,6 +11,7 @@ from beacon.config import ModelConfig
 from beacon.errors import BeaconError
 from beacon.features import PLACE_FEATURES, Vocabulary
 from beacon.idmap import IdMap
+from beacon.model.coattendance import CoAttendance
 
 if TYPE_CHECKING:
     from beacon.model.hybrid import HybridModel
@@ -36,8 +37,15 @@ def model_to_bytes(model: HybridModel) -> bytes:
         "validation": model.validation,
         "contrast_cities": model.contrast_cities,
     }
+    co = model.coattendance
+    if co is not None:
+        meta["coattendance"] = {"weight": co.weight, "lambda": co.lam}
     arrays = {k: model.weights[k] for k in (*_WEIGHT_KEYS, *_OPTIONAL_KEYS)
               if k in model.weights}
+    if co is not None:
+        # float16 halves the largest array of the blob; ranking does not need more precision
+        arrays["co_event_ids"] = np.asarray(co.event_ids, dtype=np.int64)
+        arrays["co_matrix"] = co.matrix.astype(np.float16)
     arrays["user_ids"] = np.asarray(model.user_map.to_list(), dtype=np.int64)
     arrays["event_ids"] = np.asarray(model.event_map.to_list(), dtype=np.int64)
     arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
@@ -64,6 +72,7 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
     missing = [k for k in (*_WEIGHT_KEYS, "user_ids", "event_ids") if k not in arrays]
     if missing:
         raise BeaconError(f"model blob is missing {', '.join(missing)}")
+    coattendance = _coattendance(arrays, meta)
     model = cls(
         config=ModelConfig.from_dict(meta["config"]),
         user_map=IdMap(arrays.pop("user_ids")),
@@ -75,7 +84,21 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
         contrast_cities=meta.get("contrast_cities"),
     )
     _check_shapes(model)
+    model.coattendance = coattendance
     return model
+
+
+def _coattendance(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CoAttendance | None:
+    """The stored co-attendance component, or None (a blob without one scores as before)."""
+    co_meta = meta.get("coattendance")
+    ids, matrix = arrays.pop("co_event_ids", None), arrays.pop("co_matrix", None)
+    if not co_meta or ids is None or matrix is None:
+        return None
+    if matrix.shape != (len(ids), len(ids)):
+        raise BeaconError(f"model blob is inconsistent: co_matrix has shape {matrix.shape}, "
+                          f"expected {(len(ids), len(ids))}")
+    return CoAttendance(ids.astype(np.int64), matrix.astype(np.float32),
+                        float(co_meta["weight"]), float(co_meta["lambda"]))
 
 
 def _check_shapes(model: HybridModel) -> None:

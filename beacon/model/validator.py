@@ -2,6 +2,7 @@
 at the split time, scored in blocks of users (with the place term) to bound memory."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,6 +89,14 @@ class _Validator:
 
     def metric(self, trainer: _Trainer) -> float:
         """Mean NDCG@k over the validation users, scored in blocks of users to bound memory."""
+        total = 0.0
+        for rows, scores in self.score_blocks(trainer):
+            total += _ndcg_top_k(scores, self.relevant[rows], self.k) * len(scores)
+        return total / len(self.users)
+
+    def score_blocks(self, trainer: _Trainer) -> Iterator[tuple[slice, Any]]:
+        """(user rows, torch [block, candidates] hybrid scores) per block of validation users,
+        -inf where a candidate is not shown to that user (started, registered, rejected)."""
         torch = _torch()
         vectors, bias = trainer.all_event_vectors()
         users = torch.from_numpy(trainer.users_vectors(self.users))
@@ -95,7 +104,6 @@ class _Validator:
         event_bias = torch.from_numpy(bias[self.candidates])
         w = trainer.modules["place"]["w"].detach().cpu().numpy() \
             if trainer.config.locality else None
-        total = 0.0
         for start in range(0, len(self.users), VALIDATION_BLOCK):
             rows = slice(start, start + VALIDATION_BLOCK)
             with torch.no_grad():
@@ -110,8 +118,7 @@ class _Validator:
                     scores[torch.from_numpy(started)] = -np.inf
                 excluded = self._excluded_in(start, start + len(scores))
                 scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -np.inf
-                total += _ndcg_top_k(scores, self.relevant[rows], self.k) * len(scores)
-        return total / len(self.users)
+            yield rows, scores
 
 
 def _ndcg_top_k(scores, relevant: np.ndarray, k: int) -> float:

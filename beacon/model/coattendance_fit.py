@@ -1,0 +1,118 @@
+"""Fitting the co-attendance component: lambda and the blend weight chosen on the
+early-stopping validation split, then B computed again over all training data."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beacon.config import ModelConfig
+from beacon.model.coattendance import (
+    BLEND_WEIGHTS,
+    COATTENDANCE_LAMBDAS,
+    MIN_RELATIVE_GAIN,
+    CoAttendance,
+    ease,
+    gram,
+    history_sums,
+    standardized,
+    top_events,
+    user_histories,
+)
+from beacon.model.data import _Prepared
+from beacon.model.trainer import _Trainer
+from beacon.model.validator import STRONG_SHARE, _Validator
+from beacon.ranking_metrics import ndcg_of_top
+
+
+def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (urow, erow) of the strong positives (registrations, attendance): the history
+    serving knows a user by."""
+    strong = rows[rows["weight"] >= STRONG_SHARE * prep.max_weight]
+    return strong[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
+
+
+def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validator,
+                 trainer: _Trainer, config: ModelConfig) -> dict[str, Any]:
+    """The validation NDCG@k of each (lambda, weight) and the choice: the best blend, kept only
+    when it beats the hybrid alone (weight 0) by MIN_RELATIVE_GAIN of its NDCG.
+
+    As serving does, B only knows the past: with the per-user split, B comes from the
+    training rows before `since` (the median of the users' split times) and only the users
+    whose split is at or after it are scored. (B from every training row would let early users'
+    validation events borrow the co-attendance of everybody who came later: on the demo data
+    that chose a blend that lost 9% on a time split.)"""
+    pairs = strong_pairs(prep, train_rows)
+    scored = np.ones(len(validator.users), dtype=bool)
+    past = pairs
+    if validator.user_split is not None:
+        since = int(np.median(validator.user_split))
+        scored = validator.user_split >= since
+        past = strong_pairs(prep, train_rows[train_rows["t"].to_numpy() < since])
+    events = top_events(past["erow"].to_numpy(), config.coattendance_events) \
+        if len(past) else np.zeros(0, dtype=np.int64)
+    if len(events) < 2 or config.coattendance_events <= 0:
+        return {"weight": 0.0, "lambda": None, "grid": []}
+    g = gram(past["urow"].to_numpy(), past["erow"].to_numpy(), events)
+    cols = np.searchsorted(events, validator.candidates)
+    known = (cols < len(events)) & (events[np.minimum(cols, len(events) - 1)]
+                                    == validator.candidates)
+    positions = [np.searchsorted(events, h[np.isin(h, events)])
+                 for h in user_histories(pairs, validator.users)]
+    has_history = np.array([len(p) > 0 for p in positions], dtype=bool)
+    matrices = {lam: ease(g, lam) for lam in COATTENDANCE_LAMBDAS}
+    totals: dict[tuple[float, float], float] = {}
+    for rows, scores in validator.score_blocks(trainer):
+        keep = scored[rows]
+        if not keep.any():
+            continue
+        rows = np.arange(len(validator.users))[rows][keep]
+        hybrid = scores.numpy()[keep].astype(np.float64)
+        finite = np.isfinite(hybrid)
+        hybrid[~finite] = 0.0
+        z_hybrid = standardized(hybrid, finite)
+        valid = finite & known[None, :] & has_history[rows][:, None]
+        for lam, b in matrices.items():
+            sums = history_sums(b, [positions[i] for i in rows])
+            co = np.zeros(hybrid.shape, dtype=np.float32)
+            co[:, known] = sums[:, cols[known]]
+            z_co = standardized(co, valid)
+            for weight in BLEND_WEIGHTS:
+                if weight == 0 and lam != COATTENDANCE_LAMBDAS[0]:
+                    continue
+                mixed = (1.0 - weight) * z_hybrid + weight * z_co  # as `blend` mixes
+                mixed[~finite] = -np.inf
+                key = (lam, weight)
+                totals[key] = totals.get(key, 0.0) + \
+                    _ndcg(mixed, validator.relevant[rows], validator.k) * len(hybrid)
+    if not totals:
+        return {"weight": 0.0, "lambda": None, "grid": []}
+    n = max(int(scored.sum()), 1)
+    grid = [{"lambda": lam, "weight": w, "ndcg": round(total / n, 5)}
+            for (lam, w), total in totals.items()]
+    alone = totals[(COATTENDANCE_LAMBDAS[0], 0.0)] / n
+    lam, weight = max(totals, key=lambda key: (totals[key], -key[1]))
+    best = totals[(lam, weight)] / n
+    if weight == 0 or best <= alone * (1 + MIN_RELATIVE_GAIN):
+        return {"weight": 0.0, "lambda": None, "grid": grid, "hybrid_ndcg": round(alone, 5)}
+    return {"weight": weight, "lambda": lam, "grid": grid, "hybrid_ndcg": round(alone, 5),
+            "blend_ndcg": round(best, 5)}
+
+
+def fit_component(prep: _Prepared, rows: pd.DataFrame, event_ids: np.ndarray,
+                  weight: float, lam: float, config: ModelConfig) -> CoAttendance | None:
+    """B over all training rows with the chosen lambda; `event_ids`: model id per frame row."""
+    pairs = strong_pairs(prep, rows)
+    events = top_events(pairs["erow"].to_numpy(), config.coattendance_events)
+    if len(events) < 2:
+        return None
+    b = ease(gram(pairs["urow"].to_numpy(), pairs["erow"].to_numpy(), events), lam)
+    return CoAttendance(event_ids[events], b, float(weight), float(lam))
+
+
+def _ndcg(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+    return ndcg_of_top(np.take_along_axis(top, order, 1), relevant)
