@@ -25,6 +25,11 @@ from beacon.model.trainer import _Trainer
 from beacon.model.validator import STRONG_SHARE, _Validator
 from beacon.ranking_metrics import ndcg_of_top
 
+#: users scored for the (lambda, weight) choice: a coarse grid needs a steady estimate, not
+#: every validation user (each grid cell ranks users x every upcoming event)
+CHOICE_MAX_USERS = 600
+CHOICE_SAMPLE_SEED = 20261205
+
 
 def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
     """Distinct (urow, erow) of the strong positives (registrations, attendance): the history
@@ -50,6 +55,11 @@ def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
         since = int(np.median(validator.user_split))
         scored = validator.user_split >= since
         past = strong_pairs(prep, train_rows[train_rows["t"].to_numpy() < since])
+    if scored.sum() > CHOICE_MAX_USERS:
+        keep = np.random.default_rng(CHOICE_SAMPLE_SEED).choice(
+            np.flatnonzero(scored), CHOICE_MAX_USERS, replace=False)
+        scored = np.zeros_like(scored)
+        scored[keep] = True
     events = top_events(past["erow"].to_numpy(), config.coattendance_events) \
         if len(past) else np.zeros(0, dtype=np.int64)
     if len(events) < 2 or config.coattendance_events <= 0:
