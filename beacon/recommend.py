@@ -36,9 +36,10 @@ import numpy as np
 from beacon import filters as F
 from beacon.errors import BeaconError, UnknownUser
 from beacon.filters import CandidateArrays, FilterOutcome, FilterParams
-from data_access import catalog, catalog_sync
+from data_access import catalog, catalog_sync, models_store
 from data_access.catalog import UserHistory, UserRow
 from data_access.db import database_url
+from data_access.serving_read import ServingRead, serving_read
 
 log = logging.getLogger(__name__)
 
@@ -355,13 +356,13 @@ def _user_context(user: UserRow):
     )
 
 
-def _load_active():
+def _load_active(active_id: int | None):
     try:
         from beacon import versions
     except ImportError:
         return None, None
     try:
-        return versions, versions.active_global()
+        return versions, versions.serving_model(active_id)
     except Exception as error:  # noqa: BLE001 - a broken model must not break serving
         if versions.warn_once(("recommend-load", type(error).__name__)):
             log.warning("active model could not be loaded, serving popularity: %s", error)
@@ -423,14 +424,28 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
                     content=(index, profile, cosine))
 
 
+def _personal(versions, read: ServingRead, user: UserRow, version_id: int):
+    """The user's fold-in vector on the served version: read with the user when that version
+    is the active one, asked for separately while a fallback version serves."""
+    if version_id == read.active_model_id:
+        found = read.personal
+        return None if found is None else versions.personal_from_row(
+            found.version_id, found.created_at, found.blob, base_version_id=version_id)
+    try:
+        return versions.personal_vector(user.id, version_id)
+    except Exception as error:  # noqa: BLE001
+        log.warning("personal vector for user %s unavailable: %s", user.id, error)
+        return None
+
+
 def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
-           strategy: str = "beacon") -> _Scoring:
+           read: ServingRead, strategy: str = "beacon") -> _Scoring:
     if strategy == "popularity":
         return _popularity_scoring(snapshot, outcome, now)
     if strategy == "content":
         return _content_scoring(user, snapshot, outcome, now)
     arrays = snapshot.arrays
-    versions, loaded = _load_active()
+    versions, loaded = _load_active(read.active_model_id)
     if loaded is not None:
         try:
             model = loaded.model
@@ -438,11 +453,7 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             override = None
             source = "features"
             model_version = int(loaded.version_id)
-            personal = None
-            try:
-                personal = versions.personal_vector(user.id, loaded.version_id)
-            except Exception as error:  # noqa: BLE001
-                log.warning("personal vector for user %s unavailable: %s", user.id, error)
+            personal = _personal(versions, read, user, int(loaded.version_id))
             if personal is not None:
                 override = (np.asarray(personal.vector, dtype=np.float32), float(personal.bias))
                 source = "personal"
@@ -681,19 +692,20 @@ def _evaluate(user: str | UserRow, params: FilterParams | None, now: datetime | 
     now = _now(now)
     if isinstance(user, UserRow):
         row = user
-        history, stamp = catalog_sync.history_with_stamp(user.id)
+        read = serving_read(user_id=user.id)
     else:
-        found, stamp = catalog_sync.serving_user_with_stamp(user)
-        if found is None:
+        read = serving_read(email=user)
+        if read.user is None:
             raise UnknownUser(user)
-        row, history = found
-    snapshot = _candidates(now, stamp)
+        row = read.user
+    history = read.history
+    snapshot = _candidates(now, read.stamp)
     outcome = F.apply_filters(
         snapshot.arrays, params, now=now,
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now, strategy)
+    scoring = _score(row, snapshot, outcome, now, read, strategy)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 
@@ -711,14 +723,17 @@ def _text_or_none(value) -> str | None:
 
 
 def recommend(user: str | UserRow, params: FilterParams | None = None, top: int = 10,
-              now: datetime | None = None, strategy: str = "beacon") -> RecommendationResult:
+              now: datetime | None = None, strategy: str = "beacon",
+              explain_from: int | None = 0) -> RecommendationResult:
     """The top `top` events for a user (email or row) that pass every filter, best first, with
-    reasons, scored by `strategy` (one of STRATEGIES)."""
+    reasons, scored by `strategy` (one of STRATEGIES). Reasons are written for the items from
+    index `explain_from` on (a page after an offset), for none with None (reason "")."""
     if top < 1:
         raise BeaconError(f"--top must be at least 1, got {top}")
     ev = _evaluate(user, params, now, lazy=True, strategy=strategy)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, top)
+    explained = top if explain_from is None else explain_from
     items = []
     for rank, (i, score) in enumerate(zip(scoring.rows[order].tolist(),
                                           scoring.values[order].tolist()), start=1):
@@ -727,7 +742,8 @@ def recommend(user: str | UserRow, params: FilterParams | None = None, top: int 
             event_id=str(arrays.event_id[i]),
             title=str(arrays.value(i, "title")),
             score=score,
-            reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
+            reason="" if rank <= explained else
+            _reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
             source=scoring.item_source(i),
             distance_km=outcome.distance(i),
             local_start=local_start,
@@ -807,6 +823,6 @@ def warm(now: datetime | None = None) -> None:
     """Load the candidate snapshot and the active model's event matrix now (a server's start),
     so the first request does not pay for them."""
     snapshot = _candidates(_now(now))
-    _, loaded = _load_active()
+    _, loaded = _load_active(models_store.active_global_id())
     if loaded is not None and snapshot.arrays.n:
         _event_matrix(snapshot, loaded)
