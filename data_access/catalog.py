@@ -205,9 +205,7 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
     for event_id, kind, at, organizer, category in session.execute(last):
         latest.setdefault(event_id, {})[kind] = at
         features[event_id] = (organizer, category)
-    registered, rejected = _decided(latest)
-    organizers = {features[e][0] for e in registered if features[e][0]}
-    categories = {features[e][1] for e in registered if features[e][1]}
+    registered, rejected, organizers, categories = _decided(latest, features)
     tags: set[str] = set()
     if registered:
         tags = set(
@@ -256,9 +254,10 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
     )
 
 
-def _decided(latest: dict[int, dict[str, datetime]]) -> tuple[set[int], set[int]]:
-    """(registered, rejected) event ids from each event's latest time per decision type: a
-    register counts unless a later unregister undid it."""
+def _decided(latest: dict[int, dict[str, datetime]],
+             features: dict[int, tuple[str | None, str | None]]):
+    """From each event's latest register / unregister / reject: (registered, rejected, and the
+    organizers and categories of what is registered)."""
     registered = set()
     rejected = set()
     for event_id, kinds in latest.items():
@@ -268,32 +267,9 @@ def _decided(latest: dict[int, dict[str, datetime]]) -> tuple[set[int], set[int]
         unreg = kinds.get("unregister")
         if reg is not None and (unreg is None or _as_naive(reg) > _as_naive(unreg)):
             registered.add(event_id)
-    return registered, rejected
-
-
-def decisions_from_rows(user_id: int, rows) -> UserHistory:
-    """A UserHistory (without `recent`) from rows of (event id, type, latest time of that type,
-    organizer, category, one tag of the event or None): user_history's fold, for a caller that
-    read them in one statement."""
-    latest: dict[int, dict[str, datetime]] = {}
-    features: dict[int, tuple[str | None, str | None]] = {}
-    event_tags: dict[int, set[str]] = {}
-    for event_id, kind, at, organizer, category, tag in rows:
-        known = latest.setdefault(event_id, {})
-        if kind not in known or _as_naive(at) > _as_naive(known[kind]):
-            known[kind] = at
-        features[event_id] = (organizer, category)
-        if tag is not None:
-            event_tags.setdefault(event_id, set()).add(tag)
-    registered, rejected = _decided(latest)
-    return UserHistory(
-        user_id=user_id,
-        registered=frozenset(registered),
-        rejected=frozenset(rejected),
-        organizers=frozenset(features[e][0] for e in registered if features[e][0]),
-        categories=frozenset(features[e][1] for e in registered if features[e][1]),
-        tags=frozenset(t for e in registered for t in event_tags.get(e, ())),
-    )
+    organizers = {features[e][0] for e in registered if features[e][0]}
+    categories = {features[e][1] for e in registered if features[e][1]}
+    return registered, rejected, organizers, categories
 
 
 def user_event_interactions(user_id: int, limit: int = 500) -> list[dict]:

@@ -25,7 +25,7 @@ SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("BEACON_SQLITE_BUSY_TIMEOUT_MS", "")
 #: round trip); one returned more recently is trusted, so a busy server pays no ping per
 #: checkout. A connection dropped inside that second fails one statement, which invalidates
 #: the pool (every older connection is replaced); reads that may run twice retry once
-#: (`read_retrying`). BEACON_DB_PING_AFTER_IDLE_S overrides it (0: ping every checkout).
+#: (`run_retrying`). BEACON_DB_PING_AFTER_IDLE_S overrides it (0: ping every checkout).
 PING_AFTER_IDLE_S = float(os.environ.get("BEACON_DB_PING_AFTER_IDLE_S", "") or 1.0)
 #: connections older than this are closed and replaced (server-side idle timeouts, failovers)
 POOL_RECYCLE_S = 1800
@@ -230,15 +230,16 @@ def _sessionmaker(url: str) -> sessionmaker:
     return factory
 
 
-def read_retrying(read: Callable[[Connection], T], url: str | None = None) -> T:
-    """Run `read` on one pooled connection in autocommit mode (no BEGIN / COMMIT round trips;
-    for reads whose statements need not share a snapshot), once more on a fresh connection
-    when the first was found dropped (a server restart): a read may safely run twice."""
+def run_retrying(work: Callable[[Connection], T], url: str | None = None) -> T:
+    """Run `work` on one pooled connection in autocommit mode (no BEGIN / COMMIT round trips:
+    each statement commits alone), once more on a fresh connection when the first was found
+    dropped (a server restart). Only for work that may safely run twice: reads, and writes
+    that are no-ops when repeated."""
     engine = get_engine(url)
     for attempt in (1, 2):
         try:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                return read(connection)
+                return work(connection)
         except DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise

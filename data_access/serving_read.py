@@ -16,9 +16,9 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, func, literal, select
 from sqlalchemy.orm import aliased
 
-from data_access.catalog import UserHistory, UserRow, decisions_from_rows
+from data_access.catalog import UserHistory, UserRow, _as_naive, _decided
 from data_access.catalog_sync import STAMP_ID
-from data_access.db import read_retrying
+from data_access.db import run_retrying
 from data_access.emails import normalize_email
 from data_access.schema import CatalogStamp, Event, EventTag, Interaction, ModelVersion, User, \
     UserInterest
@@ -87,6 +87,26 @@ def _decisions():
                       EventTag.tag))
 
 
+def decisions_from_rows(user_id: int, rows) -> UserHistory:
+    """catalog.user_history's answer (without `recent`) from statement 2's rows: (event id,
+    type, latest time of that type, organizer, category, one tag of the event or None)."""
+    latest: dict[int, dict[str, datetime]] = {}
+    features: dict[int, tuple[str | None, str | None]] = {}
+    event_tags: dict[int, set[str]] = {}
+    for event_id, kind, at, organizer, category, tag in rows:
+        known = latest.setdefault(event_id, {})
+        if kind not in known or _as_naive(at) > _as_naive(known[kind]):
+            known[kind] = at
+        features[event_id] = (organizer, category)
+        if tag is not None:
+            event_tags.setdefault(event_id, set()).add(tag)
+    registered, rejected, organizers, categories = _decided(latest, features)
+    return UserHistory(
+        user_id=user_id, registered=frozenset(registered), rejected=frozenset(rejected),
+        organizers=frozenset(organizers), categories=frozenset(categories),
+        tags=frozenset(t for e in registered for t in event_tags.get(e, ())))
+
+
 #: built once: composing these per request cost more than running them
 _HEAD_BY_EMAIL = _head(by_email=True)
 _HEAD_BY_ID = _head(by_email=False)
@@ -125,4 +145,4 @@ def serving_read(email: str | None = None, user_id: int | None = None) -> Servin
                            else int(first.active_id),
                            user=user, history=history, personal=personal)
 
-    return read_retrying(read)
+    return run_retrying(read)
