@@ -28,6 +28,7 @@ import threading
 import time as _time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -538,6 +539,13 @@ def _norm(value: Any) -> str:
     return " ".join(str(value).strip().lower().split())
 
 
+@lru_cache(maxsize=1024)
+def _normalized(values: tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    """_norm of each value (a user's interests, their history's tags...): once per request,
+    not once per scoring term."""
+    return frozenset(_norm(v) for v in values)
+
+
 def _humanize(token: str, user: UserRow, history: UserHistory, distance: float | None,
               origin_label: str, local_start: datetime | None, now: datetime,
               collaborative: bool = True) -> str | None:
@@ -546,21 +554,21 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
     for a term that neither their interests, history, place nor time explain."""
     kind, _, value = str(token).partition(":")
     crowd = "popular with people like you" if collaborative else None
-    interests = {_norm(t) for t in user.tags}
+    interests = _normalized(user.tags)
     if kind == "tag":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
-        if _norm(value) in {_norm(t) for t in history.tags}:
+        if _norm(value) in _normalized(history.tags):
             return f"like events you registered for: {value}"
         return crowd
     if kind == "organizer":
-        if value in history.organizers or _norm(value) in {_norm(o) for o in history.organizers}:
+        if value in history.organizers or _norm(value) in _normalized(history.organizers):
             return f"organizer you registered with before: {value}"
         return crowd
     if kind == "category":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
-        if _norm(value) in {_norm(c) for c in history.categories}:
+        if _norm(value) in _normalized(history.categories):
             return f"like events you registered for: {value}"
         return crowd
     if kind == "city":
