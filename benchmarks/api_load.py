@@ -253,6 +253,70 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
             "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
 
 
+async def _open_loop(base: str, key: str, emails: list[str], clients: int, rate: float,
+                     seconds: float) -> dict:
+    """Open loop: request j is due at start + j / rate whatever happened before, and is sent by
+    the next free one of `clients` connections. Latency counts from when a request was due,
+    so time spent waiting for a free connection (a backlog) counts in full."""
+    import httpx
+
+    q = query(datetime.now(timezone.utc))
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(10**9))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits,
+                                 timeout=30) as client:
+        async def one_client(start: float, until: float, record: bool) -> None:
+            while True:
+                j = next(counter)
+                due = start + j / rate
+                if due >= until:
+                    return
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                email = emails[j % len(emails)]
+                try:
+                    response = await client.get(f"/v1/users/{email}/recommendations", params=q)
+                    ok, why = response.status_code == 200, str(response.status_code)
+                except httpx.HTTPError as error:
+                    ok, why = False, type(error).__name__
+                if not record:
+                    continue
+                if ok:
+                    latencies.append(time.perf_counter() - due)
+                else:
+                    errors[why] = errors.get(why, 0) + 1
+
+        warm = time.perf_counter()
+        await asyncio.gather(*(one_client(warm, warm + min(2.0, seconds / 5), False)
+                               for _ in range(clients)))
+        counter = iter(range(10**9))
+        began = time.perf_counter()
+        await asyncio.gather(*(one_client(began, began + seconds, True) for _ in range(clients)))
+        wall = time.perf_counter() - began
+    stats = C.summary_ms(latencies) if latencies else {}
+    p95 = C.percentile([x * 1000 for x in latencies], 95) if latencies else None
+    return {"mode": "open loop", "clients": clients, "offered_rps": round(rate, 1),
+            "seconds": round(wall, 1), "requests": len(latencies),
+            "throughput_rps": round(len(latencies) / wall, 1),
+            "p95_ms": None if p95 is None else round(p95, 3),
+            "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
+
+
+async def _level(base: str, key: str, emails: list[str], level: str, seconds: float,
+                 open_fraction: float, done: dict) -> dict:
+    """One load level: "8" is 8 closed-loop clients; "open8" is 8 clients offering
+    `open_fraction` of the best closed-loop throughput measured before it."""
+    if not level.startswith("open"):
+        return await _load(base, key, emails, int(level), seconds)
+    capacity = max((r["throughput_rps"] for r in done.values() if "offered_rps" not in r),
+                   default=0.0)
+    if capacity <= 0:
+        raise SystemExit(f"{level}: run a closed-loop level before it (its capacity sets the rate)")
+    return await _open_loop(base, key, emails, int(level[4:]), open_fraction * capacity,
+                            seconds)
+
+
 async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds: float,
                      settle: float) -> dict:
     """`rate` interactions a second for `seconds` (one batch per 100 ms); for each user's first
@@ -324,7 +388,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=7, help="days of demo history")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--clients", default="1,8,32,open8",
+                        help="closed-loop levels (client counts); openN: N clients pacing "
+                             "--open-fraction of the best closed-loop throughput (open loop)")
+    parser.add_argument("--open-fraction", type=float, default=0.5)
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=50, help="interactions per second")
@@ -361,10 +428,11 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
-        levels = [] if args.freshness_only else [int(c) for c in args.clients.split(",")]
+        levels = [] if args.freshness_only else args.clients.split(",")
         load = {}
         for clients in levels:
-            load[str(clients)] = asyncio.run(_load(base, key, emails, clients, args.seconds))
+            load[str(clients)] = asyncio.run(_level(base, key, emails, clients, args.seconds,
+                                                    args.open_fraction, load))
             C.log(f"{clients} clients: {json.dumps(load[str(clients)])}")
         fresh = asyncio.run(_freshness(base, key, quiet_users(2000), args.rate,
                                        args.stream_seconds, settle=60))
@@ -373,7 +441,8 @@ def main() -> None:
         for process in (server, *workers):
             stop(process)
 
-    top = load.get(str(max(levels)), {}) if levels else {}
+    closed = [int(level) for level in levels if level.isdigit()]
+    top = load.get(str(max(closed)), {}) if closed else {}
     eight = load.get("8", {})
     ratio = round(top.get("throughput_rps", 0) / best_in_process, 3) if best_in_process else None
     headline = {
