@@ -591,16 +591,25 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
     return crowd
 
 
-def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
-                  history: UserHistory, distance: float | None, origin_label: str,
-                  local_start: datetime | None, now: datetime) -> str:
+def _explained(scoring: _Scoring, arrays: CandidateArrays, rows: list[int]) -> dict:
+    """The model's top terms for each of `rows` (a page), in one pass; empty for the levels
+    that do not explain with the model, or when explaining fails (the reasons then fall back
+    to what the user's profile says)."""
+    if scoring.model is None or scoring.source in ("popularity", "content") or not rows:
+        return {}
     try:
-        terms = scoring.model.explain(
-            scoring.context, arrays.row(i), top=4, user_override=scoring.override
-        )
+        pages = scoring.model.explain_many(scoring.context, [arrays.row(i) for i in rows],
+                                           top=4, user_override=scoring.override)
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("explain failed: %s", error)
-        terms = []
+        return {}
+    return dict(zip(rows, pages))
+
+
+def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
+                  history: UserHistory, distance: float | None, origin_label: str,
+                  local_start: datetime | None, now: datetime, explained: dict) -> str:
+    terms = explained.get(i, [])
     collaborative = scoring.source != "features"
     phrases: list[str] = []
     for token, contribution in terms:
@@ -638,7 +647,7 @@ def _popularity_reason(count: float, distance: float | None) -> str:
 
 def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
             history: UserHistory, outcome: FilterOutcome, local_start: datetime | None,
-            now: datetime) -> str:
+            now: datetime, explained: dict) -> str:
     distance = outcome.distance(i)
     if scoring.source == "content" and scoring.content[2][i] > 0:
         index, profile, _ = scoring.content
@@ -648,7 +657,7 @@ def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
     if scoring.source in ("popularity", "content"):
         return _popularity_reason(scoring.popularity[i], distance)
     return _model_reason(scoring, arrays, i, user, history, distance, outcome.origin_label,
-                         local_start, now)
+                         local_start, now, explained)
 
 
 # --------------------------------------------------------------------------- the one code path
@@ -741,17 +750,19 @@ def recommend(user: str | UserRow, params: FilterParams | None = None, top: int 
     ev = _evaluate(user, params, now, lazy=True, strategy=strategy)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, top)
-    explained = top if explain_from is None else explain_from
+    ranked = scoring.rows[order].tolist()
+    skipped = top if explain_from is None else explain_from
+    explained = _explained(scoring, arrays, ranked[skipped:])
     items = []
-    for rank, (i, score) in enumerate(zip(scoring.rows[order].tolist(),
-                                          scoring.values[order].tolist()), start=1):
+    for rank, (i, score) in enumerate(zip(ranked, scoring.values[order].tolist()), start=1):
         local_start = arrays.local_start(i)
         items.append(Recommendation(
             event_id=str(arrays.event_id[i]),
             title=str(arrays.value(i, "title")),
             score=score,
-            reason="" if rank <= explained else
-            _reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
+            reason="" if rank <= skipped else _reason(
+                scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now,
+                explained),
             source=scoring.item_source(i),
             distance_km=outcome.distance(i),
             local_start=local_start,
