@@ -7,8 +7,9 @@ model version live in a small process cache per database, reused while the event
 (a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
 and the catalogue stamp, read with the user on every request, which the API's event writes
 move, so a cancelled event is gone from the next request of every process) and the window
-still covers now; so a warm request costs a user lookup (+ their decisions), the
-model-version check, and one matrix-vector product over the rows that passed the filters.
+still covers now; so a warm request costs two statements on one connection
+(data_access.serving_read: stamp, active model id, user, personal vector; their decisions) and
+one matrix-vector product over the rows that passed the filters.
 
 Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
 "beacon" is the hybrid model with its fallback chain, each recommendation saying which level

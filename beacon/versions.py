@@ -1,7 +1,8 @@
 """Model versions as a service: list, show, activate (rollback), cleanup, and the serving cache.
 
 Serving cache. `active_global()` asks the database for the active global version's id on every
-call (one indexed probe) and deserializes a blob only when that id differs from the one held in
+call (one indexed probe; recommend reads it in the same statement as the user and passes it to
+`serving_model`) and deserializes a blob only when that id differs from the one held in
 memory. An activation made by any other process or replica is therefore served from the next
 request on, and a process never holds more than the model it serves.
 
