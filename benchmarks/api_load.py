@@ -213,7 +213,12 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: floa
 
 # --------------------------------------------------------------------------- load
 
-async def _load(base: str, key: str, emails: list[str], clients: int, seconds: float) -> dict:
+async def _load(base: str, key: str, emails: list[str], clients: int, seconds: float,
+                rate: float | None = None) -> dict:
+    """`clients` connections for `seconds` after a warm-up. Closed loop (no `rate`): each sends
+    its next request when the last is answered. Open loop: request j is due at start + j / rate
+    whatever happened before and is sent by the next free connection; latency then counts from
+    when it was due, so time spent waiting for a free connection (a backlog) counts in full."""
     import httpx
 
     q = query(datetime.now(timezone.utc))
@@ -223,10 +228,15 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits,
                                  timeout=30) as client:
-        async def one_client(deadline: float) -> None:
-            while time.perf_counter() < deadline:
-                email = emails[next(counter) % len(emails)]
-                began = time.perf_counter()
+        async def one_client(start: float, first: int, deadline: float) -> None:
+            while True:
+                j = next(counter)
+                due = time.perf_counter() if rate is None else start + (j - first) / rate
+                if due >= deadline:
+                    return
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                email = emails[j % len(emails)]
                 try:
                     response = await client.get(f"/v1/users/{email}/recommendations", params=q)
                     ok = response.status_code == 200 and len(response.json()["items"]) >= 0
@@ -234,70 +244,24 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
                 except httpx.HTTPError as error:
                     ok, why = False, type(error).__name__
                 if ok:
-                    latencies.append(time.perf_counter() - began)
-                else:
-                    errors[why] = errors.get(why, 0) + 1
-
-        warm = time.perf_counter() + min(2.0, seconds / 5)
-        await asyncio.gather(*(one_client(warm) for _ in range(clients)))
-        latencies.clear()
-        errors.clear()
-        began = time.perf_counter()
-        await asyncio.gather(*(one_client(began + seconds) for _ in range(clients)))
-        wall = time.perf_counter() - began
-    stats = C.summary_ms(latencies) if latencies else {}
-    p95 = C.percentile([x * 1000 for x in latencies], 95) if latencies else None
-    return {"clients": clients, "seconds": round(wall, 1), "requests": len(latencies),
-            "throughput_rps": round(len(latencies) / wall, 1),
-            "p95_ms": None if p95 is None else round(p95, 3),
-            "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
-
-
-async def _open_loop(base: str, key: str, emails: list[str], clients: int, rate: float,
-                     seconds: float) -> dict:
-    """Open loop: request j is due at start + j / rate whatever happened before, and is sent by
-    the next free one of `clients` connections. Latency counts from when a request was due,
-    so time spent waiting for a free connection (a backlog) counts in full."""
-    import httpx
-
-    q = query(datetime.now(timezone.utc))
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    counter = iter(range(10**9))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits,
-                                 timeout=30) as client:
-        async def one_client(start: float, until: float, record: bool) -> None:
-            while True:
-                j = next(counter)
-                due = start + j / rate
-                if due >= until:
-                    return
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                email = emails[j % len(emails)]
-                try:
-                    response = await client.get(f"/v1/users/{email}/recommendations", params=q)
-                    ok, why = response.status_code == 200, str(response.status_code)
-                except httpx.HTTPError as error:
-                    ok, why = False, type(error).__name__
-                if not record:
-                    continue
-                if ok:
                     latencies.append(time.perf_counter() - due)
                 else:
                     errors[why] = errors.get(why, 0) + 1
 
-        warm = time.perf_counter()
-        await asyncio.gather(*(one_client(warm, warm + min(2.0, seconds / 5), False)
-                               for _ in range(clients)))
-        counter = iter(range(10**9))
-        began = time.perf_counter()
-        await asyncio.gather(*(one_client(began, began + seconds, True) for _ in range(clients)))
-        wall = time.perf_counter() - began
+        async def phase(length: float) -> float:
+            began, first = time.perf_counter(), next(counter)
+            await asyncio.gather(*(one_client(began, first, began + length)
+                                   for _ in range(clients)))
+            return time.perf_counter() - began
+
+        await phase(min(2.0, seconds / 5))  # warm-up
+        latencies.clear()
+        errors.clear()
+        wall = await phase(seconds)
     stats = C.summary_ms(latencies) if latencies else {}
     p95 = C.percentile([x * 1000 for x in latencies], 95) if latencies else None
-    return {"mode": "open loop", "clients": clients, "offered_rps": round(rate, 1),
-            "seconds": round(wall, 1), "requests": len(latencies),
+    mode = {} if rate is None else {"mode": "open loop", "offered_rps": round(rate, 1)}
+    return {**mode, "clients": clients, "seconds": round(wall, 1), "requests": len(latencies),
             "throughput_rps": round(len(latencies) / wall, 1),
             "p95_ms": None if p95 is None else round(p95, 3),
             "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
@@ -313,8 +277,7 @@ async def _level(base: str, key: str, emails: list[str], level: str, seconds: fl
                    default=0.0)
     if capacity <= 0:
         raise SystemExit(f"{level}: run a closed-loop level before it (its capacity sets the rate)")
-    return await _open_loop(base, key, emails, int(level[4:]), open_fraction * capacity,
-                            seconds)
+    return await _load(base, key, emails, int(level[4:]), seconds, open_fraction * capacity)
 
 
 async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds: float,
