@@ -6,7 +6,7 @@
 2. the user's decisions (register / unregister / reject, latest of each per event) with the
    organizer, category and tags of those events.
 
-Before, the same came from four connection checkouts and seven statements (each checkout
+Before, the same came from four connection checkouts and six statements (each checkout
 with a ping). Reads only: autocommit, retried once on a dropped connection."""
 from __future__ import annotations
 
