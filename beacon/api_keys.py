@@ -3,12 +3,14 @@
 A key reads `bk_<prefix>_<secret>`. The prefix (10 hex characters) is public and finds the
 row; only the SHA-256 of the whole key is stored, compared with hmac.compare_digest. A random
 256-bit secret needs no slow password hash: nobody can guess it from its digest. Keys and
-their digests never reach a log line.
+their digests never reach a log line. A process trusts a key it checked for KEY_CACHE_S (1 s):
+a revocation takes effect everywhere within that bound, at once in the revoking process.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -18,9 +20,16 @@ from datetime import datetime
 from beacon.actions import Actor, state_changing
 from beacon.errors import BeaconError
 from data_access import api_keys as store
+from data_access.db import database_url
 from data_access.schema import utcnow
 
 SCOPES = ("recommend", "ingest", "admin")
+#: a key that passed its check is trusted this long by the process that checked it, so a
+#: request costs no key query. A key revoked anywhere is refused by every process within this
+#: bound (by the process that revoked it at once). BEACON_API_KEY_CACHE_S overrides it; 0
+#: checks the database on every request.
+KEY_CACHE_S = float(os.environ.get("BEACON_API_KEY_CACHE_S", "") or 1.0)
+_CACHE_MAX = 1024
 KEY_PREFIX = "bk_"
 PREFIX_CHARS = 10
 #: last_used_at is written at most this often per key and process (not on every request)
@@ -28,6 +37,8 @@ TOUCH_EVERY_S = 60.0
 
 _touched: dict[int, float] = {}
 _touched_lock = threading.Lock()
+#: (database URL, digest of a presented key) -> (monotonic time of its check, the key)
+_checked: dict[tuple[str, str], tuple[float, "KeyInfo"]] = {}
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ def revoke_key(name_or_id: str, *, actor: Actor) -> KeyInfo:
     if row is None:
         raise BeaconError(f"no API key named {text!r}")
     revoked = store.revoke(row.id, utcnow())
+    _forget(row.id)
     return _info(revoked)
 
 
@@ -135,13 +147,33 @@ def authenticate(presented: str | None) -> KeyInfo | None:
     prefix = presented[len(KEY_PREFIX):len(KEY_PREFIX) + PREFIX_CHARS]
     if len(prefix) != PREFIX_CHARS or presented[len(KEY_PREFIX) + PREFIX_CHARS:][:1] != "_":
         return None
+    digest = _digest(presented)
+    cache_key = (database_url(), digest)
+    clock = time.monotonic()
+    hit = _checked.get(cache_key)
+    if hit is not None and clock - hit[0] < KEY_CACHE_S:
+        _touch(hit[1].id)
+        return hit[1]
     row = store.key_by_prefix(prefix)
-    if row is None or not hmac.compare_digest(row.key_hash, _digest(presented)):
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or \
+            row.revoked_at is not None:
+        _checked.pop(cache_key, None)
         return None
-    if row.revoked_at is not None:
-        return None
+    info = _info(row)
+    if KEY_CACHE_S > 0:
+        with _touched_lock:
+            if len(_checked) >= _CACHE_MAX:
+                _checked.clear()
+            _checked[cache_key] = (clock, info)
     _touch(row.id)
-    return _info(row)
+    return info
+
+
+def _forget(key_id: int) -> None:
+    """Drop a key from this process's cache of checked keys (it was revoked here)."""
+    with _touched_lock:
+        for cache_key in [k for k, (_, info) in _checked.items() if info.id == key_id]:
+            del _checked[cache_key]
 
 
 def _touch(key_id: int) -> None:

@@ -7,8 +7,9 @@ model version live in a small process cache per database, reused while the event
 (a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
 and the catalogue stamp, read with the user on every request, which the API's event writes
 move, so a cancelled event is gone from the next request of every process) and the window
-still covers now; so a warm request costs a user lookup (+ their decisions), the
-model-version check, and one matrix-vector product over the rows that passed the filters.
+still covers now; so a warm request costs two statements on one connection
+(data_access.serving_read: stamp, active model id, user, personal vector; their decisions) and
+one matrix-vector product over the rows that passed the filters.
 
 Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
 "beacon" is the hybrid model with its fallback chain, each recommendation saying which level
@@ -28,6 +29,7 @@ import threading
 import time as _time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -36,9 +38,10 @@ import numpy as np
 from beacon import filters as F
 from beacon.errors import BeaconError, UnknownUser
 from beacon.filters import CandidateArrays, FilterOutcome, FilterParams
-from data_access import catalog, catalog_sync
+from data_access import catalog, catalog_sync, models_store
 from data_access.catalog import UserHistory, UserRow
 from data_access.db import database_url
+from data_access.serving_read import ServingRead, serving_read
 
 log = logging.getLogger(__name__)
 
@@ -373,13 +376,13 @@ def _user_context(user: UserRow):
     )
 
 
-def _load_active():
+def _load_active(active_id: int | None):
     try:
         from beacon import versions
     except ImportError:
         return None, None
     try:
-        return versions, versions.active_global()
+        return versions, versions.serving_model(active_id)
     except Exception as error:  # noqa: BLE001 - a broken model must not break serving
         if versions.warn_once(("recommend-load", type(error).__name__)):
             log.warning("active model could not be loaded, serving popularity: %s", error)
@@ -441,16 +444,32 @@ def _content_scoring(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome,
                     content=(index, profile, cosine))
 
 
+def _personal(versions, read: ServingRead, user: UserRow, version_id: int):
+    """The user's fold-in vector on the served version: read with the user when that version
+    is the active one, asked for separately while a fallback version serves."""
+    if version_id == read.active_model_id:
+        found = read.personal
+        return None if found is None else versions.personal_from_row(
+            found.version_id, found.created_at, found.blob, base_version_id=version_id)
+    try:
+        return versions.personal_vector(user.id, version_id)
+    except Exception as error:  # noqa: BLE001
+        log.warning("personal vector for user %s unavailable: %s", user.id, error)
+        return None
+
+
 def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
-           strategy: str = "beacon", prepared: Prepared | None = None,
+           read: ServingRead | None, strategy: str = "beacon",
+           prepared: Prepared | None = None,
            registered: frozenset[int] = frozenset()) -> _Scoring:
+    """`read` (this request's one read) or `prepared` (what a refresh batch read ahead)."""
     if strategy == "popularity":
         return _popularity_scoring(snapshot, outcome, now)
     if strategy == "content":
         return _content_scoring(user, snapshot, outcome, now)
     arrays = snapshot.arrays
     if prepared is None:
-        versions, loaded = _load_active()
+        versions, loaded = _load_active(read.active_model_id)
     else:
         from beacon import versions
 
@@ -462,12 +481,8 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             override = None
             source = "features"
             model_version = int(loaded.version_id)
-            personal = None
-            try:
-                personal = prepared.personal if prepared is not None else \
-                    versions.personal_vector(user.id, loaded.version_id)
-            except Exception as error:  # noqa: BLE001
-                log.warning("personal vector for user %s unavailable: %s", user.id, error)
+            personal = prepared.personal if prepared is not None else \
+                _personal(versions, read, user, int(loaded.version_id))
             if personal is not None:
                 override = (np.asarray(personal.vector, dtype=np.float32), float(personal.bias))
                 source = "personal"
@@ -576,6 +591,13 @@ def _norm(value: Any) -> str:
     return " ".join(str(value).strip().lower().split())
 
 
+@lru_cache(maxsize=1024)
+def _normalized(values: tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    """_norm of each value (a user's interests, their history's tags...): once per request,
+    not once per scoring term."""
+    return frozenset(_norm(v) for v in values)
+
+
 def _humanize(token: str, user: UserRow, history: UserHistory, distance: float | None,
               origin_label: str, local_start: datetime | None, now: datetime,
               collaborative: bool = True) -> str | None:
@@ -584,21 +606,21 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
     for a term that neither their interests, history, place nor time explain."""
     kind, _, value = str(token).partition(":")
     crowd = "popular with people like you" if collaborative else None
-    interests = {_norm(t) for t in user.tags}
+    interests = _normalized(user.tags)
     if kind == "tag":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
-        if _norm(value) in {_norm(t) for t in history.tags}:
+        if _norm(value) in _normalized(history.tags):
             return f"like events you registered for: {value}"
         return crowd
     if kind == "organizer":
-        if value in history.organizers or _norm(value) in {_norm(o) for o in history.organizers}:
+        if value in history.organizers or _norm(value) in _normalized(history.organizers):
             return f"organizer you registered with before: {value}"
         return crowd
     if kind == "category":
         if _norm(value) in interests:
             return f"matches your interest: {value}"
-        if _norm(value) in {_norm(c) for c in history.categories}:
+        if _norm(value) in _normalized(history.categories):
             return f"like events you registered for: {value}"
         return crowd
     if kind == "city":
@@ -621,19 +643,29 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
     return crowd
 
 
-def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
-                  history: UserHistory, distance: float | None, origin_label: str,
-                  local_start: datetime | None, now: datetime) -> str:
+def _explained(scoring: _Scoring, arrays: CandidateArrays,
+               rows: list[int]) -> dict[int, tuple[list, str | None]]:
+    """(the model's top terms, the co-attendance phrase) for each of `rows` (a page), in one
+    pass; empty for the levels that do not explain with the model, or when explaining fails
+    (the reasons then fall back to what the user's profile says)."""
+    if scoring.model is None or scoring.source in ("popularity", "content") or not rows:
+        return {}
+    co_phrases = _coattendance_phrases(scoring, rows)
     try:
-        terms = scoring.model.explain(
-            scoring.context, arrays.row(i), top=4, user_override=scoring.override
-        )
+        pages = scoring.model.explain_many(scoring.context, [arrays.row(i) for i in rows],
+                                           top=4, user_override=scoring.override)
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("explain failed: %s", error)
-        terms = []
+        pages = [[] for _ in rows]
+    return {i: (terms, co_phrases.get(i)) for i, terms in zip(rows, pages)}
+
+
+def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
+                  history: UserHistory, distance: float | None, origin_label: str,
+                  local_start: datetime | None, now: datetime, explained: dict) -> str:
+    terms, co_phrase = explained.get(i, ([], None))
     collaborative = scoring.source != "features"
     phrases: list[str] = []
-    co_phrase = _coattendance_phrase(scoring, i)
     if co_phrase:
         phrases.append(co_phrase)
     for token, contribution in terms:
@@ -651,22 +683,26 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
     return "; ".join(phrases)
 
 
-def _coattendance_phrase(scoring: _Scoring, i: int) -> str | None:
-    """"people who went to <title> also went to this" when the co-attendance part ranked
-    candidate i up (its part of the blended score exceeds the hybrid's), naming the event of
-    the user's history that adds most to it."""
-    if scoring.coattendance is None or scoring.coattendance[i] <= 0:
-        return None
+def _coattendance_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
+    """"people who went to <title> also went to this" for each of `rows` that the
+    co-attendance part ranked up (its part of the blended score exceeds the hybrid's), naming
+    the event of the user's history that adds most to it; the titles in one read per page."""
+    if scoring.coattendance is None:
+        return {}
     try:
-        found = scoring.model.coattendance.strongest_source(
-            scoring.registered, int(scoring.matrix.event_ids[i]))
-        if found is None:
-            return None
-        title = catalog.event_titles([found[0]]).get(found[0])
+        sources = {}
+        for i in rows:
+            if scoring.coattendance[i] > 0:
+                found = scoring.model.coattendance.strongest_source(
+                    scoring.registered, int(scoring.matrix.event_ids[i]))
+                if found is not None:
+                    sources[i] = found[0]
+        titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("co-attendance reason failed: %s", error)
-        return None
-    return f"people who went to {title} also went to this" if title else None
+        return {}
+    return {i: f"people who went to {titles[source]} also went to this"
+            for i, source in sources.items() if titles.get(source)}
 
 
 def _profile_phrase(user: UserRow, distance: float | None) -> str:
@@ -689,7 +725,7 @@ def _popularity_reason(count: float, distance: float | None) -> str:
 
 def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
             history: UserHistory, outcome: FilterOutcome, local_start: datetime | None,
-            now: datetime) -> str:
+            now: datetime, explained: dict) -> str:
     distance = outcome.distance(i)
     if scoring.source == "content" and scoring.content[2][i] > 0:
         index, profile, _ = scoring.content
@@ -699,7 +735,7 @@ def _reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: UserRow,
     if scoring.source in ("popularity", "content"):
         return _popularity_reason(scoring.popularity[i], distance)
     return _model_reason(scoring, arrays, i, user, history, distance, outcome.origin_label,
-                         local_start, now)
+                         local_start, now, explained)
 
 
 # --------------------------------------------------------------------------- the one code path
@@ -752,21 +788,24 @@ def _evaluate(user: str | UserRow | Prepared, params: FilterParams | None,
     prepared = user if isinstance(user, Prepared) else None
     if prepared is not None:
         row, history, stamp = prepared.user, prepared.history, prepared.stamp
-    elif isinstance(user, UserRow):
-        row = user
-        history, stamp = catalog_sync.history_with_stamp(user.id)
+        read = None
     else:
-        found, stamp = catalog_sync.serving_user_with_stamp(user)
-        if found is None:
-            raise UnknownUser(user)
-        row, history = found
+        if isinstance(user, UserRow):
+            row = user
+            read = serving_read(user_id=user.id)
+        else:
+            read = serving_read(email=user)
+            if read.user is None:
+                raise UnknownUser(user)
+            row = read.user
+        history, stamp = read.history, read.stamp
     snapshot = _candidates(now, stamp)
     outcome = F.apply_filters(
         snapshot.arrays, params, now=now,
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now, strategy, prepared, history.registered)
+    scoring = _score(row, snapshot, outcome, now, read, strategy, prepared, history.registered)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 
@@ -784,24 +823,30 @@ def _text_or_none(value) -> str | None:
 
 
 def recommend(user: str | UserRow | Prepared, params: FilterParams | None = None,
-              top: int = 10, now: datetime | None = None,
-              strategy: str = "beacon") -> RecommendationResult:
+              top: int = 10, now: datetime | None = None, strategy: str = "beacon",
+              explain_from: int | None = 0) -> RecommendationResult:
     """The top `top` events for a user (email, row, or what a batch read ahead) that pass
-    every filter, best first, with reasons, scored by `strategy` (one of STRATEGIES)."""
+    every filter, best first, with reasons, scored by `strategy` (one of STRATEGIES). Reasons
+    are written for the items from index `explain_from` on (a page after an offset), for none
+    with None (reason "")."""
     if top < 1:
         raise BeaconError(f"--top must be at least 1, got {top}")
     ev = _evaluate(user, params, now, lazy=True, strategy=strategy)
     arrays, outcome, scoring = ev.arrays, ev.outcome, ev.scoring
     order = _ranked(scoring.values, scoring.rows, arrays.start_epoch, arrays.pk, top)
+    ranked = scoring.rows[order].tolist()
+    skipped = top if explain_from is None else explain_from
+    explained = _explained(scoring, arrays, ranked[skipped:])
     items = []
-    for rank, (i, score) in enumerate(zip(scoring.rows[order].tolist(),
-                                          scoring.values[order].tolist()), start=1):
+    for rank, (i, score) in enumerate(zip(ranked, scoring.values[order].tolist()), start=1):
         local_start = arrays.local_start(i)
         items.append(Recommendation(
             event_id=str(arrays.event_id[i]),
             title=str(arrays.value(i, "title")),
             score=score,
-            reason=_reason(scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now),
+            reason="" if rank <= skipped else _reason(
+                scoring, arrays, i, ev.user, ev.history, outcome, local_start, ev.now,
+                explained),
             source=scoring.item_source(i),
             distance_km=outcome.distance(i),
             local_start=local_start,
@@ -881,6 +926,6 @@ def warm(now: datetime | None = None) -> None:
     """Load the candidate snapshot and the active model's event matrix now (a server's start),
     so the first request does not pay for them."""
     snapshot = _candidates(_now(now))
-    _, loaded = _load_active()
+    _, loaded = _load_active(models_store.active_global_id())
     if loaded is not None and snapshot.arrays.n:
         _event_matrix(snapshot, loaded)

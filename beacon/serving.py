@@ -63,23 +63,28 @@ def _answer(result: RecommendationResult, email: str, known: bool, strategy: str
 
 def serve(email: str, params: FilterParams, n: int = 10, offset: int = 0,
           strategy: str = "beacon", known_only: bool = False, interests: tuple[str, ...] = (),
-          now: datetime | None = None) -> Served:
-    """Items offset..offset+n of the user's ranking. Raises UnknownUser only with known_only."""
+          now: datetime | None = None, explain: bool = True) -> Served:
+    """Items offset..offset+n of the user's ranking, with reasons when `explain` (written for
+    that page only). Raises UnknownUser only with known_only."""
     now = now or datetime.now(timezone.utc)
+    explain_from = offset if explain else None
     try:
-        result = recommend(email, params, top=offset + n, now=now, strategy=strategy)
+        result = recommend(email, params, top=offset + n, now=now, strategy=strategy,
+                           explain_from=explain_from)
         known = True
     except UnknownUser:
         if known_only:
             raise
         user = stand_in(email, params.latitude, params.longitude, interests)
-        result = recommend(user, params, top=offset + n, now=now, strategy=strategy)
+        result = recommend(user, params, top=offset + n, now=now, strategy=strategy,
+                           explain_from=explain_from)
         known = False
     return _answer(result, email, known, strategy, n, offset, now)
 
 
 def similar(event_id: str, params: FilterParams, n: int = 10, offset: int = 0,
-            strategy: str = "beacon", now: datetime | None = None) -> Served:
+            strategy: str = "beacon", now: datetime | None = None,
+            explain: bool = True) -> Served:
     """Upcoming events like this one: the ranking of a newcomer whose interests are the event's
     category and tags, standing at its place (the event itself left out)."""
     now = now or datetime.now(timezone.utc)
@@ -91,5 +96,6 @@ def similar(event_id: str, params: FilterParams, n: int = 10, offset: int = 0,
     lat, lon = (params.latitude, params.longitude) if params.has_point else \
         (features["latitude"], features["longitude"])
     user = stand_in(f"similar:{event_id}", lat, lon, interests)
-    result = recommend(user, params, top=offset + n, now=now, strategy=strategy)
+    result = recommend(user, params, top=offset + n, now=now, strategy=strategy,
+                       explain_from=offset if explain else None)
     return _answer(result, user.email, False, strategy, n, offset, now)

@@ -1,7 +1,8 @@
 """Model versions as a service: list, show, activate (rollback), cleanup, and the serving cache.
 
 Serving cache. `active_global()` asks the database for the active global version's id on every
-call (one indexed probe) and deserializes a blob only when that id differs from the one held in
+call (one indexed probe; recommend reads it in the same statement as the user and passes it to
+`serving_model`) and deserializes a blob only when that id differs from the one held in
 memory. An activation made by any other process or replica is therefore served from the next
 request on, and a process never holds more than the model it serves.
 
@@ -254,7 +255,12 @@ def active_global() -> LoadedModel | None:
 
     Cost per call when the active version is already in memory: one indexed query.
     """
-    active_id = store.active_global_id()
+    return serving_model(store.active_global_id())
+
+
+def serving_model(active_id: int | None) -> LoadedModel | None:
+    """active_global() for a caller that read the active version's id itself (recommend reads
+    it with the user, in the same statement): no query while that version is in memory."""
     if active_id is not None:
         hit = _loaded.get(active_id)
         if hit is not None and hit.is_active:
@@ -423,7 +429,12 @@ def personal_vector(user_id: int, base_version_id: int) -> PersonalVector | None
     row = store.personal_vector_row(int(user_id), int(base_version_id))
     if row is None:
         return None
-    version_id, created_at, blob = row
+    return personal_from_row(*row, base_version_id=base_version_id)
+
+
+def personal_from_row(version_id: int, created_at: datetime, blob: bytes,
+                      base_version_id: int) -> PersonalVector | None:
+    """A stored user-scope version's vector, or None (logged) when its blob is unreadable."""
     try:
         vector, bias = decode_personal_vector(blob)
     except (ValueError, struct.error) as error:

@@ -213,7 +213,12 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: floa
 
 # --------------------------------------------------------------------------- load
 
-async def _load(base: str, key: str, emails: list[str], clients: int, seconds: float) -> dict:
+async def _load(base: str, key: str, emails: list[str], clients: int, seconds: float,
+                rate: float | None = None) -> dict:
+    """`clients` connections for `seconds` after a warm-up. Closed loop (no `rate`): each sends
+    its next request when the last is answered. Open loop: request j is due at start + j / rate
+    whatever happened before and is sent by the next free connection; latency then counts from
+    when it was due, so time spent waiting for a free connection (a backlog) counts in full."""
     import httpx
 
     q = query(datetime.now(timezone.utc))
@@ -223,10 +228,15 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits,
                                  timeout=30) as client:
-        async def one_client(deadline: float) -> None:
-            while time.perf_counter() < deadline:
-                email = emails[next(counter) % len(emails)]
-                began = time.perf_counter()
+        async def one_client(start: float, first: int, deadline: float) -> None:
+            while True:
+                j = next(counter)
+                due = time.perf_counter() if rate is None else start + (j - first) / rate
+                if due >= deadline:
+                    return
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                email = emails[j % len(emails)]
                 try:
                     response = await client.get(f"/v1/users/{email}/recommendations", params=q)
                     ok = response.status_code == 200 and len(response.json()["items"]) >= 0
@@ -234,23 +244,40 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
                 except httpx.HTTPError as error:
                     ok, why = False, type(error).__name__
                 if ok:
-                    latencies.append(time.perf_counter() - began)
+                    latencies.append(time.perf_counter() - due)
                 else:
                     errors[why] = errors.get(why, 0) + 1
 
-        warm = time.perf_counter() + min(2.0, seconds / 5)
-        await asyncio.gather(*(one_client(warm) for _ in range(clients)))
+        async def phase(length: float) -> float:
+            began, first = time.perf_counter(), next(counter)
+            await asyncio.gather(*(one_client(began, first, began + length)
+                                   for _ in range(clients)))
+            return time.perf_counter() - began
+
+        await phase(min(2.0, seconds / 5))  # warm-up
         latencies.clear()
         errors.clear()
-        began = time.perf_counter()
-        await asyncio.gather(*(one_client(began + seconds) for _ in range(clients)))
-        wall = time.perf_counter() - began
+        wall = await phase(seconds)
     stats = C.summary_ms(latencies) if latencies else {}
     p95 = C.percentile([x * 1000 for x in latencies], 95) if latencies else None
-    return {"clients": clients, "seconds": round(wall, 1), "requests": len(latencies),
+    mode = {} if rate is None else {"mode": "open loop", "offered_rps": round(rate, 1)}
+    return {**mode, "clients": clients, "seconds": round(wall, 1), "requests": len(latencies),
             "throughput_rps": round(len(latencies) / wall, 1),
             "p95_ms": None if p95 is None else round(p95, 3),
             "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
+
+
+async def _level(base: str, key: str, emails: list[str], level: str, seconds: float,
+                 open_fraction: float, done: dict) -> dict:
+    """One load level: "8" is 8 closed-loop clients; "open8" is 8 clients offering
+    `open_fraction` of the best closed-loop throughput measured before it."""
+    if not level.startswith("open"):
+        return await _load(base, key, emails, int(level), seconds)
+    capacity = max((r["throughput_rps"] for r in done.values() if "offered_rps" not in r),
+                   default=0.0)
+    if capacity <= 0:
+        raise SystemExit(f"{level}: run a closed-loop level before it (its capacity sets the rate)")
+    return await _load(base, key, emails, int(level[4:]), seconds, open_fraction * capacity)
 
 
 async def _freshness(base: str, key: str, emails: list[str], rate: int, seconds: float,
@@ -339,7 +366,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=7, help="days of demo history")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--clients", default="1,8,32,open8",
+                        help="closed-loop levels (client counts); openN: N clients pacing "
+                             "--open-fraction of the best closed-loop throughput (open loop)")
+    parser.add_argument("--open-fraction", type=float, default=0.5)
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=50, help="interactions per second")
@@ -382,10 +412,11 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
-        levels = [] if args.freshness_only else [int(c) for c in args.clients.split(",")]
+        levels = [] if args.freshness_only else args.clients.split(",")
         load = {}
         for clients in levels:
-            load[str(clients)] = asyncio.run(_load(base, key, emails, clients, args.seconds))
+            load[str(clients)] = asyncio.run(_level(base, key, emails, clients, args.seconds,
+                                                    args.open_fraction, load))
             C.log(f"{clients} clients: {json.dumps(load[str(clients)])}")
         fresh = asyncio.run(_freshness(base, key, quiet_users(2000), args.rate,
                                        args.stream_seconds, settle=60,
@@ -395,7 +426,8 @@ def main() -> None:
         for process in (server, *workers):
             stop(process)
 
-    top = load.get(str(max(levels)), {}) if levels else {}
+    closed = [int(level) for level in levels if level.isdigit()]
+    top = load.get(str(max(closed)), {}) if closed else {}
     eight = load.get("8", {})
     ratio = round(top.get("throughput_rps", 0) / best_in_process, 3) if best_in_process else None
     headline = {

@@ -207,17 +207,7 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
     for event_id, kind, at, organizer, category in session.execute(last):
         latest.setdefault(event_id, {})[kind] = at
         features[event_id] = (organizer, category)
-    registered = set()
-    rejected = set()
-    for event_id, kinds in latest.items():
-        if "reject" in kinds:
-            rejected.add(event_id)
-        reg = kinds.get("register")
-        unreg = kinds.get("unregister")
-        if reg is not None and (unreg is None or _as_naive(reg) > _as_naive(unreg)):
-            registered.add(event_id)
-    organizers = {features[e][0] for e in registered if features[e][0]}
-    categories = {features[e][1] for e in registered if features[e][1]}
+    registered, rejected, organizers, categories = _decided(latest, features)
     tags: set[str] = set()
     if registered:
         tags = set(
@@ -264,6 +254,24 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
         tags=frozenset(tags),
         recent=recent,
     )
+
+
+def _decided(latest: dict[int, dict[str, datetime]],
+             features: dict[int, tuple[str | None, str | None]]):
+    """From each event's latest register / unregister / reject: (registered, rejected, and the
+    organizers and categories of what is registered)."""
+    registered = set()
+    rejected = set()
+    for event_id, kinds in latest.items():
+        if "reject" in kinds:
+            rejected.add(event_id)
+        reg = kinds.get("register")
+        unreg = kinds.get("unregister")
+        if reg is not None and (unreg is None or _as_naive(reg) > _as_naive(unreg)):
+            registered.add(event_id)
+    organizers = {features[e][0] for e in registered if features[e][0]}
+    categories = {features[e][1] for e in registered if features[e][1]}
+    return registered, rejected, organizers, categories
 
 
 def user_event_interactions(user_id: int, limit: int = 500) -> list[dict]:

@@ -4,22 +4,34 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+T = TypeVar("T")
 DEFAULT_SQLITE_PATH = Path("data") / "beacon.sqlite3"
 #: how long an SQLite statement waits for another process's write lock before "busy";
 #: BEACON_SQLITE_BUSY_TIMEOUT_MS overrides it (a script that would rather fail fast)
 SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("BEACON_SQLITE_BUSY_TIMEOUT_MS", "") or 30_000)
 
+#: a pooled server connection idle longer than this is pinged before it is handed out (one
+#: round trip); one returned more recently is trusted, so a busy server pays no ping per
+#: checkout. A connection dropped inside that second fails one statement, which invalidates
+#: the pool (every older connection is replaced); reads that may run twice retry once
+#: (`run_retrying`). BEACON_DB_PING_AFTER_IDLE_S overrides it (0: ping every checkout).
+PING_AFTER_IDLE_S = float(os.environ.get("BEACON_DB_PING_AFTER_IDLE_S", "") or 1.0)
+#: connections older than this are closed and replaced (server-side idle timeouts, failovers)
+POOL_RECYCLE_S = 1800
+
 _engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker] = {}
 _engines_lock = threading.Lock()
 
 
@@ -148,7 +160,28 @@ def _create_engine(url: str, parsed) -> Engine:
                                **({"creator": creator} if creator else {}))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10, pool_recycle=POOL_RECYCLE_S)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pool_pre_ping, only for connections idle longer than PING_AFTER_IDLE_S.
+    A failed ping raises DisconnectionError, on which the pool drops that connection and
+    checks out another (a fresh one when the server restarted)."""
+    @event.listens_for(engine, "checkin")
+    def returned(_dbapi_connection, record) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_S:
+            return  # just connected, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - any failed ping means "not usable"
+            raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 class TextWithNul(ValueError):
@@ -185,6 +218,32 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _sessionmakers.clear()
+
+
+def _sessionmaker(url: str) -> sessionmaker:
+    """One factory per engine: sessionmaker() builds a Session subclass, too slow per request."""
+    engine = get_engine(url)
+    factory = _sessionmakers.get(url)
+    if factory is None or factory.kw["bind"] is not engine:
+        factory = _sessionmakers[url] = sessionmaker(bind=engine, expire_on_commit=False)
+    return factory
+
+
+def run_retrying(work: Callable[[Connection], T], url: str | None = None) -> T:
+    """Run `work` on one pooled connection in autocommit mode (no BEGIN / COMMIT round trips:
+    each statement commits alone), once more on a fresh connection when the first was found
+    dropped (a server restart). Only for work that may safely run twice: reads, and writes
+    that are no-ops when repeated."""
+    engine = get_engine(url)
+    for attempt in (1, 2):
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -194,7 +253,7 @@ def is_postgres(engine: Engine) -> bool:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error, always close."""
-    session = sessionmaker(bind=get_engine(url), expire_on_commit=False)()
+    session = _sessionmaker(url or database_url())()
     try:
         yield session
         session.commit()

@@ -3,22 +3,40 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from data_access.db import session_scope
+from data_access.db import get_engine, run_retrying, session_scope
 from data_access.schema import RecommendationRequest
 
 
 def record_request(request_id: str, user_id: int | None, model_version: int | None,
                    strategy: str, source: str, event_ids: list[str], now: datetime) -> None:
-    with session_scope() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # an answer's record may be lost in a crash (its impressions then go unattributed);
-            # not waiting for the WAL flush keeps the write off the request's latency
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.execute(insert(RecommendationRequest).values(
-            request_id=request_id, user_id=user_id, model_version=model_version,
-            strategy=strategy, source=source, event_ids=list(event_ids), created_at=now))
+    """Commits before the answer leaves, so an impression reported with this request_id always
+    finds it. On Postgres one statement in autocommit: one round trip instead of four (BEGIN,
+    SET LOCAL, INSERT, COMMIT), safe to send again on a dropped connection."""
+    values = {"request_id": request_id, "user_id": user_id, "model_version": model_version,
+              "strategy": strategy, "source": source, "event_ids": list(event_ids),
+              "created_at": now}
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        run_retrying(lambda connection: connection.execute(_RELAXED_INSERT, values))
+        return
+    with engine.begin() as connection:
+        connection.execute(insert(_TABLE), values)
+
+
+_TABLE = RecommendationRequest.__table__
+_COLUMNS = ("request_id", "user_id", "model_version", "strategy", "source", "event_ids",
+            "created_at")
+#: the row, written without waiting for the WAL flush (synchronous_commit off for this
+#: statement's own transaction: an answer's record may be lost in a crash, its impressions then
+#: go unattributed); a repeat of the same request_id is a no-op
+_RELAXED_INSERT = pg_insert(_TABLE).from_select(
+    list(_COLUMNS),
+    select(*(bindparam(name, type_=_TABLE.c[name].type) for name in _COLUMNS))
+    .where(func.set_config("synchronous_commit", "off", True).is_not(None)),
+).on_conflict_do_nothing(index_elements=["request_id"])
 
 
 def forget_before(moment: datetime) -> int:

@@ -1,6 +1,7 @@
 """Two real `serve` processes and a `worker` on one Postgres database: what one process
 writes, the other serves from its next request; a burst reported to one is refreshed once by
-the worker; a cancelled event is gone from both at once."""
+the worker; a cancelled event is gone from both at once; a key revoked elsewhere is refused
+by both within the key cache's bound."""
 from __future__ import annotations
 
 import os
@@ -25,6 +26,13 @@ def _start(*args: str, url: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "beacon", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+
+
+def _key_named(name: str) -> str:
+    from beacon.api_keys import create_key
+    from tests.auth_support import ADMIN
+
+    return create_key(name, "recommend", actor=ADMIN).secret
 
 
 def _until(check, timeout: float = 30):
@@ -87,6 +95,18 @@ def test_two_servers_and_a_worker_share_one_postgres(db: str) -> None:
         assert httpx.post(f"{a}/v1/models/{first_version}/activate",
                           headers=key).status_code == 200
         assert httpx.get(b + other, headers=key).json()["model_version"] == first_version
+        # a key revoked by another process (the CLI) is refused by both servers within the
+        # bound each process trusts a checked key for
+        from beacon.api_keys import KEY_CACHE_S
+
+        doomed = {"X-API-Key": _key_named("doomed")}
+        assert all(httpx.get(s + other, headers=doomed).status_code == 200 for s in (a, b))
+        revoked = subprocess.run([sys.executable, "-m", "beacon", "api-keys", "revoke", "doomed"],
+                                 cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": db},
+                                 capture_output=True, text=True)
+        assert revoked.returncode == 0, revoked.stderr
+        time.sleep(KEY_CACHE_S + 0.1)
+        assert all(httpx.get(s + other, headers=doomed).status_code == 401 for s in (a, b))
     finally:
         for process in (*servers, worker):
             stop(process)

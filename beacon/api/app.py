@@ -16,9 +16,19 @@ log = logging.getLogger(__name__)
 IN_PROCESS_WORKER = "BEACON_API_WORKER"
 
 
+#: threads that run the (synchronous) endpoints of one process. The work is CPU-bound under
+#: the GIL: a few threads keep the cores busy while one waits for the database, and requests
+#: beyond them wait in arrival order instead of all slicing one core (which stretched the
+#: slowest answers). BEACON_API_THREADS overrides it.
+API_THREADS = int(os.environ.get("BEACON_API_THREADS", "") or 4)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
+    import anyio.to_thread
     from starlette.concurrency import run_in_threadpool
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
 
     try:
         from beacon.recommend import warm

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, \
     generate_latest, multiprocess
 
@@ -38,20 +38,36 @@ def served(model_version: int | None) -> None:
         MODEL_VERSION.set(model_version)
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
+class _Measure:
+    """Counts and times every HTTP request. A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware (what @app.middleware makes) costs a task and a stream per request."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, sending)
         finally:
-            route = request.scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(request.method, name, str(status)).inc()
-            LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
+            name = getattr(scope.get("route"), "path", None) or "unmatched"
+            REQUESTS.labels(scope["method"], name, str(status)).inc()
+            LATENCY.labels(scope["method"], name).observe(time.perf_counter() - started)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(_Measure)
 
 
 def scrape() -> Response:

@@ -1,7 +1,7 @@
 """HybridModel: the fitted (or loaded) model and its numpy serving path."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -179,8 +179,23 @@ class HybridModel(PlaceTerm, FoldIn):
         """The event's terms that add most to its score (token . user + token bias), best first.
         Terms: feature tokens ("tag:jazz", "organizer:Blue Note", ...) and "event:<id>" for the
         event's own id embedding (what similar users did with it)."""
+        return self.explain_many(user, [event_row], top, user_override)[0]
+
+    def explain_many(self, user: UserContext, event_rows: Sequence[Mapping[str, Any]],
+                     top: int = 3, user_override: tuple[np.ndarray, float] | None = None
+                     ) -> list[list[tuple[str, float]]]:
+        """explain() of several events for one user: the place terms in one vectorized pass
+        (a page of reasons)."""
         self._require()
         vec, _ = user_override if user_override is not None else self.user_vector(user)
+        places: list[float | None] = [None] * len(event_rows)
+        if self.has_place_term:
+            places = self._place_terms(user, [(row.get("latitude"), row.get("longitude"),
+                                               row.get("city")) for row in event_rows])
+        return [self._terms(row, vec, place, top) for row, place in zip(event_rows, places)]
+
+    def _terms(self, event_row: Mapping[str, Any], vec: np.ndarray, place: float | None,
+               top: int) -> list[tuple[str, float]]:
         terms: list[tuple[str, float]] = []
         tok_vec, tok_bias = self.weights["event_tok"], self.weights["event_tok_bias"]
         for token in event_tokens(event_row):
@@ -194,11 +209,8 @@ class HybridModel(PlaceTerm, FoldIn):
             label = event_row.get("event_id", event_id)
             terms.append((f"event:{label}", float(self.weights["event_id"][row] @ vec
                                                    + self.weights["event_id_bias"][row])))
-        if self.has_place_term:
-            place = self._place_term(user, event_row.get("latitude"), event_row.get("longitude"),
-                                     event_row.get("city"))
-            if place is not None:
-                terms.append((PLACE_TOKEN, place))
+        if place is not None:
+            terms.append((PLACE_TOKEN, place))
         terms.sort(key=lambda item: -item[1])
         return terms[:top]
 

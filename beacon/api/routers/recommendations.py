@@ -103,7 +103,7 @@ def user_recommendations(
     database does not hold gets the cold-start ranking for the point given (404 with
     known_only=true)."""
     served = _run(serving.serve, email, q.params, n=q.n, offset=q.offset, strategy=q.strategy,
-                  known_only=known_only)
+                  known_only=known_only, explain=q.explain)
     return respond(served, q.explain)
 
 
@@ -117,7 +117,7 @@ def recommend_body(key: Reader, body: RecommendBody) -> RecommendationsResponse:
         category=None if body.category is None else list(body.category))
     served = _run(serving.serve, body.email, params, n=body.n, offset=body.offset,
                   strategy=body.strategy, known_only=body.known_only,
-                  interests=tuple(body.interests))
+                  interests=tuple(body.interests), explain=body.explain)
     return respond(served, body.explain)
 
 
@@ -130,5 +130,5 @@ def similar_events(
 ) -> RecommendationsResponse:
     """Upcoming events like this one (its category, tags and place), filters allowed."""
     served = _run(serving.similar, event_id, q.params, n=q.n, offset=q.offset,
-                  strategy=q.strategy)
+                  strategy=q.strategy, explain=q.explain)
     return respond(served, q.explain)
