@@ -496,6 +496,7 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             rows = outcome.passed_rows
             values = np.zeros(0, dtype=np.float64)
             matrix = None
+            co_part = None
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)

@@ -256,6 +256,10 @@ def test_coattendance_ranks_up_and_says_so_in_plain_words(db: str) -> None:
     assert not any("also went" in r.reason for r in ranked.items[1:])
     # nobody without history in the component is touched by it
     assert recommend("nobody@example.com", FilterParams(), top=3, now=NOW).items
+    # filters that leave nothing: an empty list from the model, not a fall to popularity
+    empty = recommend("jazz0@example.com", FilterParams.parse(category="no-such-category"),
+                      top=3, now=NOW)
+    assert empty.items == [] and empty.source == ranked.source != "popularity"
 
 
 # --------------------------------------------------------------------------- command line
