@@ -335,8 +335,8 @@ def end_to_end(url: str, users, now_fn, requests: int, profile: bool) -> dict:
         for email in emails[:20]:
             R.recommend(email, params, top=TOP)
         breakdown = _Breakdown()
-        breakdown.wrap(R.catalog_sync, "serving_user_with_stamp",
-                       "user + history + catalogue stamp read")
+        breakdown.wrap(R, "serving_read",
+                       "stamp + active model id + user + history + personal vector read")
         breakdown.wrap(R, "_candidates", "candidate snapshot check (_candidates)")
         breakdown.wrap(R.F, "apply_filters", "filters (apply_filters)")
         breakdown.wrap(R, "_load_active", "active model check (versions.active_global)")

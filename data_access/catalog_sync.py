@@ -75,24 +75,3 @@ def event_features(event_id: str) -> dict | None:
 def _stamp_in(session) -> int:
     return int(session.scalar(select(CatalogStamp.version).where(CatalogStamp.id == STAMP_ID))
                or 0)
-
-
-def serving_user_with_stamp(email: str):
-    """catalog.serving_user and the catalogue stamp in one session (one connection checkout
-    per request instead of two): ((user, history) or None, stamp)."""
-    from data_access.catalog import user_by_email, user_history
-
-    with session_scope() as session:
-        stamp = _stamp_in(session)
-        row = user_by_email(email, session)
-        if row is None:
-            return None, stamp
-        return (row, user_history(row.id, session=session)), stamp
-
-
-def history_with_stamp(user_id: int):
-    """catalog.user_history and the catalogue stamp in one session: (history, stamp)."""
-    from data_access.catalog import user_history
-
-    with session_scope() as session:
-        return user_history(user_id, session=session), _stamp_in(session)
