@@ -24,8 +24,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from data_access import audit as audit_log
 from data_access import catalog, catalog_sync, refresh_queue, training_data
 from data_access.audit import AuditRow
-from data_access.catalog import UserHistory, UserRow, _as_naive
+from data_access.catalog import UserHistory, UserRow
 from data_access.db import session_scope
+from data_access.serving_read import decisions_from_rows
 from data_access.models_store import _serialize_activations
 from data_access.recommendations import replace_in
 from data_access.runs import scope_key, this_host
@@ -84,8 +85,8 @@ def read(user_ids: list[int], fold_in_limit: int) -> BatchReads:
 
 
 def user_histories(session, user_ids: list[int]) -> dict[int, UserHistory]:
-    """catalog.user_history (without `recent`) of many users in one statement: each user's
-    latest time per decision type and event, with the event's organizer, category and tags."""
+    """catalog.user_history (without `recent`) of many users in one statement: serving_read's
+    decisions statement for many users, folded the same way."""
     rows: dict[int, list] = {int(u): [] for u in user_ids}
     if rows:
         for user_id, *row in session.execute(
@@ -100,29 +101,7 @@ def user_histories(session, user_ids: list[int]) -> dict[int, UserHistory]:
                       Event.organizer, Event.category, EventTag.tag)
         ):
             rows[user_id].append(row)
-    return {user_id: _history(user_id, found) for user_id, found in rows.items()}
-
-
-def _history(user_id: int, rows: list) -> UserHistory:
-    """Rows of (event, type, latest time of that type, organizer, category, tag or None) folded
-    as catalog.user_history folds its own: a register counts unless a later unregister undid
-    it; organizers, categories and tags are those of the registered events."""
-    latest: dict[int, dict[str, datetime]] = {}
-    features: dict[int, tuple] = {}
-    tags: dict[int, set[str]] = {}
-    for event_id, kind, at, organizer, category, tag in rows:
-        latest.setdefault(event_id, {})[kind] = _as_naive(at)
-        features[event_id] = (organizer, category)
-        if tag is not None:
-            tags.setdefault(event_id, set()).add(tag)
-    registered = {e for e, kinds in latest.items() if "register" in kinds and (
-        "unregister" not in kinds or kinds["register"] > kinds["unregister"])}
-    return UserHistory(
-        user_id=user_id, registered=frozenset(registered),
-        rejected=frozenset(e for e, kinds in latest.items() if "reject" in kinds),
-        organizers=frozenset(features[e][0] for e in registered if features[e][0]),
-        categories=frozenset(features[e][1] for e in registered if features[e][1]),
-        tags=frozenset(t for e in registered for t in tags.get(e, ())))
+    return {user_id: decisions_from_rows(user_id, found) for user_id, found in rows.items()}
 
 
 def start_runs(user_ids: list[int], *, trigger: str, requested_by: str | None
