@@ -142,11 +142,15 @@ def _navigation(actor=None):
     signed-in actor it is hidden: nobody is shown the console's pages before signing in."""
     if not _registered:
         pages = [st.Page(path, title=title, icon=icon, default=default)
-                 for path, title, icon, default in PAGES + (
-                     ADMIN_PAGES if actor is not None and actor.role == "admin" else [])
+                 for path, title, icon, default in navigation_paths(actor)
                  if (ROOT / path).exists()]
         _registered.append(st.navigation(pages, position="sidebar" if actor else "hidden"))
     return _registered[0]
+
+
+def navigation_paths(actor) -> list[tuple]:
+    """The pages `actor` is shown (administrators see two more)."""
+    return PAGES + (ADMIN_PAGES if actor is not None and actor.role == "admin" else [])
 
 
 def _frame() -> None:
@@ -165,9 +169,12 @@ def _frame() -> None:
         st.session_state["_beacon_ready"] = database
 
     navigation = _navigation(actor)
-    if _ui.DEEP_LINK_KEY in st.session_state:  # a deep link that arrived before the router ran
-        target, query = st.session_state.pop(_ui.DEEP_LINK_KEY)
-        st.switch_page(target, query_params=query)
+    deep_link = _ui.pending_deep_link()  # one that arrived before the router ran
+    if deep_link is not None:
+        target, query = deep_link
+        if target in {path for path, *_ in navigation_paths(actor)}:
+            st.switch_page(target, query_params=query)
+        st.session_state.pop(_ui.DEEP_LINK_KEY, None)  # a page this operator is not shown
     _sidebar_frame(_sidebar(database, console.versions_stamp()), console.running_training())
     navigation.run()
 

@@ -134,6 +134,7 @@ def routed(page_file: str) -> None:
     call): no frame, no schema check, helper modules listed as pages. Hand the target and its
     query parameters to the router, which switches to it once navigation is set up.
     """
+    target = f"pages/{Path(page_file).name}"
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # the private flag moved: nothing to guard against any more
@@ -141,12 +142,32 @@ def routed(page_file: str) -> None:
     # AppTest resets the flag before every run and runs a switched-to page on its own; routing
     # there would only drop the test's widget state. A real server never resets it.
     if not PagesManager.uses_pages_directory or "streamlit.testing.v1.app_test" in sys.modules:
+        pending = st.session_state.get(DEEP_LINK_KEY)
+        if pending is not None and pending[0] == target:
+            del st.session_state[DEEP_LINK_KEY]  # arrived: the router stops sending it here
         return
-    st.session_state[DEEP_LINK_KEY] = (f"pages/{Path(page_file).name}", st.query_params.to_dict())
+    st.session_state[DEEP_LINK_KEY] = (target, st.query_params.to_dict(), 0)
     st.switch_page("dashboard.py")
 
 
+def pending_deep_link() -> tuple[str, dict] | None:
+    """The page and query a deep link still waits for, counting this try; None when there is
+    none or it was tried too often. It stays in the session until its page runs (`routed`):
+    a rerun that a component asks for at the same moment (the cookie manager reporting back
+    after sign-in) can override the switch, and the router then simply switches again."""
+    pending = st.session_state.get(DEEP_LINK_KEY)
+    if pending is None:
+        return None
+    target, query, tries = pending
+    if tries >= DEEP_LINK_TRIES:
+        del st.session_state[DEEP_LINK_KEY]
+        return None
+    st.session_state[DEEP_LINK_KEY] = (target, query, tries + 1)
+    return target, query
+
+
 DEEP_LINK_KEY = "_beacon_deep_link"
+DEEP_LINK_TRIES = 5
 
 
 def error_box(error: BaseException | str, hint: str | None = None) -> None:

@@ -239,7 +239,11 @@ def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
             tab = context.new_page()
             tab.set_default_timeout(60_000)
             sign_in_page(tab, fresh.url, role="admin", path=f"/debug_filter?user={email}")
-            tab.locator('[data-testid="stMain"] h1', has_text="Debug filter").wait_for()
+            heading = tab.locator('[data-testid="stMain"] h1')
+            try:
+                heading.filter(has_text="Debug filter").wait_for()
+            except PlaywrightTimeout:  # say where the page went instead (the Overview, say)
+                pytest.fail(f"no Debug filter page at {tab.url}: headings {heading.all_inner_texts()}")
             tab.get_by_text("Candidates left after each stage").wait_for()
             wait_idle(tab)
             links = tab.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
