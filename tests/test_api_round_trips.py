@@ -20,7 +20,7 @@ from tests.test_recommend import BERLIN, NOW
 JAZZ = "jazz0@example.com"
 PATH = f"/v1/users/{JAZZ}/recommendations"
 #: what the benchmark asks: filters on, with reasons
-FILTERS = {"n": 5, "max_km": 50, "start": "17:00", "end": "23:30", "explain": "true",
+FILTERS = {"n": 5, "max_km": 50, "start": "06:00", "end": "23:30", "explain": "true",
            "dates": ",".join((NOW.date() + timedelta(days=d)).isoformat() for d in range(8))}
 #: reads: (1) stamp + active model + user + tags + personal vector, (2) decisions with tags
 MAX_READS = 2

@@ -15,6 +15,10 @@ from tests.auth_support import ADMIN
 
 UTC = timezone.utc
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+#: events start at 06:00 UTC (07:00-08:00 in Berlin, 16:00-17:00 in Sydney), whatever the hour
+#: the tests run: from NOW's own hour a three-hour event crossed local midnight between 20:00
+#: and 23:00 UTC, and the 00:00-23:59 windows and the date filters below dropped it
+DAY0 = NOW.replace(hour=6)
 BERLIN = (52.52, 13.405)
 
 
@@ -23,7 +27,7 @@ def _event(key: str, days: float, category: str, tags=(), organizer=None, km_eas
         "event_id": key, "title": kw.pop("title", f"{category} night {key}"), "category": category,
         "tags": tags, "organizer": organizer, "city": "Berlin",
         "latitude": BERLIN[0], "longitude": BERLIN[1] + km_east / 67.8,
-        "start": NOW + timedelta(days=days), "end": NOW + timedelta(days=days, hours=3),
+        "start": DAY0 + timedelta(days=days), "end": DAY0 + timedelta(days=days, hours=3),
         "timezone": "Europe/Berlin", "price": kw.pop("price", 10.0), **kw,
     }
 
