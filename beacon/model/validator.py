@@ -18,11 +18,6 @@ if TYPE_CHECKING:
 
 VALIDATION_MAX_USERS = 3000  # early stopping needs a steady estimate, not every user
 VALIDATION_SAMPLE_SEED = 20261123
-#: upcoming events ranked besides the validation positives: a fixed sample where the catalogue
-#: is bigger (each epoch scores users x candidates; 50k upcoming events made validation 7x the
-#: cost of the epoch it judges); a catalogue this small or smaller is ranked in full
-VALIDATION_MAX_CANDIDATES = 5000
-VALIDATION_CANDIDATE_SEED = 20261205
 VALIDATION_BLOCK = 512
 VALIDATION_PLACE_CACHE_CELLS = 100_000_000  # float16 x 3: at most 600 MB (3,000 users)
 STRONG_SHARE = 0.5  # validation hits: pairs whose weight is at least half the strongest type
@@ -51,7 +46,6 @@ class _Validator:
             rng = np.random.default_rng(VALIDATION_SAMPLE_SEED)
             users = np.sort(rng.choice(users, VALIDATION_MAX_USERS, replace=False))
             strong = strong[np.isin(strong["urow"].to_numpy(), users)]
-        candidates = sampled_candidates(candidates, strong["erow"].to_numpy())
         self.users = users
         self.prep = prep
         self.candidates = candidates
@@ -125,17 +119,6 @@ class _Validator:
                 excluded = self._excluded_in(start, start + len(scores))
                 scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -np.inf
             yield rows, scores
-
-
-def sampled_candidates(candidates: np.ndarray, positives: np.ndarray) -> np.ndarray:
-    """`candidates` (sorted event rows) when at most VALIDATION_MAX_CANDIDATES, else a fixed
-    random sample of that many together with every event in `positives` (sorted): the metric
-    only compares epochs (and blends) with each other, so the same sample serves every epoch."""
-    if len(candidates) <= VALIDATION_MAX_CANDIDATES:
-        return candidates
-    rng = np.random.default_rng(VALIDATION_CANDIDATE_SEED)
-    sample = rng.choice(candidates, VALIDATION_MAX_CANDIDATES, replace=False)
-    return np.union1d(sample, np.intersect1d(positives, candidates))
 
 
 def _ndcg_top_k(scores, relevant: np.ndarray, k: int) -> float:
