@@ -1,0 +1,62 @@
+"""What keeps training fast at scale without changing what it computes: the co-attendance
+inverse through a Cholesky factor, and the validation users capped by a users x candidates
+budget on big catalogues."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beacon.config import ModelConfig
+from beacon.model import HybridModel
+from beacon.model.coattendance import ease
+from tests.test_model_contract import place_world, to_training_data
+
+
+def _general_ease(g: np.ndarray, lam: float) -> np.ndarray:
+    """EASE's B through numpy's general inverse, as the component computed it before."""
+    p = np.linalg.inv(g + lam * np.eye(len(g)))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b.astype(np.float32)
+
+
+@pytest.mark.parametrize("lam", [0.5, 100.0, 1500.0])
+def test_coattendance_inverse_matches_the_general_inverse(lam):
+    rng = np.random.default_rng(11)
+    x = (rng.random((400, 60)) < 0.08).astype(np.float64)
+    g = x.T @ x
+    b = ease(g, lam)
+    assert b.dtype == np.float32 and np.all(np.diag(b) == 0)
+    np.testing.assert_allclose(b, _general_ease(g, lam), rtol=1e-5, atol=1e-6)
+
+
+def test_coattendance_inverse_falls_back_when_not_positive_definite():
+    """lambda 0 on a singular Gram matrix (two identical columns): no Cholesky factor, but
+    the same answer numpy's general inverse gives (or its error), never a wrong B."""
+    g = np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 2.0]])
+    np.testing.assert_allclose(ease(g, 0.0), _general_ease(g, 0.0), rtol=1e-5, atol=1e-6)
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(np.linalg.LinAlgError):
+        ease(singular, 0.0)
+
+
+def test_validation_users_follow_the_cell_budget(monkeypatch):
+    """A big catalogue scores fewer validation users (budget // candidates, never below the
+    floor); a small one keeps every validation user."""
+    import beacon.model.validator as validator
+
+    data = to_training_data(place_world())
+    config = ModelConfig(dim=8, epochs=2, patience=2, refit=False, seed=3,
+                         validation_fraction=0.3)
+    everyone = HybridModel.fit(data, config).validation
+    assert everyone["users"] >= 3
+
+    monkeypatch.setattr(validator, "VALIDATION_MAX_CELLS", 2 * everyone["candidates"])
+    monkeypatch.setattr(validator, "VALIDATION_MIN_USERS", 1)
+    capped = HybridModel.fit(data, config).validation
+    assert capped["users"] == 2 and capped["candidates"] == everyone["candidates"]
+
+    monkeypatch.setattr(validator, "VALIDATION_MAX_CELLS", 1)
+    monkeypatch.setattr(validator, "VALIDATION_MIN_USERS", 3)
+    floored = HybridModel.fit(data, config).validation
+    assert floored["users"] == 3
