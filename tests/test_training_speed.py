@@ -60,3 +60,35 @@ def test_validation_users_follow_the_cell_budget(monkeypatch):
     monkeypatch.setattr(validator, "VALIDATION_MIN_USERS", 3)
     floored = HybridModel.fit(data, config).validation
     assert floored["users"] == 3
+
+
+def test_warm_learning_rate_decays_with_the_steps_and_is_off_by_default():
+    from types import SimpleNamespace
+
+    from beacon.model.trainer import _Trainer
+
+    def rate(config: ModelConfig, steps: int) -> float:
+        return _Trainer.learning_rate(SimpleNamespace(config=config, steps=steps))
+
+    assert rate(ModelConfig(), 0) == rate(ModelConfig(), 10_000) == 0.005
+    warm = ModelConfig(learning_rate=0.005, warm_learning_rate=0.025, warm_half_life=100)
+    assert rate(warm, 0) == pytest.approx(0.025)
+    assert rate(warm, 100) == pytest.approx(0.015)
+    assert rate(warm, 200) == pytest.approx(0.010)
+    assert rate(warm, 100_000) == pytest.approx(0.005)
+    with pytest.raises(Exception, match="warm_half_life"):
+        ModelConfig(warm_half_life=-1)
+
+
+def test_warm_start_changes_the_fit_and_the_refit_repeats_it():
+    """The warm start reaches the optimizer (another model than without it), and two fits
+    with it agree (the refit's schedule is a function of its own steps)."""
+    data = to_training_data(place_world())
+    base = ModelConfig(dim=8, epochs=3, patience=3, seed=5, validation_fraction=0.3)
+    warm = ModelConfig(dim=8, epochs=3, patience=3, seed=5, validation_fraction=0.3,
+                       warm_learning_rate=0.05, warm_half_life=5)
+    plain = HybridModel.fit(data, base).weights["user_id"]
+    first = HybridModel.fit(data, warm).weights["user_id"]
+    second = HybridModel.fit(data, warm).weights["user_id"]
+    assert not np.allclose(plain, first)
+    np.testing.assert_array_equal(first, second)
