@@ -92,3 +92,28 @@ def test_warm_start_changes_the_fit_and_the_refit_repeats_it():
     second = HybridModel.fit(data, warm).weights["user_id"]
     assert not np.allclose(plain, first)
     np.testing.assert_array_equal(first, second)
+
+
+def test_blend_choice_ranks_a_shortlist_with_the_same_top_k():
+    """The co-attendance choice ranks each blend over the shortlist (every column B knows, and
+    each row's best k of the rest by the hybrid): the same NDCG as over every candidate."""
+    from beacon.model.coattendance import standardized
+    from beacon.model.coattendance_fit import _ndcg, shortlist
+
+    rng = np.random.default_rng(4)
+    users, candidates, k = 40, 500, 10
+    hybrid = rng.normal(size=(users, candidates))
+    finite = rng.random((users, candidates)) > 0.1
+    known = rng.random(candidates) < 0.2
+    has_history = rng.random(users) < 0.8
+    co = rng.normal(size=(users, candidates)) * known[None, :]
+    relevant = rng.random((users, candidates)) < 0.02
+    z_hybrid = standardized(hybrid, finite)
+    z_co = standardized(co, finite & known[None, :] & has_history[:, None])
+    short = shortlist(z_hybrid, finite, known, k)
+    assert len(short) < candidates
+    for weight in (0.0, 0.25, 0.85):
+        full = (1 - weight) * z_hybrid + weight * z_co
+        full[~finite] = -np.inf
+        assert _ndcg(full[:, short], relevant, k, short) == pytest.approx(
+            _ndcg(full, relevant, k))
