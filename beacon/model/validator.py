@@ -76,9 +76,6 @@ class _Validator:
         order = np.argsort(excluded_rows, kind="stable")
         self.excluded = (excluded_rows[order], col[seen["erow"]].to_numpy()[order])
         cells = len(self.users) * len(candidates)
-        # [users, candidates] events already started at each user's split: the same every epoch
-        self.started = None if user_split is None else _torch().from_numpy(
-            self.candidate_start[None, :] <= self.user_split[:, None])
         # The place features do not change between epochs: keep them (float16) unless that
         # would take too much memory; then compute them per block of users in `metric`.
         self.place = self._place_planes(slice(None)) \
@@ -126,10 +123,11 @@ class _Validator:
                 if w is not None:
                     planes = self.place[:, rows] if self.place is not None else \
                         self._place_planes(rows)
-                    for i in range(N_PLACE):  # float16 added as float32, without a copy
-                        scores.add_(planes[i], alpha=float(w[i]))
-                if self.started is not None:
-                    scores.masked_fill_(self.started[rows], -np.inf)
+                    for i in range(N_PLACE):
+                        scores.add_(planes[i].float(), alpha=float(w[i]))
+                if self.user_split is not None:
+                    started = self.candidate_start[None, :] <= self.user_split[rows, None]
+                    scores[torch.from_numpy(started)] = -np.inf
                 excluded = self._excluded_in(start, start + len(scores))
                 scores[torch.from_numpy(excluded[0]), torch.from_numpy(excluded[1])] = -np.inf
             yield rows, scores
