@@ -41,6 +41,11 @@ class ModelConfig:
     dim: int = 32
     epochs: int = 30
     learning_rate: float = 0.005
+    # A warm start: the first steps run at `warm_learning_rate`, which decays towards
+    # `learning_rate` with a half-life of `warm_half_life` optimizer steps (0: off). Convergence
+    # is bound by steps, not epochs, so this spares most epochs where an epoch is dear.
+    warm_learning_rate: float = 0.0
+    warm_half_life: int = 0
     batch_size: int = 1024
     negatives: int = 32
     l2: float = 1e-5
@@ -145,6 +150,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "dim": (1, 512, True),
     "epochs": (1, 1000, True),
     "learning_rate": (1e-6, 1.0, False),
+    "warm_learning_rate": (0, 1.0, False),
+    "warm_half_life": (0, 1_000_000, True),
     "batch_size": (1, 65_536, True),
     "negatives": (1, 1024, True),
     "l2": (0, 1.0, False),

@@ -83,19 +83,21 @@ def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
         hybrid[~finite] = 0.0
         z_hybrid = standardized(hybrid, finite)
         valid = finite & known[None, :] & has_history[rows][:, None]
+        short = shortlist(z_hybrid, finite, known, validator.k)
+        z_short, finite_short = z_hybrid[:, short], finite[:, short]
         for lam, b in matrices.items():
             sums = history_sums(b, [positions[i] for i in rows])
             co = np.zeros(hybrid.shape, dtype=np.float32)
             co[:, known] = sums[:, cols[known]]
-            z_co = standardized(co, valid)
+            z_co = standardized(co, valid)[:, short]
             for weight in BLEND_WEIGHTS:
                 if weight == 0 and lam != COATTENDANCE_LAMBDAS[0]:
                     continue
-                mixed = (1.0 - weight) * z_hybrid + weight * z_co  # as `blend` mixes
-                mixed[~finite] = -np.inf
+                mixed = (1.0 - weight) * z_short + weight * z_co  # as `blend` mixes
+                mixed[~finite_short] = -np.inf
                 key = (lam, weight)
                 totals[key] = totals.get(key, 0.0) + \
-                    _ndcg(mixed, validator.relevant[rows], validator.k) * len(hybrid)
+                    _ndcg(mixed, validator.relevant[rows], validator.k, short) * len(hybrid)
     if not totals:
         return {"weight": 0.0, "lambda": None, "grid": []}
     n = max(int(scored.sum()), 1)
@@ -121,8 +123,25 @@ def fit_component(prep: _Prepared, rows: pd.DataFrame, event_ids: np.ndarray,
     return CoAttendance(event_ids[events], b, float(weight), float(lam))
 
 
-def _ndcg(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
+def shortlist(z_hybrid: np.ndarray, finite: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
+    """The (sorted) candidate columns that can reach some row's top k in any blend: every
+    column B knows, and each row's best k of the others by the hybrid alone (B adds 0 to those,
+    so every blend orders them as the hybrid does). Ranking the blend grid over these instead of
+    every upcoming event gives the same top k (up to ties) at a fraction of the cost."""
+    unknown = np.where(finite & ~known[None, :], z_hybrid, -np.inf)
+    if unknown.shape[1] > k:
+        best = np.argpartition(-unknown, k - 1, axis=1)[:, :k]
+    else:
+        best = np.broadcast_to(np.arange(unknown.shape[1]), unknown.shape)
+    return np.union1d(np.flatnonzero(known), best.ravel())
+
+
+def _ndcg(scores: np.ndarray, relevant: np.ndarray, k: int,
+          columns: np.ndarray | None = None) -> float:
+    """Mean NDCG@k of the rows of `scores`; `columns`: the candidate column of each score
+    column when the scores cover a shortlist of `relevant`'s columns."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
-    return ndcg_of_top(np.take_along_axis(top, order, 1), relevant)
+    top = np.take_along_axis(top, order, 1)
+    return ndcg_of_top(top if columns is None else columns[top], relevant)

@@ -22,6 +22,7 @@ class _Trainer(NegativeSampling):
         torch = self.torch = _torch()
         nn = torch.nn
         self.prep, self.config, self.device = prep, config, device
+        self.steps = 0  # optimizer steps so far: the warm learning rate decays with them
         self.rng = np.random.default_rng(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         d = config.dim
@@ -68,7 +69,7 @@ class _Trainer(NegativeSampling):
                                                          requires_grad=config.locality)}),
         })
         self.optimizer = torch.optim.Adam(
-            [p for p in self.modules.parameters() if p.requires_grad], lr=config.learning_rate,
+            [p for p in self.modules.parameters() if p.requires_grad], lr=self.learning_rate(),
             fused=True)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
@@ -184,8 +185,21 @@ class _Trainer(NegativeSampling):
             loss = loss + cfg.l2 * reg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         self.optimizer.step()
+        self.steps += 1
         return float(loss.detach()), float(wsum)
+
+    def learning_rate(self) -> float:
+        """The step size of the next step: `warm_learning_rate` decaying towards
+        `learning_rate` with a half-life of `warm_half_life` steps (a function of the step
+        count alone, so that the refit repeats the schedule that early stopping judged)."""
+        cfg = self.config
+        if cfg.warm_learning_rate <= cfg.learning_rate or cfg.warm_half_life <= 0:
+            return cfg.learning_rate
+        decay = 0.5 ** (self.steps / cfg.warm_half_life)
+        return cfg.learning_rate + (cfg.warm_learning_rate - cfg.learning_rate) * decay
 
     # -- evaluation and export
     def all_event_vectors(self) -> tuple[np.ndarray, np.ndarray]:
