@@ -12,6 +12,7 @@ import pandas as pd
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
 from beacon.model.coattendance_fit import choose_blend, fit_component
+from beacon.model.content_fit import choose_content, cold_events, fit_part
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
@@ -59,6 +60,7 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     if split is not None and config.patience > 0:
         in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
         train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
+        held_cold = cold_events(prep) if config.content_blend else np.zeros(0, np.int64)
         train_pairs = _pairs(train_rows)
         validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
         if validator.usable and (train_pairs["weight"] > 0).any():
@@ -72,6 +74,10 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                           "coattendance": choose_blend(prep, train_rows, validator, trainer,
                                                        config)}
             epochs = max(best_epoch, 1)
+            if config.content_blend:
+                validation["content"] = choose_content(
+                    _from_trainer(cls, trainer, prep, train_pairs, config, device, [], {}),
+                    prep, train_rows, held_cold, config)
     all_pairs = _pairs(prep.rows)
     if trainer is None or config.refit:
         trainer = _Trainer(prep, all_pairs, config, device)
@@ -87,6 +93,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
         model.coattendance = fit_component(prep, prep.rows,
                                            prep.events["id"].to_numpy(dtype=np.int64),
                                            chosen["weight"], chosen["lambda"], config)
+    if (validation.get("content") or {}).get("weight", 0) > 0:
+        model.content = fit_part(prep, validation["content"]["weight"], config)
     return model
 
 
