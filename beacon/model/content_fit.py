@@ -44,19 +44,21 @@ def cold_events(prep: _Prepared) -> np.ndarray:
 
 
 def choose_content(model: HybridModel, prep: _Prepared, train_rows: pd.DataFrame,
-                   cold: np.ndarray, config: ModelConfig) -> dict[str, Any]:
-    """The validation NDCG@k per weight and the choice (weight 0: not stored). `model`: the
+                   cold: np.ndarray, config: ModelConfig
+                   ) -> tuple[dict[str, Any], ContentPart | None]:
+    """The validation NDCG@k per weight and the choice (weight 0: not stored), with the
+    component built for it (its vocabulary and rows serve the final one). `model`: the
     hybrid as fitted on the validation phase's `train_rows`, which left out every interaction
     with the `cold` event rows (`cold_events`); the content part knows users by the same rows.
     """
     if not len(cold):
-        return {"weight": 0.0, "grid": []}
+        return {"weight": 0.0, "grid": []}, None
     pairs = strong_pairs(prep, prep.rows)
     in_cold = np.isin(pairs["erow"].to_numpy(), cold)
     relevant_pairs = pairs[in_cold]
     users = np.unique(relevant_pairs["urow"].to_numpy())
     if len(users) < MIN_COLD_USERS:
-        return {"weight": 0.0, "grid": []}
+        return {"weight": 0.0, "grid": []}, None
     if len(users) > CHOICE_MAX_USERS:
         users = np.sort(np.random.default_rng(CHOICE_SAMPLE_SEED).choice(
             users, CHOICE_MAX_USERS, replace=False))
@@ -85,8 +87,8 @@ def choose_content(model: HybridModel, prep: _Prepared, train_rows: pd.DataFrame
     out = {"grid": grid, "hybrid_ndcg": alone, "events": int(len(cold)),
            "users": int(len(users))}
     if best["weight"] == 0 or best["ndcg"] <= alone * (1 + MIN_RELATIVE_GAIN):
-        return {"weight": 0.0, **out}
-    return {"weight": best["weight"], "blend_ndcg": best["ndcg"], **out}
+        return {"weight": 0.0, **out}, part
+    return {"weight": best["weight"], "blend_ndcg": best["ndcg"], **out}, part
 
 
 def _cold_hybrid_scores(model: HybridModel, prep: _Prepared, train_rows: pd.DataFrame,
@@ -116,7 +118,11 @@ def _cold_hybrid_scores(model: HybridModel, prep: _Prepared, train_rows: pd.Data
                       dtype=np.float64)
 
 
-def fit_part(prep: _Prepared, weight: float, config: ModelConfig) -> ContentPart:
-    """The stored component over every event of the training frame."""
-    return ContentPart.build(prep.events, weight, np.unique(prep.rows["erow"].to_numpy()),
-                             config.seed)
+def fit_part(prep: _Prepared, weight: float, config: ModelConfig,
+             chosen_on: ContentPart | None = None) -> ContentPart:
+    """The stored component over every event of the training frame (the vocabulary and rows
+    of `chosen_on`, the choice's component, where there is one)."""
+    trained = np.unique(prep.rows["erow"].to_numpy())
+    if chosen_on is not None:
+        return chosen_on.with_trained(trained, weight, config.seed)
+    return ContentPart.build(prep.events, weight, trained, config.seed)

@@ -97,16 +97,23 @@ class ContentPart:
         terms, idf = fit_vocabulary(docs)
         part = cls(terms, idf, events["id"].to_numpy(dtype=np.int64), None, float(weight))
         part.matrix = part.transform(docs)
+        return part.with_trained(trained_rows, weight, seed)
+
+    def with_trained(self, trained_rows: np.ndarray, weight: float,
+                     seed: int = 0) -> "ContentPart":
+        """The same vocabulary and rows, with neighbour thresholds against other trained
+        events (`trained_rows`, rows of the stored events) and another weight."""
         trained_rows = np.asarray(trained_rows, dtype=np.int64)
         pool = trained_rows
         if len(pool) > THRESHOLD_SAMPLE:
             pool = np.sort(np.random.default_rng(seed).choice(pool, THRESHOLD_SAMPLE,
                                                               replace=False))
-        part.pool, part.trained = pool, int(len(trained_rows))
-        untrained = np.ones(len(events), dtype=bool)
+        part = ContentPart(self.terms, self.idf, self.event_ids, self.matrix, float(weight),
+                           pool, int(len(trained_rows)))
+        untrained = np.ones(len(self.event_ids), dtype=bool)
         untrained[trained_rows] = False
-        part.thresholds = np.zeros(len(events), dtype=np.float32)
-        part.thresholds[untrained] = part.neighbour_thresholds(part.matrix[untrained])
+        part.thresholds = np.zeros(len(self.event_ids), dtype=np.float32)
+        part.thresholds[untrained] = part.neighbour_thresholds(self.matrix[untrained])
         return part
 
     def neighbour_thresholds(self, rows: Any) -> np.ndarray:

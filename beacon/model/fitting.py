@@ -57,10 +57,10 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     validation: dict[str, Any] = {}
     epochs = config.epochs
     trainer: _Trainer | None = None
+    content_part = None
     if split is not None and config.patience > 0:
         in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
         train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
-        held_cold = cold_events(prep) if config.content_blend else np.zeros(0, np.int64)
         train_pairs = _pairs(train_rows)
         validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
         if validator.usable and (train_pairs["weight"] > 0).any():
@@ -74,10 +74,10 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                           "coattendance": choose_blend(prep, train_rows, validator, trainer,
                                                        config)}
             epochs = max(best_epoch, 1)
-            if config.content_blend:
-                validation["content"] = choose_content(
+            if config.content_blend:  # its weight, on the newest trained events as cold ones
+                validation["content"], content_part = choose_content(
                     _from_trainer(cls, trainer, prep, train_pairs, config, device, [], {}),
-                    prep, train_rows, held_cold, config)
+                    prep, train_rows, cold_events(prep), config)
     all_pairs = _pairs(prep.rows)
     if trainer is None or config.refit:
         trainer = _Trainer(prep, all_pairs, config, device)
@@ -94,7 +94,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                                            prep.events["id"].to_numpy(dtype=np.int64),
                                            chosen["weight"], chosen["lambda"], config)
     if (validation.get("content") or {}).get("weight", 0) > 0:
-        model.content = fit_part(prep, validation["content"]["weight"], config)
+        model.content = fit_part(prep, validation["content"]["weight"], config,
+                                 content_part)
     return model
 
 
