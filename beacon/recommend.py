@@ -737,13 +737,12 @@ def _content_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
     try:
         content = scoring.model.content
         candidates = scoring.matrix.content
-        sources, shared = {}, {}
-        for i in rows:
-            if scoring.content_blend[i] > 0:
-                found = content.strongest_source(scoring.registered, candidates.matrix[i])
-                if found is not None:
-                    sources[i] = found[0]
-                    shared[i] = content.shared_terms(found[0], candidates.matrix[i])
+        lifted = [i for i in rows if scoring.content_blend[i] > 0]
+        found = content.strongest_sources(scoring.registered, candidates.matrix[lifted]) \
+            if lifted else []
+        sources = {i: source for i, source in zip(lifted, found) if source is not None}
+        shared = {i: content.shared_terms(source, candidates.matrix[i])
+                  for i, source in sources.items()}
         titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("content reason failed: %s", error)

@@ -269,8 +269,8 @@ class ModelContract:
         assert blended[ids.index(200)] > blended[ids.index(100)]  # known: the hybrid's order
         untouched = copy.blend_content(football_first, [[]], matrix)
         np.testing.assert_array_equal(untouched, football_first)
-        assert copy.content.strongest_source([101, 201], matrix.content.matrix[ids.index(150)]
-                                             )[0] == 101
+        sources = copy.content.strongest_sources([101, 201], matrix.content.matrix)
+        assert sources[ids.index(150)] == 101 and sources[ids.index(250)] == 201
         loaded = HybridModel.from_bytes(copy.to_bytes())
         assert loaded.content.weight == 1.0 and loaded.content.terms == copy.content.terms
         np.testing.assert_allclose(loaded.content.thresholds, copy.content.thresholds)

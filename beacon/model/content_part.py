@@ -1,19 +1,20 @@
-"""The content component: what the content strategy knows (TF-IDF over each event's title,
-category, tags and organizer; a user profile from the events they registered for plus their
-interest tags; cosine), blended into the hybrid's score of events without training history.
+"""The content component: the content strategy's TF-IDF (title words, category, tags and
+organizer of each event) as an item kNN, blended into the hybrid's score of the events without
+training history.
 
-The hybrid ranks an event nobody has touched from its feature tokens alone; the content
-similarity to the user's own past events is a different signal (on MovieLens each wins on
-different users). For every candidate the model does not know (no training interaction: an
-event published after training, or one nobody touched yet), the score becomes
-(1 - w) z(hybrid) + w z(content), both standardized over the user's candidates; known events
-keep z(hybrid). w is chosen on a cold validation split carved from training (`content_fit`)
-and the component is only stored when it wins there.
+The hybrid ranks an event nobody has touched from its feature tokens alone; the similarity of
+its text to the user's own past events is a different signal (on MovieLens each wins on
+different users). A candidate's content score is the square root of the summed cosines of the
+user's past events among its NEIGHBOURS most similar trained events. For every candidate the
+model does not know (no training interaction: published after training, or untouched), the
+score becomes (1 - w) z(hybrid) + w z(content); known events keep z(hybrid). w is chosen on a
+cold validation split carved from training (`content_fit`); the component is stored only
+where it wins there.
 
-The vocabulary, its idf and the TF-IDF rows of every event of the training frame are stored
-in the model blob, so a profile needs only the ids of the user's past events; an event added
-after training gets its row from its text with the stored vocabulary (new words count as
-absent).
+The vocabulary, its idf and the TF-IDF rows of every event of the training frame are stored in
+the model blob, so a user needs only the ids of their past events; an event added after
+training gets its row (and neighbour threshold) from its text with the stored vocabulary (new
+words count as absent). docs/content_component.md has the figures.
 """
 from __future__ import annotations
 
@@ -186,31 +187,34 @@ class ContentPart:
         return out, has_history
 
     def parts(self, hybrid: np.ndarray, histories: Sequence[Any], candidates: "ContentRows",
-              cold: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+              cold: np.ndarray, rows: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray] | None:
         """(hybrid part, content part) of the blended [users, candidates] scores (their sum is
-        the blend), or None when no candidate is cold or no user has a history it knows."""
+        the blend), or None when no candidate is cold or no user has a history it knows.
+        Column c of `hybrid` is row `rows[c]` of `candidates` (default: row c); `cold` is per
+        column."""
         if self.weight <= 0 or not cold.any():
             return None
         cold_cols = np.flatnonzero(cold)
-        on_cold, has_history = self.scores(histories, candidates[cold_cols])
+        picked = cold_cols if rows is None else np.asarray(rows)[cold_cols]
+        on_cold, has_history = self.scores(histories, candidates[picked])
         if not has_history.any():
             return None
         content = np.zeros(hybrid.shape, dtype=np.float64)
         content[:, cold_cols] = on_cold
         return blend_parts(hybrid, content, cold, has_history, self.weight)
 
-    def strongest_source(self, history: Iterable[Any], candidate_row: Any
-                         ) -> tuple[int, float] | None:
-        """The history event (id) most similar to a candidate (its TF-IDF row), with the
-        cosine; None when none shares a term with it."""
+    def strongest_sources(self, history: Iterable[Any], candidate_rows: Any
+                          ) -> list[int | None]:
+        """Per candidate (TF-IDF rows, csr): the id of the history event most similar to it;
+        None where none shares a term with it. One sparse product for a page of candidates."""
         rows = self.history_rows(history)
         if not len(rows):
-            return None
-        cosine = np.asarray((self.matrix[rows] @ candidate_row.T).todense()).ravel()
-        best = int(np.argmax(cosine))
-        if cosine[best] <= 0:
-            return None
-        return int(self.event_ids[rows[best]]), float(cosine[best])
+            return [None] * candidate_rows.shape[0]
+        cosine = np.asarray((candidate_rows @ self.matrix[rows].T).todense())
+        best = np.argmax(cosine, axis=1)
+        return [int(self.event_ids[rows[b]]) if cosine[i, b] > 0 else None
+                for i, b in enumerate(best)]
 
     def shared_terms(self, event_id: int, candidate_row: Any, top: int = 2) -> list[str]:
         """The values of the terms a stored event shares with a candidate, the rarest first."""

@@ -185,8 +185,8 @@ class HybridModel(PlaceTerm, FoldIn):
         `histories`: per user, the ids of the events they registered for."""
         if self.content is None or events.content is None:
             return None
-        cols = np.arange(len(events)) if cols is None else np.asarray(cols)
-        return self.content.parts(scores, histories, events.content[cols], ~events.known[cols])
+        cold = ~events.known if cols is None else ~events.known[cols]
+        return self.content.parts(scores, histories, events.content, cold, cols)
 
     def blend_content(self, scores: np.ndarray, histories: Sequence[Any], events: EventMatrix,
                       cols: np.ndarray | None = None) -> np.ndarray:
