@@ -741,7 +741,7 @@ def _content_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
         found = content.strongest_sources(scoring.registered, candidates.matrix[lifted]) \
             if lifted else []
         sources = {i: source for i, source in zip(lifted, found) if source is not None}
-        shared = {i: content.shared_terms(source, candidates.matrix[i])
+        shared = {i: content.shared_terms(source, candidates.term_columns(i))
                   for i, source in sources.items()}
         titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request

@@ -407,7 +407,7 @@ def test_content_knn_known_answer():
     assert one.thresholds[3] == pytest.approx(1.0)
     scores, _ = one.scores([[1, 2], [3]], one.rows(frame[frame["id"] == 4]))
     np.testing.assert_allclose(scores[:, 0], [0.0, 1.0], rtol=1e-6)
-    assert one.shared_terms(3, one.matrix[3]) == ["p", "q"]
+    assert one.shared_terms(3, one.rows(frame[frame["id"] == 4]).term_columns(0)) == ["p", "q"]
 
 
 def test_content_blend_standardizes_content_over_the_cold_candidates():

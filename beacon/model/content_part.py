@@ -216,12 +216,16 @@ class ContentPart:
         return [int(self.event_ids[rows[b]]) if cosine[i, b] > 0 else None
                 for i, b in enumerate(best)]
 
-    def shared_terms(self, event_id: int, candidate_row: Any, top: int = 2) -> list[str]:
-        """The values of the terms a stored event shares with a candidate, the rarest first."""
+    def shared_terms(self, event_id: int, candidate_terms: np.ndarray, top: int = 2
+                     ) -> list[str]:
+        """The values of the terms a stored event shares with a candidate (its row's column
+        indices), the rarest first."""
         row = self.index.row(int(event_id))
         if row < 0:
             return []
-        shared = np.intersect1d(self.matrix[row].indices, candidate_row.indices)
+        pointers = self.matrix.indptr
+        own = self.matrix.indices[pointers[row]:pointers[row + 1]]
+        shared = np.intersect1d(own, candidate_terms)
         shared = shared[np.argsort(-self.idf[shared], kind="stable")][:top]
         return [self.terms[c].partition(":")[2] for c in shared]
 
@@ -238,6 +242,10 @@ class ContentRows:
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
+
+    def term_columns(self, i: int) -> np.ndarray:
+        """The vocabulary columns of event i's terms."""
+        return self.matrix.indices[self.matrix.indptr[i]:self.matrix.indptr[i + 1]]
 
 
 def blend_parts(hybrid: np.ndarray, content: np.ndarray, cold: np.ndarray,
