@@ -92,6 +92,9 @@ class ModelConfig:
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
     coattendance_events: int = 3000
+    # The content component for events without training history (beacon/model/content_part.py):
+    # its weight is chosen on a cold validation split, and it is stored only where it wins.
+    content_blend: bool = True
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -194,6 +197,7 @@ def _validate(c: ModelConfig) -> None:
            " or ".join(NEGATIVE_SAMPLING))
     _check(isinstance(c.refit, bool), "refit", c.refit, "true or false")
     _check(isinstance(c.locality, bool), "locality", c.locality, "true or false")
+    _check(isinstance(c.content_blend, bool), "content_blend", c.content_blend, "true or false")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,

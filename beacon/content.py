@@ -86,6 +86,30 @@ def type_weight(kind: str) -> float:
     return float(DEFAULT_TYPE_WEIGHTS.get(kind, 0.0))
 
 
+def tfidf_rows(docs: list[list[str]], column: Mapping[str, int], idf: np.ndarray, width: int):
+    """Sublinear TF-IDF rows of `docs` (csr [docs, width], unit length; a doc with no known
+    term is a zero row) for a vocabulary (`column`: term -> column) and its idf."""
+    from scipy import sparse
+
+    indptr, indices, counts = [0], [], []
+    for doc in docs:
+        seen: dict[int, int] = {}
+        for term in doc:
+            col = column.get(term)
+            if col is not None:
+                seen[col] = seen.get(col, 0) + 1
+        indices.extend(seen)
+        counts.extend(seen.values())
+        indptr.append(len(indices))
+    index_array = np.asarray(indices, dtype=np.int64)
+    values = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * \
+        np.asarray(idf, dtype=np.float64)[index_array]
+    pointers = np.asarray(indptr, dtype=np.int64)
+    row_of = np.repeat(np.arange(len(docs)), np.diff(pointers))
+    values /= np.sqrt(np.bincount(row_of, values * values, minlength=len(docs)))[row_of]
+    return sparse.csr_matrix((values, index_array, pointers), shape=(len(docs), width))
+
+
 @dataclass
 class HistoryItem:
     """One past event of a user with its text and their interactions with it."""
@@ -159,24 +183,7 @@ class ContentIndex:
     def transform(self, docs: list[list[str]]):
         """The fitted TF-IDF rows of `docs` (terms outside the vocabulary dropped): what the
         vectorizer's transform gives, without its per-call overhead (a request has a few docs)."""
-        from scipy import sparse
-
-        indptr, indices, counts = [0], [], []
-        for doc in docs:
-            seen: dict[int, int] = {}
-            for term in doc:
-                column = self.column.get(term)
-                if column is not None:
-                    seen[column] = seen.get(column, 0) + 1
-            indices.extend(seen)
-            counts.extend(seen.values())
-            indptr.append(len(indices))
-        index_array = np.asarray(indices, dtype=np.int64)
-        values = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[index_array]
-        pointers = np.asarray(indptr, dtype=np.int64)
-        row_of = np.repeat(np.arange(len(docs)), np.diff(pointers))
-        values /= np.sqrt(np.bincount(row_of, values * values, minlength=len(docs)))[row_of]
-        return sparse.csr_matrix((values, index_array, pointers), shape=(len(docs), self.width))
+        return tfidf_rows(docs, self.column, self.idf, self.width)
 
     def profile(self, history: list[HistoryItem], interests: Sequence[str]) -> Profile | None:
         """The user's profile, or None when nothing of it is in the vocabulary."""

@@ -113,7 +113,7 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     users = data.users.set_index("id").loc[eval_users].reset_index()
     user_vecs = model.user_matrix(users)
 
-    # What serving blends the co-attendance component with: the events each user registered
+    # What serving blends the co-attendance and content components with: the events each user registered
     # for (or attended) before the cutoff.
     registered = inter[before & np.isin(types, HIT_TYPES)].groupby("user_id")["event_id"].agg(
         lambda ids: ids.to_numpy())
@@ -123,8 +123,9 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
         scores = user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]
         place = model.place_matrix(users.iloc[block], matrix, cols)  # what serving adds too
         scores = scores if place is None else scores + place
-        return model.blend_users(scores, [histories[i] for i in block],
-                                 matrix.event_ids[cols])
+        blended = model.blend_users(scores, [histories[i] for i in block],
+                                    matrix.event_ids[cols])
+        return model.blend_content(blended, [histories[i] for i in block], matrix, cols)
 
     def popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()

@@ -349,6 +349,9 @@ class _Scoring:
     #: per candidate: how far the co-attendance part of its blended score exceeds the hybrid
     #: part (> 0: co-attendance ranked it up); None without that component
     coattendance: np.ndarray | None = None
+    #: per candidate: the content part of its blended score (> 0: its text is closer than
+    #: average to the user's past events); None without the content component
+    content_blend: np.ndarray | None = None
     registered: frozenset[int] = frozenset()
 
     def item_source(self, i: int) -> str:
@@ -496,17 +499,20 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             rows = outcome.passed_rows
             values = np.zeros(0, dtype=np.float64)
             matrix = None
-            co_part = None
+            co_part = content_part = None
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)
                 values, co_part = _with_coattendance(model, values, registered,
                                                      matrix.event_ids[rows], arrays.n, rows)
+                values, content_part = _with_content(model, values, registered, matrix,
+                                                     arrays.n, rows)
                 if source == "features":
                     values = _near_first(values, _distance_km(outcome, rows))
             scoring = _Scoring(source, model_version, rows, values, model, context, override,
                                matrix)
             scoring.coattendance = co_part
+            scoring.content_blend = content_part
             scoring.registered = registered
             return scoring
         except Exception as error:  # noqa: BLE001 - fall through to popularity
@@ -533,6 +539,22 @@ def _with_coattendance(model, values: np.ndarray, registered: frozenset[int],
     full = np.zeros(n, dtype=np.float64)
     full[rows] = co_part[0] - hybrid_part[0]
     return hybrid_part[0] + co_part[0], full
+
+
+def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix, n: int,
+                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scores blended with the model's content component on the candidates it has no
+    history for, and each candidate's content part ([n], by candidate position; None without
+    the component, a cold candidate or a past event it knows)."""
+    if getattr(model, "content", None) is None or not registered:
+        return values, None
+    parts = model.content_parts(values[None, :], [registered], matrix, rows)
+    if parts is None:
+        return values, None
+    hybrid_part, content_part = parts
+    full = np.zeros(n, dtype=np.float64)
+    full[rows] = content_part[0]
+    return hybrid_part[0] + content_part[0], full
 
 
 def _near_first(values: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
@@ -651,7 +673,7 @@ def _explained(scoring: _Scoring, arrays: CandidateArrays,
     (the reasons then fall back to what the user's profile says)."""
     if scoring.model is None or scoring.source in ("popularity", "content") or not rows:
         return {}
-    co_phrases = _coattendance_phrases(scoring, rows)
+    co_phrases = {**_content_phrases(scoring, rows), **_coattendance_phrases(scoring, rows)}
     try:
         pages = scoring.model.explain_many(scoring.context, [arrays.row(i) for i in rows],
                                            top=4, user_override=scoring.override)
@@ -704,6 +726,33 @@ def _coattendance_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
         return {}
     return {i: f"people who went to {titles[source]} also went to this"
             for i, source in sources.items() if titles.get(source)}
+
+
+def _content_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
+    """"like <title> you went to" for each of `rows` that the content component ranked up,
+    naming the past event whose text is closest to it (with the terms they share); the titles
+    in one read per page."""
+    if scoring.content_blend is None:
+        return {}
+    try:
+        content = scoring.model.content
+        candidates = scoring.matrix.content
+        lifted = [i for i in rows if scoring.content_blend[i] > 0]
+        found = content.strongest_sources(scoring.registered, candidates.matrix[lifted]) \
+            if lifted else []
+        sources = {i: source for i, source in zip(lifted, found) if source is not None}
+        shared = {i: content.shared_terms(source, candidates.term_columns(i))
+                  for i, source in sources.items()}
+        titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
+    except Exception as error:  # noqa: BLE001 - a reason must never fail a request
+        log.warning("content reason failed: %s", error)
+        return {}
+    out = {}
+    for i, source in sources.items():
+        if titles.get(source):
+            terms = f" ({', '.join(shared[i])})" if shared[i] else ""
+            out[i] = f"like {titles[source]} you went to{terms}"
+    return out
 
 
 def _profile_phrase(user: UserRow, distance: float | None) -> str:

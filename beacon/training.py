@@ -559,6 +559,7 @@ def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
         "coattendance": _coattendance_report(model, validation),
+        "content": _content_report(model, validation),
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
                         "loss": e.get("loss"), "val_metric": e.get("val_metric")}
@@ -574,6 +575,19 @@ def _coattendance_report(model, validation: dict[str, Any]) -> dict[str, Any]:
     return {"weight": component.weight if component is not None else 0.0,
             "lambda": component.lam if component is not None else None,
             "events": int(len(component.event_ids)) if component is not None else 0,
+            "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
+            "validation_blend_ndcg": chosen.get("blend_ndcg")}
+
+
+def _content_report(model, validation: dict[str, Any]) -> dict[str, Any]:
+    """The content component as stored (weight 0: switched off on its cold validation split),
+    with that split's NDCG of the hybrid alone and of the chosen blend."""
+    chosen = dict(validation.get("content") or {})
+    component = getattr(model, "content", None)
+    return {"weight": component.weight if component is not None else 0.0,
+            "events": int(len(component.event_ids)) if component is not None else 0,
+            "terms": int(component.width) if component is not None else 0,
+            "validation_cold_events": chosen.get("events"),
             "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
             "validation_blend_ndcg": chosen.get("blend_ndcg")}
 

@@ -568,8 +568,13 @@ def beacon_in_process(data: MovieLens, task: Task, overrides: dict, seed: int) -
     C.log(f"[beacon] co-attendance chosen on the model's validation split: weight "
           f"{co.get('weight')}, lambda {co.get('lambda')} (hybrid {co.get('hybrid_ndcg')}, "
           f"blend {co.get('blend_ndcg')})")
-    scores = model.score_users(users, model.event_matrix(events))
-    return model.blend_users(scores, history, task.candidates)
+    matrix = model.event_matrix(events)
+    content = model.validation.get("content") or {}
+    C.log(f"[beacon] content component chosen on the cold validation split: weight "
+          f"{content.get('weight')} (hybrid {content.get('hybrid_ndcg')}, blend "
+          f"{content.get('blend_ndcg')})")
+    scores = model.blend_users(model.score_users(users, matrix), history, task.candidates)
+    return model.blend_content(scores, history, matrix)
 
 
 def training_frames(data: MovieLens, task: Task) -> Any:

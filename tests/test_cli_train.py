@@ -97,6 +97,12 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
     assert set(co) == {"weight", "lambda", "events", "validation_hybrid_ndcg",
                        "validation_blend_ndcg"}
     assert (co["weight"] > 0) == (co["lambda"] is not None) == (co["events"] > 0)
+    # the content component as stored, with its cold validation split's figures
+    content = fit["content"]
+    assert set(content) == {"weight", "events", "terms", "validation_cold_events",
+                            "validation_hybrid_ndcg", "validation_blend_ndcg"}
+    assert (content["weight"] > 0) == (content["events"] > 0) == (content["terms"] > 0)
+    assert (content["weight"] > 0) == (content["validation_blend_ndcg"] is not None)
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):

@@ -238,6 +238,47 @@ class ModelContract:
         assert loaded.coattendance.strongest_source([100, 201], 101)[0] == 100
         assert "co_matrix" not in loaded.weights
 
+    def test_content_component_ranks_cold_events_like_past_ones_and_round_trips(self, model,
+                                                                               world):
+        """Known answer: a history of one jazz night makes the brand-new jazz night (150) the
+        content part's first cold candidate and leaves the new football match (250) at 0; with
+        weight 1 it reverses a hybrid that prefers football; events with history keep the
+        hybrid's order; an event added after training gets its row from its text; the blob
+        keeps the component."""
+        from beacon.model.content_part import ContentPart
+
+        events = world["events"]
+        trained = np.flatnonzero(events["id"].isin(world["interactions"]["event_id"]).to_numpy())
+        copy = HybridModel.from_bytes(model.to_bytes())
+        copy.content = ContentPart.build(events, 1.0, trained)
+        later = events[events["id"] == 150].assign(id=151)  # published after training
+        frame = pd.concat([events[events["id"].isin([100, 200, 150, 250])], later])
+        matrix = copy.event_matrix(frame.reset_index(drop=True))
+        ids = matrix.event_ids.tolist()
+        assert matrix.known.tolist() == [i in (100, 200) for i in ids]
+        content, has_history = copy.content.scores([[101]], matrix.content)
+        assert has_history.tolist() == [True]
+        assert content[0, ids.index(150)] > 0 and content[0, ids.index(250)] == 0
+        assert content[0, ids.index(151)] == pytest.approx(content[0, ids.index(150)])
+        football_first = np.zeros((1, len(ids)))  # a hybrid that prefers football
+        football_first[0, ids.index(200)], football_first[0, ids.index(100)] = 5.0, 1.0
+        football_first[0, ids.index(250)] = 9.0
+        blended = copy.blend_content(football_first, [[101]], matrix)[0]
+        assert blended[ids.index(150)] > blended[ids.index(250)]
+        assert blended[ids.index(151)] > blended[ids.index(250)]
+        assert blended[ids.index(200)] > blended[ids.index(100)]  # known: the hybrid's order
+        untouched = copy.blend_content(football_first, [[]], matrix)
+        np.testing.assert_array_equal(untouched, football_first)
+        sources = copy.content.strongest_sources([101, 201], matrix.content.matrix)
+        assert sources[ids.index(150)] == 101 and sources[ids.index(250)] == 201
+        loaded = HybridModel.from_bytes(copy.to_bytes())
+        assert loaded.content.weight == 1.0 and loaded.content.terms == copy.content.terms
+        np.testing.assert_allclose(loaded.content.thresholds, copy.content.thresholds)
+        again = loaded.event_matrix(frame.reset_index(drop=True))
+        np.testing.assert_allclose(loaded.blend_content(football_first, [[101]], again)[0],
+                                   blended, atol=1e-3)
+        assert HybridModel.from_bytes(model.to_bytes()).content is None  # none stored: none
+
     @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
     def test_corrupt_blob_raises_a_clear_error(self, model, damage):
         blob = bytearray(model.to_bytes())
@@ -340,6 +381,67 @@ def test_a_fit_reports_its_coattendance_choice_and_stores_the_component_only_whe
     assert (model.coattendance is not None) == (chosen["weight"] > 0)
     off = HybridModel.fit(to_training_data(world), replace(config, coattendance_events=0))
     assert off.coattendance is None and off.validation["coattendance"]["weight"] == 0.0
+
+
+def test_content_knn_known_answer():
+    """Events A [p], B [q], C [p q] trained, N [p q] new: equal idf, so N is C (cosine 1)
+    and 1/sqrt(2) from A and B. Every trained event a neighbour: a history of A and B
+    scores sqrt(2 / sqrt(2)); with one neighbour (C), A and B no longer count."""
+    from beacon.model import content_part
+    from beacon.model.content_part import ContentPart
+
+    frame = pd.DataFrame({"id": [1, 2, 3, 4], "category": [None] * 4,
+                          "tags": [["p"], ["q"], ["p", "q"], ["p", "q"]],
+                          "organizer": [None] * 4})
+    part = ContentPart.build(frame, 0.5, np.array([0, 1, 2]))
+    rows = part.rows(frame[frame["id"] == 4])
+    assert part.thresholds[3] == 0.0  # fewer trained events than NEIGHBOURS: all count
+    scores, _ = part.scores([[1, 2], [3]], rows)
+    np.testing.assert_allclose(scores[:, 0], [np.sqrt(np.sqrt(2.0)), 1.0], rtol=1e-6)
+    saved = content_part.NEIGHBOURS
+    try:
+        content_part.NEIGHBOURS = 1
+        one = ContentPart.build(frame, 0.5, np.array([0, 1, 2]))
+    finally:
+        content_part.NEIGHBOURS = saved
+    assert one.thresholds[3] == pytest.approx(1.0)
+    scores, _ = one.scores([[1, 2], [3]], one.rows(frame[frame["id"] == 4]))
+    np.testing.assert_allclose(scores[:, 0], [0.0, 1.0], rtol=1e-6)
+    assert one.shared_terms(3, one.rows(frame[frame["id"] == 4]).term_columns(0)) == ["p", "q"]
+
+
+def test_content_blend_standardizes_content_over_the_cold_candidates():
+    from beacon.model.content_part import blend_parts
+
+    hybrid = np.array([[1.0, 2.0, 3.0, 4.0]])
+    content = np.array([[0.0, 0.0, 5.0, 1.0]])
+    cold = np.array([False, False, True, True])
+    hybrid_part, content_part = blend_parts(hybrid, content, cold, np.array([True]), 0.5)
+    z_hybrid = (hybrid[0] - 2.5) / np.std(hybrid[0])
+    np.testing.assert_allclose(hybrid_part[0], z_hybrid * [1, 1, 0.5, 0.5])
+    np.testing.assert_allclose(content_part[0], [0, 0, 0.5, -0.5])
+    none = blend_parts(hybrid, content, cold, np.array([False]), 0.5)
+    np.testing.assert_allclose(none[0][0], z_hybrid)
+    np.testing.assert_allclose(none[1][0], 0.0)
+
+
+def test_a_fit_reports_its_content_choice_and_stores_the_component_only_when_chosen(
+        monkeypatch):
+    from beacon.model import content_fit
+
+    world = tiny_world()
+    config = replace(CONFIG, validation_fraction=0.3, patience=2, epochs=6)
+    monkeypatch.setattr(content_fit, "MIN_COLD_EVENTS", 2)
+    monkeypatch.setattr(content_fit, "MIN_COLD_USERS", 2)
+    model = HybridModel.fit(to_training_data(world), config)
+    chosen = model.validation["content"]
+    assert [row["weight"] for row in chosen["grid"]][:2] == [0.0, 0.05]
+    assert chosen["events"] == 4  # the newest fifth of the 16 events with history
+    assert (model.content is not None) == (chosen["weight"] > 0)
+    if model.content is not None:
+        assert chosen["blend_ndcg"] > chosen["hybrid_ndcg"]
+    off = HybridModel.fit(to_training_data(world), replace(config, content_blend=False))
+    assert off.content is None and "content" not in off.validation
 
 
 class TestHybridModel(ModelContract):

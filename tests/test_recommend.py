@@ -349,3 +349,57 @@ def test_catalog_search_history_and_counts(db: str) -> None:
     assert catalog.popularity_counts(NOW - timedelta(days=7))[
         catalog.candidate_events(NOW)["id"][catalog.candidate_events(NOW)["event_id"] == "jazz-0"].item()
     ] == 4
+
+
+def test_content_component_ranks_cold_events_by_the_past_events_they_resemble(db: str) -> None:
+    """A model whose content component (weight 1) decides the order of the events nobody has
+    touched: a jazz fan's cold candidates come jazz first (the text of the Blue Note nights
+    they went to), each with a plain reason naming such a night and the shared terms; events
+    with history keep the hybrid's order; filters and a personal model go the same way."""
+    import numpy as np
+
+    from beacon import versions
+    from beacon.model.content_part import ContentPart
+    from beacon.training import train
+    from data_access import models_store as store
+    from data_access.training_data import load_training_data
+
+    world()
+    _train_global()
+    model = versions.active_global().model
+    data = load_training_data()
+    trained = np.flatnonzero(data.events["id"].isin(data.interactions["event_id"]).to_numpy())
+    model.content = ContentPart.build(data.events, 1.0, trained)
+    store.activate(store.insert_version(scope="global", blob=model.to_bytes(),
+                                        fingerprint="content"))
+    versions.clear_cache()
+    cold = {"jazz-1", "jazz-2", "jazz-3", "techno-0", "techno-2", "techno-3"}
+
+    def cold_order(result):
+        return [r for r in result.items if r.event_id in cold]
+
+    ranked = recommend("jazz0@example.com", FilterParams(), top=10, now=NOW)
+    order = cold_order(ranked)
+    assert [r.event_id[:5] for r in order] == ["jazz-"] * 3 + ["techno"[:5]] * 3
+    assert order[0].reason.startswith("like music night past-jazz-")
+    assert "you went to (" in order[0].reason and "blue note" in order[0].reason
+    assert not any(r.reason.startswith("like ") for r in order[3:])
+    # the same for a techno fan, the other way round
+    techno = cold_order(recommend("techno0@example.com", FilterParams(), top=10, now=NOW))
+    assert [r.event_id[:5] for r in techno[:3]] == ["techno"[:5]] * 3
+    # filters: a rejected cold event is gone, the others keep their order and reasons
+    rejected = cold_order(recommend("jazz0@example.com",
+                                    FilterParams.parse(reject=order[0].event_id), top=10,
+                                    now=NOW))
+    assert [r.event_id for r in rejected] == [r.event_id for r in order[1:]]
+    # no history: nothing to compare with, the component stays out
+    assert not any(r.reason.startswith("like ") for r in
+                   recommend("new-jazz@example.com", FilterParams(), top=10, now=NOW).items)
+    # a personal model (the user's folded vector on this version) blends the same way
+    folded = train(scope="user", user="jazz0@example.com", trigger="cli", actor=ADMIN)
+    assert folded.status == "trained", folded.reason
+    versions.clear_cache()
+    personal = recommend("jazz0@example.com", FilterParams(), top=10, now=NOW)
+    assert personal.source == "personal"
+    assert [r.event_id[:5] for r in cold_order(personal)] == ["jazz-"] * 3 + ["techno"[:5]] * 3
+    assert cold_order(personal)[0].reason.startswith("like music night past-jazz-")

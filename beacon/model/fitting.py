@@ -12,6 +12,7 @@ import pandas as pd
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
 from beacon.model.coattendance_fit import choose_blend, fit_component
+from beacon.model.content_fit import choose_content, cold_events, fit_part
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
@@ -56,6 +57,7 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     validation: dict[str, Any] = {}
     epochs = config.epochs
     trainer: _Trainer | None = None
+    content_part = None
     if split is not None and config.patience > 0:
         in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
         train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
@@ -72,6 +74,10 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                           "coattendance": choose_blend(prep, train_rows, validator, trainer,
                                                        config)}
             epochs = max(best_epoch, 1)
+            if config.content_blend:  # its weight, on the newest trained events as cold ones
+                validation["content"], content_part = choose_content(
+                    _from_trainer(cls, trainer, prep, train_pairs, config, device, [], {}),
+                    prep, train_rows, cold_events(prep), config)
     all_pairs = _pairs(prep.rows)
     if trainer is None or config.refit:
         trainer = _Trainer(prep, all_pairs, config, device)
@@ -87,6 +93,9 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
         model.coattendance = fit_component(prep, prep.rows,
                                            prep.events["id"].to_numpy(dtype=np.int64),
                                            chosen["weight"], chosen["lambda"], config)
+    if (validation.get("content") or {}).get("weight", 0) > 0:
+        model.content = fit_part(prep, validation["content"]["weight"], config,
+                                 content_part)
     return model
 
 

@@ -21,6 +21,7 @@ from beacon.features import (
 )
 from beacon.idmap import IdMap
 from beacon.model.coattendance import CoAttendance
+from beacon.model.content_part import ContentPart
 from beacon.model.fitting import fit_model
 from beacon.model.fold_in import FoldIn
 from beacon.model.network import _bag_sum
@@ -53,6 +54,8 @@ class HybridModel(PlaceTerm, FoldIn):
         self.contrast_cities: list[str | None] = list(contrast_cities or [])
         #: the co-attendance component (None: not chosen on validation, or an older blob)
         self.coattendance: CoAttendance | None = None
+        #: the content component for events without history (None: not chosen, older blob)
+        self.content: ContentPart | None = None
         self._event_tok_padded: np.ndarray | None = None
         self._contrast_place: Places | None = None
 
@@ -149,8 +152,9 @@ class HybridModel(PlaceTerm, FoldIn):
             vectors[known] += self.weights["event_id"][rows[known]]
             bias[known] += self.weights["event_id_bias"][rows[known]]
         place = Places.of(events)
+        content = self.content.rows(events) if self.content is not None else None
         # the same id array on both sides: the places align with the rows without a lookup
-        return EventMatrix(vectors, bias, place.ids, known, place)
+        return EventMatrix(vectors, bias, place.ids, known, place, content)
 
     def score(self, user: UserContext, events: EventMatrix,
               user_override: tuple[np.ndarray, float] | None = None,
@@ -172,6 +176,23 @@ class HybridModel(PlaceTerm, FoldIn):
         if self.coattendance is None:
             return scores
         return self.coattendance.blended(scores, histories, event_ids)
+
+    def content_parts(self, scores: np.ndarray, histories: Sequence[Any], events: EventMatrix,
+                      cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(hybrid part, content part) of [users, events] scores (the events at `cols` of the
+        matrix) blended with the content component on the events the model does not know;
+        None without the component, a cold candidate or a user history it knows.
+        `histories`: per user, the ids of the events they registered for."""
+        if self.content is None or events.content is None:
+            return None
+        cold = ~events.known if cols is None else ~events.known[cols]
+        return self.content.parts(scores, histories, events.content, cold, cols)
+
+    def blend_content(self, scores: np.ndarray, histories: Sequence[Any], events: EventMatrix,
+                      cols: np.ndarray | None = None) -> np.ndarray:
+        """`content_parts` added up (the scores unchanged where it gives None)."""
+        parts = self.content_parts(scores, histories, events, cols)
+        return scores if parts is None else parts[0] + parts[1]
 
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,

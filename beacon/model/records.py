@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class EventMatrix:
     # Where each event is (for the pairwise place term). Keyed by event id, so a copy of the
     # matrix narrowed to some rows (dataclasses.replace of vectors/bias/event_ids) still aligns.
     place: Places | None = None
+    #: TF-IDF rows (csr) of the events for the content component; None without one
+    content: Any = None
 
     def __len__(self) -> int:
         return len(self.event_ids)

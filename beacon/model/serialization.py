@@ -12,6 +12,7 @@ from beacon.errors import BeaconError
 from beacon.features import PLACE_FEATURES, Vocabulary
 from beacon.idmap import IdMap
 from beacon.model.coattendance import CoAttendance
+from beacon.model.content_part import ContentPart
 
 if TYPE_CHECKING:
     from beacon.model.hybrid import HybridModel
@@ -46,6 +47,17 @@ def model_to_bytes(model: HybridModel) -> bytes:
         # float16 halves the largest array of the blob; ranking does not need more precision
         arrays["co_event_ids"] = np.asarray(co.event_ids, dtype=np.int64)
         arrays["co_matrix"] = co.matrix.astype(np.float16)
+    content = model.content
+    if content is not None:
+        meta["content"] = {"weight": content.weight, "terms": list(content.terms),
+                           "trained": content.trained}
+        arrays["content_idf"] = np.asarray(content.idf, dtype=np.float32)
+        arrays["content_event_ids"] = np.asarray(content.event_ids, dtype=np.int64)
+        arrays["content_indptr"] = content.matrix.indptr.astype(np.int64)
+        arrays["content_indices"] = content.matrix.indices.astype(np.int32)
+        arrays["content_data"] = content.matrix.data.astype(np.float16)
+        arrays["content_pool"] = np.asarray(content.pool, dtype=np.int64)
+        arrays["content_thresholds"] = np.asarray(content.thresholds, dtype=np.float32)
     arrays["user_ids"] = np.asarray(model.user_map.to_list(), dtype=np.int64)
     arrays["event_ids"] = np.asarray(model.event_map.to_list(), dtype=np.int64)
     arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
@@ -73,6 +85,7 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
     if missing:
         raise BeaconError(f"model blob is missing {', '.join(missing)}")
     coattendance = _coattendance(arrays, meta)
+    content = _content(arrays, meta)
     model = cls(
         config=ModelConfig.from_dict(meta["config"]),
         user_map=IdMap(arrays.pop("user_ids")),
@@ -85,7 +98,40 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
     )
     _check_shapes(model)
     model.coattendance = coattendance
+    model.content = content
     return model
+
+
+_CONTENT_KEYS = ("content_idf", "content_event_ids", "content_indptr", "content_indices",
+                 "content_data", "content_pool", "content_thresholds")
+
+
+def _content(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentPart | None:
+    """The stored content component, or None (a blob without one scores as before)."""
+    import scipy.sparse as sp
+
+    found = {key: arrays.pop(key, None) for key in _CONTENT_KEYS}
+    content_meta = meta.get("content")
+    if not content_meta or any(value is None for value in found.values()):
+        return None
+    terms = [str(t) for t in content_meta.get("terms") or []]
+    n_events, width = len(found["content_event_ids"]), len(terms)
+    pointers = found["content_indptr"]
+    if len(found["content_idf"]) != width or len(pointers) != n_events + 1 or \
+            pointers[-1] != len(found["content_data"]) or \
+            len(found["content_indices"]) != len(found["content_data"]) or \
+            (len(found["content_indices"]) and found["content_indices"].max() >= width) or \
+            len(found["content_thresholds"]) != n_events or \
+            (len(found["content_pool"]) and found["content_pool"].max() >= n_events):
+        raise BeaconError("model blob is inconsistent: the content component's arrays do not "
+                          "match its vocabulary and events")
+    matrix = sp.csr_matrix((found["content_data"].astype(np.float32), found["content_indices"],
+                            pointers), shape=(n_events, width))
+    return ContentPart(terms, found["content_idf"].astype(np.float32),
+                       found["content_event_ids"].astype(np.int64), matrix,
+                       float(content_meta["weight"]), found["content_pool"].astype(np.int64),
+                       int(content_meta.get("trained", 0)),
+                       found["content_thresholds"].astype(np.float32))
 
 
 def _coattendance(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CoAttendance | None:
