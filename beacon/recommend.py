@@ -668,12 +668,12 @@ def _humanize(token: str, user: UserRow, history: UserHistory, distance: float |
 
 def _explained(scoring: _Scoring, arrays: CandidateArrays,
                rows: list[int]) -> dict[int, tuple[list, str | None]]:
-    """(the model's top terms, the co-attendance phrase) for each of `rows` (a page), in one
+    """(the model's top terms, the component phrase) for each of `rows` (a page), in one
     pass; empty for the levels that do not explain with the model, or when explaining fails
     (the reasons then fall back to what the user's profile says)."""
     if scoring.model is None or scoring.source in ("popularity", "content") or not rows:
         return {}
-    co_phrases = {**_content_phrases(scoring, rows), **_coattendance_phrases(scoring, rows)}
+    co_phrases = _component_phrases(scoring, rows)
     try:
         pages = scoring.model.explain_many(scoring.context, [arrays.row(i) for i in rows],
                                            top=4, user_override=scoring.override)
@@ -706,10 +706,35 @@ def _model_reason(scoring: _Scoring, arrays: CandidateArrays, i: int, user: User
     return "; ".join(phrases)
 
 
-def _coattendance_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
-    """"people who went to <title> also went to this" for each of `rows` that the
-    co-attendance part ranked up (its part of the blended score exceeds the hybrid's), naming
-    the event of the user's history that adds most to it; the titles in one read per page."""
+def _component_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
+    """The reasons of the two components for each of `rows` they ranked up, with the titles
+    of the past events they name in one read per page: "like <title> you went to (<shared
+    terms>)" (content) or, where co-attendance also ranked it up, "people who went to <title>
+    also went to this"."""
+    content = _content_sources(scoring, rows)
+    co = _coattendance_sources(scoring, rows)
+    wanted = {source for source, _ in content.values()} | set(co.values())
+    if not wanted:
+        return {}
+    try:
+        titles = catalog.event_titles(list(wanted))
+    except Exception as error:  # noqa: BLE001 - a reason must never fail a request
+        log.warning("component reasons failed: %s", error)
+        return {}
+    out = {}
+    for i, (source, shared) in content.items():
+        if titles.get(source):
+            terms = f" ({', '.join(shared)})" if shared else ""
+            out[i] = f"like {titles[source]} you went to{terms}"
+    for i, source in co.items():
+        if titles.get(source):
+            out[i] = f"people who went to {titles[source]} also went to this"
+    return out
+
+
+def _coattendance_sources(scoring: _Scoring, rows: list[int]) -> dict[int, int]:
+    """Per row that the co-attendance part ranked up (its part of the blended score exceeds
+    the hybrid's): the event of the user's history that adds most to it."""
     if scoring.coattendance is None:
         return {}
     try:
@@ -720,18 +745,15 @@ def _coattendance_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
                     scoring.registered, int(scoring.matrix.event_ids[i]))
                 if found is not None:
                     sources[i] = found[0]
-        titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
+        return sources
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("co-attendance reason failed: %s", error)
         return {}
-    return {i: f"people who went to {titles[source]} also went to this"
-            for i, source in sources.items() if titles.get(source)}
 
 
-def _content_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
-    """"like <title> you went to" for each of `rows` that the content component ranked up,
-    naming the past event whose text is closest to it (with the terms they share); the titles
-    in one read per page."""
+def _content_sources(scoring: _Scoring, rows: list[int]) -> dict[int, tuple[int, list[str]]]:
+    """Per row that the content component ranked up: the past event whose text is closest to
+    it, and the terms they share."""
     if scoring.content_blend is None:
         return {}
     try:
@@ -740,19 +762,11 @@ def _content_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
         lifted = [i for i in rows if scoring.content_blend[i] > 0]
         found = content.strongest_sources(scoring.registered, candidates.matrix[lifted]) \
             if lifted else []
-        sources = {i: source for i, source in zip(lifted, found) if source is not None}
-        shared = {i: content.shared_terms(source, candidates.term_columns(i))
-                  for i, source in sources.items()}
-        titles = catalog.event_titles(list(set(sources.values()))) if sources else {}
+        return {i: (source, content.shared_terms(source, candidates.term_columns(i)))
+                for i, source in zip(lifted, found) if source is not None}
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("content reason failed: %s", error)
         return {}
-    out = {}
-    for i, source in sources.items():
-        if titles.get(source):
-            terms = f" ({', '.join(shared[i])})" if shared[i] else ""
-            out[i] = f"like {titles[source]} you went to{terms}"
-    return out
 
 
 def _profile_phrase(user: UserRow, distance: float | None) -> str:

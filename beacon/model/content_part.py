@@ -144,11 +144,11 @@ class ContentPart:
         the training frame, computed from the text for the others."""
         import scipy.sparse as sp
 
-        ids = events["id"].to_numpy(dtype=np.int64) if len(events) else np.zeros(0, np.int64)
-        stored = self.index.rows(ids) if len(ids) else np.zeros(0, dtype=np.int64)
-        if not len(ids):
+        if not len(events):
             return ContentRows(sp.csr_matrix((0, self.width), dtype=np.float32),
                                np.zeros(0, dtype=np.float32))
+        ids = events["id"].to_numpy(dtype=np.int64)
+        stored = self.index.rows(ids)
         matrix = self.matrix[np.maximum(stored, 0)]
         thresholds = self.thresholds[np.maximum(stored, 0)].copy()
         new = np.flatnonzero(stored < 0)
