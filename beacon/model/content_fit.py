@@ -48,8 +48,11 @@ def choose_content(model: HybridModel, prep: _Prepared, train_rows: pd.DataFrame
                    ) -> tuple[dict[str, Any], ContentPart | None]:
     """The validation NDCG@k per weight and the choice (weight 0: not stored), with the
     component built for it (its vocabulary and rows serve the final one). `model`: the
-    hybrid as fitted on the validation phase's `train_rows`, which left out every interaction
-    with the `cold` event rows (`cold_events`); the content part knows users by the same rows.
+    hybrid as fitted on the validation phase's `train_rows`. Those rows still hold the `cold`
+    events' (`cold_events`) interactions (leaving them out of early stopping lost on the demo
+    data), so the hybrid scores the cold events without their id embeddings and with the
+    tokens mostly learned from them masked, which only approximates a new event; the content
+    part is built without them.
     """
     if not len(cold):
         return {"weight": 0.0, "grid": []}, None
