@@ -27,6 +27,18 @@ PRIOR_WEIGHT = 1e-3
 #: the scale of the place factor (km)
 PLACE_KM = 25.0
 _WORD = re.compile(r"[^\W\d_]{3,}")
+#: title words that say nothing about an event's subject (the words of 3+ letters among
+#: English function words): "the" alone is in 30% of MovieLens' titles and made every "The
+#: ..." title look alike (content NDCG@10 on its cold items 0.127 -> 0.144 without them)
+TITLE_STOP_WORDS = frozenset("""
+about above after again against all also and any are because been before being below
+between both but can could did does doing down during each few for from further had has
+have having her here hers herself him himself his how into its itself just more most myself
+nor not now off once only other our ours ourselves out over own same she should some such
+than that the their theirs them themselves then there these they this those through too
+under until very was were what when where which while who whom why will with would you
+your yours yourself yourselves
+""".split())
 _VERBS = {
     "register": "registered for", "attend": "attended", "favorite": "saved",
     "share": "shared", "click": "opened", "view": "viewed",
@@ -44,7 +56,8 @@ def event_terms(title: Any, category: Any, tags: Iterable[Any] | None, organizer
     if isinstance(organizer, str) and norm(organizer):
         terms.append("organizer:" + norm(organizer))
     if isinstance(title, str):
-        terms.extend("title:" + word for word in _WORD.findall(title.lower()))
+        terms.extend("title:" + word for word in _WORD.findall(title.lower())
+                     if word not in TITLE_STOP_WORDS)
     return terms
 
 

@@ -398,13 +398,11 @@ def test_content_knn_known_answer():
     assert part.thresholds[3] == 0.0  # fewer trained events than NEIGHBOURS: all count
     scores, _ = part.scores([[1, 2], [3]], rows)
     np.testing.assert_allclose(scores[:, 0], [np.sqrt(np.sqrt(2.0)), 1.0], rtol=1e-6)
-    saved = content_part.NEIGHBOURS
-    try:
-        content_part.NEIGHBOURS = 1
-        one = ContentPart.build(frame, 0.5, np.array([0, 1, 2]))
-    finally:
-        content_part.NEIGHBOURS = saved
+    one = ContentPart.build(frame, 0.5, np.array([0, 1, 2]), neighbours=1)
     assert one.thresholds[3] == pytest.approx(1.0)
+    assert one.rows(frame.assign(id=[5, 6, 7, 8])).thresholds[3] == pytest.approx(1.0)
+    profile = ContentPart.build(frame, 0.5, np.array([0, 1, 2]), neighbours=0)
+    assert profile.thresholds[3] == 0.0 and content_part.NEIGHBOUR_CHOICES[-1] == 0
     scores, _ = one.scores([[1, 2], [3]], one.rows(frame[frame["id"] == 4]))
     np.testing.assert_allclose(scores[:, 0], [0.0, 1.0], rtol=1e-6)
     assert one.shared_terms(3, one.rows(frame[frame["id"] == 4]).term_columns(0)) == ["p", "q"]
@@ -436,10 +434,13 @@ def test_a_fit_reports_its_content_choice_and_stores_the_component_only_when_cho
     model = HybridModel.fit(to_training_data(world), config)
     chosen = model.validation["content"]
     assert [row["weight"] for row in chosen["grid"]][:2] == [0.0, 0.05]
+    assert {row["neighbours"] for row in chosen["grid"]} == {50, 0}
     assert chosen["events"] == 4  # the newest fifth of the 16 events with history
+    assert 0 < chosen["probe_events"] <= 16 - 4  # the probe never trained on the cold four
     assert (model.content is not None) == (chosen["weight"] > 0)
     if model.content is not None:
         assert chosen["blend_ndcg"] > chosen["hybrid_ndcg"]
+        assert model.content.neighbours == chosen["neighbours"]
     off = HybridModel.fit(to_training_data(world), replace(config, content_blend=False))
     assert off.content is None and "content" not in off.validation
 

@@ -30,11 +30,13 @@ from beacon.idmap import IdMap
 from beacon.model.coattendance import standardized
 
 #: blend weights tried on the cold validation split (0: the hybrid alone)
-CONTENT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+CONTENT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 0.85)
 #: a past event counts towards a candidate only when it is among the candidate's NEIGHBOURS
-#: most similar trained events (item kNN; chosen on MovieLens' cold validation split: 20 and
-#: 50 beat the whole history, 50 by a little)
-NEIGHBOURS = 50
+#: most similar trained events (item kNN), or, with 0, every past event counts (the user's
+#: TF-IDF profile). Neither wins everywhere (MovieLens' cold items: 50 on all ratings' cold
+#: validation split, every past event on ratings 4-5), so the fit chooses among these.
+NEIGHBOUR_CHOICES = (50, 0)
+NEIGHBOURS = NEIGHBOUR_CHOICES[0]
 #: the neighbour threshold is read off a sample of at most this many trained events (k scaled
 #: to the sample), so that it costs a small sparse product per new event, not one per catalog
 THRESHOLD_SAMPLE = 4000
@@ -80,8 +82,10 @@ class ContentPart:
     pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: the trained events the pool samples (the k of the threshold scales with pool / this)
     trained: int = 0
-    #: per stored event: the similarity of its NEIGHBOURS-th most similar trained event
+    #: per stored event: the similarity of its `neighbours`-th most similar trained event
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    #: how many most similar trained events a past event must be among to count (0: all)
+    neighbours: int = NEIGHBOURS
     column: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,7 +94,7 @@ class ContentPart:
 
     @classmethod
     def build(cls, events: pd.DataFrame, weight: float, trained_rows: np.ndarray,
-              seed: int = 0) -> "ContentPart":
+              seed: int = 0, neighbours: int = NEIGHBOURS) -> "ContentPart":
         """The component over a frame of events (id, title, category, tags, organizer);
         `trained_rows`: the frame rows of the events with training interactions (the
         neighbours a candidate is compared with)."""
@@ -98,19 +102,21 @@ class ContentPart:
         terms, idf = fit_vocabulary(docs)
         part = cls(terms, idf, events["id"].to_numpy(dtype=np.int64), None, float(weight))
         part.matrix = part.transform(docs)
-        return part.with_trained(trained_rows, weight, seed)
+        return part.with_trained(trained_rows, weight, seed, neighbours)
 
-    def with_trained(self, trained_rows: np.ndarray, weight: float,
-                     seed: int = 0) -> "ContentPart":
+    def with_trained(self, trained_rows: np.ndarray, weight: float, seed: int = 0,
+                     neighbours: int | None = None) -> "ContentPart":
         """The same vocabulary and rows, with neighbour thresholds against other trained
-        events (`trained_rows`, rows of the stored events) and another weight."""
+        events (`trained_rows`, rows of the stored events), another weight and (when given)
+        another neighbour count."""
         trained_rows = np.asarray(trained_rows, dtype=np.int64)
         pool = trained_rows
         if len(pool) > THRESHOLD_SAMPLE:
             pool = np.sort(np.random.default_rng(seed).choice(pool, THRESHOLD_SAMPLE,
                                                               replace=False))
         part = ContentPart(self.terms, self.idf, self.event_ids, self.matrix, float(weight),
-                           pool, int(len(trained_rows)))
+                           pool, int(len(trained_rows)),
+                           neighbours=self.neighbours if neighbours is None else int(neighbours))
         untrained = np.ones(len(self.event_ids), dtype=bool)
         untrained[trained_rows] = False
         part.thresholds = np.zeros(len(self.event_ids), dtype=np.float32)
@@ -118,12 +124,12 @@ class ContentPart:
         return part
 
     def neighbour_thresholds(self, rows: Any) -> np.ndarray:
-        """Per TF-IDF row: the similarity of its NEIGHBOURS-th most similar trained event
-        (read off the pool; 0 when fewer share a term with it)."""
+        """Per TF-IDF row: the similarity of its `neighbours`-th most similar trained event
+        (read off the pool; 0 when fewer share a term with it, and with neighbours 0)."""
         out = np.zeros(rows.shape[0], dtype=np.float32)
-        if not len(self.pool) or not rows.shape[0]:
+        if not self.neighbours or not len(self.pool) or not rows.shape[0]:
             return out
-        k = max(1, int(round(NEIGHBOURS * len(self.pool) / max(self.trained, 1))))
+        k = max(1, int(round(self.neighbours * len(self.pool) / max(self.trained, 1))))
         pool_t = self.matrix[self.pool].T.tocsc()
         for start in range(0, rows.shape[0], 1024):
             sims = np.asarray((rows[start:start + 1024] @ pool_t).todense(), dtype=np.float32)

@@ -13,6 +13,7 @@ from beacon.config import ModelConfig
 from beacon.idmap import IdMap
 from beacon.model.coattendance_fit import choose_blend, fit_component
 from beacon.model.content_fit import choose_content, cold_events, fit_part
+from beacon.model.content_part import NEIGHBOUR_CHOICES
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
@@ -75,9 +76,11 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                                                        config)}
             epochs = max(best_epoch, 1)
             if config.content_blend:  # its weight, on the newest trained events as cold ones
+                cold = cold_events(prep)
+                probe_rows = train_rows[~np.isin(train_rows["erow"].to_numpy(), cold)]
                 validation["content"], content_part = choose_content(
-                    _from_trainer(cls, trainer, prep, train_pairs, config, device, [], {}),
-                    prep, train_rows, cold_events(prep), config)
+                    _probe(cls, prep, probe_rows, epochs, config, device),
+                    prep, probe_rows, cold, config)
     all_pairs = _pairs(prep.rows)
     if trainer is None or config.refit:
         trainer = _Trainer(prep, all_pairs, config, device)
@@ -94,9 +97,23 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                                            prep.events["id"].to_numpy(dtype=np.int64),
                                            chosen["weight"], chosen["lambda"], config)
     if (validation.get("content") or {}).get("weight", 0) > 0:
-        model.content = fit_part(prep, validation["content"]["weight"], config,
-                                 content_part)
+        chosen = validation["content"]
+        model.content = fit_part(prep, chosen["weight"], config, content_part,
+                                 chosen.get("neighbours", NEIGHBOUR_CHOICES[0]))
     return model
+
+
+def _probe(cls: type[HybridModel], prep: _Prepared, rows: pd.DataFrame, epochs: int,
+           config: ModelConfig, device: str) -> HybridModel | None:
+    """The hybrid fitted for `epochs` on `rows` alone (None without a positive): what the
+    model knows of events that `rows` leave out is what it knows of really new ones."""
+    pairs = _pairs(rows)
+    if not (pairs["weight"] > 0).any():
+        return None
+    trainer = _Trainer(prep, pairs, config, device)
+    for _ in range(epochs):
+        trainer.run_epoch(pairs)
+    return _from_trainer(cls, trainer, prep, pairs, config, device, [], {})
 
 
 def _from_trainer(cls: type[HybridModel], trainer: _Trainer, prep: _Prepared,

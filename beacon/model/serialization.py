@@ -12,7 +12,7 @@ from beacon.errors import BeaconError
 from beacon.features import PLACE_FEATURES, Vocabulary
 from beacon.idmap import IdMap
 from beacon.model.coattendance import CoAttendance
-from beacon.model.content_part import ContentPart
+from beacon.model.content_part import NEIGHBOURS, ContentPart
 
 if TYPE_CHECKING:
     from beacon.model.hybrid import HybridModel
@@ -50,7 +50,7 @@ def model_to_bytes(model: HybridModel) -> bytes:
     content = model.content
     if content is not None:
         meta["content"] = {"weight": content.weight, "terms": list(content.terms),
-                           "trained": content.trained}
+                           "trained": content.trained, "neighbours": content.neighbours}
         arrays["content_idf"] = np.asarray(content.idf, dtype=np.float32)
         arrays["content_event_ids"] = np.asarray(content.event_ids, dtype=np.int64)
         arrays["content_indptr"] = content.matrix.indptr.astype(np.int64)
@@ -131,7 +131,8 @@ def _content(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentPart
                        found["content_event_ids"].astype(np.int64), matrix,
                        float(content_meta["weight"]), found["content_pool"].astype(np.int64),
                        int(content_meta.get("trained", 0)),
-                       found["content_thresholds"].astype(np.float32))
+                       found["content_thresholds"].astype(np.float32),
+                       int(content_meta.get("neighbours", NEIGHBOURS)))
 
 
 def _coattendance(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CoAttendance | None:
