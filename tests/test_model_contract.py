@@ -445,6 +445,17 @@ def test_a_fit_reports_its_content_choice_and_stores_the_component_only_when_cho
     assert off.content is None and "content" not in off.validation
 
 
+def test_the_probe_sample_keeps_whole_users_within_its_cap():
+    from beacon.model.content_fit import probe_sample
+
+    rows = pd.DataFrame({"urow": np.repeat([0, 1, 2, 3], [5, 3, 4, 2]), "erow": np.arange(14)})
+    assert probe_sample(rows, seed=1, cap=14) is rows
+    sample = probe_sample(rows, seed=1, cap=8)
+    sizes = sample.groupby("urow").size()
+    assert len(sample) <= 8 and len(sizes) >= 1
+    assert (sizes == rows.groupby("urow").size()[sizes.index]).all()  # never part of a user
+
+
 class TestHybridModel(ModelContract):
     def test_epoch_reports_and_counts(self, world):
         reports: list[EpochReport] = []

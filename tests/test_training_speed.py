@@ -117,3 +117,27 @@ def test_blend_choice_ranks_a_shortlist_with_the_same_top_k():
         full[~finite] = -np.inf
         assert _ndcg(full[:, short], relevant, k, short) == pytest.approx(
             _ndcg(full, relevant, k))
+
+
+def test_without_any_place_the_place_term_is_skipped_and_the_fit_is_the_same():
+    """No coordinates and no cities on one side: every centered place feature is 0, so
+    training and validation skip the term; the fit equals one that computes it (forced)."""
+    from beacon.model import data as model_data
+
+    world = place_world()
+    world["users"] = world["users"].assign(latitude=np.nan, longitude=np.nan, city=None)
+    config = ModelConfig().with_overrides(epochs=3, patience=0, seed=4)
+    prepared = model_data._prepare(to_training_data(world), config)
+    assert not prepared.has_place
+    assert not np.any(prepared.place(np.arange(3)[:, None], np.arange(5)[None, :]))
+    skipped = HybridModel.fit(to_training_data(world), config)
+    original = model_data._Prepared.has_place
+    try:
+        model_data._Prepared.has_place = property(lambda self: True)
+        computed = HybridModel.fit(to_training_data(world), config)
+    finally:
+        model_data._Prepared.has_place = original
+    np.testing.assert_allclose([h["loss"] for h in skipped.loss_history],
+                               [h["loss"] for h in computed.loss_history], rtol=1e-6)
+    with_places = model_data._prepare(to_training_data(place_world()), config)
+    assert with_places.has_place

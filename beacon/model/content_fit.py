@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 #: share of the trained events (the newest by first interaction) held out as cold
 COLD_SHARE = 0.2
+#: the probe trains on at most this many interactions (whole users, drawn at random): the
+#: component's choice needs the probe's tokens and a few hundred users, not the whole data
+PROBE_MAX_ROWS = 300_000
 #: fewer cold validation events or users than this: nothing to choose on
 MIN_COLD_EVENTS = 10
 MIN_COLD_USERS = 20
@@ -46,6 +49,18 @@ def cold_events(prep: _Prepared) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     order = np.lexsort((first.index.to_numpy(), first.to_numpy()))
     return np.sort(first.index.to_numpy()[order[-n:]]).astype(np.int64)
+
+
+def probe_sample(rows: pd.DataFrame, seed: int, cap: int | None = None) -> pd.DataFrame:
+    """`rows` when they are at most `cap` (PROBE_MAX_ROWS), else the rows of users drawn at
+    random while their rows fit in it."""
+    cap = PROBE_MAX_ROWS if cap is None else cap
+    if len(rows) <= cap:
+        return rows
+    per_user = rows.groupby("urow").size()
+    order = np.random.default_rng(seed).permutation(len(per_user))
+    fits = np.cumsum(per_user.to_numpy()[order]) <= cap
+    return rows[rows["urow"].isin(per_user.index.to_numpy()[order[fits]])]
 
 
 def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.DataFrame,
@@ -62,7 +77,7 @@ def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.Da
     pairs = strong_pairs(prep, prep.rows)
     in_cold = np.isin(pairs["erow"].to_numpy(), cold)
     relevant_pairs = pairs[in_cold]
-    users = np.unique(relevant_pairs["urow"].to_numpy())
+    users = np.intersect1d(relevant_pairs["urow"].to_numpy(), probe_rows["urow"].to_numpy())
     if len(users) < MIN_COLD_USERS:
         return {"weight": 0.0, "grid": []}, None
     if len(users) > CHOICE_MAX_USERS:

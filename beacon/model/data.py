@@ -45,6 +45,19 @@ class _Prepared:
     event_place: Places | None = None
     place_center: np.ndarray | None = None  # [3] mean raw place features of random pairs
 
+    @property
+    def has_place(self) -> bool:
+        """Whether any (user, event) pair has a known place feature: both a location, or a
+        user city and an event city. Without one every centered feature is 0 and the place
+        term is identically 0, so training and validation skip computing it."""
+        if "_has_place" not in self.__dict__:
+            u, e = self.user_place, self.event_place
+            self.__dict__["_has_place"] = u is not None and e is not None and bool(
+                (np.isfinite(u.lat) & np.isfinite(u.lon)).any()
+                and (np.isfinite(e.lat) & np.isfinite(e.lon)).any()
+                or ((u.city != -1).any() and (e.city >= 0).any()))
+        return self.__dict__["_has_place"]
+
     def place(self, urow: np.ndarray, erow: np.ndarray) -> np.ndarray:
         """[..., 3] centered place features of (user row, event row) pairs (broadcast)."""
         u, e = self.user_place, self.event_place

@@ -12,7 +12,7 @@ import pandas as pd
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
 from beacon.model.coattendance_fit import choose_blend, fit_component
-from beacon.model.content_fit import choose_content, cold_events, fit_part
+from beacon.model.content_fit import choose_content, cold_events, fit_part, probe_sample
 from beacon.model.content_part import NEIGHBOUR_CHOICES
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
@@ -77,7 +77,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             epochs = max(best_epoch, 1)
             if config.content_blend:  # its weight, on the newest trained events as cold ones
                 cold = cold_events(prep)
-                probe_rows = train_rows[~np.isin(train_rows["erow"].to_numpy(), cold)]
+                probe_rows = probe_sample(train_rows[~np.isin(train_rows["erow"].to_numpy(),
+                                                              cold)], config.seed)
                 validation["content"], content_part = choose_content(
                     _probe(cls, prep, probe_rows, epochs, config, device),
                     prep, probe_rows, cold, config)

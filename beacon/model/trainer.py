@@ -115,10 +115,14 @@ class _Trainer(NegativeSampling):
         ids = self.eid[erows]
         if drop is not None:
             ids = self.torch.where(drop, self.eid_pad, ids)
+        # embedding() and split(): their backward passes add rows and concatenate, where an
+        # indexed gather and two slices zero-filled and scattered [batch, negatives, d + 1]
+        # tensors (a third of a MovieLens epoch)
         both = self.modules["event_id"](ids) + (
-            self._tok_cache[erows] if self._tok_cache is not None
-            else self.event_token_sums(erows))
-        return both[..., :-1], both[..., -1]
+            self.torch.nn.functional.embedding(erows, self._tok_cache)
+            if self._tok_cache is not None else self.event_token_sums(erows))
+        vectors, bias = both.split([both.shape[-1] - 1, 1], dim=-1)
+        return vectors, bias.squeeze(-1)
 
     # -- one epoch
     def run_epoch(self, pairs: pd.DataFrame) -> float:
@@ -162,7 +166,7 @@ class _Trainer(NegativeSampling):
             nvec, nbias = self.event_vectors(neg_t)
         s_pos = (uvec * pvec).sum(-1) + pbias
         s_neg = torch.einsum("bd,bkd->bk", uvec, nvec) + nbias
-        if cfg.locality:
+        if cfg.locality and self.prep.has_place:
             w_place = self.modules["place"]["w"]
             feats = U(self.prep.place(urow[:, None], np.concatenate([erow[:, None], neg], 1)))
             place = feats.to(dev) @ w_place

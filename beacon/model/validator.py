@@ -79,7 +79,7 @@ class _Validator:
         # The place features do not change between epochs: keep them (float16) unless that
         # would take too much memory; then compute them per block of users in `metric`.
         self.place = self._place_planes(slice(None)) \
-            if 0 < cells <= VALIDATION_PLACE_CACHE_CELLS else None
+            if 0 < cells <= VALIDATION_PLACE_CACHE_CELLS and prep.has_place else None
 
     def _place_planes(self, rows: slice) -> Any:
         """[3, users in rows, candidates] float16 centered place features (the same values
@@ -115,7 +115,7 @@ class _Validator:
         event_vectors = torch.from_numpy(np.ascontiguousarray(vectors[self.candidates].T))
         event_bias = torch.from_numpy(bias[self.candidates])
         w = trainer.modules["place"]["w"].detach().cpu().numpy() \
-            if trainer.config.locality else None
+            if trainer.config.locality and self.prep.has_place else None
         for start in range(0, len(self.users), VALIDATION_BLOCK):
             rows = slice(start, start + VALIDATION_BLOCK)
             with torch.no_grad():
