@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 COLD_SHARE = 0.2
 #: the probe trains on at most this many interactions (whole users, drawn at random): the
 #: component's choice needs the probe's tokens and a few hundred users, not the whole data
-PROBE_MAX_ROWS = 300_000
+PROBE_MAX_ROWS = 100_000
 #: fewer cold validation events or users than this: nothing to choose on
 MIN_COLD_EVENTS = 10
 MIN_COLD_USERS = 20
