@@ -172,9 +172,13 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     result["ndcg_ratio"] = result["beacon"]["ndcg"] / pop_ndcg if pop_ndcg > 0 else None
     local_ndcg = result["popularity_city"]["ndcg"]
     result["ndcg_ratio_city"] = result["beacon"]["ndcg"] / local_ndcg if local_ndcg > 0 else None
-    result["cold"] = _cold_only(
-        {"beacon": beacon_scores, "popularity": popularity_scores, "content": content_scores},
-        len(eval_users), rel, exc, cold, k)
+    scorers = {"beacon": beacon_scores, "popularity": popularity_scores,
+               "content": content_scores}
+    result["cold"] = _cold_only(scorers, len(eval_users), rel, exc, cold, k)
+    seen_before = np.isin(eval_users, inter.loc[before, "user_id"].to_numpy())
+    result["by_history"] = {
+        "with_history": _users_only(scorers, seen_before, rel, exc, cold, k),
+        "without_history": _users_only(scorers, ~seen_before, rel, exc, cold, k)}
     result["train"] = {"interactions": int(before.sum()), "seconds": round(train_seconds, 3),
                        "epochs": len(model.loss_history), **{
                            key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
@@ -211,6 +215,30 @@ def _cold_only(scorers: dict[str, Callable], n_users: int, rel, exc, cold: np.nd
     for name, fn in scorers.items():
         out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], cols[c]), len(users),
                               np.arange(len(cols)), rel_c, exc_c, all_cold, k)
+    return out
+
+
+def _users_only(scorers: dict[str, Callable], mask: np.ndarray, rel, exc, cold: np.ndarray,
+                k: int) -> dict[str, Any]:
+    """The strategies over the evaluated users in `mask` alone (every candidate), or null
+    figures and a note when there is none: `by_history` splits the users by whether they had
+    any interaction before the cutoff, since a user without one is ranked from their profile
+    alone and popularity is hard to beat there."""
+    users = np.flatnonzero(mask)
+    if len(users) == 0:
+        return {"users_evaluated": 0, "note": f"{NOT_MEASURABLE}: no such user",
+                **{name: None for name in scorers}}
+    urow = np.full(len(mask), -1)
+    urow[users] = np.arange(len(users))
+    keep = mask[rel[0]]
+    kept_exc = mask[exc[0]] if len(exc[0]) else np.zeros(0, dtype=bool)
+    rel_u = (urow[rel[0][keep]], rel[1][keep])
+    exc_u = (urow[exc[0][kept_exc]], exc[1][kept_exc])
+    cols = np.arange(len(cold))
+    out: dict[str, Any] = {"users_evaluated": int(len(users)), "note": None}
+    for name, fn in scorers.items():
+        out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], c), len(users), cols,
+                              rel_u, exc_u, cold, k)
     return out
 
 

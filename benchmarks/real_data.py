@@ -535,6 +535,11 @@ def run_beacon_evaluate(data: MovieLens, seeds: list[int]) -> dict[str, Any]:
                      if popularity["ndcg"] else None,
                      "beacon": beacon, "popularity": popularity,
                      "users_evaluated": report.get("users_evaluated"),
+                     "by_history": {
+                         group: {"users": block.get("users_evaluated"),
+                                 **{f"{name}_ndcg": (block.get(name) or {}).get("ndcg")
+                                    for name in ("beacon", "popularity", "content")}}
+                         for group, block in (report.get("by_history") or {}).items()},
                      "fit_seconds": (trained.get("training") or {}).get("seconds"),
                      "epochs": (trained.get("training") or {}).get("epochs"),
                      "best_epoch": (trained.get("training") or {}).get("best_epoch")}

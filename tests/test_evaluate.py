@@ -5,6 +5,7 @@ import math
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -168,3 +169,34 @@ def test_nothing_to_evaluate_raises(db):
     insert_world(db, {**world, "interactions": world["interactions"].query("type == 'view'")})
     with pytest.raises(BeaconError):
         evaluate_holdout(load_training_data(url=db), CONFIG)
+
+
+def test_evaluate_splits_its_users_by_history_before_the_cutoff(db):
+    """A user who joins after the cutoff is ranked from their profile alone: `by_history`
+    reports them apart from the users the holdout model trained on."""
+    world = _holdout_world()
+    newcomer = world["users"].iloc[[0]].assign(id=99, email="newcomer@example.org")
+    world["users"] = pd.concat([world["users"], newcomer], ignore_index=True)
+    world = with_interactions(world, [(99, 101, "register", NOW - timedelta(hours=20))])
+    insert_world(db, world)
+    result = evaluate_holdout(load_training_data(url=db), CONFIG.with_overrides(epochs=5),
+                              k=5, cutoff=NOW - timedelta(days=2))
+    split = result["by_history"]
+    assert split["without_history"]["users_evaluated"] == 1
+    assert split["with_history"]["users_evaluated"] == result["users_evaluated"] - 1
+    for block in split.values():
+        for strategy in ("beacon", "popularity", "content"):
+            assert block[strategy]["users"] == block["users_evaluated"]
+            assert 0.0 <= block[strategy]["ndcg"] <= 1.0
+    # the two groups average to the whole
+    whole = sum(block["beacon"]["ndcg"] * block["users_evaluated"] for block in split.values())
+    assert whole / result["users_evaluated"] == pytest.approx(result["beacon"]["ndcg"])
+
+
+def test_by_history_says_when_a_group_is_empty(db):
+    insert_world(db, _holdout_world())
+    result = evaluate_holdout(load_training_data(url=db), CONFIG.with_overrides(epochs=3),
+                              k=5, cutoff=NOW - timedelta(days=2))
+    empty = result["by_history"]["without_history"]
+    assert empty["users_evaluated"] == 0 and "not measurable" in empty["note"]
+    assert empty["beacon"] is None

@@ -47,6 +47,13 @@ def _human(payload: dict) -> str:
             lines.append("  " + (cold.get("note") or "not measurable on this data"))
         else:
             lines += ["  " + line for line in _rows(cold)]
+    for key, label in (("with_history", "users with an interaction before the cutoff"),
+                       ("without_history", "users without one (ranked from their profile)")):
+        block = (payload.get("by_history") or {}).get(key)
+        if isinstance(block, dict):
+            lines.append(f"{label} ({block.get('users_evaluated', 0)}):")
+            lines += ["  " + line for line in _rows(block)] if block.get("users_evaluated") \
+                else ["  " + (block.get("note") or "not measurable on this data")]
     return "\n".join(lines)
 
 
