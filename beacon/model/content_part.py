@@ -5,11 +5,11 @@ training history.
 The hybrid ranks an event nobody has touched from its feature tokens alone; the similarity of
 its text to the user's own past events is a different signal (on MovieLens each wins on
 different users). A candidate's content score is the square root of the summed cosines of the
-user's past events among its NEIGHBOURS most similar trained events. For every candidate the
-model does not know (no training interaction: published after training, or untouched), the
-score becomes (1 - w) z(hybrid) + w z(content); known events keep z(hybrid). w is chosen on a
-cold validation split carved from training (`content_fit`); the component is stored only
-where it wins there.
+user's past events among its `neighbours` most similar trained events (0: all of them, the
+user's TF-IDF profile). For every candidate the model does not know (no training interaction:
+published after training, or untouched), the score becomes (1 - w) z(hybrid) + w z(content);
+known events keep z(hybrid). The neighbours and w are chosen on a cold validation split carved
+from training (`content_fit`); the component is stored only where it wins there.
 
 The vocabulary, its idf and the TF-IDF rows of every event of the training frame are stored in
 the model blob, so a user needs only the ids of their past events; an event added after
