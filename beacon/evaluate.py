@@ -113,8 +113,8 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     users = data.users.set_index("id").loc[eval_users].reset_index()
     user_vecs = model.user_matrix(users)
 
-    # What serving blends the co-attendance and content components with: the events each user registered
-    # for (or attended) before the cutoff.
+    # What serving blends the co-attendance and content components with: the events each
+    # user registered for (or attended) before the cutoff.
     registered = inter[before & np.isin(types, HIT_TYPES)].groupby("user_id")["event_id"].agg(
         lambda ids: ids.to_numpy())
     histories = [registered.get(u, np.zeros(0, np.int64)) for u in eval_users]
@@ -197,25 +197,13 @@ def _cold_only(scorers: dict[str, Callable], n_users: int, rel, exc, cold: np.nd
     cols = np.flatnonzero(cold)
     if len(cols) == 0:
         return _not_measurable(0, "every upcoming event had interactions before the cutoff")
-    remap = np.full(len(cold), -1)
-    remap[cols] = np.arange(len(cols))
-    keep = cold[rel[1]]
-    users = np.unique(rel[0][keep])
+    users = np.unique(rel[0][cold[rel[1]]])
     if len(users) == 0:
         return _not_measurable(int(len(cols)), "no user registered after the cutoff for an "
                                                "event nobody had touched before it")
-    urow = np.full(n_users, -1)
-    urow[users] = np.arange(len(users))
-    rel_c = (urow[rel[0][keep]], remap[rel[1][keep]])
-    ek = (urow[exc[0]] >= 0) & cold[exc[1]] if len(exc[0]) else np.zeros(0, bool)
-    exc_c = (urow[exc[0][ek]], remap[exc[1][ek]])
-    all_cold = np.ones(len(cols), dtype=bool)
-    out: dict[str, Any] = {"users_evaluated": int(len(users)), "candidates": int(len(cols)),
-                           "measurable": True, "note": None}
-    for name, fn in scorers.items():
-        out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], cols[c]), len(users),
-                              np.arange(len(cols)), rel_c, exc_c, all_cold, k)
-    return out
+    return {"users_evaluated": int(len(users)), "candidates": int(len(cols)),
+            "measurable": True, "note": None,
+            **_restricted(scorers, n_users, users, cols, rel, exc, cold, k)}
 
 
 def _users_only(scorers: dict[str, Callable], mask: np.ndarray, rel, exc, cold: np.ndarray,
@@ -228,18 +216,29 @@ def _users_only(scorers: dict[str, Callable], mask: np.ndarray, rel, exc, cold: 
     if len(users) == 0:
         return {"users_evaluated": 0, "note": f"{NOT_MEASURABLE}: no such user",
                 **{name: None for name in scorers}}
-    urow = np.full(len(mask), -1)
+    return {"users_evaluated": int(len(users)), "note": None,
+            **_restricted(scorers, len(mask), users, np.arange(len(cold)), rel, exc, cold, k)}
+
+
+def _restricted(scorers: dict[str, Callable], n_users: int, users: np.ndarray,
+                cols: np.ndarray, rel, exc, cold: np.ndarray, k: int) -> dict[str, Any]:
+    """Each strategy's figures over the evaluated users `users` ranking the candidates
+    `cols` alone (the relevant and excluded pairs outside them dropped, the rest renumbered)."""
+    urow = np.full(n_users, -1)
     urow[users] = np.arange(len(users))
-    keep = mask[rel[0]]
-    kept_exc = mask[exc[0]] if len(exc[0]) else np.zeros(0, dtype=bool)
-    rel_u = (urow[rel[0][keep]], rel[1][keep])
-    exc_u = (urow[exc[0][kept_exc]], exc[1][kept_exc])
-    cols = np.arange(len(cold))
-    out: dict[str, Any] = {"users_evaluated": int(len(users)), "note": None}
-    for name, fn in scorers.items():
-        out[name] = _strategy(lambda block, c, fn=fn: fn(users[block], c), len(users), cols,
-                              rel_u, exc_u, cold, k)
-    return out
+    ccol = np.full(len(cold), -1)
+    ccol[cols] = np.arange(len(cols))
+
+    def inside(pairs) -> tuple[np.ndarray, np.ndarray]:
+        if not len(pairs[0]):
+            return pairs
+        keep = (urow[pairs[0]] >= 0) & (ccol[pairs[1]] >= 0)
+        return urow[pairs[0][keep]], ccol[pairs[1][keep]]
+
+    rel_in, exc_in = inside(rel), inside(exc)
+    return {name: _strategy(lambda block, c, fn=fn: fn(users[block], cols[c]), len(users),
+                            np.arange(len(cols)), rel_in, exc_in, cold[cols], k)
+            for name, fn in scorers.items()}
 
 
 def _strategy(scores_fn, n_users: int, cols: np.ndarray, rel, exc, cold: np.ndarray,

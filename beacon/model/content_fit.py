@@ -97,10 +97,11 @@ def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.Da
     by_user = past.groupby("urow")["erow"].agg(lambda s: event_ids[s.to_numpy()])
     histories = [by_user.get(u, np.zeros(0, np.int64)) for u in users]
     all_cold = np.ones(len(cold), dtype=bool)
-    grid, parts = [], {}
-    for neighbours in NEIGHBOUR_CHOICES:
-        part = parts[neighbours] = ContentPart.build(prep.events, 0.0, others, config.seed,
-                                                     neighbours)
+    first = ContentPart.build(prep.events, 0.0, others, config.seed, NEIGHBOUR_CHOICES[0])
+    parts = {n: first if n == first.neighbours else first.with_trained(others, 0.0, config.seed, n)
+             for n in NEIGHBOUR_CHOICES}  # one vocabulary and one set of rows for all of them
+    grid: list[dict[str, Any]] = []
+    for neighbours, part in parts.items():
         content, has_history = part.scores(histories, part.rows(prep.events.iloc[cold]))
         for weight in CONTENT_WEIGHTS:
             if weight == 0 and grid:
