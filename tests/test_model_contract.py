@@ -403,6 +403,17 @@ def test_content_knn_known_answer():
     assert one.rows(frame.assign(id=[5, 6, 7, 8])).thresholds[3] == pytest.approx(1.0)
     profile = ContentPart.build(frame, 0.5, np.array([0, 1, 2]), neighbours=0)
     assert profile.thresholds[3] == 0.0 and content_part.NEIGHBOUR_CHOICES[-1] == 0
+    from beacon.model.serialization import _content
+
+    kept = {"weight": 0.5, "terms": profile.terms, "trained": profile.trained,
+            "neighbours": profile.neighbours}
+    arrays = {"content_idf": profile.idf, "content_event_ids": profile.event_ids,
+              "content_indptr": profile.matrix.indptr, "content_indices": profile.matrix.indices,
+              "content_data": profile.matrix.data, "content_pool": profile.pool,
+              "content_thresholds": profile.thresholds}
+    assert _content(dict(arrays), {"content": kept}).neighbours == 0
+    older = {k: v for k, v in kept.items() if k != "neighbours"}  # a blob before the choice
+    assert _content(dict(arrays), {"content": older}).neighbours == 50
     scores, _ = one.scores([[1, 2], [3]], one.rows(frame[frame["id"] == 4]))
     np.testing.assert_allclose(scores[:, 0], [0.0, 1.0], rtol=1e-6)
     assert one.shared_terms(3, one.rows(frame[frame["id"] == 4]).term_columns(0)) == ["p", "q"]

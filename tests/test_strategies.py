@@ -183,3 +183,10 @@ def test_the_content_index_transforms_as_the_fitted_vectorizer_does() -> None:
     assert np.allclose(index.transform(docs).toarray(), index.matrix.toarray())
     assert "tag:jazz" in docs[0] and "category:music" in docs[0] and "title:jam" in docs[0]
     assert interest_terms(["Jazz"]) == ["tag:jazz", "category:jazz", "title:jazz"]
+
+
+def test_english_function_words_are_no_title_terms() -> None:
+    from beacon.content import event_terms
+
+    terms = event_terms("The Night of the Jazz and Soul Quartet", None, (), None)
+    assert terms == ["title:night", "title:jazz", "title:soul", "title:quartet"]
