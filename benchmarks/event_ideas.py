@@ -33,16 +33,22 @@ from benchmarks import quality as Q  # noqa: E402
 
 SEEDS = (42, 1, 2, 3)
 IDEAS = ("time_profile", "lead_time", "visited_places")
-VARIANTS: dict[str, dict] = {"baseline": {}}
-VARIANTS.update({name: {name: True} for name in IDEAS})
-VARIANTS.update({" + ".join(combo): dict.fromkeys(combo, True)
+LR_SCALE = 10.0
+#: name -> (ModelConfig overrides, event_ideas module settings)
+VARIANTS: dict[str, tuple[dict, dict]] = {"baseline": ({}, {})}
+VARIANTS.update({name: ({name: True}, {}) for name in IDEAS})
+VARIANTS.update({" + ".join(combo): (dict.fromkeys(combo, True), {})
                  for n in (2, 3) for combo in itertools.combinations(IDEAS, n)})
 #: the same ideas with a history of registrations and attendance only (pairs of weight >= 1)
-STRONG_HISTORY = {f"{name} (registrations only)": {name: True}
-                  for name in ("time_profile", "visited_places")}
+VARIANTS.update({f"{name} (registrations only)": ({name: True}, {"HISTORY_MIN_WEIGHT": 1.0})
+                 for name in ("time_profile", "visited_places")})
+#: the ideas' weights at a 10x learning rate (at 1x they stay near 0.1, step-bound)
+VARIANTS.update({f"{name} (weights lr x{LR_SCALE:g})": (overrides, {"LR_SCALE": LR_SCALE})
+                 for name, (overrides, _) in list(VARIANTS.items())[1:8]})
+DEFAULT_SETTINGS = {"HISTORY_MIN_WEIGHT": 0.0, "LR_SCALE": 1.0}
 
 
-def fit_and_score(train, split: Q.Split, overrides: dict, strong_history: bool
+def fit_and_score(train, split: Q.Split, overrides: dict, settings: dict
                   ) -> tuple[np.ndarray, dict]:
     """[users, candidates] scores of the hybrid fitted with `overrides`, as quality.fit_beacon
     scores them plus the ideas' term; and the learned weights of that term."""
@@ -51,7 +57,8 @@ def fit_and_score(train, split: Q.Split, overrides: dict, strong_history: bool
     from beacon.model import event_ideas as E
     from beacon.model.data import _pairs, _prepare
 
-    E.HISTORY_MIN_WEIGHT = 1.0 if strong_history else 0.0
+    for name, value in {**DEFAULT_SETTINGS, **settings}.items():
+        setattr(E, name, value)
     config = ModelConfig().with_overrides(**overrides)
     model = HybridModel.fit(train, config)
     events = train.events.set_index("id").loc[split.cand_ids].reset_index()
@@ -80,12 +87,12 @@ def fit_and_score(train, split: Q.Split, overrides: dict, strong_history: bool
 def run(split: Q.Split, names: list[str], label: str) -> dict:
     out = {}
     for name in names:
-        overrides = {**VARIANTS, **STRONG_HISTORY}[name]
+        overrides, settings = VARIANTS[name]
         rows = []
         for seed in SEEDS:
             began = time.perf_counter()
             scores, learned = fit_and_score(split.train, split, {**overrides, "seed": seed},
-                                            name in STRONG_HISTORY)
+                                            settings)
             metrics = Q.evaluate(split, scores)
             rows.append({"seed": seed, "ndcg": metrics["ndcg"], "cold_ndcg":
                          metrics["cold"]["ndcg"], "cold_users": metrics["cold"]["users"],
@@ -117,7 +124,7 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join([*VARIANTS, *STRONG_HISTORY]))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--test", default="", help="variants to score on the test split too")
     parser.add_argument("--out", default=str(C.DEBUG_RESULTS / "event_ideas.json"))
     args = parser.parse_args()

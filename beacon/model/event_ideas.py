@@ -26,6 +26,9 @@ from beacon.model.data import _Prepared
 #: pairs of at least this weight make a user's history (0: every positive pair; 1.0 would keep
 #: registrations and attendance only). Patched by benchmarks/event_ideas.py to compare.
 HISTORY_MIN_WEIGHT = 0.0
+#: the ideas' weights learn at this multiple of the model's learning rate (patched by the
+#: driver): at 0.005 and ~100 optimizer steps they, like the place weights, end near 0.1
+LR_SCALE = 1.0
 VISITED_RECENT = 64  # nearest visited place among the user's latest this many positives
 LEAD_SCALE_DAYS = 7.0
 CENTER_PAIRS = 20_000

@@ -9,6 +9,7 @@ import pandas as pd
 from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.model.data import N_PLACE, _Prepared
+from beacon.model import event_ideas
 from beacon.model.event_ideas import EventIdeas, enabled
 from beacon.model.network import _TokenBag, _torch
 from beacon.model.sampling import NegativeSampling
@@ -74,9 +75,13 @@ class _Trainer(NegativeSampling):
         if self.ideas is not None:
             self.modules["ideas"] = nn.ParameterDict({"w": nn.Parameter(
                 torch.zeros(self.ideas.n_features, device=device))})
-        self.optimizer = torch.optim.Adam(
-            [p for p in self.modules.parameters() if p.requires_grad], lr=self.learning_rate(),
-            fused=True)
+        groups: list[dict[str, Any]] = [{"params": [
+            p for name, p in self.modules.named_parameters()
+            if p.requires_grad and not name.startswith("ideas.")]}]
+        if self.ideas is not None:  # PROTOTYPE: a few hundred steps move a weight little
+            groups.append({"params": list(self.modules["ideas"].parameters()),
+                           "scale": event_ideas.LR_SCALE})
+        self.optimizer = torch.optim.Adam(groups, lr=self.learning_rate(), fused=True)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
         self.alive_start = prep.event_start[order]
@@ -201,7 +206,7 @@ class _Trainer(NegativeSampling):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+            group["lr"] = self.learning_rate() * group.get("scale", 1.0)
         self.optimizer.step()
         self.steps += 1
         return float(loss.detach()), float(wsum)
