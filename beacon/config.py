@@ -88,11 +88,6 @@ class ModelConfig:
     # A learned pairwise place term in the score: same city, log1p(km) and exp(-km/10) between
     # the user's home and the event (neutral when either side's place is unknown).
     locality: bool = True
-    # PROTOTYPE (issue 11 item 2, beacon/model/event_ideas.py): extra learned pairwise terms,
-    # in training and the early-stopping validator only (serving does not score them yet).
-    time_profile: bool = False
-    lead_time: bool = False
-    visited_places: bool = False
     fold_in_steps: int = 40
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
@@ -202,8 +197,6 @@ def _validate(c: ModelConfig) -> None:
            " or ".join(NEGATIVE_SAMPLING))
     _check(isinstance(c.refit, bool), "refit", c.refit, "true or false")
     _check(isinstance(c.locality, bool), "locality", c.locality, "true or false")
-    for name in ("time_profile", "lead_time", "visited_places"):
-        _check(isinstance(getattr(c, name), bool), name, getattr(c, name), "true or false")
     _check(isinstance(c.content_blend, bool), "content_blend", c.content_blend, "true or false")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():

@@ -9,8 +9,6 @@ import pandas as pd
 from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.model.data import N_PLACE, _Prepared
-from beacon.model import event_ideas
-from beacon.model.event_ideas import EventIdeas, enabled
 from beacon.model.network import _TokenBag, _torch
 from beacon.model.sampling import NegativeSampling
 
@@ -70,18 +68,9 @@ class _Trainer(NegativeSampling):
             "place": nn.ParameterDict({"w": nn.Parameter(torch.zeros(N_PLACE, device=device),
                                                          requires_grad=config.locality)}),
         })
-        # PROTOTYPE: the event ideas' term (none unless a flag is on; the baseline is unchanged)
-        self.ideas = EventIdeas(prep, pairs, config) if enabled(config) else None
-        if self.ideas is not None:
-            self.modules["ideas"] = nn.ParameterDict({"w": nn.Parameter(
-                torch.zeros(self.ideas.n_features, device=device))})
-        groups: list[dict[str, Any]] = [{"params": [
-            p for name, p in self.modules.named_parameters()
-            if p.requires_grad and not name.startswith("ideas.")]}]
-        if self.ideas is not None:  # PROTOTYPE: a few hundred steps move a weight little
-            groups.append({"params": list(self.modules["ideas"].parameters()),
-                           "scale": event_ideas.LR_SCALE})
-        self.optimizer = torch.optim.Adam(groups, lr=self.learning_rate(), fused=True)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.modules.parameters() if p.requires_grad], lr=self.learning_rate(),
+            fused=True)
         order = np.argsort(prep.event_start, kind="stable")
         self.alive_order = order
         self.alive_start = prep.event_start[order]
@@ -183,11 +172,6 @@ class _Trainer(NegativeSampling):
             place = feats.to(dev) @ w_place
             s_pos = s_pos + place[:, 0]
             s_neg = s_neg + place[:, 1:]
-        if self.ideas is not None:
-            feats = self.ideas.features(urow, t, np.concatenate([erow[:, None], neg], 1))
-            ideas = U(feats).to(dev) @ self.modules["ideas"]["w"]
-            s_pos = s_pos + ideas[:, 0]
-            s_neg = s_neg + ideas[:, 1:]
         s_neg = s_neg.masked_fill(neg_t == erow_t[:, None], -1e9)
         diff = s_pos[:, None] - s_neg
         if cfg.loss == "softmax":
@@ -206,7 +190,7 @@ class _Trainer(NegativeSampling):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate() * group.get("scale", 1.0)
+            group["lr"] = self.learning_rate()
         self.optimizer.step()
         self.steps += 1
         return float(loss.detach()), float(wsum)
@@ -258,9 +242,6 @@ class _Trainer(NegativeSampling):
             "place_w": sd["place"],
             "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
         }
-        if self.ideas is not None:
-            out["ideas_w"] = sd["ideas"]
-            out["ideas_center"] = self.ideas.center
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 
 from beacon.features import EARTH_RADIUS_KM, NEAR_KM
 from beacon.model.data import N_PLACE, _Prepared
-from beacon.model.event_ideas import idea_scores
 from beacon.model.network import _torch
 from beacon.ranking_metrics import ndcg_of_top
 
@@ -42,7 +41,6 @@ class _Validator:
         """`user_split` (per user row, with the per-user split): each user ranks only the
         events that had not started at their own split time; `split` is the earliest."""
         self.k = k
-        self.split = split
         candidates = np.flatnonzero(prep.event_start > split)
         strong = val_rows[val_rows["weight"] >= STRONG_SHARE * prep.max_weight]
         if strong.empty:
@@ -118,11 +116,6 @@ class _Validator:
         event_bias = torch.from_numpy(bias[self.candidates])
         w = trainer.modules["place"]["w"].detach().cpu().numpy() \
             if trainer.config.locality and self.prep.has_place else None
-        ideas = trainer.ideas
-        if ideas is not None:  # PROTOTYPE: history before each user's split, time = split
-            ideas_w = trainer.modules["ideas"]["w"].detach().cpu().numpy()
-            at = np.full(len(self.users), self.split, dtype=np.int64) \
-                if self.user_split is None else self.user_split
         for start in range(0, len(self.users), VALIDATION_BLOCK):
             rows = slice(start, start + VALIDATION_BLOCK)
             with torch.no_grad():
@@ -132,9 +125,6 @@ class _Validator:
                         self._place_planes(rows)
                     for i in range(N_PLACE):
                         scores.add_(planes[i].float(), alpha=float(w[i]))
-                if ideas is not None:
-                    scores.add_(torch.from_numpy(idea_scores(
-                        ideas, ideas_w, self.users[rows], at[rows], self.candidates)))
                 if self.user_split is not None:
                     started = self.candidate_start[None, :] <= self.user_split[rows, None]
                     scores[torch.from_numpy(started)] = -np.inf
