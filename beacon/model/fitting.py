@@ -2,8 +2,11 @@
 the trainer's parameters into a HybridModel's weights."""
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,7 +61,7 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     validation: dict[str, Any] = {}
     epochs = config.epochs
     trainer: _Trainer | None = None
-    content_part = None
+    choices: _Job | None = None
     if split is not None and config.patience > 0:
         in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
         train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
@@ -72,25 +75,32 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                           "best_epoch": best_epoch,
                           "best_ndcg": best, "users": int(len(validator.users)),
                           "candidates": int(len(validator.candidates)),
-                          "coattendance": choose_blend(prep, train_rows, validator, trainer,
-                                                       config)}
+                          "coattendance": None}
             epochs = max(best_epoch, 1)
-            if config.content_blend:  # its weight, on the newest trained events as cold ones
-                cold = cold_events(prep)
-                probe_rows = probe_sample(train_rows[~np.isin(train_rows["erow"].to_numpy(),
-                                                              cold)], config.seed)
-                validation["content"], content_part = choose_content(
-                    _probe(cls, prep, probe_rows, epochs, config, device),
-                    prep, probe_rows, cold, config)
+            if config.content_blend:
+                validation["content"] = None
+            # The components' choices need only the validation phase's trainer and the epoch
+            # count, not the refit: on a second core they cost the refit's wall time, not
+            # their own (the models are the same: each trainer has its own generators).
+            choices = _Job(_choose_components, cls, prep, train_rows, validator, trainer,
+                           epochs, config, device)
     all_pairs = _pairs(prep.rows)
-    if trainer is None or config.refit:
-        trainer = _Trainer(prep, all_pairs, config, device)
-        phase = "refit" if validation else "train"
-        for epoch in range(1, epochs + 1):
-            began = time.perf_counter()
-            loss = trainer.run_epoch(all_pairs)
-            _report(history, callback, EpochReport(epoch, epochs, loss, None,
-                                                   time.perf_counter() - began, phase))
+    try:
+        if trainer is None or config.refit:
+            trainer = _Trainer(prep, all_pairs, config, device)
+            phase = "refit" if validation else "train"
+            for epoch in range(1, epochs + 1):
+                began = time.perf_counter()
+                loss = trainer.run_epoch(all_pairs)
+                _report(history, callback, EpochReport(epoch, epochs, loss, None,
+                                                       time.perf_counter() - began, phase))
+    except BaseException:  # a failed or cancelled fit leaves no choice running behind it
+        if choices is not None:
+            choices.join()
+        raise
+    chosen_parts = choices.result() if choices is not None else {}
+    content_part = chosen_parts.pop("content_part", None)
+    validation.update(chosen_parts)
     model = _from_trainer(cls, trainer, prep, all_pairs, config, device, history, validation)
     chosen = validation.get("coattendance") or {}
     if chosen.get("weight", 0) > 0:
@@ -102,6 +112,47 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
         model.content = fit_part(prep, chosen["weight"], config, content_part,
                                  chosen.get("neighbours", NEIGHBOUR_CHOICES[0]))
     return model
+
+
+def _choose_components(cls: type[HybridModel], prep: _Prepared, train_rows: pd.DataFrame,
+                       validator: _Validator, trainer: _Trainer, epochs: int,
+                       config: ModelConfig, device: str) -> dict[str, Any]:
+    """The co-attendance blend's choice and, when the content blend is on, the content
+    component's (on the newest trained events as cold ones) with the part it chose."""
+    out: dict[str, Any] = {"coattendance": choose_blend(prep, train_rows, validator, trainer,
+                                                        config)}
+    if config.content_blend:
+        cold = cold_events(prep)
+        probe_rows = probe_sample(train_rows[~np.isin(train_rows["erow"].to_numpy(), cold)],
+                                  config.seed)
+        out["content"], out["content_part"] = choose_content(
+            _probe(cls, prep, probe_rows, epochs, config, device), prep, probe_rows, cold,
+            config)
+    return out
+
+
+class _Job:
+    """Work on a thread of its own; `result()` joins the thread, then returns or raises."""
+
+    def __init__(self, work: Callable[..., Any], *args: Any):
+        self._future: Future = Future()
+        context = contextvars.copy_context()  # so that a cancel of the training stops it too
+
+        def run() -> None:
+            try:
+                self._future.set_result(context.run(work, *args))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+                self._future.set_exception(error)
+
+        self._thread = threading.Thread(target=run, name="beacon-fit-choices", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self.join()
+        return self._future.result()
 
 
 def _probe(cls: type[HybridModel], prep: _Prepared, rows: pd.DataFrame, epochs: int,
