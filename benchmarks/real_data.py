@@ -704,8 +704,12 @@ def headline(result: dict) -> dict[str, Any]:
     if ev:
         out["evaluate_ratio_to_popularity"] = C.headline(ev["mean_ratio"], "higher", "quality",
                                                          goal=1.3)
-        out["fit_seconds_max"] = C.headline(ev["max_fit_seconds"], "lower", "time", goal=30.0,
-                                            unit="s")
+    fits = [fit.get("seconds") for block in protocols.values()
+            for fit in block.get("models", {}).get("beacon", {}).get("fits", {}).values()]
+    fits += [ev["max_fit_seconds"]] if ev else []
+    fits = [s for s in fits if s is not None]
+    if fits:  # every fit of the run counts: the protocols' and evaluate's
+        out["fit_seconds_max"] = C.headline(max(fits), "lower", "time", goal=30.0, unit="s")
     return out
 
 
