@@ -11,7 +11,7 @@ from beacon import cancel
 from beacon.config import ModelConfig
 from beacon.demo import load_demo_data
 from beacon.model import EpochReport, HybridModel
-from beacon.model.fitting import _Job
+from beacon.model.concurrent import _Job
 from data_access.training_data import load_training_data
 from tests.auth_support import ADMIN
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from beacon.config import ModelConfig
+from beacon.model.concurrent import EpochFollower
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
 from beacon.model.validator import _Validator
@@ -46,12 +47,14 @@ def _best_epoch(values: list[float], half: int, min_delta: float = 0.0,
 
 def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
                            config: ModelConfig, history: list[dict[str, Any]],
-                           callback: Callable[[EpochReport], None] | None) -> tuple[int, float]:
+                           callback: Callable[[EpochReport], None] | None,
+                           followers: Sequence[EpochFollower] = ()) -> tuple[int, float]:
     """Early stopping on a smoothed validation curve: the metric of epoch e is averaged with
     its neighbours (config.smoothing epochs wide), so one lucky or unlucky epoch on a small
     validation set neither stops training early nor picks the epoch count. Stops when the best
     smoothed epoch is `patience` epochs behind the newest one whose smoothing is complete, never
-    before `min_epochs`."""
+    before `min_epochs`. Each follower hears, after each epoch, which epochs may still be
+    chosen."""
     half = max(config.smoothing, 1) // 2
     values: list[float] = []
     states: dict[int, Any] = {}
@@ -67,7 +70,10 @@ def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _V
         states[epoch] = trainer.state()
         for old in [e for e in states if e < best]:
             del states[old]
-        if epoch >= config.min_epochs and epoch - half - best >= config.patience:
+        stopping = epoch >= config.min_epochs and epoch - half - best >= config.patience
+        for follower in followers:
+            follower.validated(epoch, best, stopping or epoch == config.epochs)
+        if stopping:
             break
     best = _best_epoch(values, half, config.min_delta, config.min_epochs)
     if best in states:

@@ -2,21 +2,20 @@
 the trainer's parameters into a HybridModel's weights."""
 from __future__ import annotations
 
-import contextvars
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
 from beacon.model.coattendance_fit import choose_blend, fit_component
-from beacon.model.content_fit import choose_content, cold_events, fit_part, probe_sample
+from beacon.model.content_fit import choose_content, cold_events, fit_part, probe_rows
 from beacon.model.content_part import NEIGHBOUR_CHOICES
+from beacon.model.concurrent import EpochFollower, _Job
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
@@ -62,39 +61,41 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     epochs = config.epochs
     trainer: _Trainer | None = None
     choices: _Job | None = None
-    if split is not None and config.patience > 0:
-        in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
-        train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
-        train_pairs = _pairs(train_rows)
-        validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
-        if validator.usable and (train_pairs["weight"] > 0).any():
-            trainer = _Trainer(prep, train_pairs, config, device)
-            best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
-                                                      config, history, callback)
-            validation = {"split": config.validation_split, "split_time": split,
-                          "best_epoch": best_epoch,
-                          "best_ndcg": best, "users": int(len(validator.users)),
-                          "candidates": int(len(validator.candidates)),
-                          "coattendance": None}
-            epochs = max(best_epoch, 1)
-            if config.content_blend:
-                validation["content"] = None
-            # The components' choices need only the validation phase's trainer and the epoch
-            # count, not the refit: on a second core they cost the refit's wall time, not
-            # their own (the models are the same: each trainer has its own generators).
-            choices = _Job(_choose_components, cls, prep, train_rows, validator, trainer,
-                           epochs, config, device)
     all_pairs = _pairs(prep.rows)
+    followers: dict[str, EpochFollower] = {}
     try:
-        if trainer is None or config.refit:
-            trainer = _Trainer(prep, all_pairs, config, device)
-            phase = "refit" if validation else "train"
-            for epoch in range(1, epochs + 1):
-                began = time.perf_counter()
-                loss = trainer.run_epoch(all_pairs)
-                _report(history, callback, EpochReport(epoch, epochs, loss, None,
-                                                       time.perf_counter() - began, phase))
-    except BaseException:  # a failed or cancelled fit leaves no choice running behind it
+        if split is not None and config.patience > 0:
+            in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
+            train_rows, val_rows = prep.rows[~in_val], prep.rows[in_val]
+            train_pairs = _pairs(train_rows)
+            validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
+            if validator.usable and (train_pairs["weight"] > 0).any():
+                trainer = _Trainer(prep, train_pairs, config, device)
+                followers = _followers(prep, train_rows, all_pairs, config, device)
+                best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
+                                                          config, history, callback,
+                                                          list(followers.values()))
+                validation = {"split": config.validation_split, "split_time": split,
+                              "best_epoch": best_epoch,
+                              "best_ndcg": best, "users": int(len(validator.users)),
+                              "candidates": int(len(validator.candidates)),
+                              "coattendance": None}
+                epochs = max(best_epoch, 1)
+                if config.content_blend:
+                    validation["content"] = None
+                # The components' choices need only the validation phase's trainer and the
+                # epoch count, not the refit: they run beside it.
+                choices = _Job(_choose_components, cls, prep, train_rows, validator, trainer,
+                               followers.get("probe"), epochs, config, device)
+        if "refit" in followers:
+            trainer = _refit_from(followers["refit"], prep, all_pairs, epochs, config, device,
+                                  history, callback)
+        elif trainer is None or config.refit:
+            trainer = _train(prep, all_pairs, epochs, config, device, history, callback,
+                             "refit" if validation else "train")
+    except BaseException:  # a failed or cancelled fit leaves nothing running behind it
+        for follower in followers.values():
+            follower.stop()
         if choices is not None:
             choices.join()
         raise
@@ -114,58 +115,67 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     return model
 
 
+def _followers(prep: _Prepared, train_rows: pd.DataFrame, all_pairs: pd.DataFrame,
+               config: ModelConfig, device: str) -> dict[str, EpochFollower]:
+    """The trainers that train beside early stopping: the refit on every row (unless
+    `refit` is off) and, with the content blend, the probe (`content_fit.probe_rows`)."""
+    followers: dict[str, EpochFollower] = {}
+    if config.refit:
+        followers["refit"] = EpochFollower("refit", _Trainer(prep, all_pairs, config, device),
+                                           all_pairs, config.epochs)
+    if config.content_blend:
+        pairs = _pairs(probe_rows(prep, train_rows, config.seed))
+        if (pairs["weight"] > 0).any():
+            followers["probe"] = EpochFollower("probe", _Trainer(prep, pairs, config, device),
+                                               pairs, config.epochs)
+    return followers
+
+
+def _train(prep: _Prepared, pairs: pd.DataFrame, epochs: int, config: ModelConfig,
+           device: str, history: list[dict[str, Any]] | None = None,
+           callback: Callable[[EpochReport], None] | None = None,
+           phase: str = "refit") -> _Trainer:
+    """A trainer fitted on `pairs` for `epochs`, each epoch reported when `history` is given."""
+    trainer = _Trainer(prep, pairs, config, device)
+    for epoch in range(1, epochs + 1):
+        began = time.perf_counter()
+        loss = trainer.run_epoch(pairs)
+        if history is not None:
+            _report(history, callback, EpochReport(epoch, epochs, loss, None,
+                                                   time.perf_counter() - began, phase))
+    return trainer
+
+
+def _refit_from(follower: EpochFollower, prep: _Prepared, pairs: pd.DataFrame, epochs: int,
+                config: ModelConfig, device: str, history: list[dict[str, Any]],
+                callback: Callable[[EpochReport], None] | None) -> _Trainer:
+    """The refit that trained beside early stopping, its epochs reported as they end (most
+    had already); trained again only where the chosen epoch's state was not kept."""
+    for epoch in range(1, epochs + 1):
+        loss, seconds = follower.report(epochs, epoch)
+        _report(history, callback, EpochReport(epoch, epochs, loss, None, seconds, "refit"))
+        check_cancel()
+    trainer = follower.finish(epochs)
+    return trainer if trainer is not None else _train(prep, pairs, epochs, config, device)
+
+
 def _choose_components(cls: type[HybridModel], prep: _Prepared, train_rows: pd.DataFrame,
-                       validator: _Validator, trainer: _Trainer, epochs: int,
-                       config: ModelConfig, device: str) -> dict[str, Any]:
+                       validator: _Validator, trainer: _Trainer, probe: EpochFollower | None,
+                       epochs: int, config: ModelConfig, device: str) -> dict[str, Any]:
     """The co-attendance blend's choice and, when the content blend is on, the content
     component's (on the newest trained events as cold ones) with the part it chose."""
     out: dict[str, Any] = {"coattendance": choose_blend(prep, train_rows, validator, trainer,
                                                         config)}
     if config.content_blend:
-        cold = cold_events(prep)
-        probe_rows = probe_sample(train_rows[~np.isin(train_rows["erow"].to_numpy(), cold)],
-                                  config.seed)
-        out["content"], out["content_part"] = choose_content(
-            _probe(cls, prep, probe_rows, epochs, config, device), prep, probe_rows, cold,
-            config)
+        rows = probe_rows(prep, train_rows, config.seed)
+        model = None
+        if probe is not None:
+            probe_trainer = probe.finish(epochs) or _train(prep, probe.pairs, epochs, config,
+                                                           device)
+            model = _from_trainer(cls, probe_trainer, prep, probe.pairs, config, device, [], {})
+        out["content"], out["content_part"] = choose_content(model, prep, rows,
+                                                             cold_events(prep), config)
     return out
-
-
-class _Job:
-    """Work on a thread of its own; `result()` joins the thread, then returns or raises."""
-
-    def __init__(self, work: Callable[..., Any], *args: Any):
-        self._future: Future = Future()
-        context = contextvars.copy_context()  # so that a cancel of the training stops it too
-
-        def run() -> None:
-            try:
-                self._future.set_result(context.run(work, *args))
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
-                self._future.set_exception(error)
-
-        self._thread = threading.Thread(target=run, name="beacon-fit-choices", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self.join()
-        return self._future.result()
-
-
-def _probe(cls: type[HybridModel], prep: _Prepared, rows: pd.DataFrame, epochs: int,
-           config: ModelConfig, device: str) -> HybridModel | None:
-    """The hybrid fitted for `epochs` on `rows` alone (None without a positive): what the
-    model knows of events that `rows` leave out is what it knows of really new ones."""
-    pairs = _pairs(rows)
-    if not (pairs["weight"] > 0).any():
-        return None
-    trainer = _Trainer(prep, pairs, config, device)
-    for _ in range(epochs):
-        trainer.run_epoch(pairs)
-    return _from_trainer(cls, trainer, prep, pairs, config, device, [], {})
 
 
 def _from_trainer(cls: type[HybridModel], trainer: _Trainer, prep: _Prepared,

@@ -82,6 +82,8 @@ class _Trainer(NegativeSampling):
         self.event_bag = _TokenBag(event_tok, n_et, device) \
             if self.all_events_per_step else None
         self._tok_cache = None
+        self.event_table_per_step = self.all_events_per_step and \
+            len(prep.events) <= config.batch_size * (config.negatives + 1)
 
     # -- vectors
     def user_vectors(self, urows, drop=None):
@@ -155,17 +157,10 @@ class _Trainer(NegativeSampling):
         urow_t, erow_t, neg_t = U(urow).to(dev), U(erow).to(dev), U(neg).to(dev)
         w = U(np.abs(weight)).to(dev)
         is_pos = U(weight > 0).to(dev)
-        if drops is not None:
-            d_t = U(drops).to(dev)
-            uvec = self.user_vectors(urow_t, d_t[:, 0])
-            pvec, pbias = self.event_vectors(erow_t, d_t[:, 1])
-            nvec, nbias = self.event_vectors(neg_t, d_t[:, 2:])
-        else:
-            uvec = self.user_vectors(urow_t)
-            pvec, pbias = self.event_vectors(erow_t)
-            nvec, nbias = self.event_vectors(neg_t)
-        s_pos = (uvec * pvec).sum(-1) + pbias
-        s_neg = torch.einsum("bd,bkd->bk", uvec, nvec) + nbias
+        d_t = U(drops).to(dev) if drops is not None else None
+        uvec = self.user_vectors(urow_t, None if d_t is None else d_t[:, 0])
+        scores = self._scores_from_table if self.event_table_per_step else self._scores
+        s_pos, s_neg, event_norms = scores(uvec, erow_t, neg_t, d_t)
         if cfg.locality and self.prep.has_place:
             w_place = self.modules["place"]["w"]
             feats = U(self.prep.place(urow[:, None], np.concatenate([erow[:, None], neg], 1)))
@@ -185,7 +180,8 @@ class _Trainer(NegativeSampling):
         wsum = w.sum()
         loss = (per_pair * w).sum() / wsum
         if cfg.l2 > 0:
-            reg = (uvec.pow(2).sum() + pvec.pow(2).sum() + nvec.pow(2).sum() / k) / len(urow)
+            positives, negatives = event_norms()
+            reg = (uvec.pow(2).sum() + positives + negatives / k) / len(urow)
             loss = loss + cfg.l2 * reg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -194,6 +190,39 @@ class _Trainer(NegativeSampling):
         self.optimizer.step()
         self.steps += 1
         return float(loss.detach()), float(wsum)
+
+    def _scores(self, uvec, erow_t, neg_t, d_t):
+        """(positive scores [batch], negative scores [batch, negatives], a function of the
+        summed squared vectors of both) through a lookup of each sampled event's vector."""
+        pvec, pbias = self.event_vectors(erow_t, None if d_t is None else d_t[:, 1])
+        nvec, nbias = self.event_vectors(neg_t, None if d_t is None else d_t[:, 2:])
+        s_pos = (uvec * pvec).sum(-1) + pbias
+        s_neg = self.torch.einsum("bd,bkd->bk", uvec, nvec) + nbias
+        return s_pos, s_neg, lambda: (pvec.pow(2).sum(), nvec.pow(2).sum())
+
+    def _scores_from_table(self, uvec, erow_t, neg_t, d_t):
+        """The same as `_scores` from one [2 x events, d + 1] table per step: every event's
+        vector and bias with its id, then without it (an id dropped). On a catalog no bigger
+        than a step's samples one lookup into it, and one scattered backward pass, replace
+        two of each (they were a quarter of a MovieLens epoch)."""
+        torch = self.torch
+        tok = self._tok_cache
+        n, d = len(tok), uvec.shape[1]
+        table = torch.cat([self.modules["event_id"](self.eid) + tok, tok])
+        prow, nrow = erow_t, neg_t
+        if d_t is not None:
+            prow = prow + n * d_t[:, 1].long()
+            nrow = nrow + n * d_t[:, 2:].long()
+        u1 = torch.cat([uvec, torch.ones((len(uvec), 1), dtype=uvec.dtype,
+                                         device=uvec.device)], 1)
+        s_pos = (u1 * torch.nn.functional.embedding(prow, table)).sum(-1)
+        s_neg = torch.bmm(torch.nn.functional.embedding(nrow, table),
+                          u1[:, :, None]).squeeze(-1)
+
+        def norms():
+            squared = table[:, :d].pow(2).sum(1)
+            return squared[prow].sum(), squared[nrow].sum()
+        return s_pos, s_neg, norms
 
     def learning_rate(self) -> float:
         """The step size of the next step: `warm_learning_rate` decaying towards
