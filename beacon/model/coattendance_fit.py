@@ -2,6 +2,7 @@
 early-stopping validation split, then B computed again over all training data."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,24 @@ def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
     return strong[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
 
 
-def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validator,
-                 trainer: _Trainer, config: ModelConfig) -> dict[str, Any]:
-    """The validation NDCG@k of each (lambda, weight) and the choice: the best blend, kept only
-    when it beats the hybrid alone (weight 0) by MIN_RELATIVE_GAIN of its NDCG.
+@dataclass
+class BlendInputs:
+    """What the (lambda, weight) choice needs that the hybrid does not change: the users
+    scored, B's events, each validation candidate's column in B, the users' histories as B's
+    rows, and B for each lambda. Built beside early stopping (`blend_inputs`)."""
+
+    scored: np.ndarray  # [validation users] bool
+    events: np.ndarray
+    cols: np.ndarray
+    known: np.ndarray  # [candidates] bool: B has the candidate
+    positions: list[np.ndarray]
+    has_history: np.ndarray
+    matrices: dict[float, np.ndarray]
+
+
+def blend_inputs(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validator,
+                 config: ModelConfig) -> BlendInputs | None:
+    """The inputs of `choose_blend`, or None when there is no component to choose.
 
     As serving does, B only knows the past: with the per-user split, B comes from the
     training rows before `since` (the median of the users' split times) and only the users
@@ -63,15 +78,27 @@ def choose_blend(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
     events = top_events(past["erow"].to_numpy(), config.coattendance_events) \
         if len(past) else np.zeros(0, dtype=np.int64)
     if len(events) < 2 or config.coattendance_events <= 0:
-        return {"weight": 0.0, "lambda": None, "grid": []}
+        return None
     g = gram(past["urow"].to_numpy(), past["erow"].to_numpy(), events)
     cols = np.searchsorted(events, validator.candidates)
     known = (cols < len(events)) & (events[np.minimum(cols, len(events) - 1)]
                                     == validator.candidates)
     positions = [np.searchsorted(events, h[np.isin(h, events)])
                  for h in user_histories(pairs, validator.users)]
-    has_history = np.array([len(p) > 0 for p in positions], dtype=bool)
-    matrices = {lam: ease(g, lam) for lam in COATTENDANCE_LAMBDAS}
+    return BlendInputs(scored=scored, events=events, cols=cols, known=known,
+                       positions=positions,
+                       has_history=np.array([len(p) > 0 for p in positions], dtype=bool),
+                       matrices={lam: ease(g, lam) for lam in COATTENDANCE_LAMBDAS})
+
+
+def choose_blend(inputs: BlendInputs | None, validator: _Validator, trainer: _Trainer,
+                 config: ModelConfig) -> dict[str, Any]:
+    """The validation NDCG@k of each (lambda, weight) and the choice: the best blend, kept only
+    when it beats the hybrid alone (weight 0) by MIN_RELATIVE_GAIN of its NDCG."""
+    if inputs is None:
+        return {"weight": 0.0, "lambda": None, "grid": []}
+    scored, cols, known = inputs.scored, inputs.cols, inputs.known
+    positions, has_history, matrices = inputs.positions, inputs.has_history, inputs.matrices
     totals: dict[tuple[float, float], float] = {}
     for rows, scores in validator.score_blocks(trainer):
         keep = scored[rows]

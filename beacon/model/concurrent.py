@@ -26,13 +26,16 @@ FOLLOWER_NICE = 10
 
 
 class _Job:
-    """Work on a thread of its own; `result()` joins the thread, then returns or raises."""
+    """Work on a thread of its own (`nice`: at a follower's priority); `result()` joins the
+    thread, then returns or raises."""
 
-    def __init__(self, work: Callable[..., Any], *args: Any):
+    def __init__(self, work: Callable[..., Any], *args: Any, nice: bool = False):
         self._future: Future = Future()
         context = contextvars.copy_context()  # so that a cancel of the training stops it too
 
         def run() -> None:
+            if nice:
+                _lower_priority()
             try:
                 self._future.set_result(context.run(work, *args))
             except BaseException as error:  # noqa: BLE001 - handed to the waiting thread

@@ -16,6 +16,7 @@ the component off where the content profile alone reaches 0.19).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,23 +71,32 @@ def probe_sample(rows: pd.DataFrame, seed: int, cap: int | None = None) -> pd.Da
     return rows[rows["urow"].isin(per_user.index.to_numpy()[order[fits]])]
 
 
-def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.DataFrame,
-                   cold: np.ndarray, config: ModelConfig
-                   ) -> tuple[dict[str, Any], ContentPart | None]:
-    """The validation NDCG@k per (neighbours, weight) and the choice (weight 0: not stored),
-    with the component built for it (its vocabulary and rows serve the final one). `model`:
-    the probe, the hybrid fitted on `probe_rows` (the validation phase's training rows less
-    every interaction with the `cold` events, `cold_events`), so it scores them from their
-    tokens as it would score really new events; the content part knows users by the same
-    rows."""
-    if not len(cold) or model is None:
-        return {"weight": 0.0, "grid": []}, None
+@dataclass
+class ContentInputs:
+    """What the content component's choice needs that the probe does not change: the cold
+    events, the users scored, which cold events each registered for, the component for each
+    neighbour count and its scores. Built beside early stopping (`content_inputs`)."""
+
+    cold: np.ndarray
+    users: np.ndarray
+    relevant: np.ndarray  # [users, cold events] bool
+    parts: dict[int, ContentPart]
+    scores: dict[int, tuple[np.ndarray, np.ndarray]]  # neighbours -> (scores, has_history)
+
+
+def content_inputs(prep: _Prepared, rows: pd.DataFrame, cold: np.ndarray,
+                   config: ModelConfig) -> ContentInputs | None:
+    """The inputs of `choose_content` (None: too few cold events or users to choose on).
+    `rows`: the probe's (`probe_rows`: the validation phase's training rows less every
+    interaction with the `cold` events), by which the content part knows the users."""
+    if not len(cold):
+        return None
     pairs = strong_pairs(prep, prep.rows)
     in_cold = np.isin(pairs["erow"].to_numpy(), cold)
     relevant_pairs = pairs[in_cold]
-    users = np.intersect1d(relevant_pairs["urow"].to_numpy(), probe_rows["urow"].to_numpy())
+    users = np.intersect1d(relevant_pairs["urow"].to_numpy(), rows["urow"].to_numpy())
     if len(users) < MIN_COLD_USERS:
-        return {"weight": 0.0, "grid": []}, None
+        return None
     if len(users) > CHOICE_MAX_USERS:
         users = np.sort(np.random.default_rng(CHOICE_SAMPLE_SEED).choice(
             users, CHOICE_MAX_USERS, replace=False))
@@ -95,21 +105,33 @@ def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.Da
     hits = relevant_pairs[relevant_pairs["urow"].isin(users)]
     relevant = np.zeros((len(users), len(cold)), dtype=bool)
     relevant[row[hits["urow"]].to_numpy(), col[hits["erow"]].to_numpy()] = True
-
-    hybrid = _cold_hybrid_scores(model, prep, cold, users)
     event_ids = prep.events["id"].to_numpy(dtype=np.int64)
     others = np.setdiff1d(np.unique(prep.rows["erow"].to_numpy()), cold)
-    past = strong_pairs(prep, probe_rows)
+    past = strong_pairs(prep, rows)
     past = past[past["urow"].isin(users)]
     by_user = past.groupby("urow")["erow"].agg(lambda s: event_ids[s.to_numpy()])
     histories = [by_user.get(u, np.zeros(0, np.int64)) for u in users]
-    all_cold = np.ones(len(cold), dtype=bool)
     first = ContentPart.build(prep.events, 0.0, others, config.seed, NEIGHBOUR_CHOICES[0])
     parts = {n: first if n == first.neighbours else first.with_trained(others, 0.0, config.seed, n)
              for n in NEIGHBOUR_CHOICES}  # one vocabulary and one set of rows for all of them
+    scores = {n: part.scores(histories, part.rows(prep.events.iloc[cold]))
+              for n, part in parts.items()}
+    return ContentInputs(cold=cold, users=users, relevant=relevant, parts=parts, scores=scores)
+
+
+def choose_content(model: HybridModel | None, inputs: ContentInputs | None, prep: _Prepared,
+                   config: ModelConfig) -> tuple[dict[str, Any], ContentPart | None]:
+    """The validation NDCG@k per (neighbours, weight) and the choice (weight 0: not stored),
+    with the component built for it (its vocabulary and rows serve the final one). `model`:
+    the probe, the hybrid fitted on the probe's rows, so it scores the cold events from their
+    tokens as it would score really new events."""
+    if inputs is None or model is None:
+        return {"weight": 0.0, "grid": []}, None
+    cold, relevant = inputs.cold, inputs.relevant
+    hybrid = _cold_hybrid_scores(model, prep, cold, inputs.users)
+    all_cold = np.ones(len(cold), dtype=bool)
     grid: list[dict[str, Any]] = []
-    for neighbours, part in parts.items():
-        content, has_history = part.scores(histories, part.rows(prep.events.iloc[cold]))
+    for neighbours, (content, has_history) in inputs.scores.items():
         for weight in CONTENT_WEIGHTS:
             if weight == 0 and grid:
                 continue
@@ -119,11 +141,11 @@ def choose_content(model: HybridModel | None, prep: _Prepared, probe_rows: pd.Da
     alone = grid[0]["ndcg"]
     best = max(grid, key=lambda cell: (cell["ndcg"], -cell["weight"]))
     out = {"grid": grid, "hybrid_ndcg": alone, "events": int(len(cold)),
-           "users": int(len(users)), "probe_events": int(model.counts["events"])}
+           "users": int(len(inputs.users)), "probe_events": int(model.counts["events"])}
     if best["weight"] == 0 or best["ndcg"] <= alone * (1 + MIN_RELATIVE_GAIN):
-        return {"weight": 0.0, **out}, parts[NEIGHBOUR_CHOICES[0]]
+        return {"weight": 0.0, **out}, inputs.parts[NEIGHBOUR_CHOICES[0]]
     return {"weight": best["weight"], "neighbours": best["neighbours"],
-            "blend_ndcg": best["ndcg"], **out}, parts[best["neighbours"]]
+            "blend_ndcg": best["ndcg"], **out}, inputs.parts[best["neighbours"]]
 
 
 def _cold_hybrid_scores(model: HybridModel, prep: _Prepared, cold: np.ndarray,

@@ -12,9 +12,10 @@ import pandas as pd
 from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
-from beacon.model.coattendance_fit import choose_blend, fit_component
-from beacon.model.content_fit import choose_content, cold_events, fit_part, probe_rows
-from beacon.model.content_part import NEIGHBOUR_CHOICES
+from beacon.model.coattendance_fit import blend_inputs, choose_blend, fit_component
+from beacon.model.content_fit import (ContentInputs, choose_content, cold_events,
+                                      content_inputs, fit_part, probe_rows)
+from beacon.model.content_part import NEIGHBOUR_CHOICES, ContentPart
 from beacon.model.concurrent import EpochFollower, _Job
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
 from beacon.model.early_stopping import _report, _train_with_validation
@@ -61,6 +62,7 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     epochs = config.epochs
     trainer: _Trainer | None = None
     choices: _Job | None = None
+    inputs: _Job | None = None
     all_pairs = _pairs(prep.rows)
     followers: dict[str, EpochFollower] = {}
     try:
@@ -71,7 +73,11 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
             if validator.usable and (train_pairs["weight"] > 0).any():
                 trainer = _Trainer(prep, train_pairs, config, device)
-                followers = _followers(prep, train_rows, all_pairs, config, device)
+                rows_for_probe = probe_rows(prep, train_rows, config.seed) \
+                    if config.content_blend else None
+                followers = _followers(prep, all_pairs, rows_for_probe, config, device)
+                inputs = _Job(_choice_inputs, prep, train_rows, rows_for_probe, validator,
+                              config, nice=True)
                 best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
                                                           config, history, callback,
                                                           list(followers.values()))
@@ -85,8 +91,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                     validation["content"] = None
                 # The components' choices need only the validation phase's trainer and the
                 # epoch count, not the refit: they run beside it.
-                choices = _Job(_choose_components, cls, prep, train_rows, validator, trainer,
-                               followers.get("probe"), epochs, config, device)
+                choices = _Job(_choose_components, cls, prep, validator, trainer,
+                               followers.get("probe"), inputs, epochs, config, device)
         if "refit" in followers:
             trainer = _refit_from(followers["refit"], prep, all_pairs, epochs, config, device,
                                   history, callback)
@@ -96,8 +102,9 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     except BaseException:  # a failed or cancelled fit leaves nothing running behind it
         for follower in followers.values():
             follower.stop()
-        if choices is not None:
-            choices.join()
+        for job in (inputs, choices):
+            if job is not None:
+                job.join()
         raise
     chosen_parts = choices.result() if choices is not None else {}
     content_part = chosen_parts.pop("content_part", None)
@@ -115,16 +122,16 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     return model
 
 
-def _followers(prep: _Prepared, train_rows: pd.DataFrame, all_pairs: pd.DataFrame,
+def _followers(prep: _Prepared, all_pairs: pd.DataFrame, rows_for_probe: pd.DataFrame | None,
                config: ModelConfig, device: str) -> dict[str, EpochFollower]:
     """The trainers that train beside early stopping: the refit on every row (unless
-    `refit` is off) and, with the content blend, the probe (`content_fit.probe_rows`)."""
+    `refit` is off) and, with the content blend, the probe on `rows_for_probe`."""
     followers: dict[str, EpochFollower] = {}
     if config.refit:
         followers["refit"] = EpochFollower("refit", _Trainer(prep, all_pairs, config, device),
                                            all_pairs, config.epochs)
-    if config.content_blend:
-        pairs = _pairs(probe_rows(prep, train_rows, config.seed))
+    if rows_for_probe is not None:
+        pairs = _pairs(rows_for_probe)
         if (pairs["weight"] > 0).any():
             followers["probe"] = EpochFollower("probe", _Trainer(prep, pairs, config, device),
                                                pairs, config.epochs)
@@ -159,23 +166,45 @@ def _refit_from(follower: EpochFollower, prep: _Prepared, pairs: pd.DataFrame, e
     return trainer if trainer is not None else _train(prep, pairs, epochs, config, device)
 
 
-def _choose_components(cls: type[HybridModel], prep: _Prepared, train_rows: pd.DataFrame,
-                       validator: _Validator, trainer: _Trainer, probe: EpochFollower | None,
+def _choice_inputs(prep: _Prepared, train_rows: pd.DataFrame,
+                   rows_for_probe: pd.DataFrame | None, validator: _Validator,
+                   config: ModelConfig) -> dict[str, Any]:
+    """What the components' choices need that no trainer changes (B for each lambda, the
+    content parts and their scores): built beside early stopping."""
+    return {"blend": blend_inputs(prep, train_rows, validator, config),
+            "content": content_inputs(prep, rows_for_probe, cold_events(prep), config)
+            if rows_for_probe is not None else None}
+
+
+def _choose_components(cls: type[HybridModel], prep: _Prepared, validator: _Validator,
+                       trainer: _Trainer, probe: EpochFollower | None, inputs: _Job,
                        epochs: int, config: ModelConfig, device: str) -> dict[str, Any]:
     """The co-attendance blend's choice and, when the content blend is on, the content
-    component's (on the newest trained events as cold ones) with the part it chose."""
-    out: dict[str, Any] = {"coattendance": choose_blend(prep, train_rows, validator, trainer,
-                                                        config)}
-    if config.content_blend:
-        rows = probe_rows(prep, train_rows, config.seed)
-        model = None
-        if probe is not None:
-            probe_trainer = probe.finish(epochs) or _train(prep, probe.pairs, epochs, config,
-                                                           device)
-            model = _from_trainer(cls, probe_trainer, prep, probe.pairs, config, device, [], {})
-        out["content"], out["content_part"] = choose_content(model, prep, rows,
-                                                             cold_events(prep), config)
+    component's (on the newest trained events as cold ones) with the part it chose: the two
+    at once, the content choice on a thread of its own."""
+    ready = inputs.result()
+    content = _Job(_choose_content, cls, prep, probe, ready["content"], epochs, config,
+                   device) if config.content_blend else None
+    try:
+        out: dict[str, Any] = {"coattendance": choose_blend(ready["blend"], validator,
+                                                            trainer, config)}
+    finally:
+        if content is not None:
+            content.join()
+    if content is not None:
+        out["content"], out["content_part"] = content.result()
     return out
+
+
+def _choose_content(cls: type[HybridModel], prep: _Prepared, probe: EpochFollower | None,
+                    inputs: ContentInputs | None, epochs: int, config: ModelConfig,
+                    device: str) -> tuple[dict[str, Any], ContentPart | None]:
+    """The content component's choice against the probe after `epochs` epochs."""
+    model = None
+    if probe is not None:
+        trainer = probe.finish(epochs) or _train(prep, probe.pairs, epochs, config, device)
+        model = _from_trainer(cls, trainer, prep, probe.pairs, config, device, [], {})
+    return choose_content(model, inputs, prep, config)
 
 
 def _from_trainer(cls: type[HybridModel], trainer: _Trainer, prep: _Prepared,
