@@ -114,6 +114,21 @@ def test_debug_filter_user_from_the_address(midnight):
     assert _funnel(at)["all candidates"] == 9
 
 
+def test_a_user_in_the_address_after_the_box_was_made_still_fills_it(midnight):
+    """A deep link's first run can reach the page before its ?user= does (the router switched
+    pages while the query was still on its way): the box, already made and empty, takes the
+    user when the query arrives, and only then (what is typed afterwards stays)."""
+    at = open_page("pages/debug_filter.py")
+    assert at.text_input(key="debug_email").value == ""
+    at.query_params["user"] = "dora@example.org"
+    at.run()
+    no_exception(at)
+    assert at.text_input(key="debug_email").value == "dora@example.org"
+    assert _funnel(at)["all candidates"] == 9
+    _debug(at, "nobody@example.org")
+    assert at.text_input(key="debug_email").value == "nobody@example.org"
+
+
 def _debug(at: AppTest, email: str) -> AppTest:
     at.text_input(key="debug_email").set_value(email).run()
     return at
