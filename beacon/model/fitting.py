@@ -99,6 +99,7 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
         elif trainer is None or config.refit:
             trainer = _train(prep, all_pairs, epochs, config, device, history, callback,
                              "refit" if validation else "train")
+        chosen_parts = choices.result() if choices is not None else {}
     except BaseException:  # a failed or cancelled fit leaves nothing running behind it
         for follower in followers.values():
             follower.stop()
@@ -106,7 +107,6 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             if job is not None:
                 job.join()
         raise
-    chosen_parts = choices.result() if choices is not None else {}
     content_part = chosen_parts.pop("content_part", None)
     validation.update(chosen_parts)
     model = _from_trainer(cls, trainer, prep, all_pairs, config, device, history, validation)
