@@ -52,10 +52,9 @@ def cold_events(prep: _Prepared) -> np.ndarray:
     return np.sort(first.index.to_numpy()[order[-n:]]).astype(np.int64)
 
 
-def probe_rows(prep: _Prepared, train_rows: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """What the probe trains on: `train_rows` less every interaction with the cold events
+def probe_rows(train_rows: pd.DataFrame, cold: np.ndarray, seed: int) -> pd.DataFrame:
+    """What the probe trains on: `train_rows` less every interaction with the `cold` events
     (`cold_events`), at most PROBE_MAX_ROWS of them (`probe_sample`)."""
-    cold = cold_events(prep)
     return probe_sample(train_rows[~np.isin(train_rows["erow"].to_numpy(), cold)], seed)
 
 

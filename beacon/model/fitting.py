@@ -73,11 +73,12 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
             if validator.usable and (train_pairs["weight"] > 0).any():
                 trainer = _Trainer(prep, train_pairs, config, device)
-                rows_for_probe = probe_rows(prep, train_rows, config.seed) \
-                    if config.content_blend else None
+                cold = cold_events(prep) if config.content_blend else None
+                rows_for_probe = probe_rows(train_rows, cold, config.seed) \
+                    if cold is not None else None
                 followers = _followers(prep, all_pairs, rows_for_probe, config, device)
-                inputs = _Job(_choice_inputs, prep, train_rows, rows_for_probe, validator,
-                              config, nice=True)
+                inputs = _Job(_choice_inputs, prep, train_rows, rows_for_probe, cold,
+                              validator, config, nice=True)
                 best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
                                                           config, history, callback,
                                                           list(followers.values()))
@@ -167,12 +168,12 @@ def _refit_from(follower: EpochFollower, prep: _Prepared, pairs: pd.DataFrame, e
 
 
 def _choice_inputs(prep: _Prepared, train_rows: pd.DataFrame,
-                   rows_for_probe: pd.DataFrame | None, validator: _Validator,
-                   config: ModelConfig) -> dict[str, Any]:
+                   rows_for_probe: pd.DataFrame | None, cold: np.ndarray | None,
+                   validator: _Validator, config: ModelConfig) -> dict[str, Any]:
     """What the components' choices need that no trainer changes (B for each lambda, the
     content parts and their scores): built beside early stopping."""
     return {"blend": blend_inputs(prep, train_rows, validator, config),
-            "content": content_inputs(prep, rows_for_probe, cold_events(prep), config)
+            "content": content_inputs(prep, rows_for_probe, cold, config)
             if rows_for_probe is not None else None}
 
 
