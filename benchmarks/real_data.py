@@ -622,7 +622,8 @@ def tune_beacon(data: MovieLens, grid: list[dict], seeds: list[int],
             per_seed = {seed: score_task(val, beacon_in_process(data, val, overrides,
                                                                 seed))["ndcg"]
                         for seed in seeds}
-            rows.append({"overrides": overrides, "val_ndcg": float(np.mean(list(per_seed.values()))),
+            rows.append({"overrides": overrides,
+                         "val_ndcg": float(np.mean(list(per_seed.values()))),
                          "per_seed": per_seed, "seconds": round(time.perf_counter() - t0, 1)})
             C.log(f"[tune {protocol}] {overrides}: val NDCG@10 {rows[-1]['val_ndcg']:.4f} "
                   f"(seeds {', '.join(f'{v:.4f}' for v in per_seed.values())}; "
