@@ -113,7 +113,7 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     users = data.users.set_index("id").loc[eval_users].reset_index()
     user_vecs = model.user_matrix(users)
 
-    # What serving blends the co-attendance and content components with: the events each
+    # What serving blends the co-attendance, content and trend components with: the events each
     # user registered for (or attended) before the cutoff.
     registered = inter[before & np.isin(types, HIT_TYPES)].groupby("user_id")["event_id"].agg(
         lambda ids: ids.to_numpy())
@@ -125,7 +125,9 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
         scores = scores if place is None else scores + place
         blended = model.blend_users(scores, [histories[i] for i in block],
                                     matrix.event_ids[cols])
-        return model.blend_content(blended, [histories[i] for i in block], matrix, cols)
+        blended = model.blend_content(blended, [histories[i] for i in block], matrix, cols)
+        has_history = np.array([len(histories[i]) > 0 for i in block], dtype=bool)
+        return model.blend_trend(blended, has_history, matrix.event_ids[cols])
 
     def popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()

@@ -352,6 +352,9 @@ class _Scoring:
     #: per candidate: the content part of its blended score (> 0: its text is closer than
     #: average to the user's past events); None without the content component
     content_blend: np.ndarray | None = None
+    #: per candidate: how far the trend part of its blended score exceeds the rest (> 0: what
+    #: was registered for lately ranked it up); None without the trend component
+    trend: np.ndarray | None = None
     registered: frozenset[int] = frozenset()
 
     def item_source(self, i: int) -> str:
@@ -499,7 +502,7 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
             rows = outcome.passed_rows
             values = np.zeros(0, dtype=np.float64)
             matrix = None
-            co_part = content_part = None
+            co_part = content_part = trend_part = None
             if len(rows):
                 matrix = _event_matrix(snapshot, loaded)
                 values = _model_scores(model, context, override, matrix, rows, arrays.n)
@@ -507,12 +510,15 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                                                      matrix.event_ids[rows], arrays.n, rows)
                 values, content_part = _with_content(model, values, registered, matrix,
                                                      arrays.n, rows)
+                values, trend_part = _with_trend(model, values, registered,
+                                                 matrix.event_ids[rows], arrays.n, rows)
                 if source == "features":
                     values = _near_first(values, _distance_km(outcome, rows))
             scoring = _Scoring(source, model_version, rows, values, model, context, override,
                                matrix)
             scoring.coattendance = co_part
             scoring.content_blend = content_part
+            scoring.trend = trend_part
             scoring.registered = registered
             return scoring
         except Exception as error:  # noqa: BLE001 - fall through to popularity
@@ -532,13 +538,7 @@ def _with_coattendance(model, values: np.ndarray, registered: frozenset[int],
     co = getattr(model, "coattendance", None)
     if co is None or not registered:
         return values, None
-    parts = co.parts(values[None, :], [registered], event_ids)
-    if parts is None:
-        return values, None
-    hybrid_part, co_part = parts
-    full = np.zeros(n, dtype=np.float64)
-    full[rows] = co_part[0] - hybrid_part[0]
-    return hybrid_part[0] + co_part[0], full
+    return _summed(co.parts(values[None, :], [registered], event_ids), values, n, rows, True)
 
 
 def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix, n: int,
@@ -548,13 +548,32 @@ def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix,
     the component, a cold candidate or a past event it knows)."""
     if getattr(model, "content", None) is None or not registered:
         return values, None
-    parts = model.content_parts(values[None, :], [registered], matrix, rows)
+    return _summed(model.content_parts(values[None, :], [registered], matrix, rows), values,
+                   n, rows, False)
+
+
+def _with_trend(model, values: np.ndarray, registered: frozenset[int], event_ids: np.ndarray,
+                n: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scores blended with the model's trend component, and how far each candidate's
+    trend part exceeds the rest of its blended score ([n], by candidate position; > 0: the
+    trend ranked it up; None without the component or with weight 0 for this user)."""
+    trend = getattr(model, "trend", None)
+    if trend is None or not len(values):
+        return values, None
+    return _summed(trend.parts(values[None, :], np.array([bool(registered)]), event_ids),
+                   values, n, rows, True)
+
+
+def _summed(parts: tuple[np.ndarray, np.ndarray] | None, values: np.ndarray, n: int,
+            rows: np.ndarray, over_rest: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the blended scores, the component's part per candidate position [n]) from one
+    user's (rest, component) parts; `over_rest`: the part less the rest's. None: unchanged."""
     if parts is None:
         return values, None
-    hybrid_part, content_part = parts
+    rest, part = parts[0][0], parts[1][0]
     full = np.zeros(n, dtype=np.float64)
-    full[rows] = content_part[0]
-    return hybrid_part[0] + content_part[0], full
+    full[rows] = part - rest if over_rest else part
+    return rest + part, full
 
 
 def _near_first(values: np.ndarray, distances: np.ndarray | None) -> np.ndarray:
@@ -714,8 +733,9 @@ def _component_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
     content = _content_sources(scoring, rows)
     co = _coattendance_sources(scoring, rows)
     wanted = {source for source, _ in content.values()} | set(co.values())
+    trending = _trend_phrases(scoring, rows)
     if not wanted:
-        return {}
+        return trending
     try:
         titles = catalog.event_titles(list(wanted))
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
@@ -729,6 +749,22 @@ def _component_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
     for i, source in co.items():
         if titles.get(source):
             out[i] = f"people who went to {titles[source]} also went to this"
+    return {**trending, **out}
+
+
+def _trend_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
+    """Per row that the trend part ranked up: how many registered for it lately."""
+    if scoring.trend is None:
+        return {}
+    trend = scoring.model.trend
+    out = {}
+    for i in rows:
+        if scoring.trend[i] > 0:
+            recent = trend.recent(int(scoring.matrix.event_ids[i]))
+            if recent >= 1:
+                # the decayed count: registrations weighted by how recent they are
+                out[i] = f"popular lately: about {recent:.0f} recent registrations" \
+                    if recent >= 2 else "popular lately"
     return out
 
 

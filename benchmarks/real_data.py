@@ -578,8 +578,13 @@ def beacon_in_process(data: MovieLens, task: Task, overrides: dict, seed: int) -
     C.log(f"[beacon] content component chosen on the cold validation split: weight "
           f"{content.get('weight')} (hybrid {content.get('hybrid_ndcg')}, blend "
           f"{content.get('blend_ndcg')})")
+    trend = model.validation.get("trend") or {}
+    C.log(f"[beacon] trend chosen on the time split: half-life {trend.get('half_life_days')} "
+          f"days, weights {trend.get('weight_known')} / {trend.get('weight_new')} (users with / "
+          f"without history; NDCG {trend.get('ndcg')})")
     scores = model.blend_users(model.score_users(users, matrix), history, task.candidates)
-    return model.blend_content(scores, history, matrix)
+    scores = model.blend_content(scores, history, matrix)
+    return model.blend_trend(scores, np.array([len(h) > 0 for h in history]), task.candidates)
 
 
 def training_frames(data: MovieLens, task: Task) -> Any:

@@ -1,4 +1,4 @@
-"""The components' choices (co-attendance blend, content probe) run on a thread of their own
+"""The components' choices (co-attendance blend, content probe, trend probe) run on a thread of their own
 beside the refit: a cancel of the training reaches them, their failure reaches the fit, and
 a fit that stops leaves none of them running."""
 from __future__ import annotations
@@ -53,13 +53,14 @@ def test_a_cancel_during_the_refit_stops_the_choices_and_leaves_none_running(db:
     assert _choice_threads() == []
 
 
-def test_a_fit_that_completes_reports_both_choices(db: str) -> None:
+def test_a_fit_that_completes_reports_every_choice(db: str) -> None:
     load_demo_data(users=200, events=120, days=20, seed=5, actor=ADMIN)
     model = HybridModel.fit(load_training_data(),
                             ModelConfig(dim=8, epochs=3, patience=2, batch_size=64, negatives=4,
                                         device="cpu", seed=3))
     keys = list(model.validation)
-    assert keys[-2:] == ["coattendance", "content"]  # where train --json has always put them
+    assert keys[-3:] == ["coattendance", "content", "trend"]  # where train --json puts them
     assert "grid" in model.validation["coattendance"]
     assert "weight" in model.validation["content"]
+    assert {"weight_known", "weight_new", "half_life_days"} <= set(model.validation["trend"])
     assert _choice_threads() == []

@@ -22,6 +22,9 @@ from beacon.model.early_stopping import _report, _train_with_validation
 from beacon.model.network import _resolve_device, _torch
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
+from beacon.model.trend import TrendPart
+from beacon.model.trend_fit import (TrendInputs, choose_trend, strong_rows, trend_inputs,
+                                    trend_probe_rows, trend_split)
 from beacon.model.validator import _Validator
 
 if TYPE_CHECKING:
@@ -76,9 +79,13 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                 cold = cold_events(prep) if config.content_blend else None
                 rows_for_probe = probe_rows(train_rows, cold, config.seed) \
                     if cold is not None else None
-                followers = _followers(prep, all_pairs, rows_for_probe, config, device)
+                t_split = trend_split(prep, config) if config.trend_blend else None
+                rows_for_trend = trend_probe_rows(prep, t_split, config.seed) \
+                    if t_split is not None else None
+                followers = _followers(prep, all_pairs, rows_for_probe, rows_for_trend,
+                                       config, device)
                 inputs = _Job(_choice_inputs, prep, train_rows, rows_for_probe, cold,
-                              validator, config, nice=True)
+                              validator, t_split, rows_for_trend, config, nice=True)
                 best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
                                                           config, history, callback,
                                                           list(followers.values()))
@@ -90,10 +97,12 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                 epochs = max(best_epoch, 1)
                 if config.content_blend:
                     validation["content"] = None
+                if config.trend_blend:
+                    validation["trend"] = None
                 # The components' choices need only the validation phase's trainer and the
                 # epoch count, not the refit: they run beside it.
-                choices = _Job(_choose_components, cls, prep, validator, trainer,
-                               followers.get("probe"), inputs, epochs, config, device)
+                choices = _Job(_choose_components, cls, prep, validator, trainer, followers,
+                               inputs, epochs, config, device)
         if "refit" in followers:
             trainer = _refit_from(followers["refit"], prep, all_pairs, epochs, config, device,
                                   history, callback)
@@ -120,22 +129,38 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
         chosen = validation["content"]
         model.content = fit_part(prep, chosen["weight"], config, content_part,
                                  chosen.get("neighbours", NEIGHBOUR_CHOICES[0]))
+    model.trend = _trend_part(prep, validation.get("trend"))
     return model
 
 
+def _trend_part(prep: _Prepared, chosen: dict[str, Any] | None) -> TrendPart | None:
+    """The trend over every training row at the newest one, where a weight was chosen."""
+    if not chosen or not (chosen.get("weight_known", 0) > 0 or chosen.get("weight_new", 0) > 0):
+        return None
+    strong = strong_rows(prep, prep.rows)
+    if strong.empty:
+        return None
+    return TrendPart.build(prep.events["id"].to_numpy(dtype=np.int64),
+                           strong["erow"].to_numpy(), strong["t"].to_numpy(),
+                           chosen["half_life_days"], chosen["weight_known"], chosen["weight_new"])
+
+
 def _followers(prep: _Prepared, all_pairs: pd.DataFrame, rows_for_probe: pd.DataFrame | None,
-               config: ModelConfig, device: str) -> dict[str, EpochFollower]:
+               rows_for_trend: pd.DataFrame | None, config: ModelConfig,
+               device: str) -> dict[str, EpochFollower]:
     """The trainers that train beside early stopping: the refit on every row (unless
-    `refit` is off) and, with the content blend, the probe on `rows_for_probe`."""
+    `refit` is off), with the content blend the probe on `rows_for_probe`, and with the
+    trend blend the trend probe on `rows_for_trend` (the rows before the trend's split)."""
     followers: dict[str, EpochFollower] = {}
     if config.refit:
         followers["refit"] = EpochFollower("refit", _Trainer(prep, all_pairs, config, device),
                                            all_pairs, config.epochs)
-    if rows_for_probe is not None:
-        pairs = _pairs(rows_for_probe)
-        if (pairs["weight"] > 0).any():
-            followers["probe"] = EpochFollower("probe", _Trainer(prep, pairs, config, device),
-                                               pairs, config.epochs)
+    for name, rows in (("probe", rows_for_probe), ("trend", rows_for_trend)):
+        if rows is not None:
+            pairs = _pairs(rows)
+            if (pairs["weight"] > 0).any():
+                followers[name] = EpochFollower(name, _Trainer(prep, pairs, config, device),
+                                                pairs, config.epochs)
     return followers
 
 
@@ -169,32 +194,49 @@ def _refit_from(follower: EpochFollower, prep: _Prepared, pairs: pd.DataFrame, e
 
 def _choice_inputs(prep: _Prepared, train_rows: pd.DataFrame,
                    rows_for_probe: pd.DataFrame | None, cold: np.ndarray | None,
-                   validator: _Validator, config: ModelConfig) -> dict[str, Any]:
+                   validator: _Validator, t_split: int | None,
+                   rows_for_trend: pd.DataFrame | None, config: ModelConfig) -> dict[str, Any]:
     """What the components' choices need that no trainer changes (B for each lambda, the
-    content parts and their scores): built beside early stopping."""
+    content parts and their scores, the trend's validator and counts): built beside early
+    stopping."""
     return {"blend": blend_inputs(prep, train_rows, validator, config),
             "content": content_inputs(prep, rows_for_probe, cold, config)
-            if rows_for_probe is not None else None}
+            if rows_for_probe is not None else None,
+            "trend": trend_inputs(prep, t_split, rows_for_trend, config)}
 
 
 def _choose_components(cls: type[HybridModel], prep: _Prepared, validator: _Validator,
-                       trainer: _Trainer, probe: EpochFollower | None, inputs: _Job,
+                       trainer: _Trainer, followers: dict[str, EpochFollower], inputs: _Job,
                        epochs: int, config: ModelConfig, device: str) -> dict[str, Any]:
-    """The co-attendance blend's choice and, when the content blend is on, the content
-    component's (on the newest trained events as cold ones) with the part it chose: the two
-    at once, the content choice on a thread of its own."""
+    """The co-attendance blend's choice and, when on, the content component's (on the newest
+    trained events as cold ones) with the part it chose, and the trend's (on a time split):
+    all at once, the content and trend choices on threads of their own."""
     ready = inputs.result()
-    content = _Job(_choose_content, cls, prep, probe, ready["content"], epochs, config,
-                   device) if config.content_blend else None
+    content = _Job(_choose_content, cls, prep, followers.get("probe"), ready["content"],
+                   epochs, config, device) if config.content_blend else None
+    trend = _Job(_choose_trend, prep, followers.get("trend"), ready["trend"], epochs, config,
+                 device) if config.trend_blend else None
     try:
         out: dict[str, Any] = {"coattendance": choose_blend(ready["blend"], validator,
                                                             trainer, config)}
     finally:
-        if content is not None:
-            content.join()
+        for job in (content, trend):
+            if job is not None:
+                job.join()
     if content is not None:
         out["content"], out["content_part"] = content.result()
+    if trend is not None:
+        out["trend"] = trend.result()
     return out
+
+
+def _choose_trend(prep: _Prepared, probe: EpochFollower | None, inputs: TrendInputs | None,
+                  epochs: int, config: ModelConfig, device: str) -> dict[str, Any]:
+    """The trend's choice against the trend probe after `epochs` epochs."""
+    if probe is None or inputs is None:
+        return choose_trend(None, None, config)
+    trainer = probe.finish(epochs) or _train(prep, probe.pairs, epochs, config, device)
+    return choose_trend(trainer, inputs, config)
 
 
 def _choose_content(cls: type[HybridModel], prep: _Prepared, probe: EpochFollower | None,

@@ -22,6 +22,7 @@ from beacon.features import (
 from beacon.idmap import IdMap
 from beacon.model.coattendance import CoAttendance
 from beacon.model.content_part import ContentPart
+from beacon.model.trend import TrendPart
 from beacon.model.fitting import fit_model
 from beacon.model.fold_in import FoldIn
 from beacon.model.network import _bag_sum
@@ -56,6 +57,8 @@ class HybridModel(PlaceTerm, FoldIn):
         self.coattendance: CoAttendance | None = None
         #: the content component for events without history (None: not chosen, older blob)
         self.content: ContentPart | None = None
+        #: the trend component (None: not chosen on the time split, or an older blob)
+        self.trend: TrendPart | None = None
         self._event_tok_padded: np.ndarray | None = None
         self._contrast_place: Places | None = None
 
@@ -193,6 +196,15 @@ class HybridModel(PlaceTerm, FoldIn):
         """`content_parts` added up (the scores unchanged where it gives None)."""
         parts = self.content_parts(scores, histories, events, cols)
         return scores if parts is None else parts[0] + parts[1]
+
+    def blend_trend(self, scores: np.ndarray, has_history: np.ndarray,
+                    event_ids: np.ndarray) -> np.ndarray:
+        """[users, events] scores (after the other components) blended with the trend
+        component (unchanged without one); `has_history`: [users] whether each user has
+        registered for something (the trend's weight differs for users without history)."""
+        if self.trend is None:
+            return scores
+        return self.trend.blended(scores, has_history, event_ids)
 
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,

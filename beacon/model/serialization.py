@@ -13,6 +13,7 @@ from beacon.features import PLACE_FEATURES, Vocabulary
 from beacon.idmap import IdMap
 from beacon.model.coattendance import CoAttendance
 from beacon.model.content_part import NEIGHBOURS, ContentPart
+from beacon.model.trend import TrendPart
 
 if TYPE_CHECKING:
     from beacon.model.hybrid import HybridModel
@@ -58,6 +59,12 @@ def model_to_bytes(model: HybridModel) -> bytes:
         arrays["content_data"] = content.matrix.data.astype(np.float16)
         arrays["content_pool"] = np.asarray(content.pool, dtype=np.int64)
         arrays["content_thresholds"] = np.asarray(content.thresholds, dtype=np.float32)
+    trend = model.trend
+    if trend is not None:
+        meta["trend"] = {"as_of": trend.as_of, "half_life_days": trend.half_life_days,
+                         "weight_known": trend.weight_known, "weight_new": trend.weight_new}
+        arrays["trend_event_ids"] = np.asarray(trend.event_ids, dtype=np.int64)
+        arrays["trend_counts"] = np.asarray(trend.counts, dtype=np.float32)
     arrays["user_ids"] = np.asarray(model.user_map.to_list(), dtype=np.int64)
     arrays["event_ids"] = np.asarray(model.event_map.to_list(), dtype=np.int64)
     arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
@@ -86,6 +93,7 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
         raise BeaconError(f"model blob is missing {', '.join(missing)}")
     coattendance = _coattendance(arrays, meta)
     content = _content(arrays, meta)
+    trend = _trend(arrays, meta)
     model = cls(
         config=ModelConfig.from_dict(meta["config"]),
         user_map=IdMap(arrays.pop("user_ids")),
@@ -99,7 +107,22 @@ def model_from_bytes(cls: type[HybridModel], blob: bytes) -> HybridModel:
     _check_shapes(model)
     model.coattendance = coattendance
     model.content = content
+    model.trend = trend
     return model
+
+
+def _trend(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TrendPart | None:
+    """The stored trend component, or None (a blob without one scores as before)."""
+    trend_meta = meta.get("trend")
+    ids, counts = arrays.pop("trend_event_ids", None), arrays.pop("trend_counts", None)
+    if not trend_meta or ids is None or counts is None:
+        return None
+    if ids.shape != counts.shape or ids.ndim != 1:
+        raise BeaconError(f"model blob is inconsistent: trend_event_ids has shape {ids.shape}, "
+                          f"trend_counts {counts.shape}")
+    return TrendPart(ids.astype(np.int64), counts.astype(np.float32), int(trend_meta["as_of"]),
+                     float(trend_meta["half_life_days"]), float(trend_meta["weight_known"]),
+                     float(trend_meta["weight_new"]))
 
 
 _CONTENT_KEYS = ("content_idf", "content_event_ids", "content_indptr", "content_indices",

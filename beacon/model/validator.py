@@ -37,9 +37,12 @@ class _Validator:
     """NDCG@k of the validation positives among the events upcoming at the split time."""
 
     def __init__(self, prep: _Prepared, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
-                 split: int, k: int, user_split: np.ndarray | None = None):
+                 split: int, k: int, user_split: np.ndarray | None = None,
+                 eligible: np.ndarray | None = None, max_users: int | None = None):
         """`user_split` (per user row, with the per-user split): each user ranks only the
-        events that had not started at their own split time; `split` is the earliest."""
+        events that had not started at their own split time; `split` is the earliest.
+        `eligible`: the user rows that may be scored (default all); `max_users`: a smaller
+        sample than early stopping's."""
         self.k = k
         candidates = np.flatnonzero(prep.event_start > split)
         strong = val_rows[val_rows["weight"] >= STRONG_SHARE * prep.max_weight]
@@ -49,8 +52,10 @@ class _Validator:
         if user_split is not None:
             strong = strong[prep.event_start[strong["erow"].to_numpy()]
                             > user_split[strong["urow"].to_numpy()]]
+        if eligible is not None:
+            strong = strong[np.isin(strong["urow"].to_numpy(), eligible)]
         users = np.unique(strong["urow"].to_numpy())
-        most = min(VALIDATION_MAX_USERS, max(VALIDATION_MIN_USERS,
+        most = min(max_users or VALIDATION_MAX_USERS, max(VALIDATION_MIN_USERS,
                                              VALIDATION_MAX_CELLS // max(len(candidates), 1)))
         if len(users) > most:
             # A fixed sample: the metric only picks an epoch count, and dense users x upcoming

@@ -1,0 +1,181 @@
+"""Choosing the trend component's half-life and weights on a time split carved from training.
+
+Serving ranks everybody at one moment, so the choice does too: the last `validation_fraction`
+of the positives (after one time T) are the hits, the events upcoming at T the candidates,
+and the trend is counted from the rows before T. A probe, the hybrid fitted for the
+early-stopping epochs on the rows before T only, scores the users as the served model would
+score them at T: the users with rows before T from what they did, the others from their tags
+and home alone. (The early-stopping split is per user: its hybrid trained on rows after T of
+other users, and would know what became popular after T.) Per half-life, each group's best
+weight; the half-life with the best NDCG over both groups wins, and a group's weight is kept
+only when it beats the probe alone there by MIN_RELATIVE_GAIN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beacon.config import ModelConfig
+from beacon.model.coattendance import MIN_RELATIVE_GAIN, standardized
+from beacon.model.coattendance_fit import CHOICE_MAX_USERS
+from beacon.model.content_fit import probe_sample
+from beacon.model.data import _Prepared, _split_time
+from beacon.model.trainer import _Trainer
+from beacon.model.trend import HALF_LIFE_DAYS, TREND_WEIGHTS, decayed_counts
+from beacon.model.validator import STRONG_SHARE, _Validator
+from beacon.ranking_metrics import ndcg_of_top
+
+#: fewer users than this in a group: its weight stays 0 (too few to choose on)
+MIN_GROUP_USERS = 20
+#: above this many candidates, each user's blends are ranked over a shortlist: their best
+#: SHORTLIST by the probe and the SHORTLIST most trending events
+FULL_RANK_MAX_CANDIDATES = 2000
+SHORTLIST = 200
+
+
+def strong_rows(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
+    """The strong positives (registrations, attendance) of `rows`, each row once."""
+    return rows[rows["weight"] >= STRONG_SHARE * prep.max_weight]
+
+
+def trend_split(prep: _Prepared, config: ModelConfig) -> int | None:
+    """T: the time after which the last `validation_fraction` of the positives happened."""
+    return _split_time(prep.rows, config.validation_fraction)
+
+
+def trend_probe_rows(prep: _Prepared, split: int, seed: int) -> pd.DataFrame:
+    """What the trend probe trains on: the rows before T, at most PROBE_MAX_ROWS of them
+    (whole users drawn at random)."""
+    return probe_sample(prep.rows[prep.rows["t"].to_numpy() < split], seed)
+
+
+@dataclass
+class TrendInputs:
+    """What the choice needs that the probe does not change: the validator at T (users, hits,
+    candidates, what each user already went to), which users have history in the probe, and
+    the candidates' trend at T for each half-life."""
+
+    validator: _Validator
+    split: int
+    has_history: np.ndarray  # [validator users] bool
+    trends: dict[float, np.ndarray]  # half-life -> [candidates] log1p decayed counts
+
+
+def trend_inputs(prep: _Prepared, split: int | None, rows: pd.DataFrame | None,
+                 config: ModelConfig) -> TrendInputs | None:
+    """The inputs of `choose_trend` (None: no split, or too few users to choose on). `rows`:
+    the probe's (`trend_probe_rows`). Users with rows before T that the probe's sample left
+    out are not scored: the probe would take them for newcomers."""
+    if split is None or rows is None or rows.empty:
+        return None
+    times = prep.rows["t"].to_numpy()
+    before, after = prep.rows[times < split], prep.rows[times >= split]
+    probe_users = np.unique(rows["urow"].to_numpy())
+    newcomers = np.setdiff1d(np.arange(len(prep.users)), before["urow"].to_numpy())
+    eligible = np.union1d(probe_users, newcomers)
+    validator = _Validator(prep, before, after, split, config.eval_k, eligible=eligible,
+                           max_users=CHOICE_MAX_USERS)
+    if not validator.usable or len(validator.users) < MIN_GROUP_USERS:
+        return None
+    strong = strong_rows(prep, before)
+    erows, t = strong["erow"].to_numpy(), strong["t"].to_numpy()
+    trends = {h: np.log1p(decayed_counts(erows, t, split, h, len(prep.events))
+                          [validator.candidates]) for h in HALF_LIFE_DAYS}
+    return TrendInputs(validator, int(split), np.isin(validator.users, probe_users), trends)
+
+
+def choose_trend(trainer: _Trainer | None, inputs: TrendInputs | None,
+                 config: ModelConfig) -> dict[str, Any]:
+    """The NDCG@k per (half-life, weight) and group, and the choice (both weights 0: no
+    component). `trainer`: the probe after the early-stopping epochs."""
+    off = {"weight_known": 0.0, "weight_new": 0.0, "half_life_days": None, "grid": []}
+    if trainer is None or inputs is None:
+        return off
+    validator, k = inputs.validator, config.eval_k
+    groups = {"known": inputs.has_history, "new": ~inputs.has_history}
+    sums: dict[tuple[str, float, float], float] = {}
+    for rows, scores in validator.score_blocks(trainer):
+        scores = scores.numpy().astype(np.float64)
+        finite = np.isfinite(scores)
+        z_scores = standardized(np.where(finite, scores, 0.0), finite)
+        relevant = validator.relevant[rows]
+        for half_life, trend in inputs.trends.items():
+            # standardized over every candidate, as serving does; ranked over a shortlist
+            z_trend = standardized(np.broadcast_to(trend, scores.shape), finite)
+            cols, shown = _shortlist(np.where(finite, z_scores, -np.inf), trend, k)
+            z_s, z_t = np.take_along_axis(z_scores, cols, 1), np.take_along_axis(z_trend, cols, 1)
+            shown &= np.take_along_axis(finite, cols, 1)
+            hits = np.take_along_axis(relevant, cols, 1)
+            for weight in TREND_WEIGHTS:
+                top = _top(np.where(shown, (1.0 - weight) * z_s + weight * z_t, -np.inf), k)
+                for name, members in groups.items():
+                    mask = members[rows]
+                    if mask.any():
+                        key = (name, half_life, weight)
+                        sums[key] = sums.get(key, 0.0) + \
+                            ndcg_of_top(top[mask], hits[mask]) * int(mask.sum())
+    counts = {name: int(members.sum()) for name, members in groups.items()}
+    grid = [{"group": name, "half_life_days": h, "weight": w,
+             "ndcg": round(total / max(counts[name], 1), 5)}
+            for (name, h, w), total in sorted(sums.items())]
+    best = _best(sums, counts)
+    if best is None:
+        return {**off, "grid": grid, "users": counts}
+    half_life, weights, gains = best
+    return {"weight_known": weights["known"], "weight_new": weights["new"],
+            "half_life_days": half_life if any(weights.values()) else None,
+            "grid": grid, "users": counts, "ndcg": gains, "split_time": int(inputs.split)}
+
+
+def _best(sums: dict[tuple[str, float, float], float], counts: dict[str, int]
+          ) -> tuple[float, dict[str, float], dict[str, Any]] | None:
+    """(half-life, weight per group, NDCG per group alone and blended): the half-life whose
+    groups' best weights give the most NDCG in all; a group's weight only where it wins."""
+    if not sums:
+        return None
+    choice = None
+    for half_life in HALF_LIFE_DAYS:
+        weights, gains, total = {}, {}, 0.0
+        for name, n in counts.items():
+            alone = sums.get((name, half_life, 0.0), 0.0)
+            weight = max(TREND_WEIGHTS, key=lambda w: (sums.get((name, half_life, w), -1.0), -w))
+            blended = sums.get((name, half_life, weight), 0.0)
+            keep = n >= MIN_GROUP_USERS and weight > 0 and \
+                blended > alone * (1 + MIN_RELATIVE_GAIN)
+            weights[name] = float(weight) if keep else 0.0
+            gains[name] = {"alone": round(alone / max(n, 1), 5),
+                           "blend": round((blended if keep else alone) / max(n, 1), 5)}
+            total += blended if keep else alone
+        if choice is None or total > choice[0]:
+            choice = (total, half_life, weights, gains)
+    _, half_life, weights, gains = choice
+    return half_life, weights, gains
+
+
+def _shortlist(scores: np.ndarray, trend: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """([users, columns] candidate columns each user's blends are ranked over, [users, columns]
+    False where a column repeats): every column up to FULL_RANK_MAX_CANDIDATES, else the user's
+    SHORTLIST best by `scores` and the SHORTLIST most trending."""
+    n_users, n = scores.shape
+    if n <= FULL_RANK_MAX_CANDIDATES:
+        return np.broadcast_to(np.arange(n), scores.shape), np.ones(scores.shape, dtype=bool)
+    best = np.argpartition(-scores, SHORTLIST - 1, axis=1)[:, :SHORTLIST]
+    trending = np.broadcast_to(np.argpartition(-trend, SHORTLIST - 1)[:SHORTLIST],
+                               (n_users, SHORTLIST))
+    in_best = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(in_best, best, True, axis=1)
+    repeated = np.take_along_axis(in_best, trending, 1)
+    cols = np.concatenate([best, trending], axis=1)
+    return cols, np.concatenate([np.ones_like(repeated), ~repeated], axis=1)
+
+
+def _top(mixed: np.ndarray, k: int) -> np.ndarray:
+    """[users, k] columns of `mixed`'s best k, best first."""
+    k = min(k, mixed.shape[1])
+    top = np.argpartition(-mixed, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(mixed, top, 1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, 1)
