@@ -377,18 +377,22 @@ def fit_beacon(train, split, params, popularity):
     users = train.users.set_index("id").loc[split.users].reset_index()
     if hasattr(model, "score_users"):  # everything serving scores with (id, tokens, place term)
         scores = model.score_users(users, matrix)
-        if getattr(model, "coattendance", None) is None and getattr(model, "content",
-                                                                      None) is None:
+        if all(getattr(model, part, None) is None
+               for part in ("coattendance", "content", "trend")):
             return scores
-        # serving blends the co-attendance and content components with the events each user
-        # registered for
+        # serving blends the co-attendance, content and trend components with the events
+        # each user registered for
         inter = train.interactions
         registered = inter[inter["type"].astype(str).isin(("register", "attend"))]
         history = registered.groupby("user_id")["event_id"].agg(lambda ids: ids.to_numpy())
         histories = [history.get(u, np.zeros(0, np.int64)) for u in split.users]
         scores = model.blend_users(scores, histories, np.asarray(split.cand_ids))
-        return model.blend_content(scores, histories, matrix) \
-            if hasattr(model, "blend_content") else scores
+        if hasattr(model, "blend_content"):
+            scores = model.blend_content(scores, histories, matrix)
+        if hasattr(model, "blend_trend"):
+            scores = model.blend_trend(scores, np.array([len(h) > 0 for h in histories]),
+                                       np.asarray(split.cand_ids))
+        return scores
     vectors = model.user_matrix(users)
     return vectors @ matrix.vectors.T + matrix.bias[None, :]
 

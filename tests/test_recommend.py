@@ -266,6 +266,39 @@ def test_coattendance_ranks_up_and_says_so_in_plain_words(db: str) -> None:
     assert empty.items == [] and empty.source == ranked.source != "popularity"
 
 
+def test_the_trend_ranks_up_for_the_users_its_weight_is_on_and_says_so(db: str) -> None:
+    """A trend component that says techno-3 was registered for lately, on for users without
+    history only: nobody@example.com gets techno-3 first with a reason that says why; jazz0,
+    who has history, keeps the model's order."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from beacon import versions
+    from beacon.model.trend import TrendPart
+    from data_access import models_store as store
+    from data_access.db import session_scope
+    from data_access.schema import Event
+
+    world()
+    _train_global()
+    with session_scope() as session:
+        pk = dict(session.execute(select(Event.event_id, Event.id)).all())
+    before = [i.event_id for i in recommend("jazz0@example.com", FilterParams(), top=4,
+                                            now=NOW).items]
+    model = versions.active_global().model
+    model.trend = TrendPart(np.array([pk["techno-3"], pk["jazz-1"]]),
+                            np.array([6.0, 0.5], dtype=np.float32), as_of=0,
+                            half_life_days=3.0, weight_known=0.0, weight_new=0.9)
+    store.activate(store.insert_version(scope="global", blob=model.to_bytes(),
+                                        fingerprint="trend"))
+    versions.clear_cache()
+    newcomer = recommend("nobody@example.com", FilterParams(), top=3, now=NOW)
+    assert newcomer.items[0].event_id == "techno-3"
+    assert newcomer.items[0].reason.startswith("popular lately: about 6 recent registrations")
+    assert [i.event_id for i in recommend("jazz0@example.com", FilterParams(), top=4,
+                                          now=NOW).items] == before
+
+
 # --------------------------------------------------------------------------- command line
 
 
