@@ -560,6 +560,7 @@ def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
         "best_validation_ndcg": validation.get("best_ndcg"),
         "coattendance": _coattendance_report(model, validation),
         "content": _content_report(model, validation),
+        "trend": _trend_report(model, validation),
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
                         "loss": e.get("loss"), "val_metric": e.get("val_metric")}
@@ -591,6 +592,20 @@ def _content_report(model, validation: dict[str, Any]) -> dict[str, Any]:
             "validation_cold_events": chosen.get("events"),
             "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
             "validation_blend_ndcg": chosen.get("blend_ndcg")}
+
+
+def _trend_report(model, validation: dict[str, Any]) -> dict[str, Any]:
+    """The trend component as stored (both weights 0: switched off on its time split), with
+    that split's users per group and NDCG of the probe alone and of the chosen blend."""
+    chosen = dict(validation.get("trend") or {})
+    component = getattr(model, "trend", None)
+    return {"weight_known": component.weight_known if component is not None else 0.0,
+            "weight_new": component.weight_new if component is not None else 0.0,
+            "half_life_days": component.half_life_days if component is not None else None,
+            "events": int(len(component.event_ids)) if component is not None else 0,
+            "validation_split_time": chosen.get("split_time"),
+            "validation_users": chosen.get("users"),
+            "validation_ndcg": chosen.get("ndcg")}
 
 
 def _evaluate(data, config, on_step=None) -> dict:

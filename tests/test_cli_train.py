@@ -104,6 +104,12 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
     assert (content["weight"] > 0) == (content["events"] > 0) == (content["terms"] > 0)
     assert (content["weight"] > 0) == (content["neighbours"] in (50, 0))
     assert (content["weight"] > 0) == (content["validation_blend_ndcg"] is not None)
+    # the trend component as stored, with its time split's figures
+    trend = fit["trend"]
+    assert set(trend) == {"weight_known", "weight_new", "half_life_days", "events",
+                          "validation_split_time", "validation_users", "validation_ndcg"}
+    on = trend["weight_known"] > 0 or trend["weight_new"] > 0
+    assert on == (trend["half_life_days"] is not None) == (trend["events"] > 0)
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):

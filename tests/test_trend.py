@@ -49,13 +49,15 @@ def test_weights_differ_for_users_with_and_without_history() -> None:
     assert part.parts(scores[:1], np.array([True]), ids) is None
 
 
-def _hot_world(moving: bool, seed: int = 0) -> TrainingData:
-    """40 events in 4 topics of 10, users arriving over 60 days, every event starting after
-    the last registration. `moving`: nobody has a topic, the events alike in every feature,
-    and each day users register for the day's hot events, which change every 4 days. Else
+def _hot_world(kind: str, seed: int = 0) -> TrainingData:
+    """40 events, users arriving over 60 days, every event starting after the last
+    registration. "moving": the events alike in every feature, and each day users register
+    for the day's hot events, which change every 4 days. "static": the same, but the same
+    3 events stay hot (the trend is plain popularity). "topics": 4 topics of 10 events, and
     each user registers only within their own topic (their interest tag), at any time: what
     was registered for lately says nothing about what a user does next."""
     rng = np.random.default_rng(seed)
+    moving = kind != "topics"
     n_events, days = 40, 60
     topic = rng.integers(0, 4, size=300)
     users = pd.DataFrame({"id": np.arange(1, 301),
@@ -72,7 +74,8 @@ def _hot_world(moving: bool, seed: int = 0) -> TrainingData:
     for user in users["id"]:
         arrival = rng.integers(0, days - 3)
         for day in sorted(rng.choice(np.arange(arrival, days), size=4, replace=False)):
-            event = 1000 + ((day // 4) * 3 % n_events + int(rng.integers(0, 3)) if moving
+            hot = (day // 4) * 3 % n_events if kind == "moving" else 0
+            event = 1000 + (hot + int(rng.integers(0, 3)) if moving
                             else 10 * int(topic[user - 1]) + int(rng.integers(0, 10)))
             when = START + timedelta(days=int(day), hours=int(rng.integers(0, 24)))
             rows.append((user, event, "register", int(when.timestamp())))
@@ -88,7 +91,7 @@ CHOICE_CONFIG = ModelConfig(dim=8, epochs=10, patience=2, min_epochs=2, batch_si
 
 
 def test_the_choice_switches_the_trend_on_where_what_is_hot_moves() -> None:
-    model = HybridModel.fit(_hot_world(moving=True), CHOICE_CONFIG)
+    model = HybridModel.fit(_hot_world("moving"), CHOICE_CONFIG)
     chosen = model.validation["trend"]
     assert chosen["weight_known"] > 0 or chosen["weight_new"] > 0, chosen
     assert model.trend is not None and model.trend.half_life_days == chosen["half_life_days"]
@@ -100,20 +103,23 @@ def test_the_choice_switches_the_trend_on_where_what_is_hot_moves() -> None:
     loaded = HybridModel.from_bytes(model.to_bytes())
     assert loaded.trend.weight_known == model.trend.weight_known
     np.testing.assert_allclose(loaded.trend.counts, model.trend.counts)
-    off = HybridModel.fit(_hot_world(moving=True), CHOICE_CONFIG.with_overrides(
+    off = HybridModel.fit(_hot_world("moving"), CHOICE_CONFIG.with_overrides(
         trend_blend=False))
     assert off.trend is None and "trend" not in off.validation
 
 
-def test_the_choice_leaves_the_trend_off_where_each_user_keeps_to_a_topic() -> None:
-    model = HybridModel.fit(_hot_world(moving=False), CHOICE_CONFIG)
+@pytest.mark.parametrize("kind", ["topics", "static"])
+def test_the_choice_leaves_the_trend_off_where_recency_adds_nothing(kind: str) -> None:
+    """Users who keep to their topic, or hot events that never change (where the probe does
+    gain from the trend, but no more than from plain popularity)."""
+    model = HybridModel.fit(_hot_world(kind), CHOICE_CONFIG)
     chosen = model.validation["trend"]
     assert chosen["weight_known"] == 0 and chosen["weight_new"] == 0, chosen
     assert model.trend is None
 
 
 def test_a_damaged_trend_in_a_blob_is_refused() -> None:
-    model = HybridModel.fit(_hot_world(moving=True), CHOICE_CONFIG)
+    model = HybridModel.fit(_hot_world("moving"), CHOICE_CONFIG)
     assert model.trend is not None
     model.trend = TrendPart(np.array([1000, 1001]), np.array([1.0], dtype=np.float32), 0, 3.0,
                             0.5, 0.5)

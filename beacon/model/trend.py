@@ -32,7 +32,9 @@ DAY = 86_400
 def decayed_counts(erows: np.ndarray, times: np.ndarray, at: int, half_life_days: float,
                    n_events: int) -> np.ndarray:
     """[n_events] sum of 2^(-(at - t) / half-life) over the rows (event row, unix time) before
-    `at`."""
+    `at`; an infinite half-life counts every row before `at` once (plain popularity)."""
+    if np.isinf(half_life_days):
+        return np.bincount(erows[times < at], minlength=n_events).astype(np.float64)
     half_life = half_life_days * DAY
     keep = (times < at) & (times >= at - HORIZON_HALF_LIVES * half_life)
     weights = np.exp2(-(at - times[keep]).astype(np.float64) / half_life)
