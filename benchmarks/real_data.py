@@ -37,7 +37,8 @@ own `beacon evaluate --json` (its temporal holdout against popularity) and the t
 Beacon's own choices (settings, early stopping) are its engine's, made on validation only;
 `--tune-beacon` scores candidate settings on the validation splits in-process.
 
-Peers (benchmarks/.venv): popularity, EASE (numpy), implicit ALS, a content kNN with
+Peers (benchmarks/.venv): popularity, EASE (numpy), implicit ALS (both serve popularity to a
+user with no training interaction, as on the time protocol's newcomers), a content kNN with
 scikit-learn (TF-IDF or one-hot item features, cosine, k nearest items of the user's history),
 LightFM (WARP) with the same features where it installs. Popularity and the collaborative peers
 cannot rank items nobody interacted with: on the cold protocol only the feature models run. Ties
@@ -280,10 +281,16 @@ class Interactions:
 
 
 def _on_candidates(m: Interactions, task: Task, full: np.ndarray) -> np.ndarray:
-    """[users, candidates] from [users, m's items]; a candidate m never saw scores -inf."""
+    """[users, candidates] from [users, m's items]; a candidate m never saw scores -inf. A
+    user with no training interaction (the time protocol's newcomers), whom a collaborative
+    model cannot score, gets the items' popularity, as any deployment of it would serve."""
     cols = m.candidate_cols(task)
     out = np.full((len(task.users), len(cols)), -np.inf)
     known = cols >= 0
+    full = np.array(full, dtype=np.float64)
+    empty = np.asarray(m.X[m.user_rows(task)].sum(axis=1)).ravel() == 0
+    if empty.any():
+        full[empty] = np.asarray(m.X.sum(axis=0)).ravel()[None, :]
     out[:, known] = full[:, cols[known]]
     return out
 
