@@ -510,8 +510,8 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                                                      matrix.event_ids[rows], arrays.n, rows)
                 values, content_part = _with_content(model, values, registered, matrix,
                                                      arrays.n, rows)
-                values, trend_part = _with_trend(model, values, registered,
-                                                 matrix.event_ids[rows], arrays.n, rows)
+                values, trend_part = _with_trend(model, values, registered, matrix,
+                                                 arrays.n, rows)
                 if source == "features":
                     values = _near_first(values, _distance_km(outcome, rows))
             scoring = _Scoring(source, model_version, rows, values, model, context, override,
@@ -552,15 +552,17 @@ def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix,
                    n, rows, False)
 
 
-def _with_trend(model, values: np.ndarray, registered: frozenset[int], event_ids: np.ndarray,
-                n: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _with_trend(model, values: np.ndarray, registered: frozenset[int], matrix, n: int,
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The scores blended with the model's trend component, and how far each candidate's
     trend part exceeds the rest of its blended score ([n], by candidate position; > 0: the
     trend ranked it up; None without the component or with weight 0 for this user)."""
     trend = getattr(model, "trend", None)
     if trend is None or not len(values):
         return values, None
-    return _summed(trend.parts(values[None, :], np.array([bool(registered)]), event_ids),
+    trend_values = matrix.trend[rows] if matrix.trend is not None else \
+        trend.values(matrix.event_ids[rows])
+    return _summed(trend.parts(values[None, :], np.array([bool(registered)]), trend_values),
                    values, n, rows, True)
 
 

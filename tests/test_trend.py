@@ -42,11 +42,11 @@ def test_weights_differ_for_users_with_and_without_history() -> None:
                      as_of=0, half_life_days=3.0, weight_known=0.0, weight_new=1.0)
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 1.0, 0.0]])
     ids = np.array([10, 11, 12, 99])  # 99: nobody registered for it lately
-    out = part.blended(scores, np.array([True, False]), ids)
+    out = part.blended(scores, np.array([True, False]), part.values(ids))
     np.testing.assert_array_equal(out[0], scores[0])  # weight 0: untouched
     assert np.argsort(-out[1]).tolist() == [1, 2, 0, 3]
     assert part.values(ids)[3] == 0.0 and part.recent(11) == pytest.approx(4.0)
-    assert part.parts(scores[:1], np.array([True]), ids) is None
+    assert part.parts(scores[:1], np.array([True]), part.values(ids)) is None
 
 
 def _hot_world(kind: str, seed: int = 0) -> TrainingData:
@@ -100,6 +100,9 @@ def test_the_choice_switches_the_trend_on_where_what_is_hot_moves() -> None:
     hot_now = set(range(1000 + 14 * 3 % 40, 1000 + 14 * 3 % 40 + 3))
     top = model.trend.event_ids[np.argsort(-model.trend.counts)[:3]]
     assert set(top.tolist()) == hot_now
+    frames = _hot_world("moving").events
+    matrix = model.event_matrix(frames)  # serving reads the values here, looked up once
+    np.testing.assert_array_equal(matrix.trend, model.trend.values(frames["id"].to_numpy()))
     loaded = HybridModel.from_bytes(model.to_bytes())
     assert loaded.trend.weight_known == model.trend.weight_known
     np.testing.assert_allclose(loaded.trend.counts, model.trend.counts)

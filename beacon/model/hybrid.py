@@ -156,8 +156,9 @@ class HybridModel(PlaceTerm, FoldIn):
             bias[known] += self.weights["event_id_bias"][rows[known]]
         place = Places.of(events)
         content = self.content.rows(events) if self.content is not None else None
+        trend = self.trend.values(ids) if self.trend is not None else None
         # the same id array on both sides: the places align with the rows without a lookup
-        return EventMatrix(vectors, bias, place.ids, known, place, content)
+        return EventMatrix(vectors, bias, place.ids, known, place, content, trend)
 
     def score(self, user: UserContext, events: EventMatrix,
               user_override: tuple[np.ndarray, float] | None = None,
@@ -204,7 +205,7 @@ class HybridModel(PlaceTerm, FoldIn):
         registered for something (the trend's weight differs for users without history)."""
         if self.trend is None:
             return scores
-        return self.trend.blended(scores, has_history, event_ids)
+        return self.trend.blended(scores, has_history, self.trend.values(event_ids))
 
 
     def explain(self, user: UserContext, event_row: Mapping[str, Any], top: int = 3,

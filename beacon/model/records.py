@@ -32,6 +32,8 @@ class EventMatrix:
     place: Places | None = None
     #: TF-IDF rows (csr) of the events for the content component; None without one
     content: Any = None
+    #: the trend component's value of each event (log1p of its decayed count); None without one
+    trend: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.event_ids)

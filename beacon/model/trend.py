@@ -90,25 +90,27 @@ class TrendPart:
         return np.where(np.asarray(has_history, dtype=bool), self.weight_known, self.weight_new)
 
     def blended(self, scores: np.ndarray, has_history: np.ndarray,
-                candidate_ids: Any) -> np.ndarray:
-        """[users, candidates] scores blended with the trend (unchanged where w = 0)."""
+                values: np.ndarray) -> np.ndarray:
+        """[users, candidates] scores blended with the trend (unchanged where w = 0);
+        `values`: the candidates' `values` (an EventMatrix keeps them: the lookup costs more
+        than the blend)."""
         weights = self.weights(has_history)
         if not (weights > 0).any():
             return scores
-        out = trend_blend(scores, self.values(candidate_ids), weights)
+        out = trend_blend(scores, values, weights)
         return np.where((weights > 0)[:, None], out, scores)
 
-    def parts(self, scores: np.ndarray, has_history: np.ndarray, candidate_ids: Any
+    def parts(self, scores: np.ndarray, has_history: np.ndarray, values: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray] | None:
-        """((1 - w) z(scores), w z(trend)) of [users, candidates] finite scores; None when
-        every user's weight is 0 (the scores rank alone)."""
+        """((1 - w) z(scores), w z(trend)) of [users, candidates] finite scores (`values`: the
+        candidates' `values`); None when every user's weight is 0 (the scores rank alone)."""
         weights = self.weights(has_history)
         if not (weights > 0).any():
             return None
         finite = np.ones(scores.shape, dtype=bool)
         w = weights[:, None]
         base = standardized(scores, finite)
-        lifted = standardized(np.broadcast_to(self.values(candidate_ids), scores.shape), finite)
+        lifted = standardized(np.broadcast_to(values, scores.shape), finite)
         return np.where(w > 0, (1.0 - w) * base, scores), w * lifted
 
     def recent(self, event_id: int) -> float:
