@@ -510,7 +510,10 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
                                                      matrix.event_ids[rows], arrays.n, rows)
                 values, content_part = _with_content(model, values, registered, matrix,
                                                      arrays.n, rows)
-                values, trend_part = _with_trend(model, values, registered, matrix,
+                # as the trend's choice groups users: with history where the model knows
+                # them from what they did, or they registered for something
+                has_history = bool(registered) or source != "features"
+                values, trend_part = _with_trend(model, values, has_history, matrix,
                                                  arrays.n, rows)
                 if source == "features":
                     values = _near_first(values, _distance_km(outcome, rows))
@@ -552,7 +555,7 @@ def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix,
                    n, rows, False)
 
 
-def _with_trend(model, values: np.ndarray, registered: frozenset[int], matrix, n: int,
+def _with_trend(model, values: np.ndarray, has_history: bool, matrix, n: int,
                 rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The scores blended with the model's trend component, and how far each candidate's
     trend part exceeds the rest of its blended score ([n], by candidate position; > 0: the
@@ -562,7 +565,7 @@ def _with_trend(model, values: np.ndarray, registered: frozenset[int], matrix, n
         return values, None
     trend_values = matrix.trend[rows] if matrix.trend is not None else \
         trend.values(matrix.event_ids[rows])
-    return _summed(trend.parts(values[None, :], np.array([bool(registered)]), trend_values),
+    return _summed(trend.parts(values[None, :], np.array([has_history]), trend_values),
                    values, n, rows, True)
 
 
