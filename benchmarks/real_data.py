@@ -24,7 +24,8 @@ MAP and coverage (share of the candidates shown to at least one user):
 
 Tuning: every peer picks its setting by NDCG@10 on a validation split carved from the training
 data with the same rule (the latest 20% of each user's training interactions; the newest 20% of
-the training items; the latest 20% of the training interactions), is refit on the whole training data and scored once on the test set.
+the training items; the latest 20% of the training interactions), is refit on the whole training
+data and scored once on the test set.
 
 Beacon runs through the product: users/events/interactions CSVs (movies as events starting in
 the future, ratings as registrations at their timestamps, shifted to end before `now`; users'

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from beacon.config import ModelConfig
-from beacon.model.coattendance import standardized
 from beacon.model.coattendance_fit import CHOICE_MAX_USERS
 from beacon.model.content_fit import probe_sample
 from beacon.model.data import _Prepared, _split_time
@@ -37,6 +36,10 @@ from beacon.ranking_metrics import ndcg_of_top
 #: 3% at the two later cutoffs of benchmarks/quality.py (MovieLens: 12-13% at the split, and
 #: it held)
 TREND_MIN_GAIN = 0.05
+#: the trend probe trains on at most this many interactions: it is the third trainer beside
+#: early stopping (after the refit and the content probe), and at 100k interactions on the
+#: scale data its 90k rows made the fit 17% slower; the choice scores at most 600 users
+TREND_PROBE_MAX_ROWS = 50_000
 #: fewer users than this in a group: its weight stays 0 (too few to choose on)
 MIN_GROUP_USERS = 20
 #: above this many candidates, each user's blends are ranked over a shortlist: their best
@@ -59,9 +62,10 @@ def trend_split(prep: _Prepared, config: ModelConfig) -> int | None:
 
 
 def trend_probe_rows(prep: _Prepared, split: int, seed: int) -> pd.DataFrame:
-    """What the trend probe trains on: the rows before T, at most PROBE_MAX_ROWS of them
-    (whole users drawn at random)."""
-    return probe_sample(prep.rows[prep.rows["t"].to_numpy() < split], seed)
+    """What the trend probe trains on: the rows before T, at most TREND_PROBE_MAX_ROWS of
+    them (whole users drawn at random)."""
+    return probe_sample(prep.rows[prep.rows["t"].to_numpy() < split], seed,
+                        TREND_PROBE_MAX_ROWS)
 
 
 @dataclass
@@ -129,19 +133,26 @@ def choose_trend(trainer: _Trainer | None, inputs: TrendInputs | None,
     sums: dict[tuple[str, str, float, float], float] = {}
     counts: dict[tuple[str, str], int] = {}
     for rows, scores in validator.score_blocks(trainer):
-        scores = scores.numpy().astype(np.float64)
+        scores = scores.numpy()
         finite = np.isfinite(scores)
-        z_scores = standardized(np.where(finite, scores, 0.0), finite)
+        # standardized over every shown candidate, as serving does, but only the shortlist's
+        # cells computed: [users, candidates] float64 copies cost a gigabyte at 50k events
+        n = np.maximum(finite.sum(axis=1), 1).astype(np.float64)
+        mean, sd = _row_moments(np.where(finite, scores, 0.0), finite, n)
+        best = _best_columns(np.where(finite, scores, -np.inf))
+        shown_cells = finite.astype(np.float32)
         for name, members in groups.items():
             for half, relevant in inputs.halves.items():
-                n = int((members[rows] & relevant[rows].any(axis=1)).sum())
-                counts[(name, half)] = counts.get((name, half), 0) + n
+                count = int((members[rows] & relevant[rows].any(axis=1)).sum())
+                counts[(name, half)] = counts.get((name, half), 0) + count
         for half_life, trend in inputs.trends.items():
-            # standardized over every candidate, as serving does; ranked over a shortlist
-            z_trend = standardized(np.broadcast_to(trend, scores.shape), finite)
-            cols, shown = _shortlist(np.where(finite, z_scores, -np.inf), trend, k)
-            z_s, z_t = np.take_along_axis(z_scores, cols, 1), np.take_along_axis(z_trend, cols, 1)
+            cols, shown = _shortlist(best, trend, finite.shape)
             shown &= np.take_along_axis(finite, cols, 1)
+            z_s = np.where(shown, _z(np.where(shown, np.take_along_axis(scores, cols, 1), 0.0),
+                                     mean, sd), 0.0)
+            t_mean = (shown_cells @ trend.astype(np.float32)).astype(np.float64) / n
+            t_square = (shown_cells @ np.square(trend).astype(np.float32)).astype(np.float64) / n
+            z_t = _z(trend[cols], t_mean, np.sqrt(np.maximum(t_square - t_mean ** 2, 0.0)))
             hits = {half: np.take_along_axis(relevant[rows], cols, 1)
                     for half, relevant in inputs.halves.items()}
             for weight in TREND_WEIGHTS:
@@ -207,18 +218,40 @@ def _best(means: dict[tuple[str, str, float, float], float], users: dict[str, in
     return half_life, weights, gains
 
 
-def _shortlist(scores: np.ndarray, trend: np.ndarray, k: int
+def _row_moments(values: np.ndarray, valid: np.ndarray, n: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the mean and standard deviation of the `valid` cells (n of them)."""
+    mean = values.sum(axis=1, dtype=np.float64) / n
+    squares = np.where(valid, np.square(values - mean[:, None].astype(values.dtype)), 0.0)
+    return mean, np.sqrt(squares.sum(axis=1, dtype=np.float64) / n)
+
+
+def _z(cells: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Cells standardized with their row's moments (0 where a row is constant)."""
+    safe = np.where(sd > 0, sd, 1.0)
+    out = (cells - mean[:, None]) / safe[:, None]
+    return np.where((sd > 0)[:, None], out, 0.0)
+
+
+def _best_columns(scores: np.ndarray) -> np.ndarray | None:
+    """Each row's SHORTLIST best columns, or None where every column is ranked
+    (FULL_RANK_MAX_CANDIDATES or fewer)."""
+    if scores.shape[1] <= FULL_RANK_MAX_CANDIDATES:
+        return None
+    return np.argpartition(-scores, SHORTLIST - 1, axis=1)[:, :SHORTLIST]
+
+
+def _shortlist(best: np.ndarray | None, trend: np.ndarray, shape: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
     """([users, columns] candidate columns each user's blends are ranked over, [users, columns]
-    False where a column repeats): every column up to FULL_RANK_MAX_CANDIDATES, else the user's
-    SHORTLIST best by `scores` and the SHORTLIST most trending."""
-    n_users, n = scores.shape
-    if n <= FULL_RANK_MAX_CANDIDATES:
-        return np.broadcast_to(np.arange(n), scores.shape), np.ones(scores.shape, dtype=bool)
-    best = np.argpartition(-scores, SHORTLIST - 1, axis=1)[:, :SHORTLIST]
+    False where a column repeats): every column, or the user's `best` columns and the
+    SHORTLIST most trending."""
+    n_users, n = shape
+    if best is None:
+        return np.broadcast_to(np.arange(n), shape), np.ones(shape, dtype=bool)
     trending = np.broadcast_to(np.argpartition(-trend, SHORTLIST - 1)[:SHORTLIST],
                                (n_users, SHORTLIST))
-    in_best = np.zeros(scores.shape, dtype=bool)
+    in_best = np.zeros(shape, dtype=bool)
     np.put_along_axis(in_best, best, True, axis=1)
     repeated = np.take_along_axis(in_best, trending, 1)
     cols = np.concatenate([best, trending], axis=1)
