@@ -103,6 +103,22 @@ def _no_exception(page, where: str) -> None:
     assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
 
 
+def _pick(page, combobox, option, tries: int = 3) -> None:
+    """Open a selectbox or multiselect and click one of its options. A click that lands
+    while the script reruns can close the list again before the option shows (seen on a
+    loaded machine), so the list is opened again when the option did not follow."""
+    for attempt in range(tries):
+        wait_idle(page)
+        combobox.click()
+        try:
+            option.click(timeout=20_000 if attempt < tries - 1 else 60_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def _open(page, title: str, tries: int = 3) -> None:
     """Open a page from the sidebar and wait for its title. A click that lands while the
     script reruns (the session cookie's component reports back once after sign-in) can be
@@ -184,8 +200,8 @@ def test_rollback_goes_through_confirmation(page, console: Console) -> None:
     older = next(v for v in listed if v.status == "inactive")
     main.get_by_text(re.compile(r"Version \d+ · global · active")).wait_for()
     # pick the older version in the selectbox
-    main.get_by_role("combobox", name=re.compile("Version")).first.click()
-    page.get_by_role("option", name=re.compile(rf"^v{older.id} · global")).click()
+    _pick(page, main.get_by_role("combobox", name=re.compile("Version")).first,
+          page.get_by_role("option", name=re.compile(rf"^v{older.id} · global")))
     main.get_by_text(f"Version {older.id} · global · inactive").wait_for()
     wait_idle(page)
     main.get_by_role("button", name=f"Activate v{older.id} (rollback)").click()
@@ -295,7 +311,11 @@ def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Cons
     wait_idle(page)
     expect(main.get_by_label("User (email)")).to_have_value(email)
 
-    main.get_by_text("Calendar filter: only on selected dates").click()
+    # while a rerun redraws the page its former elements stay until the new ones replace
+    # them: one checkbox to click, not its copy on the way out
+    calendar = main.get_by_text("Calendar filter: only on selected dates")
+    expect(calendar).to_have_count(1)
+    calendar.click()
     dates_box = main.get_by_role("combobox", name=re.compile("Dates"))
     expect(dates_box).to_be_enabled()
     for day in dates:
@@ -307,7 +327,9 @@ def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Cons
             has_text="Dates (event local date)")).to_contain_text(label)
     page.keyboard.press("Escape")
 
-    main.get_by_text("Daily time window").click()
+    window = main.get_by_text("Daily time window")
+    expect(window).to_have_count(1)
+    window.click()
     for which, hour in (("From", "22"), ("To", "02")):
         hours = main.get_by_role("spinbutton", name=f"hour, {which}")
         expect(hours).to_be_editable()
@@ -328,8 +350,8 @@ def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Cons
     expect(funnel).to_be_visible()
     expect(main.locator('[data-testid="stDataFrame"]').first).to_contain_text("in time window")
 
-    main.get_by_role("combobox", name=re.compile("Show only")).click()
-    page.get_by_role("option", name=re.compile(r"^dropped by: in time window \(\d+\)")).click()
+    _pick(page, main.get_by_role("combobox", name=re.compile("Show only")),
+          page.get_by_role("option", name=re.compile(r"^dropped by: in time window \(\d+\)")))
     rows = main.locator('[data-testid="stDataFrame"]').filter(has_text=event_id)
     expect(rows).to_contain_text(reason)
     wait_idle(page)
@@ -517,8 +539,8 @@ def test_admin_rolls_back_cleans_up_and_finds_it_all_in_the_audit(page,
     older = next(v for v in listed if v.status == "inactive")
     _open(page, "Models")
     main = page.locator('[data-testid="stMain"]')
-    main.get_by_role("combobox", name=re.compile("Version")).first.click()
-    page.get_by_role("option", name=re.compile(rf"^v{older.id} · global")).click()
+    _pick(page, main.get_by_role("combobox", name=re.compile("Version")).first,
+          page.get_by_role("option", name=re.compile(rf"^v{older.id} · global")))
     main.get_by_role("button", name=f"Activate v{older.id} (rollback)").click()
     main.get_by_role("button", name=f"Yes, activate v{older.id}").click()
     main.get_by_text(f"Version {older.id} is now active.").wait_for()
