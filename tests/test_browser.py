@@ -103,39 +103,37 @@ def _no_exception(page, where: str) -> None:
     assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
 
 
-def _pick(page, combobox, option, tries: int = 3) -> None:
-    """Open a selectbox or multiselect and click one of its options. A click that lands
-    while the script reruns can close the list again before the option shows (seen on a
-    loaded machine), so the list is opened again when the option did not follow."""
+def _click_until(page, target, follows, undo=None, tries: int = 3) -> None:
+    """Click `target` until `follows(timeout=ms)` sees what the click should bring. A click
+    that lands while the script reruns can be dropped by the frontend (or a list it opened
+    closed again), so it is clicked again, after `undo()` when given, when nothing followed."""
     for attempt in range(tries):
         wait_idle(page)
-        combobox.click()
+        target.click()
         try:
-            option.click(timeout=20_000 if attempt < tries - 1 else 60_000)
+            follows(timeout=20_000 if attempt < tries - 1 else 60_000)
             return
         except PlaywrightTimeout:
             if attempt == tries - 1:
                 raise
-            page.keyboard.press("Escape")
+            if undo is not None:
+                undo()
 
 
-def _open(page, title: str, tries: int = 3) -> None:
-    """Open a page from the sidebar and wait for its title. A click that lands while the
-    script reruns (the session cookie's component reports back once after sign-in) can be
-    dropped by the frontend, so the link is clicked again when no title followed it."""
+def _pick(page, combobox, option) -> None:
+    """Open a selectbox or multiselect and click one of its options (seen on a loaded
+    machine: a rerun closed the list before the option showed)."""
+    _click_until(page, combobox, option.click, undo=lambda: page.keyboard.press("Escape"))
+
+
+def _open(page, title: str) -> None:
+    """Open a page from the sidebar and wait for its title (the session cookie's component
+    reports back once after sign-in, and a click during that rerun can be dropped)."""
     heading = page.locator('[data-testid="stMain"] h1').filter(
         has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first
     link = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]',
                         has_text=title).first
-    for attempt in range(tries):
-        wait_idle(page)
-        link.click()
-        try:
-            heading.wait_for(timeout=20_000 if attempt < tries - 1 else 60_000)
-            break
-        except PlaywrightTimeout:
-            if attempt == tries - 1:
-                raise
+    _click_until(page, link, heading.wait_for)
     wait_idle(page)
 
 
