@@ -37,13 +37,15 @@ def selected_user() -> str:
 def user_input(key: str, label: str = "User (email)") -> str:
     """An email box preset with the selected user; what is typed becomes the selected user.
     A ?user= that arrives after the box was made (a deep link whose first run came through the
-    router before its query did) still fills it, once."""
+    router before its query did) still fills it, once, and an empty box takes the user the
+    address names: a rerun the browser asked for before it had drawn the linked value can
+    send back the box's former empty value (seen on CI), and an empty box selects nobody."""
     linked = str(st.query_params.get("user", ""))
     seen = f"{key}_linked_user"  # the ?user= this box has taken in (not a widget key)
     if key not in st.session_state:
         st.session_state[key] = selected_user()
         st.session_state[seen] = linked
-    elif linked and linked != st.session_state.get(seen):
+    elif linked and (linked != st.session_state.get(seen) or not st.session_state[key]):
         st.session_state[key] = linked
         st.session_state[seen] = linked
     email = st.text_input(label, key=key, placeholder="someone@example.org").strip()

@@ -129,6 +129,20 @@ def test_a_user_in_the_address_after_the_box_was_made_still_fills_it(midnight):
     assert at.text_input(key="debug_email").value == "nobody@example.org"
 
 
+def test_an_emptied_box_takes_the_user_the_address_names(midnight):
+    """The browser can send back the box's former empty value after a deep link filled it (a
+    rerun it asked for before drawing the new value): the address still names the user, so
+    the box takes it again instead of selecting nobody."""
+    at = open_page("pages/debug_filter.py")
+    at.query_params["user"] = "dora@example.org"
+    at.run()
+    assert at.text_input(key="debug_email").value == "dora@example.org"
+    _debug(at, "")
+    no_exception(at)
+    assert at.text_input(key="debug_email").value == "dora@example.org"
+    assert _funnel(at)["all candidates"] == 9
+
+
 def _debug(at: AppTest, email: str) -> AppTest:
     at.text_input(key="debug_email").set_value(email).run()
     return at
