@@ -505,7 +505,9 @@ def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> N
                 _open(tab, "Users")
                 tab.get_by_label("Find a user by email or name").fill("hostile")
                 tab.get_by_label("Find a user by email or name").press("Enter")
-                tab.get_by_text("Interest tags").first.wait_for()
+                # the profile's line, not the matches table's hidden "interest tags" header
+                # (get_by_text ignores case, and that header can come first in the page)
+                tab.get_by_text(re.compile(r"^Interest tags: ")).wait_for()
             else:
                 tab.goto(console.url + path)
                 tab.locator('[data-testid="stMain"] h1').first.wait_for()
