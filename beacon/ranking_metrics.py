@@ -49,16 +49,19 @@ def coverage(ranked_lists: Sequence[Sequence[Hashable]], catalog_size: int, k: i
 def ndcg_from_scores(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     """Mean NDCG@k over rows of a [users, items] score matrix against a boolean relevance
     matrix of the same shape (rows without relevant items are skipped; -inf = excluded)."""
-    counts = relevant.sum(axis=1)
-    keep = counts > 0
+    keep = relevant.sum(axis=1) > 0
     if not keep.any():
         return 0.0
-    scores, relevant, counts = scores[keep], relevant[keep], counts[keep]
+    return ndcg_of_top(top_columns(scores[keep], k), relevant[keep])
+
+
+def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """[rows, min(k, columns)] the columns of each row's k best scores, best first (ties in
+    column order of the partition, stably sorted)."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    return ndcg_of_top(np.take_along_axis(top, order, axis=1), relevant)
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
 
 
 def ndcg_of_top(top: np.ndarray, relevant: np.ndarray) -> float:

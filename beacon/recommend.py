@@ -563,9 +563,8 @@ def _with_trend(model, values: np.ndarray, has_history: bool, matrix, n: int,
     trend = getattr(model, "trend", None)
     if trend is None or not len(values):
         return values, None
-    trend_values = matrix.trend[rows] if matrix.trend is not None else \
-        trend.values(matrix.event_ids[rows])
-    return _summed(trend.parts(values[None, :], np.array([has_history]), trend_values),
+    # the model's own event matrix carries the values (looked up once per snapshot)
+    return _summed(trend.parts(values[None, :], np.array([has_history]), matrix.trend[rows]),
                    values, n, rows, True)
 
 

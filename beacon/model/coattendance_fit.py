@@ -24,7 +24,7 @@ from beacon.model.coattendance import (
 from beacon.model.data import _Prepared
 from beacon.model.trainer import _Trainer
 from beacon.model.validator import STRONG_SHARE, _Validator
-from beacon.ranking_metrics import ndcg_of_top
+from beacon.ranking_metrics import ndcg_of_top, top_columns
 
 #: users scored for the (lambda, weight) choice: a coarse grid needs a steady estimate, not
 #: every validation user (each grid cell ranks users x every upcoming event)
@@ -32,11 +32,14 @@ CHOICE_MAX_USERS = 600
 CHOICE_SAMPLE_SEED = 20261205
 
 
+def strong_rows(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
+    """The strong positives (registrations, attendance) of `rows`, each row once."""
+    return rows[rows["weight"] >= STRONG_SHARE * prep.max_weight]
+
+
 def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (urow, erow) of the strong positives (registrations, attendance): the history
-    serving knows a user by."""
-    strong = rows[rows["weight"] >= STRONG_SHARE * prep.max_weight]
-    return strong[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
+    """Distinct (urow, erow) of the strong positives: the history serving knows a user by."""
+    return strong_rows(prep, rows)[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
 
 
 @dataclass
@@ -167,8 +170,5 @@ def _ndcg(scores: np.ndarray, relevant: np.ndarray, k: int,
           columns: np.ndarray | None = None) -> float:
     """Mean NDCG@k of the rows of `scores`; `columns`: the candidate column of each score
     column when the scores cover a shortlist of `relevant`'s columns."""
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, 1)
+    top = top_columns(scores, k)
     return ndcg_of_top(top if columns is None else columns[top], relevant)

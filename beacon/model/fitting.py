@@ -12,7 +12,8 @@ import pandas as pd
 from beacon.cancel import check as check_cancel
 from beacon.config import ModelConfig
 from beacon.idmap import IdMap
-from beacon.model.coattendance_fit import blend_inputs, choose_blend, fit_component
+from beacon.model.coattendance_fit import (blend_inputs, choose_blend, fit_component,
+                                           strong_rows)
 from beacon.model.content_fit import (ContentInputs, choose_content, cold_events,
                                       content_inputs, fit_part, probe_rows)
 from beacon.model.content_part import NEIGHBOUR_CHOICES, ContentPart
@@ -23,8 +24,8 @@ from beacon.model.network import _resolve_device, _torch
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
 from beacon.model.trend import TrendPart
-from beacon.model.trend_fit import (TrendInputs, choose_trend, strong_rows, trend_inputs,
-                                    trend_probe_rows, trend_split)
+from beacon.model.trend_fit import (TrendInputs, choose_trend, trend_inputs, trend_probe_rows,
+                                    trend_split)
 from beacon.model.validator import _Validator
 
 if TYPE_CHECKING:

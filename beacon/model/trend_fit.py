@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from beacon.config import ModelConfig
-from beacon.model.coattendance_fit import CHOICE_MAX_USERS
+from beacon.model.coattendance_fit import CHOICE_MAX_USERS, strong_rows
 from beacon.model.content_fit import probe_sample
 from beacon.model.data import _Prepared, _split_time
 from beacon.model.trainer import _Trainer
 from beacon.model.trend import HALF_LIFE_DAYS, TREND_WEIGHTS, decayed_counts
-from beacon.model.validator import STRONG_SHARE, _Validator
-from beacon.ranking_metrics import ndcg_of_top
+from beacon.model.validator import _Validator
+from beacon.ranking_metrics import ndcg_of_top, top_columns
 
 #: the trend must beat the reference (the probe alone or blended with plain popularity) by
 #: this share of its NDCG: on the demo data, gains of 3-6% at the fit's split became losses of
@@ -49,11 +49,6 @@ SHORTLIST = 200
 HALVES = ("early", "late")
 #: the reference the trend must beat: every registration before T counted once, blended alike
 POPULARITY = float("inf")
-
-
-def strong_rows(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
-    """The strong positives (registrations, attendance) of `rows`, each row once."""
-    return rows[rows["weight"] >= STRONG_SHARE * prep.max_weight]
 
 
 def trend_split(prep: _Prepared, config: ModelConfig) -> int | None:
@@ -156,7 +151,8 @@ def choose_trend(trainer: _Trainer | None, inputs: TrendInputs | None,
             hits = {half: np.take_along_axis(relevant[rows], cols, 1)
                     for half, relevant in inputs.halves.items()}
             for weight in TREND_WEIGHTS:
-                top = _top(np.where(shown, (1.0 - weight) * z_s + weight * z_t, -np.inf), k)
+                mixed = np.where(shown, (1.0 - weight) * z_s + weight * z_t, -np.inf)
+                top = top_columns(mixed, k)
                 for name, members in groups.items():
                     for half, half_hits in hits.items():
                         mask = members[rows] & half_hits.any(axis=1)
@@ -256,11 +252,3 @@ def _shortlist(best: np.ndarray | None, trend: np.ndarray, shape: tuple[int, int
     repeated = np.take_along_axis(in_best, trending, 1)
     cols = np.concatenate([best, trending], axis=1)
     return cols, np.concatenate([np.ones_like(repeated), ~repeated], axis=1)
-
-
-def _top(mixed: np.ndarray, k: int) -> np.ndarray:
-    """[users, k] columns of `mixed`'s best k, best first."""
-    k = min(k, mixed.shape[1])
-    top = np.argpartition(-mixed, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(mixed, top, 1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, 1)
