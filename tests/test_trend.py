@@ -128,3 +128,8 @@ def test_a_damaged_trend_in_a_blob_is_refused() -> None:
                             0.5, 0.5)
     with pytest.raises(BeaconError, match="trend"):
         HybridModel.from_bytes(model.to_bytes())
+
+
+def test_a_trend_blend_that_is_not_true_or_false_is_refused_by_name() -> None:
+    with pytest.raises(BeaconError, match="trend_blend"):
+        ModelConfig.from_dict({"trend_blend": "yes"})
