@@ -736,8 +736,10 @@ def _component_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
     also went to this"."""
     content = _content_sources(scoring, rows)
     co = _coattendance_sources(scoring, rows)
-    wanted = {source for source, _ in content.values()} | set(co.values())
-    trending = _trend_phrases(scoring, rows)
+    wanted = {source for source, _ in content.values() if source is not None} | set(co.values())
+    trending = {**_trend_phrases(scoring, rows),
+                **{i: f"events with {terms[0]} drew many registrations lately"
+                   for i, (source, terms) in content.items() if source is None}}
     if not wanted:
         return trending
     try:
@@ -747,7 +749,7 @@ def _component_phrases(scoring: _Scoring, rows: list[int]) -> dict[int, str]:
         return {}
     out = {}
     for i, (source, shared) in content.items():
-        if titles.get(source):
+        if source is not None and titles.get(source):
             terms = f" ({', '.join(shared)})" if shared else ""
             out[i] = f"like {titles[source]} you went to{terms}"
     for i, source in co.items():
@@ -791,19 +793,30 @@ def _coattendance_sources(scoring: _Scoring, rows: list[int]) -> dict[int, int]:
         return {}
 
 
-def _content_sources(scoring: _Scoring, rows: list[int]) -> dict[int, tuple[int, list[str]]]:
+def _content_sources(scoring: _Scoring, rows: list[int]
+                     ) -> dict[int, tuple[int | None, list[str]]]:
     """Per row that the content component ranked up: the past event whose text is closest to
-    it, and the terms they share."""
+    it and the terms they share, or (None, [its most popular term]) where its terms' recent
+    popularity added more to its content score than the user's past events."""
     if scoring.content_blend is None:
         return {}
     try:
         content = scoring.model.content
         candidates = scoring.matrix.content
         lifted = [i for i in rows if scoring.content_blend[i] > 0]
+        blended = np.flatnonzero(scoring.content_blend)  # the cold candidates it scored
+        led = dict(zip(blended.tolist(), content.popularity_led(scoring.registered,
+                                                                candidates[blended])))
         found = content.strongest_sources(scoring.registered, candidates.matrix[lifted]) \
             if lifted else []
-        return {i: (source, content.shared_terms(source, candidates.term_columns(i)))
-                for i, source in zip(lifted, found) if source is not None}
+        out: dict[int, tuple[int | None, list[str]]] = {}
+        for i, source in zip(lifted, found):
+            term = content.popular_term(candidates.term_columns(i)) if led.get(i) else None
+            if term is not None:
+                out[i] = (None, [term])  # its terms' recent popularity lifted it most
+            elif source is not None:
+                out[i] = (source, content.shared_terms(source, candidates.term_columns(i)))
+        return out
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("content reason failed: %s", error)
         return {}

@@ -299,6 +299,38 @@ def test_the_trend_ranks_up_for_the_users_its_weight_is_on_and_says_so(db: str) 
                                           now=NOW).items] == before
 
 
+def test_the_content_components_term_popularity_ranks_up_and_says_so(db: str) -> None:
+    """The same content component with the terms' recent popularity on, all of it on techno:
+    the jazz fan's cold candidates now come techno first, each saying that events with techno
+    drew registrations lately; a cold jazz event still names the night it resembles."""
+    import numpy as np
+
+    from beacon import versions
+    from beacon.model.content_part import ContentPart
+    from data_access import models_store as store
+    from data_access.training_data import load_training_data
+
+    world()
+    _train_global()
+    model = versions.active_global().model
+    data = load_training_data()
+    trained = np.flatnonzero(data.events["id"].isin(data.interactions["event_id"]).to_numpy())
+    part = ContentPart.build(data.events, 1.0, trained)
+    part.popularity = np.zeros(part.width, dtype=np.float32)
+    part.popularity[part.column["tag:techno"]] = 50.0
+    part.popularity_weight = 4.0
+    model.content = part
+    store.activate(store.insert_version(scope="global", blob=model.to_bytes(),
+                                        fingerprint="content-popularity"))
+    versions.clear_cache()
+    cold = {"jazz-1", "jazz-2", "jazz-3", "techno-0", "techno-2", "techno-3"}
+    ranked = [r for r in recommend("jazz0@example.com", FilterParams(), top=10, now=NOW).items
+              if r.event_id in cold]
+    assert [r.event_id[:5] for r in ranked] == ["techno"[:5]] * 3 + ["jazz-"] * 3
+    assert ranked[0].reason.startswith("events with techno drew many registrations lately")
+    assert not any("drew many" in r.reason for r in ranked[3:])
+
+
 # --------------------------------------------------------------------------- command line
 
 

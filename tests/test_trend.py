@@ -14,6 +14,7 @@ from beacon.errors import BeaconError
 from beacon.model import HybridModel
 from beacon.model.trend import DAY, TrendPart, decayed_counts, trend_blend
 from data_access.training_data import TrainingData
+from tests.world_support import registrations
 
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 
@@ -79,10 +80,7 @@ def _hot_world(kind: str, seed: int = 0) -> TrainingData:
                             else 10 * int(topic[user - 1]) + int(rng.integers(0, 10)))
             when = START + timedelta(days=int(day), hours=int(rng.integers(0, 24)))
             rows.append((user, event, "register", int(when.timestamp())))
-    inter = pd.DataFrame(rows, columns=["user_id", "event_id", "type", "occurred_at"])
-    inter = inter.sort_values("occurred_at", kind="stable").reset_index(drop=True)
-    return TrainingData(interactions=inter, users=users, events=events,
-                        loaded_at=START + timedelta(days=days))
+    return registrations(rows, users, events, START + timedelta(days=days))
 
 
 CHOICE_CONFIG = ModelConfig(dim=8, epochs=10, patience=2, min_epochs=2, batch_size=128,

@@ -24,9 +24,11 @@ import pandas as pd
 
 from beacon.config import ModelConfig
 from beacon.model.coattendance import MIN_RELATIVE_GAIN
-from beacon.model.coattendance_fit import CHOICE_MAX_USERS, CHOICE_SAMPLE_SEED, _ndcg, strong_pairs
-from beacon.model.content_part import (CONTENT_WEIGHTS, NEIGHBOUR_CHOICES, ContentPart,
-                                        blend_parts)
+from beacon.model.coattendance_fit import (CHOICE_MAX_USERS, CHOICE_SAMPLE_SEED, _ndcg,
+                                           strong_pairs, strong_rows)
+from beacon.model.content_part import (CONTENT_WEIGHTS, NEIGHBOUR_CHOICES, POPULARITY_WEIGHTS,
+                                        ContentPart, blend_parts, term_popularity,
+                                        with_popularity)
 from beacon.model.data import _Prepared
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ class ContentInputs:
     relevant: np.ndarray  # [users, cold events] bool
     parts: dict[int, ContentPart]
     scores: dict[int, tuple[np.ndarray, np.ndarray]]  # neighbours -> (scores, has_history)
+    popularity: np.ndarray  # [cold events] from the probe's rows (`event_popularity`)
 
 
 def content_inputs(prep: _Prepared, rows: pd.DataFrame, cold: np.ndarray,
@@ -113,9 +116,22 @@ def content_inputs(prep: _Prepared, rows: pd.DataFrame, cold: np.ndarray,
     first = ContentPart.build(prep.events, 0.0, others, config.seed, NEIGHBOUR_CHOICES[0])
     parts = {n: first if n == first.neighbours else first.with_trained(others, 0.0, config.seed, n)
              for n in NEIGHBOUR_CHOICES}  # one vocabulary and one set of rows for all of them
-    scores = {n: part.scores(histories, part.rows(prep.events.iloc[cold]))
+    cold_rows = first.rows(prep.events.iloc[cold])
+    scores = {n: part.scores(histories, cold_rows if n == first.neighbours
+                             else part.rows(prep.events.iloc[cold]))
               for n, part in parts.items()}
-    return ContentInputs(cold=cold, users=users, relevant=relevant, parts=parts, scores=scores)
+    return ContentInputs(cold=cold, users=users, relevant=relevant, parts=parts, scores=scores,
+                         popularity=cold_rows.popularity(event_popularity(first, prep, rows)))
+
+
+def event_popularity(part: ContentPart, prep: _Prepared, rows: pd.DataFrame) -> np.ndarray:
+    """The terms' popularity (`term_popularity`) from the strong rows of `rows` at the newest
+    of them (zeros without any)."""
+    strong = strong_rows(prep, rows)
+    if strong.empty:
+        return np.zeros(part.width, dtype=np.float32)
+    times = strong["t"].to_numpy()
+    return term_popularity(part.matrix, strong["erow"].to_numpy(), times, int(times.max()) + 1)
 
 
 def choose_content(model: HybridModel | None, inputs: ContentInputs | None, prep: _Prepared,
@@ -131,19 +147,25 @@ def choose_content(model: HybridModel | None, inputs: ContentInputs | None, prep
     all_cold = np.ones(len(cold), dtype=bool)
     grid: list[dict[str, Any]] = []
     for neighbours, (content, has_history) in inputs.scores.items():
-        for weight in CONTENT_WEIGHTS:
-            if weight == 0 and grid:
-                continue
-            mixed = sum(blend_parts(hybrid, content, all_cold, has_history, weight))
-            grid.append({"neighbours": neighbours, "weight": weight,
-                         "ndcg": round(_ndcg(mixed, relevant, config.eval_k), 5)})
+        for popularity_weight in POPULARITY_WEIGHTS:
+            lifted = with_popularity(content, inputs.popularity, popularity_weight) \
+                if popularity_weight else content
+            for weight in CONTENT_WEIGHTS:
+                if weight == 0 and grid:
+                    continue
+                mixed = sum(blend_parts(hybrid, lifted, all_cold, has_history, weight))
+                grid.append({"neighbours": neighbours, "weight": weight,
+                             "popularity_weight": popularity_weight,
+                             "ndcg": round(_ndcg(mixed, relevant, config.eval_k), 5)})
     alone = grid[0]["ndcg"]
-    best = max(grid, key=lambda cell: (cell["ndcg"], -cell["weight"]))
+    best = max(grid, key=lambda cell: (cell["ndcg"], -cell["weight"],
+                                       -cell["popularity_weight"]))
     out = {"grid": grid, "hybrid_ndcg": alone, "events": int(len(cold)),
            "users": int(len(inputs.users)), "probe_events": int(model.counts["events"])}
     if best["weight"] == 0 or best["ndcg"] <= alone * (1 + MIN_RELATIVE_GAIN):
         return {"weight": 0.0, **out}, inputs.parts[NEIGHBOUR_CHOICES[0]]
     return {"weight": best["weight"], "neighbours": best["neighbours"],
+            "popularity_weight": best["popularity_weight"],
             "blend_ndcg": best["ndcg"], **out}, inputs.parts[best["neighbours"]]
 
 
@@ -159,10 +181,17 @@ def _cold_hybrid_scores(model: HybridModel, prep: _Prepared, cold: np.ndarray,
 
 def fit_part(prep: _Prepared, weight: float, config: ModelConfig,
              chosen_on: ContentPart | None = None,
-             neighbours: int = NEIGHBOUR_CHOICES[0]) -> ContentPart:
+             neighbours: int = NEIGHBOUR_CHOICES[0],
+             popularity_weight: float = 0.0) -> ContentPart:
     """The stored component over every event of the training frame (the vocabulary and rows
-    of `chosen_on`, the choice's component, where there is one)."""
+    of `chosen_on`, the choice's component, where there is one), with the terms' popularity
+    over every training row where `popularity_weight` is above 0."""
     trained = np.unique(prep.rows["erow"].to_numpy())
     if chosen_on is not None:
-        return chosen_on.with_trained(trained, weight, config.seed, neighbours)
-    return ContentPart.build(prep.events, weight, trained, config.seed, neighbours)
+        part = chosen_on.with_trained(trained, weight, config.seed, neighbours)
+    else:
+        part = ContentPart.build(prep.events, weight, trained, config.seed, neighbours)
+    if popularity_weight > 0:
+        part.popularity = event_popularity(part, prep, prep.rows)
+        part.popularity_weight = float(popularity_weight)
+    return part

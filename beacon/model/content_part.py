@@ -28,6 +28,7 @@ import pandas as pd
 from beacon.content import frame_terms, tfidf_rows
 from beacon.idmap import IdMap
 from beacon.model.coattendance import standardized
+from beacon.model.trend import decayed_counts
 
 #: blend weights tried on the cold validation split (0: the hybrid alone)
 CONTENT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 0.85)
@@ -37,6 +38,12 @@ CONTENT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 0.85)
 #: validation split, every past event on ratings 4-5), so the fit chooses among these.
 NEIGHBOUR_CHOICES = (50, 0)
 NEIGHBOURS = NEIGHBOUR_CHOICES[0]
+#: weights tried for the terms' recent popularity beside the user's profile (0: the profile
+#: alone): a cold event scores z(profile) + b z(popularity), popularity being how many recent
+#: registrations the trained events that share its terms drew (TF-IDF weighted)
+POPULARITY_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+#: the registrations behind the terms' popularity are decayed with this half-life (days)
+POPULARITY_HALF_LIFE_DAYS = 14.0
 #: the neighbour threshold is read off a sample of at most this many trained events (k scaled
 #: to the sample), so that it costs a small sparse product per new event, not one per catalog
 THRESHOLD_SAMPLE = 4000
@@ -86,6 +93,11 @@ class ContentPart:
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     #: how many most similar trained events a past event must be among to count (0: all)
     neighbours: int = NEIGHBOURS
+    #: per vocabulary term: the decayed registrations of the trained events, TF-IDF weighted
+    #: (`term_popularity`); empty: none stored
+    popularity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    #: the weight b of z(popularity) beside z(profile) on cold events (0: the profile alone)
+    popularity_weight: float = 0.0
     column: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,7 +128,8 @@ class ContentPart:
                                                               replace=False))
         part = ContentPart(self.terms, self.idf, self.event_ids, self.matrix, float(weight),
                            pool, int(len(trained_rows)),
-                           neighbours=self.neighbours if neighbours is None else int(neighbours))
+                           neighbours=self.neighbours if neighbours is None else int(neighbours),
+                           popularity=self.popularity, popularity_weight=self.popularity_weight)
         untrained = np.ones(len(self.event_ids), dtype=bool)
         untrained[trained_rows] = False
         part.thresholds = np.zeros(len(self.event_ids), dtype=np.float32)
@@ -204,11 +217,20 @@ class ContentPart:
         cold_cols = np.flatnonzero(cold)
         picked = cold_cols if rows is None else np.asarray(rows)[cold_cols]
         on_cold, has_history = self.scores(histories, candidates[picked])
+        on_cold = self.lifted(on_cold, candidates[picked])
         if not has_history.any():
             return None
         content = np.zeros(hybrid.shape, dtype=np.float64)
         content[:, cold_cols] = on_cold
         return blend_parts(hybrid, content, cold, has_history, self.weight)
+
+    def lifted(self, content: np.ndarray, candidates: "ContentRows") -> np.ndarray:
+        """[users, candidates] content scores with the terms' recent popularity added
+        (`with_popularity`); unchanged where none is stored or its weight is 0."""
+        if self.popularity_weight <= 0 or len(self.popularity) != self.width:
+            return content
+        return with_popularity(content, candidates.popularity(self.popularity),
+                               self.popularity_weight)
 
     def strongest_sources(self, history: Iterable[Any], candidate_rows: Any
                           ) -> list[int | None]:
@@ -221,6 +243,29 @@ class ContentPart:
         best = np.argmax(cosine, axis=1)
         return [int(self.event_ids[rows[b]]) if cosine[i, b] > 0 else None
                 for i, b in enumerate(best)]
+
+    def popularity_led(self, history: Iterable[Any], candidates: "ContentRows") -> np.ndarray:
+        """[candidates] bool: where the terms' recent popularity adds more than the user's
+        past events to the content score `lifted` gives (all False without a popularity in
+        use); `candidates`: the cold ones the blend standardizes over."""
+        led = np.zeros(len(candidates), dtype=bool)
+        if self.popularity_weight <= 0 or len(self.popularity) != self.width or \
+                not len(candidates):
+            return led
+        profile, _ = self.scores([history], candidates)
+        every = np.ones(profile.shape, dtype=bool)
+        popularity = candidates.popularity(self.popularity)[None, :]
+        return (self.popularity_weight * standardized(popularity, every)
+                > standardized(profile, every))[0]
+
+    def popular_term(self, candidate_terms: np.ndarray) -> str | None:
+        """The value of the candidate's term (its row's column indices) that carries most
+        recent popularity; None without a popularity in use or with none on its terms."""
+        if self.popularity_weight <= 0 or len(self.popularity) != self.width or \
+                not len(candidate_terms):
+            return None
+        best = candidate_terms[int(np.argmax(self.popularity[candidate_terms]))]
+        return self.terms[best].partition(":")[2] if self.popularity[best] > 0 else None
 
     def shared_terms(self, event_id: int, candidate_terms: np.ndarray, top: int = 2
                      ) -> list[str]:
@@ -249,6 +294,10 @@ class ContentRows:
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
 
+    def popularity(self, term_popularity: np.ndarray) -> np.ndarray:
+        """[events] each event's popularity: its TF-IDF row . the terms' popularity."""
+        return np.asarray(self.matrix @ term_popularity, dtype=np.float64).ravel()
+
     def term_columns(self, i: int) -> np.ndarray:
         """The vocabulary columns of event i's terms."""
         return self.matrix.indices[self.matrix.indptr[i]:self.matrix.indptr[i + 1]]
@@ -266,3 +315,20 @@ def blend_parts(hybrid: np.ndarray, content: np.ndarray, cold: np.ndarray,
     z_content = standardized(content, blended)
     w = weight * blended
     return (1.0 - w) * z_hybrid, w * z_content
+
+
+def term_popularity(matrix: Any, erows: np.ndarray, times: np.ndarray, at: int) -> np.ndarray:
+    """[vocabulary] float32: per term, the registrations (event row, unix time) before `at`
+    decayed over POPULARITY_HALF_LIFE_DAYS, each event's count spread over its TF-IDF row
+    (`matrix`, csr [events, vocabulary]: the events the rows index)."""
+    counts = decayed_counts(np.asarray(erows, dtype=np.int64), np.asarray(times, dtype=np.int64),
+                            at, POPULARITY_HALF_LIFE_DAYS, matrix.shape[0])
+    return np.asarray(matrix.T @ counts, dtype=np.float32).ravel()
+
+
+def with_popularity(content: np.ndarray, popularity: np.ndarray, weight: float) -> np.ndarray:
+    """z(content) + weight z(popularity), each standardized over a row's candidates
+    (`popularity`: [candidates], the same for every user)."""
+    every = np.ones(content.shape, dtype=bool)
+    return standardized(content, every) + weight * standardized(
+        np.broadcast_to(popularity, content.shape), every)

@@ -129,7 +129,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     if (validation.get("content") or {}).get("weight", 0) > 0:
         chosen = validation["content"]
         model.content = fit_part(prep, chosen["weight"], config, content_part,
-                                 chosen.get("neighbours", NEIGHBOUR_CHOICES[0]))
+                                 chosen.get("neighbours", NEIGHBOUR_CHOICES[0]),
+                                 chosen.get("popularity_weight", 0.0))
     model.trend = _trend_part(prep, validation.get("trend"))
     return model
 

@@ -51,7 +51,8 @@ def model_to_bytes(model: HybridModel) -> bytes:
     content = model.content
     if content is not None:
         meta["content"] = {"weight": content.weight, "terms": list(content.terms),
-                           "trained": content.trained, "neighbours": content.neighbours}
+                           "trained": content.trained, "neighbours": content.neighbours,
+                           "popularity_weight": content.popularity_weight}
         arrays["content_idf"] = np.asarray(content.idf, dtype=np.float32)
         arrays["content_event_ids"] = np.asarray(content.event_ids, dtype=np.int64)
         arrays["content_indptr"] = content.matrix.indptr.astype(np.int64)
@@ -59,6 +60,7 @@ def model_to_bytes(model: HybridModel) -> bytes:
         arrays["content_data"] = content.matrix.data.astype(np.float16)
         arrays["content_pool"] = np.asarray(content.pool, dtype=np.int64)
         arrays["content_thresholds"] = np.asarray(content.thresholds, dtype=np.float32)
+        arrays["content_popularity"] = np.asarray(content.popularity, dtype=np.float32)
     trend = model.trend
     if trend is not None:
         meta["trend"] = {"as_of": trend.as_of, "half_life_days": trend.half_life_days,
@@ -134,6 +136,7 @@ def _content(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentPart
     import scipy.sparse as sp
 
     found = {key: arrays.pop(key, None) for key in _CONTENT_KEYS}
+    popularity = arrays.pop("content_popularity", None)  # absent from older blobs
     content_meta = meta.get("content")
     if not content_meta or any(value is None for value in found.values()):
         return None
@@ -145,7 +148,8 @@ def _content(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentPart
             len(found["content_indices"]) != len(found["content_data"]) or \
             (len(found["content_indices"]) and found["content_indices"].max() >= width) or \
             len(found["content_thresholds"]) != n_events or \
-            (len(found["content_pool"]) and found["content_pool"].max() >= n_events):
+            (len(found["content_pool"]) and found["content_pool"].max() >= n_events) or \
+            (popularity is not None and len(popularity) not in (0, width)):
         raise BeaconError("model blob is inconsistent: the content component's arrays do not "
                           "match its vocabulary and events")
     matrix = sp.csr_matrix((found["content_data"].astype(np.float32), found["content_indices"],
@@ -155,7 +159,10 @@ def _content(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentPart
                        float(content_meta["weight"]), found["content_pool"].astype(np.int64),
                        int(content_meta.get("trained", 0)),
                        found["content_thresholds"].astype(np.float32),
-                       int(content_meta.get("neighbours", NEIGHBOURS)))
+                       int(content_meta.get("neighbours", NEIGHBOURS)),
+                       np.zeros(0, np.float32) if popularity is None
+                       else popularity.astype(np.float32),
+                       float(content_meta.get("popularity_weight", 0.0)))
 
 
 def _coattendance(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CoAttendance | None:
