@@ -95,6 +95,9 @@ class ModelConfig:
     # The content component for events without training history (beacon/model/content_part.py):
     # its weight is chosen on a cold validation split, and it is stored only where it wins.
     content_blend: bool = True
+    # With the content component: its terms' recent popularity tried beside the profile on
+    # cold events (the weight chosen with the component's; off: the profile alone).
+    content_popularity: bool = True
     # The trend component (beacon/model/trend.py): what was registered for lately, blended in
     # with a half-life and weights chosen on a time split; stored only where it wins.
     trend_blend: bool = True
@@ -202,6 +205,8 @@ def _validate(c: ModelConfig) -> None:
     _check(isinstance(c.locality, bool), "locality", c.locality, "true or false")
     _check(isinstance(c.content_blend, bool), "content_blend", c.content_blend, "true or false")
     _check(isinstance(c.trend_blend, bool), "trend_blend", c.trend_blend, "true or false")
+    _check(isinstance(c.content_popularity, bool), "content_popularity", c.content_popularity,
+           "true or false")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,

@@ -3,6 +3,7 @@
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py                       # trend_blend
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --sizes default,5k --seeds 42,1,2
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_blend
+    benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_popularity
 
 The same data, splits and scoring as benchmarks/quality.py (its validation split and its test
 split), Beacon's defaults otherwise: whether a component the fit may switch on changes the
@@ -20,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _common as C  # noqa: E402
 from benchmarks import quality as Q  # noqa: E402
 
-CHOICE_KEYS = {"trend_blend": "trend", "content_blend": "content"}
+CHOICE_KEYS = {"trend_blend": "trend", "content_blend": "content",
+               "content_popularity": "content"}
 
 
 def run(size: str, seeds: list[int], setting: str) -> dict[str, Any]:

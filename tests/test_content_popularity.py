@@ -136,3 +136,15 @@ def test_the_choice_takes_the_popularity_where_the_organizer_says_who_comes() ->
     assert scores[0, 0] > scores[0, 1]
     plain = model.score_users(user, matrix)  # the hybrid alone learned the long-run order
     assert plain[0, 0] < plain[0, 1]
+
+
+def test_with_the_setting_off_the_choice_tries_the_profile_alone() -> None:
+    model = HybridModel.fit(_organizer_world(), CONFIG.with_overrides(content_popularity=False))
+    chosen = model.validation["content"]
+    assert {cell["popularity_weight"] for cell in chosen["grid"]} == {0.0}
+    assert model.content is None or model.content.popularity_weight == 0.0
+
+
+def test_a_content_popularity_that_is_not_true_or_false_is_refused_by_name() -> None:
+    with pytest.raises(BeaconError, match="content_popularity"):
+        ModelConfig.from_dict({"content_popularity": "on"})

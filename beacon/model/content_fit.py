@@ -147,7 +147,7 @@ def choose_content(model: HybridModel | None, inputs: ContentInputs | None, prep
     all_cold = np.ones(len(cold), dtype=bool)
     grid: list[dict[str, Any]] = []
     for neighbours, (content, has_history) in inputs.scores.items():
-        for popularity_weight in POPULARITY_WEIGHTS:
+        for popularity_weight in POPULARITY_WEIGHTS if config.content_popularity else (0.0,):
             lifted = with_popularity(content, inputs.popularity, popularity_weight) \
                 if popularity_weight else content
             for weight in CONTENT_WEIGHTS:
