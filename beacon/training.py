@@ -587,6 +587,7 @@ def _content_report(model, validation: dict[str, Any]) -> dict[str, Any]:
     component = getattr(model, "content", None)
     return {"weight": component.weight if component is not None else 0.0,
             "neighbours": component.neighbours if component is not None else None,
+            "popularity_weight": component.popularity_weight if component is not None else 0.0,
             "events": int(len(component.event_ids)) if component is not None else 0,
             "terms": int(component.width) if component is not None else 0,
             "validation_cold_events": chosen.get("events"),

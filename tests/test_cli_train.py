@@ -99,8 +99,10 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
     assert (co["weight"] > 0) == (co["lambda"] is not None) == (co["events"] > 0)
     # the content component as stored, with its cold validation split's figures
     content = fit["content"]
-    assert set(content) == {"weight", "neighbours", "events", "terms", "validation_cold_events",
-                            "validation_hybrid_ndcg", "validation_blend_ndcg"}
+    assert set(content) == {"weight", "neighbours", "popularity_weight", "events", "terms",
+                            "validation_cold_events", "validation_hybrid_ndcg",
+                            "validation_blend_ndcg"}
+    assert content["weight"] > 0 or content["popularity_weight"] == 0
     assert (content["weight"] > 0) == (content["events"] > 0) == (content["terms"] > 0)
     assert (content["weight"] > 0) == (content["neighbours"] in (50, 0))
     assert (content["weight"] > 0) == (content["validation_blend_ndcg"] is not None)
