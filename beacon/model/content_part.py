@@ -295,8 +295,10 @@ class ContentRows:
         return int(self.matrix.shape[0])
 
     def popularity(self, term_popularity: np.ndarray) -> np.ndarray:
-        """[events] each event's popularity: its TF-IDF row . the terms' popularity."""
-        return np.asarray(self.matrix @ term_popularity, dtype=np.float64).ravel()
+        """[events] each event's popularity: log1p(its TF-IDF row . the terms' popularity).
+        The log keeps a few events with many popular terms from standing far above the rest
+        (without it, MovieLens' warm lists at ratings 3-5 and 4-5 lost 4-8% to cold items)."""
+        return np.log1p(np.asarray(self.matrix @ term_popularity, dtype=np.float64).ravel())
 
     def term_columns(self, i: int) -> np.ndarray:
         """The vocabulary columns of event i's terms."""
