@@ -131,6 +131,8 @@ def test_the_choice_takes_the_popularity_where_the_organizer_says_who_comes() ->
     new = world.events.iloc[:2].assign(id=[5000, 5001], organizer=["host 5", "host 0"],
                                        title=["talk new a", "talk new b"])
     matrix = model.event_matrix(new)
+    # each event's popularity is computed once, with the matrix serving caches
+    np.testing.assert_allclose(matrix.content.popular, matrix.content.popularity(part.popularity))
     user = world.users.iloc[:1].reset_index(drop=True)
     history = [world.interactions.loc[world.interactions["user_id"] == 1,
                                       "event_id"].to_numpy()]

@@ -178,7 +178,10 @@ class ContentPart:
             order[new] = len(ids) + np.arange(len(new))
             matrix = matrix[order]
             thresholds[new] = self.neighbour_thresholds(fresh)
-        return ContentRows(matrix, thresholds)
+        rows = ContentRows(matrix, thresholds)
+        if self.uses_popularity:
+            rows.popular = rows.popularity(self.popularity)
+        return rows
 
     def history_rows(self, history: Iterable[Any]) -> np.ndarray:
         """Stored rows of the history event ids this component knows (sorted, unique)."""
@@ -227,10 +230,17 @@ class ContentPart:
     def lifted(self, content: np.ndarray, candidates: "ContentRows") -> np.ndarray:
         """[users, candidates] content scores with the terms' recent popularity added
         (`with_popularity`); unchanged where none is stored or its weight is 0."""
-        if self.popularity_weight <= 0 or len(self.popularity) != self.width:
+        if not self.uses_popularity:
             return content
-        return with_popularity(content, candidates.popularity(self.popularity),
-                               self.popularity_weight)
+        return with_popularity(content, self._popular(candidates), self.popularity_weight)
+
+    @property
+    def uses_popularity(self) -> bool:
+        return self.popularity_weight > 0 and len(self.popularity) == self.width
+
+    def _popular(self, candidates: "ContentRows") -> np.ndarray:
+        return candidates.popular if candidates.popular is not None \
+            else candidates.popularity(self.popularity)
 
     def strongest_sources(self, history: Iterable[Any], candidate_rows: Any
                           ) -> list[int | None]:
@@ -249,20 +259,18 @@ class ContentPart:
         past events to the content score `lifted` gives (all False without a popularity in
         use); `candidates`: the cold ones the blend standardizes over."""
         led = np.zeros(len(candidates), dtype=bool)
-        if self.popularity_weight <= 0 or len(self.popularity) != self.width or \
-                not len(candidates):
+        if not self.uses_popularity or not len(candidates):
             return led
         profile, _ = self.scores([history], candidates)
         every = np.ones(profile.shape, dtype=bool)
-        popularity = candidates.popularity(self.popularity)[None, :]
+        popularity = self._popular(candidates)[None, :]
         return (self.popularity_weight * standardized(popularity, every)
                 > standardized(profile, every))[0]
 
     def popular_term(self, candidate_terms: np.ndarray) -> str | None:
         """The value of the candidate's term (its row's column indices) that carries most
         recent popularity; None without a popularity in use or with none on its terms."""
-        if self.popularity_weight <= 0 or len(self.popularity) != self.width or \
-                not len(candidate_terms):
+        if not self.uses_popularity or not len(candidate_terms):
             return None
         best = candidate_terms[int(np.argmax(self.popularity[candidate_terms]))]
         return self.terms[best].partition(":")[2] if self.popularity[best] > 0 else None
@@ -287,9 +295,13 @@ class ContentRows:
 
     matrix: Any  # csr float32 [events, vocabulary]
     thresholds: np.ndarray  # float32 [events]
+    #: [events] the events' popularity under the component's terms' popularity, computed once
+    #: with the rows (None: the component has none in use)
+    popular: np.ndarray | None = None
 
     def __getitem__(self, cols: Any) -> "ContentRows":
-        return ContentRows(self.matrix[cols], self.thresholds[cols])
+        return ContentRows(self.matrix[cols], self.thresholds[cols],
+                           None if self.popular is None else self.popular[cols])
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
