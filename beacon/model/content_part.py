@@ -219,8 +219,9 @@ class ContentPart:
             return None
         cold_cols = np.flatnonzero(cold)
         picked = cold_cols if rows is None else np.asarray(rows)[cold_cols]
-        on_cold, has_history = self.scores(histories, candidates[picked])
-        on_cold = self.lifted(on_cold, candidates[picked])
+        picked_rows = candidates[picked]
+        on_cold, has_history = self.scores(histories, picked_rows)
+        on_cold = self.lifted(on_cold, picked_rows)
         if not has_history.any():
             return None
         content = np.zeros(hybrid.shape, dtype=np.float64)
