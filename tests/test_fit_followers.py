@@ -93,6 +93,32 @@ def test_a_best_epoch_that_moves_back_is_trained_again(demo) -> None:
     assert follower.finish(1) is None
 
 
+def test_waiting_for_an_epoch_of_a_stopped_follower_raises_instead_of_hanging(demo) -> None:
+    """A cancel during the refit stops every follower while a choice may still be about to
+    wait for one (it hung CI once): the wait ends with an error."""
+    import threading
+
+    from beacon.model.concurrent import FollowerStopped
+
+    _, _, follower = _follower(demo)
+    follower.stop()  # before early stopping let it train a single epoch past the first
+    outcome: list[BaseException | None] = []
+
+    def wait() -> None:
+        try:
+            follower.report(4, 4)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - what the waiter got
+            outcome.append(error)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(timeout=60)
+    assert not waiter.is_alive(), "report() waited for ever on a stopped follower"
+    assert isinstance(outcome[0], FollowerStopped)
+    assert _fit_threads() == []
+
+
 def test_a_cancel_during_early_stopping_leaves_no_trainer_running(demo) -> None:
     def cancel_at_epoch_2(report: EpochReport) -> None:
         if report.phase == "train" and report.epoch == 2:

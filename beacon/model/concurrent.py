@@ -52,6 +52,10 @@ class _Job:
         return self._future.result()
 
 
+class FollowerStopped(RuntimeError):
+    """An epoch was asked of a follower that was stopped before it trained it."""
+
+
 class EpochFollower:
     """A trainer that trains on its own thread beside early stopping, never past the best
     epoch so far. Early stopping tells it after each epoch (`validated`); `finish(n)` waits
@@ -119,9 +123,15 @@ class EpochFollower:
             if self._target is None:
                 self._target = epochs
                 self._changed.notify_all()
-            self._changed.wait_for(lambda: self._done >= epoch or self._error is not None)
+            # a follower stopped before the epoch never reaches it (a failure elsewhere):
+            # whoever waits for it must not wait for ever
+            self._changed.wait_for(lambda: self._done >= epoch or self._error is not None
+                                   or self._abort)
             if self._error is not None:
                 raise self._error
+            if self._done < epoch:
+                raise FollowerStopped(f"the {self._thread.name} follower was stopped before "
+                                      f"epoch {epoch}")
             return self._reports[epoch]
 
     def finish(self, epochs: int) -> _Trainer | None:
