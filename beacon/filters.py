@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from beacon.errors import BeaconError
+from beacon.features import event_tokens
 
 EARTH_RADIUS_KM = 6371.0088
 DAY = 86_400
@@ -259,6 +260,9 @@ class CandidateArrays:
     duration: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
     #: user-independent stage masks over every candidate (dates, windows), built on first use
     _masks: dict = field(default_factory=dict, repr=False, compare=False)
+    #: event_tokens of the rows a page explained (row -> tokens), so a popular event's tokens
+    #: are computed once per snapshot, not once per request
+    _tokens: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -389,6 +393,13 @@ class CandidateArrays:
     def row(self, i: int) -> dict:
         """The event as a dict with the candidate frame's columns (what model.explain reads)."""
         return {name: column[i] for name, column in self.columns.items()}
+
+    def tokens(self, i: int) -> list[str]:
+        """features.event_tokens of row i, computed once per snapshot (do not modify)."""
+        found = self._tokens.get(i)
+        if found is None:
+            found = self._tokens[i] = event_tokens(self.row(i))
+        return found
 
     # -- display helpers (per row, only for rows that are shown)
 

@@ -699,7 +699,8 @@ def _explained(scoring: _Scoring, arrays: CandidateArrays,
     co_phrases = _component_phrases(scoring, rows)
     try:
         pages = scoring.model.explain_many(scoring.context, [arrays.row(i) for i in rows],
-                                           top=4, user_override=scoring.override)
+                                           top=4, user_override=scoring.override,
+                                           tokens=[arrays.tokens(i) for i in rows])
     except Exception as error:  # noqa: BLE001 - a reason must never fail a request
         log.warning("explain failed: %s", error)
         pages = [[] for _ in rows]

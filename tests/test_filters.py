@@ -465,3 +465,24 @@ def test_lazy_and_full_evaluation_agree() -> None:
             assert (got is None and np.isnan(expected)) or got == pytest.approx(expected)
         nothing = apply_filters(arrays, FilterParams(), lazy=True, now=NOW)
         assert nothing.remaining() == apply_filters(arrays, FilterParams(), now=NOW).remaining()
+
+
+def test_an_events_tokens_are_computed_once_per_snapshot() -> None:
+    from beacon.features import event_tokens
+
+    rows = [{"start": datetime(2026, 12, 1, 20, 0, tzinfo=UTC), "latitude": 52.52,
+             "longitude": 13.405, "timezone": "Europe/Berlin"},
+            {"start": datetime(2026, 12, 2, 9, 0, tzinfo=UTC)}]
+    arrays = CandidateArrays.from_frame(frame(rows))
+    for i in range(arrays.n):
+        assert arrays.tokens(i) == event_tokens(arrays.row(i))
+        assert arrays.tokens(i) is arrays.tokens(i)  # cached with the snapshot
+    # 20:00 UTC is 21:00 in Berlin: the event's own evening; 09:00 UTC a morning
+    assert {"time:evening", "day:tue"} <= set(arrays.tokens(0))
+    assert {"time:morning", "day:wed"} <= set(arrays.tokens(1))
+
+
+def test_one_hours_band_is_the_vectorized_band() -> None:
+    from beacon.features import _hour_band, _hour_band_of
+
+    assert [_hour_band_of(h) for h in range(24)] == _hour_band(np.arange(24)).tolist()

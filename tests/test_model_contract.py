@@ -322,6 +322,27 @@ class ModelContract:
         tokens = {name for name, _ in model.explain(fan, row, top=50)}
         assert {"tag:jazz", "organizer:Blue Note", "category:music"} <= tokens
 
+    def test_explain_many_is_explain_per_row_and_takes_the_callers_tokens(self, model, world):
+        from beacon.features import event_tokens
+
+        fan = context(world, 1)
+        ids = [int(i) for i in world["events"]["id"].iloc[:3]] + [150]
+        rows = [world["events"].set_index("id").loc[i].to_dict() | {"id": i} for i in ids]
+        page = model.explain_many(fan, rows, top=50)
+        assert page == [model.explain(fan, row, top=50) for row in rows]
+        assert model.explain_many(fan, rows, top=50,
+                                  tokens=[event_tokens(row) for row in rows]) == page
+        # the known answer of one term: the token's vector . the user's vector + its bias
+        vec, _ = model.user_vector(fan)
+        index = model.event_vocab.index["tag:jazz"]
+        jazz = dict(page[-1])["tag:jazz"]
+        expected = model.weights["event_tok"][index] @ vec + model.weights["event_tok_bias"][index]
+        assert jazz == pytest.approx(float(expected), rel=1e-5)
+        # tokens given by the caller are the ones explained (no tokens: only the id and place)
+        bare = model.explain_many(fan, rows, top=50, tokens=[[] for _ in rows])
+        assert all(not name.startswith(("tag:", "category:", "organizer:"))
+                   for terms in bare for name, _ in terms)
+
     def test_nothing_to_train_on(self, world):
         empty = {**world, "interactions": world["interactions"].iloc[:0]}
         with pytest.raises(BeaconError):

@@ -216,33 +216,42 @@ class HybridModel(PlaceTerm, FoldIn):
         return self.explain_many(user, [event_row], top, user_override)[0]
 
     def explain_many(self, user: UserContext, event_rows: Sequence[Mapping[str, Any]],
-                     top: int = 3, user_override: tuple[np.ndarray, float] | None = None
+                     top: int = 3, user_override: tuple[np.ndarray, float] | None = None,
+                     tokens: Sequence[Sequence[str]] | None = None
                      ) -> list[list[tuple[str, float]]]:
-        """explain() of several events for one user: the place terms in one vectorized pass
-        (a page of reasons)."""
+        """explain() of several events for one user: the place terms and the id rows in one
+        vectorized pass (a page of reasons). `tokens`: each row's event_tokens when the caller
+        holds them already."""
         self._require()
         vec, _ = user_override if user_override is not None else self.user_vector(user)
         places: list[float | None] = [None] * len(event_rows)
         if self.has_place_term:
             places = self._place_terms(user, [(row.get("latitude"), row.get("longitude"),
                                                row.get("city")) for row in event_rows])
-        return [self._terms(row, vec, place, top) for row, place in zip(event_rows, places)]
+        ids = [row.get("id") for row in event_rows]
+        known = [i for i, event_id in enumerate(ids) if event_id is not None
+                 and not pd.isna(event_id)]
+        id_rows = np.full(len(ids), -1, dtype=np.int64)
+        if known:
+            id_rows[known] = self.event_map.rows([int(ids[i]) for i in known])
+        token_lists = tokens if tokens is not None else [event_tokens(r) for r in event_rows]
+        return [self._terms(row, toks, int(id_row), vec, place, top) for row, toks, id_row, place
+                in zip(event_rows, token_lists, id_rows, places)]
 
-    def _terms(self, event_row: Mapping[str, Any], vec: np.ndarray, place: float | None,
-               top: int) -> list[tuple[str, float]]:
+    def _terms(self, event_row: Mapping[str, Any], tokens: Sequence[str], id_row: int,
+               vec: np.ndarray, place: float | None, top: int) -> list[tuple[str, float]]:
         terms: list[tuple[str, float]] = []
         tok_vec, tok_bias = self.weights["event_tok"], self.weights["event_tok_bias"]
-        for token in event_tokens(event_row):
-            i = self.event_vocab.index.get(token)
-            if i is not None:
-                terms.append((token, float(tok_vec[i] @ vec + tok_bias[i])))
-        event_id = event_row.get("id")
-        row = self.event_map.row(int(event_id)) if event_id is not None and not \
-            pd.isna(event_id) else -1
-        if row >= 0:
-            label = event_row.get("event_id", event_id)
-            terms.append((f"event:{label}", float(self.weights["event_id"][row] @ vec
-                                                   + self.weights["event_id_bias"][row])))
+        index = self.event_vocab.index
+        found = [(token, index[token]) for token in tokens if token in index]
+        if found:
+            rows = np.fromiter((i for _, i in found), dtype=np.int64, count=len(found))
+            values = tok_vec[rows] @ vec + tok_bias[rows]
+            terms.extend((token, float(v)) for (token, _), v in zip(found, values))
+        if id_row >= 0:
+            label = event_row.get("event_id", event_row.get("id"))
+            terms.append((f"event:{label}", float(self.weights["event_id"][id_row] @ vec
+                                                   + self.weights["event_id_bias"][id_row])))
         if place is not None:
             terms.append((PLACE_TOKEN, place))
         terms.sort(key=lambda item: -item[1])
