@@ -31,7 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -242,6 +242,16 @@ POPULARITY_TTL_S = 60.0
 COUNT_TTL_S = float(os.environ.get("BEACON_CANDIDATE_COUNT_TTL_S", "60"))
 
 
+#: called after this process builds a candidate snapshot or an event matrix (the API freezes
+#: the garbage collector's view of the long-lived objects then: beacon/api/app.py)
+load_observers: list[Callable[[], None]] = []
+
+
+def _loaded() -> None:
+    for observer in load_observers:
+        observer()
+
+
 def clear_caches() -> None:
     """Forget every cached candidate snapshot and event matrix (tests, after bulk loads)."""
     with _lock:
@@ -288,6 +298,7 @@ def _candidates(now: datetime, stamp: int | None = None) -> _Snapshot:
         _snapshots.move_to_end(url)
         while len(_snapshots) > _MAX_SNAPSHOTS:
             _snapshots.popitem(last=False)
+    _loaded()
     return snapshot
 
 
@@ -309,6 +320,7 @@ def _event_matrix(snapshot: _Snapshot, loaded) -> Any:
         snapshot.matrices[version_id] = matrix
         while len(snapshot.matrices) > _MAX_MATRICES:
             snapshot.matrices.popitem(last=False)
+    _loaded()
     return matrix
 
 

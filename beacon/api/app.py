@@ -2,6 +2,7 @@
 worker when asked for (serve starts one on the embedded SQLite default)."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -14,6 +15,9 @@ from beacon.api.routers import admin, catalogue, health, interactions, recommend
 log = logging.getLogger(__name__)
 #: "1": run a refresh worker thread inside this process (set by `serve`)
 IN_PROCESS_WORKER = "BEACON_API_WORKER"
+#: "1": freeze the garbage collector's long-lived objects after loads (`serve` sets it unless
+#: it is set already; "0" turns it off)
+FREEZE_GC = "BEACON_API_FREEZE_GC"
 
 
 #: threads that run the (synchronous) endpoints of one process. The work is CPU-bound under
@@ -30,12 +34,20 @@ async def _lifespan(app: FastAPI):
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
 
-    try:
-        from beacon.recommend import warm
+    from beacon import recommend
 
-        await run_in_threadpool(warm)  # the model and candidates load once, before traffic
+    try:
+        await run_in_threadpool(recommend.warm)  # the model and candidates load before traffic
     except Exception:  # noqa: BLE001 - an empty or unready database still serves health
         log.warning("warm-up failed; the first request loads the model", exc_info=True)
+    # The model, the candidates and the imported modules are a few hundred thousand long-lived
+    # objects; a full collection walked them all (about 170 ms at the benchmark's scale, the
+    # whole process stalled). Frozen, the collector skips them; a snapshot or model loaded
+    # later is frozen as it arrives (memory is still freed by reference counting).
+    if os.environ.get(FREEZE_GC) == "1":
+        gc.freeze()
+        if gc.freeze not in recommend.load_observers:
+            recommend.load_observers.append(gc.freeze)
     worker = None
     if os.environ.get(IN_PROCESS_WORKER) == "1":
         from beacon.refresh import Worker

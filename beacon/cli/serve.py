@@ -60,16 +60,26 @@ def run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from beacon.api.app import IN_PROCESS_WORKER
+    from beacon.api import supervisor
+    from beacon.api.app import FREEZE_GC, IN_PROCESS_WORKER
+    from beacon.errors import BeaconError
     from data_access.migrate import is_embedded_default
 
     _check(args)
     with_worker = is_embedded_default() if args.refresh_worker is None else args.refresh_worker
     os.environ[IN_PROCESS_WORKER] = "1" if with_worker else "0"
+    os.environ.setdefault(FREEZE_GC, "1")
     _metrics_dir(args.workers)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run("beacon.api.app:create_app", factory=True, host=args.host, port=args.port,
+    if args.workers > 1 and supervisor.supports_reuse_port():
+        options = supervisor.ServeOptions(args.host, args.port, args.log_level, args.access_log)
+        try:
+            return supervisor.Supervisor(options, args.workers).run()
+        except OSError as error:
+            raise BeaconError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
+                              ) from error
+    uvicorn.run(supervisor.APP, factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, access_log=args.access_log)
     return 0
 
