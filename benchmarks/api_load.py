@@ -214,39 +214,61 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: floa
 # --------------------------------------------------------------------------- load
 
 async def _load(base: str, key: str, emails: list[str], clients: int, seconds: float,
-                rate: float | None = None) -> dict:
+                rate: float | None = None, client_kind: str = "raw") -> dict:
     """`clients` connections for `seconds` after a warm-up. Closed loop (no `rate`): each sends
     its next request when the last is answered. Open loop: request j is due at start + j / rate
     whatever happened before and is sent by the next free connection; latency then counts from
-    when it was due, so time spent waiting for a free connection (a backlog) counts in full."""
+    when it was due, so time spent waiting for a free connection (a backlog) counts in full.
+    `client_kind`: "raw" (benchmarks/_raw_http.py, one keep-alive connection per client) or
+    "httpx" (an httpx.AsyncClient pool of `clients` connections)."""
+    from urllib.parse import quote, urlencode, urlsplit
+
     import httpx
 
+    from benchmarks import _raw_http
+
     q = query(datetime.now(timezone.utc))
+    query_string = urlencode(q)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     counter = iter(range(10**9))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    where = urlsplit(base)
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, limits=limits,
                                  timeout=30) as client:
+        async def get_httpx(email: str, _connection) -> tuple[int, bytes]:
+            response = await client.get(f"/v1/users/{email}/recommendations", params=q)
+            return response.status_code, response.content
+
+        async def get_raw(email: str, connection: _raw_http.Connection) -> tuple[int, bytes]:
+            return await connection.get(
+                f"/v1/users/{quote(email, safe='@')}/recommendations?{query_string}")
+
+        get = get_raw if client_kind == "raw" else get_httpx
+
         async def one_client(start: float, first: int, deadline: float) -> None:
-            while True:
-                j = next(counter)
-                due = time.perf_counter() if rate is None else start + (j - first) / rate
-                if due >= deadline:
-                    return
-                if rate is not None:
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                email = emails[j % len(emails)]
-                try:
-                    response = await client.get(f"/v1/users/{email}/recommendations", params=q)
-                    ok = response.status_code == 200 and len(response.json()["items"]) >= 0
-                    why = str(response.status_code)
-                except httpx.HTTPError as error:
-                    ok, why = False, type(error).__name__
-                if ok:
-                    latencies.append(time.perf_counter() - due)
-                else:
-                    errors[why] = errors.get(why, 0) + 1
+            connection = _raw_http.Connection(where.hostname, where.port, {"X-API-Key": key})
+            try:
+                while True:
+                    j = next(counter)
+                    due = time.perf_counter() if rate is None else start + (j - first) / rate
+                    if due >= deadline:
+                        return
+                    if rate is not None:
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    email = emails[j % len(emails)]
+                    try:
+                        status, body = await get(email, connection)
+                        ok = status == 200 and len(json.loads(body)["items"]) >= 0
+                        why = str(status)
+                    except (httpx.HTTPError, _raw_http.HTTPError) as error:
+                        ok, why = False, type(error).__name__
+                    if ok:
+                        latencies.append(time.perf_counter() - due)
+                    else:
+                        errors[why] = errors.get(why, 0) + 1
+            finally:
+                await connection.close()
 
         async def phase(length: float) -> float:
             began, first = time.perf_counter(), next(counter)
@@ -261,20 +283,76 @@ async def _load(base: str, key: str, emails: list[str], clients: int, seconds: f
     stats = C.summary_ms(latencies) if latencies else {}
     p95 = C.percentile([x * 1000 for x in latencies], 95) if latencies else None
     mode = {} if rate is None else {"mode": "open loop", "offered_rps": round(rate, 1)}
-    return {**mode, "clients": clients, "seconds": round(wall, 1), "requests": len(latencies),
-            "throughput_rps": round(len(latencies) / wall, 1),
+    return {**mode, "client": client_kind, "clients": clients, "seconds": round(wall, 1),
+            "requests": len(latencies), "throughput_rps": round(len(latencies) / wall, 1),
             "p95_ms": None if p95 is None else round(p95, 3),
             "errors": sum(errors.values()), "errors_by_kind": errors, **stats}
+
+
+async def _warm_up(base: str, key: str, emails: list[str], clients: int = 8) -> dict:
+    """Every sampled user once, `clients` at a time: the servers' caches (prepared statements
+    per pooled connection, the event tokens of the pages shown, Postgres's buffers) warm as in
+    a server that has run a while, so the levels measure steady state, not the first minute."""
+    from urllib.parse import quote, urlencode, urlsplit
+
+    from benchmarks import _raw_http
+
+    query_string = urlencode(query(datetime.now(timezone.utc)))
+    where = urlsplit(base)
+    pending = iter(emails)
+    failures = 0
+    began = time.perf_counter()
+
+    async def one_client() -> None:
+        nonlocal failures
+        connection = _raw_http.Connection(where.hostname, where.port, {"X-API-Key": key})
+        try:
+            for email in pending:
+                try:
+                    status, _ = await connection.get(
+                        f"/v1/users/{quote(email, safe='@')}/recommendations?{query_string}")
+                    failures += status != 200
+                except _raw_http.HTTPError:
+                    failures += 1
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return {"requests": len(emails), "failures": failures,
+            "seconds": round(time.perf_counter() - began, 1)}
+
+
+def _median_level(runs: list[dict]) -> dict:
+    """One level's repeats: the median of each figure across them, the repeats kept."""
+    import statistics
+
+    keys = ("throughput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
+    merged = {k: v for k, v in runs[0].items() if k not in keys and k not in
+              ("requests", "errors", "errors_by_kind", "n", "seconds")}
+    for k in keys:
+        values = [r[k] for r in runs if r.get(k) is not None]
+        merged[k] = round(statistics.median(values), 4) if values else None
+    errors: dict[str, int] = {}
+    for r in runs:
+        for kind, count in r["errors_by_kind"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    merged.update(requests=sum(r["requests"] for r in runs), errors=sum(errors.values()),
+                  errors_by_kind=errors, repeats=runs)
+    return merged
 
 
 async def _level(base: str, key: str, emails: list[str], level: str, seconds: float,
                  open_fraction: float, done: dict) -> dict:
     """One load level: "8" is 8 closed-loop clients; "open8" is 8 clients offering
-    `open_fraction` of the best closed-loop throughput measured before it."""
+    `open_fraction` of the best closed-loop throughput measured before it; "httpx8" is 8
+    closed-loop clients on httpx instead of the lean client (what the client's own CPU costs
+    the server on a shared machine)."""
+    if level.startswith("httpx"):
+        return await _load(base, key, emails, int(level[5:]), seconds, client_kind="httpx")
     if not level.startswith("open"):
         return await _load(base, key, emails, int(level), seconds)
-    capacity = max((r["throughput_rps"] for r in done.values() if "offered_rps" not in r),
-                   default=0.0)
+    capacity = max((r["throughput_rps"] for r in done.values()
+                    if "offered_rps" not in r and r.get("client") == "raw"), default=0.0)
     if capacity <= 0:
         raise SystemExit(f"{level}: run a closed-loop level before it (its capacity sets the rate)")
     return await _load(base, key, emails, int(level[4:]), seconds, open_fraction * capacity)
@@ -368,9 +446,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--clients", default="1,8,32,open8",
                         help="closed-loop levels (client counts); openN: N clients pacing "
-                             "--open-fraction of the best closed-loop throughput (open loop)")
+                             "--open-fraction of the best closed-loop throughput (open loop); "
+                             "httpxN: N closed-loop clients on httpx instead of the lean client")
     parser.add_argument("--open-fraction", type=float, default=0.5)
     parser.add_argument("--seconds", type=float, default=15, help="per concurrency level")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over the levels; each level reports the median of its "
+                             "rounds (the machine is shared: one round can land in a busy "
+                             "minute)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=50, help="interactions per second")
     parser.add_argument("--stream-seconds", type=float, default=30)
@@ -413,11 +496,17 @@ def main() -> None:
     try:
         wait_ready(base, server)
         levels = [] if args.freshness_only else args.clients.split(",")
-        load = {}
-        for clients in levels:
-            load[str(clients)] = asyncio.run(_level(base, key, emails, clients, args.seconds,
-                                                    args.open_fraction, load))
-            C.log(f"{clients} clients: {json.dumps(load[str(clients)])}")
+        warm_up = asyncio.run(_warm_up(base, key, emails)) if levels else None
+        C.log(f"warm-up: {warm_up}")
+        runs: dict[str, list[dict]] = {}
+        for repeat in range(args.repeats if levels else 0):
+            done: dict[str, dict] = {}
+            for clients in levels:
+                done[clients] = asyncio.run(_level(base, key, emails, clients, args.seconds,
+                                                   args.open_fraction, done))
+                runs.setdefault(clients, []).append(done[clients])
+                C.log(f"repeat {repeat + 1}, {clients} clients: {json.dumps(done[clients])}")
+        load = {clients: _median_level(results) for clients, results in runs.items()}
         fresh = asyncio.run(_freshness(base, key, quiet_users(2000), args.rate,
                                        args.stream_seconds, settle=60,
                                        load_clients=args.load_clients, load_emails=emails))
@@ -443,6 +532,8 @@ def main() -> None:
         "postgres": C.postgres_version(url),
         "dataset": {**data, "built": built, "days": args.days},
         "uvicorn_workers": args.workers,
+        "repeats": args.repeats,
+        "warm_up": warm_up,
         "refresh_worker_processes": args.refresh_workers,
         "refresh_worker_threads": args.refresh_threads,
         "load_clients_during_freshness": args.load_clients,
