@@ -140,13 +140,34 @@ def revoke_key(name_or_id: str, *, actor: Actor) -> KeyInfo:
     return _info(revoked)
 
 
+def _well_formed(presented: str | None) -> bool:
+    if not presented or not presented.startswith(KEY_PREFIX):
+        return False
+    prefix = presented[len(KEY_PREFIX):len(KEY_PREFIX) + PREFIX_CHARS]
+    return len(prefix) == PREFIX_CHARS and presented[len(KEY_PREFIX) + PREFIX_CHARS:][:1] == "_"
+
+
+def checked_recently(presented: str | None) -> KeyInfo | None:
+    """The key's info when this process checked it within KEY_CACHE_S and its "last used" is
+    not due to be written: memory only, never the database (safe on an event loop). None
+    means "ask authenticate()", not "refused"."""
+    if not _well_formed(presented):
+        return None
+    hit = _checked.get((database_url(), _digest(presented)))
+    clock = time.monotonic()
+    if hit is None or clock - hit[0] >= KEY_CACHE_S:
+        return None
+    last = _touched.get(hit[1].id)
+    if last is None or clock - last >= TOUCH_EVERY_S:
+        return None
+    return hit[1]
+
+
 def authenticate(presented: str | None) -> KeyInfo | None:
     """The active key matching `presented`, or None. Constant-time comparison of digests."""
-    if not presented or not presented.startswith(KEY_PREFIX):
+    if not _well_formed(presented):
         return None
     prefix = presented[len(KEY_PREFIX):len(KEY_PREFIX) + PREFIX_CHARS]
-    if len(prefix) != PREFIX_CHARS or presented[len(KEY_PREFIX) + PREFIX_CHARS:][:1] != "_":
-        return None
     digest = _digest(presented)
     cache_key = (database_url(), digest)
     clock = time.monotonic()

@@ -32,6 +32,28 @@ def test_a_key_is_stored_only_as_a_digest(db: str) -> None:
     assert authenticate("bk_" + "0" * 10 + "_x") is None and authenticate("") is None
 
 
+def test_a_key_checked_a_moment_ago_is_known_from_memory_until_revoked(db: str,
+                                                                     monkeypatch) -> None:
+    from beacon import api_keys
+    from beacon.api_keys import authenticate, checked_recently, create_key, revoke_key
+
+    secret = create_key("fast", "recommend", actor=ADMIN).secret
+    assert checked_recently(secret) is None  # never checked here: ask the database
+    assert authenticate(secret).name == "fast"
+    assert checked_recently(secret).name == "fast"  # the event loop's answer, no query
+    assert checked_recently(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert checked_recently("not a key") is None and checked_recently(None) is None
+    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 0.0)  # the bound passed: checked again
+    assert checked_recently(secret) is None
+    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 60.0)
+    monkeypatch.setattr(api_keys, "TOUCH_EVERY_S", 0.0)  # "last used" due: the slow path
+    assert checked_recently(secret) is None
+    monkeypatch.setattr(api_keys, "TOUCH_EVERY_S", 60.0)
+    assert authenticate(secret) is not None and checked_recently(secret) is not None
+    revoke_key("fast", actor=ADMIN)
+    assert checked_recently(secret) is None and authenticate(secret) is None
+
+
 def test_names_scopes_and_who_may_make_keys(db: str) -> None:
     from beacon.api_keys import create_key
 

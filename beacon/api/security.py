@@ -5,9 +5,10 @@ from typing import Callable
 
 from fastapi import Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from beacon.api.errors import ApiError
-from beacon.api_keys import KeyInfo, authenticate
+from beacon.api_keys import KeyInfo, authenticate, checked_recently
 
 HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=HEADER, auto_error=False,
@@ -15,8 +16,12 @@ api_key_header = APIKeyHeader(name=HEADER, auto_error=False,
 
 
 def require(scope: str) -> Callable[..., KeyInfo]:
-    def check(key: str | None = Security(api_key_header)) -> KeyInfo:
-        info = authenticate(key)  # never logged, not even when refused
+    # async: a key checked within the last second is answered from memory on the event loop;
+    # a sync dependency would cost every request a trip through the endpoint threads
+    async def check(key: str | None = Security(api_key_header)) -> KeyInfo:
+        info = checked_recently(key)  # never logged, not even when refused
+        if info is None:
+            info = await run_in_threadpool(authenticate, key)
         if info is None:
             raise ApiError(401, "missing or unknown API key (send it in the X-API-Key header)",
                            HEADER)
