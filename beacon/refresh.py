@@ -7,8 +7,10 @@ refreshing one user at once, and a mark made during a refresh is kept for the ne
 
 A worker thread claims up to BATCH (20) due users in one statement and refreshes them together
 (`refresh_batch`): one read of everything they need, one run and lock per user taken in one
-transaction, the fold-ins and lists computed in memory on the model and candidates this process
-holds (reloaded only when the active version or the catalogue stamp moves), then one
+transaction, the fold-ins computed in one pass of the model (one event matrix for every
+history, every user's steps in the same array operations) and the lists in memory, on the model
+and candidates this process holds (reloaded only when the active version or the catalogue stamp
+moves), then one
 transaction that stores every fold-in version, finishes the runs, replaces the cached lists and
 clears the marks. So a batch costs about 25 statements whatever its size, where one refresh per
 user cost about 20 each; the per-user work left is the arithmetic.
@@ -151,23 +153,18 @@ def _compute(items: list[queue.Claimed], reads: store.BatchReads, loaded, run_of
     from beacon.cache import cached_rows
     from beacon.filters import FilterParams
     from beacon.recommend import Prepared, recommend
-    from beacon.training import fold_in_user
     from beacon.versions import PersonalVector, encode_personal_vector
 
     outcome = _Outcome([], {}, {})
     now = utcnow()
     params = FilterParams()
+    folded_in = _fold_in_all(items, reads, loaded, run_of, config, outcome)
     for item in items:
         user = reads.users[item.user_id]
         run_id = run_of.get(item.user_id)
-        folded = None
-        if run_id is not None:
-            try:
-                folded = fold_in_user(user, reads.fold_in[user.id], loaded, config)
-            except Exception as error:  # noqa: BLE001 - one user must not stop the batch
-                log.warning("fold-in of user %s failed: %s", user.id, error, exc_info=True)
-                outcome.failed_runs[run_id] = f"{type(error).__name__}: {error}"
-                run_id = None
+        if run_id in outcome.failed_runs:
+            run_id = None
+        folded = folded_in.get(item.user_id)
         try:
             if folded is not None or loaded is None:
                 personal = None if folded is None else PersonalVector(
@@ -189,6 +186,31 @@ def _compute(items: list[queue.Claimed], reads: store.BatchReads, loaded, run_of
             folded.seconds, folded.reason)
         outcome.refreshes.append(store.UserRefresh(item, cached_rows(result), fold_in))
     return outcome
+
+
+def _fold_in_all(items: list[queue.Claimed], reads: store.BatchReads, loaded, run_of: dict,
+                 config, outcome: _Outcome) -> dict:
+    """user id -> FoldedIn for every user of the batch with a run, in one pass of the model;
+    if that pass fails, user by user, so one user's failure (recorded on their run) stays
+    theirs."""
+    from beacon.training import fold_in_users
+
+    users = [reads.users[item.user_id] for item in items if run_of.get(item.user_id) is not None]
+    if not users:
+        return {}
+    try:
+        folded = fold_in_users(users, [reads.fold_in[u.id] for u in users], loaded, config)
+        return {f.user_id: f for f in folded}
+    except Exception:  # noqa: BLE001 - find the user at fault below
+        log.warning("batched fold-in failed; folding users in one by one", exc_info=True)
+    answers = {}
+    for user in users:
+        try:
+            answers[user.id] = fold_in_users([user], [reads.fold_in[user.id]], loaded, config)[0]
+        except Exception as error:  # noqa: BLE001 - one user must not stop the batch
+            log.warning("fold-in of user %s failed: %s", user.id, error, exc_info=True)
+            outcome.failed_runs[run_of[user.id]] = f"{type(error).__name__}: {error}"
+    return answers
 
 
 def _store(outcome: _Outcome, loaded, config, actor: Actor, now: datetime,

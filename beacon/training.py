@@ -674,18 +674,26 @@ class FoldedIn:
 def fold_in_user(user_row, history, base, config=None) -> FoldedIn:
     """Fold one user in on `base` (a versions.LoadedModel) from `history` (their newest
     interactions as event rows, data_access.training_data.load_fold_in_history's frame)."""
+    return fold_in_users([user_row], [history], base, config)[0]
+
+
+def fold_in_users(user_rows: list, histories: list, base, config=None) -> list[FoldedIn]:
+    """fold_in_user of several users in one pass of the model (`HybridModel.fold_in_many`:
+    one event matrix, the steps of all of them together); `seconds` is each one's share of
+    the pass."""
     from beacon.features import UserContext
 
     started = time.perf_counter()
     config = fold_in_config(base, config)
-    context = UserContext(user_id=user_row.id, tags=tuple(str(t) for t in user_row.tags),
-                          latitude=user_row.latitude, longitude=user_row.longitude,
-                          city=user_row.city)
-    vector, bias = base.model.fold_in(context, history, config)
-    seconds = time.perf_counter() - started
-    reason = (f"fold-in of {user_row.email} on global version {base.version_id} "
-              f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
-    return FoldedIn(user_row.id, vector, float(bias), int(len(history)), seconds, reason)
+    contexts = [UserContext(user_id=row.id, tags=tuple(str(t) for t in row.tags),
+                            latitude=row.latitude, longitude=row.longitude, city=row.city)
+                for row in user_rows]
+    answers = base.model.fold_in_many(contexts, histories, config)
+    seconds = (time.perf_counter() - started) / max(1, len(user_rows))
+    return [FoldedIn(row.id, vector, float(bias), int(len(history)), seconds,
+                     f"fold-in of {row.email} on global version {base.version_id} "
+                     f"({len(history)} interactions, {seconds * 1000:.0f} ms)")
+            for row, history, (vector, bias) in zip(user_rows, histories, answers)]
 
 
 def fold_in_config(base, config=None):

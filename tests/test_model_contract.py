@@ -312,6 +312,29 @@ class ModelContract:
         np.testing.assert_array_equal(model.user_vector(other)[0], other_before)
         np.testing.assert_array_equal(model.user_vector(fan)[0], before[0])
 
+    def test_fold_in_many_gives_each_user_what_fold_in_gives_alone(self, model, world):
+        events = world["events"].set_index("id")
+
+        def history(ids, kinds):
+            frame = events.loc[ids].reset_index()
+            frame["type"] = kinds
+            return frame
+
+        users = [context(world, k) for k in (1, 2, 3, 4, 5)]
+        histories = [history([200, 201, 202, 203], "register"),
+                     history([150, 201, 150], ["register", "reject", "register"]),
+                     None,  # nothing to learn from: the user's own vector
+                     history([202], "impression"),  # weight 0: the same
+                     history([250, 200], ["click", "register"])]
+        together = model.fold_in_many(users, histories, model.config)
+        alone = [model.fold_in(u, h, model.config) for u, h in zip(users, histories)]
+        for (vector, bias), (expected, expected_bias) in zip(together, alone):
+            np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)
+            assert bias == expected_bias
+        for k in (2, 3):
+            np.testing.assert_array_equal(together[k][0], model.user_vector(users[k])[0])
+        assert not np.allclose(together[0][0], model.user_vector(users[0])[0])
+
     def test_explain_names_the_matching_tokens(self, model, world):
         fan = context(world, 1)
         row = world["events"].set_index("id").loc[150].to_dict() | {"id": 150}

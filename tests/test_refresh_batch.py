@@ -79,6 +79,26 @@ def test_a_batch_gives_what_one_by_one_gives(api: Api) -> None:
         assert runs.lock_holder("user", _user_id(email)) is None
 
 
+def test_when_the_batched_fold_in_fails_the_users_are_folded_in_one_by_one(
+        api: Api, monkeypatch) -> None:
+    from beacon.model.hybrid import HybridModel
+    from beacon.refresh import run_once
+
+    batched = HybridModel.fold_in_many
+
+    def alone_only(self, users, histories, config=None):
+        if len(users) > 1:  # a fault in the batched pass only
+            raise RuntimeError("the batched pass broke")
+        return batched(self, users, histories, config)
+
+    monkeypatch.setattr(HybridModel, "fold_in_many", alone_only)
+    _click(api, USERS[:3])
+    done = run_once("test", INTERVAL, limit=100, batch=100)
+    assert sorted(d.email for d in done) == sorted(USERS[:3])
+    assert all(d.folded_in and d.cleared for d in done)
+    assert all(personal is not None for personal, _ in _snapshot(USERS[:3]).values())
+
+
 @contextmanager
 def _statements():
     from data_access.db import get_engine
