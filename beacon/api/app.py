@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from beacon import blas_threads
 from beacon.api import errors, telemetry
 from beacon.api.routers import admin, catalogue, health, interactions, recommendations, stats
 
@@ -33,6 +34,7 @@ async def _lifespan(app: FastAPI):
     from starlette.concurrency import run_in_threadpool
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
+    blas_threads.limit_for_serving()
 
     from beacon import recommend
 

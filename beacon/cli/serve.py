@@ -60,6 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from beacon import blas_threads
     from beacon.api import supervisor
     from beacon.api.app import FREEZE_GC, IN_PROCESS_WORKER
     from beacon.errors import BeaconError
@@ -69,6 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     with_worker = is_embedded_default() if args.refresh_worker is None else args.refresh_worker
     os.environ[IN_PROCESS_WORKER] = "1" if with_worker else "0"
     os.environ.setdefault(FREEZE_GC, "1")
+    os.environ.setdefault(blas_threads.SETTING, "1")  # read by each worker process's start
     _metrics_dir(args.workers)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -87,8 +89,12 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     import logging
 
+    from beacon.blas_threads import SETTING, limit_for_serving
     from beacon.refresh import DEFAULT_INTERVAL_S, THREADS, Worker
     from beacon.cli.common import log
+
+    os.environ.setdefault(SETTING, "1")
+    limit_for_serving()
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker = Worker(DEFAULT_INTERVAL_S if args.interval is None else args.interval,
