@@ -93,8 +93,13 @@ def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(db: st
             server.wait()
 
 
-def test_a_port_in_use_is_refused_in_one_line(db: str) -> None:
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_a_port_in_use_is_refused_in_one_line(db: str, reuse_port: bool) -> None:
+    # reuse_port: the port held the way another `serve --workers N` holds it; a second server
+    # must not join it and take half of the first one's connections
     with socket.socket() as taken:
+        if reuse_port:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]

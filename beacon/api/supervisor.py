@@ -42,13 +42,15 @@ def supports_reuse_port() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port with SO_REUSEPORT (others of this user may bind it too)."""
+def listening_socket(host: str, port: int, reuse_port: bool = True) -> socket.socket:
+    """A socket bound to host:port, with SO_REUSEPORT (others of this user may bind it too)
+    unless told otherwise."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind(address)
@@ -83,7 +85,9 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until a signal; the exit status (0, or STARTUP_FAILURE)."""
-        probe = listening_socket(self.options.host, self.options.port)  # a clear error early
+        # Without SO_REUSEPORT the probe fails on any listener, another `serve` included: a
+        # second server must not quietly share the port (and its connections) with the first.
+        probe = listening_socket(self.options.host, self.options.port, reuse_port=False)
         probe.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self.stop)
