@@ -5,8 +5,10 @@ a process that already runs several requests (the API) or batches (the refresh w
 side, beside other such processes on the same cores, those spinning threads took the cores
 from the work itself: with 8 clients asking for recommendations, the refresh lag's p95 was
 17-20 s with numpy's default 2 threads and 0.4 s with 1 (benchmarks/api_load.py
---freshness-only --load-clients 8, same session). One request's own time does not change:
-its products are small. Training keeps its threads (torch's own pool, not this one)."""
+--freshness-only --load-clients 8, same session). The price: serving alone, two servers side
+by side with alternating rounds (benchmarks/api_ab.py), answered 0.91-0.98x as many requests
+with one thread. Set 0 where no refresh worker shares the API's cores. Training keeps its
+threads (torch's own pool, not this one)."""
 from __future__ import annotations
 
 import logging
