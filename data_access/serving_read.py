@@ -42,9 +42,18 @@ class ServingRead:
     personal: PersonalRow | None  # built on active_model_id
 
 
+def _fixed(value):
+    """A constant written into the statement's text rather than sent as a parameter. psycopg
+    prepares a statement after its fifth run and Postgres may then switch to a generic plan,
+    which cannot see a parameter's value: with the scope and status as parameters that plan
+    scanned every model version per request (3-5 ms instead of 0.3 ms at 17k versions)."""
+    return literal(value, literal_execute=True)
+
+
 def _active_global_id():
     return (select(func.max(ModelVersion.id))
-            .where(ModelVersion.scope == "global", ModelVersion.status == "active")
+            .where(ModelVersion.scope == _fixed("global"),
+                   ModelVersion.status == _fixed("active"))
             .scalar_subquery())
 
 
@@ -52,15 +61,15 @@ def _head(by_email: bool):
     """Statement 1: one row per interest tag of the user named by the parameter "email" (or
     "user_id"); one row without such a user."""
     active_id = _active_global_id()
-    stamp = (select(CatalogStamp.version).where(CatalogStamp.id == STAMP_ID)
+    stamp = (select(CatalogStamp.version).where(CatalogStamp.id == _fixed(STAMP_ID))
              .scalar_subquery())
     personal_id = (select(func.max(ModelVersion.id))
-                   .where(ModelVersion.scope == "user", ModelVersion.user_id == User.id,
-                          ModelVersion.status == "active",
+                   .where(ModelVersion.scope == _fixed("user"), ModelVersion.user_id == User.id,
+                          ModelVersion.status == _fixed("active"),
                           ModelVersion.base_model_id == active_id)
                    .correlate(User).scalar_subquery())
     personal = aliased(ModelVersion, name="personal")
-    anchor = select(literal(1).label("one")).subquery("anchor")
+    anchor = select(_fixed(1).label("one")).subquery("anchor")
     named = User.email == bindparam("email") if by_email else User.id == bindparam("user_id")
     joined = anchor.outerjoin(User, named).outerjoin(
         UserInterest, UserInterest.user_id == User.id).outerjoin(
@@ -82,7 +91,8 @@ def _decisions():
             .join(Event, Event.id == Interaction.event_id)
             .outerjoin(EventTag, EventTag.event_id == Interaction.event_id)
             .where(Interaction.user_id == bindparam("user_id"),
-                   Interaction.type.in_(("register", "unregister", "reject")))
+                   Interaction.type.in_([_fixed(kind) for kind in
+                                         ("register", "unregister", "reject")]))
             .group_by(Interaction.event_id, Interaction.type, Event.organizer, Event.category,
                       EventTag.tag))
 

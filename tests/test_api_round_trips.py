@@ -182,6 +182,37 @@ def test_the_one_statement_history_matches_user_history(api: Api) -> None:
     assert serving_read(email="nobody-here@example.com").user is None
 
 
+def _serving_read_statements(*emails: str) -> list[tuple[str, object]]:
+    """(statement text, parameters) as the driver got them, for serving_read of each email."""
+    from sqlalchemy import event
+
+    from data_access.db import get_engine
+    from data_access.serving_read import serving_read
+
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        sent.append((statement, parameters))
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for email in emails:
+            serving_read(email=email)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_the_serving_read_sends_only_the_user_as_a_parameter(api: Api) -> None:
+    """Every constant of the serving read is written into its text: psycopg prepares a
+    statement after five runs, and Postgres's generic plan for it cannot see a parameter's
+    value (with the model scope and status as parameters it scanned every model version)."""
+    sent = _serving_read_statements(JAZZ, "nobody-here@example.com")
+    assert len(sent) == 3  # the known user's two statements, the unknown one's one
+    assert [len(parameters) for _, parameters in sent] == [1, 1, 1], sent
+
+
 @pytest.mark.postgres
 def test_dropped_connections_are_survived(api: Api, warm_caches, monkeypatch) -> None:
     """The server closes every pooled connection (a restart): the next recommendation is
