@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, func, literal, select
+from sqlalchemy import and_, bindparam, func, literal, select
 from sqlalchemy.orm import aliased
 
 from data_access.catalog import UserHistory, UserRow, _as_naive, _decided
 from data_access.catalog_sync import STAMP_ID
-from data_access.db import run_retrying
+from data_access import pinned
+from data_access.db import get_engine, run_retrying
 from data_access.emails import normalize_email
 from data_access.schema import CatalogStamp, Event, EventTag, Interaction, ModelVersion, User, \
     UserInterest
@@ -118,23 +119,24 @@ def decisions_from_rows(user_id: int, rows) -> UserHistory:
 
 
 #: built once: composing these per request cost more than running them
-_HEAD_BY_EMAIL = _head(by_email=True)
-_HEAD_BY_ID = _head(by_email=False)
-_DECISIONS = _decisions()
+_HEAD_BY_EMAIL = pinned.Statement(_head(by_email=True), "email")
+_HEAD_BY_ID = pinned.Statement(_head(by_email=False), "user_id")
+_DECISIONS = pinned.Statement(_decisions(), "user_id")
 
 
 def serving_read(email: str | None = None, user_id: int | None = None) -> ServingRead:
     """What recommend() needs about the user named by `email` (or by `user_id`, for a user row
     the caller holds), with the stamp and the active model id. An unknown user comes back as
-    user None with an empty history."""
+    user None with an empty history. In the API on Postgres through this thread's pinned
+    connection (data_access.pinned), else on a pooled one."""
     email = normalize_email(email) if email is not None else ""
     if email and "\x00" not in email:  # stored text never holds NUL
         statement, given = _HEAD_BY_EMAIL, {"email": email}
     else:
         statement, given = _HEAD_BY_ID, {"user_id": int(user_id or 0)}  # ids start at 1
 
-    def read(connection: Connection) -> ServingRead:
-        rows = connection.execute(statement, given).all()
+    def read(fetch) -> ServingRead:
+        rows = fetch(statement, given)
         first = rows[0]
         user = None
         personal = None
@@ -148,11 +150,14 @@ def serving_read(email: str | None = None, user_id: int | None = None) -> Servin
                                        bytes(first.personal_blob))
         history = UserHistory(user_id=user_id or 0)
         if user is not None:
-            history = decisions_from_rows(
-                user.id, connection.execute(_DECISIONS, {"user_id": user.id}))
+            history = decisions_from_rows(user.id, fetch(_DECISIONS, {"user_id": user.id}))
         return ServingRead(stamp=int(first.stamp or 0),
                            active_model_id=None if first.active_id is None
                            else int(first.active_id),
                            user=user, history=history, personal=personal)
 
-    return run_retrying(read)
+    answer = pinned.attempt(get_engine(), read)
+    if answer is not pinned.UNAVAILABLE:
+        return answer
+    return run_retrying(lambda connection: read(
+        lambda chosen, values: connection.execute(chosen.statement, values).all()))

@@ -44,7 +44,9 @@ class Counted:
 
 @contextmanager
 def counting():
-    """Every statement and pool checkout of this process's engine inside the block."""
+    """Every statement and pool checkout of this process's engine inside the block, and the
+    statements run on the API's pinned connections (data_access.pinned)."""
+    from data_access import pinned
     from data_access.db import get_engine
 
     engine = get_engine()
@@ -58,11 +60,13 @@ def counting():
 
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "checkout", on_checkout)
+    pinned.observers.append(seen.statements.append)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "checkout", on_checkout)
+        pinned.observers.remove(seen.statements.append)
 
 
 @pytest.fixture
@@ -183,11 +187,15 @@ def test_the_one_statement_history_matches_user_history(api: Api) -> None:
 
 
 def _serving_read_statements(*emails: str) -> list[tuple[str, object]]:
-    """(statement text, parameters) as the driver got them, for serving_read of each email."""
+    """(statement text, parameters) as the driver got them, for serving_read of each email
+    on the pooled path (the pinned one sends the same text, data_access.pinned)."""
     from sqlalchemy import event
 
+    from data_access import pinned
     from data_access.db import get_engine
     from data_access.serving_read import serving_read
+
+    pinned.disable()
 
     sent: list[tuple[str, object]] = []
 

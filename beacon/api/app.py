@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from beacon import blas_threads
+from data_access import pinned
 from beacon.api import errors, telemetry
 from beacon.api.routers import admin, catalogue, health, interactions, recommendations, stats
 
@@ -19,6 +20,9 @@ IN_PROCESS_WORKER = "BEACON_API_WORKER"
 #: "1": freeze the garbage collector's long-lived objects after loads (`serve` sets it unless
 #: it is set already; "0" turns it off)
 FREEZE_GC = "BEACON_API_FREEZE_GC"
+#: "0": the serving statements take pooled connections like every other statement, instead of
+#: one pinned Postgres connection per endpoint thread (data_access.pinned)
+PINNED = "BEACON_API_PINNED"
 
 
 #: threads that run the (synchronous) endpoints of one process. The work is CPU-bound under
@@ -35,6 +39,8 @@ async def _lifespan(app: FastAPI):
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
     blas_threads.limit_for_serving()
+    if os.environ.get(PINNED, "1") != "0":
+        pinned.enable()
 
     from beacon import recommend
 
@@ -61,6 +67,7 @@ async def _lifespan(app: FastAPI):
     finally:
         if worker is not None:
             worker.stop()
+        pinned.disable()
 
 
 def create_app() -> FastAPI:
