@@ -6,8 +6,14 @@ slow minute hits both. Reports each one's median throughput and p99 and B/A per 
     python benchmarks/api_ab.py "BEACON_BLAS_THREADS=0" "BEACON_BLAS_THREADS=1" --rounds 6
 
 Each side is a space-separated list of environment settings for its `serve` (empty: the
-defaults). On the load benchmark's dataset (benchmarks/api_load.py --build), with its client
-and request."""
+defaults). `--a-root` / `--b-root` run that side's `serve` from another checkout (a git
+worktree of an older commit, say), so two versions of the code compete the same way:
+
+    git worktree add /tmp/before HEAD~1
+    python benchmarks/api_ab.py "" "" --a-root /tmp/before
+
+On the load benchmark's dataset (benchmarks/api_load.py --build), with its client and
+request."""
 from __future__ import annotations
 
 import argparse
@@ -25,7 +31,8 @@ from benchmarks import _common as C  # noqa: E402
 from benchmarks import api_load  # noqa: E402
 
 
-def _serve(settings: str, url: str, workers: int) -> tuple[subprocess.Popen, str]:
+def _serve(settings: str, url: str, workers: int,
+           root: Path = C.ROOT) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ)
     env.update(dict(pair.split("=", 1) for pair in settings.split()))
     port = api_load.free_port()
@@ -33,9 +40,18 @@ def _serve(settings: str, url: str, workers: int) -> tuple[subprocess.Popen, str
     process = subprocess.Popen(
         [sys.executable, "-m", "beacon", "serve", "--port", str(port), "--workers", str(workers),
          "--no-access-log", "--no-refresh-worker", "--log-level", "warning"],
-        cwd=C.ROOT, env={**env, "DATABASE_URL": url, "PYTHONPATH": str(C.ROOT)},
+        cwd=root, env={**env, "DATABASE_URL": url, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     return process, f"http://127.0.0.1:{port}"
+
+
+def _commit(root: Path) -> str | None:
+    found = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (found.stdout.strip() + ("+changes" if dirty else "")) if found.returncode == 0 \
+        else None
 
 
 def main() -> None:
@@ -47,6 +63,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--a-root", type=Path, default=C.ROOT, help="checkout side A runs")
+    parser.add_argument("--b-root", type=Path, default=C.ROOT, help="checkout side B runs")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -58,8 +76,8 @@ def main() -> None:
     (C.DATA / "logs").mkdir(parents=True, exist_ok=True)
     emails = api_load.sample_users(2000)
     key = create_key(f"ab-{int(time.time())}", "recommend", actor=cli_actor()).secret
-    sides = {"A": (args.a, *_serve(args.a, url, args.workers)),
-             "B": (args.b, *_serve(args.b, url, args.workers))}
+    sides = {"A": (args.a, *_serve(args.a, url, args.workers, args.a_root.resolve())),
+             "B": (args.b, *_serve(args.b, url, args.workers, args.b_root.resolve()))}
     results: dict[str, list[dict]] = {"A": [], "B": []}
     try:
         for _, process, base in sides.values():
@@ -72,7 +90,9 @@ def main() -> None:
     finally:
         for _, process, _ in sides.values():
             api_load.stop(process)
-    summary = {name: {"settings": sides[name][0],
+    roots = {"A": str(args.a_root.resolve()), "B": str(args.b_root.resolve())}
+    summary = {name: {"settings": sides[name][0], "root": roots[name],
+                      "commit": _commit(Path(roots[name])),
                       "throughput_rps_median": statistics.median(
                           r["throughput_rps"] for r in runs),
                       "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),

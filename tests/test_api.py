@@ -158,6 +158,11 @@ def test_an_unknown_user_gets_the_cold_start_path_unless_known_only(api: Api) ->
     ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"start": "18:00"}, "start"),
     ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"strategy": "magic"}, "strategy"),
     ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"explain": "perhaps"}, "explain"),
+    ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"known_only": "2"}, "known_only"),
+    ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"reject": "a\x00b"}, "reject"),
+    ("GET", f"/v1/users/{JAZZ}/recommendations", None, {"lat": "", "lon": "1"}, "lat"),
+    ("GET", "/v1/events/jazz-1/similar", None, {"n": 101}, "n"),
+    ("GET", "/v1/events/jazz-1/similar", None, {"category": "x" * 4001}, "category"),
     ("POST", "/v1/recommend", {"email": JAZZ, "n": False}, None, "n"),
     ("POST", "/v1/recommend", {"email": JAZZ, "n": "3"}, None, "n"),
     ("POST", "/v1/recommend", {"email": JAZZ, "lat": True, "lon": 1.0}, None, "lat"),
@@ -195,6 +200,26 @@ def test_bad_parameters_are_422_naming_the_field(api: Api, method, path, body, p
     error = response.json()["error"]
     assert error["status"] == 422 and error["field"] == field, error
     assert error["message"]
+
+
+def test_the_recommendation_queries_are_documented_and_read_like_parameters(api: Api) -> None:
+    """The GETs' queries are validated as one model (beacon.api.query): still one documented
+    parameter per field with its limits; a repeated name counts with its last value; a name
+    the endpoint does not know is ignored."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    user = {p["name"]: p for p in paths["/v1/users/{email}/recommendations"]["get"]["parameters"]}
+    assert set(user) == {"email", "n", "offset", "lat", "lon", "max_km", "dates", "start", "end",
+                         "reject", "category", "strategy", "explain", "known_only"}
+    assert user["email"]["in"] == "path"
+    assert user["n"]["schema"]["maximum"] == 100 and user["n"]["schema"]["minimum"] == 1
+    assert user["start"]["description"] == "daily window start, HH:MM"
+    assert user["strategy"]["schema"]["enum"] == ["beacon", "popularity", "content"]
+    similar = paths["/v1/events/{event_id}/similar"]["get"]["parameters"]
+    assert {p["name"] for p in similar} == set(user) - {"email", "known_only"} | {"event_id"}
+
+    path = f"/v1/users/{JAZZ}/recommendations"
+    last = api.client.get(f"{path}?n=1&n=2&surprise=1", headers=api.headers("all"))
+    assert last.status_code == 200 and len(last.json()["items"]) == 2
 
 
 def test_ingest_is_idempotent_and_impressions_are_attributed(api: Api) -> None:

@@ -38,6 +38,36 @@ Clock = Annotated[StrictStr, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", example
 Tag = Text(80, min_length=1)
 
 
+class FilterQuery(BaseModel):
+    """The query of GET /v1/events/{id}/similar (validated by beacon.api.query: query
+    strings are text, so numbers and booleans are read from it, not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    n: int = Field(10, ge=1, le=MAX_RESULTS)
+    offset: int = Field(0, ge=0, le=1000)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    max_km: float | None = Field(None, ge=0, le=20_100)
+    dates: str | None = Field(None, max_length=4000, pattern=NO_NUL,
+                              description="local dates, e.g. 2026-12-01,2026-12-02")
+    start: Clock | None = Field(None, description="daily window start, HH:MM")
+    end: Clock | None = Field(None, description="daily window end, HH:MM")
+    reject: str | None = Field(None, max_length=20_000, pattern=NO_NUL,
+                               description="event ids, comma separated")
+    category: str | None = Field(None, max_length=4000, pattern=NO_NUL,
+                                 description="categories, comma separated")
+    strategy: Strategy = "beacon"
+    explain: bool = True
+
+
+class UserQuery(FilterQuery):
+    """The query of GET /v1/users/{email}/recommendations."""
+
+    known_only: bool = Field(False, description="404 for a user the database does not hold, "
+                                                "instead of the cold-start ranking")
+
+
 #: marks an older client's field name in the OpenAPI document
 OLD = {"deprecated": True}
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from beacon import serving
-from beacon.api import telemetry
+from beacon.api import query, telemetry
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
-from beacon.api.schemas import MAX_RESULTS, NO_NUL, Clock, EmailPath, EventIdPath, \
-    RecommendBody, RecommendationItem, RecommendationsResponse, Strategy
+from beacon.api.schemas import EmailPath, EventIdPath, FilterQuery, RecommendBody, \
+    RecommendationItem, RecommendationsResponse, UserQuery
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from beacon.errors import BeaconError
@@ -39,8 +39,10 @@ def filter_params(**given) -> FilterParams:
 
 
 def _items(served: serving.Served, explain: bool) -> list[RecommendationItem]:
+    """Built without validation (model_construct): every value is typed here, and validating
+    the answer's own items cost a few percent of its CPU."""
     return [
-        RecommendationItem(
+        RecommendationItem.model_construct(
             rank=item.rank, event_id=item.event_id, title=item.title,
             score=round(float(item.score), 6), reason=item.reason if explain else None,
             distance_km=None if item.distance_km is None else round(item.distance_km, 3),
@@ -53,11 +55,11 @@ def _items(served: serving.Served, explain: bool) -> list[RecommendationItem]:
 
 
 def respond(served: serving.Served, explain: bool) -> Response:
-    """The answer, validated as it is built and serialized here, in the endpoint's thread
-    (returned as a model, FastAPI would validate it again in a second trip through the
-    threads); `response_model` on the routes still documents it."""
+    """The answer, built and serialized here, in the endpoint's thread (returned as a model,
+    FastAPI would validate it in a second trip through the threads); `response_model` on the
+    routes still documents it."""
     telemetry.served(served.model_version)
-    answer = RecommendationsResponse(
+    answer = RecommendationsResponse.model_construct(
         request_id=served.request_id, email=served.email, known_user=served.known_user,
         model_version=served.model_version, strategy=served.strategy, source=served.source,
         items=_items(served, explain))
@@ -80,47 +82,41 @@ class _Query:
     strategy: str
     explain: bool
     params: FilterParams
+    known_only: bool = False
 
 
-async def _query(
-    n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
-    offset: Annotated[int, Query(ge=0, le=1000)] = 0,
-    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-    max_km: Annotated[float | None, Query(ge=0, le=20_100)] = None,
-    dates: Annotated[str | None, Query(
-        max_length=4000, pattern=NO_NUL,
-        description="local dates, e.g. 2026-12-01,2026-12-02")] = None,
-    start: Annotated[Clock | None, Query(description="daily window start, HH:MM")] = None,
-    end: Annotated[Clock | None, Query(description="daily window end, HH:MM")] = None,
-    reject: Annotated[str | None, Query(
-        max_length=20_000, pattern=NO_NUL, description="event ids, comma separated")] = None,
-    category: Annotated[str | None, Query(
-        max_length=4000, pattern=NO_NUL, description="categories, comma separated")] = None,
-    strategy: Strategy = "beacon",
-    explain: bool = True,
-) -> _Query:
-    """The filter query parameters of the GET endpoints. async: parsing them is a few
-    microseconds of arithmetic, cheaper on the event loop than a trip through the endpoint
-    threads."""
-    params = filter_params(lat=lat, lon=lon, max_km=max_km, dates=dates, start=start, end=end,
-                           reject=reject, category=category)
-    return _Query(n=n, offset=offset, strategy=strategy, explain=explain, params=params)
+def _filters(given: FilterQuery) -> FilterParams:
+    return filter_params(lat=given.lat, lon=given.lon, max_km=given.max_km, dates=given.dates,
+                         start=given.start, end=given.end, reject=given.reject,
+                         category=given.category)
+
+
+async def _user_query(request: Request) -> _Query:
+    """async: parsing the query is a few microseconds of arithmetic, cheaper on the event loop
+    than a trip through the endpoint threads."""
+    given = query.parse(UserQuery, request)
+    return _Query(n=given.n, offset=given.offset, strategy=given.strategy,
+                  explain=given.explain, params=_filters(given), known_only=given.known_only)
+
+
+async def _similar_query(request: Request) -> _Query:
+    given = query.parse(FilterQuery, request)
+    return _Query(n=given.n, offset=given.offset, strategy=given.strategy,
+                  explain=given.explain, params=_filters(given))
 
 
 @router.get("/users/{email}/recommendations", response_model=RecommendationsResponse,
-            responses=NOT_FOUND)
+            responses=NOT_FOUND, openapi_extra=query.documented(UserQuery))
 def user_recommendations(
     key: Reader,
     email: EmailPath,
-    q: Annotated[_Query, Depends(_query)],
-    known_only: bool = False,
+    q: Annotated[_Query, Depends(_user_query)],
 ) -> Response:
     """The user's top `n` upcoming events after `offset`, filtered, with reasons. A user the
     database does not hold gets the cold-start ranking for the point given (404 with
     known_only=true)."""
     served = _run(serving.serve, email, q.params, n=q.n, offset=q.offset, strategy=q.strategy,
-                  known_only=known_only, explain=q.explain)
+                  known_only=q.known_only, explain=q.explain)
     return respond(served, q.explain)
 
 
@@ -139,11 +135,11 @@ def recommend_body(key: Reader, body: RecommendBody) -> Response:
 
 
 @router.get("/events/{event_id}/similar", response_model=RecommendationsResponse,
-            responses=NOT_FOUND)
+            responses=NOT_FOUND, openapi_extra=query.documented(FilterQuery))
 def similar_events(
     key: Reader,
     event_id: EventIdPath,
-    q: Annotated[_Query, Depends(_query)],
+    q: Annotated[_Query, Depends(_similar_query)],
 ) -> Response:
     """Upcoming events like this one (its category, tags and place), filters allowed."""
     served = _run(serving.similar, event_id, q.params, n=q.n, offset=q.offset,
