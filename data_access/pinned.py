@@ -16,6 +16,7 @@ through the columns' own type processors."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -80,16 +81,29 @@ class Statement:
         return found
 
 
+class _Closer:
+    """Closes its connection when collected: a thread's locals are dropped when the thread
+    ends (anyio retires an endpoint thread idle for 10 s), and its connection must not stay
+    open behind it."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        _close(self.connection)
+
+
 class _Held(threading.local):
     engine: Engine | None = None
     connection: Any = None
+    closer: _Closer | None = None
 
 
 _held = _Held()
 #: called with each statement's text before it runs (what SQLAlchemy's before_cursor_execute
 #: event is to its own path: for counting statements)
 observers: list[Callable[[str], None]] = []
-_open: set = set()
+_open: weakref.WeakSet = weakref.WeakSet()  # every open pinned connection, for disable()
 _lock = threading.Lock()
 _enabled = False
 
@@ -120,6 +134,7 @@ def _close(connection) -> None:
 
 def _drop() -> None:
     connection, _held.connection, _held.engine = _held.connection, None, None
+    _held.closer = None
     if connection is not None:
         with _lock:
             _open.discard(connection)
@@ -136,6 +151,7 @@ def _connection(engine: Engine):
         with _lock:
             _open.add(connection)
         _held.engine, _held.connection = engine, connection
+        _held.closer = _Closer(connection)
     return _held.connection
 
 

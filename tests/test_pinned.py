@@ -118,3 +118,22 @@ def test_stopping_the_api_closes_its_pinned_connections(api: Api) -> None:
     api.client.__exit__(None, None, None)  # the lifespan ends
     assert all(connection.closed for connection in opened) and not pinned._open
     api.client.__enter__()
+
+
+@pytest.mark.postgres
+def test_a_thread_that_ends_closes_its_pinned_connection(api: Api) -> None:
+    """anyio retires an endpoint thread idle for 10 s: its connection must not stay open."""
+    import gc
+    import threading
+
+    from data_access import pinned
+    from data_access.db import get_engine
+
+    held: list = []
+    worker = threading.Thread(target=lambda: held.append(pinned.attempt(
+        get_engine(), lambda fetch: pinned._held.connection)))
+    worker.start()
+    worker.join()
+    gc.collect()
+    (connection,) = held
+    assert connection is not pinned.UNAVAILABLE and connection.closed
