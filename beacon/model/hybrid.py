@@ -235,27 +235,32 @@ class HybridModel(PlaceTerm, FoldIn):
         if known:
             id_rows[known] = self.event_map.rows([int(ids[i]) for i in known])
         token_lists = tokens if tokens is not None else [event_tokens(r) for r in event_rows]
-        return [self._terms(row, toks, int(id_row), vec, place, top) for row, toks, id_row, place
-                in zip(event_rows, token_lists, id_rows, places)]
-
-    def _terms(self, event_row: Mapping[str, Any], tokens: Sequence[str], id_row: int,
-               vec: np.ndarray, place: float | None, top: int) -> list[tuple[str, float]]:
-        terms: list[tuple[str, float]] = []
-        tok_vec, tok_bias = self.weights["event_tok"], self.weights["event_tok_bias"]
         index = self.event_vocab.index
-        found = [(token, index[token]) for token in tokens if token in index]
-        if found:
-            rows = np.fromiter((i for _, i in found), dtype=np.int64, count=len(found))
-            values = tok_vec[rows] @ vec + tok_bias[rows]
-            terms.extend((token, float(v)) for (token, _), v in zip(found, values))
-        if id_row >= 0:
-            label = event_row.get("event_id", event_row.get("id"))
-            terms.append((f"event:{label}", float(self.weights["event_id"][id_row] @ vec
-                                                   + self.weights["event_id_bias"][id_row])))
-        if place is not None:
-            terms.append((PLACE_TOKEN, place))
-        terms.sort(key=lambda item: -item[1])
-        return terms[:top]
+        found = [[(token, index[token]) for token in toks if token in index]
+                 for toks in token_lists]
+        token_values = iter(self._dots("event_tok", [i for f in found for _, i in f], vec))
+        id_values = iter(self._dots("event_id", id_rows[id_rows >= 0], vec))
+        pages = []
+        for row, row_found, id_row, place in zip(event_rows, found, id_rows, places):
+            terms = [(token, next(token_values)) for token, _ in row_found]
+            if id_row >= 0:
+                label = row.get("event_id", row.get("id"))
+                terms.append((f"event:{label}", next(id_values)))
+            if place is not None:
+                terms.append((PLACE_TOKEN, place))
+            terms.sort(key=lambda item: -item[1])
+            pages.append(terms[:top])
+        return pages
+
+    def _dots(self, table: str, rows, vec: np.ndarray) -> list[float]:
+        """weights[table][rows] . vec + the table's bias, as Python floats: a product and a
+        sum per row, so each row's value does not depend on the other rows asked with it (a
+        matrix product may round a row differently with another row count)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return []
+        weights, bias = self.weights[table], self.weights[table + "_bias"]
+        return ((weights[rows] * vec).sum(axis=1) + bias[rows]).tolist()
 
 
     def to_bytes(self) -> bytes:

@@ -2,6 +2,7 @@
 features same city, log1p(km), exp(-km / 10) between a user's home and each event."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -126,9 +127,11 @@ class PlaceTerm:
         uxyz = unit_xyz(_radians(user.latitude), _radians(user.longitude))
         exyz = unit_xyz([_radians(lat) for lat, _, _ in places],
                         [_radians(lon) for _, lon, _ in places])
-        unknown = np.isnan(place_features(uxyz, ucity, exyz, ecity)).all(axis=-1)
+        # every feature unknown (place_features all NaN): no city pair and no distance
+        unknown = (((ucity == -1) | (ecity < 0))
+                   & (np.isnan(exyz).any(axis=-1) | bool(np.isnan(uxyz).any())))
         terms = place_term(uxyz, ucity, exyz, ecity, self.place_center, self.place_weights)
-        return [None if unknown[k] else float(terms[k]) for k in range(len(places))]
+        return [None if gone else term for gone, term in zip(unknown.tolist(), terms.tolist())]
 
 
 def _radians(value: Any) -> float:
@@ -136,7 +139,7 @@ def _radians(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         return float("nan")
-    return float(np.radians(number)) if np.isfinite(number) else float("nan")
+    return math.radians(number) if math.isfinite(number) else float("nan")
 
 
 def _city_name(value: Any) -> str:
