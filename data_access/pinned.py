@@ -162,6 +162,7 @@ def attempt(engine: Engine, work: Callable[[Fetch], T]) -> T:
     if not _enabled or engine.dialect.name != "postgresql":
         return UNAVAILABLE
     import psycopg
+    from sqlalchemy.exc import DBAPIError
 
     try:
         connection = _connection(engine)
@@ -182,6 +183,6 @@ def attempt(engine: Engine, work: Callable[[Fetch], T]) -> T:
             return [row_type._make(row) for row in rows]
 
         return work(fetch)
-    except psycopg.Error:
+    except (psycopg.Error, DBAPIError):  # DBAPIError: from opening the connection
         _drop()
         return UNAVAILABLE
