@@ -153,14 +153,20 @@ def checked_recently(presented: str | None) -> KeyInfo | None:
     means "ask authenticate()", not "refused"."""
     if not _well_formed(presented):
         return None
-    hit = _checked.get((database_url(), _digest(presented)))
     clock = time.monotonic()
-    if hit is None or clock - hit[0] >= KEY_CACHE_S:
+    info = _fresh((database_url(), _digest(presented)), clock)
+    if info is None:
         return None
-    last = _touched.get(hit[1].id)
+    last = _touched.get(info.id)
     if last is None or clock - last >= TOUCH_EVERY_S:
         return None
-    return hit[1]
+    return info
+
+
+def _fresh(cache_key: tuple[str, str], clock: float) -> KeyInfo | None:
+    """The cached info of a key this process checked less than KEY_CACHE_S ago."""
+    hit = _checked.get(cache_key)
+    return hit[1] if hit is not None and clock - hit[0] < KEY_CACHE_S else None
 
 
 def authenticate(presented: str | None) -> KeyInfo | None:
@@ -171,10 +177,10 @@ def authenticate(presented: str | None) -> KeyInfo | None:
     digest = _digest(presented)
     cache_key = (database_url(), digest)
     clock = time.monotonic()
-    hit = _checked.get(cache_key)
-    if hit is not None and clock - hit[0] < KEY_CACHE_S:
-        _touch(hit[1].id)
-        return hit[1]
+    cached = _fresh(cache_key, clock)
+    if cached is not None:
+        _touch(cached.id)
+        return cached
     row = store.key_by_prefix(prefix)
     if row is None or not hmac.compare_digest(row.key_hash, digest) or \
             row.revoked_at is not None:
