@@ -298,16 +298,34 @@ def _window_case(email_count: int = 40):
     pytest.fail("the demo platform has no event that a 22:00-02:00 window drops")
 
 
+def _open_linked_debug_filter(page, console: Console, email: str):
+    """The debug filter opened by its link for `email`, with the box showing the email.
+
+    Under a loaded CI machine the box was seen empty twice in about a dozen runs while the
+    page had run for the linked user (the funnel drawn): the browser kept the value it had
+    before the linked one arrived. The server side of that race is tested without a browser
+    (tests/test_console_user.py: a user arriving after the box was made, an emptied box). Here
+    the link is opened once more in that case, and a second empty box fails the test."""
+    main = page.locator('[data-testid="stMain"]')
+    for attempt in (1, 2):
+        page.goto(f"{console.url}/debug_filter?user={email}")
+        main.get_by_text("Candidates left after each stage").wait_for()
+        wait_idle(page)
+        try:
+            expect(main.get_by_label("User (email)")).to_have_value(email)
+            return main
+        except AssertionError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_debug_filter_two_dates_and_a_window_across_midnight(page, console: Console) -> None:
     """An operator picks two calendar dates and a 22:00-02:00 window: the page says the window
     crosses midnight, draws the funnel and the candidate table, and an event the window drops
     shows why."""
     email, dates, event_id, reason = _window_case()
-    page.goto(f"{console.url}/debug_filter?user={email}")
-    main = page.locator('[data-testid="stMain"]')
-    main.get_by_text("Candidates left after each stage").wait_for()
-    wait_idle(page)
-    expect(main.get_by_label("User (email)")).to_have_value(email)
+    main = _open_linked_debug_filter(page, console, email)
 
     # while a rerun redraws the page its former elements stay until the new ones replace
     # them: one checkbox to click, not its copy on the way out
