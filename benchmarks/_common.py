@@ -92,16 +92,22 @@ def machine() -> dict[str, Any]:
                         for p in threadpool_info()]
     except Exception:  # noqa: BLE001
         pass
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-        info["git_commit"] = commit
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--short", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
-        info["git_uncommitted"] = [line[3:] for line in dirty if line.strip()]
-    except Exception:  # noqa: BLE001
-        pass
+    info.update(git_state())
     return info
+
+
+def git_state(root: Path = ROOT) -> dict[str, Any]:
+    """The checkout's commit and its uncommitted tracked files (empty when git cannot tell)."""
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--short",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+    except Exception:  # noqa: BLE001
+        return {}
+    return {"git_commit": commit,
+            "git_uncommitted": [line[3:] for line in dirty if line.strip()]}
 
 
 def postgres_version(url: str) -> str | None:

@@ -45,15 +45,6 @@ def _serve(settings: str, url: str, workers: int,
     return process, f"http://127.0.0.1:{port}"
 
 
-def _commit(root: Path) -> str | None:
-    found = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                           capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
-    return (found.stdout.strip() + ("+changes" if dirty else "")) if found.returncode == 0 \
-        else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", help="settings of side A, e.g. 'BEACON_API_THREADS=4'")
@@ -92,7 +83,7 @@ def main() -> None:
             api_load.stop(process)
     roots = {"A": str(args.a_root.resolve()), "B": str(args.b_root.resolve())}
     summary = {name: {"settings": sides[name][0], "root": roots[name],
-                      "commit": _commit(Path(roots[name])),
+                      **C.git_state(Path(roots[name])),
                       "throughput_rps_median": statistics.median(
                           r["throughput_rps"] for r in runs),
                       "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),

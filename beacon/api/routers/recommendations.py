@@ -85,24 +85,23 @@ class _Query:
     known_only: bool = False
 
 
-def _filters(given: FilterQuery) -> FilterParams:
-    return filter_params(lat=given.lat, lon=given.lon, max_km=given.max_km, dates=given.dates,
-                         start=given.start, end=given.end, reject=given.reject,
-                         category=given.category)
+def _as_query(given: FilterQuery, known_only: bool = False) -> _Query:
+    params = filter_params(lat=given.lat, lon=given.lon, max_km=given.max_km,
+                           dates=given.dates, start=given.start, end=given.end,
+                           reject=given.reject, category=given.category)
+    return _Query(n=given.n, offset=given.offset, strategy=given.strategy,
+                  explain=given.explain, params=params, known_only=known_only)
 
 
 async def _user_query(request: Request) -> _Query:
     """async: parsing the query is a few microseconds of arithmetic, cheaper on the event loop
     than a trip through the endpoint threads."""
     given = query.parse(UserQuery, request)
-    return _Query(n=given.n, offset=given.offset, strategy=given.strategy,
-                  explain=given.explain, params=_filters(given), known_only=given.known_only)
+    return _as_query(given, known_only=given.known_only)
 
 
 async def _similar_query(request: Request) -> _Query:
-    given = query.parse(FilterQuery, request)
-    return _Query(n=given.n, offset=given.offset, strategy=given.strategy,
-                  explain=given.explain, params=_filters(given))
+    return _as_query(query.parse(FilterQuery, request))
 
 
 @router.get("/users/{email}/recommendations", response_model=RecommendationsResponse,
