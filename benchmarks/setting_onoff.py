@@ -1,9 +1,10 @@
-"""Beacon with one boolean model setting off and on, on quality.py's demo splits, per seed.
+"""Beacon with one model setting off and on, on quality.py's demo splits, per seed.
 
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py                       # trend_blend
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --sizes default,5k --seeds 42,1,2
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_blend
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_popularity
+    benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting cold_token_shrink --values 0,5
 
 The same data, splits and scoring as benchmarks/quality.py (its validation split and its test
 split), Beacon's defaults otherwise: whether a component the fit may switch on changes the
@@ -12,6 +13,7 @@ demo figures, and what each fit chose (the setting's block of `model.validation`
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,11 @@ from benchmarks import _common as C  # noqa: E402
 from benchmarks import quality as Q  # noqa: E402
 
 CHOICE_KEYS = {"trend_blend": "trend", "content_blend": "content",
-               "content_popularity": "content"}
+               "content_popularity": "content", "cold_token_shrink": "content"}
 
 
-def run(size: str, seeds: list[int], setting: str) -> dict[str, Any]:
+def run(size: str, seeds: list[int], setting: str,
+        values: tuple[Any, Any] = (False, True)) -> dict[str, Any]:
     from beacon.evaluate import default_cutoff
     from beacon.model import HybridModel
 
@@ -47,7 +50,7 @@ def run(size: str, seeds: list[int], setting: str) -> dict[str, Any]:
             for name, split in (("validation", val), ("test", test)):
                 popularity = Q.popularity_scores(split.train, split)
                 row: dict[str, Any] = {}
-                for label, value in (("off", False), ("on", True)):
+                for label, value in zip(("off", "on"), values):
                     scores = Q.fit_beacon(split.train, split, {setting: value, "seed": seed},
                                           popularity)
                     metrics = Q.evaluate(split, scores)
@@ -66,14 +69,19 @@ def run(size: str, seeds: list[int], setting: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", default="trend_blend", help="a boolean model setting")
+    parser.add_argument("--setting", default="trend_blend", help="a model setting")
+    parser.add_argument("--values", default="false,true",
+                        help="its off and on values, JSON, comma-separated (default false,true)")
     parser.add_argument("--sizes", default="default", help=f"of {', '.join(Q.SIZES)}")
     parser.add_argument("--seeds", default="42,1,2", help="model seeds")
     parser.add_argument("--out")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    result = {"setting": args.setting, "seeds": seeds,
-              "sizes": {size: run(size, seeds, args.setting)
+    values = tuple(json.loads(v) for v in args.values.split(","))
+    if len(values) != 2:
+        parser.error("--values takes two values: off,on")
+    result = {"setting": args.setting, "values": list(values), "seeds": seeds,
+              "sizes": {size: run(size, seeds, args.setting, values)
                         for size in args.sizes.split(",") if size}}
     C.write_result("setting_onoff", result, args.out)
 
