@@ -91,3 +91,13 @@ def test_damaged_counts_in_a_blob_are_refused(fitted) -> None:
 def test_a_bad_shrink_is_refused_by_name(value) -> None:
     with pytest.raises(BeaconError, match="cold_token_shrink"):
         ModelConfig(cold_token_shrink=value)
+
+
+def test_changing_the_shrink_on_a_loaded_model_changes_its_new_events(fitted) -> None:
+    model, world = fitted
+    new = world["events"][world["events"]["id"] == 150]
+    copy = _with_shrink(model, 5.0)
+    at_five = copy.event_matrix(new).vectors.copy()
+    copy.config = copy.config.with_overrides(cold_token_shrink=50.0)
+    at_fifty = copy.event_matrix(new).vectors
+    assert np.linalg.norm(at_fifty) < np.linalg.norm(at_five)

@@ -60,7 +60,9 @@ class HybridModel(PlaceTerm, FoldIn):
         #: the trend component (None: not chosen on the time split, or an older blob)
         self.trend: TrendPart | None = None
         self._event_tok_padded: np.ndarray | None = None
-        self._cold_event_tok_padded: tuple[np.ndarray, np.ndarray] | None = None
+        #: (the factors they were made with, padded token table, biases) for new events
+        self._cold_event_tok_padded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._cold_factors: tuple[float, np.ndarray] | None = None  # (k, n / (n + k))
         self._contrast_place: Places | None = None
 
 
@@ -143,19 +145,20 @@ class HybridModel(PlaceTerm, FoldIn):
         k = float(self.config.cold_token_shrink)
         if support is None or k <= 0:
             return None
-        return (support / (support + np.float32(k))).astype(np.float32)
+        if self._cold_factors is None or self._cold_factors[0] != k:
+            self._cold_factors = (k, (support / (support + np.float32(k))).astype(np.float32))
+        return self._cold_factors[1]
 
     def _padded_cold_event_tok(self) -> tuple[np.ndarray, np.ndarray]:
         """The padded token table and biases for events without training history."""
-        if self._cold_event_tok_padded is None:
-            vec, bias = self._padded_event_tok()
-            factors = self.cold_token_factors()
-            if factors is None:
-                self._cold_event_tok_padded = (vec, bias)
-            else:
-                factors = np.append(factors, np.float32(0))
-                self._cold_event_tok_padded = (vec * factors[:, None], bias * factors)
-        return self._cold_event_tok_padded
+        vec, bias = self._padded_event_tok()
+        factors = self.cold_token_factors()
+        if factors is None:
+            return vec, bias
+        if self._cold_event_tok_padded is None or self._cold_event_tok_padded[0] is not factors:
+            padded = np.append(factors, np.float32(0))
+            self._cold_event_tok_padded = (factors, vec * padded[:, None], bias * padded)
+        return self._cold_event_tok_padded[1], self._cold_event_tok_padded[2]
 
     def event_matrix(self, events: pd.DataFrame) -> EventMatrix:
         """Vectors for a frame of events (id, category, tags, organizer, city, latitude,
@@ -172,8 +175,12 @@ class HybridModel(PlaceTerm, FoldIn):
         tok = event_token_rows(events, self.event_vocab, pad=pad)
         rows = self.event_map.rows(ids)
         known = rows >= 0
-        vectors, bias = _bag_sum(tok, *self._padded_event_tok())
-        if not known.all() and self.cold_token_factors() is not None:
+        if known.all() or self.cold_token_factors() is None:
+            vectors, bias = _bag_sum(tok, *self._padded_event_tok())
+        else:  # each token sum once: with history at full weight, without it shrunk
+            vectors = np.empty((n, d), dtype=np.float32)
+            bias = np.empty(n, dtype=np.float32)
+            vectors[known], bias[known] = _bag_sum(tok[known], *self._padded_event_tok())
             vectors[~known], bias[~known] = _bag_sum(tok[~known], *self._padded_cold_event_tok())
         if known.any():
             vectors[known] += self.weights["event_id"][rows[known]]
