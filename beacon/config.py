@@ -101,10 +101,6 @@ class ModelConfig:
     # The trend component (beacon/model/trend.py): what was registered for lately, blended in
     # with a half-life and weights chosen on a time split; stored only where it wins.
     trend_blend: bool = True
-    # k: an event with no training history is scored from its feature tokens, each weighed
-    # n / (n + k), n the number of trained events that carry it (0: every token at full weight).
-    # A token few events carried was learned from few registrations: mostly noise.
-    cold_token_shrink: float = 5.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -211,8 +207,6 @@ def _validate(c: ModelConfig) -> None:
     _check(isinstance(c.trend_blend, bool), "trend_blend", c.trend_blend, "true or false")
     _check(isinstance(c.content_popularity, bool), "content_popularity", c.content_popularity,
            "true or false")
-    _check(_is_num(c.cold_token_shrink) and 0 <= c.cold_token_shrink <= 1e6, "cold_token_shrink",
-           c.cold_token_shrink, "a number in [0, 1e6]")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,

@@ -60,9 +60,6 @@ class HybridModel(PlaceTerm, FoldIn):
         #: the trend component (None: not chosen on the time split, or an older blob)
         self.trend: TrendPart | None = None
         self._event_tok_padded: np.ndarray | None = None
-        #: (the factors they were made with, padded token table, biases) for new events
-        self._cold_event_tok_padded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._cold_factors: tuple[float, np.ndarray] | None = None  # (k, n / (n + k))
         self._contrast_place: Places | None = None
 
 
@@ -137,29 +134,6 @@ class HybridModel(PlaceTerm, FoldIn):
             self._event_tok_padded = (vec, bias)
         return self._event_tok_padded
 
-    def cold_token_factors(self) -> np.ndarray | None:
-        """[vocabulary] n / (n + k) per event token (n: trained events that carried it, k: the
-        config's cold_token_shrink), the weight of each token in the score of an event without
-        training history; None where nothing is shrunk (k = 0, or a blob without the counts)."""
-        support = self.weights.get("event_tok_support")
-        k = float(self.config.cold_token_shrink)
-        if support is None or k <= 0:
-            return None
-        if self._cold_factors is None or self._cold_factors[0] != k:
-            self._cold_factors = (k, (support / (support + np.float32(k))).astype(np.float32))
-        return self._cold_factors[1]
-
-    def _padded_cold_event_tok(self) -> tuple[np.ndarray, np.ndarray]:
-        """The padded token table and biases for events without training history."""
-        vec, bias = self._padded_event_tok()
-        factors = self.cold_token_factors()
-        if factors is None:
-            return vec, bias
-        if self._cold_event_tok_padded is None or self._cold_event_tok_padded[0] is not factors:
-            padded = np.append(factors, np.float32(0))
-            self._cold_event_tok_padded = (factors, vec * padded[:, None], bias * padded)
-        return self._cold_event_tok_padded[1], self._cold_event_tok_padded[2]
-
     def event_matrix(self, events: pd.DataFrame) -> EventMatrix:
         """Vectors for a frame of events (id, category, tags, organizer, city, latitude,
         longitude, price, start_time, timezone); events unseen in training use features only."""
@@ -173,15 +147,10 @@ class HybridModel(PlaceTerm, FoldIn):
                                np.zeros(0, dtype=bool), Places.of(events))
         pad = len(self.event_vocab)
         tok = event_token_rows(events, self.event_vocab, pad=pad)
+        tok_vec, tok_bias = self._padded_event_tok()
+        vectors, bias = _bag_sum(tok, tok_vec, tok_bias)
         rows = self.event_map.rows(ids)
         known = rows >= 0
-        if known.all() or self.cold_token_factors() is None:
-            vectors, bias = _bag_sum(tok, *self._padded_event_tok())
-        else:  # each token sum once: with history at full weight, without it shrunk
-            vectors = np.empty((n, d), dtype=np.float32)
-            bias = np.empty(n, dtype=np.float32)
-            vectors[known], bias[known] = _bag_sum(tok[known], *self._padded_event_tok())
-            vectors[~known], bias[~known] = _bag_sum(tok[~known], *self._padded_cold_event_tok())
         if known.any():
             vectors[known] += self.weights["event_id"][rows[known]]
             bias[known] += self.weights["event_id_bias"][rows[known]]
@@ -271,13 +240,9 @@ class HybridModel(PlaceTerm, FoldIn):
                  for toks in token_lists]
         token_values = iter(self._dots("event_tok", [i for f in found for _, i in f], vec))
         id_values = iter(self._dots("event_id", id_rows[id_rows >= 0], vec))
-        factors = self.cold_token_factors()
         pages = []
         for row, row_found, id_row, place in zip(event_rows, found, id_rows, places):
             terms = [(token, next(token_values)) for token, _ in row_found]
-            if id_row < 0 and factors is not None:  # scored as event_matrix scores it
-                terms = [(token, value * float(factors[i]))
-                         for (token, value), (_, i) in zip(terms, row_found)]
             if id_row >= 0:
                 label = row.get("event_id", row.get("id"))
                 terms.append((f"event:{label}", next(id_values)))

@@ -22,9 +22,7 @@ FORMAT = "beacon-hybrid/1"
 _WEIGHT_KEYS = ("user_id", "user_tok", "event_id", "event_id_bias", "event_tok", "event_tok_bias",
                 "contrast_vectors", "contrast_bias")
 # Added with the place term; a blob written before it lacks them and loads with no place term.
-_OPTIONAL_KEYS = ("place_w", "place_center", "contrast_lat", "contrast_lon",
-                  # with the cold token shrink; an older blob scores unseen events unshrunk
-                  "event_tok_support")
+_OPTIONAL_KEYS = ("place_w", "place_center", "contrast_lat", "contrast_lon")
 
 
 def model_to_bytes(model: HybridModel) -> bytes:
@@ -188,12 +186,6 @@ def _check_shapes(model: HybridModel) -> None:
         "event_id": (len(model.event_map), d), "event_id_bias": (len(model.event_map),),
         "event_tok": (len(model.event_vocab), d), "event_tok_bias": (len(model.event_vocab),),
     }
-    support = w.get("event_tok_support")
-    if support is not None:
-        expected["event_tok_support"] = (len(model.event_vocab),)
-        if support.size and not (np.isfinite(support).all() and (support >= 0).all()):
-            raise BeaconError("model blob is inconsistent: event_tok_support holds a negative "
-                              "or non-finite count")
     n_place = len(PLACE_FEATURES)
     for key, shape in (("place_w", (n_place,)), ("place_center", (n_place,))):
         if key in w:

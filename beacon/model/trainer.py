@@ -270,22 +270,8 @@ class _Trainer(NegativeSampling):
             "event_tok_bias": sd["event_tok"][:-1, -1],
             "place_w": sd["place"],
             "place_center": np.asarray(self.prep.place_center, dtype=np.float32),
-            "event_tok_support": token_support(self.prep.event_tok, self.known_events,
-                                               len(self.prep.event_vocab)),
         }
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
-
-
-def token_support(tokens: np.ndarray, known_rows: np.ndarray, pad: int) -> np.ndarray:
-    """[vocabulary] float32: how many of the known rows carry each token (once per row)."""
-    rows = tokens[known_rows]
-    if rows.size == 0:
-        return np.zeros(pad, dtype=np.float32)
-    ordered = np.sort(rows, axis=1)
-    first = np.ones(ordered.shape, dtype=bool)
-    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    counts = np.bincount(ordered[first], minlength=pad + 1)
-    return counts[:pad].astype(np.float32)
 
 
 def _only_trained(tokens: np.ndarray, known_rows: np.ndarray,
