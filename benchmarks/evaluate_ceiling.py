@@ -12,7 +12,8 @@ occupation alone. This script splits the data exactly as `evaluate` does
 and scores, for users with and without history:
 
 - popularity: interactions before the cutoff (`evaluate`'s baseline);
-- recent popularity: the same, decayed with a half-life of 3, 7, 14 or 30 days;
+- recent popularity: the same, decayed with a half-life of 3, 7, 14 or 30 days, counted
+  as Beacon's trend component counts it (`beacon.model.trend.decayed_counts`);
 - the test period's popularity (reads the answers): what everybody else registered for after
   the cutoff, the user's own registrations left out;
 - the same among the users of the same gender and age decade (reads the answers).
@@ -38,6 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from beacon.evaluate import default_cutoff  # noqa: E402
+from beacon.model.trend import decayed_counts  # noqa: E402
 from beacon.ranking_metrics import ndcg_of_top, top_columns  # noqa: E402
 
 K = 10
@@ -45,10 +47,6 @@ HALF_LIVES_DAYS = (3, 7, 14, 30)
 GOAL = 1.3
 STORED = {0.0: "real_data.json", 3.0: "real_data_min_rating_3.json",
           4.0: "real_data_min_rating_4.json"}
-
-
-def _counts(cols: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(cols, weights=weights, minlength=n).astype(np.float64)
 
 
 def _ndcg(scores: np.ndarray, relevant: np.ndarray, excluded: np.ndarray) -> float:
@@ -75,14 +73,14 @@ def ceilings(data: MovieLens) -> dict[str, Any]:
     excluded[row[seen["user"]].to_numpy(), col[seen["item"]].to_numpy()] = True
     known = np.isin(users, train["user"].unique())
 
+    # the counts Beacon's trend component keeps (an infinite half-life: plain popularity)
+    cols, times = col[train["item"]].to_numpy(), train["ts"].to_numpy()
     everyone = np.ones((len(users), 1))
     rankings: dict[str, np.ndarray] = {
-        "popularity": everyone * _counts(col[train["item"]].to_numpy(), n)}
-    age = (train["ts"].to_numpy() - cut) / 86400.0
+        "popularity": everyone * decayed_counts(cols, times, cut, float("inf"), n)}
     for days in HALF_LIVES_DAYS:
-        decay = 0.5 ** (-age / days)
         rankings[f"recent popularity, half-life {days} d"] = \
-            everyone * _counts(col[train["item"]].to_numpy(), n, decay)
+            everyone * decayed_counts(cols, times, cut, float(days), n)
     own = relevant.astype(np.float64)
     rankings["test period's popularity, own left out (reads the answers)"] = \
         own.sum(axis=0)[None, :] - own

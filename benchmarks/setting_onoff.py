@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    values = tuple(json.loads(v) for v in args.values.split(","))
+    try:
+        values = tuple(json.loads(v) for v in args.values.split(","))
+    except json.JSONDecodeError as error:
+        parser.error(f"--values: {args.values!r} is not two JSON values ({error})")
     if len(values) != 2:
         parser.error("--values takes two values: off,on")
     result = {"setting": args.setting, "values": list(values), "seeds": seeds,
