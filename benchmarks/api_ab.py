@@ -4,6 +4,7 @@ slow minute hits both. Reports each one's median throughput and p99 and B/A per 
 
     python benchmarks/api_ab.py "BEACON_API_THREADS=4" "BEACON_API_THREADS=2"
     python benchmarks/api_ab.py "BEACON_BLAS_THREADS=0" "BEACON_BLAS_THREADS=1" --rounds 6
+    python benchmarks/api_ab.py "" "BEACON_API_THREADS=1" --b-workers 3   # processes too
 
 Each side is a space-separated list of environment settings for its `serve` (empty: the
 defaults). `--a-root` / `--b-root` run that side's `serve` from another checkout (a git
@@ -53,7 +54,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes of each side")
+    parser.add_argument("--a-workers", type=int, help="side A's processes (default --workers)")
+    parser.add_argument("--b-workers", type=int, help="side B's processes (default --workers)")
     parser.add_argument("--a-root", type=Path, default=C.ROOT, help="checkout side A runs")
     parser.add_argument("--b-root", type=Path, default=C.ROOT, help="checkout side B runs")
     parser.add_argument("--out")
@@ -67,8 +70,9 @@ def main() -> None:
     (C.DATA / "logs").mkdir(parents=True, exist_ok=True)
     emails = api_load.sample_users(2000)
     key = create_key(f"ab-{int(time.time())}", "recommend", actor=cli_actor()).secret
-    sides = {"A": (args.a, *_serve(args.a, url, args.workers, args.a_root.resolve())),
-             "B": (args.b, *_serve(args.b, url, args.workers, args.b_root.resolve()))}
+    workers = {"A": args.a_workers or args.workers, "B": args.b_workers or args.workers}
+    sides = {"A": (args.a, *_serve(args.a, url, workers["A"], args.a_root.resolve())),
+             "B": (args.b, *_serve(args.b, url, workers["B"], args.b_root.resolve()))}
     results: dict[str, list[dict]] = {"A": [], "B": []}
     try:
         for _, process, base in sides.values():
@@ -82,7 +86,7 @@ def main() -> None:
         for _, process, _ in sides.values():
             api_load.stop(process)
     roots = {"A": str(args.a_root.resolve()), "B": str(args.b_root.resolve())}
-    summary = {name: {"settings": sides[name][0], "root": roots[name],
+    summary = {name: {"settings": sides[name][0], "workers": workers[name], "root": roots[name],
                       **C.git_state(Path(roots[name])),
                       "throughput_rps_median": statistics.median(
                           r["throughput_rps"] for r in runs),

@@ -1,8 +1,11 @@
-"""`serve`'s processes: with --workers N one listening socket per worker (SO_REUSEPORT), a dead
-worker replaced, every worker stopped with the supervisor, a port in use refused in one line;
-the long-lived objects frozen out of the garbage collector's full passes."""
+"""`serve`'s processes: with --workers N one listening socket, held by the supervisor, which
+hands each connection to the worker holding the fewest open (a burst of 8 splits 4/4, and a
+closed connection frees its place); a dead worker replaced, every worker stopped with the
+supervisor, a port in use refused in one line; the long-lived objects frozen out of the
+garbage collector's full passes."""
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -13,13 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beacon.api.supervisor import supports_reuse_port
+from beacon.api.supervisor import supports_handoff
 from benchmarks.api_load import free_port
 from tests.conftest import REPO_ROOT
 from tests.test_api_processes import _until
 from tests.test_cli import run_cli
 
-pytestmark = pytest.mark.skipif(not supports_reuse_port(), reason="needs SO_REUSEPORT (Linux)")
+pytestmark = pytest.mark.skipif(not supports_handoff(), reason="needs SCM_RIGHTS (a Unix)")
+LISTEN, ESTABLISHED = "0A", "01"
 
 
 def _start_serve(url: str, port: int, workers: int) -> subprocess.Popen:
@@ -31,23 +35,24 @@ def _start_serve(url: str, port: int, workers: int) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _listening_inodes(port: int) -> set[str]:
-    """Inodes of the sockets listening on `port` (state 0A in /proc/net/tcp[6])."""
-    inodes = set()
+def _inodes(port: int, state: str) -> dict[str, int]:
+    """Inode -> remote port of the sockets on local `port` in `state` (/proc/net/tcp[6])."""
+    found = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         if not Path(table).exists():
             continue
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                inodes.add(fields[9])
-    return inodes
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                found[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+    return found
 
 
-def _listeners(port: int) -> dict[int, set[str]]:
-    """pid -> the inodes of the sockets it holds that listen on `port`."""
-    inodes = _listening_inodes(port)
-    found: dict[int, set[str]] = {}
+def _holders(port: int, state: str = LISTEN) -> dict[int, set[int]]:
+    """pid -> the remote ports of the sockets it holds on local `port` in `state` (a
+    listening socket's remote port is 0)."""
+    inodes = _inodes(port, state)
+    found: dict[int, set[int]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -55,9 +60,24 @@ def _listeners(port: int) -> dict[int, set[str]]:
             links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
         except OSError:
             continue
-        held = {link[8:-1] for link in links if link.startswith("socket:[")} & inodes
+        held = {inodes[link[8:-1]] for link in links
+                if link.startswith("socket:[") and link[8:-1] in inodes}
         if held:
             found[int(proc.name)] = held
+    return found
+
+
+def _workers(server: subprocess.Popen) -> set[int]:
+    """The supervisor's worker processes (multiprocessing's spawned children)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == server.pid and b"spawn_main" in command:
+            found.add(int(proc.name))
     return found
 
 
@@ -68,26 +88,75 @@ def _answers(base: str) -> bool:
         return False
 
 
-def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(db: str) -> None:
+def _stop(server: subprocess.Popen, port: int) -> None:
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    assert _holders(port) == {}
+
+
+def test_the_supervisor_alone_listens_and_a_dead_worker_is_replaced(db: str) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start_serve(db, port, workers=2)
     try:
-        workers = _until(lambda: len(found := _listeners(port)) == 2 and found)
-        # two processes, two sockets: not one shared socket accepted by whoever wakes first
-        assert len(set().union(*workers.values())) == 2
-        assert server.pid not in workers
         _until(lambda: _answers(base))
+        assert set(_holders(port)) == {server.pid}  # one socket; no worker accepts on its own
+        workers = _until(lambda: len(found := _workers(server)) >= 2 and found)
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
-        replaced = _until(lambda: len(found := _listeners(port)) == 2 and victim not in found
-                          and found)
-        assert set(replaced) - set(workers)  # a new process took the dead one's place
+        replaced = _until(lambda: victim not in (found := _workers(server)) and
+                          len(found) >= 2 and found)
+        assert replaced - workers  # a new process took the dead one's place
         _until(lambda: _answers(base))
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(30) == 0
-        assert _listeners(port) == {}
+        _stop(server, port)
     finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _connect(port: int, count: int) -> list[http.client.HTTPConnection]:
+    """`count` keep-alive connections, each answered once (so each is with a worker)."""
+    connections = []
+    for _ in range(count):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/healthz/live")
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+        connections.append(connection)
+    return connections
+
+
+def _split(port: int) -> dict[int, set[int]]:
+    """worker pid -> the client ports of the connections it holds."""
+    return _holders(port, ESTABLISHED)
+
+
+def test_connections_go_to_the_worker_holding_the_fewest(db: str) -> None:
+    port = free_port()
+    server = _start_serve(db, port, workers=2)
+    connections: list[http.client.HTTPConnection] = []
+    try:
+        _until(lambda: _answers(f"http://127.0.0.1:{port}"))
+        _until(lambda: _split(port) == {})  # the probes' connections closed
+        connections = _connect(port, 8)
+        split = _until(lambda: sum(map(len, (found := _split(port)).values())) == 8 and found)
+        assert sorted(map(len, split.values())) == [4, 4]
+        # close 3 of one worker's: the next 3 go to it, whatever the turn of the hand-out
+        busy, others = sorted(split)
+        leaving = [c for c in connections if c.sock.getsockname()[1] in split[busy]][:3]
+        for connection in leaving:
+            connection.close()
+            connections.remove(connection)
+        _until(lambda: len(_split(port).get(busy, ())) == 1)
+        connections += _connect(port, 3)
+        after = _until(lambda: sum(map(len, (found := _split(port)).values())) == 8 and found)
+        assert {pid: len(ports) for pid, ports in after.items()} == {busy: 4, others: 4}
+        _stop(server, port)
+    finally:
+        for connection in connections:
+            connection.close()
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()

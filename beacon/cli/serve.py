@@ -74,7 +74,7 @@ def run_serve(args: argparse.Namespace) -> int:
     _metrics_dir(args.workers)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workers > 1 and supervisor.supports_reuse_port():
+    if args.workers > 1 and supervisor.supports_handoff():
         options = supervisor.ServeOptions(args.host, args.port, args.log_level, args.access_log)
         try:
             return supervisor.Supervisor(options, args.workers).run()
