@@ -50,8 +50,17 @@ class ServeOptions:
 
 
 def supports_handoff() -> bool:
-    """Whether this platform passes descriptors between processes (SCM_RIGHTS)."""
-    return hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
+    """Whether this platform passes descriptors between processes (SCM_RIGHTS) over a Unix
+    socket that keeps message boundaries (SOCK_SEQPACKET)."""
+    if not (hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
+            and hasattr(socket, "SOCK_SEQPACKET")):
+        return False
+    try:
+        for end in socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET):
+            end.close()
+    except OSError:
+        return False
+    return True
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
