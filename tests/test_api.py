@@ -104,6 +104,37 @@ def test_recommend_with_every_filter_matches_the_engine(api: Api) -> None:
     assert none["items"] == []
 
 
+def test_recommendations_do_not_wait_for_the_other_endpoints_threads(api: Api) -> None:
+    # every thread of the other endpoints taken (as behind slow debug filters): the
+    # recommendation endpoints still answer, key check included, on their own lane
+    # (beacon/api/lanes.py); the key is new, so it is checked against the database
+    import threading
+
+    import anyio.to_thread
+
+    portal = api.client.portal
+    limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for holder in holders:
+        portal.call(limiter.acquire_on_behalf_of, holder)
+    answers: list = []
+    asking = threading.Thread(target=lambda: answers.extend([
+        api.get(f"/v1/users/{JAZZ}/recommendations", params={"n": 2}),
+        api.post("/v1/recommend", {"email": JAZZ, "n": 2}),
+        api.get("/v1/events/jazz-1/similar", params={"n": 2})]), daemon=True)
+    try:
+        asking.start()
+        asking.join(60)
+        waited = asking.is_alive()
+    finally:
+        for holder in holders:
+            portal.call(limiter.release_on_behalf_of, holder)
+        asking.join(60)
+    assert not waited, "a recommendation waited for the other endpoints' threads"
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all(a.json()["items"] for a in answers)
+
+
 def test_offset_pages_through_the_same_ranking(api: Api) -> None:
     full = api.get(f"/v1/users/{JAZZ}/recommendations", params={"n": 6}).json()["items"]
     page = api.get(f"/v1/users/{JAZZ}/recommendations", params={"n": 3, "offset": 3}).json()

@@ -25,11 +25,10 @@ FREEZE_GC = "BEACON_API_FREEZE_GC"
 PINNED = "BEACON_API_PINNED"
 
 
-#: threads that run the (synchronous) endpoints of one process. The work is CPU-bound under
-#: the GIL: two threads keep the core busy while one waits for the database, and requests
-#: beyond them wait in arrival order instead of all slicing one core (which stretched the
-#: slowest answers; 2 against 4 threads: p99 0.90x and 0.93x in two A/B runs at the same
-#: throughput). BEACON_API_THREADS overrides it.
+#: threads that run the other (synchronous) endpoints of one process: ingest, catalogue, admin,
+#: stats; the recommendations have a lane of their own (beacon/api/lanes.py). CPU-bound under
+#: the GIL, so more threads only share the same core, while requests beyond them wait in
+#: arrival order. BEACON_API_THREADS overrides it.
 API_THREADS = int(os.environ.get("BEACON_API_THREADS", "") or 2)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from beacon import serving
-from beacon.api import query, telemetry
+from beacon.api import lanes, query, telemetry
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
 from beacon.api.schemas import EmailPath, EventIdPath, FilterQuery, RecommendBody, \
     RecommendationItem, RecommendationsResponse, UserQuery
@@ -55,9 +55,9 @@ def _items(served: serving.Served, explain: bool) -> list[RecommendationItem]:
 
 
 def respond(served: serving.Served, explain: bool) -> Response:
-    """The answer, built and serialized here, in the endpoint's thread (returned as a model,
-    FastAPI would validate it in a second trip through the threads); `response_model` on the
-    routes still documents it."""
+    """The answer, built and serialized on the serving lane (returned as a model, FastAPI
+    would validate it in a second trip through the threads); `response_model` on the routes
+    still documents it."""
     telemetry.served(served.model_version)
     answer = RecommendationsResponse.model_construct(
         request_id=served.request_id, email=served.email, known_user=served.known_user,
@@ -66,13 +66,15 @@ def respond(served: serving.Served, explain: bool) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-def _run(call, *args, **kwargs) -> serving.Served:
+def _answer(explain: bool, call, *args, **kwargs) -> Response:
+    """The response of call(*args, explain=explain, **kwargs): runs on the serving lane."""
     try:
-        return call(*args, **kwargs)
+        served = call(*args, explain=explain, **kwargs)
     except BeaconError as error:
         if "max distance" in str(error):  # no point given and no home to measure from
             raise ApiError(422, str(error), "max_km") from None
         raise
+    return respond(served, explain)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ async def _similar_query(request: Request) -> _Query:
 
 @router.get("/users/{email}/recommendations", response_model=RecommendationsResponse,
             responses=NOT_FOUND, openapi_extra=query.documented(UserQuery))
-def user_recommendations(
+async def user_recommendations(
     key: Reader,
     email: EmailPath,
     q: Annotated[_Query, Depends(_user_query)],
@@ -114,33 +116,30 @@ def user_recommendations(
     """The user's top `n` upcoming events after `offset`, filtered, with reasons. A user the
     database does not hold gets the cold-start ranking for the point given (404 with
     known_only=true)."""
-    served = _run(serving.serve, email, q.params, n=q.n, offset=q.offset, strategy=q.strategy,
-                  known_only=q.known_only, explain=q.explain)
-    return respond(served, q.explain)
+    return await lanes.serving(_answer, q.explain, serving.serve, email, q.params, n=q.n,
+                               offset=q.offset, strategy=q.strategy, known_only=q.known_only)
 
 
 @router.post("/recommend", response_model=RecommendationsResponse, responses=NOT_FOUND)
-def recommend_body(key: Reader, body: RecommendBody) -> Response:
+async def recommend_body(key: Reader, body: RecommendBody) -> Response:
     """The same as the GET, as a JSON body; also takes the field names older clients send."""
     params = filter_params(
         lat=body.lat, lon=body.lon, max_km=body.max_km,
         dates=None if body.dates is None else [d.isoformat() for d in body.dates],
         start=body.start, end=body.end, reject=body.reject,
         category=None if body.category is None else list(body.category))
-    served = _run(serving.serve, body.email, params, n=body.n, offset=body.offset,
-                  strategy=body.strategy, known_only=body.known_only,
-                  interests=tuple(body.interests), explain=body.explain)
-    return respond(served, body.explain)
+    return await lanes.serving(_answer, body.explain, serving.serve, body.email, params,
+                               n=body.n, offset=body.offset, strategy=body.strategy,
+                               known_only=body.known_only, interests=tuple(body.interests))
 
 
 @router.get("/events/{event_id}/similar", response_model=RecommendationsResponse,
             responses=NOT_FOUND, openapi_extra=query.documented(FilterQuery))
-def similar_events(
+async def similar_events(
     key: Reader,
     event_id: EventIdPath,
     q: Annotated[_Query, Depends(_similar_query)],
 ) -> Response:
     """Upcoming events like this one (its category, tags and place), filters allowed."""
-    served = _run(serving.similar, event_id, q.params, n=q.n, offset=q.offset,
-                  strategy=q.strategy, explain=q.explain)
-    return respond(served, q.explain)
+    return await lanes.serving(_answer, q.explain, serving.similar, event_id, q.params, n=q.n,
+                               offset=q.offset, strategy=q.strategy)
