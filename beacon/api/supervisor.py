@@ -7,8 +7,8 @@ platform backend starting, a load balancer's upstream pool) often landed every c
 one process (8 of 8 on one of 2 processes about one time in three, at half the throughput).
 One SO_REUSEPORT socket per process (this module before) spreads connections by their address
 hash instead, which is balanced only on average: 8 connections split 4/4 over 2 processes in
-27% of draws, 5/3 in 44%, 6/2 or worse in 29%. A process holds at most one core (the GIL), so
-the clients of the busier one wait longer for as long as their connections live: p99 at 8
+27% of draws, 5/3 in 44%, 6/2 or worse in 29%. A process runs Python on one core at a time
+(the GIL), so the clients of the busier one wait longer for as long as their connections live: p99 at 8
 clients rose from 16 ms (4/4) to 19-21 ms (6/2, 7/1) in one run (docs/api.md). Here the
 supervisor accepts, counts the connections each process has open (handed out by it, closed as
 the process reports in shared memory) and passes the descriptor to the least loaded process
@@ -85,6 +85,7 @@ class _HandedServer(uvicorn.Server):
                  closed) -> None:
         super().__init__(config)
         self.channel, self.index, self.closed = channel, index, closed
+        self._taking_up: set[asyncio.Task] = set()  # referenced until done (asyncio's advice)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])
@@ -93,16 +94,21 @@ class _HandedServer(uvicorn.Server):
             asyncio.get_running_loop().add_reader(self.channel.fileno(), self._receive)
 
     def _receive(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             data, descriptors, _, _ = socket.recv_fds(self.channel, 1, 8)
         except BlockingIOError:
             return
+        except OSError:
+            data, descriptors = b"", []
         if not data and not descriptors:  # the supervisor is gone: stop taking work
-            asyncio.get_running_loop().remove_reader(self.channel.fileno())
+            loop.remove_reader(self.channel.fileno())
             self.should_exit = True
             return
         for descriptor in descriptors:
-            asyncio.ensure_future(self._serve_connection(socket.socket(fileno=descriptor)))
+            task = loop.create_task(self._serve_connection(socket.socket(fileno=descriptor)))
+            self._taking_up.add(task)
+            task.add_done_callback(self._taking_up.discard)
 
     async def _serve_connection(self, connection: socket.socket) -> None:
         connection.setblocking(False)
