@@ -249,9 +249,10 @@ class Supervisor:
                     return STARTUP_FAILURE
                 log.warning("API worker %d exited (status %s); starting another",
                             slot.process.pid, slot.process.exitcode)
+                replacement = self._start_one(k)  # outside the lock: accepting goes on
                 with self._lock:
-                    slot.channel.close()
-                    self._slots[k] = self._start_one(k)
+                    self._slots[k] = replacement
+                slot.channel.close()
         return 0
 
     def _shut_down(self, grace_s: float = 20.0) -> None:
