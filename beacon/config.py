@@ -92,6 +92,9 @@ class ModelConfig:
     fold_in_learning_rate: float = 0.05
     fold_in_l2: float = 0.1
     coattendance_events: int = 3000
+    # The co-attendance component may weigh a user's history by recency (newest first; the
+    # half-life, as a share of the history, chosen on validation; off: every event the same).
+    coattendance_recency: bool = True
     # The content component for events without training history (beacon/model/content_part.py):
     # its weight is chosen on a cold validation split, and it is stored only where it wins.
     content_blend: bool = True
@@ -207,6 +210,8 @@ def _validate(c: ModelConfig) -> None:
     _check(isinstance(c.trend_blend, bool), "trend_blend", c.trend_blend, "true or false")
     _check(isinstance(c.content_popularity, bool), "content_popularity", c.content_popularity,
            "true or false")
+    _check(isinstance(c.coattendance_recency, bool), "coattendance_recency",
+           c.coattendance_recency, "true or false")
     _check(isinstance(c.type_weights, Mapping), "type_weights", c.type_weights, "a mapping")
     for key, value in c.type_weights.items():
         _check(key in INTERACTION_TYPES, "type_weights", key,

@@ -59,6 +59,7 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     from beacon.config import ModelConfig
     from beacon.errors import BeaconError
     from beacon.model import HybridModel
+    from beacon.model.coattendance import newest_first
 
     config = config or ModelConfig()
     inter = data.interactions
@@ -114,10 +115,9 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     user_vecs = model.user_matrix(users)
 
     # What serving blends the co-attendance, content and trend components with: the events each
-    # user registered for (or attended) before the cutoff.
-    registered = inter[before & np.isin(types, HIT_TYPES)].groupby("user_id")["event_id"].agg(
-        lambda ids: ids.to_numpy())
-    histories = [registered.get(u, np.zeros(0, np.int64)) for u in eval_users]
+    # user registered for (or attended) before the cutoff, newest first.
+    histories = newest_first(inter[before & np.isin(types, HIT_TYPES)], eval_users,
+                             "user_id", "event_id", "occurred_at")
 
     def beacon_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
         scores = user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]

@@ -367,7 +367,7 @@ class _Scoring:
     #: per candidate: how far the trend part of its blended score exceeds the rest (> 0: what
     #: was registered for lately ranked it up); None without the trend component
     trend: np.ndarray | None = None
-    registered: frozenset[int] = frozenset()
+    registered: tuple[int, ...] = ()  # newest first
 
     def item_source(self, i: int) -> str:
         """What produced candidate i's place: a content match, or popularity where the
@@ -479,7 +479,7 @@ def _personal(versions, read: ServingRead, user: UserRow, version_id: int):
 def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: datetime,
            read: ServingRead | None, strategy: str = "beacon",
            prepared: Prepared | None = None,
-           registered: frozenset[int] = frozenset()) -> _Scoring:
+           registered: tuple[int, ...] = ()) -> _Scoring:
     """`read` (this request's one read) or `prepared` (what a refresh batch read ahead)."""
     if strategy == "popularity":
         return _popularity_scoring(snapshot, outcome, now)
@@ -544,7 +544,7 @@ def _score(user: UserRow, snapshot: _Snapshot, outcome: FilterOutcome, now: date
     return _popularity_scoring(snapshot, outcome, now)
 
 
-def _with_coattendance(model, values: np.ndarray, registered: frozenset[int],
+def _with_coattendance(model, values: np.ndarray, registered: tuple[int, ...],
                        event_ids: np.ndarray, n: int, rows: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray | None]:
     """The hybrid scores blended with the model's co-attendance component over these
@@ -556,7 +556,7 @@ def _with_coattendance(model, values: np.ndarray, registered: frozenset[int],
     return _summed(co.parts(values[None, :], [registered], event_ids), values, n, rows, True)
 
 
-def _with_content(model, values: np.ndarray, registered: frozenset[int], matrix, n: int,
+def _with_content(model, values: np.ndarray, registered: tuple[int, ...], matrix, n: int,
                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The scores blended with the model's content component on the candidates it has no
     history for, and each candidate's content part ([n], by candidate position; None without
@@ -935,7 +935,9 @@ def _evaluate(user: str | UserRow | Prepared, params: FilterParams | None,
         registered=history.registered, stored_rejects=history.rejected,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
-    scoring = _score(row, snapshot, outcome, now, read, strategy, prepared, history.registered)
+    # the co-attendance component weighs a history by recency: newest first
+    registered = history.registered_newest_first or tuple(sorted(history.registered))
+    scoring = _score(row, snapshot, outcome, now, read, strategy, prepared, registered)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 

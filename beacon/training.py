@@ -575,6 +575,7 @@ def _coattendance_report(model, validation: dict[str, Any]) -> dict[str, Any]:
     component = getattr(model, "coattendance", None)
     return {"weight": component.weight if component is not None else 0.0,
             "lambda": component.lam if component is not None else None,
+            "recency": component.recency if component is not None else None,
             "events": int(len(component.event_ids)) if component is not None else 0,
             "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
             "validation_blend_ndcg": chosen.get("blend_ndcg")}

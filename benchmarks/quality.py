@@ -382,10 +382,11 @@ def fit_beacon(train, split, params, popularity):
             return scores
         # serving blends the co-attendance, content and trend components with the events
         # each user registered for
+        from beacon.model.coattendance import newest_first
+
         inter = train.interactions
         registered = inter[inter["type"].astype(str).isin(("register", "attend"))]
-        history = registered.groupby("user_id")["event_id"].agg(lambda ids: ids.to_numpy())
-        histories = [history.get(u, np.zeros(0, np.int64)) for u in split.users]
+        histories = newest_first(registered, split.users, "user_id", "event_id", "occurred_at")
         scores = model.blend_users(scores, histories, np.asarray(split.cand_ids))
         if hasattr(model, "blend_content"):
             scores = model.blend_content(scores, histories, matrix)

@@ -581,17 +581,17 @@ def beacon_in_process(data: MovieLens, task: Task, overrides: dict, seed: int) -
     used only to compare settings on the validation splits."""
     from beacon.config import ModelConfig
     from beacon.model import HybridModel
+    from beacon.model.coattendance import newest_first
 
     frames = training_frames(data, task)
     config = ModelConfig().with_overrides(seed=seed, **overrides)
     model = HybridModel.fit(frames, config)
     events = frames.events.set_index("id").loc[task.candidates].reset_index()
     users = frames.users.set_index("id").loc[task.users].reset_index()
-    histories = task.train.groupby("user")["item"].agg(lambda s: s.to_numpy())
-    history = [histories.get(u, np.zeros(0, np.int64)) for u in task.users]
+    history = newest_first(task.train, task.users, "user", "item", "ts")
     co = model.validation.get("coattendance") or {}
     C.log(f"[beacon] co-attendance chosen on the model's validation split: weight "
-          f"{co.get('weight')}, lambda {co.get('lambda')} (hybrid {co.get('hybrid_ndcg')}, "
+          f"{co.get('weight')}, lambda {co.get('lambda')}, recency {co.get('recency')} (hybrid {co.get('hybrid_ndcg')}, "
           f"blend {co.get('blend_ndcg')})")
     matrix = model.event_matrix(events)
     content = model.validation.get("content") or {}

@@ -4,6 +4,7 @@
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --sizes default,5k --seeds 42,1,2
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_blend
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting content_popularity
+    benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting coattendance_recency
     benchmarks/.venv/bin/python benchmarks/setting_onoff.py --setting coattendance_events --values 0,3000
 
 The same data, splits and scoring as benchmarks/quality.py (its validation split and its test
@@ -24,7 +25,8 @@ from benchmarks import _common as C  # noqa: E402
 from benchmarks import quality as Q  # noqa: E402
 
 CHOICE_KEYS = {"trend_blend": "trend", "content_blend": "content",
-               "content_popularity": "content", "coattendance_events": "coattendance"}
+               "content_popularity": "content", "coattendance_events": "coattendance",
+               "coattendance_recency": "coattendance"}
 
 
 def run(size: str, seeds: list[int], setting: str,

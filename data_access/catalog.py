@@ -42,6 +42,7 @@ class UserHistory:
     """What serving needs to know about one user's past.
 
     registered: database ids of events with a register not later undone by an unregister.
+    registered_newest_first: the same ids, the latest registration first (ties: higher id).
     rejected: database ids of events the user rejected.
     organizers / categories / tags: of the events they registered for (for honest reasons).
     recent: the latest interactions, newest first, with the event's features.
@@ -50,6 +51,7 @@ class UserHistory:
     user_id: int
     registered: frozenset[int] = frozenset()
     rejected: frozenset[int] = frozenset()
+    registered_newest_first: tuple[int, ...] = ()
     organizers: frozenset[str] = frozenset()
     categories: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
@@ -249,6 +251,7 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
         user_id=user_id,
         registered=frozenset(registered),
         rejected=frozenset(rejected),
+        registered_newest_first=newest_first(registered, latest),
         organizers=frozenset(organizers),
         categories=frozenset(categories),
         tags=frozenset(tags),
@@ -272,6 +275,13 @@ def _decided(latest: dict[int, dict[str, datetime]],
     organizers = {features[e][0] for e in registered if features[e][0]}
     categories = {features[e][1] for e in registered if features[e][1]}
     return registered, rejected, organizers, categories
+
+
+def newest_first(registered: set[int], latest: dict[int, dict[str, datetime]]
+                 ) -> tuple[int, ...]:
+    """The registered event ids ordered by their latest registration, newest first."""
+    return tuple(sorted(registered, key=lambda e: (_as_naive(latest[e]["register"]), e),
+                        reverse=True))
 
 
 def user_event_interactions(user_id: int, limit: int = 500) -> list[dict]:

@@ -232,8 +232,10 @@ class ModelContract:
                                       np.argsort(-hybrid[0], kind="stable"))
         copy = HybridModel.from_bytes(model.to_bytes())
         copy.coattendance = component
+        component.recency = 0.25
         loaded = HybridModel.from_bytes(copy.to_bytes())
         assert loaded.coattendance.weight == 0.7 and loaded.coattendance.lam == 10.0
+        assert loaded.coattendance.recency == 0.25
         np.testing.assert_allclose(loaded.coattendance.matrix, component.matrix, atol=1e-3)
         assert loaded.coattendance.strongest_source([100, 201], 101)[0] == 100
         assert "co_matrix" not in loaded.weights
@@ -403,6 +405,31 @@ def test_coattendance_closed_form_known_answer():
     np.testing.assert_allclose(ease(g, 1.0), [[0, 1 / 3], [1 / 3, 0]], rtol=1e-6)
 
 
+def test_coattendance_recency_weighs_a_history_newest_first():
+    """Known answer: with recency r the i-th newest of n history events counts
+    0.5 ** (i / (r n)); event 0 goes with 2 and event 1 with 3, so whichever of 0 and 1 is
+    newer decides, and without recency the stronger pair (0, 2) does."""
+    from beacon.model.coattendance import CoAttendance, recency_weights
+
+    np.testing.assert_allclose(recency_weights(4, 0.5), [1, 0.5 ** 0.5, 0.5, 0.5 ** 1.5],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(recency_weights(3, 0.0), [1, 1, 1])
+    ids = np.array([10, 11, 12, 13])
+    b = np.zeros((4, 4), dtype=np.float32)
+    b[0, 2], b[1, 3] = 1.0, 0.8
+    plain, decayed = CoAttendance(ids, b, 0.5, 1.0), CoAttendance(ids, b, 0.5, 1.0, 0.25)
+    for history in ([10, 11], [11, 10]):
+        assert np.argmax(plain.scores([history], ids)[0][0]) == 2
+    assert np.argmax(decayed.scores([[11, 10]], ids)[0][0]) == 3
+    assert np.argmax(decayed.scores([[10, 11]], ids)[0][0]) == 2
+    # an event listed twice counts at its newest place; unknown events keep theirs
+    np.testing.assert_allclose(decayed.scores([[99, 11, 10, 11]], ids)[0][0],
+                               [0, 0, 0.5 ** (2 / 0.75), 0.8 * 0.5 ** (1 / 0.75)], rtol=1e-5)
+    assert decayed.strongest_source([11, 10], 12) == (10, pytest.approx(0.5 ** (1 / 0.5)))
+    assert decayed.strongest_source([11, 10], 13) == (11, pytest.approx(0.8))
+    assert decayed.strongest_source([11, 10], 10) is None
+
+
 def test_coattendance_blend_standardizes_each_part_over_the_candidates():
     from beacon.model.coattendance import blend
 
@@ -422,6 +449,8 @@ def test_a_fit_reports_its_coattendance_choice_and_stores_the_component_only_whe
     model = HybridModel.fit(to_training_data(world), config)
     chosen = model.validation["coattendance"]
     assert {row["weight"] for row in chosen["grid"]} >= {0.0, 0.5}
+    assert {row["recency"] for row in chosen["grid"]} == {0.0, 0.5, 0.25, 0.12}
+    assert chosen["recency"] in (0.0, 0.5, 0.25, 0.12)
     assert (model.coattendance is not None) == (chosen["weight"] > 0)
     off = HybridModel.fit(to_training_data(world), replace(config, coattendance_events=0))
     assert off.coattendance is None and off.validation["coattendance"]["weight"] == 0.0

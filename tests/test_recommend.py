@@ -266,6 +266,54 @@ def test_coattendance_ranks_up_and_says_so_in_plain_words(db: str) -> None:
     assert empty.items == [] and empty.source == ranked.source != "popularity"
 
 
+def test_coattendance_weighs_the_newest_registrations_most_on_every_read_path(db: str
+                                                                           ) -> None:
+    """jazz0 registered for past-jazz-0 (25 days ago), ..., past-jazz-5 (20 days ago), then
+    techno-1 (yesterday). The component says past-jazz-0's people went to jazz-3 (1.0) and
+    past-jazz-5's to techno-2 (0.6): without recency jazz-3 leads, with recency the newer
+    registration's techno-2 does, and its reason names past-jazz-5. Every read path (one
+    user, the serving read, a refresh batch) orders the history the same way."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from beacon import versions
+    from beacon.model.coattendance import CoAttendance
+    from data_access import catalog, models_store as store
+    from data_access.db import session_scope
+    from data_access.refresh_batch import user_histories
+    from data_access.schema import Event
+    from data_access.serving_read import serving_read
+
+    world()
+    _train_global()
+    with session_scope() as session:
+        pk = dict(session.execute(select(Event.event_id, Event.id)).all())
+    me = catalog.user_by_email("jazz0@example.com")
+    expected = (pk["techno-1"], *[pk[f"past-jazz-{k}"] for k in range(5, -1, -1)])
+    assert catalog.user_history(me.id).registered_newest_first == expected
+    assert serving_read(user_id=me.id).history.registered_newest_first == expected
+    with session_scope() as session:
+        assert user_histories(session, [me.id])[me.id].registered_newest_first == expected
+    model = versions.active_global().model
+    ids = np.array([pk["past-jazz-0"], pk["past-jazz-5"], pk["techno-2"], pk["jazz-3"]])
+    order = np.argsort(ids)
+    b = np.zeros((4, 4), dtype=np.float32)
+    b[0, 3], b[1, 2] = 1.0, 0.6
+    b = b[order][:, order]
+    firsts = {}
+    for recency in (0.0, 0.12):
+        model.coattendance = CoAttendance(ids[order], b, weight=0.95, lam=100.0,
+                                          recency=recency)
+        store.activate(store.insert_version(scope="global", blob=model.to_bytes(),
+                                            fingerprint=f"co-{recency}"))
+        versions.clear_cache()
+        firsts[recency] = recommend("jazz0@example.com", FilterParams(), top=3, now=NOW).items[0]
+    assert firsts[0.0].event_id == "jazz-3"
+    assert firsts[0.12].event_id == "techno-2"
+    assert firsts[0.12].reason.startswith(
+        "people who went to music night past-jazz-5 also went to this")
+
+
 def test_the_trend_ranks_up_for_the_users_its_weight_is_on_and_says_so(db: str) -> None:
     """A trend component that says techno-3 was registered for lately, on for users without
     history only: nobody@example.com gets techno-3 first with a reason that says why; jazz0,

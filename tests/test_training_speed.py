@@ -30,6 +30,24 @@ def test_coattendance_inverse_matches_the_general_inverse(lam):
     np.testing.assert_allclose(b, _general_ease(g, lam), rtol=1e-5, atol=1e-6)
 
 
+def test_history_sums_of_many_users_in_one_product_match_each_users_own_sum():
+    """Many users (the fit's choice, `evaluate`) go through one sparse product, one user
+    (serving) through a weighted sum of B's rows: the same numbers, empty histories 0."""
+    from beacon.model.coattendance import history_sums, recency_weights
+
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((50, 50)).astype(np.float32)
+    histories = [rng.choice(50, size=n, replace=False) for n in (0, 1, 7, 20, 3, 0, 12, 5)]
+    weights = [recency_weights(len(h), 0.25) for h in histories]
+    together = history_sums(b, histories, weights)
+    alone = np.vstack([history_sums(b, [h], [w]) for h, w in zip(histories, weights)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(alone[2], weights[2] @ b[histories[2]], rtol=1e-5)
+    assert not together[0].any() and not together[5].any()
+    np.testing.assert_allclose(history_sums(b, histories), np.vstack(
+        [b[h].sum(axis=0) for h in histories]), rtol=1e-5, atol=1e-5)
+
+
 def test_coattendance_inverse_falls_back_when_not_positive_definite():
     """lambda 0 on a singular Gram matrix (two identical columns): no Cholesky factor, but
     the same answer numpy's general inverse gives (or its error), never a wrong B."""

@@ -2,6 +2,7 @@
 early-stopping validation split, then B computed again over all training data."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +14,12 @@ from beacon.model.coattendance import (
     BLEND_WEIGHTS,
     COATTENDANCE_LAMBDAS,
     MIN_RELATIVE_GAIN,
+    RECENCY_CHOICES,
     CoAttendance,
     ease,
     gram,
     history_sums,
+    recency_weights,
     standardized,
     top_events,
     user_histories,
@@ -46,13 +49,15 @@ def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
 class BlendInputs:
     """What the (lambda, weight) choice needs that the hybrid does not change: the users
     scored, B's events, each validation candidate's column in B, the users' histories as B's
-    rows, and B for each lambda. Built beside early stopping (`blend_inputs`)."""
+    rows (newest first) with their weights for each recency, and B for each lambda. Built
+    beside early stopping (`blend_inputs`)."""
 
     scored: np.ndarray  # [validation users] bool
     events: np.ndarray
     cols: np.ndarray
     known: np.ndarray  # [candidates] bool: B has the candidate
     positions: list[np.ndarray]
+    weights: dict[float, list[np.ndarray]]
     has_history: np.ndarray
     matrices: dict[float, np.ndarray]
 
@@ -86,23 +91,26 @@ def blend_inputs(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
     cols = np.searchsorted(events, validator.candidates)
     known = (cols < len(events)) & (events[np.minimum(cols, len(events) - 1)]
                                     == validator.candidates)
-    positions = [np.searchsorted(events, h[np.isin(h, events)])
-                 for h in user_histories(pairs, validator.users)]
+    histories = user_histories(strong_rows(prep, train_rows), validator.users)
+    in_b = [np.isin(h, events) for h in histories]
+    positions = [np.searchsorted(events, h[keep]) for h, keep in zip(histories, in_b)]
+    weights = {r: [recency_weights(len(h), r)[keep] for h, keep in zip(histories, in_b)]
+               for r in (RECENCY_CHOICES if config.coattendance_recency else (0.0,))}
     return BlendInputs(scored=scored, events=events, cols=cols, known=known,
-                       positions=positions,
+                       positions=positions, weights=weights,
                        has_history=np.array([len(p) > 0 for p in positions], dtype=bool),
                        matrices={lam: ease(g, lam) for lam in COATTENDANCE_LAMBDAS})
 
 
 def choose_blend(inputs: BlendInputs | None, validator: _Validator, trainer: _Trainer,
                  config: ModelConfig) -> dict[str, Any]:
-    """The validation NDCG@k of each (lambda, weight) and the choice: the best blend, kept only
-    when it beats the hybrid alone (weight 0) by MIN_RELATIVE_GAIN of its NDCG."""
+    """The validation NDCG@k of each (lambda, recency, weight) and the choice: the best blend,
+    kept only when it beats the hybrid alone (weight 0) by MIN_RELATIVE_GAIN of its NDCG."""
     if inputs is None:
         return {"weight": 0.0, "lambda": None, "grid": []}
     scored, cols, known = inputs.scored, inputs.cols, inputs.known
     positions, has_history, matrices = inputs.positions, inputs.has_history, inputs.matrices
-    totals: dict[tuple[float, float], float] = {}
+    totals: dict[tuple[float, float, float], float] = {}
     for rows, scores in validator.score_blocks(trainer):
         keep = scored[rows]
         if not keep.any():
@@ -115,42 +123,47 @@ def choose_blend(inputs: BlendInputs | None, validator: _Validator, trainer: _Tr
         valid = finite & known[None, :] & has_history[rows][:, None]
         short = shortlist(z_hybrid, finite, known, validator.k)
         z_short, finite_short = z_hybrid[:, short], finite[:, short]
-        for lam, b in matrices.items():
-            sums = history_sums(b, [positions[i] for i in rows])
+        for (lam, b), recency in itertools.product(matrices.items(), inputs.weights):
+            sums = history_sums(b, [positions[i] for i in rows],
+                                [inputs.weights[recency][i] for i in rows])
             co = np.zeros(hybrid.shape, dtype=np.float32)
             co[:, known] = sums[:, cols[known]]
             z_co = standardized(co, valid)[:, short]
             for weight in BLEND_WEIGHTS:
-                if weight == 0 and lam != COATTENDANCE_LAMBDAS[0]:
+                if weight == 0 and (lam, recency) != (COATTENDANCE_LAMBDAS[0], 0.0):
                     continue
                 mixed = (1.0 - weight) * z_short + weight * z_co  # as `blend` mixes
                 mixed[~finite_short] = -np.inf
-                key = (lam, weight)
+                key = (lam, recency, weight)
                 totals[key] = totals.get(key, 0.0) + \
                     _ndcg(mixed, validator.relevant[rows], validator.k, short) * len(hybrid)
     if not totals:
         return {"weight": 0.0, "lambda": None, "grid": []}
     n = max(int(scored.sum()), 1)
-    grid = [{"lambda": lam, "weight": w, "ndcg": round(total / n, 5)}
-            for (lam, w), total in totals.items()]
-    alone = totals[(COATTENDANCE_LAMBDAS[0], 0.0)] / n
-    lam, weight = max(totals, key=lambda key: (totals[key], -key[1]))
-    best = totals[(lam, weight)] / n
+    grid = [{"lambda": lam, "recency": r, "weight": w, "ndcg": round(total / n, 5)}
+            for (lam, r, w), total in totals.items()]
+    alone = totals[(COATTENDANCE_LAMBDAS[0], 0.0, 0.0)] / n
+    # ties: the lower weight, then no decay, then the slower one
+    lam, recency, weight = max(totals, key=lambda key: (
+        totals[key], -key[2], -RECENCY_CHOICES.index(key[1])))
+    best = totals[(lam, recency, weight)] / n
     if weight == 0 or best <= alone * (1 + MIN_RELATIVE_GAIN):
-        return {"weight": 0.0, "lambda": None, "grid": grid, "hybrid_ndcg": round(alone, 5)}
-    return {"weight": weight, "lambda": lam, "grid": grid, "hybrid_ndcg": round(alone, 5),
-            "blend_ndcg": round(best, 5)}
+        return {"weight": 0.0, "lambda": None, "recency": 0.0, "grid": grid,
+                "hybrid_ndcg": round(alone, 5)}
+    return {"weight": weight, "lambda": lam, "recency": recency, "grid": grid,
+            "hybrid_ndcg": round(alone, 5), "blend_ndcg": round(best, 5)}
 
 
 def fit_component(prep: _Prepared, rows: pd.DataFrame, event_ids: np.ndarray,
-                  weight: float, lam: float, config: ModelConfig) -> CoAttendance | None:
+                  weight: float, lam: float, config: ModelConfig,
+                  recency: float = 0.0) -> CoAttendance | None:
     """B over all training rows with the chosen lambda; `event_ids`: model id per frame row."""
     pairs = strong_pairs(prep, rows)
     events = top_events(pairs["erow"].to_numpy(), config.coattendance_events)
     if len(events) < 2:
         return None
     b = ease(gram(pairs["urow"].to_numpy(), pairs["erow"].to_numpy(), events), lam)
-    return CoAttendance(event_ids[events], b, float(weight), float(lam))
+    return CoAttendance(event_ids[events], b, float(weight), float(lam), float(recency))
 
 
 def shortlist(z_hybrid: np.ndarray, finite: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:

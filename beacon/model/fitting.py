@@ -125,7 +125,8 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     if chosen.get("weight", 0) > 0:
         model.coattendance = fit_component(prep, prep.rows,
                                            prep.events["id"].to_numpy(dtype=np.int64),
-                                           chosen["weight"], chosen["lambda"], config)
+                                           chosen["weight"], chosen["lambda"], config,
+                                           chosen.get("recency", 0.0))
     if (validation.get("content") or {}).get("weight", 0) > 0:
         chosen = validation["content"]
         model.content = fit_part(prep, chosen["weight"], config, content_part,

@@ -41,7 +41,7 @@ def model_to_bytes(model: HybridModel) -> bytes:
     }
     co = model.coattendance
     if co is not None:
-        meta["coattendance"] = {"weight": co.weight, "lambda": co.lam}
+        meta["coattendance"] = {"weight": co.weight, "lambda": co.lam, "recency": co.recency}
     arrays = {k: model.weights[k] for k in (*_WEIGHT_KEYS, *_OPTIONAL_KEYS)
               if k in model.weights}
     if co is not None:
@@ -175,7 +175,8 @@ def _coattendance(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> CoAtte
         raise BeaconError(f"model blob is inconsistent: co_matrix has shape {matrix.shape}, "
                           f"expected {(len(ids), len(ids))}")
     return CoAttendance(ids.astype(np.int64), matrix.astype(np.float32),
-                        float(co_meta["weight"]), float(co_meta["lambda"]))
+                        float(co_meta["weight"]), float(co_meta["lambda"]),
+                        float(co_meta.get("recency", 0.0)))
 
 
 def _check_shapes(model: HybridModel) -> None:
