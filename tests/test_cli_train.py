@@ -94,9 +94,10 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
     assert stored.hyperparameters["seed"] == 5
     # the co-attendance component as stored: weight 0 and no lambda when validation left it off
     co = fit["coattendance"]
-    assert set(co) == {"weight", "lambda", "events", "validation_hybrid_ndcg",
+    assert set(co) == {"weight", "lambda", "recency", "events", "validation_hybrid_ndcg",
                        "validation_blend_ndcg"}
-    assert (co["weight"] > 0) == (co["lambda"] is not None) == (co["events"] > 0)
+    assert (co["weight"] > 0) == (co["lambda"] is not None) == (co["events"] > 0) \
+        == (co["recency"] is not None)
     # the content component as stored, with its cold validation split's figures
     content = fit["content"]
     assert set(content) == {"weight", "neighbours", "popularity_weight", "events", "terms",
