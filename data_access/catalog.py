@@ -251,7 +251,7 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
         user_id=user_id,
         registered=frozenset(registered),
         rejected=frozenset(rejected),
-        registered_newest_first=newest_first(registered, latest),
+        registered_newest_first=registered_newest_first(registered, latest),
         organizers=frozenset(organizers),
         categories=frozenset(categories),
         tags=frozenset(tags),
@@ -277,8 +277,8 @@ def _decided(latest: dict[int, dict[str, datetime]],
     return registered, rejected, organizers, categories
 
 
-def newest_first(registered: set[int], latest: dict[int, dict[str, datetime]]
-                 ) -> tuple[int, ...]:
+def registered_newest_first(registered: set[int], latest: dict[int, dict[str, datetime]]
+                            ) -> tuple[int, ...]:
     """The registered event ids ordered by their latest registration, newest first."""
     return tuple(sorted(registered, key=lambda e: (_as_naive(latest[e]["register"]), e),
                         reverse=True))

@@ -16,7 +16,8 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, func, literal, select
 from sqlalchemy.orm import aliased
 
-from data_access.catalog import UserHistory, UserRow, _as_naive, _decided, newest_first
+from data_access.catalog import (UserHistory, UserRow, _as_naive, _decided,
+                                  registered_newest_first)
 from data_access.catalog_sync import STAMP_ID
 from data_access import pinned
 from data_access.db import get_engine, run_retrying
@@ -114,7 +115,7 @@ def decisions_from_rows(user_id: int, rows) -> UserHistory:
     registered, rejected, organizers, categories = _decided(latest, features)
     return UserHistory(
         user_id=user_id, registered=frozenset(registered), rejected=frozenset(rejected),
-        registered_newest_first=newest_first(registered, latest),
+        registered_newest_first=registered_newest_first(registered, latest),
         organizers=frozenset(organizers), categories=frozenset(categories),
         tags=frozenset(t for e in registered for t in event_tags.get(e, ())))
 
