@@ -423,6 +423,9 @@ def test_a_reload_keeps_the_session_and_signing_out_ends_it(browser, console: Co
         sign_in_page(tab, console.url, role="viewer")
         tab.reload()
         expect(tab.locator('[data-testid="stSidebar"]')).to_contain_text("viewer@example.org")
+        # after a reload the cookie component reports back and the page runs again: a click
+        # while that run redraws the sidebar can land on the button being replaced
+        wait_idle(tab)
         tab.get_by_role("button", name="Sign out").click()
         tab.get_by_role("button", name="Sign in").wait_for()
         tab.wait_for_function("!document.cookie.includes('beacon_session=')")
