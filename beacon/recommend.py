@@ -936,8 +936,8 @@ def _evaluate(user: str | UserRow | Prepared, params: FilterParams | None,
         home=(row.latitude, row.longitude), lazy=lazy,
     )
     # the co-attendance component weighs a history by recency: newest first
-    registered = history.registered_newest_first or tuple(sorted(history.registered))
-    scoring = _score(row, snapshot, outcome, now, read, strategy, prepared, registered)
+    scoring = _score(row, snapshot, outcome, now, read, strategy, prepared,
+                     history.registered_newest_first)
     return _Evaluation(row, history, params, now, snapshot.arrays, outcome, scoring, strategy)
 
 

@@ -3,6 +3,7 @@ overview counts. Each function opens one managed session and returns plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -41,21 +42,25 @@ class UserRow:
 class UserHistory:
     """What serving needs to know about one user's past.
 
-    registered: database ids of events with a register not later undone by an unregister.
-    registered_newest_first: the same ids, the latest registration first (ties: higher id).
+    registered_newest_first: database ids of events with a register not later undone by an
+    unregister, the latest registration first (ties: higher id); `registered` is the same ids
+    as a set.
     rejected: database ids of events the user rejected.
     organizers / categories / tags: of the events they registered for (for honest reasons).
     recent: the latest interactions, newest first, with the event's features.
     """
 
     user_id: int
-    registered: frozenset[int] = frozenset()
-    rejected: frozenset[int] = frozenset()
     registered_newest_first: tuple[int, ...] = ()
+    rejected: frozenset[int] = frozenset()
     organizers: frozenset[str] = frozenset()
     categories: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
     recent: tuple[dict, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def registered(self) -> frozenset[int]:
+        return frozenset(self.registered_newest_first)
 
 
 def _user_rows(session, users) -> list[UserRow]:
@@ -249,9 +254,8 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
         )
     return UserHistory(
         user_id=user_id,
-        registered=frozenset(registered),
+        registered_newest_first=registered,
         rejected=frozenset(rejected),
-        registered_newest_first=registered_newest_first(registered, latest),
         organizers=frozenset(organizers),
         categories=frozenset(categories),
         tags=frozenset(tags),
@@ -261,8 +265,9 @@ def user_history(user_id: int, recent_limit: int = 0, session=None) -> UserHisto
 
 def _decided(latest: dict[int, dict[str, datetime]],
              features: dict[int, tuple[str | None, str | None]]):
-    """From each event's latest register / unregister / reject: (registered, rejected, and the
-    organizers and categories of what is registered)."""
+    """From each event's latest register / unregister / reject: (registered, newest first as
+    `registered_newest_first` orders them; rejected; the organizers and categories of what is
+    registered)."""
     registered = set()
     rejected = set()
     for event_id, kinds in latest.items():
@@ -274,7 +279,7 @@ def _decided(latest: dict[int, dict[str, datetime]],
             registered.add(event_id)
     organizers = {features[e][0] for e in registered if features[e][0]}
     categories = {features[e][1] for e in registered if features[e][1]}
-    return registered, rejected, organizers, categories
+    return registered_newest_first(registered, latest), rejected, organizers, categories
 
 
 def registered_newest_first(registered: set[int], latest: dict[int, dict[str, datetime]]

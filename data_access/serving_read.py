@@ -16,8 +16,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, func, literal, select
 from sqlalchemy.orm import aliased
 
-from data_access.catalog import (UserHistory, UserRow, _as_naive, _decided,
-                                  registered_newest_first)
+from data_access.catalog import UserHistory, UserRow, _as_naive, _decided
 from data_access.catalog_sync import STAMP_ID
 from data_access import pinned
 from data_access.db import get_engine, run_retrying
@@ -114,8 +113,7 @@ def decisions_from_rows(user_id: int, rows) -> UserHistory:
             event_tags.setdefault(event_id, set()).add(tag)
     registered, rejected, organizers, categories = _decided(latest, features)
     return UserHistory(
-        user_id=user_id, registered=frozenset(registered), rejected=frozenset(rejected),
-        registered_newest_first=registered_newest_first(registered, latest),
+        user_id=user_id, registered_newest_first=registered, rejected=frozenset(rejected),
         organizers=frozenset(organizers), categories=frozenset(categories),
         tags=frozenset(t for e in registered for t in event_tags.get(e, ())))
 

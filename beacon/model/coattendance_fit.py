@@ -42,7 +42,12 @@ def strong_rows(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
 
 def strong_pairs(prep: _Prepared, rows: pd.DataFrame) -> pd.DataFrame:
     """Distinct (urow, erow) of the strong positives: the history serving knows a user by."""
-    return strong_rows(prep, rows)[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
+    return distinct_pairs(strong_rows(prep, rows))
+
+
+def distinct_pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (urow, erow) of `rows`."""
+    return rows[["urow", "erow"]].drop_duplicates().reset_index(drop=True)
 
 
 @dataclass
@@ -71,13 +76,14 @@ def blend_inputs(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
     whose split is at or after it are scored. (B from every training row would let early users'
     validation events borrow the co-attendance of everybody who came later: on the demo data
     that chose a blend that lost 9% on a time split.)"""
-    pairs = strong_pairs(prep, train_rows)
+    strong = strong_rows(prep, train_rows)
     scored = np.ones(len(validator.users), dtype=bool)
-    past = pairs
+    past = strong
     if validator.user_split is not None:
         since = int(np.median(validator.user_split))
         scored = validator.user_split >= since
-        past = strong_pairs(prep, train_rows[train_rows["t"].to_numpy() < since])
+        past = strong[strong["t"].to_numpy() < since]
+    past = distinct_pairs(past)
     if scored.sum() > CHOICE_MAX_USERS:
         keep = np.random.default_rng(CHOICE_SAMPLE_SEED).choice(
             np.flatnonzero(scored), CHOICE_MAX_USERS, replace=False)
@@ -91,7 +97,7 @@ def blend_inputs(prep: _Prepared, train_rows: pd.DataFrame, validator: _Validato
     cols = np.searchsorted(events, validator.candidates)
     known = (cols < len(events)) & (events[np.minimum(cols, len(events) - 1)]
                                     == validator.candidates)
-    histories = user_histories(strong_rows(prep, train_rows), validator.users)
+    histories = user_histories(strong, validator.users)
     in_b = [np.isin(h, events) for h in histories]
     positions = [np.searchsorted(events, h[keep]) for h, keep in zip(histories, in_b)]
     weights = {r: [recency_weights(len(h), r)[keep] for h, keep in zip(histories, in_b)]
