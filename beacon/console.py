@@ -18,6 +18,7 @@ import numpy as np
 
 from beacon import metrics as online
 from beacon.actions import Actor
+from beacon.components_view import component_comparison, component_rows
 from beacon.errors import BeaconError
 from data_access import catalog, models_store, runs
 from data_access.db import database_url, describe_url
@@ -439,6 +440,8 @@ class VersionDetail:
     cold_note: str = ""  # why there is no cold table ("" when there is one, or no evaluation)
     users: int | None = None  # the users every figure of metrics_table averages over
     cold_users: int | None = None  # ... and of cold_table
+    components: list[dict] = field(default_factory=list)  # `components_view.component_rows`
+    components_note: str = ""  # why there are no component rows ("" when there are)
 
 
 def _loss_points(history: list) -> list[dict]:
@@ -506,7 +509,19 @@ def version_detail(version_id: int) -> VersionDetail:
         cold_note=cold_note,
         users=_users(version.metrics or {}),
         cold_users=_users((version.metrics or {}).get("cold") or {}) if cold_table else None,
+        components=component_rows(version.components or {}),
+        components_note=_components_note(version),
     )
+
+
+def _components_note(version) -> str:
+    """Why a version shows no component rows ("" when it has them)."""
+    if version.components:
+        return ""
+    if version.scope == "user":
+        return (f"a personal version: it adds one user's vector to global version "
+                f"{version.base_model_id}, whose components it uses")
+    return "not recorded: this version was trained before the components' choices were kept"
 
 
 def _users(block: dict) -> int | None:
@@ -523,6 +538,7 @@ class Comparison:
     overlap: list[dict]          # user, overlap
     scores: list[dict]           # version, score (the top-10 scores of the sample)
     sample_size: int
+    components: list[dict] = field(default_factory=list)  # component, what each version chose
 
 
 def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
@@ -541,8 +557,10 @@ def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
                             "difference": None if va is None or vb is None else vb - va})
     overlap_rows, score_rows = _top_k_comparison(a, b, sample=sample, k=k, seed=seed)
     mean = (sum(r["overlap"] for r in overlap_rows) / len(overlap_rows)) if overlap_rows else None
+    components = component_comparison(a_detail.components, b_detail.components,
+                                      f"v{a}", f"v{b}")
     return Comparison(a=a, b=b, metrics=metric_rows, overlap_mean=mean, overlap=overlap_rows,
-                      scores=score_rows, sample_size=len(overlap_rows))
+                      scores=score_rows, sample_size=len(overlap_rows), components=components)
 
 
 

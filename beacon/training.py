@@ -460,7 +460,7 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
             scope="global", blob=blob, model_type="hybrid",
             fingerprint=decision.fingerprint.digest, hyperparameters=config.to_dict(),
             counts=_plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
-            loss_history=losses, metrics=metrics,
+            loss_history=losses, metrics=metrics, components=components_report(model),
             created_by=requested_by or run.trigger,
         )
         store.activate(version_id, audit=audit_row())
@@ -558,14 +558,21 @@ def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
         if refit else len(curve),
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
-        "coattendance": _coattendance_report(model, validation),
-        "content": _content_report(model, validation),
-        "trend": _trend_report(model, validation),
+        **components_report(model),
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
                         "loss": e.get("loss"), "val_metric": e.get("val_metric")}
                        for e in curve],
     })
+
+
+def components_report(model) -> dict[str, Any]:
+    """What each component of `model` chose on validation (stored with the version, reported
+    by `train --json`): coattendance, content, trend."""
+    validation = dict(getattr(model, "validation", {}) or {})
+    return _plain({"coattendance": _coattendance_report(model, validation),
+                   "content": _content_report(model, validation),
+                   "trend": _trend_report(model, validation)})
 
 
 def _coattendance_report(model, validation: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class VersionInfo:
     created_by: str | None
     activated_at: datetime | None
     size_bytes: int | None
+    components: dict = dataclasses.field(default_factory=dict)  # what each component chose
 
     @property
     def metrics_summary(self) -> dict[str, Any]:
@@ -67,7 +68,7 @@ class VersionInfo:
         out = asdict(self)
         out["metrics_summary"] = self.metrics_summary
         if not full:
-            for key in ("hyperparameters", "loss_history", "metrics", "counts"):
+            for key in ("hyperparameters", "loss_history", "metrics", "counts", "components"):
                 out.pop(key)
         return out
 
@@ -100,7 +101,7 @@ def _info(meta: store.VersionMeta) -> VersionInfo:
         hyperparameters=meta.hyperparameters, counts=meta.counts,
         training_seconds=meta.training_seconds, loss_history=meta.loss_history,
         metrics=meta.metrics, created_by=meta.created_by, activated_at=meta.activated_at,
-        size_bytes=meta.size_bytes,
+        size_bytes=meta.size_bytes, components=meta.components,
     )
 
 

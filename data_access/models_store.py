@@ -11,7 +11,7 @@ same transaction, deactivates the scope's active version and activates the new o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, insert, select, text, update
@@ -28,7 +28,8 @@ _META_COLUMNS = (
     ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.base_model_id,
     ModelVersion.status, ModelVersion.model_type, ModelVersion.fingerprint,
     ModelVersion.hyperparameters, ModelVersion.counts, ModelVersion.training_seconds,
-    ModelVersion.loss_history, ModelVersion.metrics, ModelVersion.created_at,
+    ModelVersion.loss_history, ModelVersion.metrics, ModelVersion.components,
+    ModelVersion.created_at,
     ModelVersion.created_by, ModelVersion.activated_at, ModelVersion.size_bytes,
 )
 
@@ -52,6 +53,7 @@ class VersionMeta:
     created_by: str | None
     activated_at: datetime | None
     size_bytes: int | None
+    components: dict = field(default_factory=dict)  # what each component chose; {}: none kept
 
 
 class VersionNotFound(LookupError):
@@ -76,6 +78,7 @@ def _meta(row) -> VersionMeta:
         loss_history=list(m["loss_history"] or []), metrics=dict(m["metrics"] or {}),
         created_at=m["created_at"], created_by=m["created_by"],
         activated_at=m["activated_at"], size_bytes=m["size_bytes"],
+        components=dict(m["components"] or {}),
     )
 
 
@@ -92,6 +95,7 @@ def insert_version(
     training_seconds: float | None = None,
     loss_history: list | None = None,
     metrics: dict | None = None,
+    components: dict | None = None,
     created_by: str | None = None,
     created_at: datetime | None = None,
     status: str = "inactive",
@@ -104,16 +108,17 @@ def insert_version(
                        base_model_id=base_model_id, model_type=model_type,
                        fingerprint=fingerprint, hyperparameters=hyperparameters, counts=counts,
                        training_seconds=training_seconds, loss_history=loss_history,
-                       metrics=metrics, created_by=created_by, created_at=created_at,
-                       status=status)
+                       metrics=metrics, components=components, created_by=created_by,
+                       created_at=created_at, status=status)
 
 
 def _insert(session, *, blob: bytes, hyperparameters: dict | None, counts: dict | None,
             loss_history: list | None, metrics: dict | None, created_at: datetime | None,
-            **columns) -> int:
+            components: dict | None = None, **columns) -> int:
     return int(session.execute(insert(ModelVersion).values(
         hyperparameters=hyperparameters or {}, counts=counts or {},
         loss_history=list(loss_history or []), metrics=metrics or {},
+        components=components or {},
         created_at=created_at or utcnow(), size_bytes=len(blob), blob=blob, **columns,
     ).returning(ModelVersion.id)).scalar_one())
 

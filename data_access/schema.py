@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -179,6 +180,9 @@ class ModelVersion(Base):
     training_seconds: Mapped[float | None] = mapped_column(Float)
     loss_history: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
     metrics: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    # what each component chose on validation (training's `components` report); {}: not recorded
+    components: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict,
+                                             server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(200))
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,12 @@ _ui.routed(__file__)
 
 _METRIC_COLUMNS = {name: st.column_config.NumberColumn(name, format="%.4f") for name in (
     "beacon", "popularity", "difference", *console.OTHER_STRATEGIES)}
+_COMPONENT_COLUMNS = {
+    "chose": st.column_config.TextColumn("chose", width="large"),
+    "validation": st.column_config.TextColumn(
+        "validation NDCG", help="the model without the component -> with it, on the validation "
+        "split the choice was made on (trend: users with / without history)"),
+}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -92,6 +98,11 @@ with numbers:
         st.json(detail.hyperparameters, expanded=True)
     with st.expander("Counts"):
         st.json(detail.counts, expanded=True)
+st.markdown("**What the components chose on validation**")
+if detail.components:
+    _ui.table(detail.components, key="version_components", column_config=_COMPONENT_COLUMNS)
+else:
+    st.caption(detail.components_note.capitalize() + ".")
 
 if detail.status == "active":
     st.caption(f"Version {detail.id} is the active {detail.scope} model.")
@@ -163,6 +174,9 @@ else:
             hist.update_xaxes(range=[-0.05, 1.05], tickformat=".0%", dtick=0.1)
             _ui.chart(_ui.style(hist, height=240, title="Top-10 overlap per sampled user",
                                 x_title="share in common", y_title="users"), key="cmp_overlap")
+            if comparison.components:
+                st.markdown("**What each version's components chose on validation**")
+                _ui.table(comparison.components, key="cmp_components")
 
 # ----------------------------------------------------------------------------- cleanup
 st.divider()

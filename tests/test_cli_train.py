@@ -113,6 +113,8 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
                           "validation_split_time", "validation_users", "validation_ndcg"}
     on = trend["weight_known"] > 0 or trend["weight_new"] > 0
     assert on == (trend["half_life_days"] is not None) == (trend["events"] > 0)
+    # the version keeps the same report, for the console to show without loading the weights
+    assert stored.components == {"coattendance": co, "content": content, "trend": trend}
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):
@@ -193,6 +195,7 @@ def test_models_list_show_activate_cleanup(world, capsys):
     code, shown, _ = cli(capsys, "models", "show", str(v1), "--json")
     assert code == 0 and shown["id"] == v1 and shown["hyperparameters"]["dim"] == 8
     assert shown["loss_history"]
+    assert set(shown["components"]) == {"coattendance", "content", "trend"}
 
     code, activated, _ = cli(capsys, "models", "activate", str(v1), "--json")
     assert code == 0 and activated["status"] == "active"
@@ -213,6 +216,8 @@ def test_models_list_show_activate_cleanup(world, capsys):
     assert code == 0 and "active" in human and str(v1) in human
     code, human, _ = cli(capsys, "models", "show", str(v1))
     assert code == 0 and f"model version {v1}" in human and "loss per epoch" in human
+    assert "components (chosen on validation):" in human
+    assert "    Co-attendance (who registered for the same events): " in human
 
 
 def test_evaluate_without_a_model_is_bad_input(db, capsys):

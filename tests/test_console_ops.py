@@ -254,6 +254,39 @@ def test_models_page_shows_versions_and_detail(on_trained: dict) -> None:
     assert dict(zip(table["id"], table["status"]))[second] == "active"
     assert any(f"Version {second} · global · active" in s.value for s in at.subheader)
     assert at.get("plotly_chart"), "the loss curve is drawn"
+    # what the components chose, as the version stored it
+    from beacon import versions
+    from beacon.components_view import component_rows
+
+    shown = next(d.value for d in at.dataframe if "chose" in d.value.columns)
+    expected = component_rows(versions.show(second).components)
+    assert len(expected) == 3
+    assert shown.to_dict("records") == expected
+
+
+def test_models_page_says_why_a_version_has_no_components(on_trained: dict) -> None:
+    """A version stored before the components' choices were kept, and a personal version,
+    each say why instead of an empty table."""
+    from data_access import models_store
+
+    second = on_trained["versions"][1]
+    old = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                      created_by="test")
+    personal = models_store.insert_version(
+        scope="user", user_id=catalog.all_user_ids(limit=1)[0][0], base_model_id=second,
+        blob=b"-", created_by="test")
+    try:
+        at = _select_version(app("pages/models.py"), old)
+        no_exception(at)
+        assert "Not recorded: this version was trained before the components' choices were " \
+               "kept." in [c.value for c in at.caption]
+        assert not any("chose" in d.value.columns for d in at.dataframe)
+        detail = console.version_detail(personal)
+        assert detail.components == []
+        assert detail.components_note == (f"a personal version: it adds one user's vector to "
+                                          f"global version {second}, whose components it uses")
+    finally:
+        models_store.delete_versions([old, personal])
 
 
 def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> None:
@@ -291,6 +324,10 @@ def test_models_compare_and_cleanup_preview(on_trained: dict) -> None:
     next(b for b in at.button if b.label == "Compare").click().run()
     no_exception(at)
     assert any(m.label == "Mean top-10 overlap" for m in at.metric)
+    side_by_side = next(d.value for d in at.dataframe if f"v{first}" in d.value.columns
+                        and "component" in d.value.columns)
+    assert side_by_side.to_dict("records") == comparison.components
+    assert len(comparison.components) == 3
     # keep nothing by age and only the newest: the older version is what would go
     [d for d in at.number_input if d.label.startswith("Keep versions")][0].set_value(0.0)
     [n for n in at.number_input if n.label == "Always keep the newest"][0].set_value(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from beacon.cli.common import MODEL_ID, add_json_flag, bounded_float, bounded_int, emit
+from beacon.components_view import component_rows
 
 MAX_KEEP_DAYS = 36_500  # a century: anything above is a typo
 
@@ -101,6 +102,12 @@ def _detail(payload: dict) -> str:
     if payload.get("loss_history"):
         losses = ", ".join(_loss_text(x) for x in payload["loss_history"])
         lines.append(f"  loss per epoch: {losses}")
+    rows = component_rows(payload.get("components") or {})
+    if rows:
+        lines.append("  components (chosen on validation):")
+        lines.extend(f"    {row['component']}: {row['state']}, {row['chose']}"
+                     + (f" (validation NDCG {row['validation']})" if row["validation"] else "")
+                     for row in rows)
     if payload.get("hyperparameters"):
         lines.append(f"  hyperparameters: {payload['hyperparameters']}")
     if payload.get("metrics"):
