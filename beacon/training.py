@@ -455,12 +455,13 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         if comparison:
             metrics["comparison"] = comparison
         metrics = _plain(metrics)
+        components = components_report(model)
 
         version_id = store.insert_version(
             scope="global", blob=blob, model_type="hybrid",
             fingerprint=decision.fingerprint.digest, hyperparameters=config.to_dict(),
             counts=_plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
-            loss_history=losses, metrics=metrics, components=components_report(model),
+            loss_history=losses, metrics=metrics, components=components,
             created_by=requested_by or run.trigger,
         )
         store.activate(version_id, audit=audit_row())
@@ -472,7 +473,7 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         return TrainResult(status="trained", reason=reason, model_version=version_id,
                            run_id=run.id, metrics=metrics,
                            seconds=time.perf_counter() - started,
-                           training=_stored_fit(model, losses, training_seconds))
+                           training=_stored_fit(model, losses, training_seconds, components))
     except cancel.TrainingCancelled as stopped:
         text = f"cancelled by {stopped.by}; the active model is unchanged"
         log.warning("training run %s %s", run.id, text)
@@ -546,9 +547,11 @@ def _plain(value):
     return value
 
 
-def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
+def _stored_fit(model, losses: list, seconds: float, components: dict[str, Any]
+                ) -> dict[str, Any]:
     """The stored model's fit: epochs of the weights it keeps (the refit on all data when there
-    was one), the best epoch early stopping chose, and its loss curve, every phase in order."""
+    was one), the best epoch early stopping chose, its components (`components_report`, as
+    stored with the version) and its loss curve, every phase in order."""
     curve = [entry for entry in losses if isinstance(entry, dict)]
     refit = [entry for entry in curve if entry.get("phase") == "refit"]
     validation = dict(getattr(model, "validation", {}) or {})
@@ -558,7 +561,7 @@ def _stored_fit(model, losses: list, seconds: float) -> dict[str, Any]:
         if refit else len(curve),
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
-        **components_report(model),
+        **components,
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
                         "loss": e.get("loss"), "val_metric": e.get("val_metric")}

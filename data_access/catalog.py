@@ -3,8 +3,8 @@ overview counts. Each function opens one managed session and returns plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 
 import pandas as pd
 from sqlalchemy import String, TypeDecorator, and_, func, or_, select, type_coerce
