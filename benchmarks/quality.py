@@ -3,6 +3,8 @@
     benchmarks/.venv/bin/python benchmarks/quality.py                 # default demo size + 5k users
     benchmarks/.venv/bin/python benchmarks/quality.py --sizes default # one size
     benchmarks/.venv/bin/python benchmarks/quality.py --quick         # tiny grids (debugging)
+    benchmarks/.venv/bin/python benchmarks/quality.py --data-seeds 42,1,2 --out ...
+                                      # the same comparison on other draws of the demo data
 
 Data: `load_demo_data` with a fixed seed and anchor into an SQLite file under benchmarks/data/,
 read back with data_access.training_data.load_training_data.
@@ -504,6 +506,16 @@ def crosscheck() -> None:
           f"{len(split.cand_ids)}")
 
 
+def sizes_to_run(sizes: list[str], seeds: list[str]) -> list[tuple[str, dict]]:
+    """(name, data spec) per size and seed: SIZE for the size's own seed, SIZE_sSEED else."""
+    out = []
+    for seed in map(int, seeds):
+        for size in sizes:
+            spec = {**SIZES[size], "seed": seed}
+            out.append((size if seed == SIZES[size]["seed"] else f"{size}_s{seed}", spec))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="default,5k")
@@ -513,6 +525,9 @@ def main() -> None:
                         help="only compare this harness with evaluate_holdout (default size)")
     parser.add_argument("--merge", action="store_true",
                         help="replace only these sizes/models in the existing results file")
+    parser.add_argument("--data-seeds", default="42",
+                        help="demo data seeds; a size drawn with another seed than 42 is "
+                             "reported as SIZE_sSEED")
     parser.add_argument("--out")
     args = parser.parse_args()
     import torch
@@ -528,8 +543,8 @@ def main() -> None:
         import json
 
         results = json.loads(out_path.read_text())["sizes"]
-    for size in args.sizes.split(","):
-        fresh = run_size(size, SIZES[size], args.models.split(","), args.quick)
+    for size, spec in sizes_to_run(args.sizes.split(","), args.data_seeds.split(",")):
+        fresh = run_size(size, spec, args.models.split(","), args.quick)
         if args.merge and size in results:
             results[size]["models"].update(fresh["models"])
         else:
