@@ -442,6 +442,8 @@ class VersionDetail:
     cold_users: int | None = None  # ... and of cold_table
     components: list[dict] = field(default_factory=list)  # `components_view.component_rows`
     components_note: str = ""  # why there are no component rows ("" when there are)
+    #: "" when early stopping ended the fit; else why the model is likely under-trained
+    convergence_note: str = ""
 
 
 def _loss_points(history: list) -> list[dict]:
@@ -511,7 +513,14 @@ def version_detail(version_id: int) -> VersionDetail:
         cold_users=_users((version.metrics or {}).get("cold") or {}) if cold_table else None,
         components=component_rows(version.components or {}),
         components_note=_components_note(version),
+        convergence_note=_convergence_note(version),
     )
+
+
+def _convergence_note(version) -> str:
+    """Why the version is likely under-trained ("" when early stopping ended its fit)."""
+    convergence = version.convergence
+    return convergence.note if convergence is not None else ""
 
 
 def _components_note(version) -> str:

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from beacon import cancel
 from beacon.actions import Actor, audit_row, state_changing
+from beacon.convergence import fit_convergence
 from beacon.errors import BeaconError, UnknownUser
 from beacon.fingerprint import (  # noqa: F401 - training_fingerprint is used through here too
     NOT_FINGERPRINTED,
@@ -473,7 +474,8 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         return TrainResult(status="trained", reason=reason, model_version=version_id,
                            run_id=run.id, metrics=metrics,
                            seconds=time.perf_counter() - started,
-                           training=_stored_fit(model, losses, training_seconds, components))
+                           training=_stored_fit(model, losses, training_seconds, components,
+                                                config.to_dict()))
     except cancel.TrainingCancelled as stopped:
         text = f"cancelled by {stopped.by}; the active model is unchanged"
         log.warning("training run %s %s", run.id, text)
@@ -547,20 +549,24 @@ def _plain(value):
     return value
 
 
-def _stored_fit(model, losses: list, seconds: float, components: dict[str, Any]
-                ) -> dict[str, Any]:
+def _stored_fit(model, losses: list, seconds: float, components: dict[str, Any],
+                hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """The stored model's fit: epochs of the weights it keeps (the refit on all data when there
-    was one), the best epoch early stopping chose, its components (`components_report`, as
-    stored with the version) and its loss curve, every phase in order."""
+    was one), the best epoch early stopping chose, whether early stopping or the epoch cap
+    ended it (`convergence.fit_convergence`; None without early stopping), its components
+    (`components_report`, as stored with the version) and its loss curve, every phase in
+    order."""
     curve = [entry for entry in losses if isinstance(entry, dict)]
     refit = [entry for entry in curve if entry.get("phase") == "refit"]
     validation = dict(getattr(model, "validation", {}) or {})
+    converged = fit_convergence(curve, hyperparameters)
     return _plain({
         "epochs": len(refit) if refit else len(curve),
         "validation_epochs": sum(1 for e in curve if e.get("phase", "train") == "train")
         if refit else len(curve),
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
+        "convergence": converged.to_dict() if converged is not None else None,
         **components,
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),

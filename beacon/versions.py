@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from beacon.actions import Actor, audit_row, state_changing
+from beacon.convergence import Convergence, fit_convergence
 from beacon.errors import BeaconError, UnknownUser
 from data_access import models_store as store
 
@@ -64,10 +65,18 @@ class VersionInfo:
         """The headline numbers: beacon and popularity NDCG/hit rate at k, when evaluated."""
         return metrics_summary(self.metrics)
 
+    @property
+    def convergence(self) -> Convergence | None:
+        """Whether early stopping or the epoch cap ended the fit (None: no validation curve)."""
+        return fit_convergence(self.loss_history or [], self.hyperparameters or {})
+
     def to_dict(self, full: bool = True) -> dict[str, Any]:
         out = asdict(self)
         out["metrics_summary"] = self.metrics_summary
-        if not full:
+        if full:
+            convergence = self.convergence
+            out["convergence"] = convergence.to_dict() if convergence is not None else None
+        else:
             for key in ("hyperparameters", "loss_history", "metrics", "counts", "components"):
                 out.pop(key)
         return out

@@ -104,6 +104,12 @@ def plain(text: object) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
 
 
+def sentence(text: str) -> str:
+    """`text` as a sentence: its first letter upper case (the rest as written, unlike
+    str.capitalize) and a full stop."""
+    return text[:1].upper() + text[1:] + "."
+
+
 # ----------------------------------------------------------------------------- who acts
 ACTOR_KEY = "beacon_actor"
 

@@ -76,6 +76,8 @@ curve, numbers = st.columns([3, 2])
 with curve:
     if detail.loss_history:
         _ui.chart(_ui.loss_figure(detail.loss_history), key="version_loss")
+        if detail.convergence_note:
+            st.warning(_ui.sentence(detail.convergence_note))
     else:
         st.caption("No loss history (a per-user fold-in has none).")
 with numbers:
@@ -90,7 +92,7 @@ with numbers:
             _ui.table(detail.cold_table, key="version_cold_metrics", column_config=_METRIC_COLUMNS)
             st.caption(f"Each figure averages over {detail.cold_users:,} users.")
         else:
-            st.caption(detail.cold_note.capitalize() + "." if detail.cold_note
+            st.caption(_ui.sentence(detail.cold_note) if detail.cold_note
                        else "Not evaluated.")
     else:
         st.caption("Not evaluated.")
@@ -102,7 +104,7 @@ st.markdown("**What the components chose on validation**")
 if detail.components:
     _ui.table(detail.components, key="version_components", column_config=_COMPONENT_COLUMNS)
 else:
-    st.caption(detail.components_note.capitalize() + ".")
+    st.caption(_ui.sentence(detail.components_note))
 
 if detail.status == "active":
     st.caption(f"Version {detail.id} is the active {detail.scope} model.")

@@ -2,6 +2,7 @@
 test database): JSON on stdout only, exit codes, one clear stderr line for bad input."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +11,8 @@ import torch
 
 from beacon import training, versions
 from beacon.config import ModelConfig
+from beacon.convergence import fit_convergence
+from beacon.demo import load_demo_data
 from beacon.cli import main
 from data_access import models_store as store
 from data_access import runs
@@ -115,6 +118,32 @@ def test_train_json_reports_the_stored_models_fit_not_the_holdout_models(world, 
     assert on == (trend["half_life_days"] is not None) == (trend["events"] > 0)
     # the version keeps the same report, for the console to show without loading the weights
     assert stored.components == {"coattendance": co, "content": content, "trend": trend}
+    # whether early stopping or the epoch cap ended the fit, judged on the stored curve
+    judged = fit_convergence(stored.loss_history, stored.hyperparameters)
+    assert fit["convergence"] == (judged.to_dict() if judged is not None else None)
+
+
+def test_a_fit_the_epoch_cap_ended_says_so_in_train_and_models_show(db, capsys):
+    """Two epochs, patience 3: early stopping cannot have ended it, so the version is flagged
+    as likely under-trained wherever its fit is shown; a fit early stopping ended is not."""
+    load_demo_data(users=150, events=60, days=30, seed=3, actor=ADMIN)  # enough to validate
+    capped = ModelConfig(dim=8, epochs=2, patience=3, batch_size=256, negatives=4, seed=3)
+    result = training.train(config=capped, actor=ADMIN)
+    convergence = result.training["convergence"]
+    assert convergence["validation_epochs"] == 2 and convergence["still_improving"]
+    code, human, _ = cli(capsys, "models", "show", str(result.model_version))
+    assert code == 0 and "early stopping: best epoch" in human
+    assert "warning: training reached its cap of 2 epochs before early stopping ended it" \
+        in human
+    code, shown, _ = cli(capsys, "models", "show", str(result.model_version), "--json")
+    assert shown["convergence"] == convergence
+
+    stopped = training.train(config=dataclasses.replace(capped, epochs=30, patience=1),
+                             force=True, actor=ADMIN)
+    ran = stopped.training["convergence"]["validation_epochs"]
+    assert ran < 30 and not stopped.training["convergence"]["still_improving"]
+    code, human, _ = cli(capsys, "models", "show", str(stopped.model_version))
+    assert "early stopping: best epoch" in human and "warning:" not in human
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):

@@ -289,6 +289,38 @@ def test_models_page_says_why_a_version_has_no_components(on_trained: dict) -> N
         models_store.delete_versions([old, personal])
 
 
+def test_models_page_warns_when_the_epoch_cap_ended_a_fit(on_trained: dict) -> None:
+    """A version whose validation curve still rose when training reached its epoch cap is
+    flagged under its loss curve; one that early stopping ended is not."""
+    from beacon.config import ModelConfig
+    from data_access import models_store
+
+    settings = ModelConfig(epochs=4, patience=3).to_dict()
+    rising = [{"epoch": e, "phase": "train", "loss": 1.0 / e, "val_metric": 0.1 * e}
+              for e in range(1, 5)]
+    stopped = [{"epoch": e, "phase": "train", "loss": 1.0 / e, "val_metric": v}
+               for e, v in enumerate([0.1, 0.3, 0.2, 0.2, 0.2], start=1)]
+    capped = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                         hyperparameters=settings, loss_history=rising,
+                                         created_by="test")
+    ended = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                        hyperparameters={**settings, "epochs": 30},
+                                        loss_history=stopped, created_by="test")
+    try:
+        at = _select_version(app("pages/models.py"), capped)
+        no_exception(at)
+        assert [w.value for w in at.warning] == [
+            "Training reached its cap of 4 epochs before early stopping ended it (validation "
+            "NDCG@10 best at epoch 4): the model is likely under-trained. Raise epochs, or "
+            "learning_rate on a large, sparse catalog."]
+        at = _select_version(at, ended)
+        no_exception(at)
+        assert not at.warning
+        assert console.version_detail(ended).convergence_note == ""
+    finally:
+        models_store.delete_versions([capped, ended])
+
+
 def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> None:
     from beacon import versions
 

@@ -102,6 +102,12 @@ def _detail(payload: dict) -> str:
     if payload.get("loss_history"):
         losses = ", ".join(_loss_text(x) for x in payload["loss_history"])
         lines.append(f"  loss per epoch: {losses}")
+    convergence = payload.get("convergence") or {}
+    if convergence:
+        lines.append(f"  early stopping: best epoch {convergence['best_epoch']} of "
+                     f"{convergence['validation_epochs']} validated (cap {convergence['epochs']})")
+    if convergence.get("note"):
+        lines.append(f"  warning: {convergence['note']}")
     rows = component_rows(payload.get("components") or {})
     if rows:
         lines.append("  components (chosen on validation):")

@@ -81,7 +81,9 @@ def _human(payload: dict) -> str:
             pop = (payload["metrics"].get("popularity") or {}).get("ndcg")
             head += f" (offline NDCG@{k} {beacon['ndcg']:.4f}"
             head += f" vs popularity {pop:.4f})" if isinstance(pop, (int, float)) else ")"
-        return f"{head}\nreason: {payload['reason']}"
+        note = ((payload.get("training") or {}).get("convergence") or {}).get("note")
+        warning = f"\nwarning: {note}" if note else ""
+        return f"{head}\nreason: {payload['reason']}{warning}"
     return f"{status}: {payload['reason']}"
 
 
