@@ -408,9 +408,9 @@ def _load_active(active_id: int | None):
 
 
 def _distance_km(outcome: FilterOutcome, rows: np.ndarray) -> np.ndarray | None:
-    """km from the home / given point per row (UNKNOWN_PLACE_KM where the event has no
-    place); None without an origin."""
-    distances = outcome.distances(rows)
+    """km from the home / given point per row, for a ranking's distance decay
+    (UNKNOWN_PLACE_KM where the event has no place); None without an origin."""
+    distances = outcome.ranking_distances(rows)
     return None if distances is None else np.nan_to_num(distances, nan=F.UNKNOWN_PLACE_KM)
 
 

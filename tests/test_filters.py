@@ -20,7 +20,9 @@ from beacon.filters import (
     CandidateArrays,
     FilterParams,
     apply_filters,
+    great_circle_km,
     haversine_km,
+    unit_point,
 )
 
 UTC = timezone.utc
@@ -300,6 +302,48 @@ def test_an_event_exactly_at_the_max_distance_passes_and_one_just_beyond_fails()
             for lazy in (False, True):
                 outcome = apply_filters(arrays, params, now=NOW, lazy=lazy)
                 assert stage(outcome, DISTANCE).mask.tolist() == expected.tolist()
+
+
+def test_the_chord_distance_is_the_haversines_everywhere() -> None:
+    rng = np.random.default_rng(3)
+    when = datetime(2026, 12, 1, 20, tzinfo=UTC)
+    rows = [{"latitude": float(lat), "longitude": float(lon), "start": when}
+            for lat, lon in zip(rng.uniform(-89, 89, 500), rng.uniform(-180, 180, 500))]
+    rows += [{"latitude": 48.8566, "longitude": 2.3522, "start": when},  # Paris
+             {"start": when}]  # no location
+    arrays = CandidateArrays.from_frame(frame(rows))
+    for origin in ((52.52, 13.405), (0.0, 179.9), (-33.87, 151.21)):
+        exact = haversine_km(arrays.lat_rad, arrays.lon_rad, arrays.cos_lat, *origin)
+        fast = great_circle_km(arrays.xyz, unit_point(*origin))
+        assert np.isnan(fast[-1]) and np.isnan(exact[-1])
+        assert np.abs(fast[:-1] - exact[:-1]).max() < 1e-6
+    assert great_circle_km(arrays.xyz[-2:-1], unit_point(52.52, 13.405))[0] == \
+        pytest.approx(877.5, abs=1.0)  # Berlin to Paris
+
+
+def test_ranking_distances_reuse_what_a_stage_measured_and_keep_nothing_new() -> None:
+    """A ranking's decay reads the km the distance stage measured and computes the others by
+    the chord without storing them, so a reason still shows the haversine's km."""
+    when = datetime(2026, 12, 1, 20, tzinfo=UTC)
+    rows = [{"latitude": 52.52 + k * 0.1, "longitude": 13.405, "start": when} for k in range(6)]
+    arrays = CandidateArrays.from_frame(frame(rows))
+    exact = haversine_km(arrays.lat_rad, arrays.lon_rad, arrays.cos_lat, 52.52, 13.405)
+    every = np.arange(6)
+    plain = apply_filters(arrays, FilterParams(latitude=52.52, longitude=13.405), now=NOW,
+                          lazy=True)
+    assert plain.ranking_distances(every) == pytest.approx(exact, abs=1e-6)
+    assert plain._distances is None  # nothing was measured, and nothing was kept
+    assert [plain.distance(i) for i in every] == pytest.approx(exact, abs=1e-9)
+    # a limit whose edge the exact haversine decides: those rows are measured and reused
+    edge = float(exact[3])
+    near = apply_filters(arrays, FilterParams(latitude=52.52, longitude=13.405, max_km=edge),
+                         now=NOW, lazy=False)
+    measured = near._measured.copy()
+    assert measured.any()
+    ranked = near.ranking_distances(every)
+    assert ranked[measured].tolist() == near._distances[measured].tolist()
+    assert ranked == pytest.approx(exact, abs=1e-6)
+    assert near._measured.tolist() == measured.tolist()
 
 
 def test_date_and_window_masks_are_shared_by_requests_on_one_snapshot() -> None:
