@@ -234,17 +234,34 @@ def run_outcome(run_id: int) -> RunOutcome | None:
     duration = ""
     if run.started_at is not None and run.finished_at is not None:
         duration = f" in {max(0.0, (run.finished_at - run.started_at).total_seconds()):.1f} s"
+    kind = _OUTCOME_KIND.get(run.status, "info")
     if run.status == "succeeded":
         text = f"{head} succeeded{duration}" + (
             f": model version {run.model_id}" if run.model_id is not None else "")
         text += f" ({run.reason})." if run.reason else "."
+        warning = _convergence_warning(run.model_id)
+        if warning:
+            kind, text = "warning", f"{text} Warning: {warning}."
     elif run.status == "skipped":
         text = f"{head} skipped: {run.reason or 'nothing to do'}. The active model stays."
     else:
         error = (run.error or "").strip().splitlines()
         text = (f"{head} {run.status}: {error[-1][:300] if error else run.reason or 'no detail'}. "
                 "The active model is unchanged.")
-    return RunOutcome(run.id, True, run.status, _OUTCOME_KIND.get(run.status, "info"), text)
+    return RunOutcome(run.id, True, run.status, kind, text)
+
+
+def _convergence_warning(version_id: int | None) -> str:
+    """Why version `version_id` is likely under-trained ("" when early stopping ended its
+    fit, or the version is gone)."""
+    if version_id is None:
+        return ""
+    from beacon import versions
+
+    try:
+        return _convergence_note(versions.show(int(version_id)))
+    except BeaconError:  # deleted since
+        return ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -317,6 +317,20 @@ def test_models_page_warns_when_the_epoch_cap_ended_a_fit(on_trained: dict) -> N
         no_exception(at)
         assert not at.warning
         assert console.version_detail(ended).convergence_note == ""
+        # the Training page's outcome of the run that made each version says the same
+        from data_access import runs
+
+        outcomes = {}
+        for version in (capped, ended):
+            run = runs.create_run("global", trigger="button", status="running")
+            runs.finish_run(run.id, "succeeded", reason="forced", model_id=version)
+            outcomes[version] = console.run_outcome(run.id)
+        assert outcomes[capped].kind == "warning"
+        assert outcomes[capped].text.endswith(
+            "(forced). Warning: training reached its cap of 4 epochs before early stopping "
+            "ended it (validation NDCG@10 best at epoch 4): the model is likely under-trained. "
+            "Raise epochs, or learning_rate on a large, sparse catalog.")
+        assert outcomes[ended].kind == "success" and "Warning" not in outcomes[ended].text
     finally:
         models_store.delete_versions([capped, ended])
 
