@@ -9,7 +9,7 @@ learning rate reached 2.7 times the validation NDCG in the same epochs (docs/tra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from beacon.model.early_stopping import _best_epoch
@@ -27,9 +27,7 @@ class Convergence:
     note: str  # "" when early stopping ended the fit
 
     def to_dict(self) -> dict[str, Any]:
-        return {"validation_epochs": self.validation_epochs, "epochs": self.epochs,
-                "best_epoch": self.best_epoch, "still_improving": self.still_improving,
-                "note": self.note}
+        return asdict(self)
 
 
 def fit_convergence(loss_history: Sequence[Any],

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from beacon.errors import BeaconError
-from beacon.features import event_tokens
+from beacon.features import event_tokens, unit_xyz
 
 EARTH_RADIUS_KM = 6371.0088
 DAY = 86_400
@@ -300,8 +300,7 @@ class CandidateArrays:
         lat_rad = np.radians(lat)
         lon_rad = np.radians(lon)
         cos_lat = np.cos(lat_rad)
-        xyz = np.stack([cos_lat * np.cos(lon_rad), cos_lat * np.sin(lon_rad), np.sin(lat_rad)],
-                       axis=-1) if len(frame) else np.zeros((0, 3))
+        xyz = unit_xyz(lat_rad, lon_rad) if len(frame) else np.zeros((0, 3))
         lat_order = np.argsort(lat_rad, kind="stable")  # NaN (no location) last
         pk = frame["id"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
         event_id = frame["event_id"].astype(str).to_numpy(dtype=object) if len(frame) else np.array(
@@ -446,9 +445,7 @@ def haversine_km(lat_rad: np.ndarray, lon_rad: np.ndarray, cos_lat: np.ndarray,
 
 def unit_point(latitude: float, longitude: float) -> np.ndarray:
     """[3] the point on the unit sphere (the rows' `xyz`) of a latitude/longitude in degrees."""
-    lat, lon = math.radians(latitude), math.radians(longitude)
-    return np.array([math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon),
-                     math.sin(lat)])
+    return unit_xyz(math.radians(latitude), math.radians(longitude))
 
 
 def great_circle_km(xyz: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -712,12 +709,11 @@ def _within_distance(funnel: _Funnel, arrays: CandidateArrays, max_km: float | N
 
     def narrow(alive: np.ndarray) -> np.ndarray:
         band = limit / EARTH_RADIUS_KM
-        lat0, lon0 = math.radians(origin[0]), math.radians(origin[1])
+        lat0 = math.radians(origin[0])
         lo = np.searchsorted(arrays.lat_sorted, lat0 - band - 1e-12, side="left")
         hi = np.searchsorted(arrays.lat_sorted, lat0 + band + 1e-12, side="right")
         rows = arrays.lat_order[lo:hi]
-        point = np.array([math.cos(lat0) * math.cos(lon0), math.cos(lat0) * math.sin(lon0),
-                          math.sin(lat0)])
+        point = unit_point(*origin)
         chord = 2.0 - 2.0 * (arrays.xyz_by_lat[lo:hi] @ point)  # NaN without a location
         chord_limit = (2.0 * math.sin(min(band, math.pi) / 2.0)) ** 2
         inside = chord < chord_limit - CHORD_EPS

@@ -457,10 +457,11 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
             metrics["comparison"] = comparison
         metrics = _plain(metrics)
         components = components_report(model)
+        settings = config.to_dict()
 
         version_id = store.insert_version(
             scope="global", blob=blob, model_type="hybrid",
-            fingerprint=decision.fingerprint.digest, hyperparameters=config.to_dict(),
+            fingerprint=decision.fingerprint.digest, hyperparameters=settings,
             counts=_plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
             loss_history=losses, metrics=metrics, components=components,
             created_by=requested_by or run.trigger,
@@ -475,7 +476,7 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
                            run_id=run.id, metrics=metrics,
                            seconds=time.perf_counter() - started,
                            training=_stored_fit(model, losses, training_seconds, components,
-                                                config.to_dict()))
+                                                settings))
     except cancel.TrainingCancelled as stopped:
         text = f"cancelled by {stopped.by}; the active model is unchanged"
         log.warning("training run %s %s", run.id, text)
