@@ -46,6 +46,10 @@ class ModelConfig:
     # is bound by steps, not epochs, so this spares most epochs where an epoch is dear.
     warm_learning_rate: float = 0.0
     warm_half_life: int = 0
+    # Where early stopping has not ended a fit by the epoch cap (the validation metric still
+    # rising), train once more at learning_rate times this factor and keep whichever of the
+    # two validates better (beacon/model/attempts.py). 1: off.
+    capped_retry_factor: float = 4.0
     batch_size: int = 1024
     negatives: int = 32
     l2: float = 1e-5
@@ -164,6 +168,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "learning_rate": (1e-6, 1.0, False),
     "warm_learning_rate": (0, 1.0, False),
     "warm_half_life": (0, 1_000_000, True),
+    "capped_retry_factor": (1.0, 100.0, False),
     "batch_size": (1, 65_536, True),
     "negatives": (1, 1024, True),
     "l2": (0, 1.0, False),

@@ -171,6 +171,9 @@ class LiveRun:
         if not self.total_epochs:
             return self.status
         phases = [entry.get("phase") for entry in self.progress]
+        if phases and phases[-1] == "retry":
+            return (f"epoch {self.epoch} of {self.total_epochs} at most, at a higher learning "
+                    "rate (the first run reached its cap still improving)")
         if phases and phases[-1] == "refit":
             validated = sum(1 for phase in phases if phase != "refit")
             return (f"refit on all data, epoch {self.epoch} of {self.total_epochs} "
@@ -461,6 +464,8 @@ class VersionDetail:
     components_note: str = ""  # why there are no component rows ("" when there are)
     #: "" when early stopping ended the fit; else why the model is likely under-trained
     convergence_note: str = ""
+    #: "" without a retry at a higher learning rate; else what each run reached, which was kept
+    retry_note: str = ""
 
 
 def _loss_points(history: list) -> list[dict]:
@@ -468,9 +473,10 @@ def _loss_points(history: list) -> list[dict]:
     for index, entry in enumerate(history or [], start=1):
         if isinstance(entry, dict):
             points.append({"epoch": entry.get("epoch", index), "loss": entry.get("loss"),
-                           "val_metric": entry.get("val_metric")})
+                           "val_metric": entry.get("val_metric"),
+                           "phase": entry.get("phase")})
         else:
-            points.append({"epoch": index, "loss": entry, "val_metric": None})
+            points.append({"epoch": index, "loss": entry, "val_metric": None, "phase": None})
     return points
 
 
@@ -531,6 +537,7 @@ def version_detail(version_id: int) -> VersionDetail:
         components=component_rows(version.components or {}),
         components_note=_components_note(version),
         convergence_note=_convergence_note(version),
+        retry_note=_retry_note(version),
     )
 
 
@@ -538,6 +545,12 @@ def _convergence_note(version) -> str:
     """Why the version is likely under-trained ("" when early stopping ended its fit)."""
     convergence = version.convergence
     return convergence.note if convergence is not None else ""
+
+
+def _retry_note(version) -> str:
+    """What a fit that reached its epoch cap tried at a higher learning rate ("" without)."""
+    convergence = version.convergence
+    return convergence.retry_note if convergence is not None else ""
 
 
 def _components_note(version) -> str:

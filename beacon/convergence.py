@@ -25,6 +25,9 @@ class Convergence:
     best_epoch: int
     still_improving: bool
     note: str  # "" when early stopping ended the fit
+    #: "" without a second attempt; else what the capped first run and the retry at a higher
+    #: learning rate reached, and which one the version kept
+    retry_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,16 +39,13 @@ def fit_convergence(loss_history: Sequence[Any],
     metric) judged with the fit's own `hyperparameters` (epochs, patience, smoothing, min_delta,
     min_epochs, eval_k); None when the fit had no validation curve (early stopping off, a
     per-user fold-in, a history without validation figures)."""
-    values = [float(entry["val_metric"]) for entry in loss_history
-              if isinstance(entry, Mapping) and entry.get("phase", "train") == "train"
-              and isinstance(entry.get("val_metric"), (int, float))]
+    values = _curve(loss_history, "train")
     epochs = _int(hyperparameters.get("epochs"))
     if not values or epochs is None:
         return None
     half = max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
     patience = _int(hyperparameters.get("patience")) or 0
-    best = _best_epoch(values, half, float(hyperparameters.get("min_delta") or 0.0),
-                       _int(hyperparameters.get("min_epochs")) or 1)
+    best = _best(values, hyperparameters)
     ran = len(values)
     still_improving = ran >= epochs and ran - half - best < patience
     note = ""
@@ -55,7 +55,62 @@ def fit_convergence(loss_history: Sequence[Any],
                 f"(validation NDCG@{k} best at epoch {best}): the model is likely "
                 "under-trained. Raise epochs, or learning_rate on a large, sparse catalog")
     return Convergence(validation_epochs=ran, epochs=epochs, best_epoch=best,
-                       still_improving=still_improving, note=note)
+                       still_improving=still_improving, note=note,
+                       retry_note=_retry_note(loss_history, hyperparameters, epochs))
+
+
+def _curve(loss_history: Sequence[Any], phase: str) -> list[float]:
+    """The validation metric of every entry of `phase` (a fit without phases: "train")."""
+    return [float(entry["val_metric"]) for entry in loss_history
+            if isinstance(entry, Mapping) and entry.get("phase", "train") == phase
+            and isinstance(entry.get("val_metric"), (int, float))]
+
+
+def _best(values: list[float], hyperparameters: Mapping[str, Any]) -> int:
+    half = max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
+    return _best_epoch(values, half, float(hyperparameters.get("min_delta") or 0.0),
+                       _int(hyperparameters.get("min_epochs")) or 1)
+
+
+def _retry_note(loss_history: Sequence[Any], hyperparameters: Mapping[str, Any],
+                epochs: int) -> str:
+    """Where the fit ran a second attempt at a higher learning rate (its discarded curve is
+    kept in the history, each entry with its rate): what each reached, and which was kept."""
+    discarded = _curve(loss_history, "discarded")
+    kept = _curve(loss_history, "train")
+    if not discarded or not kept:
+        return ""
+    rates = {phase: _rate(loss_history, phase) for phase in ("discarded", "train")}
+    d_best, k_best = _best(discarded, hyperparameters), _best(kept, hyperparameters)
+    k = _int(hyperparameters.get("eval_k")) or 10
+    if _first_index(loss_history, "discarded") < _first_index(loss_history, "train"):
+        # the first attempt's curve comes first in a history: it was the one discarded
+        return (f"the first run, at learning rate {_rate_text(rates['discarded'])}, reached the cap of "
+                f"{epochs} epochs still improving (validation NDCG@{k} "
+                f"{discarded[d_best - 1]:.4f} at epoch {d_best}); a second run at "
+                f"{_rate_text(rates['train'])} reached {kept[k_best - 1]:.4f} at epoch {k_best} and is "
+                "the one kept")
+    return (f"the run at learning rate {_rate_text(rates['train'])} reached the cap of {epochs} "
+            f"epochs still improving (validation NDCG@{k} {kept[k_best - 1]:.4f} at epoch "
+            f"{k_best}); a second run at {_rate_text(rates['discarded'])} reached only "
+            f"{discarded[d_best - 1]:.4f}, so the first is kept")
+
+
+def _first_index(loss_history: Sequence[Any], phase: str) -> int:
+    return next(i for i, entry in enumerate(loss_history)
+                if isinstance(entry, Mapping) and entry.get("phase") == phase)
+
+
+def _rate(loss_history: Sequence[Any], phase: str) -> float | None:
+    for entry in loss_history:
+        if isinstance(entry, Mapping) and entry.get("phase") == phase \
+                and isinstance(entry.get("learning_rate"), (int, float)):
+            return float(entry["learning_rate"])
+    return None
+
+
+def _rate_text(rate: float | None) -> str:
+    return f"{rate:g}" if rate is not None else "?"
 
 
 def _int(value: Any) -> int | None:

@@ -559,15 +559,18 @@ def _stored_fit(model, losses: list, seconds: float, components: dict[str, Any],
     order."""
     curve = [entry for entry in losses if isinstance(entry, dict)]
     refit = [entry for entry in curve if entry.get("phase") == "refit"]
+    # a retry's discarded run trained nothing that was stored
+    kept = [entry for entry in curve if entry.get("phase", "train") == "train"]
     validation = dict(getattr(model, "validation", {}) or {})
     converged = fit_convergence(curve, hyperparameters)
     return _plain({
-        "epochs": len(refit) if refit else len(curve),
-        "validation_epochs": sum(1 for e in curve if e.get("phase", "train") == "train")
-        if refit else len(curve),
+        "epochs": len(refit) if refit else len(kept),
+        "validation_epochs": len(kept),
         "best_epoch": validation.get("best_epoch"),
         "best_validation_ndcg": validation.get("best_ndcg"),
         "convergence": converged.to_dict() if converged is not None else None,
+        # where the cap ended the first run: both runs (rate, epochs, best) and the one kept
+        "learning_rate_retry": validation.get("learning_rate_retry"),
         **components,
         "seconds": round(seconds, 3),
         "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),

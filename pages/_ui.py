@@ -241,24 +241,34 @@ def chart(fig: go.Figure, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
+#: what each phase of a fit's history is called in a loss chart ("" for the main curve)
+_PASS_NAMES = {"train": "", "refit": "refit on all data",
+               "retry": "at a higher learning rate", "discarded": "discarded run"}
+
+
 def loss_figure(points: Sequence[dict], total_epochs: int | None = None,
                 title: str | None = "Training loss per epoch") -> go.Figure:
     """Loss (and the validation metric when present, on a second axis) per epoch."""
-    frame = pd.DataFrame(list(points), columns=["epoch", "loss", "val_metric"])
-    # A training may restart its epoch count (a refit on all data after early stopping):
-    # each restart is drawn as its own line.
-    frame["phase"] = (frame["epoch"].diff() <= 0).cumsum()
+    frame = pd.DataFrame(list(points), columns=["epoch", "loss", "val_metric", "phase"])
+    # A training may restart its epoch count (a refit on all data after early stopping, a
+    # second run at a higher learning rate): each restart is drawn as its own line.
+    frame["part"] = (frame["epoch"].diff() <= 0).cumsum()
     fig = go.Figure()
-    for phase, part in frame.groupby("phase", sort=True):
+    for part, rows in frame.groupby("part", sort=True):
+        phase = rows["phase"].iloc[0]
+        name = _PASS_NAMES[phase] if phase in _PASS_NAMES else \
+            ("" if part == 0 else "refit on all data" if part == 1 else f"pass {part + 1}")
         fig.add_trace(go.Scatter(
-            x=part["epoch"], y=part["loss"], mode="lines+markers",
-            name="loss" if phase == 0 else ("loss, refit on all data" if phase == 1
-                                            else f"loss, pass {phase + 1}"),
-            line=dict(color=PALETTE[0] if phase == 0 else PALETTE[2 + (phase - 1) % 4])))
+            x=rows["epoch"], y=rows["loss"], mode="lines+markers",
+            name=f"loss, {name}" if name else "loss",
+            line=dict(color=PALETTE[0] if part == 0 else PALETTE[2 + (part - 1) % 4])))
+        if rows["val_metric"].notna().any():
+            fig.add_trace(go.Scatter(
+                x=rows["epoch"], y=rows["val_metric"], mode="lines+markers", yaxis="y2",
+                name=f"validation, {name}" if name else "validation metric",
+                line=dict(color=PALETTE[1] if part == 0 else PALETTE[2 + (part - 1) % 4],
+                          dash="dot")))
     if frame["val_metric"].notna().any():
-        fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["val_metric"], mode="lines+markers",
-                                 name="validation metric", yaxis="y2",
-                                 line=dict(color=PALETTE[1], dash="dot")))
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="validation",
                                       showgrid=False))
     last = max(total_epochs or 0, int(frame["epoch"].max()) if len(frame) else 1, 1)

@@ -76,6 +76,8 @@ curve, numbers = st.columns([3, 2])
 with curve:
     if detail.loss_history:
         _ui.chart(_ui.loss_figure(detail.loss_history), key="version_loss")
+        if detail.retry_note:
+            st.info(_ui.sentence(detail.retry_note))
         if detail.convergence_note:
             st.warning(_ui.sentence(detail.convergence_note))
     else:

@@ -135,6 +135,14 @@ def test_a_fit_the_epoch_cap_ended_says_so_in_train_and_models_show(db, capsys):
     assert code == 0 and "early stopping: best epoch" in human
     assert "warning: training reached its cap of 2 epochs before early stopping ended it" \
         in human
+    # the cap also started a second run at four times the rate; the version says what each
+    # reached and which one it kept
+    assert "learning rate 0.005, reached the cap of 2 epochs still improving" \
+        in convergence["retry_note"] and "a second run at 0.02 reached" in convergence["retry_note"]
+    assert f"  learning rate: {convergence['retry_note']}" in human
+    retry = result.training["learning_rate_retry"]
+    assert (retry["first"]["learning_rate"], retry["retry"]["learning_rate"]) == (0.005, 0.02)
+    assert retry["first"]["capped"] and retry["kept"] in ("first", "retry")
     code, shown, _ = cli(capsys, "models", "show", str(result.model_version), "--json")
     assert shown["convergence"] == convergence
 
@@ -144,6 +152,8 @@ def test_a_fit_the_epoch_cap_ended_says_so_in_train_and_models_show(db, capsys):
     assert ran < 30 and not stopped.training["convergence"]["still_improving"]
     code, human, _ = cli(capsys, "models", "show", str(stopped.model_version))
     assert "early stopping: best epoch" in human and "warning:" not in human
+    assert "learning rate:" not in human and stopped.training["convergence"]["retry_note"] == ""
+    assert stopped.training["learning_rate_retry"] is None
 
 
 def test_train_seed_is_for_the_global_model_only(world, capsys):

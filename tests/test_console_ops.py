@@ -335,6 +335,34 @@ def test_models_page_warns_when_the_epoch_cap_ended_a_fit(on_trained: dict) -> N
         models_store.delete_versions([capped, ended])
 
 
+def test_models_page_says_what_a_retry_at_a_higher_learning_rate_reached(on_trained: dict) -> None:
+    """A fit that reached its cap tried again at a higher rate: the page names both runs and
+    the one kept, beside the loss chart; the kept run converged, so there is no warning."""
+    from beacon.config import ModelConfig
+    from data_access import models_store
+
+    settings = ModelConfig(epochs=4, patience=1).to_dict()
+    first = [{"epoch": e, "phase": "discarded", "loss": 1.0 / e, "val_metric": 0.1 * e,
+              "learning_rate": 0.005} for e in range(1, 5)]
+    retry = [{"epoch": e, "phase": "train", "loss": 1.0 / e, "val_metric": v,
+              "learning_rate": 0.02} for e, v in enumerate([0.3, 0.5, 0.45], start=1)]
+    refit = [{"epoch": e, "phase": "refit", "loss": 1.0 / e, "val_metric": None}
+             for e in (1, 2)]
+    version = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                          hyperparameters=settings,
+                                          loss_history=first + retry + refit, created_by="test")
+    try:
+        at = _select_version(app("pages/models.py"), version)
+        no_exception(at)
+        assert [i.value for i in at.info] == [
+            "The first run, at learning rate 0.005, reached the cap of 4 epochs still improving "
+            "(validation NDCG@10 0.4000 at epoch 4); a second run at 0.02 reached 0.5000 at "
+            "epoch 2 and is the one kept."]
+        assert not at.warning
+    finally:
+        models_store.delete_versions([version])
+
+
 def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> None:
     from beacon import versions
 

@@ -106,6 +106,8 @@ def _detail(payload: dict) -> str:
     if convergence:
         lines.append(f"  early stopping: best epoch {convergence['best_epoch']} of "
                      f"{convergence['validation_epochs']} validated (cap {convergence['epochs']})")
+    if convergence.get("retry_note"):
+        lines.append(f"  learning rate: {convergence['retry_note']}")
     if convergence.get("note"):
         lines.append(f"  warning: {convergence['note']}")
     rows = component_rows(payload.get("components") or {})

@@ -81,9 +81,11 @@ def _human(payload: dict) -> str:
             pop = (payload["metrics"].get("popularity") or {}).get("ndcg")
             head += f" (offline NDCG@{k} {beacon['ndcg']:.4f}"
             head += f" vs popularity {pop:.4f})" if isinstance(pop, (int, float)) else ")"
-        note = ((payload.get("training") or {}).get("convergence") or {}).get("note")
-        warning = f"\nwarning: {note}" if note else ""
-        return f"{head}\nreason: {payload['reason']}{warning}"
+        convergence = (payload.get("training") or {}).get("convergence") or {}
+        retry = f"\nlearning rate: {convergence['retry_note']}" \
+            if convergence.get("retry_note") else ""
+        warning = f"\nwarning: {convergence['note']}" if convergence.get("note") else ""
+        return f"{head}\nreason: {payload['reason']}{retry}{warning}"
     return f"{status}: {payload['reason']}"
 
 

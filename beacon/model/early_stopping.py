@@ -48,13 +48,14 @@ def _best_epoch(values: list[float], half: int, min_delta: float = 0.0,
 def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
                            config: ModelConfig, history: list[dict[str, Any]],
                            callback: Callable[[EpochReport], None] | None,
-                           followers: Sequence[EpochFollower] = ()) -> tuple[int, float]:
+                           followers: Sequence[EpochFollower] = (),
+                           phase: str = "train") -> tuple[int, float]:
     """Early stopping on a smoothed validation curve: the metric of epoch e is averaged with
     its neighbours (config.smoothing epochs wide), so one lucky or unlucky epoch on a small
     validation set neither stops training early nor picks the epoch count. Stops when the best
     smoothed epoch is `patience` epochs behind the newest one whose smoothing is complete, never
     before `min_epochs`. Each follower hears, after each epoch, which epochs may still be
-    chosen."""
+    chosen. Each epoch is reported as `phase`."""
     half = max(config.smoothing, 1) // 2
     values: list[float] = []
     states: dict[int, Any] = {}
@@ -64,7 +65,7 @@ def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _V
         metric = validator.metric(trainer)
         values.append(metric)
         _report(history, callback, EpochReport(epoch, config.epochs, loss, metric,
-                                               time.perf_counter() - began, "train"))
+                                               time.perf_counter() - began, phase))
         best = _best_epoch(values, half, config.min_delta, config.min_epochs)
         # Kept with refit too: the co-attendance blend is chosen against the best epoch.
         states[epoch] = trainer.state()

@@ -17,9 +17,11 @@ from beacon.model.coattendance_fit import (blend_inputs, choose_blend, fit_compo
 from beacon.model.content_fit import (ContentInputs, choose_content, cold_events,
                                       content_inputs, fit_part, probe_rows)
 from beacon.model.content_part import NEIGHBOUR_CHOICES, ContentPart
+from beacon.model.attempts import (RETRY_PHASE, AttemptInputs, keep_better, retry_config,
+                                   run_attempt)
 from beacon.model.concurrent import EpochFollower, _Job
 from beacon.model.data import _pairs, _prepare, _Prepared, _split_time, _user_split
-from beacon.model.early_stopping import _report, _train_with_validation
+from beacon.model.early_stopping import _report
 from beacon.model.network import _resolve_device, _torch
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
@@ -64,11 +66,13 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
     history: list[dict[str, Any]] = []
     validation: dict[str, Any] = {}
     epochs = config.epochs
+    fit_config = config  # the kept attempt's settings (a retry raises the learning rate)
     trainer: _Trainer | None = None
     choices: _Job | None = None
     inputs: _Job | None = None
     all_pairs = _pairs(prep.rows)
     followers: dict[str, EpochFollower] = {}
+    started: list[EpochFollower] = []  # every follower of every attempt, to stop on a failure
     try:
         if split is not None and config.patience > 0:
             in_val = prep.rows["t"].to_numpy() >= split if user_split is None else is_val
@@ -76,26 +80,34 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
             train_pairs = _pairs(train_rows)
             validator = _Validator(prep, train_rows, val_rows, split, config.eval_k, user_split)
             if validator.usable and (train_pairs["weight"] > 0).any():
-                trainer = _Trainer(prep, train_pairs, config, device)
                 cold = cold_events(prep) if config.content_blend else None
                 rows_for_probe = probe_rows(train_rows, cold, config.seed) \
                     if cold is not None else None
                 t_split = trend_split(prep, config) if config.trend_blend else None
                 rows_for_trend = trend_probe_rows(prep, t_split, config.seed) \
                     if t_split is not None else None
-                followers = _followers(prep, all_pairs, rows_for_probe, rows_for_trend,
-                                       config, device)
+                shared = AttemptInputs(prep, train_pairs, all_pairs, validator, rows_for_probe,
+                                       rows_for_trend, device)
                 inputs = _Job(_choice_inputs, prep, train_rows, rows_for_probe, cold,
                               validator, t_split, rows_for_trend, config, nice=True)
-                best_epoch, best = _train_with_validation(trainer, train_pairs, validator,
-                                                          config, history, callback,
-                                                          list(followers.values()))
+                attempt = run_attempt(shared, config, history, callback, started)
+                retry = None
+                if (faster := retry_config(attempt)) is not None:
+                    for follower in attempt.followers.values():
+                        follower.stop()  # their work is needed only if the first is kept
+                    second = run_attempt(shared, faster, history, callback, started,
+                                         RETRY_PHASE)
+                    attempt, retry = keep_better(attempt, second, started, shared)
+                trainer, followers, fit_config = attempt.trainer, attempt.followers, \
+                    attempt.config
                 validation = {"split": config.validation_split, "split_time": split,
-                              "best_epoch": best_epoch,
-                              "best_ndcg": best, "users": int(len(validator.users)),
-                              "candidates": int(len(validator.candidates)),
-                              "coattendance": None}
-                epochs = max(best_epoch, 1)
+                              "best_epoch": attempt.best_epoch,
+                              "best_ndcg": attempt.best, "users": int(len(validator.users)),
+                              "candidates": int(len(validator.candidates))}
+                if retry is not None:
+                    validation["learning_rate_retry"] = retry
+                validation["coattendance"] = None
+                epochs = max(attempt.best_epoch, 1)
                 if config.content_blend:
                     validation["content"] = None
                 if config.trend_blend:
@@ -103,16 +115,16 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                 # The components' choices need only the validation phase's trainer and the
                 # epoch count, not the refit: they run beside it.
                 choices = _Job(_choose_components, cls, prep, validator, trainer, followers,
-                               inputs, epochs, config, device)
+                               inputs, epochs, fit_config, device)
         if "refit" in followers:
-            trainer = _refit_from(followers["refit"], prep, all_pairs, epochs, config, device,
-                                  history, callback)
+            trainer = _refit_from(followers["refit"], prep, all_pairs, epochs, fit_config,
+                                  device, history, callback)
         elif trainer is None or config.refit:
-            trainer = _train(prep, all_pairs, epochs, config, device, history, callback,
+            trainer = _train(prep, all_pairs, epochs, fit_config, device, history, callback,
                              "refit" if validation else "train")
         chosen_parts = choices.result() if choices is not None else {}
     except BaseException:  # a failed or cancelled fit leaves nothing running behind it
-        for follower in followers.values():
+        for follower in started:
             follower.stop()
         for job in (inputs, choices):
             if job is not None:
@@ -146,25 +158,6 @@ def _trend_part(prep: _Prepared, chosen: dict[str, Any] | None) -> TrendPart | N
     return TrendPart.build(prep.events["id"].to_numpy(dtype=np.int64),
                            strong["erow"].to_numpy(), strong["t"].to_numpy(),
                            chosen["half_life_days"], chosen["weight_known"], chosen["weight_new"])
-
-
-def _followers(prep: _Prepared, all_pairs: pd.DataFrame, rows_for_probe: pd.DataFrame | None,
-               rows_for_trend: pd.DataFrame | None, config: ModelConfig,
-               device: str) -> dict[str, EpochFollower]:
-    """The trainers that train beside early stopping: the refit on every row (unless
-    `refit` is off), with the content blend the probe on `rows_for_probe`, and with the
-    trend blend the trend probe on `rows_for_trend` (the rows before the trend's split)."""
-    followers: dict[str, EpochFollower] = {}
-    if config.refit:
-        followers["refit"] = EpochFollower("refit", _Trainer(prep, all_pairs, config, device),
-                                           all_pairs, config.epochs)
-    for name, rows in (("probe", rows_for_probe), ("trend", rows_for_trend)):
-        if rows is not None:
-            pairs = _pairs(rows)
-            if (pairs["weight"] > 0).any():
-                followers[name] = EpochFollower(name, _Trainer(prep, pairs, config, device),
-                                                pairs, config.epochs)
-    return followers
 
 
 def _train(prep: _Prepared, pairs: pd.DataFrame, epochs: int, config: ModelConfig,

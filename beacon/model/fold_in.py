@@ -38,8 +38,10 @@ class FoldIn:
         if not plans:
             return answers
         frames = [histories[k].iloc[plan[2]] for k, plan in plans.items()]
-        union = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        matrix = self.event_matrix(union.drop_duplicates("id"))
+        # One history's kept rows are already one per event (its first row of each).
+        union = pd.concat(frames, ignore_index=True).drop_duplicates("id") \
+            if len(frames) > 1 else frames[0]
+        matrix = self.event_matrix(union)
         position = {int(e): row for row, e in enumerate(matrix.event_ids.tolist())}
         contrast = self.contrast_places()
         starts, rows, biases, weights, contrast_biases = [], [], [], [], []
