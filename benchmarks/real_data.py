@@ -661,6 +661,7 @@ def tune_beacon(data: MovieLens, grid: list[dict], seeds: list[int],
 
 
 def main() -> None:
+    global TEST_SHARE  # the splits read it; --test-share sets it
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument("--min-rating", type=float, default=0.0,
@@ -672,8 +673,16 @@ def main() -> None:
                         help="a JSON list of ModelConfig overrides to score on validation")
     parser.add_argument("--tune-seeds", type=int, default=1,
                         help="with --tune-beacon: score each over this many seeds (default 1)")
+    parser.add_argument("--test-share", type=float, default=TEST_SHARE,
+                        help="share held out by each protocol: each user's latest (warm), the "
+                             "newest items (cold), the latest ratings (time); default 0.2")
+    parser.add_argument("--no-evaluate", action="store_true",
+                        help="skip `beacon evaluate` on the imported data (it has its own cutoff)")
     parser.add_argument("--out", help="results file (default benchmarks/results/real_data.json)")
     args = parser.parse_args()
+    if not 0 < args.test_share < 1:
+        parser.error(f"--test-share must be between 0 and 1, got {args.test_share}")
+    TEST_SHARE = args.test_share
     seeds = list(range(1, args.seeds + 1))
     began = time.perf_counter()
     data = load(args.min_rating)
@@ -682,7 +691,7 @@ def main() -> None:
                  "min_rating": args.min_rating, "ratings": int(len(data.ratings)),
                  "users": int(data.ratings["user"].nunique()),
                  "items": int(data.ratings["item"].nunique())},
-        "seeds": seeds, "k": K,
+        "seeds": seeds, "k": K, "test_share": TEST_SHARE,
     }
     if args.tune_beacon:
         result["beacon_tuning"] = tune_beacon(data, json.loads(args.tune_beacon),
@@ -702,7 +711,7 @@ def main() -> None:
             block["models"][name] = run_beacon(data, protocol, seeds) if name == "beacon" \
                 else run_peer(name, data, protocol, seeds, args.quick)
         result["protocols"][protocol] = block
-    if "beacon" in models:
+    if "beacon" in models and not args.no_evaluate:
         result["beacon_evaluate"] = run_beacon_evaluate(data, seeds)
     result["headline"] = headline(result)
     result["seconds"] = round(time.perf_counter() - began, 1)

@@ -86,17 +86,15 @@ def _inputs(data, config: ModelConfig) -> AttemptInputs:
 
 
 def test_where_the_first_attempt_validates_better_its_model_is_kept(demo) -> None:
-    """The first attempt's followers stop when the retry begins; kept after all, new ones
-    train to its best epoch and give the refit the first attempt would have given."""
+    """The first attempt's followers train on beside the retry; kept after all, its refit is
+    the one the first attempt's settings give, and the retry's followers are stopped."""
     shared = _inputs(demo, CAPPED)
     started: list = []
     first = run_attempt(shared, CAPPED, [], None, started)
-    for follower in first.followers.values():
-        follower.stop()
     crawl = dataclasses.replace(CAPPED, learning_rate=1e-6)  # learns nothing in 3 epochs
     second = run_attempt(shared, crawl, [], None, started, "retry")
     assert second.best < first.best
-    kept, record = keep_better(first, second, started, shared)
+    kept, record = keep_better(first, second)
     assert kept is first and record["kept"] == "first"
     assert {e["phase"] for e in first.entries} == {"train"}
     assert {e["phase"] for e in second.entries} == {"discarded"}

@@ -109,12 +109,11 @@ def retry_config(first: Attempt) -> ModelConfig | None:
                                warm_learning_rate=min(config.warm_learning_rate, rate))
 
 
-def keep_better(first: Attempt, second: Attempt,
-                started: list[EpochFollower], inputs: AttemptInputs) -> tuple[Attempt, dict]:
+def keep_better(first: Attempt, second: Attempt) -> tuple[Attempt, dict]:
     """The attempt with the higher best validation metric (the first on a tie), its curve
-    relabelled "train" and the other's "discarded"; the other's followers stopped. Where the
-    first is kept, its followers were stopped when the retry began: new ones train to its best
-    epoch (each has its own generators, so they give what the first ones would have).
+    relabelled "train" and the other's "discarded"; the other's followers stopped. The first
+    attempt's followers train on beside the retry: when early stopping ends they trail it by
+    seconds, so keeping them costs little, and where the first is kept its refit is ready.
     Returns the kept attempt and the record of both for the fit's validation report."""
     kept, other = (second, first) if second.best > first.best else (first, second)
     for attempt, phase in ((kept, "train"), (other, DISCARDED_PHASE)):
@@ -122,11 +121,6 @@ def keep_better(first: Attempt, second: Attempt,
             entry.update(phase=phase, learning_rate=attempt.config.learning_rate)
     for follower in other.followers.values():
         follower.stop()
-    if kept is first:
-        kept.followers = make_followers(inputs, first.config)
-        started.extend(kept.followers.values())
-        for follower in kept.followers.values():
-            follower.validated(first.best_epoch, first.best_epoch, stopping=True)
     record = {
         "kept": "retry" if kept is second else "first",
         "first": _summary(first),

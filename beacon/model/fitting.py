@@ -93,11 +93,9 @@ def _fit(cls: type[HybridModel], data: Any, config: ModelConfig,
                 attempt = run_attempt(shared, config, history, callback, started)
                 retry = None
                 if (faster := retry_config(attempt)) is not None:
-                    for follower in attempt.followers.values():
-                        follower.stop()  # their work is needed only if the first is kept
                     second = run_attempt(shared, faster, history, callback, started,
                                          RETRY_PHASE)
-                    attempt, retry = keep_better(attempt, second, started, shared)
+                    attempt, retry = keep_better(attempt, second)
                 trainer, followers, fit_config = attempt.trainer, attempt.followers, \
                     attempt.config
                 validation = {"split": config.validation_split, "split_time": split,
