@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from beacon.model.early_stopping import _best_epoch
+from beacon.model.early_stopping import _best_epoch, cut_off_by_cap
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def fit_convergence(loss_history: Sequence[Any],
     patience = _int(hyperparameters.get("patience")) or 0
     best = _best(values, hyperparameters)
     ran = len(values)
-    still_improving = ran >= epochs and ran - half - best < patience
+    still_improving = cut_off_by_cap(ran, best, half, patience, epochs)
     note = ""
     if still_improving:
         k = _int(hyperparameters.get("eval_k")) or 10

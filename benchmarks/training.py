@@ -70,9 +70,12 @@ def fit_one(data, config, label: str) -> tuple[dict, object]:
     model = HybridModel.fit(data, config, on_epoch)
     total = time.perf_counter() - began
     train = [e for e in epochs if e["phase"] == "train"]
+    retry = [e for e in epochs if e["phase"] == "retry"]  # a capped first run's second try
     refit = [e for e in epochs if e["phase"] == "refit"]
     best_epoch = model.validation.get("best_epoch")
-    best_at = next((e["at"] for e in train if e["epoch"] == best_epoch), None)
+    retried = model.validation.get("learning_rate_retry")
+    kept = retry if retried and retried["kept"] == "retry" else train
+    best_at = next((e["at"] for e in kept if e["epoch"] == best_epoch), None)
     result = {
         "interactions": int(len(data.interactions)),
         "users": int(len(data.users)),
@@ -83,6 +86,8 @@ def fit_one(data, config, label: str) -> tuple[dict, object]:
         "train_epochs": len(train),
         "best_epoch": best_epoch,
         "best_val_ndcg": model.validation.get("best_ndcg"),
+        "retry_epochs": len(retry),
+        "learning_rate_retry": retried,
         "refit_epochs": len(refit),
         "seconds_per_epoch_train_median": round(statistics.median(
             [e["seconds"] for e in train]), 3) if train else None,
@@ -95,7 +100,7 @@ def fit_one(data, config, label: str) -> tuple[dict, object]:
         "epochs": epochs,
     }
     C.log(f"{label}: {result['interactions']:,} interactions, fit {total:.1f} s "
-          f"({len(train)} train + {len(refit)} refit epochs), peak +{result['peak_rss_increase_mib']} MiB")
+          f"({len(train)} train + {len(retry)} retry + {len(refit)} refit epochs), peak +{result['peak_rss_increase_mib']} MiB")
     return result, model
 
 

@@ -654,3 +654,26 @@ def test_live_run_says_which_pass_it_is_in() -> None:
         "refit on all data, epoch 1 of 2 (after 3 epochs with validation)"
     assert live(plain, 1, 5).epoch_text == "epoch 1 of 5"
     assert live([], 0, 0).epoch_text == "running"
+    retry = [{"epoch": 1, "loss": 1.0, "val_metric": 0.3, "phase": "retry"}]
+    assert live(validated + retry, 1, 30).epoch_text == (
+        "epoch 1 of 30 at most, at a higher learning rate (the first run reached its cap "
+        "still improving)")
+
+
+def test_a_loss_chart_names_each_run_of_a_fit() -> None:
+    """A retried fit's history holds the discarded run, the kept one and the refit: each is a
+    line of its own, named, with its own validation line."""
+    from pages import _ui
+
+    def run(phase: str, epochs: int, metric: float | None) -> list[dict]:
+        return [{"epoch": e, "loss": 1.0 / e, "val_metric": metric, "phase": phase}
+                for e in range(1, epochs + 1)]
+
+    figure = _ui.loss_figure(run("discarded", 4, 0.1) + run("train", 3, 0.3)
+                             + run("refit", 2, None))
+    assert [trace.name for trace in figure.data] == [
+        "loss, discarded run", "validation, discarded run", "loss", "validation metric",
+        "loss, refit on all data"]
+    plain = _ui.loss_figure([{"epoch": 1, "loss": 1.0, "val_metric": None},
+                             {"epoch": 1, "loss": 0.5, "val_metric": None}])
+    assert [trace.name for trace in plain.data] == ["loss", "loss, refit on all data"]

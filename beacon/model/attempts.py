@@ -20,7 +20,7 @@ import pandas as pd
 from beacon.config import ModelConfig
 from beacon.model.concurrent import EpochFollower
 from beacon.model.data import _pairs, _Prepared
-from beacon.model.early_stopping import _train_with_validation
+from beacon.model.early_stopping import _train_with_validation, cut_off_by_cap
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
 from beacon.model.validator import _Validator
@@ -71,9 +71,8 @@ def run_attempt(inputs: AttemptInputs, config: ModelConfig, history: list[dict[s
                                               config, history, callback,
                                               list(followers.values()), phase)
     entries = history[first:]
-    half = max(config.smoothing, 1) // 2
-    ran = len(entries)
-    capped = ran >= config.epochs and ran - half - best_epoch < config.patience
+    capped = cut_off_by_cap(len(entries), best_epoch, max(config.smoothing, 1) // 2,
+                            config.patience, config.epochs)
     return Attempt(config, trainer, followers, best_epoch, best, entries, capped)
 
 

@@ -45,6 +45,12 @@ def _best_epoch(values: list[float], half: int, min_delta: float = 0.0,
     return best
 
 
+def cut_off_by_cap(ran: int, best: int, half: int, patience: int, epochs: int) -> bool:
+    """Whether the `epochs` cap, not early stopping, ended a curve of `ran` epochs whose best
+    smoothed epoch is `best`: at the cap, patience had not yet run out (the rule below)."""
+    return ran >= epochs and ran - half - best < patience
+
+
 def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _Validator,
                            config: ModelConfig, history: list[dict[str, Any]],
                            callback: Callable[[EpochReport], None] | None,
