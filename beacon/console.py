@@ -518,6 +518,7 @@ def version_detail(version_id: int) -> VersionDetail:
 
     version = versions.show(int(version_id))
     cold_table, cold_note = _cold_block(version.metrics or {})
+    convergence = version.convergence  # judged from the stored curve: once
     return VersionDetail(
         id=int(version.id),
         scope=version.scope,
@@ -536,8 +537,8 @@ def version_detail(version_id: int) -> VersionDetail:
         cold_users=_users((version.metrics or {}).get("cold") or {}) if cold_table else None,
         components=component_rows(version.components or {}),
         components_note=_components_note(version),
-        convergence_note=_convergence_note(version),
-        retry_note=_retry_note(version),
+        convergence_note=convergence.note if convergence is not None else "",
+        retry_note=convergence.retry_note if convergence is not None else "",
     )
 
 
@@ -545,12 +546,6 @@ def _convergence_note(version) -> str:
     """Why the version is likely under-trained ("" when early stopping ended its fit)."""
     convergence = version.convergence
     return convergence.note if convergence is not None else ""
-
-
-def _retry_note(version) -> str:
-    """What a fit that reached its epoch cap tried at a higher learning rate ("" without)."""
-    convergence = version.convergence
-    return convergence.retry_note if convergence is not None else ""
 
 
 def _components_note(version) -> str:

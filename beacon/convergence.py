@@ -43,7 +43,7 @@ def fit_convergence(loss_history: Sequence[Any],
     epochs = _int(hyperparameters.get("epochs"))
     if not values or epochs is None:
         return None
-    half = max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
+    half = _half(hyperparameters)
     patience = _int(hyperparameters.get("patience")) or 0
     best = _best(values, hyperparameters)
     ran = len(values)
@@ -66,9 +66,12 @@ def _curve(loss_history: Sequence[Any], phase: str) -> list[float]:
             and isinstance(entry.get("val_metric"), (int, float))]
 
 
+def _half(hyperparameters: Mapping[str, Any]) -> int:
+    return max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
+
+
 def _best(values: list[float], hyperparameters: Mapping[str, Any]) -> int:
-    half = max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
-    return _best_epoch(values, half, float(hyperparameters.get("min_delta") or 0.0),
+    return _best_epoch(values, _half(hyperparameters), float(hyperparameters.get("min_delta") or 0.0),
                        _int(hyperparameters.get("min_epochs")) or 1)
 
 
@@ -80,37 +83,27 @@ def _retry_note(loss_history: Sequence[Any], hyperparameters: Mapping[str, Any],
     kept = _curve(loss_history, "train")
     if not discarded or not kept:
         return ""
-    rates = {phase: _rate(loss_history, phase) for phase in ("discarded", "train")}
+    (d_at, d_rate), (k_at, k_rate) = _first(loss_history, "discarded"), _first(loss_history,
+                                                                               "train")
     d_best, k_best = _best(discarded, hyperparameters), _best(kept, hyperparameters)
     k = _int(hyperparameters.get("eval_k")) or 10
-    if _first_index(loss_history, "discarded") < _first_index(loss_history, "train"):
-        # the first attempt's curve comes first in a history: it was the one discarded
-        return (f"the first run, at learning rate {_rate_text(rates['discarded'])}, reached the cap of "
-                f"{epochs} epochs still improving (validation NDCG@{k} "
-                f"{discarded[d_best - 1]:.4f} at epoch {d_best}); a second run at "
-                f"{_rate_text(rates['train'])} reached {kept[k_best - 1]:.4f} at epoch {k_best} and is "
-                "the one kept")
-    return (f"the run at learning rate {_rate_text(rates['train'])} reached the cap of {epochs} "
-            f"epochs still improving (validation NDCG@{k} {kept[k_best - 1]:.4f} at epoch "
-            f"{k_best}); a second run at {_rate_text(rates['discarded'])} reached only "
-            f"{discarded[d_best - 1]:.4f}, so the first is kept")
+    if d_at < k_at:  # the first attempt's curve comes first in a history: it was discarded
+        return (f"the first run, at learning rate {d_rate}, reached the cap of {epochs} epochs "
+                f"still improving (validation NDCG@{k} {discarded[d_best - 1]:.4f} at epoch "
+                f"{d_best}); a second run at {k_rate} reached {kept[k_best - 1]:.4f} at epoch "
+                f"{k_best} and is the one kept")
+    return (f"the run at learning rate {k_rate} reached the cap of {epochs} epochs still "
+            f"improving (validation NDCG@{k} {kept[k_best - 1]:.4f} at epoch {k_best}); a "
+            f"second run at {d_rate} reached only {discarded[d_best - 1]:.4f}, so the first is "
+            "kept")
 
 
-def _first_index(loss_history: Sequence[Any], phase: str) -> int:
-    return next(i for i, entry in enumerate(loss_history)
-                if isinstance(entry, Mapping) and entry.get("phase") == phase)
-
-
-def _rate(loss_history: Sequence[Any], phase: str) -> float | None:
-    for entry in loss_history:
-        if isinstance(entry, Mapping) and entry.get("phase") == phase \
-                and isinstance(entry.get("learning_rate"), (int, float)):
-            return float(entry["learning_rate"])
-    return None
-
-
-def _rate_text(rate: float | None) -> str:
-    return f"{rate:g}" if rate is not None else "?"
+def _first(loss_history: Sequence[Any], phase: str) -> tuple[int, str]:
+    """(position, learning rate as text, "?" when not recorded) of `phase`'s first entry."""
+    at, entry = next((i, e) for i, e in enumerate(loss_history)
+                     if isinstance(e, Mapping) and e.get("phase") == phase)
+    rate = entry.get("learning_rate")
+    return at, f"{rate:g}" if isinstance(rate, (int, float)) else "?"
 
 
 def _int(value: Any) -> int | None:

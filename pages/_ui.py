@@ -258,16 +258,16 @@ def loss_figure(points: Sequence[dict], total_epochs: int | None = None,
         phase = rows["phase"].iloc[0]
         name = _PASS_NAMES[phase] if phase in _PASS_NAMES else \
             ("" if part == 0 else "refit on all data" if part == 1 else f"pass {part + 1}")
+        later = PALETTE[2 + (part - 1) % 4]  # the first part keeps the palette's first two
         fig.add_trace(go.Scatter(
             x=rows["epoch"], y=rows["loss"], mode="lines+markers",
             name=f"loss, {name}" if name else "loss",
-            line=dict(color=PALETTE[0] if part == 0 else PALETTE[2 + (part - 1) % 4])))
+            line=dict(color=PALETTE[0] if part == 0 else later)))
         if rows["val_metric"].notna().any():
             fig.add_trace(go.Scatter(
                 x=rows["epoch"], y=rows["val_metric"], mode="lines+markers", yaxis="y2",
                 name=f"validation, {name}" if name else "validation metric",
-                line=dict(color=PALETTE[1] if part == 0 else PALETTE[2 + (part - 1) % 4],
-                          dash="dot")))
+                line=dict(color=PALETTE[1] if part == 0 else later, dash="dot")))
     if frame["val_metric"].notna().any():
         fig.update_layout(yaxis2=dict(overlaying="y", side="right", title="validation",
                                       showgrid=False))

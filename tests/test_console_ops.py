@@ -289,6 +289,15 @@ def test_models_page_says_why_a_version_has_no_components(on_trained: dict) -> N
         models_store.delete_versions([old, personal])
 
 
+def _version_with_curve(settings: dict, loss_history: list[dict]) -> int:
+    """A stored global version with these settings and this loss history (no real weights)."""
+    from data_access import models_store
+
+    return models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                       hyperparameters=settings, loss_history=loss_history,
+                                       created_by="test")
+
+
 def test_models_page_warns_when_the_epoch_cap_ended_a_fit(on_trained: dict) -> None:
     """A version whose validation curve still rose when training reached its epoch cap is
     flagged under its loss curve; one that early stopping ended is not."""
@@ -300,12 +309,8 @@ def test_models_page_warns_when_the_epoch_cap_ended_a_fit(on_trained: dict) -> N
               for e in range(1, 5)]
     stopped = [{"epoch": e, "phase": "train", "loss": 1.0 / e, "val_metric": v}
                for e, v in enumerate([0.1, 0.3, 0.2, 0.2, 0.2], start=1)]
-    capped = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
-                                         hyperparameters=settings, loss_history=rising,
-                                         created_by="test")
-    ended = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
-                                        hyperparameters={**settings, "epochs": 30},
-                                        loss_history=stopped, created_by="test")
+    capped = _version_with_curve(settings, rising)
+    ended = _version_with_curve({**settings, "epochs": 30}, stopped)
     try:
         at = _select_version(app("pages/models.py"), capped)
         no_exception(at)
@@ -348,9 +353,7 @@ def test_models_page_says_what_a_retry_at_a_higher_learning_rate_reached(on_trai
               "learning_rate": 0.02} for e, v in enumerate([0.3, 0.5, 0.45], start=1)]
     refit = [{"epoch": e, "phase": "refit", "loss": 1.0 / e, "val_metric": None}
              for e in (1, 2)]
-    version = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
-                                          hyperparameters=settings,
-                                          loss_history=first + retry + refit, created_by="test")
+    version = _version_with_curve(settings, first + retry + refit)
     try:
         at = _select_version(app("pages/models.py"), version)
         no_exception(at)

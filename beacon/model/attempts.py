@@ -63,7 +63,7 @@ def run_attempt(inputs: AttemptInputs, config: ModelConfig, history: list[dict[s
                 started: list[EpochFollower], phase: str = "train") -> Attempt:
     """Early stopping at `config`'s rate, its epochs appended to `history` as `phase`, and
     every follower it starts appended to `started` (so a failure stops them all)."""
-    followers = make_followers(inputs, config)
+    followers = _followers(inputs, config)
     started.extend(followers.values())
     trainer = _Trainer(inputs.prep, inputs.train_pairs, config, inputs.device)
     first = len(history)
@@ -76,7 +76,7 @@ def run_attempt(inputs: AttemptInputs, config: ModelConfig, history: list[dict[s
     return Attempt(config, trainer, followers, best_epoch, best, entries, capped)
 
 
-def make_followers(inputs: AttemptInputs, config: ModelConfig) -> dict[str, EpochFollower]:
+def _followers(inputs: AttemptInputs, config: ModelConfig) -> dict[str, EpochFollower]:
     """The trainers that train beside early stopping: the refit on every row (unless `refit`
     is off), with the content blend the probe on its rows, and with the trend blend the trend
     probe on the rows before the trend's split."""
