@@ -111,3 +111,22 @@ def test_where_the_first_attempt_validates_better_its_model_is_kept(demo) -> Non
 def test_the_factor_is_a_checked_setting() -> None:
     with pytest.raises(Exception, match="capped_retry_factor"):
         ModelConfig(capped_retry_factor=0.5)
+
+
+def test_a_cancel_during_the_retry_leaves_no_trainer_of_either_run_behind(demo) -> None:
+    """The first run's followers train on beside the retry: a failure there (here a cancel)
+    must stop them as well as the retry's own, and store nothing."""
+    from beacon import cancel
+
+    run_id = -4545  # no such run in the database: only this process's cancel event knows it
+    seen: list[str] = []
+
+    def cancel_in_retry(report) -> None:
+        seen.append(report.phase)
+        if report.phase == "retry":
+            cancel.mark(run_id, "a test")
+
+    with cancel.watching(run_id), pytest.raises(cancel.TrainingCancelled):
+        HybridModel.fit(demo, CAPPED, callback=cancel_in_retry)
+    assert seen.count("train") == CAPPED.epochs and seen[-1] == "retry"
+    assert _fit_threads() == []
