@@ -12,8 +12,8 @@ import pytest
 from beacon.config import ModelConfig
 from beacon.errors import BeaconError
 from beacon.model import HybridModel
-from beacon.model.content_part import (POPULARITY_HALF_LIFE_DAYS, POPULARITY_PRIOR, ContentPart,
-                                       term_popularity, with_popularity)
+from beacon.model.content_part import (POPULARITY_HALF_LIFE_DAYS, ContentPart, term_popularity,
+                                       with_popularity)
 from beacon.model.trend import DAY
 from data_access.training_data import TrainingData
 from tests.world_support import registrations
@@ -35,31 +35,11 @@ def test_term_popularity_spreads_each_events_decayed_count_over_its_terms() -> N
                                  np.array([at - 1, at - 1, at - half]), at)
     p, q = part.column["tag:p"], part.column["tag:q"]
     c = 1 / np.sqrt(2)  # event 3's row: p and q at equal idf, unit length
-    mean = (2.0 + 0.5) / 2  # the mean draw of the events that drew (1 and 3; 2 drew none)
-    expected = [(2.0 + 0.5 * c + POPULARITY_PRIOR * mean) / np.sqrt(1 + c + POPULARITY_PRIOR),
-                (0.5 * c + POPULARITY_PRIOR * mean) / np.sqrt(c + POPULARITY_PRIOR)]
-    np.testing.assert_allclose(popularity[[p, q]], expected, rtol=1e-4)
+    np.testing.assert_allclose(popularity[[p, q]], [2.0 + 0.5 * c, 0.5 * c], rtol=1e-4)
     new = part.rows(FRAME[FRAME["id"].isin([4, 5])])  # [p], [q]
     # an event's popularity: log1p of its row . the terms' (the counts are heavy-tailed)
     np.testing.assert_allclose(new.popularity(popularity), np.log1p(popularity[[p, q]]),
                                rtol=1e-6)
-
-
-def test_a_term_few_events_carry_with_many_registrations_outranks_one_many_carry_thinly() -> None:
-    frame = pd.DataFrame({"id": range(1, 12), "category": [None] * 11, "organizer": [None] * 11,
-                          "tags": [["broad"]] * 9 + [["narrow"]] + [["broad", "narrow"]]})
-    part = ContentPart.build(frame, 0.5, np.arange(10), neighbours=0)
-    at = 100 * DAY
-    # nine "broad" events drew one registration each, the one "narrow" event six: the sum
-    # (9 against 6) would crown "broad"; per square root of the carriers "narrow" leads
-    erows = np.array(list(range(9)) + [9] * 6)
-    popularity = term_popularity(part.matrix, erows, np.full(len(erows), at - 1), at)
-    broad, narrow = part.column["tag:broad"], part.column["tag:narrow"]
-    mean = 15 / 10
-    np.testing.assert_allclose(popularity[[broad, narrow]],
-                               [(9 + mean) / np.sqrt(10), (6 + mean) / np.sqrt(2)], rtol=1e-4)
-    assert popularity[narrow] > popularity[broad]
-    assert not term_popularity(part.matrix, np.zeros(0, np.int64), np.zeros(0, np.int64), at).any()
 
 
 def test_the_lift_ranks_the_popular_terms_first_where_profiles_tie() -> None:

@@ -40,16 +40,10 @@ NEIGHBOUR_CHOICES = (50, 0)
 NEIGHBOURS = NEIGHBOUR_CHOICES[0]
 #: weights tried for the terms' recent popularity beside the user's profile (0: the profile
 #: alone): a cold event scores z(profile) + b z(popularity), popularity being how many recent
-#: registrations the trained events that share its terms drew (`term_popularity`)
+#: registrations the trained events that share its terms drew (TF-IDF weighted)
 POPULARITY_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 #: the registrations behind the terms' popularity are decayed with this half-life (days)
 POPULARITY_HALF_LIFE_DAYS = 14.0
-#: a term's draw is divided by the square root of the events that carry it, each count with
-#: this many events of the mean draw added. The plain sum crowned the terms many events share
-#: (a popular year or genre lifted every multi-genre film), and the draw per event crowned the
-#: terms that only a few young events carry; between the two won on MovieLens' validation
-#: splits (benchmarks/notes.md, "The terms' popularity per square root of their events")
-POPULARITY_PRIOR = 1.0
 #: the neighbour threshold is read off a sample of at most this many trained events (k scaled
 #: to the sample), so that it costs a small sparse product per new event, not one per catalog
 THRESHOLD_SAMPLE = 4000
@@ -341,18 +335,10 @@ def blend_parts(hybrid: np.ndarray, content: np.ndarray, cold: np.ndarray,
 def term_popularity(matrix: Any, erows: np.ndarray, times: np.ndarray, at: int) -> np.ndarray:
     """[vocabulary] float32: per term, the registrations (event row, unix time) before `at`
     decayed over POPULARITY_HALF_LIFE_DAYS, each event's count spread over its TF-IDF row
-    (`matrix`, csr [events, vocabulary]: the events the rows index), divided by the square
-    root of how many events that drew any carry the term (TF-IDF weighted), both with
-    POPULARITY_PRIOR events of the mean draw added."""
+    (`matrix`, csr [events, vocabulary]: the events the rows index)."""
     counts = decayed_counts(np.asarray(erows, dtype=np.int64), np.asarray(times, dtype=np.int64),
                             at, POPULARITY_HALF_LIFE_DAYS, matrix.shape[0])
-    drew = counts > 0
-    if not drew.any():
-        return np.zeros(matrix.shape[1], dtype=np.float32)
-    drawn = np.asarray(matrix.T @ counts, dtype=np.float64).ravel()
-    carriers = np.asarray(matrix.T @ drew.astype(np.float64), dtype=np.float64).ravel()
-    prior = POPULARITY_PRIOR * float(counts[drew].mean())
-    return ((drawn + prior) / np.sqrt(carriers + POPULARITY_PRIOR)).astype(np.float32)
+    return np.asarray(matrix.T @ counts, dtype=np.float32).ravel()
 
 
 def with_popularity(content: np.ndarray, popularity: np.ndarray, weight: float) -> np.ndarray:
