@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from beacon.model.early_stopping import _best_epoch, cut_off_by_cap
+from beacon.model.early_stopping import _best_epoch, cut_off_by_cap, smoothing_half
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _curve(loss_history: Sequence[Any], phase: str) -> list[float]:
 
 
 def _half(hyperparameters: Mapping[str, Any]) -> int:
-    return max(_int(hyperparameters.get("smoothing")) or 1, 1) // 2
+    return smoothing_half(_int(hyperparameters.get("smoothing")) or 1)
 
 
 def _best(values: list[float], hyperparameters: Mapping[str, Any]) -> int:

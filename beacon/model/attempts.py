@@ -20,7 +20,8 @@ import pandas as pd
 from beacon.config import ModelConfig
 from beacon.model.concurrent import EpochFollower
 from beacon.model.data import _pairs, _Prepared
-from beacon.model.early_stopping import _train_with_validation, cut_off_by_cap
+from beacon.model.early_stopping import (_train_with_validation, cut_off_by_cap,
+                                         smoothing_half)
 from beacon.model.records import EpochReport
 from beacon.model.trainer import _Trainer
 from beacon.model.validator import _Validator
@@ -71,7 +72,7 @@ def run_attempt(inputs: AttemptInputs, config: ModelConfig, history: list[dict[s
                                               config, history, callback,
                                               list(followers.values()), phase)
     entries = history[first:]
-    capped = cut_off_by_cap(len(entries), best_epoch, max(config.smoothing, 1) // 2,
+    capped = cut_off_by_cap(len(entries), best_epoch, smoothing_half(config.smoothing),
                             config.patience, config.epochs)
     return Attempt(config, trainer, followers, best_epoch, best, entries, capped)
 

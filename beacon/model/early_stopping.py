@@ -45,6 +45,11 @@ def _best_epoch(values: list[float], half: int, min_delta: float = 0.0,
     return best
 
 
+def smoothing_half(smoothing: int) -> int:
+    """Epochs each side of an epoch that its smoothed validation value averages over."""
+    return max(smoothing, 1) // 2
+
+
 def cut_off_by_cap(ran: int, best: int, half: int, patience: int, epochs: int) -> bool:
     """Whether the `epochs` cap, not early stopping, ended a curve of `ran` epochs whose best
     smoothed epoch is `best`: at the cap, patience had not yet run out (the rule below)."""
@@ -62,7 +67,7 @@ def _train_with_validation(trainer: _Trainer, pairs: pd.DataFrame, validator: _V
     smoothed epoch is `patience` epochs behind the newest one whose smoothing is complete, never
     before `min_epochs`. Each follower hears, after each epoch, which epochs may still be
     chosen. Each epoch is reported as `phase`."""
-    half = max(config.smoothing, 1) // 2
+    half = smoothing_half(config.smoothing)
     values: list[float] = []
     states: dict[int, Any] = {}
     for epoch in range(1, config.epochs + 1):
