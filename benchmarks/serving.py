@@ -10,7 +10,7 @@ In memory means: the candidate arrays (CandidateArrays), the model's event matri
 context and history are built before timing, as the process caches hold them between requests;
 a timed request is what recommend() does per call on top of those caches: the filter stages
 (beacon.filters.apply_filters), model.score (user vector + one matrix-vector product) and the
-top 10 (recommend._ranked). Candidate sets above the scale data's event count are made by
+top 10 (scoring.ranked). Candidate sets above the scale data's event count are made by
 repeating its events with new ids (those are scored from their features, like new events).
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def load_users(url: str, count: int, rng):
     """`count` random users with their UserRow, context and history (read before timing)."""
     from sqlalchemy import text
 
-    from beacon.recommend import _user_context
+    from beacon.scoring import user_context as _user_context
     from data_access import catalog
     from data_access.db import get_engine
 
@@ -101,7 +101,7 @@ def filter_params(now: datetime, frame, on: bool):
 class _InMemory:
     """Runs the real beacon.recommend.recommend() with nothing read per request: the user, the
     history and the model come as a `recommend.Prepared` (what the refresh worker reads ahead;
-    no personal vector), and the candidate snapshot (_candidates) is the one the process cache
+    no personal vector), and the candidate snapshot (`candidates`) is the one the process cache
     holds between requests."""
 
     def __init__(self, loaded, snapshot, histories: dict):
@@ -111,7 +111,7 @@ class _InMemory:
     def __enter__(self):
         from beacon import recommend as R
 
-        self._patch(R, "_candidates", lambda now, stamp=None: self.snapshot)
+        self._patch(R, "candidates", lambda now, stamp=None: self.snapshot)
         return self
 
     def prepared(self, row):
@@ -130,15 +130,17 @@ class _InMemory:
         self.saved.clear()
 
 
-def _snapshot(R, arrays, now):
-    """A recommend._Snapshot holding `arrays`, whatever extra bookkeeping fields it has."""
+def _snapshot(arrays, now):
+    """A candidate_snapshot.Snapshot holding `arrays`, whatever extra bookkeeping fields it has."""
     import dataclasses
 
-    names = {f.name for f in dataclasses.fields(R._Snapshot)}
+    from beacon.candidate_snapshot import Snapshot
+
+    names = {f.name for f in dataclasses.fields(Snapshot)}
     clock = time.monotonic()
     values = {"key": ("benchmark",), "since": now - timedelta(days=1), "arrays": arrays,
               "checked_at": clock, "counted_at": clock}
-    return R._Snapshot(**{k: v for k, v in values.items() if k in names})
+    return Snapshot(**{k: v for k, v in values.items() if k in names})
 
 
 def in_memory(loaded, base, users, now: datetime, sizes, requests: int, rng) -> dict:
@@ -147,6 +149,7 @@ def in_memory(loaded, base, users, now: datetime, sizes, requests: int, rng) -> 
 
     from beacon import filters as F
     from beacon import recommend as R
+    from beacon.candidate_snapshot import event_matrix
 
     model = loaded.model
     histories = {row.id: history for row, _, history in users}
@@ -154,8 +157,8 @@ def in_memory(loaded, base, users, now: datetime, sizes, requests: int, rng) -> 
     for n in sizes:
         frame = candidate_frame(base, n, now, rng)
         arrays_s, arrays = C.timed(lambda: F.CandidateArrays.from_frame(frame))
-        snapshot = _snapshot(R, arrays, now)
-        matrix_s, matrix = C.timed(lambda: R._event_matrix(snapshot, loaded))
+        snapshot = _snapshot(arrays, now)
+        matrix_s, matrix = C.timed(lambda: event_matrix(snapshot, loaded))
         vectors = matrix.vectors
         user_vecs = [model.user_vector(ctx)[0] for _, ctx, _ in users]
         by_size = {"candidates": n, "dim": int(vectors.shape[1]),
@@ -210,8 +213,8 @@ def in_memory(loaded, base, users, now: datetime, sizes, requests: int, rng) -> 
                     # Where the time goes: the same requests with the steps wrapped.
                     breakdown = _Breakdown()
                     breakdown.wrap(R.F, "apply_filters", "filters")
-                    breakdown.wrap(R, "_score", "score")
-                    breakdown.wrap(R, "_ranked", "top_k")
+                    breakdown.wrap(R, "score", "score")
+                    breakdown.wrap(R, "ranked", "top_k")
                     m = min(requests, 300)
                     try:
                         for k in range(m):
@@ -304,6 +307,7 @@ class _QueryTimer:
 
 def end_to_end(url: str, users, now_fn, requests: int, profile: bool) -> dict:
     from beacon import recommend as R
+    from beacon import scoring as S
     from beacon import versions
     from data_access import catalog
     from data_access.db import get_engine
@@ -330,13 +334,13 @@ def end_to_end(url: str, users, now_fn, requests: int, profile: bool) -> dict:
         breakdown = _Breakdown()
         breakdown.wrap(R, "serving_read",
                        "stamp + active model id + user + history + personal vector read")
-        breakdown.wrap(R, "_candidates", "candidate snapshot check (_candidates)")
+        breakdown.wrap(R, "candidates", "candidate snapshot check (candidates)")
         breakdown.wrap(R.F, "apply_filters", "filters (apply_filters)")
-        breakdown.wrap(R, "_load_active", "active model check (versions.active_global)")
+        breakdown.wrap(S, "load_active", "active model check (versions.active_global)")
         breakdown.wrap(versions, "personal_vector", "personal vector lookup")
-        breakdown.wrap(R, "_explained", "reasons: the model's terms, one batch (_explained)")
-        breakdown.wrap(R, "_reason", "reasons: the sentences (_reason, 10 items)")
-        breakdown.wrap(R, "_ranked", "top-k (_ranked)")
+        breakdown.wrap(R, "explained", "reasons: the model's terms, one batch (explained)")
+        breakdown.wrap(R, "reason", "reasons: the sentences (reason, 10 items)")
+        breakdown.wrap(R, "ranked", "top-k (ranked)")
         timer = _QueryTimer(get_engine(url))
         times, sources = [], {}
         began_all = time.perf_counter()

@@ -301,12 +301,12 @@ def test_a_reject_or_registration_counts_on_the_very_next_request(api: Api) -> N
 
 
 def test_a_cancelled_event_is_gone_at_once_in_every_process(api: Api, monkeypatch) -> None:
-    from beacon import recommend as engine
+    from beacon import candidate_snapshot
     from data_access import catalog_sync
 
     # no time-to-live saves it: only the catalogue stamp can tell this process
-    monkeypatch.setattr(engine, "SNAPSHOT_TTL_S", 1e9)
-    monkeypatch.setattr(engine, "COUNT_TTL_S", 1e9)
+    monkeypatch.setattr(candidate_snapshot, "SNAPSHOT_TTL_S", 1e9)
+    monkeypatch.setattr(candidate_snapshot, "COUNT_TTL_S", 1e9)
     path = f"/v1/users/{JAZZ}/recommendations"
     created = api.put("/v1/events/jazz-late", {
         "title": "Late jazz", "start_time": (NOW + timedelta(days=2, hours=5)).isoformat(),

@@ -73,9 +73,9 @@ def counting():
 def warm_caches(monkeypatch) -> None:
     """The per-process caches held for the whole test: the candidate snapshot's periodic
     catalogue check (at most every 2 s, not per request) and the key check (1 s)."""
-    from beacon import api_keys, recommend
+    from beacon import api_keys, candidate_snapshot
 
-    monkeypatch.setattr(recommend, "SNAPSHOT_TTL_S", 3600.0)
+    monkeypatch.setattr(candidate_snapshot, "SNAPSHOT_TTL_S", 3600.0)
     monkeypatch.setattr(api_keys, "KEY_CACHE_S", 3600.0)
 
 

@@ -198,7 +198,7 @@ def test_fallback_chain_global_features_personal(db: str) -> None:
 
 
 def test_reasons_speak_only_the_truth(db: str) -> None:
-    from beacon.recommend import _humanize
+    from beacon.reasons import humanize
     from data_access.catalog import UserHistory, user_by_email
 
     world()
@@ -206,17 +206,24 @@ def test_reasons_speak_only_the_truth(db: str) -> None:
     plain = UserHistory(user_id=user.id)
     with_history = UserHistory(user_id=user.id, organizers=frozenset({"Blue Note"}))
     args = (None, "", None, NOW)
-    assert _humanize("organizer:Blue Note", user, with_history, *args) == \
+    assert humanize("organizer:Blue Note", user, with_history, *args) == \
         "organizer you registered with before: Blue Note"
-    assert _humanize("organizer:Blue Note", user, plain, *args) == "popular with people like you"
-    assert _humanize("tag:jazz", user, plain, *args) == "matches your interest: jazz"
-    assert _humanize("tag:techno", user, plain, *args) == "popular with people like you"
-    assert _humanize("geo:52.5,13.0", user, plain, 1.234, "home", None, NOW) == \
+    assert humanize("organizer:Blue Note", user, plain, *args) == "popular with people like you"
+    assert humanize("tag:jazz", user, plain, *args) == "matches your interest: jazz"
+    assert humanize("tag:techno", user, plain, *args) == "popular with people like you"
+    went = UserHistory(user_id=user.id, tags=frozenset({"Techno"}), categories=frozenset({"Club"}))
+    assert humanize("tag:techno", user, went, *args) == "like events you registered for: techno"
+    assert humanize("category:club", user, went, *args) == "like events you registered for: club"
+    assert humanize("category:club", user, plain, *args) == "popular with people like you"
+    assert humanize("category:club", user, went, None, "", None, NOW, False) == \
+        "like events you registered for: club"
+    assert humanize("category:theatre", user, went, None, "", None, NOW, False) is None
+    assert humanize("geo:52.5,13.0", user, plain, 1.234, "home", None, NOW) == \
         "near your home (1.2 km)"
-    assert _humanize("geo:home", user, plain, 6388.7, "home", None, NOW) is None  # not "near"
-    assert _humanize("geo:home", user, plain, None, "home", None, NOW) is None
+    assert humanize("geo:home", user, plain, 6388.7, "home", None, NOW) is None  # not "near"
+    assert humanize("geo:home", user, plain, None, "home", None, NOW) is None
     friday = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
-    assert _humanize("time:evening", user, plain, None, "", friday,
+    assert humanize("time:evening", user, plain, None, "", friday,
                      datetime(2026, 11, 23, 9, tzinfo=UTC)) == "this Friday evening"
     # the history a request reads really carries the organizers registered with
     from data_access.catalog import user_history
