@@ -55,13 +55,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from beacon import cancel
 from beacon.actions import Actor, audit_row, state_changing
-from beacon.convergence import fit_convergence
 from beacon.errors import BeaconError, UnknownUser
 from beacon.fingerprint import (  # noqa: F401 - training_fingerprint is used through here too
-    NOT_FINGERPRINTED,
     config_or_default,
     training_fingerprint,
 )
+from beacon.training_report import (compare_with_active, components_report, evaluate_version,
+                                    loss_value, plain, stored_fit)
 from data_access import audit as audit_log
 from data_access import models_store as store
 from data_access import runs
@@ -445,24 +445,24 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         model = HybridModel.fit(data, config, on_epoch)
         training_seconds = time.perf_counter() - fit_started
         raw_losses = list(getattr(model, "loss_history", []) or [])
-        finals = [_loss_value(x) for x in raw_losses]
+        finals = [loss_value(x) for x in raw_losses]
         if any(x is not None and not math.isfinite(x) for x in finals):
             raise RuntimeError(f"training diverged: non-finite loss in {finals!r}")
-        losses = _plain(raw_losses)
+        losses = plain(raw_losses)
         blob = model.to_bytes()
 
-        metrics = _evaluate(data, config, on_step=lambda _report: runs.heartbeat(run.id))
-        comparison = _compare(metrics, decision.active)
+        metrics = evaluate_version(data, config, on_step=lambda _report: runs.heartbeat(run.id))
+        comparison = compare_with_active(metrics, decision.active)
         if comparison:
             metrics["comparison"] = comparison
-        metrics = _plain(metrics)
+        metrics = plain(metrics)
         components = components_report(model)
         settings = config.to_dict()
 
         version_id = store.insert_version(
             scope="global", blob=blob, model_type="hybrid",
             fingerprint=decision.fingerprint.digest, hyperparameters=settings,
-            counts=_plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
+            counts=plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
             loss_history=losses, metrics=metrics, components=components,
             created_by=requested_by or run.trigger,
         )
@@ -475,7 +475,7 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         return TrainResult(status="trained", reason=reason, model_version=version_id,
                            run_id=run.id, metrics=metrics,
                            seconds=time.perf_counter() - started,
-                           training=_stored_fit(model, losses, training_seconds, components,
+                           training=stored_fit(model, losses, training_seconds, components,
                                                 settings))
     except cancel.TrainingCancelled as stopped:
         text = f"cancelled by {stopped.by}; the active model is unchanged"
@@ -521,153 +521,6 @@ def _quietly(function, *args, **kwargs) -> None:
     except Exception:  # noqa: BLE001 - cleanup must not hide the original outcome
         log.info("%s failed during training cleanup", getattr(function, "__name__", function),
                  exc_info=True)
-
-
-def _loss_value(entry) -> float | None:
-    """A loss-history entry is a number or a dict with "loss" (the model's per-epoch record)."""
-    value = entry.get("loss") if isinstance(entry, dict) else entry
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _plain(value):
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (Postgres JSON rejects NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return _plain(value.item())
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _stored_fit(model, losses: list, seconds: float, components: dict[str, Any],
-                hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """The stored model's fit: epochs of the weights it keeps (the refit on all data when there
-    was one), the best epoch early stopping chose, whether early stopping or the epoch cap
-    ended it (`convergence.fit_convergence`; None without early stopping), its components
-    (`components_report`, as stored with the version) and its loss curve, every phase in
-    order."""
-    curve = [entry for entry in losses if isinstance(entry, dict)]
-    refit = [entry for entry in curve if entry.get("phase") == "refit"]
-    # a retry's discarded run trained nothing that was stored
-    kept = [entry for entry in curve if entry.get("phase", "train") == "train"]
-    validation = dict(getattr(model, "validation", {}) or {})
-    converged = fit_convergence(curve, hyperparameters)
-    return _plain({
-        "epochs": len(refit) if refit else len(kept),
-        "validation_epochs": len(kept),
-        "best_epoch": validation.get("best_epoch"),
-        "best_validation_ndcg": validation.get("best_ndcg"),
-        "convergence": converged.to_dict() if converged is not None else None,
-        # where the cap ended the first run: both runs (rate, epochs, best) and the one kept
-        "learning_rate_retry": validation.get("learning_rate_retry"),
-        **components,
-        "seconds": round(seconds, 3),
-        "loss_curve": [{"epoch": e.get("epoch"), "phase": e.get("phase", "train"),
-                        "loss": e.get("loss"), "val_metric": e.get("val_metric")}
-                       for e in curve],
-    })
-
-
-def components_report(model) -> dict[str, Any]:
-    """What each component of `model` chose on validation (stored with the version, reported
-    by `train --json`): coattendance, content, trend."""
-    validation = dict(getattr(model, "validation", {}) or {})
-    return _plain({"coattendance": _coattendance_report(model, validation),
-                   "content": _content_report(model, validation),
-                   "trend": _trend_report(model, validation)})
-
-
-def _coattendance_report(model, validation: dict[str, Any]) -> dict[str, Any]:
-    """The co-attendance component as stored (weight 0: switched off on validation), with the
-    validation NDCG of the hybrid alone and of the chosen blend."""
-    chosen = dict(validation.get("coattendance") or {})
-    component = getattr(model, "coattendance", None)
-    return {"weight": component.weight if component is not None else 0.0,
-            "lambda": component.lam if component is not None else None,
-            "recency": component.recency if component is not None else None,
-            "events": int(len(component.event_ids)) if component is not None else 0,
-            "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
-            "validation_blend_ndcg": chosen.get("blend_ndcg")}
-
-
-def _content_report(model, validation: dict[str, Any]) -> dict[str, Any]:
-    """The content component as stored (weight 0: switched off on its cold validation split),
-    with that split's NDCG of the hybrid alone and of the chosen blend."""
-    chosen = dict(validation.get("content") or {})
-    component = getattr(model, "content", None)
-    return {"weight": component.weight if component is not None else 0.0,
-            "neighbours": component.neighbours if component is not None else None,
-            "popularity_weight": component.popularity_weight if component is not None else 0.0,
-            "events": int(len(component.event_ids)) if component is not None else 0,
-            "terms": int(component.width) if component is not None else 0,
-            "validation_cold_events": chosen.get("events"),
-            "validation_hybrid_ndcg": chosen.get("hybrid_ndcg"),
-            "validation_blend_ndcg": chosen.get("blend_ndcg")}
-
-
-def _trend_report(model, validation: dict[str, Any]) -> dict[str, Any]:
-    """The trend component as stored (both weights 0: switched off on its time split), with
-    that split's users per group and NDCG of the probe alone and of the chosen blend."""
-    chosen = dict(validation.get("trend") or {})
-    component = getattr(model, "trend", None)
-    return {"weight_known": component.weight_known if component is not None else 0.0,
-            "weight_new": component.weight_new if component is not None else 0.0,
-            "half_life_days": component.half_life_days if component is not None else None,
-            "events": int(len(component.event_ids)) if component is not None else 0,
-            "validation_split_time": chosen.get("split_time"),
-            "validation_users": chosen.get("users"),
-            "validation_ndcg": chosen.get("ndcg")}
-
-
-def _evaluate(data, config, on_step=None) -> dict:
-    """The temporal-holdout evaluation (it trains its own model on the past: its epochs only
-    refresh the heartbeat, they are not the run's progress). The holdout model's own fit is
-    reported as "holdout_model", so it is not read as the stored model's."""
-    try:
-        from beacon.evaluate import evaluate_holdout
-
-        metrics = dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10),
-                                        callback=on_step))
-        if "train" in metrics:
-            metrics["holdout_model"] = metrics.pop("train")
-        return _plain(metrics)
-    except Exception as error:  # noqa: BLE001 - a model without numbers still serves
-        log.exception("offline evaluation failed")
-        return {"evaluation_error": f"{type(error).__name__}: {error}"}
-
-
-def _ndcg(metrics: dict | None) -> float | None:
-    block = (metrics or {}).get("beacon")
-    if isinstance(block, dict) and isinstance(block.get("ndcg"), (int, float)):
-        return float(block["ndcg"])
-    return None
-
-
-def _compare(metrics: dict, active: store.VersionMeta | None) -> dict:
-    """The new version's offline numbers next to the active one's (recorded, not enforced)."""
-    if active is None:
-        return {}
-    new, old = _ndcg(metrics), _ndcg(active.metrics)
-    out: dict[str, Any] = {"previous_version": active.id, "ndcg": new, "previous_ndcg": old,
-                           "k": metrics.get("k"), "previous_k": (active.metrics or {}).get("k")}
-    if new is not None and old is not None:
-        out["delta"] = new - old
-        if new < old:
-            out["note"] = (f"offline NDCG {new:.4f} is below the previous version {active.id}'s "
-                           f"{old:.4f} (on an earlier holdout); activated anyway, roll back with "
-                           f"`models activate {active.id}` if needed")
-    return out
 
 
 # --- per-user fold-in ---------------------------------------------------------------------------

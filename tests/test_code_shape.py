@@ -85,3 +85,10 @@ def test_model_is_a_package_with_one_role_per_module():
 def test_public_names_still_import_from_beacon_model():
     from beacon.model import EpochReport, EventMatrix, HybridModel, place_planes  # noqa: F401
     from beacon.model import _best_epoch, _pairs, _prepare, _Trainer  # noqa: F401
+
+
+def test_no_beacon_module_is_too_long_to_read_at_once():
+    """recommend.py reached 1,063 lines before its cache, scoring and reasons moved out."""
+    lengths = {str(p.relative_to(BEACON.parent)): len(p.read_text().splitlines())
+               for p in BEACON.rglob("*.py")}
+    assert {path: n for path, n in lengths.items() if n > 1000} == {}
