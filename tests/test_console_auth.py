@@ -113,7 +113,7 @@ def test_first_admin_only_through_the_server_terminal(dialect: str, capsys,
 
 def test_viewer_sees_every_page_but_no_control_that_changes_state(seeded: str) -> None:
     from beacon.training import train
-    from tests.test_console_ops import tiny_config
+    from tests.trained_support import tiny_config
 
     train(force=True, config=tiny_config(), actor=ADMIN)
     at = signed_in_app("viewer", timeout=TIMEOUT)

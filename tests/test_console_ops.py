@@ -15,10 +15,10 @@ from beacon import bootstrap, console
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
 from tests.auth_support import ADMIN, actor, shown, signed_in_app
+from tests.trained_support import DEMO, tiny_config, two_trained_versions
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 TIMEOUT = 120  # seconds AppTest may take for one script run (the first imports torch)
-DEMO = dict(users=60, events=40, days=14, seed=3)
 
 
 def app(page: str | None = None, role: str | None = "admin") -> AppTest:
@@ -190,28 +190,9 @@ def test_database_at_an_old_schema(empty_db: str, dialect: str,
 # A trained fixture shared by the read-only tests of one module: demo data and two tiny global
 # versions (the second active), so the pages have versions, a loss curve and metrics to draw.
 
-def tiny_config():
-    from beacon.config import ModelConfig
-
-    return ModelConfig(dim=8, epochs=3, batch_size=256, negatives=4, patience=1, refit=False,
-                       device="cpu")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
-    from beacon.training import train
-    from tests.conftest import _empty_database
-
-    with pytest.MonkeyPatch.context() as patch:
-        for url in _empty_database(tmp_path_factory.mktemp("trained")):
-            patch.setenv("DATABASE_URL", url)
-            migrate.upgrade(url)
-            load_demo_data(**DEMO, actor=ADMIN)
-            first = train(force=True, config=tiny_config(), actor=actor("fixture"))
-            second = train(force=True, config=tiny_config().with_overrides(seed=7),
-                           actor=actor("fixture"))
-            assert first.status == second.status == "trained", (first, second)
-            yield {"url": url, "versions": (first.model_version, second.model_version)}
+    yield from two_trained_versions(tmp_path_factory, "trained")
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tests.auth_support import ADMIN, actor, shown, signed_in_app
+from tests.auth_support import shown, signed_in_app
+from tests.trained_support import two_trained_versions
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "dashboard.py"
@@ -281,34 +282,10 @@ def test_debug_filter_bad_input_shows_an_error(midnight, case):
 
 # --------------------------------------------------------------------------- the demo platform
 
-DEMO = dict(users=60, events=40, days=14, seed=3)
-
-
-def tiny_config():
-    from beacon.config import ModelConfig
-
-    return ModelConfig(dim=8, epochs=3, batch_size=256, negatives=4, patience=1, refit=False,
-                       device="cpu")
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     """Demo data and two tiny global versions (the second active), shared by this module."""
-    from beacon.demo import load_demo_data
-    from beacon.training import train
-    from data_access import migrate
-    from tests.conftest import _empty_database
-
-    with pytest.MonkeyPatch.context() as patch:
-        for url in _empty_database(tmp_path_factory.mktemp("demo")):
-            patch.setenv("DATABASE_URL", url)
-            migrate.upgrade(url)
-            load_demo_data(**DEMO, actor=ADMIN)
-            first = train(force=True, config=tiny_config(), actor=actor("fixture"))
-            second = train(force=True, config=tiny_config().with_overrides(seed=7),
-                           actor=actor("fixture"))
-            assert first.status == second.status == "trained", (first, second)
-            yield {"url": url, "versions": (first.model_version, second.model_version)}
+    yield from two_trained_versions(tmp_path_factory, "demo")
 
 
 @pytest.fixture
