@@ -827,13 +827,20 @@ def _haversine_km(lat, lon, lats, lons) -> np.ndarray:
 # Writing
 
 
-def _write_users(writer, platform: Platform, report: Progress) -> None:
-    users, n = platform.users, len(platform.users.emails)
+def _counter(report: Progress, total: int, what: str) -> Callable[[int], None]:
+    """A writer's on_batch callback: reports the running count of `what` written so far."""
     done = [0]
 
     def tick(count: int) -> None:
         done[0] += count
-        report(done[0], n, "users")
+        report(done[0], total, what)
+
+    return tick
+
+
+def _write_users(writer, platform: Platform, report: Progress) -> None:
+    users, n = platform.users, len(platform.users.emails)
+    tick = _counter(report, n, "users")
 
     def rows():
         for i in range(n):
@@ -853,11 +860,7 @@ def _write_users(writer, platform: Platform, report: Progress) -> None:
 
 def _write_events(writer, platform: Platform, report: Progress) -> None:
     ev, n = platform.events, len(platform.events.event_ids)
-    done = [0]
-
-    def tick(count: int) -> None:
-        done[0] += count
-        report(done[0], n, "events")
+    tick = _counter(report, n, "events")
 
     def rows():
         for i in range(n):
