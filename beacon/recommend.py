@@ -3,22 +3,23 @@
 A request: one user lookup (+ their history), then every candidate is scored in one vectorized
 pass, the filter stages of beacon.filters are applied as boolean masks, and the top N are taken
 with np.argpartition. Candidates (with their local times precomputed) and their EventMatrix per
-model version live in a small process cache per database, reused while the events are unchanged
-(a cheap key: highest id + newest updated_at, checked at most every 2 s; the count every 60 s;
-and the catalogue stamp, read with the user on every request, which the API's event writes
-move, so a cancelled event is gone from the next request of every process) and the window
-still covers now; so a warm request costs two statements on one connection
-(data_access.serving_read: stamp, active model id, user, personal vector; their decisions) and
-one matrix-vector product over the rows that passed the filters.
+model version live in a small process cache per database (beacon.candidate_snapshot), reused
+while the events are unchanged (a cheap key: highest id + newest updated_at, checked at most
+every 2 s; the count every 60 s; and the catalogue stamp, read with the user on every request,
+which the API's event writes move, so a cancelled event is gone from the next request of every
+process) and the window still covers now; so a warm request costs two statements on one
+connection (data_access.serving_read: stamp, active model id, user, personal vector; their
+decisions) and one matrix-vector product over the rows that passed the filters.
 
-Strategies (STRATEGIES) change only how the rows that passed the filters are scored:
-"beacon" is the hybrid model with its fallback chain, each recommendation saying which level
-produced it: personal (a user-scope vector for this user on the active global version) ->
-global (the active model knows the user) -> features (active model, cold user: tags + home) ->
-popularity (no model, or the model cannot be loaded / used). "popularity" is that last level on
-its own; "content" is beacon.content (TF-IDF of the events against the user's history and
-interests). The features and popularity levels decay with distance from the user's home or the
-given point, so a user nobody resembles gets what is near, not what is far and popular.
+Strategies (STRATEGIES, scored in beacon.scoring) change only how the rows that passed the
+filters are scored; beacon.reasons writes the reason beside each. "beacon" is the hybrid model
+with its fallback chain, each recommendation saying which level produced it: personal (a
+user-scope vector for this user on the active global version) -> global (the active model
+knows the user) -> features (active model, cold user: tags + home) -> popularity (no model, or
+the model cannot be loaded / used). "popularity" is that last level on its own; "content" is
+beacon.content (TF-IDF of the events against the user's history and interests). The features
+and popularity levels decay with distance from the user's home or the given point, so a user
+nobody resembles gets what is near, not what is far and popular.
 """
 
 from __future__ import annotations
