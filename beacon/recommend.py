@@ -97,29 +97,35 @@ class Stage:
         return {"name": self.name, "remaining": self.remaining, "enabled": self.enabled}
 
 
-@dataclass
-class RecommendationResult:
+@dataclass(kw_only=True)
+class _Answer:
+    """What a recommendation and a debug-filter answer share: who, how it was scored, the
+    funnel and the filters."""
+
     user: UserRow
     strategy: str
     source: str
     model_version: int | None
-    items: list[Recommendation]
     stages: list[Stage]
     unknown_rejects: tuple[str, ...] = ()
     params: FilterParams = field(default_factory=FilterParams)
 
+    def _json(self, listed: dict[str, list], listed_first: bool) -> dict[str, Any]:
+        """The shared fields, with `listed` (the answer's own rows) before the stages or after."""
+        head = {"user": self.user.email, "user_id": self.user.id, "strategy": self.strategy,
+                "source": self.source, "model_version": self.model_version}
+        stages = {"stages": [stage.to_json() for stage in self.stages]}
+        middle = {**listed, **stages} if listed_first else {**stages, **listed}
+        return {**head, **middle, "unknown_rejects": list(self.unknown_rejects),
+                "filters": self.params.as_dict()}
+
+
+@dataclass(kw_only=True)
+class RecommendationResult(_Answer):
+    items: list[Recommendation]
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "user": self.user.email,
-            "user_id": self.user.id,
-            "strategy": self.strategy,
-            "source": self.source,
-            "model_version": self.model_version,
-            "recommendations": [item.to_json() for item in self.items],
-            "stages": [stage.to_json() for stage in self.stages],
-            "unknown_rejects": list(self.unknown_rejects),
-            "filters": self.params.as_dict(),
-        }
+        return self._json({"recommendations": [item.to_json() for item in self.items]}, True)
 
 
 @dataclass
@@ -164,33 +170,16 @@ class DebugEvent:
         }
 
 
-@dataclass
-class DebugResult:
-    user: UserRow
-    strategy: str
-    source: str
-    model_version: int | None
-    stages: list[Stage]
+@dataclass(kw_only=True)
+class DebugResult(_Answer):
     events: list[DebugEvent]
-    unknown_rejects: tuple[str, ...] = ()
-    params: FilterParams = field(default_factory=FilterParams)
 
     @property
     def passed(self) -> list[DebugEvent]:
         return sorted((e for e in self.events if e.passed), key=lambda e: e.rank or 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "user": self.user.email,
-            "user_id": self.user.id,
-            "strategy": self.strategy,
-            "source": self.source,
-            "model_version": self.model_version,
-            "stages": [stage.to_json() for stage in self.stages],
-            "events": [event.to_json() for event in self.events],
-            "unknown_rejects": list(self.unknown_rejects),
-            "filters": self.params.as_dict(),
-        }
+        return self._json({"events": [event.to_json() for event in self.events]}, False)
 
 
 @dataclass(frozen=True)
