@@ -152,7 +152,7 @@ def _personal(versions, read: ServingRead, user: UserRow, version_id: int):
 
 def score(user: UserRow, snapshot: Snapshot, outcome: FilterOutcome, now: datetime,
            read: ServingRead | None, strategy: str = "beacon",
-           prepared: "Prepared | None" = None,
+           prepared: Prepared | None = None,
            registered: tuple[int, ...] = ()) -> Scoring:
     """`read` (this request's one read) or `prepared` (what a refresh batch read ahead)."""
     if strategy == "popularity":
