@@ -108,7 +108,7 @@ def _in_range(table, start: datetime, end: datetime, types=_COUNTED_TYPES) -> Co
     )
 
 
-def _utc_day(column: ColumnElement, dialect: str) -> ColumnElement:
+def utc_day(column: ColumnElement, dialect: str) -> ColumnElement:
     """The UTC calendar date of a timestamp column, as a Date, on each dialect. Literals (not
     bind parameters) so that the same expression in SELECT and GROUP BY is identical to
     Postgres."""
@@ -145,7 +145,7 @@ def _frame(rows, columns) -> pd.DataFrame:
     return frame
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -158,7 +158,7 @@ def counts_by_day(start: datetime, end: datetime, url: str | None = None) -> pd.
     day (datetime.date), impressions, clicks, registrations, unregistrations; ordered by day."""
     _check_range(start, end)
     engine = get_engine(url)
-    day = _utc_day(interactions.c.occurred_at, engine.dialect.name).label("day")
+    day = utc_day(interactions.c.occurred_at, engine.dialect.name).label("day")
     query = (
         select(day, *_count_columns(interactions.c.type))
         .where(_in_range(interactions, start, end))
@@ -168,7 +168,7 @@ def counts_by_day(start: datetime, end: datetime, url: str | None = None) -> pd.
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     frame = _frame(rows, ("day", *COUNT_COLUMNS))
-    frame["day"] = [_as_date(value) for value in frame["day"]]
+    frame["day"] = [as_date(value) for value in frame["day"]]
     return frame
 
 
@@ -261,7 +261,7 @@ def counted_rows(
 
     conversion_rows = (
         select(
-            _utc_day(conversion.c.occurred_at, dialect).label("day"),
+            utc_day(conversion.c.occurred_at, dialect).label("day"),
             case((anchor.c.id.is_(None), 0), else_=1).label("attributed"),
             anchor.c.model_version,
             anchor.c.strategy,
@@ -272,7 +272,7 @@ def counted_rows(
         .where(in_range)
     )
     impression_rows = select(
-        _utc_day(interactions.c.occurred_at, dialect).label("day"),
+        utc_day(interactions.c.occurred_at, dialect).label("day"),
         one.label("attributed"),
         interactions.c.model_version,
         interactions.c.strategy,

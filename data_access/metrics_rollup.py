@@ -183,7 +183,7 @@ def _full_rebuild_reason(connection: Connection, state: Any, seen: Observed) -> 
 
 
 def _days_of_new_interactions(connection: Connection, since_id: int | None) -> set[date]:
-    day = live._utc_day(interactions.c.occurred_at, connection.dialect.name)
+    day = live.utc_day(interactions.c.occurred_at, connection.dialect.name)
     # a literal, not a bind parameter: SELECT and GROUP BY must be the same expression
     is_impression = interactions.c.type == literal_column("'impression'")
     query = (
@@ -196,7 +196,7 @@ def _days_of_new_interactions(connection: Connection, since_id: int | None) -> s
     reach = math.ceil(max(live.CLICK_WINDOW, live.REGISTRATION_WINDOW) / timedelta(days=1))
     days: set[date] = set()
     for value, impression in connection.execute(query):
-        first = live._as_date(value)
+        first = live.as_date(value)
         # a new impression may attribute conversions up to the longest window after it
         days.update(first + timedelta(days=i) for i in range(reach + 1 if impression else 1))
     return days
@@ -214,13 +214,13 @@ def _days_of_changed_events(connection: Connection, state: Any) -> set[date] | N
         return None
     if not ids:
         return set()
-    day = live._utc_day(interactions.c.occurred_at, connection.dialect.name)
+    day = live.utc_day(interactions.c.occurred_at, connection.dialect.name)
     query = (
         select(day.label("day"))
         .where(interactions.c.event_id.in_(ids), interactions.c.type.in_(live._COUNTED_TYPES))
         .group_by(day)
     )
-    return {live._as_date(value) for (value,) in connection.execute(query)}
+    return {live.as_date(value) for (value,) in connection.execute(query)}
 
 
 # ---- recomputing ----------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def _recompute(connection: Connection, first: date, end: date) -> None:
     for table in (counts_table, attributed_table):
         connection.execute(delete(table).where(table.c.day >= first, table.c.day < end))
 
-    day = live._utc_day(interactions.c.occurred_at, dialect)
+    day = live.utc_day(interactions.c.occurred_at, dialect)
     by_category = (
         select(day.label("day"), events.c.category, *live._count_columns(interactions.c.type))
         .select_from(interactions.join(events, events.c.id == interactions.c.event_id))
@@ -447,7 +447,7 @@ class RollupReader:
         if split.first_day is not None:
             whole = self._days(counts_table, ["day"], live.COUNT_COLUMNS, split.first_day,
                                split.end_day)
-            whole["day"] = [live._as_date(value) for value in whole["day"]]
+            whole["day"] = [live.as_date(value) for value in whole["day"]]
             frames.append(whole)
         frame = _sum_groups(frames, ["day"], live.COUNT_COLUMNS)
         return frame.sort_values("day", kind="stable").reset_index(drop=True)

@@ -5,45 +5,27 @@ GROUP BY on (day, type), so a user with a million interactions costs one small r
 """
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
-
-from sqlalchemy import Date, and_, cast, func, select
+from sqlalchemy import and_, func, select
 
 from data_access.db import session_scope
+from data_access.metrics import as_date, utc_day
 from data_access.schema import Event, Interaction
 
 #: the interaction types the Users page lists with their event titles
 DECISION_TYPES = ("register", "unregister", "attend", "reject")
 
 
-def _utc_day(column, dialect: str):
-    """The UTC calendar day of a stored time, computed by the database."""
-    if dialect == "sqlite":
-        # UTCDateTime stores naive UTC text on SQLite: date() reads its first ten characters.
-        return func.date(column)
-    return cast(func.timezone("UTC", column), Date)
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def timeline_counts(user_id: int) -> list[dict]:
     """Interactions of one user counted per UTC day and type: [{day, type, count}], by day."""
     with session_scope() as session:
-        day = _utc_day(Interaction.occurred_at, session.get_bind().dialect.name).label("day")
+        day = utc_day(Interaction.occurred_at, session.get_bind().dialect.name).label("day")
         rows = session.execute(
             select(day, Interaction.type, func.count().label("n"))
             .where(Interaction.user_id == user_id)
             .group_by(day, Interaction.type)
             .order_by(day, Interaction.type)
         ).all()
-    return [{"day": _as_date(r.day), "type": r.type, "count": int(r.n)} for r in rows]
+    return [{"day": as_date(r.day), "type": r.type, "count": int(r.n)} for r in rows]
 
 
 def type_totals(user_id: int) -> dict[str, int]:
