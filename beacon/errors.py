@@ -11,5 +11,13 @@ class UnknownUser(BeaconError):
         self.who = who
 
 
+class UnknownEvent(BeaconError):
+    field = "event_id"
+
+    def __init__(self, event_id: str):
+        super().__init__(f"unknown event: {event_id!r} (no event has that id)")
+        self.event_id = event_id
+
+
 class ModelNotFitted(BeaconError):
     """A model was asked to score before it was fitted or loaded."""

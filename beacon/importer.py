@@ -31,7 +31,7 @@ from data_access.imports import (
     UserRecord,
     import_transaction,
 )
-from data_access.emails import normalize_email
+from data_access.emails import EMAIL_RE, normalize_email
 from data_access.schema import INTERACTION_TYPES
 
 MAX_ERRORS = 20
@@ -53,7 +53,6 @@ EVENTS_OPTIONAL = (
 INTERACTIONS_REQUIRED = ("email", "event_id", "type", "occurred_at")
 INTERACTIONS_OPTIONAL = ("model_version", "strategy", "position")
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 TIME_EXAMPLE = "2026-12-01T19:30:00+01:00"

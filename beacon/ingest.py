@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from beacon.actions import Actor, state_changing
-from beacon.errors import BeaconError
+from beacon.errors import BeaconError, UnknownEvent
+from beacon.importer import FUTURE_TOLERANCE
 from data_access import catalog_sync, ingest as store
 from data_access.imports import EventRecord, UserRecord
+from data_access.schema import utcnow
 
 #: the largest batch POST /v1/interactions takes
 MAX_BATCH = 1000
@@ -17,8 +19,9 @@ MEANINGFUL = frozenset({"click", "view", "favorite", "share", "register", "unreg
                         "reject", "attend"})
 
 
-class BadReference(BeaconError):
-    """An item names an event or request the database does not hold."""
+class BadItem(BeaconError):
+    """An item of a batch is refused (`index` and `field` name it): an event or request the
+    database does not hold, a time in the future, an id the batch gives two interactions."""
 
     def __init__(self, index: int, field: str, message: str):
         super().__init__(message)
@@ -43,24 +46,44 @@ def ingest_interactions(items: list[store.IncomingInteraction], now: datetime | 
     """Store a batch all or nothing; a retried batch inserts nothing twice."""
     if len(items) > MAX_BATCH:
         raise BeaconError(f"a batch holds at most {MAX_BATCH} interactions, got {len(items)}")
+    now = now or utcnow()
+    _check_items(items, now)
     try:
         result = store.ingest(items, MEANINGFUL, now=now)
     except store.UnknownReference as error:
-        raise BadReference(error.index, error.field, str(error)) from None
+        raise BadItem(error.index, error.field, str(error)) from None
     return IngestSummary(**result.__dict__)
+
+
+def _check_items(items: list[store.IncomingInteraction], now: datetime) -> None:
+    """What import refuses, the API refuses too; an id sent twice in one batch must be one
+    interaction (a repeat of the same item is a duplicate, not a clash)."""
+    latest = now + FUTURE_TOLERANCE
+    first_with: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.occurred_at > latest:
+            raise BadItem(index, "occurred_at", f"a time not in the future (now is "
+                                                f"{now.isoformat(timespec='seconds')})")
+        earlier = first_with.setdefault(item.idempotency_key, index)
+        if earlier != index and items[earlier] != item:
+            raise BadItem(index, "id", f"the id {item.idempotency_key!r} is also "
+                                       f"interactions[{earlier}]'s, with other content")
 
 
 @state_changing("upsert_event", needs="ingest")
 def upsert_event(record: EventRecord, *, actor: Actor) -> str:
-    if record.end_time is not None and record.end_time < record.start_time:
-        raise BeaconError("end_time is before start_time")
+    if record.end_time is not None and record.end_time <= record.start_time:
+        raise BeaconError("end_time must be after start_time")
     return catalog_sync.upsert_event(record)
 
 
 @state_changing("delete_event", needs="ingest")
 def delete_event(event_id: str, *, actor: Actor) -> bool:
-    """A cancelled event: gone from every list from the next request on, in every process."""
-    return catalog_sync.delete_event(event_id)
+    """A cancelled event: gone from every list from the next request on, in every process.
+    UnknownEvent (audited as failed) when there is no such event."""
+    if not catalog_sync.delete_event(event_id):
+        raise UnknownEvent(event_id)
+    return True
 
 
 @state_changing("upsert_user", needs="ingest")

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from beacon.errors import BeaconError, UnknownUser
+from beacon.errors import UnknownEvent, UnknownUser
 from beacon.filters import FilterParams
 from beacon.recommend import Recommendation, RecommendationResult, recommend
 from data_access import catalog_sync, serving_log
@@ -19,13 +19,6 @@ STRATEGIES = ("beacon", "popularity", "content")
 MAX_RESULTS = 100
 #: the id of the stand-in row for a user the database does not hold (ids start at 1)
 UNKNOWN_USER_ID = 0
-
-
-class UnknownEvent(BeaconError):
-    field = "event_id"
-
-    def __init__(self, event_id: str):
-        super().__init__(f"unknown event: {event_id!r} (no event has that id)")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ so `Ann@Example.org` and `ann@example.org` can never become two users.
 """
 from __future__ import annotations
 
+import re
+
+#: what an account's address must look like, wherever a user is created (import, API)
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s.\x00]+(\.[^@\s.\x00]+)+$"
+EMAIL_RE = re.compile(EMAIL_PATTERN)
+
 
 def normalize_email(email: str | None) -> str:
     """`  Ann@Example.ORG ` -> `ann@example.org` (an empty string for None)."""

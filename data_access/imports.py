@@ -199,6 +199,9 @@ class ImportWriter:
         """Replace differing tag sets; an existing row whose only change is its tags gets a new
         updated_at. Returns how many such rows there were."""
         ids = {**existing, **changed}
+        unseen = [k for k in tags if k not in ids]
+        if unseen:  # inserted by a concurrent transaction after `existing` was read, identical
+            ids.update(self._ids_for(entity.table, entity.key, unseen))
         retagged = self._replace_tags(entity, {ids[k]: t for k, t in tags.items()})
         already_updated = {changed[k] for k in changed if k in existing}
         newly_updated = (retagged & set(existing.values())) - already_updated

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from data_access import metrics_rollup, refresh_queue
 from data_access.db import get_engine
+from data_access.emails import normalize_email
 from data_access.schema import Event, Interaction, RecommendationRequest, User, utcnow
 
 INTERACTIONS = Interaction.__table__
@@ -79,6 +80,10 @@ def ingest(items: list[IncomingInteraction], meaningful: frozenset[str],
                 if request is None:
                     raise UnknownReference(index, "request_id", item.request_id,
                                            "unknown request_id (not answered by this API)")
+                owner = request.user_id
+                if owner is not None and owner != users[normalize_email(item.email)]:
+                    raise UnknownReference(index, "request_id", item.request_id,
+                                           "request_id answered another user")
                 if item.type == "impression":
                     ranked = request.event_ids or []
                     if item.event_id not in ranked:
@@ -87,7 +92,7 @@ def ingest(items: list[IncomingInteraction], meaningful: frozenset[str],
                     version, strategy = request.model_version, request.strategy
                     position = ranked.index(item.event_id) + 1
             rows.append({
-                "user_id": users[item.email], "event_id": events[item.event_id],
+                "user_id": users[normalize_email(item.email)], "event_id": events[item.event_id],
                 "type": item.type, "occurred_at": item.occurred_at, "model_version": version,
                 "strategy": strategy, "position": position,
                 "idempotency_key": item.idempotency_key,
@@ -109,22 +114,23 @@ def _requests(connection, request_ids: list[str]) -> dict:
         return {}
     table = RecommendationRequest.__table__
     rows = connection.execute(
-        select(table.c.request_id, table.c.model_version, table.c.strategy, table.c.event_ids)
+        select(table.c.request_id, table.c.user_id, table.c.model_version, table.c.strategy,
+               table.c.event_ids)
         .where(table.c.request_id.in_(list(dict.fromkeys(request_ids))))).all()
     return {row.request_id: row for row in rows}
 
 
 def _users(connection, emails: list[str], now: datetime) -> tuple[dict[str, int], int]:
-    """email -> id for every email, creating the missing users (email only)."""
+    """normalized email -> id for every email, creating the missing users (email only).
+    Returns the map and how many users this call created (not those a concurrent batch
+    created first)."""
+    emails = list(dict.fromkeys(normalize_email(e) for e in emails))
     found = _lookup(connection, User.id, User.email, emails)
-    missing = [e for e in dict.fromkeys(emails) if e not in found]
-    if missing:  # the same user under a differently cased email (as user_by_email reads it)
-        lowered = _lookup(connection, User.id, User.email, [e.lower() for e in missing])
-        found.update({e: lowered[e.lower()] for e in missing if e.lower() in lowered})
-        missing = [e for e in missing if e not in found]
+    missing = [e for e in emails if e not in found]
+    created = 0
     if missing:
-        connection.execute(
-            _insert(connection)(USERS).on_conflict_do_nothing(),
-            [{"email": e, "created_at": now, "updated_at": now} for e in missing])
+        created = len(connection.execute(
+            _insert(connection)(USERS).on_conflict_do_nothing().returning(USERS.c.id),
+            [{"email": e, "created_at": now, "updated_at": now} for e in missing]).all())
         found.update(_lookup(connection, User.id, User.email, missing))
-    return found, len(missing)
+    return found, created

@@ -211,6 +211,19 @@ def test_an_unknown_user_gets_the_cold_start_path_unless_known_only(api: Api) ->
         {"id": "x", "email": JAZZ, "event_id": "nope", "type": "click"}]}, None,
      "interactions[0].event_id"),
     ("POST", "/v1/interactions", {"interactions": [
+        {"id": "x", "email": "not-an-email", "event_id": "jazz-1", "type": "click"}]}, None,
+     "interactions[0].email"),
+    ("POST", "/v1/interactions", {"interactions": [
+        {"id": "x", "email": JAZZ, "event_id": "jazz-1", "type": "click",
+         "occurred_at": "2099-01-01T00:00:00Z"}]}, None, "interactions[0].occurred_at"),
+    ("POST", "/v1/interactions", {"interactions": [
+        {"id": "x", "email": JAZZ, "event_id": "jazz-1", "type": "click",
+         "occurred_at": "0001-01-01T00:00:00+01:00"}]}, None, "interactions[0].occurred_at"),
+    ("POST", "/v1/interactions", {"interactions": [
+        {"id": "x", "email": JAZZ, "event_id": "jazz-1", "type": "click"},
+        {"id": "x", "email": JAZZ, "event_id": "jazz-1", "type": "register"}]}, None,
+     "interactions[1].id"),
+    ("POST", "/v1/interactions", {"interactions": [
         {"id": "x", "email": JAZZ, "event_id": "jazz-1", "type": "impression",
          "request_id": "0" * 32}]}, None, "interactions[0].request_id"),
     ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "2026-12-24T20:00:00+01:00",
@@ -218,9 +231,26 @@ def test_an_unknown_user_gets_the_cold_start_path_unless_known_only(api: Api) ->
     ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "soon"}, None, "start_time"),
     ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "2026-12-24T20:00:00+01:00",
                                "price": -5}, None, "price"),
-    ("PUT", "/v1/users/u@example.com", {"latitude": 10.0}, None, "body"),
+    ("PUT", "/v1/users/u@example.com", {"latitude": 10.0}, None, "latitude"),
+    ("PUT", "/v1/users/not-an-email", {}, None, "email"),
+    ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "2026-12-24T20:00:00+01:00",
+                               "end_time": "2026-12-24T20:00:00+01:00"}, None, "end_time"),
+    ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "2026-12-24T20:00:00+01:00",
+                               "price": 2e6}, None, "price"),
+    ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "0001-01-01T00:00:00+14:00"}, None,
+     "start_time"),
+    ("PUT", "/v1/events/e-1", {"title": "T", "start_time": "9999-12-31T23:59:59-14:00"}, None,
+     "start_time"),
     ("POST", "/v1/models/cleanup", {"keep_days": -1}, None, "keep_days"),
-    ("POST", "/v1/train", {"scope": "user"}, None, "body"),
+    ("POST", "/v1/train", {"scope": "user"}, None, "user"),
+    ("POST", "/v1/train", {"scope": "global", "user": JAZZ}, None, "user"),
+    ("POST", "/v1/recommend", {"email": JAZZ, "lat": 52.0}, None, "lat"),
+    ("POST", "/v1/recommend", {"email": JAZZ, "start": "18:00"}, None, "start"),
+    ("POST", "/v1/recommend", {"email": JAZZ, "start": "18:00", "end": "18:00"}, None, "start"),
+    ("POST", "/v1/recommend", {"email": JAZZ, "max_km": 3.0, "filter_distance": 4.0}, None,
+     "max_km"),
+    ("POST", "/v1/recommend", {"email": JAZZ, "dates": ["2026-12-11"],
+                               "selected_dates": ["2026-12-12"]}, None, "dates"),
     ("GET", "/v1/stats/global", None, {"days": 0}, "days"),
 ])
 def test_bad_parameters_are_422_naming_the_field(api: Api, method, path, body, params,
@@ -302,7 +332,7 @@ def test_a_reject_or_registration_counts_on_the_very_next_request(api: Api) -> N
 
 def test_a_cancelled_event_is_gone_at_once_in_every_process(api: Api, monkeypatch) -> None:
     from beacon import candidate_snapshot
-    from data_access import catalog_sync
+    from data_access import audit, catalog_sync
 
     # no time-to-live saves it: only the catalogue stamp can tell this process
     monkeypatch.setattr(candidate_snapshot, "SNAPSHOT_TTL_S", 1e9)
@@ -317,6 +347,8 @@ def test_a_cancelled_event_is_gone_at_once_in_every_process(api: Api, monkeypatc
     assert api.delete("/v1/events/jazz-late").json()["outcome"] == "deleted"
     assert "jazz-late" not in [i["event_id"] for i in api.get(path, params={"n": 50}).json()["items"]]
     assert api.delete("/v1/events/jazz-late").status_code == 404
+    outcomes = [row.outcome for row in audit.entries(action="delete_event")]
+    assert outcomes == ["failed", "ok"]  # newest first: the delete that found nothing failed
     # a deletion made by another process (the same store call, not this process's cache)
     listed = [i["event_id"] for i in api.get(path, params={"n": 50}).json()["items"]]
     assert catalog_sync.delete_event(listed[0])
@@ -393,9 +425,93 @@ def test_no_text_may_hold_a_nul_character(api: Api) -> None:
 
 
 def test_an_email_in_another_case_is_the_same_user(api: Api) -> None:
+    from data_access.catalog import user_by_email
+
     made = api.post("/v1/interactions", {"interactions": [
         {"id": "case-1", "email": JAZZ.upper(), "event_id": "jazz-2", "type": "click"}]}).json()
     assert made["users_created"] == 0 and made["inserted"] == 1
+    # a new user as the platform typed them: created once, stored lowercased
+    new = api.post("/v1/interactions", {"interactions": [
+        {"id": "case-2", "email": "New.User@Example.org", "event_id": "jazz-2", "type": "click"},
+        {"id": "case-3", "email": "new.user@example.ORG", "event_id": "jazz-1", "type": "view"}]})
+    assert new.status_code == 200, new.text
+    assert new.json()["users_created"] == 1 and new.json()["inserted"] == 2
+    assert user_by_email("new.user@example.org") is not None
+    put = api.put("/v1/users/Other.One@Example.org", {"name": "O"}).json()
+    assert put == {"id": "other.one@example.org", "outcome": "created"}
+
+
+def test_a_batch_that_gives_one_id_twice(api: Api) -> None:
+    """The same item twice is one interaction; one id for two different items is refused."""
+    item = {"id": "twice", "email": JAZZ, "event_id": "jazz-2", "type": "view",
+            "occurred_at": NOW.isoformat()}
+    same = api.post("/v1/interactions", {"interactions": [item, dict(item)]}).json()
+    assert (same["inserted"], same["duplicates"]) == (1, 1)
+    clash = api.post("/v1/interactions", {"interactions": [
+        {**item, "id": "clash"}, {**item, "id": "clash", "type": "register"}]})
+    assert clash.status_code == 422
+    assert clash.json()["error"]["field"] == "interactions[1].id"
+    assert "interactions[0]" in clash.json()["error"]["message"]
+
+
+def test_an_answer_is_credited_only_to_the_user_it_answered(api: Api) -> None:
+    answer = api.get(f"/v1/users/{JAZZ}/recommendations", params={"n": 3}).json()
+    other = "jazz2@example.com"
+    wrong = api.post("/v1/interactions", {"interactions": [
+        {"id": "imp-x", "email": other, "event_id": answer["items"][0]["event_id"],
+         "type": "impression", "request_id": answer["request_id"]}]})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["field"] == "interactions[0].request_id"
+    assert "another user" in wrong.json()["error"]["message"]
+
+
+def test_an_unknown_event_is_a_404_on_the_similar_events(api: Api) -> None:
+    missing = api.get("/v1/events/no-such-event/similar")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["field"] == "event_id"
+
+
+def test_use_calendar_filter_false_switches_off_only_selected_dates(api: Api) -> None:
+    day = (NOW + timedelta(days=2)).date().isoformat()
+    plain = api.post("/v1/recommend", {"email": JAZZ, "n": 50, "dates": [day]}).json()
+    mixed = api.post("/v1/recommend", {"email": JAZZ, "n": 50, "dates": [day],
+                                       "use_calendar_filter": False}).json()
+    assert [i["event_id"] for i in mixed["items"]] == [i["event_id"] for i in plain["items"]]
+    assert {i["local_start"][:10] for i in plain["items"]} == {day}
+    old = api.post("/v1/recommend", {"email": JAZZ, "n": 50, "selected_dates": [day],
+                                     "use_calendar_filter": False}).json()
+    assert len(old["items"]) > len(plain["items"])
+
+
+def test_a_body_that_is_not_json_is_a_400_saying_so(api: Api) -> None:
+    for raw in (b'{"email": ', b'{"email": "\xff\xfe"}', b"\xff\xfe"):
+        response = api.client.post("/v1/recommend", content=raw, headers={
+            **api.headers("all"), "Content-Type": "application/json"})
+        assert response.status_code == 400, (raw, response.text)
+        message = response.json()["error"]["message"]
+        assert message.startswith("malformed request: the body is not valid JSON"), message
+
+
+def test_a_catalogue_row_written_by_a_concurrent_request_is_not_an_error(api: Api,
+                                                                         monkeypatch) -> None:
+    """Two requests create the same event at once: the second read no row before the first
+    committed, then found it identical. Simulated by hiding the row from that first read."""
+    from data_access.imports import ImportWriter
+
+    body = {"title": "Race", "start_time": (NOW + timedelta(days=5)).isoformat(),
+            "tags": ["jazz"]}
+    assert api.put("/v1/events/race-1", body).json()["outcome"] == "created"
+    real = ImportWriter._ids_for
+    reads = []
+
+    def first_read_sees_nothing(self, table, key, keys):
+        reads.append(keys)
+        return {} if len(reads) == 1 else real(self, table, key, keys)
+
+    monkeypatch.setattr(ImportWriter, "_ids_for", first_read_sees_nothing)
+    again = api.put("/v1/events/race-1", body)
+    assert again.status_code == 200, again.text
+    assert again.json()["outcome"] == "unchanged"
 
 
 def test_an_unreachable_database_is_a_json_503(monkeypatch) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from beacon.actions import PermissionDenied
-from beacon.errors import BeaconError, UnknownUser
+from beacon.errors import BeaconError, UnknownEvent, UnknownUser
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,27 @@ def field_name(loc: tuple | list) -> str:
     return out or "body"
 
 
+def _detail(error: dict) -> dict:
+    """One pydantic error as {field, message}: a check across fields names its own field
+    (schemas.FieldError) instead of the whole body."""
+    loc, message = tuple(error.get("loc", ())), str(error.get("msg", "invalid"))
+    cause = (error.get("ctx") or {}).get("error")
+    named = getattr(cause, "field", None)
+    if named:
+        loc = (*loc, named) if loc != ("body",) else ("body", named)
+    message = message.removeprefix("Value error, ")
+    return {"field": field_name(loc), "message": message}
+
+
 async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
-    errors = [{"field": field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-              for e in error.errors()]
+    raw = list(error.errors())
+    broken = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if broken is not None:
+        why = (broken.get("ctx") or {}).get("error", "")
+        where = broken.get("loc", ("body", None))[-1]
+        message = f"malformed request: the body is not valid JSON ({why} at character {where})"
+        return error_response(400, message)
+    errors = [_detail(e) for e in raw]
     first = errors[0] if errors else {"field": None, "message": "invalid request"}
     return error_response(422, f"{first['field']}: {first['message']}", first["field"], errors)
 
@@ -86,12 +104,16 @@ async def _beacon_error(_request: Request, error: BeaconError) -> JSONResponse:
         return error_response(403, str(error), "X-API-Key")
     if isinstance(error, UnknownUser):
         return error_response(404, str(error), "email")
+    if isinstance(error, UnknownEvent):
+        return error_response(404, str(error), "event_id")
     return error_response(422, str(error), getattr(error, "field", None))
 
 
 async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
     message = error.detail if isinstance(error.detail, str) else "request refused"
     if error.status_code == 400:
+        if message == "There was an error parsing the body":  # FastAPI: not decodable as JSON
+            message = "the body is not valid JSON (send UTF-8 text with Content-Type: application/json)"
         message = f"malformed request: {message}"
     headers = getattr(error, "headers", None)  # e.g. Allow on a 405
     return error_response(error.status_code, message, headers=headers)

@@ -2,16 +2,18 @@
 `"3"` is not an integer."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictStr, \
-    field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, \
+    StrictStr, field_validator, model_validator
 
+from beacon.importer import MAX_PRICE
 from beacon.ingest import MAX_BATCH
 from beacon.serving import MAX_RESULTS, STRATEGIES
+from data_access.emails import EMAIL_PATTERN as NEW_EMAIL_PATTERN, normalize_email
 
 Strategy = Literal["beacon", "popularity", "content"]
 assert set(STRATEGIES) == {"beacon", "popularity", "content"}
@@ -24,6 +26,10 @@ EVENT_ID_PATTERN = r"^[^\s\x00]([^\x00]*[^\s\x00])?$"
 Email = Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
 EventId = Annotated[StrictStr, Field(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
 EmailPath = Annotated[str, Path(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
+#: an email that may create a user: a real address (as import demands), stored lowercased
+NewEmail = Annotated[StrictStr, Field(min_length=3, max_length=320, pattern=NEW_EMAIL_PATTERN),
+                     AfterValidator(normalize_email)]
+NewEmailPath = Annotated[str, Path(min_length=3, max_length=320, pattern=NEW_EMAIL_PATTERN)]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
 
 
@@ -66,6 +72,14 @@ class UserQuery(FilterQuery):
 
     known_only: bool = Field(False, description="404 for a user the database does not hold, "
                                                 "instead of the cold-start ranking")
+
+
+class FieldError(ValueError):
+    """A check across fields that names the field at fault (the error body's `field`)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 #: marks an older client's field name in the OpenAPI document
@@ -124,20 +138,19 @@ class Filters(Strict):
                 continue
             new_value = getattr(self, new)
             if new_value not in (None, []) and new_value != old_value:
-                raise ValueError(f"{new} and {old} disagree: give one of them")
+                raise FieldError(new, f"{new} and {old} disagree: give one of them")
             object.__setattr__(self, new, old_value)
+        # use_calendar_filter=false switches off the older client's selected_dates, not `dates`
         if self.selected_dates is not None and self.use_calendar_filter is not False:
             if self.dates is not None and self.dates != self.selected_dates:
-                raise ValueError("dates and selected_dates disagree: give one of them")
+                raise FieldError("dates", "dates and selected_dates disagree: give one of them")
             object.__setattr__(self, "dates", self.selected_dates)
-        if self.use_calendar_filter is False:
-            object.__setattr__(self, "dates", None)
         if (self.lat is None) != (self.lon is None):
-            raise ValueError("give both lat and lon (or latitude and longitude), or neither")
+            raise FieldError("lat", "give both lat and lon (or latitude and longitude), or neither")
         if (self.start is None) != (self.end is None):
-            raise ValueError("a time window needs both start and end")
+            raise FieldError("start", "a time window needs both start and end")
         if self.start is not None and self.start == self.end:
-            raise ValueError("the time window is empty (start equals end)")
+            raise FieldError("start", "the time window is empty (start equals end)")
         return self
 
 
@@ -189,7 +202,7 @@ class RecommendationsResponse(BaseModel):
 
 class InteractionIn(Strict):
     id: Text(100, min_length=1) = Field(description="the platform's idempotency id")
-    email: Email
+    email: NewEmail
     event_id: EventId
     type: InteractionType
     occurred_at: AwareDatetime | None = Field(None, description="default: when received")
@@ -203,12 +216,15 @@ class InteractionIn(Strict):
 
 def _datetime(value: Any) -> Any:
     if isinstance(value, str):
-        from datetime import datetime
-
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:  # stored in UTC: 0001-01-01T00:00+14:00 has no UTC time
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("out of range: the time in UTC must fall in years 1-9999") from None
     return value
 
 
@@ -245,7 +261,7 @@ class EventIn(Strict):
     city: Text(120) | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    price: float | None = Field(None, strict=True, ge=0, le=1e9)
+    price: float | None = Field(None, strict=True, ge=0, le=MAX_PRICE)
     capacity: int | None = Field(None, strict=True, ge=0, le=2_000_000_000)
 
     _times = field_validator("start_time", "end_time", mode="before")(
@@ -254,11 +270,15 @@ class EventIn(Strict):
 
     @model_validator(mode="after")
     def _order(self) -> "EventIn":
-        if self.end_time is not None and self.end_time < self.start_time:
-            raise ValueError("end_time is before start_time")
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
+        if self.end_time is not None and self.end_time <= self.start_time:
+            raise FieldError("end_time", "end_time must be after start_time")
+        _both_or_neither(self.latitude, self.longitude)
         return self
+
+
+def _both_or_neither(latitude: float | None, longitude: float | None) -> None:
+    if (latitude is None) != (longitude is None):
+        raise FieldError("latitude", "give both latitude and longitude, or neither")
 
 
 class UserIn(Strict):
@@ -270,8 +290,7 @@ class UserIn(Strict):
 
     @model_validator(mode="after")
     def _pair(self) -> "UserIn":
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
+        _both_or_neither(self.latitude, self.longitude)
         return self
 
 
@@ -290,7 +309,9 @@ class TrainBody(Strict):
     @model_validator(mode="after")
     def _user(self) -> "TrainBody":
         if self.scope == "user" and self.user is None:
-            raise ValueError("a user-scope training needs user (an email)")
+            raise FieldError("user", "a user-scope training needs user (an email)")
+        if self.scope == "global" and self.user is not None:
+            raise FieldError("user", 'user is for scope "user"; a global training has none')
         return self
 
 

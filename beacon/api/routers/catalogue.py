@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from beacon import ingest
-from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND, ApiError
-from beacon.api.schemas import EmailPath, EventIdPath, EventIn, SyncResponse, UserIn
+from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND
+from beacon.api.schemas import EventIdPath, NewEmailPath, EventIn, SyncResponse, UserIn
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
+from data_access.emails import normalize_email
 from data_access.imports import EventRecord, UserRecord
 
 router = APIRouter(prefix="/v1", tags=["catalogue"], responses=AUTH_RESPONSES)
@@ -32,16 +33,15 @@ def put_event(key: Writer, event_id: EventIdPath, event: EventIn) -> SyncRespons
 @router.delete("/events/{event_id}", response_model=SyncResponse, responses=NOT_FOUND)
 def delete_event(key: Writer, event_id: EventIdPath) -> SyncResponse:
     """A cancelled event: removed with its interactions, gone from every list at once."""
-    if not ingest.delete_event(event_id, actor=key.actor()):
-        raise ApiError(404, f"unknown event: {event_id!r}", "event_id")
+    ingest.delete_event(event_id, actor=key.actor())  # UnknownEvent: a 404
     return SyncResponse(id=event_id, outcome="deleted")
 
 
 @router.put("/users/{email}", response_model=SyncResponse)
-def put_user(key: Writer, email: EmailPath, user: UserIn) -> SyncResponse:
+def put_user(key: Writer, email: NewEmailPath, user: UserIn) -> SyncResponse:
     """Create or replace a user's profile (interests replaced)."""
     record = UserRecord(email=email, name=user.name, latitude=user.latitude,
                         longitude=user.longitude, city=user.city,
                         interest_tags=tuple(dict.fromkeys(user.interests)))
     outcome = ingest.upsert_user(record, actor=key.actor())
-    return SyncResponse(id=email, outcome=outcome)
+    return SyncResponse(id=normalize_email(email), outcome=outcome)

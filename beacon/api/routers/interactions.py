@@ -30,7 +30,7 @@ def report_interactions(key: Annotated[KeyInfo, Depends(require("ingest"))],
         occurred_at=i.occurred_at or now, request_id=i.request_id) for i in batch.interactions]
     try:
         summary = ingest.ingest_interactions(items, now=now, actor=key.actor())
-    except ingest.BadReference as error:
+    except ingest.BadItem as error:
         raise ApiError(422, f"interactions[{error.index}].{error.field}: {error}",
                        f"interactions[{error.index}].{error.field}") from None
     return IngestResponse(**summary.to_json())
