@@ -69,6 +69,12 @@ def run_serve(args: argparse.Namespace) -> int:
     _check(args)
     with_worker = is_embedded_default() if args.refresh_worker is None else args.refresh_worker
     os.environ[IN_PROCESS_WORKER] = "1" if with_worker else "0"
+    if args.refresh_worker is None and not with_worker:
+        from beacon.cli.common import log
+
+        log("no refresh worker runs in this server (the database is not the embedded default): "
+            "start `python -m beacon worker` beside it, or pass --refresh-worker, or users' "
+            "personal models and cached lists will not follow their new interactions")
     os.environ.setdefault(FREEZE_GC, "1")
     os.environ.setdefault(blas_threads.SETTING, "1")  # read by each worker process's start
     _metrics_dir(args.workers)
