@@ -229,6 +229,24 @@ def _profile_phrase(user: UserRow, distance: float | None) -> str:
     return "upcoming event"
 
 
+#: a similar-events answer ranks for a stand-in whose interests are the event's category and
+#: tags and whose home is the event's place: its reasons speak of that event, not of "you"
+_ABOUT_THE_EVENT = (("matches your interest: ", "like this event: "),
+                    ("suggested from your interests: ", "like this event: "),
+                    ("near your home", "near this event"),
+                    ("suggested from your home area", "near this event"),
+                    ("upcoming near you", "upcoming near this event"))
+
+
+def about_the_event(reason: str | None) -> str | None:
+    """A reason written for a user, reworded for the events similar to one event."""
+    if reason is None:
+        return None
+    for for_a_user, for_the_event in _ABOUT_THE_EVENT:
+        reason = reason.replace(for_a_user, for_the_event)
+    return reason
+
+
 def _popularity_reason(count: float, distance: float | None) -> str:
     count = int(count)
     near = distance is not None and not math.isnan(distance) and distance <= NEARBY_KM

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from beacon.errors import UnknownEvent, UnknownUser
 from beacon.filters import FilterParams
 from beacon.recommend import Recommendation, RecommendationResult, recommend
+from beacon.reasons import about_the_event
 from data_access import catalog_sync, serving_log
 from data_access.catalog import UserRow
 
@@ -91,4 +92,7 @@ def similar(event_id: str, params: FilterParams, n: int = 10, offset: int = 0,
     user = stand_in(f"similar:{event_id}", lat, lon, interests)
     result = recommend(user, params, top=offset + n, now=now, strategy=strategy,
                        explain_from=offset if explain else None)
-    return _answer(result, user.email, False, strategy, n, offset, now)
+    served = _answer(result, user.email, False, strategy, n, offset, now)
+    items = [dataclasses.replace(item, reason=about_the_event(item.reason))
+             for item in served.items]
+    return dataclasses.replace(served, items=items)

@@ -530,3 +530,45 @@ def test_an_unreachable_database_is_a_json_503(monkeypatch) -> None:
     assert response.json()["error"]["message"].startswith("the database is unavailable")
     ready = client.get("/healthz/ready")
     assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unreachable")
+
+
+def test_similar_events_speak_of_the_event_not_of_a_user(api: Api) -> None:
+    """Ranked for a stand-in at the event's place with its category and tags as interests:
+    the event itself is left out, its own kind leads, and no reason says "your home"."""
+    answer = api.get("/v1/events/jazz-1/similar", params={"n": 5}).json()
+    ids = [item["event_id"] for item in answer["items"]]
+    assert ids and "jazz-1" not in ids
+    assert ids[0].startswith("jazz-")
+    reasons = [item["reason"] or "" for item in answer["items"]]
+    assert not [r for r in reasons if "your home" in r or "your interest" in r], reasons
+
+
+def test_a_reason_for_a_user_reads_as_one_about_the_event() -> None:
+    from beacon.reasons import about_the_event
+
+    assert about_the_event("matches your interest: jazz; near your home (1.2 km)") == \
+        "like this event: jazz; near this event (1.2 km)"
+    assert about_the_event("suggested from your home area (4 km away)") == \
+        "near this event (4 km away)"
+    assert about_the_event("near your chosen point (2.0 km)") == "near your chosen point (2.0 km)"
+    assert about_the_event(None) is None
+
+
+def test_an_unexpected_error_is_a_json_500_that_closes_the_connection(monkeypatch) -> None:
+    """The server drops the connection after an unhandled error; the answer says so, so a
+    client's pool does not send its next request down a closed connection."""
+    from fastapi.testclient import TestClient
+
+    from beacon.api.app import IN_PROCESS_WORKER, create_app
+
+    monkeypatch.setenv(IN_PROCESS_WORKER, "0")
+    app = create_app()
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/v1/broken", broken)
+    response = TestClient(app, raise_server_exceptions=False).get("/v1/broken")
+    assert response.status_code == 500
+    assert response.headers["connection"] == "close"
+    assert response.json()["error"]["message"] == "internal error (logged on the server)"

@@ -126,7 +126,10 @@ async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.error("database unavailable: %s", type(error).__name__)
         return error_response(503, "the database is unavailable; try again shortly")
     log.exception("unexpected error")
-    return error_response(500, "internal error (logged on the server)")
+    # the server drops the connection after an unhandled error: say so, or a client's pool
+    # reuses it and its next, unrelated request fails with a reset
+    return error_response(500, "internal error (logged on the server)",
+                          headers={"Connection": "close"})
 
 
 def install(app: FastAPI) -> None:
