@@ -247,7 +247,7 @@ def profile_header(profile: insights.UserProfile) -> None:
     st.text(f"{profile.email} · {home}")
     st.text("Interest tags: " + (", ".join(profile.interest_tags) or "none"))
     cols = st.columns(4)
-    cols[0].metric("City", profile.city or "—")
+    cols[0].metric("City", _ui.plain(profile.city) if profile.city else "—")  # a metric is Markdown
     cols[1].metric("Member since", f"{profile.created_at:%Y-%m-%d}" if profile.created_at else "—")
     cols[2].metric("Interactions", f"{sum(profile.totals.values()):,}")
     serving = profile.serving

@@ -491,8 +491,8 @@ def test_operator_trains_and_cancels(browser, console: Console) -> None:
 
 
 def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> None:
-    """Names, titles, tags, organizers, emails and ?user= made of Markdown, HTML and directives:
-    no request leaves for their addresses and no link or image of theirs is drawn."""
+    """Names, cities, titles, tags, organizers, emails and ?user= made of Markdown, HTML and
+    directives: no request leaves for their addresses and no link or image of theirs is drawn."""
     from datetime import datetime, timedelta, timezone
 
     from beacon.importer import import_csv
@@ -503,8 +503,8 @@ def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> N
     start = (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0)
     (tmp_path / "users.csv").write_text(
         "email,name,latitude,longitude,city,interest_tags\n"
-        f'hostile@example.org,"{hostile.replace(chr(34), chr(39))}",52.52,13.40,Berlin,'
-        f'"[tag]({evil}/t);<b>bold</b>"\n')
+        f'hostile@example.org,"{hostile.replace(chr(34), chr(39))}",52.52,13.40,'
+        f'"![c]({evil}/c.png) [l]({evil}/l) :red[ALERT]","[tag]({evil}/t);<b>bold</b>"\n')
     (tmp_path / "events.csv").write_text(
         "event_id,title,category,tags,organizer,city,latitude,longitude,start_time,end_time,"
         "timezone,price,capacity\n"
