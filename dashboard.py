@@ -118,11 +118,17 @@ def _sidebar_frame(status: console.SidebarStatus, running: console.LiveRun | Non
                 active.fingerprint_state, ":gray-badge[unknown]")
             st.markdown(f"**Model** · v{active.id} · {active.age_text} old  \n"
                         f"Data fingerprint {badge}")
-        if running is None:
-            st.markdown("**Training** · idle")
-        else:
-            epoch = f" · epoch {running.epoch}/{running.total_epochs}" if running.total_epochs else ""
-            st.markdown(f"**Training** · :blue-badge[{running.status}] run {running.id}{epoch}")
+        # while a run goes on, its line follows it on every page (a page reruns only on input)
+        st.fragment(run_every=3 if running is not None else None)(_training_line)()
+
+
+def _training_line() -> None:
+    running = console.running_training()
+    if running is None:
+        st.markdown("**Training** · idle")
+        return
+    where = f" · {running.short_progress}" if running.short_progress else ""
+    st.markdown(f"**Training** · :blue-badge[{running.status}] run {running.id}{where}")
 
 
 database = console.database_key()

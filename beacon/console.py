@@ -165,6 +165,14 @@ class LiveRun:
         return min(1.0, max(0.0, self.epoch / self.total_epochs))
 
     @property
+    def short_progress(self) -> str:
+        """Where the run is, in a few words for the sidebar: "epoch 8/30", "refit 3/19"."""
+        if not self.total_epochs:
+            return ""
+        refit = bool(self.progress) and self.progress[-1].get("phase") == "refit"
+        return f"{'refit' if refit else 'epoch'} {self.epoch}/{self.total_epochs}"
+
+    @property
     def epoch_text(self) -> str:
         """Where the run is. Early stopping trains with validation, then refits on all data for
         the chosen number of epochs: the counter starts again there, which says so."""
@@ -249,8 +257,10 @@ def run_outcome(run_id: int) -> RunOutcome | None:
         text = f"{head} skipped: {run.reason or 'nothing to do'}. The active model stays."
     else:
         error = (run.error or "").strip().splitlines()
-        text = (f"{head} {run.status}: {error[-1][:300] if error else run.reason or 'no detail'}. "
-                "The active model is unchanged.")
+        detail = error[-1][:300] if error else run.reason or "no detail"
+        text = f"{head} {run.status}: {detail}."
+        if "active model is unchanged" not in detail:
+            text += " The active model is unchanged."
     return RunOutcome(run.id, True, run.status, kind, text)
 
 
@@ -402,6 +412,13 @@ def start_retrain(*, force: bool = False, email: str | None = None, config: dict
     what = f"retrain of {email}" if email else ("forced retrain" if force else "smart retrain")
     return Started(int(run_id), False, f"Started {what}: run {run_id}. It trains in the "
                    "background: you may leave this page, its progress stays on the run.")
+
+
+def start_user_retrain(email: str | None, *, actor: Actor) -> Started:
+    """Refresh one user's personal model; an empty email is an error, never a global run."""
+    if not (email or "").strip():
+        raise BeaconError("enter the email of the user whose personal model to retrain")
+    return start_retrain(email=email, actor=actor)
 
 
 # --------------------------------------------------------------------------------------------

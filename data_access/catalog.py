@@ -146,10 +146,13 @@ def search_users(query: str, limit: int = 20) -> list[UserRow]:
             ):
                 found.setdefault(user.id, user)
         if len(found) < limit:
-            pattern = f"%{lowered}%"
+            # '%' and '_' typed by the operator are themselves, not wildcards
+            escaped = lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
             for user in session.scalars(
                 select(User)
-                .where(or_(func.lower(User.email).like(pattern), func.lower(User.name).like(pattern)))
+                .where(or_(func.lower(User.email).like(pattern, escape="\\"),
+                           func.lower(User.name).like(pattern, escape="\\")))
                 .order_by(User.email)
                 .limit(limit)
             ):

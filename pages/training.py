@@ -19,11 +19,11 @@ def _state(database: str) -> console.TrainingPageState:
 NOTICE = "training_notice"  # (kind, message, run id this page started or None)
 
 
-def _start(**request) -> None:
+def _start(starter=console.start_retrain, **request) -> None:
     """Hand a retrain to the background executor; say what happened (started, busy, bad input)
     at the top of the page, and keep the run it started in view until its outcome is known."""
     try:
-        result = console.start_retrain(actor=_ui.actor(), **request)
+        result = starter(actor=_ui.actor(), **request)
     except Exception as error:  # noqa: BLE001 - a failed write says so on the page
         st.session_state[NOTICE] = ("error", _ui.failure_text(error), None)
     else:
@@ -70,7 +70,7 @@ def _controls() -> None:
         email_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
         email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
         if go_col.form_submit_button("Retrain user", icon=":material/person:"):
-            _start(email=email)
+            _start(console.start_user_retrain, email=email)
     with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
         _hyperparameter_form(state.defaults)
 
@@ -85,12 +85,13 @@ def _hyperparameter_form(defaults: dict) -> None:
             "epochs": b.number_input("Epochs (maximum)", value=defaults["epochs"], step=1),
             "patience": c.number_input("Early-stopping patience", value=defaults["patience"],
                                        step=1),
+            # %g: a rate of 5e-05 shows as itself, not rounded to 0.0001 or 0.0000
             "learning_rate": a.number_input("Learning rate", value=defaults["learning_rate"],
-                                            format="%.4f"),
+                                            format="%g", step=0.0005),
             "batch_size": b.number_input("Batch size", value=defaults["batch_size"], step=1),
             "negatives": c.number_input("Negatives per positive", value=defaults["negatives"],
                                         step=1),
-            "l2": a.number_input("L2", value=float(defaults["l2"]), format="%.6f"),
+            "l2": a.number_input("L2", value=float(defaults["l2"]), format="%g", step=1e-6),
             "id_dropout": b.number_input("Id dropout", value=defaults["id_dropout"]),
             "validation_fraction": c.number_input("Validation fraction",
                                                   value=defaults["validation_fraction"]),

@@ -83,6 +83,24 @@ def test_frame_lists_pages_and_describes_database(seeded: str, dialect: str) -> 
     assert "**Training** · idle" in sidebar
 
 
+def test_sidebar_follows_a_running_training(seeded: str) -> None:
+    """The sidebar's training line reads the run when it draws (a fragment that redraws every
+    3 s while a run goes on): the epoch it shows moves with the run, and a refit says so."""
+    from data_access import runs
+
+    run = runs.acquire("global", trigger="button").run
+    try:
+        runs.record_progress(run.id, 7, 30, 0.5, val_metric=0.2, phase="train")
+        sidebar = "\n".join(m.value for m in app().sidebar.markdown)
+        assert f"run {run.id} · epoch 7/30" in sidebar
+        runs.record_progress(run.id, 2, 9, 0.4, phase="refit")
+        sidebar = "\n".join(m.value for m in app().sidebar.markdown)
+        assert f"run {run.id} · refit 2/9" in sidebar
+    finally:
+        runs.finish_run(run.id, "cancelled", reason="test")
+        runs.release(run.id, "global")
+
+
 def test_sidebar_status_never_shows_password(seeded: str) -> None:
     status = console.sidebar_status()
     assert set(status.database) == {"dialect", "host", "database"}
@@ -520,6 +538,34 @@ def test_user_retrain_with_unknown_email_shows_error(seeded_with_model: str) -> 
     assert "unknown user" in shown("\n".join(e.value for e in at.error))
 
 
+def test_a_cancelled_or_failed_run_says_once_that_the_active_model_stays(seeded: str) -> None:
+    from data_access import runs
+
+    cancelled = runs.create_run("global", trigger="force", status="running")
+    runs.finish_run(cancelled.id, "cancelled",
+                    reason="cancelled by op@example.org; the active model is unchanged")
+    failed = runs.create_run("global", trigger="button", status="running")
+    runs.finish_run(failed.id, "failed", reason="x", error="Traceback\nValueError: bad data")
+    assert console.run_outcome(cancelled.id).text == (
+        f"Run {cancelled.id} (forced retrain) cancelled: cancelled by op@example.org; the "
+        "active model is unchanged.")
+    assert console.run_outcome(failed.id).text == (
+        f"Run {failed.id} (smart retrain) failed: ValueError: bad data. The active model is "
+        "unchanged.")
+
+
+def test_user_retrain_without_an_email_starts_nothing(seeded_with_model: str) -> None:
+    """An empty box under "Retrain user" once started a global smart retrain."""
+    from data_access import runs
+
+    before = [run.id for run in runs.list_runs()]
+    at = app("pages/training.py")
+    next(b for b in at.button if b.label == "Retrain user").click().run()
+    no_exception(at)
+    assert "enter the email of the user" in shown("\n".join(e.value for e in at.error))
+    assert [run.id for run in runs.list_runs()] == before
+
+
 def test_a_version_trained_elsewhere_shows_at_once(seeded_with_model: str) -> None:
     """The Models page and the sidebar cache what they read, keyed on the versions' stamp: a
     version trained by another process (or the Training page) is listed on the next run, not
@@ -638,6 +684,9 @@ def test_live_run_says_which_pass_it_is_in() -> None:
         "refit on all data, epoch 1 of 2 (after 3 epochs with validation)"
     assert live(plain, 1, 5).epoch_text == "epoch 1 of 5"
     assert live([], 0, 0).epoch_text == "running"
+    assert live(validated, 3, 30).short_progress == "epoch 3/30"
+    assert live(validated + refit, 1, 2).short_progress == "refit 1/2"
+    assert live([], 0, 0).short_progress == ""
     retry = [{"epoch": 1, "loss": 1.0, "val_metric": 0.3, "phase": "retry"}]
     assert live(validated + retry, 1, 30).epoch_text == (
         "epoch 1 of 30 at most, at a higher learning rate (the first run reached its cap "

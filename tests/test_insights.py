@@ -108,6 +108,9 @@ def test_find_users_by_email_or_name(seeded):
         "email": "bob@example.org", "name": "Bob Builder", "city": "Munich", "interest tags": "tech",
     }
     assert insights.find_users("   ") == []
+    # what the operator types is matched as typed: '%' and '_' are not wildcards
+    assert insights.find_users("%") == [] and insights.find_users("_") == []
+    assert [r["email"] for r in insights.find_users("a_a")] == []
 
 
 def test_user_profile_exact(seeded):
