@@ -137,18 +137,19 @@ class _Pending:
 _pending: ContextVar[_Pending | None] = ContextVar("beacon_pending_audit", default=None)
 
 
-def audit_row():
+def audit_row(**outcome: Any):
     """The 'ok' audit row of the action running in this context, for the service to insert in
-    the transaction that makes its change (then the wrapper writes none). None outside an
-    action, or once taken."""
+    the transaction that makes its change (then the wrapper writes none); `outcome` adds what
+    the change made (e.g. model_version). None outside an action, or once taken."""
     from data_access.audit import AuditRow
 
     pending = _pending.get()
     if pending is None or pending.written:
         return None
     pending.written = True
+    params = {**pending.params, **{k: _plain(v) for k, v in outcome.items()}}
     return AuditRow(who=pending.actor.name, kind=pending.actor.kind, action=pending.action,
-                    outcome="ok", params=pending.params)
+                    outcome="ok", params=params)
 
 
 def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | None = None,
@@ -242,25 +243,45 @@ def state_changing(action: str, needs: str) -> Callable[[F], F]:
                 denied = PermissionDenied(actor, action, needs)
                 record(actor, action, "refused", params, str(denied))
                 raise denied
-            pending = _Pending(actor, action, params)
-            token = _pending.set(pending)
-            try:
-                result = function(*args, actor=actor, **kwargs)
-            except BaseException as error:
-                record(actor, action, "failed", params, f"{type(error).__name__}: {error}")
-                raise
-            finally:
-                _pending.reset(token)
-            if not pending.written:
-                failure = _result_failure(result)
-                record(actor, action, "failed" if failure else "ok", params, failure)
-            return result
+            return _audited(actor, action, params,
+                            lambda: function(*args, actor=actor, **kwargs))
 
         REGISTRY[action] = wrapper
         NEEDS[action] = needs
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _audited(actor: Actor, action: str, params: dict[str, Any], work: Callable[[], Any],
+             outcome_params: bool = False) -> Any:
+    """Run `work` as `actor`'s `action` and audit its outcome, unless `work` wrote the row in
+    its own transaction (audit_row). `outcome_params`: the row also names the result's status
+    and model version (for work whose row is written after the fact)."""
+    pending = _Pending(actor, action, params)
+    token = _pending.set(pending)
+    try:
+        result = work()
+    except BaseException as error:
+        record(actor, action, "failed", params, f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        _pending.reset(token)
+    if not pending.written:
+        failure = _result_failure(result)
+        if outcome_params and getattr(result, "status", None) is not None:
+            params = {**params, "result": result.status,
+                      "model_version": getattr(result, "model_version", None)}
+        record(actor, action, "failed" if failure else "ok", params, failure)
+    return result
+
+
+def finish_in_background(actor: Actor, action: str, params: dict[str, Any],
+                         work: Callable[[], Any]) -> Any:
+    """The audited outcome of work that an action queued and a worker thread carries out (a
+    training the console started): `action` with `actor` behind it, like a direct call; the
+    permission was checked when the work was queued."""
+    return _audited(actor, action, params, work, outcome_params=True)
 
 
 def perform(action: str, *, actor: Actor, **params: Any) -> Any:

@@ -42,6 +42,7 @@ the lock freed in one transaction: all or nothing, like the global store-then-ac
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -54,7 +55,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from beacon import cancel
-from beacon.actions import Actor, audit_row, state_changing
+from beacon.actions import Actor, audit_row, finish_in_background, state_changing
 from beacon.errors import BeaconError, UnknownUser
 from beacon.fingerprint import (  # noqa: F401 - training_fingerprint is used through here too
     config_or_default,
@@ -466,7 +467,7 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
             loss_history=losses, metrics=metrics, components=components,
             created_by=requested_by or run.trigger,
         )
-        store.activate(version_id, audit=audit_row())
+        store.activate(version_id, audit=audit_row(result="trained", model_version=version_id))
         activated = True
         reason = decision.reason
         if comparison.get("note"):
@@ -649,10 +650,14 @@ def start_training_in_background(
                            acquired.holder.id if acquired.holder else None)
     run = acquired.run
     heartbeat = _Heartbeat(run.id).start()
+    outcome = {"run_id": run.id, "scope": scope, "force": force, "trigger": trigger,
+               **({"user": user_row.email} if user_row is not None else {})}
     try:
         future = _get_executor().submit(
-            _execute, run, force=force, config=config, user_row=user_row, base=base,
-            progress_callback=progress_callback, requested_by=requested_by, heartbeat=heartbeat)
+            finish_in_background, actor, "train", outcome, functools.partial(
+                _execute, run, force=force, config=config, user_row=user_row, base=base,
+                progress_callback=progress_callback, requested_by=requested_by,
+                heartbeat=heartbeat))
     except BaseException as error:
         heartbeat.stop()
         runs.finish_run(run.id, "failed", error=f"could not start: {error}")

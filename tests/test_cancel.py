@@ -56,6 +56,9 @@ def test_an_operator_cancels_a_running_training(platform: str) -> None:
     assert models_store.active_global_id() == active, "the active model is untouched"
     (row,) = audit.entries(action="cancel_training", outcome="ok")
     assert row.who == OPERATOR.name and row.params == {}
+    (ended,) = audit.entries(action="train", outcome="failed")  # the run ADMIN started
+    assert ended.who == ADMIN.name and ended.params["run_id"] == run_id
+    assert ended.params["result"] == "cancelled" and OPERATOR.name in ended.error
     with pytest.raises(BeaconError, match="no training is running"):
         training.cancel_training(actor=OPERATOR)
     with pytest.raises(BeaconError, match="already cancelled"):

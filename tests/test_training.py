@@ -207,6 +207,21 @@ def test_background_training_answers_busy_at_once_and_reports_through_the_run(wo
     done = runs.get_run(run_id)
     assert done.status == "succeeded" and done.model_id == result.model_version
     assert done.trigger == "button"
+    # the trail has the queueing and the outcome, both under the operator who asked
+    from data_access import audit
+
+    (outcome,) = audit.entries(action="train")
+    assert (outcome.who, outcome.outcome) == ("a", "ok")
+    assert outcome.params["run_id"] == run_id and outcome.params["result"] == "trained"
+    assert outcome.params["model_version"] == result.model_version
+    assert [(row.who, row.outcome) for row in audit.entries(action="start_training")] == [
+        ("b", "failed"), ("a", "ok")]  # b's request found the run busy
+    # a background run that skips is in the trail too, with what it did
+    skipped = training.start_training_in_background(config=CONFIG, actor=actor("b"))
+    assert training.background_result(skipped, timeout=WAIT).status == "skipped"
+    newest = audit.entries(action="train")[0]
+    assert (newest.who, newest.outcome, newest.params["result"]) == ("b", "ok", "skipped")
+    assert newest.params["run_id"] == skipped
 
 
 # --- failure ---------------------------------------------------------------------------------------
