@@ -353,22 +353,39 @@ def cleanup_candidates(keep_days: float, keep_newest: int = 3,
                                 ModelVersion.status != "active")
             .order_by(ModelVersion.created_at, ModelVersion.id)
         ).all()
-    return [meta for meta in map(_meta, old) if meta.id not in keep]
+        going = [meta for meta in map(_meta, old) if meta.id not in keep]
+        # a personal version adds a user's vector to one global version: without it, it can
+        # never serve again, so it goes with it (and the preview says so)
+        bases = [meta.id for meta in going if meta.scope == "global"]
+        built_on = session.execute(
+            _meta_query().where(ModelVersion.scope == "user",
+                                ModelVersion.base_model_id.in_(bases))
+            .order_by(ModelVersion.created_at, ModelVersion.id)
+        ).all() if bases else []
+    listed = {meta.id for meta in going}
+    return going + [meta for meta in map(_meta, built_on) if meta.id not in listed]
 
 
 def delete_versions(version_ids: Iterable[int], audit: AuditRow | None = None) -> int:
-    """Delete these versions unless active (checked again in the deleting statement), with
-    the `audit` row in the same transaction when given."""
+    """Delete these versions unless active (checked again in this transaction), with the
+    personal versions built on a deleted global one (active or not: they cannot serve without
+    it) and the `audit` row in the same transaction when given."""
     ids = [int(i) for i in version_ids]
     if not ids:
         return 0
     with session_scope() as session:
-        result = session.execute(
-            delete(ModelVersion).where(ModelVersion.id.in_(ids), ModelVersion.status != "active")
-        )
+        doomed = session.scalars(select(ModelVersion.id).where(
+            ModelVersion.id.in_(ids), ModelVersion.status != "active")).all()
+        deleted = 0
+        if doomed:  # the dependents first: deleting the base would only null their link
+            for condition in ((ModelVersion.scope == "user")
+                              & ModelVersion.base_model_id.in_(doomed)
+                              & ModelVersion.id.not_in(doomed),
+                              ModelVersion.id.in_(doomed)):
+                deleted += session.execute(delete(ModelVersion).where(condition)).rowcount or 0
         if audit is not None:
             audit_log.insert(session, audit)
-        return int(result.rowcount or 0)
+        return deleted
 
 
 def personal_vector_row(user_id: int, base_model_id: int) -> tuple[int, datetime, bytes] | None:

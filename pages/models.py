@@ -189,7 +189,8 @@ if not _ui.may("cleanup_models"):
     st.caption("Deleting old versions needs the admin role.")
     st.stop()
 st.caption("Never deletes an active version, nor the newest global versions and the newest of "
-           "each user you choose to keep.")
+           "each user you choose to keep. A personal version goes with the global version it "
+           "was built on: it cannot serve without it.")
 with st.form("cleanup_form", border=False):
     d, n, p = st.columns([1, 1, 1], vertical_alignment="bottom")
     keep_days = d.number_input("Keep versions younger than (days)", 0.0, 3650.0, 30.0, step=1.0)

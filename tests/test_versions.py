@@ -134,6 +134,31 @@ def test_cleanup_never_deletes_the_active_version_nor_the_newest_few(db):
     assert {v.id for v in store.list_versions()} == {ids[0]}
 
 
+def test_cleanup_takes_the_personal_versions_built_on_a_global_one_it_deletes(db):
+    """After a rollback a user's personal version may still be marked active on an older
+    global version: deleting that base leaves it unable to serve, so it goes with it, in the
+    preview and in the deletion, and the audit names every version deleted."""
+    from data_access import audit
+
+    (uid, other) = _seed_users(2)
+    old = NOW - timedelta(days=30)
+    base, kept = _global(created_at=old), _global(created_at=old + timedelta(hours=1))
+    versions.activate(base, actor=ADMIN)
+    personal = store.insert_version(scope="user", user_id=uid, base_model_id=base,
+                                    blob=b"vector", created_at=old, status="active")
+    on_kept = store.insert_version(scope="user", user_id=other, base_model_id=kept,
+                                   blob=b"vector", created_at=old, status="active")
+    versions.activate(kept, actor=ADMIN)  # the rollback-like switch: base is now inactive
+
+    dry = versions.cleanup(keep_days=7, keep_newest=0, dry_run=True, actor=ADMIN)
+    assert [v.id for v in dry.deleted] == [base, personal]
+    done = versions.cleanup(keep_days=7, keep_newest=0, actor=ADMIN)
+    assert [v.id for v in done.deleted] == [base, personal]
+    assert {v.id for v in store.list_versions()} == {kept, on_kept}
+    newest = audit.entries(action="cleanup_models", outcome="ok")[0]  # after the dry run's
+    assert newest.params["deleted"] == [base, personal]
+
+
 # --- the lock -----------------------------------------------------------------------------------
 
 def test_lock_admits_one_holder_per_scope(db):
