@@ -69,6 +69,7 @@ class ActiveModel:
     k: int
     counts: dict = field(default_factory=dict)
     training_seconds: float | None = None
+    smart_retrain: str = ""  # what a smart retrain would do now, and why
 
     @property
     def age_text(self) -> str:
@@ -94,6 +95,17 @@ def _fingerprint_state() -> str:
     return str(versions.fingerprint_state())
 
 
+def _smart_retrain_text() -> str:
+    """The smart-retrain rule applied now, without training: "stale" alone does not say that a
+    rollback holds retraining off, or that the active model's own settings are not the
+    defaults a smart retrain uses."""
+    from beacon import training
+
+    decision = training.decide()
+    verdict = "would train now" if decision.train else "would not train"
+    return f"a smart retrain {verdict}: {decision.reason}"
+
+
 def active_model(now: datetime | None = None) -> ActiveModel | None:
     """The active global version's metadata (no weights are loaded for this)."""
     active = models_store.active_version("global")
@@ -110,6 +122,7 @@ def active_model(now: datetime | None = None) -> ActiveModel | None:
         k=int(metrics.get("k") or 10),
         counts=dict(active.counts or {}),
         training_seconds=active.training_seconds,
+        smart_retrain=_smart_retrain_text(),
     )
 
 

@@ -225,6 +225,10 @@ def test_overview_with_a_model(on_trained: dict) -> None:
     newest = on_trained["versions"][1]
     assert metric(at, "Version") == f"v{newest}"
     assert metric(at, "Data fingerprint") in ("current", "stale")
+    # the fixture trained with its own settings: "stale" against the defaults, and the help
+    # says what a smart retrain would do about it
+    assert console.active_model().smart_retrain.startswith(
+        "a smart retrain would train now: data or settings changed since the active model")
     sidebar = "\n".join(m.value for m in at.sidebar.markdown)
     assert f"**Model** · v{newest}" in sidebar
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) >= 2  # the two fixture runs
