@@ -144,7 +144,8 @@ class FilterParams:
                 d for d in dates if not (isinstance(d, str) and not d.strip())
             ]
             if not items:
-                raise BeaconError("the date filter is on but no date was given (e.g. 2026-12-01)")
+                raise BeaconError("the date filter is on but no date was given: choose at least one "
+                                  "(written like 2026-12-01)")
             day_list = tuple(sorted(set(_parse_date(d) for d in items)))
         window_start = _parse_time(start, "start")
         window_end = _parse_time(end, "end")

@@ -116,6 +116,10 @@ def filter_controls(key: str, email: str, now: datetime) -> FilterInput:
                 if end < start:
                     st.caption(f":material/bedtime: Window across midnight: from {start:%H:%M} "
                                f"to {end:%H:%M} the next day (event local time)")
+                elif end == start:
+                    st.caption(":material/warning: From and To are the same time: the window "
+                               "is empty. Pick an end after the start, or before it to cross "
+                               "midnight.")
                 else:
                     st.caption(f"Window {start:%H:%M}–{end:%H:%M} (event local time)")
         c6, c7 = st.columns([2, 2])

@@ -177,6 +177,18 @@ def test_debug_filter_window_across_midnight(midnight):
     assert set(rows["dropped by"]) == {"in time window"}
 
 
+def test_debug_filter_says_an_equal_start_and_end_is_an_empty_window(midnight):
+    at = open_page("pages/debug_filter.py")
+    _debug(at, "dora@example.org")
+    at.toggle(key="debug_use_window").set_value(True).run()
+    at.time_input(key="debug_start").set_value(time(2, 0)).run()
+    at.time_input(key="debug_end").set_value(time(2, 0)).run()
+    no_exception(at)
+    captions = [c.value for c in at.caption]
+    assert any("the window is empty" in c for c in captions), captions
+    assert not any(c.startswith("Window 02:00") for c in captions)
+
+
 def test_debug_filter_distance_and_dates(midnight):
     at = _debug(open_page("pages/debug_filter.py"), "dora@example.org")
     at.toggle(key="debug_use_km").set_value(True).run()
