@@ -311,6 +311,11 @@ def timeline_chart(rows: list[dict]) -> None:
     if not rows:
         st.info("No interactions yet.")
         return
+    _ui.chart(timeline_figure(rows), key="users_timeline")
+
+
+def timeline_figure(rows: list[dict]) -> go.Figure:
+    """Interactions per day and type, stacked ({day, type, count} rows)."""
     frame = pd.DataFrame(rows)
     order = {kind: i for i, kind in enumerate(TYPE_COLORS)}
     frame = frame.sort_values("type", key=lambda t: t.map(order).fillna(len(order)), kind="stable")
@@ -321,7 +326,13 @@ def timeline_chart(rows: list[dict]) -> None:
                              xperiod=DAY_MS, xperiodalignment="middle"))
     fig.update_layout(barmode="stack", bargap=0.15)
     fig.update_xaxes(type="date", tickformat="%d %b")
-    _ui.chart(_ui.style(fig, height=320, y_title="interactions per day"), key="users_timeline")
+    days = pd.to_datetime(frame["day"])
+    span = (days.max() - days.min()).days
+    if span < 14:  # a few days: one tick per day, and at least a week shown (one day alone
+        # was drawn as a full-width bar under seven ticks of the same date)
+        pad = pd.Timedelta(days=max(0.0, (7 - span) / 2) + 0.5)
+        fig.update_xaxes(dtick=DAY_MS, range=[days.min() - pad, days.max() + pad])
+    return _ui.style(fig, height=320, y_title="interactions per day")
 
 
 def decisions_table(rows: list[dict], key: str, empty: str) -> None:

@@ -431,3 +431,20 @@ def test_debug_filter_renders_on_the_demo(on_demo):
     counts = _funnel(at)
     assert counts["all candidates"] >= counts["upcoming"] >= counts["in time window"] > 0
     assert len(at.get("deck_gl_json_chart")) == 1
+
+
+def test_a_timeline_of_one_day_shows_a_week_with_a_tick_per_day() -> None:
+    """One day of activity was drawn as a full-width bar under seven ticks of that date."""
+    from datetime import date
+
+    import pandas as pd
+
+    from pages._user_ui import DAY_MS, timeline_figure
+
+    one_day = timeline_figure([{"day": date(2026, 12, 7), "type": "click", "count": 3}])
+    start, end = (pd.Timestamp(x) for x in one_day.layout.xaxis.range)
+    assert (end - start).days >= 7 and start < pd.Timestamp("2026-12-07") < end
+    assert one_day.layout.xaxis.dtick == DAY_MS
+    months = timeline_figure([{"day": date(2026, 10, 1), "type": "click", "count": 1},
+                              {"day": date(2026, 12, 1), "type": "view", "count": 2}])
+    assert months.layout.xaxis.range is None and months.layout.xaxis.dtick is None
