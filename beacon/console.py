@@ -461,14 +461,15 @@ def version_rows(limit: int = 200) -> list[dict]:
             "scope": version.scope if version.scope == "global" else f"user {version.user or ''}",
             "status": version.status,
             "created": version.created_at,
-            "created_by": version.created_by or "",
-            "fingerprint": (version.fingerprint or "")[:10],
+            # the quality first: at a normal width the columns after these scroll out of view
+            "ndcg": offline_metric(metrics, "beacon"),
+            "ndcg_popularity": offline_metric(metrics, "popularity"),
+            "train_s": version.training_seconds,
             "users": counts.get("users"),
             "events": counts.get("events"),
             "interactions": counts.get("interactions"),
-            "train_s": version.training_seconds,
-            "ndcg": offline_metric(metrics, "beacon"),
-            "ndcg_popularity": offline_metric(metrics, "popularity"),
+            "created_by": version.created_by or "",
+            "fingerprint": (version.fingerprint or "")[:10],
         })
     return rows
 

@@ -72,7 +72,7 @@ st.subheader(f"Version {detail.id} · {detail.scope} · {detail.status}")
 st.caption(f"Created {_ui.fmt_time(detail.created_at)} by {_ui.plain(detail.created_by or '—')} · "
            f"fingerprint {(detail.fingerprint or '—')[:16]} · "
            f"trained in {_ui.fmt_seconds(detail.training_seconds)}")
-curve, numbers = st.columns([3, 2])
+curve, numbers = st.columns(2)  # the metrics table has a column per strategy: give it room
 with curve:
     if detail.loss_history:
         _ui.chart(_ui.loss_figure(detail.loss_history), key="version_loss")
