@@ -278,8 +278,10 @@ def start_first_start(url: str | None = None, demo_options: dict | None = None,
 
 
 def _training_state(run: runs.RunInfo) -> FirstStart:
+    from beacon.console import live_run  # the Training page's words: a refit says so
+
     fraction = (run.epoch or 0) / run.total_epochs if run.total_epochs else None
-    epoch_text = f" (epoch {run.epoch or 0} of {run.total_epochs})" if run.total_epochs else ""
+    epoch_text = f": {live_run(run).epoch_text}" if run.total_epochs else ""
     return FirstStart(
         kind="training", message=f"Training the first model{epoch_text}…", fraction=fraction,
         run_id=run.id, epoch=run.epoch, total_epochs=run.total_epochs,

@@ -195,18 +195,25 @@ class LiveRun:
         if phases and phases[-1] == "retry":
             return (f"epoch {self.epoch} of {self.total_epochs} at most, at a higher learning "
                     "rate (the first run reached its cap still improving)")
+        # the fit's last epoch is followed by the evaluation and the storing (seconds on a
+        # large catalogue), which would otherwise look like a stall at "19 of 19"
+        after = "; evaluating and storing the new version" if self.epoch >= self.total_epochs \
+            else ""
         if phases and phases[-1] == "refit":
             validated = sum(1 for phase in phases if phase != "refit")
             return (f"refit on all data, epoch {self.epoch} of {self.total_epochs} "
-                    f"(after {validated} epochs with validation)")
+                    f"(after {validated} epochs with validation){after}")
         if self.progress and self.progress[-1].get("val_metric") is not None:
             return f"epoch {self.epoch} of {self.total_epochs} at most (early stopping)"
-        return f"epoch {self.epoch} of {self.total_epochs}"
+        return f"epoch {self.epoch} of {self.total_epochs}{after}"
 
 
 def _live(run: runs.RunInfo | None) -> LiveRun | None:
-    if run is None:
-        return None
+    return None if run is None else live_run(run)
+
+
+def live_run(run: runs.RunInfo) -> LiveRun:
+    """A run row as the live panels show it."""
     return LiveRun(
         id=run.id, status=run.status, scope=run.scope, trigger=run.trigger,
         requested_by=run.requested_by, epoch=int(run.epoch or 0), total_epochs=run.total_epochs,

@@ -687,6 +687,10 @@ def test_live_run_says_which_pass_it_is_in() -> None:
     assert live(validated + refit, 1, 2).epoch_text == \
         "refit on all data, epoch 1 of 2 (after 3 epochs with validation)"
     assert live(plain, 1, 5).epoch_text == "epoch 1 of 5"
+    # after the last epoch the run evaluates and stores: said, not a stall at "2 of 2"
+    assert live(validated + refit, 2, 2).epoch_text.endswith(
+        "(after 3 epochs with validation); evaluating and storing the new version")
+    assert live(plain, 5, 5).epoch_text == "epoch 5 of 5; evaluating and storing the new version"
     assert live([], 0, 0).epoch_text == "running"
     assert live(validated, 3, 30).short_progress == "epoch 3/30"
     assert live(validated + refit, 1, 2).short_progress == "refit 1/2"
@@ -695,6 +699,24 @@ def test_live_run_says_which_pass_it_is_in() -> None:
     assert live(validated + retry, 1, 30).epoch_text == (
         "epoch 1 of 30 at most, at a higher learning rate (the first run reached its cap "
         "still improving)")
+
+
+def test_the_first_start_says_which_pass_the_first_training_is_in(db: str) -> None:
+    from beacon import bootstrap
+    from data_access import runs
+
+    run = runs.acquire("global", trigger="cli").run
+    try:
+        runs.record_progress(run.id, 12, 30, 0.5, val_metric=0.2, phase="train")
+        state = bootstrap._training_state(runs.get_run(run.id))
+        assert state.message == \
+            "Training the first model: epoch 12 of 30 at most (early stopping)…"
+        runs.record_progress(run.id, 3, 10, 0.4, phase="refit")
+        assert "refit on all data, epoch 3 of 10 (after 1 epochs with validation)" in \
+            bootstrap._training_state(runs.get_run(run.id)).message
+    finally:
+        runs.finish_run(run.id, "cancelled", reason="test")
+        runs.release(run.id, "global")
 
 
 def test_a_loss_chart_names_each_run_of_a_fit() -> None:
