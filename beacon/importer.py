@@ -265,7 +265,9 @@ class CsvFile:
         """(line number, raw cells) of every non-blank data row; the header is line 1."""
         self.nul_lines: set[int] = set()
         with self.path.open("rb") as handle:
-            reader = csv.reader(self._decoded(handle))
+            # strict: a quote left open at the end of the file, or text after a closing
+            # quote ("bad"trailing), is a CSV error, not a value
+            reader = csv.reader(self._decoded(handle), strict=True)
             try:
                 header = self._header(reader)
                 if header is None:
@@ -342,12 +344,17 @@ class CsvFile:
                         _Shown("a NUL byte (\\x00)"))
 
     def row(self, line: int, cells: list[str]) -> Row:
-        """The checked view of one data row (cells stripped; extra non-empty cells are an error)."""
+        """The checked view of one data row (cells stripped). Extra non-empty cells are an
+        error, and so are missing ones: a short row would store its absent columns as empty,
+        erasing what an update should keep."""
         cells = [c.strip() for c in cells]
         row = Row(self.name, line, dict(zip(self.header, cells)), self.errors)
         width = len(self.header)
         if len(cells) > width and any(cells[width:]):
             row.fail("-", f"{width} fields as in the header", _Shown(f"{len(cells)} fields"))
+        elif len(cells) < width:
+            row.fail(self.header[len(cells)], f"{width} fields as in the header",
+                     _Shown(f"{len(cells)} fields"))
         return row
 
     def index(self, column: str) -> int | None:

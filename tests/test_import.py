@@ -240,6 +240,11 @@ BAD_ROWS = [
     ("events", "n-3,Zone,,,,,,,2027-01-01T10:00:00Z,,Mars/Olympus,,", "timezone", "Mars/Olympus"),
     ("events", "n-8,Zone,,,,,,,2027-01-01T10:00:00Z,,localtime,,", "timezone", "localtime"),
     ("users", "x@example.org,X,,,,,extra", "-", "7 fields"),
+    # a short row would store its missing columns empty, erasing what an update keeps
+    ("users", "short@example.org,Short", "latitude", "2 fields"),
+    # quoting that is not CSV is refused, not read as a value
+    ("users", 'q4@example.org,"bad"trailing,,,,', "-", "',' expected after"),
+    ("users", 'q2@example.org,"open', "-", "unexpected end of data"),
     ("events", "n-4,Cheap,,,,,,,2027-01-01T10:00:00Z,,,-1,", "price", "-1"),
     ("events", "n-5,Half,,,,,,,2027-01-01T10:00:00Z,,,,12.5", "capacity", "12.5"),
     ("events", "n-6,,,,,,,,2027-01-01T10:00:00Z,,,,", "title", "''"),
@@ -274,6 +279,22 @@ def test_a_bad_last_row_writes_nothing(db: str, tmp_path: Path, monkeypatch: pyt
     assert f"{files[kind]}:{len(lines)}: column {column}: expected " in message
     assert shown in message.splitlines()[1]
     assert "nothing was written (1 problem)" in message
+    assert _snapshot(db) == before
+
+
+def test_a_short_row_is_refused_and_keeps_what_is_stored(db: str, tmp_path: Path) -> None:
+    """A row cut short (a missing required value is named too) writes nothing: before, the
+    absent columns of an existing event were stored empty."""
+    import_csv(**_fixtures(), actor=ADMIN)
+    before = _snapshot(db)
+    files = _many_good_files(tmp_path)
+    event = files["events"].read_text(encoding="utf-8").splitlines()[1].split(",")
+    short = _write(tmp_path / "short.csv", [files["events"].read_text(
+        encoding="utf-8").splitlines()[0], ",".join(event[:3])])
+    with pytest.raises(BeaconError) as raised:
+        import_csv(events=short, actor=ADMIN)
+    assert f"{short}:2: column tags: expected 13 fields as in the header, got 3 fields" in \
+        str(raised.value)
     assert _snapshot(db) == before
 
 
