@@ -159,7 +159,7 @@ def activate(version_id: int, *, actor: Actor) -> VersionInfo:
         meta = store.activate(_checked_id(version_id), audit=audit_row())
     except store.VersionNotFound as error:
         raise BeaconError(str(error)) from error
-    except store.VersionFailed as error:
+    except (store.VersionFailed, store.VersionWouldServeNobody) as error:
         raise BeaconError(str(error)) from error
     log.info("model version %s activated by %s", meta.id, actor.name)
     return _info(meta)

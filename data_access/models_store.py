@@ -64,6 +64,10 @@ class VersionFailed(ValueError):
     """A failed version cannot be activated."""
 
 
+class VersionWouldServeNobody(ValueError):
+    """A personal version is served only on top of the global version it was built on."""
+
+
 def _meta_query():
     return select(*_META_COLUMNS, User.email).outerjoin(User, User.id == ModelVersion.user_id)
 
@@ -258,13 +262,16 @@ def activate(version_id: int, audit: AuditRow | None = None) -> VersionMeta:
             # A write first, so this transaction holds SQLite's write lock before it reads.
             _write_first(session, version_id)
         row = session.execute(
-            select(ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.status)
+            select(ModelVersion.id, ModelVersion.scope, ModelVersion.user_id, ModelVersion.status,
+                   ModelVersion.base_model_id)
             .where(ModelVersion.id == version_id)
         ).first()
         if row is None:
             raise VersionNotFound(f"no model version {version_id}")
         if row.status == "failed":
             raise VersionFailed(f"model version {version_id} failed and cannot be activated")
+        if row.scope == "user":
+            _check_base_is_active(session, version_id, row.base_model_id)
         if row.status != "active":
             same_scope = [ModelVersion.scope == row.scope, ModelVersion.status == "active",
                           ModelVersion.id != version_id]
@@ -278,6 +285,17 @@ def activate(version_id: int, audit: AuditRow | None = None) -> VersionMeta:
     meta = get_version(version_id)
     assert meta is not None
     return meta
+
+
+def _check_base_is_active(session, version_id: int, base_id: int | None) -> None:
+    active = session.scalar(select(ModelVersion.id).where(
+        ModelVersion.scope == "global", ModelVersion.status == "active"))
+    if base_id is None or base_id != active:
+        built_on = f"global version {base_id}" if base_id is not None else "a deleted version"
+        raise VersionWouldServeNobody(
+            f"model version {version_id} is a personal vector on {built_on}, and the active "
+            f"global version is {active}: it would serve nobody. Activate its global version "
+            "first, or refresh the user's personal model")
 
 
 def _write_first(session, version_id: int) -> None:

@@ -246,6 +246,7 @@ def test_models_list_show_activate_cleanup(world, capsys):
     code, dry, _ = cli(capsys, "models", "cleanup", "--keep-days", "0", "--keep-newest", "0",
                        "--dry-run", "--json")
     assert code == 0 and dry["dry_run"] and [v["id"] for v in dry["deleted"]] == [v2]
+    assert set(dry["deleted"][0]) == set(listed[0])  # the list shape, as documented
     code, done, _ = cli(capsys, "models", "cleanup", "--keep-days", "0", "--keep-newest", "0",
                         "--json")
     assert code == 0 and done["count"] == 1

@@ -134,6 +134,30 @@ def test_cleanup_never_deletes_the_active_version_nor_the_newest_few(db):
     assert {v.id for v in store.list_versions()} == {ids[0]}
 
 
+def test_a_personal_version_on_an_inactive_global_one_is_not_activated(db):
+    """It would serve nobody (a personal vector is read only on top of its own base): the
+    activation says so and changes nothing."""
+    (uid,) = _seed_users(1)
+    base, newer = _global(), _global()
+    versions.activate(base, actor=ADMIN)
+    first = store.insert_version(scope="user", user_id=uid, base_model_id=base, blob=b"v")
+    second = store.insert_version(scope="user", user_id=uid, base_model_id=base, blob=b"v")
+    versions.activate(second, actor=ADMIN)  # on the active base: fine
+    versions.activate(newer, actor=ADMIN)
+    with pytest.raises(BeaconError, match=rf"model version {first} is a personal vector on "
+                                          rf"global version {base}, and the active global "
+                                          rf"version is {newer}: it would serve nobody"):
+        versions.activate(first, actor=ADMIN)
+    assert store.get_version(first).status == "inactive"
+    assert store.get_version(second).status == "active"
+    # still "active" for its user (a rollback to its base serves it again): the list says idle
+    from beacon.cli.models import _summary, _table
+
+    listed = _table([_summary(v) for v in versions.list_versions()])
+    line = next(row for row in listed.splitlines() if row.split()[0] == str(second))
+    assert line.endswith(f"(idle: built on v{base}, not the active global version)")
+
+
 def test_cleanup_takes_the_personal_versions_built_on_a_global_one_it_deletes(db):
     """After a rollback a user's personal version may still be marked active on an older
     global version: deleting that base leaves it unable to serve, so it goes with it, in the

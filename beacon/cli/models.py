@@ -66,11 +66,23 @@ def _table(rows: list[dict]) -> str:
     if not rows:
         return "no model versions yet (python -m beacon train)"
     lines = [f"{'id':>6}  {'scope':6}  {'status':8}  {'created (UTC)':19}  {'ndcg':>6}  user"]
+    serving = _active_global_id()
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M:%S")
+        user = r["user"] or ""
+        if r["scope"] == "user" and r["status"] == "active" and r["base_model_id"] != serving:
+            # a personal vector serves only on its own global version (a rollback to it
+            # brings it back)
+            user += f" (idle: built on v{r['base_model_id']}, not the active global version)"
         lines.append(f"{r['id']:>6}  {r['scope']:6}  {r['status']:8}  {created:19}  "
-                     f"{_fmt_ndcg(r):>6}  {r['user'] or ''}")
+                     f"{_fmt_ndcg(r):>6}  {user}")
     return "\n".join(lines)
+
+
+def _active_global_id() -> int | None:
+    from data_access import models_store
+
+    return models_store.active_global_id()
 
 
 def list_cmd(args: argparse.Namespace) -> int:
@@ -165,7 +177,7 @@ def cleanup_cmd(args: argparse.Namespace) -> int:
 
     result = cleanup(args.keep_days, keep_newest=args.keep_newest, dry_run=args.dry_run,
                      actor=cli_actor())
-    payload = result.to_dict()
+    payload = {**result.to_dict(), "deleted": [_summary(v) for v in result.deleted]}  # as list
 
     def human(p: dict) -> str:
         verb = "would delete" if p["dry_run"] else "deleted"
