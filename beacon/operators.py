@@ -131,10 +131,16 @@ def set_disabled(email: str, disabled: bool = True, *, actor: Actor) -> Operator
 
 
 @state_changing("operators_reset_password", needs="administer")
-def reset_password(email: str, password: str | None = None, *, actor: Actor) -> str:
-    """Set a new password (a random one when none is given) and return it, to hand over once."""
+def reset_password(email: str, password: str | None = None, allow_password: bool = False, *,
+                   actor: Actor) -> str:
+    """Set a new password (a random one when none is given) and return it, to hand over once.
+    An operator who signs in only through single sign-on gets one only with `allow_password`:
+    a local password would bypass the identity provider (its MFA, its offboarding)."""
     email = check_email(email)
-    _require(email)
+    if not _require(email).has_password and not allow_password:
+        raise BeaconError(f"{email} signs in only through single sign-on; giving them a password "
+                          "lets them sign in around the identity provider (pass "
+                          "--allow-password to do it anyway)")
     made = password or new_password()
     try:
         store.change(email, password_hash=hash_password(made), audit=audit_row())

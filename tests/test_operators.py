@@ -126,6 +126,12 @@ def test_single_sign_on_maps_emails_through_the_operators_table(db: str) -> None
         signin.sign_in("sso@example.org", "", policy=POLICY, sleep=lambda s: None)
     outcomes = [(r.who, r.outcome) for r in audit.entries(action="sign_in")]
     assert ("stranger@example.org", "refused") in outcomes and ("sso@example.org", "ok") in outcomes
+    # a password would let them in around the identity provider: only when asked for outright
+    with pytest.raises(BeaconError, match="signs in only through single sign-on"):
+        operators.reset_password("sso@example.org", actor=ADMIN)
+    assert not operators.get_operator("sso@example.org").has_password
+    operators.reset_password("sso@example.org", allow_password=True, actor=ADMIN)
+    assert operators.get_operator("sso@example.org").has_password
 
 
 def test_first_admin_is_made_once_with_a_random_password(db: str) -> None:

@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     reset = commands.add_parser("reset-password",
                                 help="give an operator a new random password (printed once)")
     reset.add_argument("email")
+    reset.add_argument("--allow-password", action="store_true",
+                       help="also for an operator who signs in only through single sign-on")
     add_json_flag(reset)
     reset.set_defaults(handler=reset_cmd)
 
@@ -96,7 +98,7 @@ def reset_cmd(args: argparse.Namespace) -> int:
     from beacon.actions import cli_actor
     from beacon.operators import reset_password
 
-    password = reset_password(args.email, actor=cli_actor())
+    password = reset_password(args.email, allow_password=args.allow_password, actor=cli_actor())
     emit(args, {"email": args.email.strip().lower(), "password": password},
          lambda p: f"new password for {p['email']} (shown only now): {p['password']}")
     return 0
