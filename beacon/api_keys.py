@@ -118,6 +118,10 @@ def create_key(name: str, scopes, *, actor: Actor) -> CreatedKey:
     try:
         row = store.insert_key(name, prefix, _digest(secret), chosen, actor.name, utcnow())
     except store.DuplicateKeyName:
+        existing = store.key_by_name(name)
+        if existing is not None and existing.revoked_at is not None:
+            raise BeaconError(f"an API key named {name!r} existed and was revoked (names stay "
+                              f"with their audit trail): choose another, e.g. {name}-2") from None
         raise BeaconError(f"an API key named {name!r} already exists") from None
     return CreatedKey(info=_info(row), secret=secret)
 
@@ -127,14 +131,13 @@ def list_keys() -> list[KeyInfo]:
 
 
 @state_changing("revoke_api_key", needs="administer")
-def revoke_key(name_or_id: str, *, actor: Actor) -> KeyInfo:
-    """Revoke by name (or numeric id): from the next request on, the key is refused."""
-    text = str(name_or_id).strip()
+def revoke_key(name: str, *, actor: Actor) -> KeyInfo:
+    """Revoke by name (only: a typo must not revoke another key by its id): from the next
+    request on, the key is refused."""
+    text = str(name).strip()
     row = store.key_by_name(text)
-    if row is None and text.isdigit():
-        row = next((k for k in store.list_keys() if k.id == int(text)), None)
     if row is None:
-        raise BeaconError(f"no API key named {text!r}")
+        raise BeaconError(f"no API key named {text!r} (python -m beacon api-keys list names them)")
     revoked = store.revoke(row.id, utcnow())
     _forget(row.id)
     return _info(revoked)

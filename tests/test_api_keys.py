@@ -101,3 +101,12 @@ def test_the_api_keys_commands(db: str) -> None:
     assert json.loads(run_cli("api-keys", "list", "--json").stdout)["keys"][0]["revoked_at"]
     missing = run_cli("api-keys", "revoke", "ghost")
     assert missing.returncode == 2 and "no API key named 'ghost'" in missing.stderr
+    # a name that is a key's id is still only a name: nothing is revoked by id
+    other = json.loads(run_cli("api-keys", "create", "third", "--scopes", "recommend",
+                               "--json").stdout)
+    by_id = run_cli("api-keys", "revoke", str(other["id"]))
+    assert by_id.returncode == 2 and f"no API key named '{other['id']}'" in by_id.stderr
+    assert not next(k for k in json.loads(run_cli("api-keys", "list", "--json").stdout)["keys"]
+                    if k["name"] == "third")["revoked_at"]
+    again = run_cli("api-keys", "create", "backend", "--scopes", "recommend")
+    assert again.returncode == 2 and "existed and was revoked" in again.stderr
