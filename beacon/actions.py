@@ -93,11 +93,18 @@ class Actor:
 
 
 def cli_actor() -> Actor:
-    """The command line acts for whoever holds the database URL: `cli:<os user>`, admin."""
+    """The command line acts for whoever holds the database URL: `cli:<os user>`, admin. The
+    user is the process's own (its effective uid), not $LOGNAME or $USER, which the caller
+    sets at will: the audit must say which account ran the command."""
     try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        user = f"uid{os.getuid()}"
+        import pwd
+
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # no pwd (Windows), or no passwd entry (some containers)
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001
+            user = f"uid{os.getuid()}"
     return Actor(f"cli:{user}", kind="cli", role="admin")
 
 

@@ -3,6 +3,7 @@ audit row each call leaves (refused, failed, ok) and that an ok row commits with
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -51,6 +52,16 @@ def test_roles_and_scopes_grant_what_the_design_says() -> None:
                  scopes=frozenset({"admin"})).permissions() == {"operate", "administer"}
     cli = actions.cli_actor()
     assert cli.name.startswith("cli:") and cli.kind == "cli" and cli.role == "admin"
+
+
+def test_the_command_line_is_audited_as_the_account_that_runs_it(monkeypatch) -> None:
+    """$LOGNAME and $USER are the caller's to set: the audit names the process's own user."""
+    import pwd
+
+    own = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.setenv("USER", "mallory")
+    assert actions.cli_actor().name == f"cli:{own}"
     with pytest.raises(ValueError, match="unknown role"):
         Actor("x", role="root")
 
