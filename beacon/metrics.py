@@ -44,6 +44,7 @@ RATES = (
 )
 NONE_LABEL = "(none)"
 MAX_RANGE_DAYS = 3660  # ten years of days: by_day lists every day of the range
+DEFAULT_DAYS = 30
 
 
 def wilson_interval(
@@ -117,22 +118,28 @@ def _as_utc(value: date | datetime | str, name: str) -> datetime:
                 f"malformed {name} {value!r}: expected an ISO 8601 date or time, e.g. 2026-11-01"
             ) from None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
-            timezone.utc
-        )
+        try:
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else \
+                value.astimezone(timezone.utc)
+        except OverflowError:
+            raise BeaconError(f"{name} {value.isoformat()} is out of range (a time between the "
+                              "years 1 and 9999 in UTC)") from None
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     raise BeaconError(f"{name} must be a date or a time, not {type(value).__name__}")
 
 
 def resolve_range(
-    days: int = 30,
+    days: int | None = None,
     start: date | datetime | str | None = None,
     end: date | datetime | str | None = None,
     now: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    """[start, end) in UTC. Neither given: the last `days` days up to now. Only end: the `days`
-    days before it. Only start: from it up to now. Both: exactly those (days unused)."""
+    """[start, end) in UTC. Neither given: the last `days` (default 30) days up to now. Only
+    end: the `days` days before it. Only start: the `days` days from it when `days` is given,
+    else from it up to now. Both: exactly those (`days` unused)."""
+    days_given = days is not None
+    days = DEFAULT_DAYS if days is None else days
     if isinstance(days, bool) or not isinstance(days, numbers.Integral):
         raise BeaconError(f"days must be a whole number, not {days!r}")
     days = int(days)
@@ -141,10 +148,14 @@ def resolve_range(
     now_utc = _as_utc(now, "now") if now is not None else datetime.now(timezone.utc)
     end_utc = _as_utc(end, "end") if end is not None else None
     start_utc = _as_utc(start, "start") if start is not None else None
-    if end_utc is None:
-        end_utc = now_utc
-    if start_utc is None:
-        start_utc = end_utc - timedelta(days=days)
+    try:
+        if end_utc is None:
+            end_utc = start_utc + timedelta(days=days) if start_utc and days_given else now_utc
+        if start_utc is None:
+            start_utc = end_utc - timedelta(days=days)
+    except OverflowError:
+        raise BeaconError(f"the range of {days} days runs out of the calendar: give dates "
+                          "between the years 1 and 9999") from None
     if start_utc >= end_utc:
         raise BeaconError(
             f"empty date range: start {start_utc.isoformat()} is not before end "
@@ -320,7 +331,7 @@ def _label_versions(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def online_metrics(
-    days: int = 30,
+    days: int | None = None,
     start: date | datetime | str | None = None,
     end: date | datetime | str | None = None,
     now: datetime | None = None,

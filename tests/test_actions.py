@@ -155,3 +155,20 @@ def test_the_ok_row_commits_with_the_change(db: str, tmp_path) -> None:
     assert user_by_email("new@example.org") is not None
     (row,) = audit.entries(action="import_csv")
     assert (row.who, row.outcome) == ("feeder@example.org", "ok")
+
+
+def test_audit_since_reads_dates_and_ages_and_refuses_what_is_off_the_calendar() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from beacon.cli.audit import parse_since
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("24h", now) == now - timedelta(hours=24)
+    assert parse_since("2026-12-01", now) == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert parse_since("2026-12-01T08:00+01:00", now) == datetime(2026, 12, 1, 7,
+                                                                  tzinfo=timezone.utc)
+    for impossible in ("99999999d", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00+01:00"):
+        with pytest.raises(BeaconError, match="out of range"):
+            parse_since(impossible, now)
+    with pytest.raises(BeaconError, match="expected an ISO date/time"):
+        parse_since("last tuesday", now)

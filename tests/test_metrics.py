@@ -352,6 +352,19 @@ def test_default_range_is_the_last_days_before_now(fixture_db: str) -> None:
     assert (partial.totals["impressions"], partial.totals["registrations"]) == (1, 2)
     only_end = metrics.online_metrics(days=np.int64(1), end="2026-11-02")
     assert only_end.start == at(1) and only_end.totals["impressions"] == 4
+    # a start with days: those days from it; a start alone: up to now
+    assert metrics.resolve_range(2, start=at(1), now=END) == (at(1), at(3))
+    assert metrics.resolve_range(start=at(1), now=END) == (at(1), END)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"start": "0001-01-01T00:00:00+01:00"},
+    {"start": "9999-12-31T23:59:59-01:00"},
+    {"end": "0001-01-02", "days": 5},
+])
+def test_a_range_off_the_calendar_is_bad_input(fixture_db: str, kwargs: dict) -> None:
+    with pytest.raises(BeaconError, match="out of range|runs out of the calendar"):
+        metrics.resolve_range(**kwargs)
 
 
 def test_compare_periods(fixture_db: str) -> None:

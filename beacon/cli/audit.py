@@ -27,15 +27,19 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
         return None
     now = now or datetime.now(timezone.utc)
     age = _AGE.match(text.strip())
-    if age:
-        amount, unit = float(age.group(1)), age.group(2)
-        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
     try:
+        if age:
+            amount, unit = float(age.group(1)), age.group(2)
+            return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
         when = datetime.fromisoformat(text.strip())
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(
+            timezone.utc)
     except ValueError:
         raise BeaconError(f"--since {text!r}: expected an ISO date/time (2026-12-01, "
                           "2026-12-01T08:00+01:00) or an age (30m, 24h, 7d)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise BeaconError(f"--since {text!r}: out of range (a time between the years 1 and "
+                          "9999 in UTC)") from None
 
 
 def _human(rows: list[dict]) -> str:

@@ -20,8 +20,9 @@ def register(subparsers) -> None:
         "for a registration).",
     )
     parser.add_argument(
-        "--days", type=int, default=30,
-        help="length of the range in days when --start or --end is missing (default 30)",
+        "--days", type=int, default=None,
+        help="length of the range in days: the days before --end (or now), or from --start "
+        "(without --days, --start alone runs up to now); default 30",
     )
     parser.add_argument("--start", help="first day or time, ISO 8601 (inclusive; UTC if no offset)")
     parser.add_argument(
