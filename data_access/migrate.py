@@ -47,8 +47,20 @@ def current_revision(url: str | None = None) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _newer_than_this_code(url: str | None, current: str) -> SchemaOutOfDate:
+    where = describe_url(url)["display"]
+    return SchemaOutOfDate(
+        f"the database {where} is at schema revision {current}, which this version of Beacon "
+        "does not know: a newer Beacon upgraded it. Run that version (or newer), or restore "
+        "the backup taken before its upgrade; `db upgrade` cannot take a schema back")
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> str:
-    """Migrate to `revision` (default head) in one transaction; returns the revision reached."""
+    """Migrate to `revision` (default head) in one transaction; returns the revision reached.
+    SchemaOutOfDate for a schema a newer Beacon wrote (there is no way down from here)."""
+    current = current_revision(url)
+    if current is not None and current not in known_revisions():
+        raise _newer_than_this_code(url, current)
     create_sqlite_file(url)
     engine = get_engine(url)
     config = _config()
@@ -86,7 +98,7 @@ def check_schema(url: str | None = None) -> None:
     elif current in known_revisions():
         state = f"is at schema revision {current}, this code needs {head}"
     else:
-        state = f"is at schema revision {current}, which this version of Beacon does not know"
+        raise _newer_than_this_code(url, current)
     raise SchemaOutOfDate(f"the database {where} {state}: run `python -m beacon db upgrade`")
 
 

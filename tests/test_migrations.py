@@ -49,7 +49,10 @@ def test_empty_database_is_refused_with_the_command_to_run(empty_db: str) -> Non
 def test_unknown_revision_is_refused(db: str) -> None:
     with get_engine(db).begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(migrate.SchemaOutOfDate, match="does not know"):
+    with pytest.raises(migrate.SchemaOutOfDate, match="does not know: a newer Beacon upgraded"):
         migrate.check_schema(db)
     with pytest.raises(migrate.SchemaOutOfDate):
         migrate.ensure_schema(db)
+    # `db upgrade` says the same instead of Alembic's "Can't locate revision"
+    with pytest.raises(migrate.SchemaOutOfDate, match="cannot take a schema back"):
+        migrate.upgrade(db)
