@@ -65,11 +65,12 @@ def test_an_sqlite_folder_that_cannot_be_made(tmp_path: Path) -> None:
     (("models", "list", "--limit", "-1"), "from 1 to"),
     (("models", "frobnicate"), "invalid choice"),
 ])
-def test_bad_arguments_are_the_error_and_a_hint(db: str, args, says: str) -> None:
+def test_bad_arguments_are_one_error_line_with_a_hint(db: str, args, says: str) -> None:
     result = run_cli(*args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2 and says in lines[0] and lines[1].startswith("hint: ")
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("beacon: error: ") and says in line
+    assert line.endswith("--help` lists the arguments)")
     assert "usage:" not in result.stderr
 
 

@@ -18,11 +18,12 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments: the error and where to read more on one line each, no usage block."""
+    """Bad arguments: one line like every other error (`beacon: error: ...`, which scripts and
+    cron mail grep for), with where to read more, and no usage block."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n"
-                         f"hint: {self.prog} --help lists the arguments\n")
+        sys.stderr.write(f"beacon: error: {message} (`{self.prog} --help` lists the "
+                         "arguments)\n")
         raise SystemExit(2)
 
 
