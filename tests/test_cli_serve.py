@@ -18,6 +18,19 @@ def test_serve_refuses_bad_flags(db: str) -> None:
         assert line.startswith(f"beacon: error: {message}")
 
 
+def test_serve_on_a_port_in_use_is_one_line(db: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli("serve", "--port", str(port))
+    assert out.returncode == 2 and out.stdout == ""
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"beacon: error: cannot listen on 127.0.0.1:{port}: ")
+
+
 def test_worker_once_refreshes_the_marked_users(db: str) -> None:
     from beacon.ingest import ingest_interactions
     from data_access import recommendations

@@ -42,6 +42,24 @@ def _check(args: argparse.Namespace) -> None:
         raise BeaconError(f"--port must be between 1 and 65535, got {args.port}")
     if args.workers < 1:
         raise BeaconError(f"--workers must be at least 1, got {args.workers}")
+    _check_listen(args.host, args.port)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One clear line for a port taken or an address this host lacks, before uvicorn starts
+    (it logs the error and exits 3). The socket is closed at once; uvicorn binds again."""
+    import socket
+
+    from beacon.errors import BeaconError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        raise BeaconError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def _metrics_dir(workers: int) -> None:
