@@ -270,7 +270,9 @@ def _audited(actor: Actor, action: str, params: dict[str, Any], work: Callable[[
     try:
         result = work()
     except BaseException as error:
-        record(actor, action, "failed", params, f"{type(error).__name__}: {error}")
+        why = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else \
+            f"{type(error).__name__}: {error}"
+        record(actor, action, "failed", params, why)
         raise
     finally:
         _pending.reset(token)

@@ -486,6 +486,12 @@ def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
         _quietly(runs.finish_run, run.id, "cancelled", reason=text)
         return TrainResult(status="cancelled", reason=text, model_version=None, run_id=run.id,
                            scope=run.scope, user=email, seconds=time.perf_counter() - started)
+    except KeyboardInterrupt:  # Ctrl-C on `train`: stopped by the person, like a cancel
+        text = "interrupted (Ctrl-C); the active model is unchanged"
+        if version_id is not None and not activated:
+            _quietly(store.mark_failed, version_id, text)
+        _quietly(runs.finish_run, run.id, "cancelled", reason=text)
+        raise
     except BaseException as error:
         text = _reason_line(error)
         # The outcome reaches the caller (the CLI's one line, the console's run row); the

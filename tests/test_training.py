@@ -224,6 +224,21 @@ def test_background_training_answers_busy_at_once_and_reports_through_the_run(wo
     assert newest.params["run_id"] == skipped
 
 
+def test_ctrl_c_during_a_training_is_a_cancelled_run(world):
+    from data_access import audit
+
+    def interrupt(report) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(force=True, config=CONFIG, progress_callback=interrupt, actor=actor("a"))
+    run = runs.list_runs()[0]
+    assert run.status == "cancelled" and run.reason.startswith("interrupted (Ctrl-C)")
+    assert runs.running_run("global") is None, "the lock is free"
+    row = audit.entries(action="train")[0]
+    assert (row.outcome, row.error) == ("failed", "interrupted (Ctrl-C)")
+
+
 # --- failure ---------------------------------------------------------------------------------------
 
 def test_a_failing_training_leaves_the_active_version_and_records_the_error(world):
