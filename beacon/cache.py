@@ -57,7 +57,8 @@ def refresh_recommendations(
 ) -> RefreshSummary:
     """Recompute and store the top `top` for one user (email) or for all users, scored by
     `strategy` (each row's strategy column says which level or strategy produced it).
-    `progress(done, total)` is called after each batch."""
+    `progress(done, total)` is called once before the first batch (done 0: the total is known,
+    and a progress display starts its clock) and after each batch."""
     from beacon.recommend import check_strategy, recommend
 
     strategy = check_strategy(strategy)  # before anything is read or written
@@ -79,6 +80,8 @@ def refresh_recommendations(
         total = catalog.count_users()
         batches = _all_users(batch_size)
 
+    if progress is not None:
+        progress(0, total)
     for batch in batches:
         rows_by_user: dict[int, list[dict]] = {}
         for row in batch:

@@ -35,7 +35,8 @@ def test_refresh_all_users_writes_what_recommend_returns(db: str) -> None:
     users = len(ids["users"])
     assert summary.users == users and summary.rows == 3 * users
     assert summary.sources == {"popularity": users}
-    assert calls[-1] == (users, users) and len(calls) == 3  # 10 users in batches of 4
+    # once before the first batch (a progress clock starts there), then 10 users in batches of 4
+    assert calls == [(0, users), (4, users), (8, users), (users, users)]
     assert set(_rows_per_user().values()) == {3}
     cached = cached_recommendations(ids["users"]["jazz3@example.com"])
     live = recommend("jazz3@example.com", FilterParams(), top=3, now=NOW)
