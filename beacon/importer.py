@@ -264,6 +264,7 @@ class CsvFile:
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, raw cells) of every non-blank data row; the header is line 1."""
         self.nul_lines: set[int] = set()
+        self.undecodable: dict[int, str] = {}  # line -> why (named with its column below)
         with self.path.open("rb") as handle:
             # strict: a quote left open at the end of the file, or text after a closing
             # quote ("bad"trailing), is a CSV error, not a value
@@ -288,8 +289,11 @@ class CsvFile:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                self.errors.add(self.name, number, "-", "UTF-8 text",
-                                _Shown(f"bytes that are not UTF-8 ({error.reason})"))
+                if number == 1:
+                    self.errors.add(self.name, number, "-", "UTF-8 text",
+                                    _Shown(f"bytes that are not UTF-8 ({error.reason})"))
+                else:
+                    self.undecodable[number] = error.reason
                 yield raw.decode("utf-8", errors="replace")
 
     def _header(self, reader) -> list[str] | None:
@@ -320,6 +324,10 @@ class CsvFile:
             if reader.line_num != line:
                 # a quoted field ran over a line break: it would swallow the next records
                 self._spanning(line, reader.line_num, cells)
+            elif line in self.undecodable:
+                column = self._column_name(cells, lambda cell: "\ufffd" in cell)
+                self.errors.add(self.name, line, column, "UTF-8 text", _Shown(
+                    f"bytes that are not UTF-8 ({self.undecodable[line]})"))
             elif self.nul_lines and line in self.nul_lines:
                 self._nul(line, cells)
             elif any(cells) and any(c.strip() for c in cells):

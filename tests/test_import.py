@@ -317,7 +317,7 @@ def test_a_line_that_is_not_utf8_is_named(db: str, tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_bytes(b"email,name\nok@example.org,Ok\nlatin@example.org,Jos\xe9\n")
 
-    with pytest.raises(BeaconError, match=r"users\.csv:3: column -: expected UTF-8 text"):
+    with pytest.raises(BeaconError, match=r"users\.csv:3: column name: expected UTF-8 text"):
         import_csv(users=path, actor=ADMIN)
     assert table_counts(db)["users"] == 0
 
