@@ -265,6 +265,8 @@ class CsvFile:
         """(line number, raw cells) of every non-blank data row; the header is line 1."""
         self.nul_lines: set[int] = set()
         self.undecodable: dict[int, str] = {}  # line -> why (named with its column below)
+        self._record_start = 1
+        self._record_text: list[str] = []  # the lines of the record being read
         with self.path.open("rb") as handle:
             # strict: a quote left open at the end of the file, or text after a closing
             # quote ("bad"trailing), is a CSV error, not a value
@@ -275,8 +277,21 @@ class CsvFile:
                     return
                 yield from self._data_rows(reader, header)
             except csv.Error as error:
-                self.errors.add(self.name, reader.line_num, "-", "well-formed CSV",
-                                _Shown(f"a CSV error ({error})"))
+                self._malformed(reader, error)
+
+    def _malformed(self, reader, error: csv.Error) -> None:
+        if "unexpected end of data" not in str(error):
+            self.errors.add(self.name, reader.line_num, "-", "well-formed CSV",
+                            _Shown(f"a CSV error ({error})"))
+            return
+        # a quote that never closed: name the line and the cell where it opened
+        opened = self._record_text[0] if self._record_text else ""
+        cells = next(csv.reader([opened]), [])
+        column = self.header[len(cells) - 1] if self.header and 0 < len(cells) <= len(
+            self.header) else "-"
+        self.errors.add(self.name, self._record_start, column, "a record on one line (a quote "
+                        "opened on this line must close on it)", _Shown(
+                            f"a quote still open at the end of the file (line {reader.line_num})"))
 
     def _decoded(self, handle) -> Iterator[str]:
         """The file's lines as text (UTF-8, a leading BOM dropped); a line that is not UTF-8 is
@@ -284,6 +299,8 @@ class CsvFile:
         for number, raw in enumerate(handle, start=1):
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
+            if number == self._record_start:  # its line names an unclosed quote's cell
+                self._record_text = [raw.decode("utf-8", errors="replace")]
             if b"\x00" in raw:  # no database stores NUL in text: named, never written
                 self.nul_lines.add(number)
             try:
@@ -319,7 +336,7 @@ class CsvFile:
         return header
 
     def _data_rows(self, reader, header: list[str]) -> Iterator[tuple[int, list[str]]]:
-        line = reader.line_num + 1
+        line = self._record_start = reader.line_num + 1
         for cells in reader:
             if reader.line_num != line:
                 # a quoted field ran over a line break: it would swallow the next records
@@ -332,7 +349,7 @@ class CsvFile:
                 self._nul(line, cells)
             elif any(cells) and any(c.strip() for c in cells):
                 yield line, cells
-            line = reader.line_num + 1
+            line = self._record_start = reader.line_num + 1
 
     def _column_name(self, cells: list[str], bad) -> str:
         index = next((i for i, cell in enumerate(cells) if bad(cell)), None)

@@ -197,10 +197,11 @@ def cleanup(keep_days: float, keep_newest: int = 3, dry_run: bool = False, *,
     newest global versions nor the `keep_newest` newest of each user. `dry_run` only lists."""
     candidates = cleanup_candidates(keep_days, keep_newest)
     if not dry_run and candidates:
-        store.delete_versions([m.id for m in candidates],
-                              audit=audit_row(deleted=[m.id for m in candidates]))
-        log.info("cleanup by %s deleted %d model versions", actor.name,
-                 len(candidates))
+        # what is deleted is decided again under the activation lock: a version activated
+        # since the preview stays (the audit row names what went)
+        gone = set(store.delete_versions([m.id for m in candidates], audit=audit_row()))
+        candidates = [m for m in candidates if m.id in gone]
+        log.info("cleanup by %s deleted %d model versions", actor.name, len(candidates))
     return CleanupResult(dry_run=dry_run, keep_days=keep_days, keep_newest=keep_newest,
                          deleted=candidates)
 

@@ -11,7 +11,7 @@ same transaction, deactivates the scope's active version and activates the new o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, insert, select, text, update
@@ -384,26 +384,37 @@ def cleanup_candidates(keep_days: float, keep_newest: int = 3,
     return going + [meta for meta in map(_meta, built_on) if meta.id not in listed]
 
 
-def delete_versions(version_ids: Iterable[int], audit: AuditRow | None = None) -> int:
-    """Delete these versions unless active (checked again in this transaction), with the
-    personal versions built on a deleted global one (active or not: they cannot serve without
-    it) and the `audit` row in the same transaction when given."""
+def delete_versions(version_ids: Iterable[int], audit: AuditRow | None = None) -> list[int]:
+    """Delete these versions unless active, with the personal versions built on a deleted
+    global one (active or not: they cannot serve without it), and the `audit` row naming what
+    was deleted, in one transaction. Returns the ids deleted.
+
+    Activations are held off for the transaction: a rollback to one of these versions between
+    the read and the delete would otherwise lose the version it had just made active."""
     ids = [int(i) for i in version_ids]
     if not ids:
-        return 0
+        return []
     with session_scope() as session:
-        doomed = session.scalars(select(ModelVersion.id).where(
-            ModelVersion.id.in_(ids), ModelVersion.status != "active")).all()
-        deleted = 0
-        if doomed:  # the dependents first: deleting the base would only null their link
-            for condition in ((ModelVersion.scope == "user")
-                              & ModelVersion.base_model_id.in_(doomed)
-                              & ModelVersion.id.not_in(doomed),
-                              ModelVersion.id.in_(doomed)):
-                deleted += session.execute(delete(ModelVersion).where(condition)).rowcount or 0
+        if is_postgres(session.get_bind()):
+            _serialize_activations(session)
+        else:
+            _write_first(session, ids[0])  # SQLite: hold the write lock before reading
+        doomed = list(session.scalars(select(ModelVersion.id).where(
+            ModelVersion.id.in_(ids), ModelVersion.status != "active")))
+        dependents = list(session.scalars(select(ModelVersion.id).where(
+            ModelVersion.scope == "user", ModelVersion.base_model_id.in_(doomed),
+            ModelVersion.id.not_in(doomed)))) if doomed else []
+        # the dependents first: deleting their base would only null their link
+        for batch in (dependents, doomed):
+            if batch:
+                session.execute(delete(ModelVersion).where(
+                    ModelVersion.id.in_(batch),
+                    (ModelVersion.scope == "user") | (ModelVersion.status != "active")))
+        gone = sorted(doomed + dependents)
         if audit is not None:
-            audit_log.insert(session, audit)
-        return deleted
+            audit_log.insert(session, replace(
+                audit, params={**audit.params, "deleted": gone}))
+        return gone
 
 
 def personal_vector_row(user_id: int, base_model_id: int) -> tuple[int, datetime, bytes] | None:

@@ -244,7 +244,7 @@ BAD_ROWS = [
     ("users", "short@example.org,Short", "latitude", "2 fields"),
     # quoting that is not CSV is refused, not read as a value
     ("users", 'q4@example.org,"bad"trailing,,,,', "-", "',' expected after"),
-    ("users", 'q2@example.org,"open', "-", "unexpected end of data"),
+    ("users", 'q2@example.org,"open', "name", "a quote still open at the end of the file"),
     ("events", "n-4,Cheap,,,,,,,2027-01-01T10:00:00Z,,,-1,", "price", "-1"),
     ("events", "n-5,Half,,,,,,,2027-01-01T10:00:00Z,,,,12.5", "capacity", "12.5"),
     ("events", "n-6,,,,,,,,2027-01-01T10:00:00Z,,,,", "title", "''"),

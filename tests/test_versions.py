@@ -158,6 +158,52 @@ def test_a_personal_version_on_an_inactive_global_one_is_not_activated(db):
     assert line.endswith(f"(idle: built on v{base}, not the active global version)")
 
 
+def test_a_rollback_during_a_deletion_waits_for_it_and_never_loses_the_active_version(db):
+    """Another admin activates a version the deletion has just read as inactive: the
+    activation waits for the deletion's transaction (it then finds the version gone), so the
+    deletion never removes a version that is active by the time it commits."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from data_access.db import get_engine
+
+    base, kept = _global(), _global()
+    store.activate(kept)
+    rollback: list = []
+
+    def activate_base() -> None:
+        try:
+            rollback.append(store.activate(base).id)
+        except store.VersionNotFound as gone:
+            rollback.append(gone)
+
+    def after_the_read(conn, cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "beacon_models" in statement \
+                and not rollback:
+            rollback.append("started")
+            racer = threading.Thread(target=activate_base)
+            racer.start()
+            racer.join(timeout=2)  # without the lock it commits here, before our DELETE
+
+    engine = get_engine()
+    event.listen(engine, "after_cursor_execute", after_the_read)
+    try:
+        gone = store.delete_versions([base])
+    finally:
+        event.remove(engine, "after_cursor_execute", after_the_read)
+    deadline = time.monotonic() + 30
+    while len(rollback) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    active = store.active_global_id()
+    assert active is not None, "the deletion removed the version the rollback made active"
+    if gone == [base]:
+        assert isinstance(rollback[1], store.VersionNotFound) and active == kept
+    else:
+        assert gone == [] and active == base
+
+
 def test_cleanup_takes_the_personal_versions_built_on_a_global_one_it_deletes(db):
     """After a rollback a user's personal version may still be marked active on an older
     global version: deleting that base leaves it unable to serve, so it goes with it, in the
