@@ -9,6 +9,8 @@ from beacon.actions import Actor, state_changing
 from beacon.errors import BeaconError, UnknownEvent
 from beacon.importer import FUTURE_TOLERANCE
 from data_access import catalog_sync, ingest as store
+from data_access.catalog import user_by_email
+from data_access.emails import EMAIL_RE, normalize_email
 from data_access.imports import EventRecord, UserRecord
 from data_access.schema import utcnow
 
@@ -86,6 +88,16 @@ def delete_event(event_id: str, *, actor: Actor) -> bool:
     return True
 
 
+class BadEmail(BeaconError):
+    field = "email"
+
+
 @state_changing("upsert_user", needs="ingest")
 def upsert_user(record: UserRecord, *, actor: Actor) -> str:
+    """Create or replace a user's profile. A new user needs an email address (as import
+    demands); a user that exists keeps the id it was created with."""
+    email = normalize_email(record.email)
+    if not EMAIL_RE.match(email) and user_by_email(email) is None:
+        raise BadEmail(f"unknown user {email!r}, and not an email address like "
+                       "name@example.org to create one")
     return catalog_sync.upsert_user(record)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from data_access import metrics_rollup, refresh_queue
 from data_access.db import get_engine
-from data_access.emails import normalize_email
+from data_access.emails import EMAIL_RE, normalize_email
 from data_access.schema import Event, Interaction, RecommendationRequest, User, utcnow
 
 INTERACTIONS = Interaction.__table__
@@ -71,7 +71,7 @@ def ingest(items: list[IncomingInteraction], meaningful: frozenset[str],
             if item.event_id not in events:
                 raise UnknownReference(index, "event_id", item.event_id, "unknown event")
         requests = _requests(connection, [i.request_id for i in items if i.request_id])
-        users, created = _users(connection, [i.email for i in items], now)
+        users, created = _users(connection, items, now)
         rows = []
         for index, item in enumerate(items):
             version = strategy = position = None
@@ -120,13 +120,21 @@ def _requests(connection, request_ids: list[str]) -> dict:
     return {row.request_id: row for row in rows}
 
 
-def _users(connection, emails: list[str], now: datetime) -> tuple[dict[str, int], int]:
-    """normalized email -> id for every email, creating the missing users (email only).
-    Returns the map and how many users this call created (not those a concurrent batch
-    created first)."""
-    emails = list(dict.fromkeys(normalize_email(e) for e in emails))
+def _users(connection, items: list[IncomingInteraction],
+           now: datetime) -> tuple[dict[str, int], int]:
+    """normalized email -> id for every item's user, creating the missing users (email only;
+    UnknownReference for one whose email is not an address, as import demands). Returns the
+    map and how many users this call created (not those a concurrent batch created first)."""
+    first_at: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_at.setdefault(normalize_email(item.email), index)
+    emails = list(first_at)
     found = _lookup(connection, User.id, User.email, emails)
     missing = [e for e in emails if e not in found]
+    for email in missing:
+        if not EMAIL_RE.match(email):
+            raise UnknownReference(first_at[email], "email", email, "unknown user, and not "
+                                   "an email address like name@example.org to create one")
     created = 0
     if missing:
         created = len(connection.execute(

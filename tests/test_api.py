@@ -441,6 +441,22 @@ def test_an_email_in_another_case_is_the_same_user(api: Api) -> None:
     assert put == {"id": "other.one@example.org", "outcome": "created"}
 
 
+def test_a_user_whose_id_is_not_an_address_keeps_working(api: Api) -> None:
+    """Only a user being created needs an email address: one stored under another id (the
+    API once took any id) still reports and syncs."""
+    from data_access.db import session_scope
+    from data_access.schema import User
+
+    with session_scope() as session:
+        session.add(User(email="u-123", name="Legacy"))
+    clicked = api.post("/v1/interactions", {"interactions": [
+        {"id": "legacy-1", "email": "U-123", "event_id": "jazz-1", "type": "click"}]})
+    assert clicked.status_code == 200 and clicked.json()["users_created"] == 0, clicked.text
+    assert api.put("/v1/users/u-123", {"name": "Legacy user"}).json()["outcome"] == "updated"
+    new = api.put("/v1/users/u-456", {"name": "New"})
+    assert new.status_code == 422 and new.json()["error"]["field"] == "email"
+
+
 def test_a_batch_that_gives_one_id_twice(api: Api) -> None:
     """The same item twice is one interaction; one id for two different items is refused."""
     item = {"id": "twice", "email": JAZZ, "event_id": "jazz-2", "type": "view",

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from beacon.importer import MAX_PRICE
 from beacon.ingest import MAX_BATCH
 from beacon.serving import MAX_RESULTS, STRATEGIES
-from data_access.emails import EMAIL_PATTERN as NEW_EMAIL_PATTERN, normalize_email
+from data_access.emails import normalize_email
 
 Strategy = Literal["beacon", "popularity", "content"]
 assert set(STRATEGIES) == {"beacon", "popularity", "content"}
@@ -26,10 +26,11 @@ EVENT_ID_PATTERN = r"^[^\s\x00]([^\x00]*[^\s\x00])?$"
 Email = Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
 EventId = Annotated[StrictStr, Field(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
 EmailPath = Annotated[str, Path(min_length=1, max_length=320, pattern=EMAIL_PATTERN)]
-#: an email that may create a user: a real address (as import demands), stored lowercased
-NewEmail = Annotated[StrictStr, Field(min_length=3, max_length=320, pattern=NEW_EMAIL_PATTERN),
-                     AfterValidator(normalize_email)]
-NewEmailPath = Annotated[str, Path(min_length=3, max_length=320, pattern=NEW_EMAIL_PATTERN)]
+#: a user's email as stored (lowercased). A user it creates must have a real address (as
+#: import demands: checked where the user is found missing); one that exists keeps the id
+#: it was created with
+UserEmail = Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=EMAIL_PATTERN),
+                      AfterValidator(normalize_email)]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=120, pattern=EVENT_ID_PATTERN)]
 
 
@@ -202,7 +203,7 @@ class RecommendationsResponse(BaseModel):
 
 class InteractionIn(Strict):
     id: Text(100, min_length=1) = Field(description="the platform's idempotency id")
-    email: NewEmail
+    email: UserEmail
     event_id: EventId
     type: InteractionType
     occurred_at: AwareDatetime | None = Field(None, description="default: when received")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from beacon import ingest
 from beacon.api.errors import AUTH_RESPONSES, NOT_FOUND
-from beacon.api.schemas import EventIdPath, NewEmailPath, EventIn, SyncResponse, UserIn
+from beacon.api.schemas import EmailPath, EventIdPath, EventIn, SyncResponse, UserIn
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from data_access.emails import normalize_email
@@ -38,7 +38,7 @@ def delete_event(key: Writer, event_id: EventIdPath) -> SyncResponse:
 
 
 @router.put("/users/{email}", response_model=SyncResponse)
-def put_user(key: Writer, email: NewEmailPath, user: UserIn) -> SyncResponse:
+def put_user(key: Writer, email: EmailPath, user: UserIn) -> SyncResponse:
     """Create or replace a user's profile (interests replaced)."""
     record = UserRecord(email=email, name=user.name, latitude=user.latitude,
                         longitude=user.longitude, city=user.city,
