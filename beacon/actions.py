@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import getpass
 import inspect
 import json
 import logging
@@ -101,10 +100,7 @@ def cli_actor() -> Actor:
 
         user = pwd.getpwuid(os.geteuid()).pw_name
     except (ImportError, KeyError):  # no pwd (Windows), or no passwd entry (some containers)
-        try:
-            user = getpass.getuser()
-        except Exception:  # noqa: BLE001
-            user = f"uid{os.getuid()}"
+        user = f"uid{os.geteuid()}"  # not getpass: it reads $LOGNAME first
     return Actor(f"cli:{user}", kind="cli", role="admin")
 
 
@@ -276,8 +272,10 @@ def _audited(actor: Actor, action: str, params: dict[str, Any], work: Callable[[
         raise
     finally:
         _pending.reset(token)
-    if not pending.written:
-        failure = _result_failure(result)
+    failure = _result_failure(result)
+    # a row taken for the change's own transaction (audit_row) is lost when that transaction
+    # fails and the service reports the failure as its result: write the failure then
+    if not pending.written or failure:
         if outcome_params and getattr(result, "status", None) is not None:
             params = {**params, "result": result.status,
                       "model_version": getattr(result, "model_version", None)}

@@ -605,7 +605,7 @@ def _fold_in(run: runs.RunInfo, user_row, base, config, requested_by) -> TrainRe
             created_by=requested_by or run.trigger,
         )
         runs.succeed_and_release(session, run, reason=folded.reason, model_id=version_id)
-        entry = audit_row()
+        entry = audit_row(result="trained", model_version=version_id)
         if entry is not None:
             audit_log.insert(session, entry)
     return TrainResult(status="trained", reason=folded.reason, model_version=version_id,

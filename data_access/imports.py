@@ -200,11 +200,14 @@ class ImportWriter:
         updated_at. Returns how many such rows there were."""
         ids = {**existing, **changed}
         unseen = [k for k in tags if k not in ids]
-        if unseen:  # inserted by a concurrent transaction after `existing` was read, identical
-            ids.update(self._ids_for(entity.table, entity.key, unseen))
+        # inserted by a concurrent transaction after `existing` was read, and identical in its
+        # columns (the upsert returned nothing): found now, it counts as an existing row
+        reread = self._ids_for(entity.table, entity.key, unseen) if unseen else {}
+        ids.update(reread)
         retagged = self._replace_tags(entity, {ids[k]: t for k, t in tags.items()})
         already_updated = {changed[k] for k in changed if k in existing}
-        newly_updated = (retagged & set(existing.values())) - already_updated
+        newly_updated = (retagged & (set(existing.values()) | set(reread.values()))) \
+            - already_updated
         self._touch(entity.table, newly_updated)
         return len(newly_updated)
 

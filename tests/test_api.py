@@ -528,6 +528,13 @@ def test_a_catalogue_row_written_by_a_concurrent_request_is_not_an_error(api: Ap
     again = api.put("/v1/events/race-1", body)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "unchanged"
+    # the same race where only the tags differ: an update, and the catalogue stamp moves
+    from data_access import catalog_sync
+
+    stamp, reads[:] = catalog_sync.catalog_stamp(), []
+    retagged = api.put("/v1/events/race-1", {**body, "tags": ["rock"]})
+    assert retagged.json()["outcome"] == "updated"
+    assert catalog_sync.catalog_stamp() != stamp
 
 
 def test_an_unreachable_database_is_a_json_503(monkeypatch) -> None:

@@ -224,6 +224,22 @@ def test_background_training_answers_busy_at_once_and_reports_through_the_run(wo
     assert newest.params["run_id"] == skipped
 
 
+def test_a_training_whose_activation_fails_is_audited_as_failed(world, monkeypatch):
+    """The 'ok' row goes into the activation's transaction; when that transaction fails, the
+    failure is recorded instead of nothing."""
+    from data_access import audit
+    from data_access import models_store as store
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(store, "activate", locked)
+    result = training.train(force=True, config=CONFIG, actor=actor("a"))
+    assert result.status == "failed"
+    (row,) = audit.entries(action="train")
+    assert (row.who, row.outcome) == ("a", "failed") and "database is locked" in row.error
+
+
 def test_ctrl_c_during_a_training_is_a_cancelled_run(world):
     from data_access import audit
 
