@@ -105,24 +105,27 @@ def _first_start_page(database: str, state: bootstrap.FirstStart) -> None:
     _first_start_progress(database)
 
 
-def _sidebar_frame(status: console.SidebarStatus, running: console.LiveRun | None) -> None:
+def _sidebar_frame(database: str, running: console.LiveRun | None) -> None:
     with st.sidebar:
-        db = status.database
-        where = f"{db['dialect']}" + (f" · {db['host']}" if db["host"] else "")
-        st.markdown(f"**Database** · {where}  \n`{Path(db['database']).name if db['dialect'] == 'sqlite' else db['database']}`")
-        active = status.active
-        if active is None:
-            st.markdown("**Model** · none active")
-        else:
-            badge = {"current": ":green-badge[current]", "stale": ":orange-badge[stale]"}.get(
-                active.fingerprint_state, ":gray-badge[unknown]")
-            st.markdown(f"**Model** · v{active.id} · {active.age_text} old  \n"
-                        f"Data fingerprint {badge}")
-        # while a run goes on, its line follows it on every page (a page reruns only on input)
-        st.fragment(run_every=3 if running is not None else None)(_training_line)()
+        # the model and training lines redraw on their own (a page reruns only on input):
+        # every 3 s while a run goes on, every 15 s otherwise, so a run started elsewhere and
+        # the version it activates show up on any page
+        st.fragment(run_every=3 if running is not None else 15)(_status_lines)(database)
 
 
-def _training_line() -> None:
+def _status_lines(database: str) -> None:
+    status = _sidebar(database, console.versions_stamp())
+    db = status.database
+    where = f"{db['dialect']}" + (f" · {db['host']}" if db["host"] else "")
+    st.markdown(f"**Database** · {where}  \n`{Path(db['database']).name if db['dialect'] == 'sqlite' else db['database']}`")
+    active = status.active
+    if active is None:
+        st.markdown("**Model** · none active")
+    else:
+        badge = {"current": ":green-badge[current]", "stale": ":orange-badge[stale]"}.get(
+            active.fingerprint_state, ":gray-badge[unknown]")
+        st.markdown(f"**Model** · v{active.id} · {active.age_text} old  \n"
+                    f"Data fingerprint {badge}")
     running = console.running_training()
     if running is None:
         st.markdown("**Training** · idle")
@@ -181,7 +184,7 @@ def _frame() -> None:
         if target in {path for path, *_ in navigation_paths(actor)}:
             st.switch_page(target, query_params=query)
         st.session_state.pop(_ui.DEEP_LINK_KEY, None)  # a page this operator is not shown
-    _sidebar_frame(_sidebar(database, console.versions_stamp()), console.running_training())
+    _sidebar_frame(database, console.running_training())
     navigation.run()
 
 

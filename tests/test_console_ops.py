@@ -84,8 +84,8 @@ def test_frame_lists_pages_and_describes_database(seeded: str, dialect: str) -> 
 
 
 def test_sidebar_follows_a_running_training(seeded: str) -> None:
-    """The sidebar's training line reads the run when it draws (a fragment that redraws every
-    3 s while a run goes on): the epoch it shows moves with the run, and a refit says so."""
+    """What the sidebar's training line says of a run as it moves on (its redrawing every few
+    seconds, a fragment, is not exercised here: AppTest draws a page once per run)."""
     from data_access import runs
 
     run = runs.acquire("global", trigger="button").run

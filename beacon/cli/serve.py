@@ -48,18 +48,30 @@ def _check(args: argparse.Namespace) -> None:
 def _check_listen(host: str, port: int) -> None:
     """One clear line for a port taken or an address this host lacks, before uvicorn starts
     (it logs the error and exits 3). The socket is closed at once; uvicorn binds again."""
+    import errno
     import socket
 
     from beacon.errors import BeaconError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
     except OSError as error:
         raise BeaconError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    # as asyncio binds them: an address this host lacks is skipped, a port in use is fatal
+    usable, failure = False, None
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+            usable = True
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                usable, failure = False, error
+                break
+            failure = failure or error
+    if not usable and failure is not None:
+        raise BeaconError(f"cannot listen on {host}:{port}: {failure.strerror or failure}")
 
 
 def _metrics_dir(workers: int) -> None:
