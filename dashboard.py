@@ -4,6 +4,7 @@ The router and the frame: schema check, first start, the sidebar status, then th
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import streamlit as st
@@ -153,8 +154,19 @@ def _navigation(actor=None):
         pages = [st.Page(path, title=title, icon=icon, default=default)
                  for path, title, icon, default in navigation_paths(actor)
                  if (ROOT / path).exists()]
+        if actor is not None and actor.role != "admin":  # a link to an admin page says why
+            pages += [st.Page(functools.partial(_admin_only, title, actor), title=title,
+                              icon=icon, url_path=Path(path).stem, visibility="hidden")
+                      for path, title, icon, _ in ADMIN_PAGES]
         _registered.append(st.navigation(pages, position="sidebar" if actor else "hidden"))
     return _registered[0]
+
+
+def _admin_only(title: str, actor) -> None:
+    """What an operator or viewer who follows a link to an administrators' page sees."""
+    st.title(title)
+    st.warning(f"This page is for administrators; you are signed in with the {actor.role} "
+               "role. An administrator can change your role.", icon=":material/lock:")
 
 
 def navigation_paths(actor) -> list[tuple]:

@@ -454,6 +454,12 @@ def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
             assert not [b for b in buttons if forbidden.search(b)], (title, buttons)
             _no_exception(tab, f"viewer on {title}")
         _shot(tab, "viewer_models")
+        # a link to an administrators' page says why it shows nothing, and lists nothing
+        tab.goto(console.url + "/audit")
+        tab.locator('[data-testid="stMain"]').get_by_text(
+            "This page is for administrators").wait_for()
+        assert _nav_titles(tab) == titles
+        assert not tab.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').count()
     finally:
         context.close()
 
