@@ -77,6 +77,12 @@ def claim(worker: str, now: datetime, lease: timedelta, limit: int = 10) -> list
     due = and_(QUEUE.c.pending_since.is_not(None), QUEUE.c.due_at <= now, free)
     chosen = (select(QUEUE.c.user_id).where(due).order_by(QUEUE.c.due_at).limit(limit)
               .with_for_update(skip_locked=True))
+    if engine.dialect.name == "postgresql":
+        # Run the LIMIT once: as a plain IN (subquery), a semi-join planned on statistics of an
+        # idle queue re-ran it for every row of the update, and one claim took the whole
+        # backlog. A materialized CTE is evaluated once.
+        picked = chosen.cte("picked").prefix_with("MATERIALIZED")
+        chosen = select(picked.c.user_id)
     statement = (update(QUEUE).where(QUEUE.c.user_id.in_(chosen), due)
                  .values(claimed_until=now + lease, claimed_by=worker[:200])
                  .returning(QUEUE.c.user_id, QUEUE.c.mark_seq, QUEUE.c.pending_since))

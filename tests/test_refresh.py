@@ -107,6 +107,36 @@ def test_concurrent_claims_never_share_a_user(api: Api) -> None:
     assert len(everyone) == len(set(everyone)) == len(emails)
 
 
+def test_a_claim_takes_at_most_its_limit_whatever_the_planner_knows(api: Api) -> None:
+    """On Postgres, statistics taken while the queue was idle made the planner run the
+    LIMIT subquery once per row of the update: one claim took the whole backlog."""
+    from sqlalchemy import text
+
+    from data_access import refresh_queue
+    from data_access.db import get_engine
+    from data_access.schema import utcnow
+
+    from data_access.db import session_scope
+    from data_access.schema import User
+
+    engine = get_engine()
+    with session_scope() as session:
+        users = [User(email=f"burst{k}@example.com") for k in range(400)]
+        session.add_all(users)
+        session.flush()
+        ids = [user.id for user in users]
+    with engine.begin() as connection:  # every user refreshed once: rows, none due
+        refresh_queue.mark(connection, ids, utcnow() - timedelta(minutes=5))
+        connection.execute(refresh_queue.QUEUE.update().values(pending_since=None, due_at=None))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE refresh_queue"))  # the idle queue's statistics
+    with engine.begin() as connection:  # then a burst: everybody due at once
+        refresh_queue.mark(connection, ids, utcnow() - timedelta(minutes=5))
+    batch = refresh_queue.claim("w", utcnow(), timedelta(minutes=2), limit=20)
+    assert len(batch) == 20
+
+
 def test_overview_shows_backlog_and_lag(api: Api) -> None:
     from beacon import refresh
     from beacon.refresh import run_once
