@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from data_access import metrics_rollup, refresh_queue
 from data_access.db import get_engine
@@ -63,7 +64,27 @@ def ingest(items: list[IncomingInteraction], meaningful: frozenset[str],
            now: datetime | None = None) -> IngestResult:
     """All or nothing: an unknown event or request_id raises UnknownReference and writes
     nothing. Users the platform has not synced yet are created with their email only."""
-    now = now or utcnow()
+    try:
+        return _ingest(items, meaningful, now or utcnow())
+    except IntegrityError:
+        # an event deleted (a cancellation) between the lookup and the insert: the same 422
+        # as an event that was never there, and nothing of the batch stored
+        present = _lookup_now(Event.id, Event.event_id, [i.event_id for i in items])
+        gone = next((index for index, item in enumerate(items)
+                     if item.event_id not in present), None)
+        if gone is None:
+            raise
+        raise UnknownReference(gone, "event_id", items[gone].event_id,
+                               "unknown event (deleted while this batch was stored)") from None
+
+
+def _lookup_now(column, key_column, keys) -> dict:
+    with get_engine().connect() as connection:
+        return _lookup(connection, column, key_column, keys)
+
+
+def _ingest(items: list[IncomingInteraction], meaningful: frozenset[str],
+            now: datetime) -> IngestResult:
     with get_engine().connect() as connection, connection.begin():
         metrics_rollup.hold_for_writer(connection)
         events = _lookup(connection, Event.id, Event.event_id, [i.event_id for i in items])

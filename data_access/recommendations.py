@@ -29,6 +29,7 @@ def replace_in(session, rows_by_user: Mapping[int, Sequence[Mapping]],
     user_ids = list(rows_by_user)
     if not user_ids:
         return 0
+    rows_by_user = _without_deleted_events(session, rows_by_user)
     values = [
         {
             "user_id": int(user_id),
@@ -55,6 +56,25 @@ def replace_in(session, rows_by_user: Mapping[int, Sequence[Mapping]],
         table = UserRecommendation.__table__
         session.execute(insert(table).returning(table.c.user_id), values)
     return len(values)
+
+
+def _without_deleted_events(session, rows_by_user: Mapping[int, Sequence[Mapping]]
+                            ) -> dict[int, list[Mapping]]:
+    """The lists less the events deleted since they were ranked (a cancelled event must not
+    fail the write of every list it was in), ranks closed up."""
+    wanted = list({int(row["event_pk"]) for rows in rows_by_user.values() for row in rows})
+    present: set[int] = set()
+    for start in range(0, len(wanted), 1000):
+        present.update(session.scalars(
+            select(Event.id).where(Event.id.in_(wanted[start:start + 1000]))))
+    if len(present) == len(wanted):
+        return dict(rows_by_user)
+    kept = {}
+    for user_id, rows in rows_by_user.items():
+        alive = sorted((row for row in rows if int(row["event_pk"]) in present),
+                       key=lambda row: int(row["rank"]))
+        kept[user_id] = [{**row, "rank": rank} for rank, row in enumerate(alive, start=1)]
+    return kept
 
 
 def cached_recommendations(user_id: int) -> list[dict]:

@@ -457,6 +457,43 @@ def test_a_user_whose_id_is_not_an_address_keeps_working(api: Api) -> None:
     assert new.status_code == 422 and new.json()["error"]["field"] == "email"
 
 
+def test_an_event_deleted_while_a_batch_is_stored_is_a_422(api: Api) -> None:
+    """The batch looked the event up, then a cancellation deleted it before the insert: the
+    same 422 as an unknown event (it was a 500 from the foreign key), nothing stored."""
+    import threading
+
+    from sqlalchemy import event as sa_event
+
+    from data_access import catalog_sync
+    from data_access.db import get_engine
+
+    deleted: list[bool] = []
+
+    def after_the_lookup(conn, cursor, statement, *_args) -> None:
+        if not deleted and "FROM events" in statement and "event_id IN" in statement:
+            deleted.append(False)
+            racer = threading.Thread(target=lambda: deleted.append(
+                catalog_sync.delete_event("jazz-3")))
+            racer.start()
+            racer.join(timeout=5)
+
+    engine = get_engine()
+    sa_event.listen(engine, "after_cursor_execute", after_the_lookup)
+    try:
+        answer = api.post("/v1/interactions", {"interactions": [
+            {"id": "race-ok", "email": JAZZ, "event_id": "jazz-2", "type": "click"},
+            {"id": "race-gone", "email": "racer@example.org", "event_id": "jazz-3",
+             "type": "click"}]})
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", after_the_lookup)
+    assert deleted == [False, True]
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "interactions[1].event_id"
+    again = api.post("/v1/interactions", {"interactions": [
+        {"id": "race-ok", "email": JAZZ, "event_id": "jazz-2", "type": "click"}]}).json()
+    assert again["inserted"] == 1  # nothing of the refused batch was stored
+
+
 def test_a_batch_that_gives_one_id_twice(api: Api) -> None:
     """The same item twice is one interaction; one id for two different items is refused."""
     item = {"id": "twice", "email": JAZZ, "event_id": "jazz-2", "type": "view",

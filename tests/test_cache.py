@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from beacon.cache import refresh_recommendations
+from beacon.cache import cached_rows, refresh_recommendations
 from beacon.errors import UnknownUser
 from beacon.filters import FilterParams
 from beacon.recommend import recommend
@@ -89,3 +89,21 @@ def test_cli_refresh_json(db: str) -> None:
     assert one.returncode == 0 and "refreshed 1 user" in one.stdout
     bad = run_cli("refresh-recommendations", "--user", "ghost@example.com")
     assert bad.returncode == 2 and "unknown user" in bad.stderr
+
+
+def test_a_list_holding_an_event_deleted_since_it_was_ranked_is_stored_without_it(db: str) -> None:
+    """A cancellation between the ranking and the write failed the write of every list that
+    held the event (a foreign key), so the whole refresh batch fell back user by user."""
+    from data_access import catalog_sync
+    from data_access.catalog import user_by_email
+    from data_access.recommendations import replace_recommendations
+
+    world()
+    ranked = recommend("jazz3@example.com", FilterParams(), top=3, now=NOW)
+    rows = cached_rows(ranked)
+    assert catalog_sync.delete_event(ranked.items[1].event_id)
+    user = user_by_email("jazz3@example.com")
+    assert replace_recommendations({user.id: rows}, generated_at=NOW) == 2
+    cached = cached_recommendations(user.id)
+    assert [c["event_id"] for c in cached] == [ranked.items[0].event_id, ranked.items[2].event_id]
+    assert [c["rank"] for c in cached] == [1, 2]
