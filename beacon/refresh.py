@@ -255,15 +255,16 @@ def _give_back(claimed: list[queue.Claimed]) -> None:
 
 
 def run_once(worker: str, interval: timedelta, limit: int = BATCH, threads: int = 1,
-             batch: int = BATCH) -> list[Refreshed]:
+             batch: int = BATCH, stop: threading.Event | None = None) -> list[Refreshed]:
     """Refresh up to `limit` due users, `batch` at a time (each claimed in one statement and
-    refreshed together), on `threads` threads; returns what was done."""
+    refreshed together), on `threads` threads; returns what was done. Once `stop` is set, no
+    further batch is claimed: the ones in hand finish, and no claim is left behind."""
     done: list[Refreshed] = []
     lock = threading.Lock()
     left = [limit]
 
     def loop() -> None:
-        while True:
+        while stop is None or not stop.is_set():
             with lock:
                 take = min(batch, left[0])
                 left[0] -= take
@@ -346,7 +347,7 @@ class Worker:
                     log.exception("could not drop old recorded answers")
             try:
                 done = run_once(name, self.interval, limit=4 * BATCH * self.threads,
-                                threads=self.threads)
+                                threads=self.threads, stop=self._stop)
             except Exception:  # noqa: BLE001 - a database blip must not kill the worker
                 log.exception("refresh worker: claiming failed; trying again")
                 done = []
@@ -358,6 +359,10 @@ class Worker:
         self._thread = threading.Thread(target=self.loop, name="beacon-refresh", daemon=True)
         self._thread.start()
         return self
+
+    def stop_soon(self) -> None:
+        """Claim no more users: the batches in hand finish (safe from a signal handler)."""
+        self._stop.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -47,3 +47,53 @@ def test_worker_once_refreshes_the_marked_users(db: str) -> None:
     assert out.returncode == 0, out.stderr
     assert "refreshed 1 user(s)" in out.stderr
     assert recommendations.cached_recommendations(user_by_email("jazz1@example.com").id)
+
+
+def test_sigterm_stops_the_worker_after_its_batches_without_stranding_claims(db: str) -> None:
+    """systemd stops a service with SIGTERM: the worker finishes the users it claimed and
+    claims no more (it died at once, leaving them leased for minutes)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import select
+
+    from data_access import refresh_queue
+    from data_access.db import get_engine, session_scope
+    from data_access.schema import User
+    from tests.test_cli import REPO_ROOT
+
+    world()
+    with session_scope() as session:
+        users = [User(email=f"w{k}@example.com", latitude=52.5, longitude=13.4)
+                 for k in range(300)]
+        session.add_all(users)
+        session.flush()
+        ids = [user.id for user in users]
+    with get_engine().begin() as connection:
+        refresh_queue.mark(connection, ids, datetime.now(timezone.utc))
+    worker = subprocess.Popen([sys.executable, "-m", "beacon", "worker", "--threads", "1"],
+                              cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    queue = refresh_queue.QUEUE
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            with get_engine().connect() as connection:
+                if connection.execute(select(queue.c.user_id).where(
+                        queue.c.refreshed_at.is_not(None)).limit(1)).first():
+                    break
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 143, err
+    assert "stopping after the batches in hand" in err
+    with get_engine().connect() as connection:
+        stranded = connection.execute(select(queue.c.user_id).where(
+            queue.c.claimed_until.is_not(None))).all()
+    assert stranded == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 
 
@@ -143,5 +144,13 @@ def run_worker(args: argparse.Namespace) -> int:
         log(f"refreshed {len(done)} user(s)")
         return 0
     log(f"refresh worker: at most one refresh per user per {worker.interval.total_seconds():g} s")
+    stopped_by: list[int] = []
+
+    def stop(signum, _frame) -> None:  # systemd's stop: finish the batches in hand, claim no more
+        stopped_by.append(signum)
+        log("refresh worker: stopping after the batches in hand")
+        worker.stop_soon()
+
+    signal.signal(signal.SIGTERM, stop)
     worker.loop()
-    return 0
+    return 128 + stopped_by[0] if stopped_by else 0
