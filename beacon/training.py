@@ -171,7 +171,7 @@ def recover_abandoned() -> list[runs.RunInfo]:
     """Mark runs whose process died as abandoned and free their locks (call at process start)."""
     recovered = runs.recover_abandoned()
     for run in recovered:
-        log.warning("training run %s (%s) abandoned: %s", run.id, run.scope_key, run.error)
+        log.warning("training run %s (%s) %s", run.id, run.scope_key, run.error)  # "abandoned: …"
     return recovered
 
 
