@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from beacon.actions import Actor, audit_row, state_changing
+from beacon.actions import Actor, audit_row, record, state_changing
 from beacon.errors import BeaconError
 from data_access import audit as audit_log
 from data_access import refresh_batch as store
@@ -134,6 +134,9 @@ def refresh_batch(claimed: list[queue.Claimed], interval: timedelta, *,
         store.fail_runs(outcome.failed_runs)
     if outcome.failed:
         queue.release_many([item for item, _ in outcome.failed.values()], utcnow() + interval)
+        # the batch's own row says ok for the users stored; these say why the others were not
+        first_why = next(iter(outcome.failed.values()))[1]
+        record(actor, "refresh_users", "failed", {"users": sorted(outcome.failed)}, first_why)
     done = []
     for refresh in outcome.refreshes:
         user_id = refresh.item.user_id

@@ -137,6 +137,32 @@ def test_a_claim_takes_at_most_its_limit_whatever_the_planner_knows(api: Api) ->
     assert len(batch) == 20
 
 
+def test_a_user_the_database_refuses_is_audited_as_failed(api: Api, monkeypatch) -> None:
+    """One user's write fails: the others of the batch are stored (one by one), and the audit
+    names the user whose refresh failed instead of calling the batch ok."""
+    from beacon import refresh
+    from beacon.refresh import run_once
+    from data_access import audit
+    from data_access.catalog import user_by_email
+
+    for email in ("jazz1@example.com", "jazz2@example.com"):
+        _clicks(api, email, 0, 1)
+    refused = user_by_email("jazz2@example.com").id
+    real_write = refresh.store.write
+
+    def write(refreshes, **kwargs):
+        if any(r.item.user_id == refused for r in refreshes):
+            raise RuntimeError("refused by the database")
+        return real_write(refreshes, **kwargs)
+
+    monkeypatch.setattr(refresh.store, "write", write)
+    done = run_once("w", timedelta(seconds=60), limit=10)
+    assert [item.email for item in done] == ["jazz1@example.com"]
+    failed = audit.entries(action="refresh_users", outcome="failed")
+    assert [row.params["users"] for row in failed] == [[refused]]
+    assert "refused by the database" in failed[0].error
+
+
 def test_overview_shows_backlog_and_lag(api: Api) -> None:
     from beacon import refresh
     from beacon.refresh import run_once
