@@ -541,7 +541,7 @@ def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> N
             wait_idle(tab)
             tab.wait_for_timeout(1000)
             _no_exception(tab, path)
-            drawn = tab.locator(f'a[href*="evil"], img[src*="evil"], [href*="evil"]')
+            drawn = tab.locator('a[href*="evil"], img[src*="evil"], [href*="evil"]')
             assert drawn.count() == 0, (path, drawn.evaluate_all(
                 "els => els.map(e => (e.closest('[data-testid]') || e).getAttribute("
                 "'data-testid') + ': ' + (e.closest('[data-testid]') || e).outerHTML.slice(0, 300))"))
