@@ -88,22 +88,17 @@ def offline_metric(metrics: dict | None, strategy: str, name: str = "ndcg") -> f
     return None if value is None else float(value)
 
 
-def _fingerprint_state() -> str:
-    """"current", "stale" (data, settings or age moved on since training) or "no-model"."""
-    from beacon import versions
-
-    return str(versions.fingerprint_state())
-
-
-def _smart_retrain_text() -> str:
-    """The smart-retrain rule applied now, without training: "stale" alone does not say that a
-    rollback holds retraining off, or that the active model's own settings are not the
-    defaults a smart retrain uses."""
-    from beacon import training
+def _freshness() -> tuple[str, str]:
+    """The fingerprint's state ("current", "stale", "no-model") and what a smart retrain would
+    do now, and why: "stale" alone does not say that a rollback holds retraining off, or that
+    the active model's own settings are not the defaults a smart retrain uses. The data's
+    fingerprint is computed once for both."""
+    from beacon import training, versions
 
     decision = training.decide()
     verdict = "would train now" if decision.train else "would not train"
-    return f"a smart retrain {verdict}: {decision.reason}"
+    state = versions.fingerprint_state(digest=decision.fingerprint.digest)
+    return str(state), f"a smart retrain {verdict}: {decision.reason}"
 
 
 def active_model(now: datetime | None = None) -> ActiveModel | None:
@@ -112,17 +107,18 @@ def active_model(now: datetime | None = None) -> ActiveModel | None:
     if active is None:
         return None
     metrics = active.metrics or {}
+    state, smart_retrain = _freshness()
     return ActiveModel(
         id=int(active.id),
         created_at=active.created_at,
         age=(_now(now) - active.created_at) if active.created_at else None,
-        fingerprint_state=_fingerprint_state(),
+        fingerprint_state=state,
         ndcg=offline_metric(metrics, "beacon"),
         ndcg_popularity=offline_metric(metrics, "popularity"),
         k=int(metrics.get("k") or 10),
         counts=dict(active.counts or {}),
         training_seconds=active.training_seconds,
-        smart_retrain=_smart_retrain_text(),
+        smart_retrain=smart_retrain,
     )
 
 

@@ -266,7 +266,7 @@ class CsvFile:
         self.nul_lines: set[int] = set()
         self.undecodable: dict[int, str] = {}  # line -> why (named with its column below)
         self._record_start = 1
-        self._record_text: list[str] = []  # the lines of the record being read
+        self._record_line = ""  # the first line of the record being read
         with self.path.open("rb") as handle:
             # strict: a quote left open at the end of the file, or text after a closing
             # quote ("bad"trailing), is a CSV error, not a value
@@ -285,8 +285,7 @@ class CsvFile:
                             _Shown(f"a CSV error ({error})"))
             return
         # a quote that never closed: name the line and the cell where it opened
-        opened = self._record_text[0] if self._record_text else ""
-        cells = next(csv.reader([opened]), [])
+        cells = next(csv.reader([self._record_line]), [])
         column = self.header[len(cells) - 1] if self.header and 0 < len(cells) <= len(
             self.header) else "-"
         self.errors.add(self.name, self._record_start, column, "a record on one line (a quote "
@@ -300,7 +299,7 @@ class CsvFile:
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if number == self._record_start:  # its line names an unclosed quote's cell
-                self._record_text = [raw.decode("utf-8", errors="replace")]
+                self._record_line = raw.decode("utf-8", errors="replace")
             if b"\x00" in raw:  # no database stores NUL in text: named, never written
                 self.nul_lines.add(number)
             try:

@@ -458,10 +458,12 @@ def personal_from_row(version_id: int, created_at: datetime, blob: bytes,
 
 # --- freshness for the console ----------------------------------------------------------------
 
-def fingerprint_state(config=None) -> Literal["current", "stale", "no-model"]:
+def fingerprint_state(config=None, digest: str | None = None
+                      ) -> Literal["current", "stale", "no-model"]:
     """"no-model" without an active global version; "stale" when the data (or the settings)
     changed since it was trained, or it is older than the maximum age; else "current".
-    (A rollback shows as stale: it is, even while smart retraining respects it.)"""
+    (A rollback shows as stale: it is, even while smart retraining respects it.) `digest`:
+    the data's fingerprint when the caller computed it already (it costs a few queries)."""
     from datetime import timedelta
 
     from beacon.fingerprint import config_or_default, training_fingerprint
@@ -471,7 +473,7 @@ def fingerprint_state(config=None) -> Literal["current", "stale", "no-model"]:
     active = store.active_version("global")
     if active is None:
         return "no-model"
-    if active.fingerprint != training_fingerprint(config).digest:
+    if active.fingerprint != (digest or training_fingerprint(config).digest):
         return "stale"
     if utcnow() - active.created_at > timedelta(hours=config.max_age_hours):
         return "stale"

@@ -153,7 +153,7 @@ def test_a_personal_version_on_an_inactive_global_one_is_not_activated(db):
     # still "active" for its user (a rollback to its base serves it again): the list says idle
     from beacon.cli.models import _summary, _table
 
-    listed = _table([_summary(v) for v in versions.list_versions()])
+    listed = _table([_summary(v) for v in versions.list_versions()], store.active_global_id())
     line = next(row for row in listed.splitlines() if row.split()[0] == str(second))
     assert line.endswith(f"(idle: built on v{base}, not the active global version)")
 

@@ -62,11 +62,11 @@ def _fmt_ndcg(summary: dict) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
-def _table(rows: list[dict]) -> str:
+def _table(rows: list[dict], serving: int | None) -> str:
+    """`serving`: the active global version (a user version on another base is idle)."""
     if not rows:
         return "no model versions yet (python -m beacon train)"
     lines = [f"{'id':>6}  {'scope':6}  {'status':8}  {'created (UTC)':19}  {'ndcg':>6}  user"]
-    serving = _active_global_id()
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M:%S")
         user = r["user"] or ""
@@ -79,18 +79,13 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _active_global_id() -> int | None:
-    from data_access import models_store
-
-    return models_store.active_global_id()
-
-
 def list_cmd(args: argparse.Namespace) -> int:
     from beacon.versions import list_versions
+    from data_access.models_store import active_global_id
 
     scope = args.scope or ("user" if args.user else None)
     rows = [_summary(v) for v in list_versions(scope=scope, user=args.user, limit=args.limit)]
-    emit(args, rows, _table)
+    emit(args, rows, lambda listed: _table(listed, active_global_id()))
     return 0
 
 
