@@ -172,9 +172,16 @@ class ImportWriter:
         statement = self._upsert_statement(entity, columns)
         # executemany ("insertmanyvalues"): one statement compiled once and sent in batches;
         # .values(list) compiled a statement the size of the whole batch every time.
-        changed = dict(self.connection.execute(
-            statement.returning(table.c[key], table.c.id), values).all())
-        inserted = sum(1 for k in changed if k not in existing)
+        # A row this statement inserted has created_at == updated_at (both self.now); one it
+        # updated kept an older created_at. `existing` alone cannot tell: a concurrent request
+        # may have inserted the row after that read.
+        returned = self.connection.execute(statement.returning(
+            table.c[key], table.c.id, (table.c.created_at == table.c.updated_at).label("fresh")),
+            values).all()
+        changed = {k: row_id for k, row_id, _ in returned}
+        new = {k for k, _, fresh in returned if fresh and k not in existing}
+        existing.update({k: row_id for k, row_id in changed.items() if k not in new})
+        inserted = len(new)
         updated = len(changed) - inserted
         if tags is not None:
             updated += self._sync_tags(entity, tags, existing, changed)

@@ -572,6 +572,17 @@ def test_a_catalogue_row_written_by_a_concurrent_request_is_not_an_error(api: Ap
     retagged = api.put("/v1/events/race-1", {**body, "tags": ["rock"]})
     assert retagged.json()["outcome"] == "updated"
     assert catalog_sync.catalog_stamp() != stamp
+    # the race where the columns differ: the request that lost updated the row, it did not
+    # create it (it used to answer "created", like the request that did)
+    reads[:] = []
+    renamed = api.put("/v1/events/race-1", {**body, "tags": ["rock"], "title": "Race II"})
+    assert renamed.json()["outcome"] == "updated"
+    reads[:] = []
+    user = api.put("/v1/users/racer@example.com", {"name": "Racer"})
+    assert user.json()["outcome"] == "created"
+    reads[:] = []
+    assert api.put("/v1/users/racer@example.com", {"name": "Racer Two"}).json()["outcome"] \
+        == "updated"
 
 
 def test_an_unreachable_database_is_a_json_503(monkeypatch) -> None:
