@@ -118,11 +118,8 @@ def create_key(name: str, scopes, *, actor: Actor) -> CreatedKey:
     try:
         row = store.insert_key(name, prefix, _digest(secret), chosen, actor.name, utcnow())
     except store.DuplicateKeyName:
-        existing = store.key_by_name(name)
-        if existing is not None and existing.revoked_at is not None:
-            raise BeaconError(f"an API key named {name!r} existed and was revoked (names stay "
-                              f"with their audit trail): choose another, e.g. {name}-2") from None
-        raise BeaconError(f"an API key named {name!r} already exists") from None
+        raise BeaconError(f"an active API key named {name!r} already exists (revoke it first "
+                          "to give its name to a new key)") from None
     return CreatedKey(info=_info(row), secret=secret)
 
 

@@ -12,7 +12,7 @@ from data_access.schema import ApiKey
 
 
 class DuplicateKeyName(ValueError):
-    """Another key already has this name."""
+    """An active key already has this name."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,11 @@ def key_by_prefix(prefix: str) -> KeyRow | None:
 
 
 def key_by_name(name: str) -> KeyRow | None:
+    """The active key with this name, else the newest revoked one (names repeat only among
+    revoked keys)."""
     with session_scope() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.name == name))
+        key = session.scalar(select(ApiKey).where(ApiKey.name == name).order_by(
+            ApiKey.revoked_at.is_not(None), ApiKey.id.desc()).limit(1))
         return None if key is None else _row(key)
 
 

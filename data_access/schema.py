@@ -324,11 +324,12 @@ class MetricsDailyAttributed(Base):
 class ApiKey(Base):
     """A key the platform's backend presents to the HTTP API. Only a SHA-256 of the secret is
     stored; `prefix` (public, part of the key) finds the row, the hash is compared in constant
-    time."""
+    time. A name is unique among active keys: a revoked key keeps its name, which its
+    replacement may take."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
     prefix: Mapped[str] = mapped_column(String(16), unique=True, nullable=False)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     scopes: Mapped[str] = mapped_column(String(64), nullable=False)  # "admin,ingest,recommend"
@@ -336,6 +337,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        Index("uq_api_keys_active_name", "name", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
 
 
 class RecommendationRequest(Base):

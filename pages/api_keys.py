@@ -35,7 +35,7 @@ if not keys:
     st.caption("No API keys yet.")
 else:
     _ui.table([{
-        "name": k.name, "scopes": ", ".join(k.scopes), "state": "active" if k.active else "revoked",
+        "name": k.name, "prefix": f"{api_keys.KEY_PREFIX}{k.prefix}_…", "scopes": ", ".join(k.scopes), "state": "active" if k.active else "revoked",
         "created": k.created_at, "created by": k.created_by, "last used": k.last_used_at,
         "revoked": k.revoked_at,
     } for k in keys], key="api_keys_table")

@@ -108,5 +108,16 @@ def test_the_api_keys_commands(db: str) -> None:
     assert by_id.returncode == 2 and f"no API key named '{other['id']}'" in by_id.stderr
     assert not next(k for k in json.loads(run_cli("api-keys", "list", "--json").stdout)["keys"]
                     if k["name"] == "third")["revoked_at"]
-    again = run_cli("api-keys", "create", "backend", "--scopes", "recommend")
-    assert again.returncode == 2 and "existed and was revoked" in again.stderr
+    # the revoked key's name goes to its replacement; the revoked row keeps it for the record,
+    # and revoke by that name now means the active key
+    again = json.loads(run_cli("api-keys", "create", "backend", "--scopes", "recommend",
+                               "--json").stdout)
+    named = [k for k in json.loads(run_cli("api-keys", "list", "--json").stdout)["keys"]
+             if k["name"] == "backend"]
+    assert [(k["id"], bool(k["revoked_at"])) for k in named] == [(key["id"], True),
+                                                                 (again["id"], False)]
+    taken = run_cli("api-keys", "create", "backend", "--scopes", "recommend")
+    assert taken.returncode == 2 and "an active API key named 'backend'" in taken.stderr
+    assert run_cli("api-keys", "revoke", "backend").returncode == 0
+    assert all(k["revoked_at"] for k in json.loads(run_cli("api-keys", "list", "--json").stdout)
+               ["keys"] if k["name"] == "backend")

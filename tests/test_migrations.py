@@ -7,6 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from data_access import migrate
 from data_access.db import get_engine
@@ -56,3 +57,22 @@ def test_unknown_revision_is_refused(db: str) -> None:
     # `db upgrade` says the same instead of Alembic's "Can't locate revision"
     with pytest.raises(migrate.SchemaOutOfDate, match="cannot take a schema back"):
         migrate.upgrade(db)
+
+
+def test_0008_keeps_api_keys_and_frees_a_revoked_keys_name(empty_db: str) -> None:
+    migrate.upgrade(empty_db, revision="0007")
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    insert = text("INSERT INTO api_keys (name, prefix, key_hash, scopes, created_at, revoked_at) "
+                  "VALUES (:n, :p, 'h', 'recommend', :t, :r)")
+    with get_engine(empty_db).begin() as connection:
+        connection.execute(insert, {"n": "backend", "p": "0001", "t": created, "r": created})
+    migrate.upgrade(empty_db)
+    with get_engine(empty_db).begin() as connection:
+        connection.execute(insert, {"n": "backend", "p": "0002", "t": created, "r": None})
+        names = connection.execute(text("SELECT prefix FROM api_keys WHERE name = 'backend' "
+                                        "ORDER BY prefix")).scalars().all()
+    assert names == ["0001", "0002"]
+    with pytest.raises(IntegrityError), get_engine(empty_db).begin() as connection:
+        connection.execute(insert, {"n": "backend", "p": "0003", "t": created, "r": None})
+    with pytest.raises(IntegrityError), get_engine(empty_db).begin() as connection:
+        connection.execute(insert, {"n": "other", "p": "0002", "t": created, "r": None})
