@@ -89,19 +89,34 @@ def chart_text(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-_AUTOLINKS = re.compile(r"(?i)(://|www\.|@)")
+#: what GFM's autolinker would make a link of: an email address, or a word with '://' or 'www.'
+_LINKISH = re.compile(r"[-.\w+]+@[-\w]+(?:\.[-\w]+)+|\S*(?:://|www\.)\S*", re.IGNORECASE)
 
 
 def plain(text: object) -> str:
     """Text from data or the URL made inert for the places that only take Markdown (an alert,
-    a heading, a progress label): every punctuation character that Markdown, Streamlit's
-    :colour[...] / :material/icon: directives or LaTeX could read is backslash-escaped, line
-    breaks become spaces, and a zero-width space goes into '://', 'www.' and '@', because the
-    GFM autolinker finds addresses in text after escapes are resolved. Prefer st.text, st.code
-    or a dataframe cell where the text may be copied."""
-    flat = _AUTOLINKS.sub(lambda m: m.group(1)[0] + "\u200b" + m.group(1)[1:]
-                          if m.group(1) != "@" else "\u200b@", " ".join(str(text).split()))
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
+    a heading, a progress label): line breaks become spaces, and every punctuation character
+    that Markdown, Streamlit's :colour[...] / :material/icon: directives or LaTeX could read is
+    backslash-escaped. Escapes do not stop the GFM autolinker (it runs on the text they leave),
+    so what it would link (an address, a URL) goes into a code span, where nothing is parsed
+    and the text copies as it is. Prefer st.text, st.code or a dataframe cell where a whole
+    value may be copied."""
+    flat = " ".join(str(text).split())
+    out, last = [], 0
+    for match in _LINKISH.finditer(flat):
+        out.append(_escaped(flat[last:match.start()]))
+        # a code span cannot hold its own fence: such a rare word gets a zero-width space instead
+        word = match.group(0)
+        out.append(f"`{word}`" if "`" not in word else _escaped(
+            re.sub(r"(?i)(://|www\.|@)", lambda m: m.group(1)[0] + "\u200b" + m.group(1)[1:]
+                   if m.group(1) != "@" else "\u200b@", word)))
+        last = match.end()
+    out.append(_escaped(flat[last:]))
+    return "".join(out)
+
+
+def _escaped(text: str) -> str:
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
 
 
 def sentence(text: str) -> str:

@@ -21,10 +21,11 @@ ACTOR_KEY = "beacon_actor"  # pages/_ui.ACTOR_KEY: where the console keeps who i
 
 def shown(markdown: str) -> str:
     """The text a Markdown source shows: the console escapes punctuation in text from data
-    (pages/_ui.plain), and a test compares what a person reads."""
+    (pages/_ui.plain) and puts addresses in code spans, and a test compares what a person
+    reads."""
     import re
 
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
+    return re.sub(r"\\(.)|`", lambda m: m.group(1) or "", markdown).replace("\u200b", "")
 
 
 def actor(name: str = "admin@example.org", role: str = "admin") -> Actor:
