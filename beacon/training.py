@@ -147,14 +147,18 @@ def decide(config=None, force: bool = False, now: datetime | None = None) -> Dec
     max_age = _max_age_text(config.max_age_hours)
     newest = store.newest_good_global_id()
     if newest is not None and newest > active.id:
-        # An operator rolled back to an older version. Retraining on the next schedule would
-        # undo that at once (its fingerprint is old by construction), so the rollback holds
-        # for the maximum age, counted from the rollback; --force trains regardless.
+        # An operator rolled back to an older version. Retraining on the data the rejected
+        # version saw would undo that at once (the active fingerprint is old by construction),
+        # so the rollback holds while the data stays as it was at the rollback (versions
+        # activated before that was recorded: always), for at most the maximum age; new data
+        # trains, as the fingerprint rule says, and --force trains regardless.
         pinned = now - (active.activated_at or active.created_at)
-        if pinned <= timedelta(hours=config.max_age_hours):
+        unchanged = active.activated_data in (None, fingerprint.data_digest)
+        if unchanged and pinned <= timedelta(hours=config.max_age_hours):
             return Decision(False, f"version {active.id} was activated over the newer version "
-                                   f"{newest} {_age_text(pinned)} ago (a rollback); smart "
-                                   f"retraining resumes {max_age} after it, --force trains now",
+                                   f"{newest} {_age_text(pinned)} ago (a rollback) and the data "
+                                   f"has not changed since; smart retraining resumes when it "
+                                   f"changes or {max_age} after the rollback, --force trains now",
                             fingerprint, active, skip_key=f"rollback:{active.id}:{newest}")
     if active.fingerprint != fingerprint.digest:
         return Decision(True, f"data or settings changed since the active model (version "

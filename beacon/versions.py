@@ -154,9 +154,13 @@ def show(version_id: int) -> VersionInfo:
 @state_changing("activate_model", needs="administer")
 def activate(version_id: int, *, actor: Actor) -> VersionInfo:
     """Make a version the active one of its scope: rollback is activating an older version.
-    Every process serves it from its next request on."""
+    Every process serves it from its next request on. The data's state goes with it: a rollback
+    holds smart retraining off only while the data stays as it was (beacon.training.decide)."""
+    from beacon.fingerprint import training_fingerprint
+
     try:
-        meta = store.activate(_checked_id(version_id), audit=audit_row())
+        meta = store.activate(_checked_id(version_id), audit=audit_row(),
+                              data_digest=training_fingerprint().data_digest)
     except store.VersionNotFound as error:
         raise BeaconError(str(error)) from error
     except (store.VersionFailed, store.VersionWouldServeNobody) as error:

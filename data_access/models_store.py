@@ -31,6 +31,7 @@ _META_COLUMNS = (
     ModelVersion.loss_history, ModelVersion.metrics, ModelVersion.components,
     ModelVersion.created_at,
     ModelVersion.created_by, ModelVersion.activated_at, ModelVersion.size_bytes,
+    ModelVersion.activated_data,
 )
 
 
@@ -54,6 +55,7 @@ class VersionMeta:
     activated_at: datetime | None
     size_bytes: int | None
     components: dict = field(default_factory=dict)  # what each component chose; {}: none kept
+    activated_data: str | None = None  # the data digest at an operator's activation
 
 
 class VersionNotFound(LookupError):
@@ -82,7 +84,7 @@ def _meta(row) -> VersionMeta:
         loss_history=list(m["loss_history"] or []), metrics=dict(m["metrics"] or {}),
         created_at=m["created_at"], created_by=m["created_by"],
         activated_at=m["activated_at"], size_bytes=m["size_bytes"],
-        components=dict(m["components"] or {}),
+        components=dict(m["components"] or {}), activated_data=m["activated_data"],
     )
 
 
@@ -248,9 +250,11 @@ def serving_candidates(exclude: Iterable[int] = (), limit: int = 5) -> list[Vers
         return [_meta(row) for row in session.execute(query).all()]
 
 
-def activate(version_id: int, audit: AuditRow | None = None) -> VersionMeta:
+def activate(version_id: int, audit: AuditRow | None = None,
+             data_digest: str | None = None) -> VersionMeta:
     """Make a version the active one of its scope (and user), in one transaction (with its
-    `audit` row, when given).
+    `audit` row, when given). `data_digest`: the data's state as the activation saw it
+    (an operator's activation records it; a trained version's own does not).
 
     Raises VersionNotFound / VersionFailed. Activating the active version is a no-op that
     refreshes nothing.
@@ -279,7 +283,8 @@ def activate(version_id: int, audit: AuditRow | None = None) -> VersionMeta:
                 same_scope.append(ModelVersion.user_id == row.user_id)
             session.execute(update(ModelVersion).where(*same_scope).values(status="inactive"))
             session.execute(update(ModelVersion).where(ModelVersion.id == version_id)
-                            .values(status="active", activated_at=utcnow()))
+                            .values(status="active", activated_at=utcnow(),
+                                    activated_data=data_digest))
         if audit is not None:
             audit_log.insert(session, audit)
     meta = get_version(version_id)

@@ -99,6 +99,14 @@ class Fingerprint:
     digest: str
     parts: dict = field(default_factory=dict)
 
+    @property
+    def data_digest(self) -> str:
+        """The digest of the data parts alone (the settings left out): what an activation
+        records, so that smart retraining can tell whether the data moved since."""
+        data = {k: v for k, v in self.parts.items() if k != "hyperparameters"}
+        payload = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
 
 def scope_key(scope: str, user_id: int | None = None) -> str:
     if scope == "global":

@@ -186,6 +186,9 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(200))
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the data fingerprint (settings left out) when an operator last activated this version: a
+    # rollback holds smart retraining off while the data stays as it was then
+    activated_data: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Weights, id mappings and feature vocabulary, serialized together (see beacon/serialize.py).
     blob: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -412,10 +412,10 @@ def test_activate_is_rollback_and_the_cache_follows_the_database(world):
 
 def test_a_rollback_holds_against_smart_retraining_until_the_max_age(world):
     v1 = _train().model_version
-    v2 = _train(force=True).model_version
-    versions.activate(v1, actor=ADMIN)
     add_interaction(world["users"]["jazz0@example.org"], world["events"]["jazz-3"])
-    held = _train()
+    v2 = _train(force=True).model_version  # trained on data v1 never saw
+    versions.activate(v1, actor=ADMIN)
+    held = _train()  # the data differs from v1's, but it is what the rejected v2 saw
     assert held.status == "skipped" and "rollback" in held.reason
     assert f"version {v1}" in held.reason and f"newer version {v2}" in held.reason
     assert store.active_global_id() == v1
@@ -424,6 +424,17 @@ def test_a_rollback_holds_against_smart_retraining_until_the_max_age(world):
                         .values(activated_at=NOW - timedelta(hours=25)))
     resumed = _train()
     assert resumed.status == "trained" and resumed.model_version > v2
+
+
+def test_new_data_after_a_rollback_trains_as_the_fingerprint_rule_says(world):
+    v1 = _train().model_version
+    v2 = _train(force=True).model_version
+    versions.activate(v1, actor=ADMIN)
+    assert _train().status == "skipped"
+    add_interaction(world["users"]["jazz0@example.org"], world["events"]["jazz-3"])
+    after = _train()
+    assert after.status == "trained" and after.model_version > v2, after.reason
+    assert "data or settings changed" in after.reason
 
 
 def test_a_corrupt_active_blob_falls_back_to_the_next_good_version(world):
