@@ -103,12 +103,14 @@ class ErrorLog:
     def raise_if_any(self) -> None:
         if not self.count:
             return
-        lines = list(self.messages)
+        # The first line alone names the first problem (file, line, column), so a script or a
+        # log that keeps one line keeps what was wrong; the others follow, one per line.
+        first, *rest = self.messages
+        more = f" (1 of {self.count} problems, the others below)" if self.count > 1 else ""
         if self.count > len(self.messages):
-            lines.append(f"... and {self.count - len(self.messages)} more")
-        noun = "problem" if self.count == 1 else "problems"
-        header = f"import failed, nothing was written ({self.count} {noun}):"
-        raise BeaconError("\n".join([header, *lines]))
+            rest.append(f"... and {self.count - len(self.messages)} more")
+        raise BeaconError("\n".join([f"import failed, nothing was written: {first}{more}",
+                                      *rest]))
 
 
 class _Shown(str):
