@@ -4,8 +4,9 @@ live in beacon.ranking_metrics (the model's validator uses them too) and are re-
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from beacon.ranking_metrics import (  # noqa: F401 - re-exported
     recall_at_k,
 )
 
+if TYPE_CHECKING:
+    from beacon.model import HybridModel
+
 # --------------------------------------------------------------------------- temporal holdout
 
 HIT_TYPES = ("register", "attend")
@@ -30,6 +34,11 @@ USER_BLOCK = 2048
 NOT_MEASURABLE = "not measurable on this data"
 #: the strategies the cold block compares (popularity_city adds nothing on events nobody touched)
 COLD_STRATEGIES = ("beacon", "popularity", "content")
+
+#: scores(evaluated user rows, candidate columns) -> a users x candidates matrix
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: (evaluated user rows, candidate columns) of the pairs a holdout judges
+Pairs = tuple[np.ndarray, np.ndarray]
 
 
 def default_cutoff(interactions: pd.DataFrame, share: float = HOLDOUT_SHARE) -> int:
@@ -57,69 +66,175 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
     strategies ranking only those events, or null figures and a note when no user registered
     for one of them."""
     from beacon.config import ModelConfig
-    from beacon.errors import BeaconError
-    from beacon.model import HybridModel
-    from beacon.model.coattendance import newest_first
+    from beacon.content import holdout_scorer
 
     config = config or ModelConfig()
+    cut = default_cutoff(data.interactions) if cutoff is None else int(cutoff.timestamp())
+    holdout = _holdout(data, cut)
+    pop_count, pop_score = _popularity(holdout, config)
+    model, train_seconds = _fit_before(data, cut, config, callback)
+    users = data.users.set_index("id").loc[holdout.user_ids].reset_index()
+    cities = _Cities.of(users, holdout.candidates)
+    scorers: dict[str, Scorer] = {
+        "beacon": _beacon_scorer(model, holdout, users),
+        "popularity": _popularity_scorer(pop_score),
+        "popularity_city": _city_popularity_scorer(pop_score, cities),
+        "content": holdout_scorer(holdout.events, holdout.candidates, users, holdout.past,
+                                  pop_count),
+    }
+    result = _figures(holdout, scorers, cities, k)
+    result["train"] = {"interactions": len(holdout.past), "seconds": round(train_seconds, 3),
+                       "epochs": len(model.loss_history), **{
+                           key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
+    return result
+
+
+@dataclass(frozen=True)
+class _Holdout:
+    """One temporal split: the events upcoming at the cutoff (the candidates, ranked by
+    column), the users who registered for one after it (evaluated, by row), and the pairs
+    that count."""
+
+    cutoff: int  # epoch seconds
+    events: pd.DataFrame  # every event, indexed from 0
+    candidates: pd.DataFrame
+    candidate_starts: np.ndarray  # epoch seconds, per candidate
+    past: pd.DataFrame  # the interactions before the cutoff
+    user_ids: np.ndarray  # the evaluated users, ascending
+    relevant: Pairs  # registered after the cutoff
+    excluded: Pairs  # registered, attended or rejected before it: left out of the ranking
+    cold: np.ndarray  # per candidate: nobody had touched it before the cutoff
+
+
+def _holdout(data: Any, cut: int) -> _Holdout:
+    """The split of `data` at `cut`; BeaconError when nothing is upcoming or nobody
+    registered for an upcoming event after the cutoff."""
+    from beacon.errors import BeaconError
+
     inter = data.interactions
-    cut = default_cutoff(inter) if cutoff is None else int(cutoff.timestamp())
     types = inter["type"].astype(str).to_numpy()
-    times = inter["occurred_at"].to_numpy()
-    before = times < cut
+    before = inter["occurred_at"].to_numpy() < cut
     events = data.events.reset_index(drop=True)
+    candidates, candidate_starts = _upcoming(events, cut)
+    col_of = pd.Series(np.arange(len(candidates)), index=candidates["id"].to_numpy())
+    on_candidate = inter["event_id"].isin(col_of.index).to_numpy()
+    prior = inter[before & np.isin(types, EXCLUDED_TYPES) & on_candidate]
+    hits = _new_hits(inter[(~before) & np.isin(types, HIT_TYPES) & on_candidate], prior)
+    user_ids = np.unique(hits["user_id"].to_numpy())
+    if len(user_ids) == 0:
+        raise BeaconError("cannot evaluate: no registrations after the cutoff for upcoming events")
+    row_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
+    past = inter[before]
+    touched = set(past["event_id"].tolist())
+    return _Holdout(
+        cutoff=cut, events=events, candidates=candidates, candidate_starts=candidate_starts,
+        past=past, user_ids=user_ids, relevant=_pairs(hits, row_of, col_of),
+        excluded=_pairs(prior[prior["user_id"].isin(row_of.index)], row_of, col_of),
+        cold=~candidates["id"].isin(touched).to_numpy())
+
+
+def _upcoming(events: pd.DataFrame, cut: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The events that start after `cut` (indexed from 0) and their starts in epoch seconds."""
+    from beacon.errors import BeaconError
+
     start = pd.to_datetime(events["start_time"], utc=True)
     start_s = ((start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-    cand = events[start_s > cut].reset_index(drop=True)
-    cand_start = start_s[start_s > cut]
-    if cand.empty:
+    candidates = events[start_s > cut].reset_index(drop=True)
+    if candidates.empty:
         raise BeaconError("cannot evaluate: no events are upcoming at the cutoff")
-    col_of = pd.Series(np.arange(len(cand)), index=cand["id"].to_numpy())
+    return candidates, start_s[start_s > cut]
 
-    # Relevant: registrations after the cutoff for events upcoming at it.
-    after_hits = inter[(~before) & np.isin(types, HIT_TYPES)
-                       & inter["event_id"].isin(col_of.index).to_numpy()]
-    prior = inter[before & np.isin(types, EXCLUDED_TYPES)
-                  & inter["event_id"].isin(col_of.index).to_numpy()]
+
+def _new_hits(after_hits: pd.DataFrame, prior: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (user_id, event_id) pairs of `after_hits`, less those in `prior`: an event
+    the user had registered for or rejected before the cutoff is not ranked, so not a hit."""
     excluded_pairs = set(zip(prior["user_id"].tolist(), prior["event_id"].tolist()))
     hits = after_hits[["user_id", "event_id"]].drop_duplicates()
     keep = [pair not in excluded_pairs for pair in zip(hits["user_id"], hits["event_id"])]
-    hits = hits[np.asarray(keep, dtype=bool)] if len(hits) else hits
-    eval_users = np.unique(hits["user_id"].to_numpy())
-    if len(eval_users) == 0:
-        raise BeaconError("cannot evaluate: no registrations after the cutoff for upcoming events")
-    row_of = pd.Series(np.arange(len(eval_users)), index=eval_users)
-    rel = (row_of[hits["user_id"]].to_numpy(), col_of[hits["event_id"]].to_numpy())
-    prior_users = prior[prior["user_id"].isin(row_of.index)]
-    exc = (row_of[prior_users["user_id"]].to_numpy(), col_of[prior_users["event_id"]].to_numpy())
+    return hits[np.asarray(keep, dtype=bool)] if len(hits) else hits
 
-    # Cold: candidates nobody had touched before the cutoff.
-    touched = set(inter.loc[before, "event_id"].tolist())
-    cold = ~cand["id"].isin(touched).to_numpy()
 
-    # Popularity: positive interactions before the cutoff, ties by earliest start.
+def _pairs(frame: pd.DataFrame, row_of: pd.Series, col_of: pd.Series) -> Pairs:
+    return row_of[frame["user_id"]].to_numpy(), col_of[frame["event_id"]].to_numpy()
+
+
+def _of_types(interactions: pd.DataFrame, types: Any) -> pd.DataFrame:
+    return interactions[np.isin(interactions["type"].astype(str).to_numpy(), types)]
+
+
+def _popularity(holdout: _Holdout, config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: its positive interactions before the cutoff, and its popularity score
+    (minus its rank by that count, ties by earliest start)."""
     positive_types = [t for t, w in config.type_weights.items() if w > 0]
-    pos_prior = inter[before & np.isin(types, positive_types)]
-    counts = pos_prior["event_id"].value_counts()
-    pop_count = cand["id"].map(counts).fillna(0).to_numpy(dtype=np.float64)
-    order = np.lexsort((cand_start, -pop_count))
-    pop_score = np.empty(len(cand))
-    pop_score[order] = -np.arange(len(cand), dtype=np.float64)
+    counts = _of_types(holdout.past, positive_types)["event_id"].value_counts()
+    pop_count = holdout.candidates["id"].map(counts).fillna(0).to_numpy(dtype=np.float64)
+    order = np.lexsort((holdout.candidate_starts, -pop_count))
+    pop_score = np.empty(len(pop_count))
+    pop_score[order] = -np.arange(len(pop_count), dtype=np.float64)
+    return pop_count, pop_score
 
-    # Beacon: trained on the past only.
+
+def _popularity_scorer(pop_score: np.ndarray) -> Scorer:
+    def scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()
+
+    return scores
+
+
+@dataclass(frozen=True)
+class _Cities:
+    """The normalised city of each evaluated user and of each candidate ("" when unknown)."""
+
+    of_user: np.ndarray
+    of_candidate: np.ndarray
+
+    @classmethod
+    def of(cls, users: pd.DataFrame, candidates: pd.DataFrame) -> _Cities:
+        from beacon.features import norm
+
+        def cities(frame: pd.DataFrame) -> np.ndarray:
+            return frame["city"].map(lambda c: norm(c) if isinstance(c, str) else "").to_numpy()
+
+        return cls(cities(users), cities(candidates))
+
+    def same(self, block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether each candidate in `cols` is in the city of each user in `block` (a user
+        without a city has none)."""
+        user_city = self.of_user[block][:, None]
+        return (user_city == self.of_candidate[cols]) & (user_city != "")
+
+
+def _city_popularity_scorer(pop_score: np.ndarray, cities: _Cities) -> Scorer:
+    """The stronger baseline: the same popularity, but events in the user's own city first."""
+    def scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return pop_score[cols][None, :] + cities.same(block, cols) * float(len(pop_score) + 1)
+
+    return scores
+
+
+def _fit_before(data: Any, cut: int, config: Any,
+                callback: Callable[[Any], None] | None) -> tuple[HybridModel, float]:
+    """Beacon trained on the interactions before the cutoff only, and the seconds it took."""
+    from beacon.model import HybridModel
+
     began = datetime.now(timezone.utc)
     model = HybridModel.fit(data.before(cut), config, callback=callback)
-    train_seconds = (datetime.now(timezone.utc) - began).total_seconds()
-    matrix = model.event_matrix(cand)
-    users = data.users.set_index("id").loc[eval_users].reset_index()
-    user_vecs = model.user_matrix(users)
+    return model, (datetime.now(timezone.utc) - began).total_seconds()
 
+
+def _beacon_scorer(model: HybridModel, holdout: _Holdout, users: pd.DataFrame) -> Scorer:
+    """The trained model's scores as serving computes them: vectors, place, and the
+    co-attendance, content and trend blends."""
+    from beacon.model.coattendance import newest_first
+
+    matrix = model.event_matrix(holdout.candidates)
+    user_vecs = model.user_matrix(users)
     # What serving blends the co-attendance, content and trend components with: the events each
     # user registered for (or attended) before the cutoff, newest first.
-    histories = newest_first(inter[before & np.isin(types, HIT_TYPES)], eval_users,
+    histories = newest_first(_of_types(holdout.past, HIT_TYPES), holdout.user_ids,
                              "user_id", "event_id", "occurred_at")
 
-    def beacon_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
         scores = user_vecs[block] @ matrix.vectors[cols].T + matrix.bias[cols]
         place = model.place_matrix(users.iloc[block], matrix, cols)  # what serving adds too
         scores = scores if place is None else scores + place
@@ -129,62 +244,55 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
         has_history = np.array([len(histories[i]) > 0 for i in block], dtype=bool)
         return model.blend_trend(blended, has_history, matrix.event_ids[cols])
 
-    def popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(pop_score[cols], (len(block), len(cols))).copy()
+    return scores
 
-    # A stronger baseline: the same popularity, but events in the user's own city first.
-    from beacon.features import norm
 
-    cand_city = cand["city"].map(lambda c: norm(c) if isinstance(c, str) else "").to_numpy()
-    user_city = users["city"].map(lambda c: norm(c) if isinstance(c, str) else "").to_numpy()
+def _figures(holdout: _Holdout, scorers: dict[str, Scorer], cities: _Cities,
+             k: int) -> dict[str, Any]:
+    """The result's figures, every key but "train", in the order the result shows them."""
+    rel, exc, cold = holdout.relevant, holdout.excluded, holdout.cold
+    n_users = len(holdout.user_ids)
+    all_cols = np.arange(len(holdout.candidates))
 
-    def in_city(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return (user_city[block][:, None] == cand_city[cols]) & (user_city[block][:, None] != "")
+    def strategy(name: str) -> dict[str, Any]:
+        return _strategy(scorers[name], n_users, all_cols, rel, exc, cold, k, cities.same)
 
-    def local_popularity_scores(block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return pop_score[cols][None, :] + in_city(block, cols) * float(len(cand) + 1)
-
-    def strategy(fn) -> dict[str, Any]:
-        return _strategy(fn, len(eval_users), all_cols, rel, exc, cold, k, in_city)
-
-    from beacon.content import holdout_scorer
-
-    content_scores = holdout_scorer(events, cand, users, inter[before], pop_count)
-
-    all_cols = np.arange(len(cand))
     result: dict[str, Any] = {
         "k": k,
-        "cutoff": datetime.fromtimestamp(cut, timezone.utc).isoformat(),
-        "users_evaluated": int(len(eval_users)),
-        "candidates": int(len(cand)),
+        "cutoff": datetime.fromtimestamp(holdout.cutoff, timezone.utc).isoformat(),
+        "users_evaluated": int(n_users),
+        "candidates": int(len(holdout.candidates)),
         "cold_candidates": int(cold.sum()),
-        "relevant": int(len(hits)),
-        "cold_relevant_share": float(cold[rel[1]].mean()) if len(hits) else 0.0,
-        "beacon": strategy(beacon_scores),
-        "popularity": strategy(popularity_scores),
-        "popularity_city": strategy(local_popularity_scores),
-        "content": strategy(content_scores),
-        # Share of the relevant (registered-after-cutoff) events in the user's own city: what
-        # each strategy's in_city_share (of its top-k picks) compares with.
-        "relevant_in_city_share": float(
-            (user_city[rel[0]] == cand_city[rel[1]]).mean()) if len(hits) else 0.0,
+        "relevant": int(len(rel[0])),
+        "cold_relevant_share": float(cold[rel[1]].mean()) if len(rel[0]) else 0.0,
+        "beacon": strategy("beacon"),
+        "popularity": strategy("popularity"),
+        "popularity_city": strategy("popularity_city"),
+        "content": strategy("content"),
+        "relevant_in_city_share": _relevant_in_city_share(rel, cities),
     }
     result["cold_share"] = result["beacon"]["cold_hit_share"]
-    pop_ndcg = result["popularity"]["ndcg"]
-    result["ndcg_ratio"] = result["beacon"]["ndcg"] / pop_ndcg if pop_ndcg > 0 else None
-    local_ndcg = result["popularity_city"]["ndcg"]
-    result["ndcg_ratio_city"] = result["beacon"]["ndcg"] / local_ndcg if local_ndcg > 0 else None
-    scorers = {"beacon": beacon_scores, "popularity": popularity_scores,
-               "content": content_scores}
-    result["cold"] = _cold_only(scorers, len(eval_users), rel, exc, cold, k)
-    seen_before = np.isin(eval_users, inter.loc[before, "user_id"].to_numpy())
+    result["ndcg_ratio"] = _ndcg_ratio(result["beacon"], result["popularity"])
+    result["ndcg_ratio_city"] = _ndcg_ratio(result["beacon"], result["popularity_city"])
+    compared = {name: scorers[name] for name in ("beacon", "popularity", "content")}
+    result["cold"] = _cold_only(compared, n_users, rel, exc, cold, k)
+    seen_before = np.isin(holdout.user_ids, holdout.past["user_id"].to_numpy())
     result["by_history"] = {
-        "with_history": _users_only(scorers, seen_before, rel, exc, cold, k),
-        "without_history": _users_only(scorers, ~seen_before, rel, exc, cold, k)}
-    result["train"] = {"interactions": int(before.sum()), "seconds": round(train_seconds, 3),
-                       "epochs": len(model.loss_history), **{
-                           key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
+        "with_history": _users_only(compared, seen_before, rel, exc, cold, k),
+        "without_history": _users_only(compared, ~seen_before, rel, exc, cold, k)}
     return result
+
+
+def _relevant_in_city_share(rel: Pairs, cities: _Cities) -> float:
+    """Share of the relevant (registered-after-cutoff) events in the user's own city: what
+    each strategy's in_city_share (of its top-k picks) compares with."""
+    if not len(rel[0]):
+        return 0.0
+    return float((cities.of_user[rel[0]] == cities.of_candidate[rel[1]]).mean())
+
+
+def _ndcg_ratio(beacon: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    return beacon["ndcg"] / baseline["ndcg"] if baseline["ndcg"] > 0 else None
 
 
 def _not_measurable(candidates: int, why: str) -> dict[str, Any]:
