@@ -407,112 +407,172 @@ def _execute(run: runs.RunInfo, **kwargs) -> TrainResult:
         return _execute_watched(run, **kwargs)
 
 
+@dataclass
+class _Written:
+    """What a run has written so far, for its failure handling: a version to mark failed
+    unless it was activated, and whether the lock is already free."""
+
+    version_id: int | None = None
+    activated: bool = False
+    released: bool = False
+
+
 def _execute_watched(run: runs.RunInfo, *, force: bool, config, user_row, base,
                      progress_callback, requested_by,
                      heartbeat: _Heartbeat | None = None) -> TrainResult:
     started = time.perf_counter()
     heartbeat = heartbeat or _Heartbeat(run.id).start()
-    version_id: int | None = None
-    activated = released = False
+    written = _Written()
     email = user_row.email if user_row is not None else None
     try:
         if run.scope == "user":
-            if run.status == "queued":
-                runs.mark_running(run.id)
-            result = _fold_in(run, user_row, base, config, requested_by)
-            activated = released = True  # committed with the version
-            return result
-        runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
-        decision = decide(config, force=force)
-        if not decision.train:
-            kept = runs.finish_skipped(run, reason=decision.reason,
-                                       skip_key=decision.skip_key or decision.reason[:200])
-            active = decision.active
-            return TrainResult(status="skipped", reason=decision.reason,
-                               model_version=active.id if active else None, run_id=kept.id,
-                               metrics=active.metrics if active else {},
-                               seconds=time.perf_counter() - started)
-        runs.set_reason(run.id, decision.reason)
-
-        from beacon.model import HybridModel
-        from data_access.training_data import load_training_data
-
-        data = load_training_data()
-
-        def on_epoch(report) -> None:
-            runs.record_progress(run.id, report.epoch, report.total_epochs, report.loss,
-                                 getattr(report, "val_metric", None),
-                                 getattr(report, "phase", None))
-            if progress_callback is not None:
-                progress_callback(report)
-
-        fit_started = time.perf_counter()
-        model = HybridModel.fit(data, config, on_epoch)
-        training_seconds = time.perf_counter() - fit_started
-        raw_losses = list(getattr(model, "loss_history", []) or [])
-        finals = [loss_value(x) for x in raw_losses]
-        if any(x is not None and not math.isfinite(x) for x in finals):
-            raise RuntimeError(f"training diverged: non-finite loss in {finals!r}")
-        losses = plain(raw_losses)
-        blob = model.to_bytes()
-
-        metrics = evaluate_version(data, config, on_step=lambda _report: runs.heartbeat(run.id))
-        comparison = compare_with_active(metrics, decision.active)
-        if comparison:
-            metrics["comparison"] = comparison
-        metrics = plain(metrics)
-        components = components_report(model)
-        settings = config.to_dict()
-
-        version_id = store.insert_version(
-            scope="global", blob=blob, model_type="hybrid",
-            fingerprint=decision.fingerprint.digest, hyperparameters=settings,
-            counts=plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
-            loss_history=losses, metrics=metrics, components=components,
-            created_by=requested_by or run.trigger,
-        )
-        store.activate(version_id, audit=audit_row(result="trained", model_version=version_id))
-        activated = True
-        reason = decision.reason
-        if comparison.get("note"):
-            reason = f"{reason}; {comparison['note']}"
-        runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
-        return TrainResult(status="trained", reason=reason, model_version=version_id,
-                           run_id=run.id, metrics=metrics,
-                           seconds=time.perf_counter() - started,
-                           training=stored_fit(model, losses, training_seconds, components,
-                                                settings))
+            return _run_fold_in(run, user_row, base, config, requested_by, written)
+        return _run_global(run, force, config, progress_callback, requested_by, started, written)
     except cancel.TrainingCancelled as stopped:
         text = f"cancelled by {stopped.by}; the active model is unchanged"
         log.warning("training run %s %s", run.id, text)
-        if version_id is not None and not activated:
-            _quietly(store.mark_failed, version_id, text)
-        _quietly(runs.finish_run, run.id, "cancelled", reason=text)
-        return TrainResult(status="cancelled", reason=text, model_version=None, run_id=run.id,
-                           scope=run.scope, user=email, seconds=time.perf_counter() - started)
+        _record_cancelled(run, written, text)
+        return _ended(run, "cancelled", text, email, started)
     except KeyboardInterrupt:  # Ctrl-C on `train`: stopped by the person, like a cancel
-        text = "interrupted (Ctrl-C); the active model is unchanged"
-        if version_id is not None and not activated:
-            _quietly(store.mark_failed, version_id, text)
-        _quietly(runs.finish_run, run.id, "cancelled", reason=text)
+        _record_cancelled(run, written, "interrupted (Ctrl-C); the active model is unchanged")
         raise
     except BaseException as error:
-        text = _reason_line(error)
-        # The outcome reaches the caller (the CLI's one line, the console's run row); the
-        # traceback goes to the log (a file for the CLI), never to a terminal.
-        log.info("training run %s failed: %s", run.id, text, exc_info=True)
-        if version_id is not None and not activated:
-            _quietly(store.mark_failed, version_id, text)
-        _finish_failed(run, text, traceback.format_exc())
-        released = True
+        text = _record_failed(run, written, error)
         if not isinstance(error, Exception):
             raise
-        return TrainResult(status="failed", reason=text, model_version=None, run_id=run.id,
-                           scope=run.scope, user=email, seconds=time.perf_counter() - started)
+        return _ended(run, "failed", text, email, started)
     finally:
         heartbeat.stop()
-        if not released:
+        if not written.released:
             _quietly(runs.release, run.id, run.scope, run.user_id)
+
+
+def _run_fold_in(run: runs.RunInfo, user_row, base, config, requested_by,
+                 written: _Written) -> TrainResult:
+    if run.status == "queued":
+        runs.mark_running(run.id)
+    result = _fold_in(run, user_row, base, config, requested_by)
+    written.activated = written.released = True  # committed with the version
+    return result
+
+
+def _run_global(run: runs.RunInfo, force: bool, config, progress_callback, requested_by,
+                started: float, written: _Written) -> TrainResult:
+    """Decides under the lock; skips, or trains, evaluates, stores and activates."""
+    runs.mark_running(run.id, total_epochs=config.epochs, hyperparameters=config.to_dict())
+    decision = decide(config, force=force)
+    if not decision.train:
+        kept = runs.finish_skipped(run, reason=decision.reason,
+                                   skip_key=decision.skip_key or decision.reason[:200])
+        active = decision.active
+        return TrainResult(status="skipped", reason=decision.reason,
+                           model_version=active.id if active else None, run_id=kept.id,
+                           metrics=active.metrics if active else {},
+                           seconds=time.perf_counter() - started)
+    runs.set_reason(run.id, decision.reason)
+    return _train_global(run, decision, config, progress_callback, requested_by, started,
+                         written)
+
+
+def _train_global(run: runs.RunInfo, decision: Decision, config, progress_callback,
+                  requested_by, started: float, written: _Written) -> TrainResult:
+    """Steps 3 to 5 of the module docstring: fit, evaluate, store, then activate."""
+    from data_access.training_data import load_training_data
+
+    data = load_training_data()
+    model, training_seconds = _fit(run, data, config, progress_callback)
+    losses = _finite_losses(model)
+    blob = model.to_bytes()
+    metrics, comparison = _evaluation(run, data, config, decision.active)
+    components = components_report(model)
+    settings = config.to_dict()
+    version_id = store.insert_version(
+        scope="global", blob=blob, model_type="hybrid",
+        fingerprint=decision.fingerprint.digest, hyperparameters=settings,
+        counts=plain(getattr(model, "counts", {}) or {}), training_seconds=training_seconds,
+        loss_history=losses, metrics=metrics, components=components,
+        created_by=requested_by or run.trigger,
+    )
+    written.version_id = version_id
+    store.activate(version_id, audit=audit_row(result="trained", model_version=version_id))
+    written.activated = True
+    reason = decision.reason
+    if comparison.get("note"):
+        reason = f"{reason}; {comparison['note']}"
+    runs.finish_run(run.id, "succeeded", reason=reason, model_id=version_id)
+    return TrainResult(status="trained", reason=reason, model_version=version_id,
+                       run_id=run.id, metrics=metrics,
+                       seconds=time.perf_counter() - started,
+                       training=stored_fit(model, losses, training_seconds, components,
+                                           settings))
+
+
+def _fit(run: runs.RunInfo, data, config, progress_callback) -> tuple[Any, float]:
+    """The model fitted on `data`, every epoch recorded on the run, and the seconds it took."""
+    from beacon.model import HybridModel
+
+    def on_epoch(report) -> None:
+        runs.record_progress(run.id, report.epoch, report.total_epochs, report.loss,
+                             getattr(report, "val_metric", None),
+                             getattr(report, "phase", None))
+        if progress_callback is not None:
+            progress_callback(report)
+
+    fit_started = time.perf_counter()
+    model = HybridModel.fit(data, config, on_epoch)
+    return model, time.perf_counter() - fit_started
+
+
+def _finite_losses(model) -> list:
+    """The model's loss history, JSON-safe; RuntimeError when a loss is not finite (a broken
+    model is refused)."""
+    raw_losses = list(getattr(model, "loss_history", []) or [])
+    finals = [loss_value(x) for x in raw_losses]
+    if any(x is not None and not math.isfinite(x) for x in finals):
+        raise RuntimeError(f"training diverged: non-finite loss in {finals!r}")
+    return plain(raw_losses)
+
+
+def _evaluation(run: runs.RunInfo, data, config,
+                active: store.VersionMeta | None) -> tuple[dict, dict]:
+    """The offline evaluation, with its comparison with the active version when there is one,
+    and that comparison."""
+    metrics = evaluate_version(data, config, on_step=lambda _report: runs.heartbeat(run.id))
+    comparison = compare_with_active(metrics, active)
+    if comparison:
+        metrics["comparison"] = comparison
+    return plain(metrics), comparison
+
+
+def _discard_version(written: _Written, text: str) -> None:
+    """A version this run inserted but did not activate is marked failed."""
+    if written.version_id is not None and not written.activated:
+        _quietly(store.mark_failed, written.version_id, text)
+
+
+def _record_cancelled(run: runs.RunInfo, written: _Written, text: str) -> None:
+    _discard_version(written, text)
+    _quietly(runs.finish_run, run.id, "cancelled", reason=text)
+
+
+def _record_failed(run: runs.RunInfo, written: _Written, error: BaseException) -> str:
+    """Records the failure (called while `error` is being handled: the traceback is its own)
+    and returns the run's reason."""
+    text = _reason_line(error)
+    # The outcome reaches the caller (the CLI's one line, the console's run row); the
+    # traceback goes to the log (a file for the CLI), never to a terminal.
+    log.info("training run %s failed: %s", run.id, text, exc_info=True)
+    _discard_version(written, text)
+    _finish_failed(run, text, traceback.format_exc())
+    written.released = True
+    return text
+
+
+def _ended(run: runs.RunInfo, status: str, text: str, email: str | None,
+           started: float) -> TrainResult:
+    """The result of a run that stopped without a model (cancelled or failed)."""
+    return TrainResult(status=status, reason=text, model_version=None, run_id=run.id,
+                       scope=run.scope, user=email, seconds=time.perf_counter() - started)
 
 
 def _reason_line(error: BaseException) -> str:
