@@ -251,7 +251,8 @@ def run_outcome(run_id: int) -> RunOutcome | None:
     if run is None:
         return None
     if run.user_id is not None:
-        what = f"retrain of user {run.user_id}"
+        user = catalog.user_by_id(run.user_id)
+        what = f"retrain of {user.email}" if user is not None else f"retrain of user {run.user_id}"
     else:
         what = {"force": "forced retrain", "button": "smart retrain"}.get(run.trigger,
                                                                        f"{run.trigger} retrain")
@@ -272,12 +273,25 @@ def run_outcome(run_id: int) -> RunOutcome | None:
     elif run.status == "skipped":
         text = f"{head} skipped: {run.reason or 'nothing to do'}. The active model stays."
     else:
-        error = (run.error or "").strip().splitlines()
-        detail = error[-1][:300] if error else run.reason or "no detail"
+        detail = _failure_detail(run)
         text = f"{head} {run.status}: {detail}."
         if "active model is unchanged" not in detail:
             text += " The active model is unchanged."
     return RunOutcome(run.id, True, run.status, kind, text)
+
+
+def _failure_detail(run: runs.RunInfo) -> str:
+    """Why a run ended without a model, in one line. A stored traceback's last line can be
+    SQLAlchemy's "(Background on this error at: …)"; the run's reason is the explained line
+    (beacon.failures) written with it. A one-line error ("abandoned: …", "could not start: …")
+    is that line; a cancelled run has only its reason."""
+    error = (run.error or "").strip()
+    if error and not error.startswith("Traceback"):
+        line = error.splitlines()[0]
+        return line.removeprefix(f"{run.status}: ")[:300]  # "abandoned: abandoned: …" reads badly
+    if run.reason:
+        return run.reason[:300]
+    return error.splitlines()[-1][:300] if error else "no detail"
 
 
 def _convergence_warning(version_id: int | None) -> str:

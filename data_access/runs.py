@@ -219,13 +219,17 @@ def running_run(scope: str = "global", user_id: int | None = None) -> RunInfo | 
 
 
 def heartbeat(run_id: int) -> None:
-    """Mark the run (and its lock) alive now; called by a worker's heartbeat thread."""
+    """Mark the run (and its lock) alive now; called by a worker's heartbeat thread.
+
+    Every writer of both rows takes the run's row first, then the lock's (record_progress,
+    finish, recovery): the other order let a heartbeat and an epoch's progress deadlock on
+    Postgres, which failed the training."""
     now = utcnow()
     with session_scope() as session:
-        session.execute(update(TrainingLock).where(TrainingLock.run_id == run_id)
-                        .values(heartbeat_at=now))
         session.execute(update(TrainingRun).where(TrainingRun.id == run_id,
                                                   TrainingRun.status.in_(LIVE_STATUSES))
+                        .values(heartbeat_at=now))
+        session.execute(update(TrainingLock).where(TrainingLock.run_id == run_id)
                         .values(heartbeat_at=now))
 
 
@@ -301,6 +305,8 @@ def recover_abandoned(stale_after: timedelta = DEFAULT_STALE_AFTER) -> list[RunI
                     candidates.append((None, run.id, why))
     for key, run_id, why in candidates:
         with session_scope() as session:
+            if run_id is not None:
+                _write_first(session, run_id)  # the run's row before the lock's, as everywhere
             if key is not None:
                 # Only this exact lock: a new holder that took the scope meanwhile is untouched.
                 session.execute(delete(TrainingLock).where(
@@ -308,7 +314,6 @@ def recover_abandoned(stale_after: timedelta = DEFAULT_STALE_AFTER) -> list[RunI
                     TrainingLock.run_id == run_id if run_id is not None
                     else TrainingLock.run_id.is_(None)))
             if run_id is not None:
-                _write_first(session, run_id)
                 row = session.get(TrainingRun, run_id)
                 if row is not None and row.status in LIVE_STATUSES:
                     row.status = "abandoned"

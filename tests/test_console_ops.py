@@ -549,13 +549,22 @@ def test_a_cancelled_or_failed_run_says_once_that_the_active_model_stays(seeded:
     runs.finish_run(cancelled.id, "cancelled",
                     reason="cancelled by op@example.org; the active model is unchanged")
     failed = runs.create_run("global", trigger="button", status="running")
-    runs.finish_run(failed.id, "failed", reason="x", error="Traceback\nValueError: bad data")
+    # the stored traceback of a database error ends on SQLAlchemy's link, not on what happened
+    runs.finish_run(failed.id, "failed", reason="cannot use the database: deadlock detected",
+                    error="Traceback (most recent call last):\npsycopg.errors.DeadlockDetected: "
+                          "deadlock detected\n(Background on this error at: https://sqlalche.me)")
+    abandoned = runs.create_run("global", trigger="cli", status="running")
+    runs.finish_run(abandoned.id, "abandoned", reason="forced",
+                    error="abandoned: its process 4242 on host-a is gone")
     assert console.run_outcome(cancelled.id).text == (
         f"Run {cancelled.id} (forced retrain) cancelled: cancelled by op@example.org; the "
         "active model is unchanged.")
     assert console.run_outcome(failed.id).text == (
-        f"Run {failed.id} (smart retrain) failed: ValueError: bad data. The active model is "
-        "unchanged.")
+        f"Run {failed.id} (smart retrain) failed: cannot use the database: deadlock detected. "
+        "The active model is unchanged.")
+    assert console.run_outcome(abandoned.id).text == (
+        f"Run {abandoned.id} (cli retrain) abandoned: its process 4242 on host-a is "
+        "gone. The active model is unchanged.")
 
 
 def test_user_retrain_without_an_email_starts_nothing(seeded_with_model: str) -> None:

@@ -467,3 +467,44 @@ def test_fingerprint_state_for_the_console(world):
     assert versions.fingerprint_state(CONFIG) == "current"
     add_interaction(world["users"]["football0@example.org"], world["events"]["football-3"])
     assert versions.fingerprint_state(CONFIG) == "stale"
+
+
+@pytest.mark.postgres
+def test_a_heartbeat_waits_behind_an_epochs_progress_instead_of_deadlocking(db):
+    """An epoch's progress writes the run's row, then the lock's. A heartbeat that took the
+    lock's row first deadlocked with it on Postgres and failed the training. Here the progress
+    transaction holds the run's row while a heartbeat starts; its lock-row write must then go
+    through."""
+    from sqlalchemy import text
+
+    from data_access.db import get_engine
+
+    run_id = runs.acquire("global", trigger="cli").run.id
+    engine = get_engine(db)
+    errors: list[BaseException] = []
+
+    def beat() -> None:
+        try:
+            runs.heartbeat(run_id)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    with engine.connect() as progress:
+        progress.execute(text("SET lock_timeout = '10s'"))
+        progress.execute(text("UPDATE training_runs SET epoch = 1 WHERE id = :id"), {"id": run_id})
+        heartbeat = threading.Thread(target=beat)
+        heartbeat.start()
+        for _ in range(400):  # until the heartbeat waits on a row lock
+            with engine.connect() as watcher:
+                if watcher.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query ILIKE 'UPDATE training_%'")).scalar_one():
+                    break
+            heartbeat.join(0.025)
+        else:
+            raise AssertionError("the heartbeat never waited on the progress transaction")
+        progress.execute(text("UPDATE training_locks SET heartbeat_at = now() "
+                              "WHERE run_id = :id"), {"id": run_id})
+        progress.commit()
+    heartbeat.join(30)
+    assert not heartbeat.is_alive() and errors == []
