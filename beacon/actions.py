@@ -117,11 +117,12 @@ def _granted_by(permission: str) -> str:
 class PermissionDenied(BeaconError):
     """An actor asked for an action its role (or key scopes) does not allow."""
 
-    def __init__(self, actor: Actor, action: str, needs: str):
+    def __init__(self, actor: Actor, action: str, needs: str, why: str | None = None):
         holds = (f"API key scopes {', '.join(sorted(actor.scopes)) or 'none'}"
                  if actor.kind == "api_key" else f"role {actor.role or 'none'}")
-        super().__init__(f"{actor.name} may not {action}: it needs the {needs!r} permission "
-                         f"({_granted_by(needs)}), and {actor.name} has {holds}")
+        super().__init__(f"{actor.name} may not {action}: " + (why or (
+            f"it needs the {needs!r} permission ({_granted_by(needs)}), and {actor.name} has "
+            f"{holds}")))
         self.actor = actor
         self.action = action
         self.needs = needs
@@ -242,8 +243,9 @@ def state_changing(action: str, needs: str) -> Callable[[F], F]:
             if not isinstance(actor, Actor):
                 raise TypeError(f"action {action!r} needs actor=Actor(...), got {actor!r}")
             params = _params(signature, args, kwargs)
-            if not actor.may(needs):
-                denied = PermissionDenied(actor, action, needs)
+            actor, gone = _as_stored_now(actor)
+            if gone or not actor.may(needs):
+                denied = PermissionDenied(actor, action, needs, gone)
                 record(actor, action, "refused", params, str(denied))
                 raise denied
             return _audited(actor, action, params,
@@ -254,6 +256,26 @@ def state_changing(action: str, needs: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _as_stored_now(actor: Actor) -> tuple[Actor, str | None]:
+    """An operator acts with the role stored now, not the one a console session signed in
+    with: a page part that reruns on its own (a fragment) never passes the sign-in gate again,
+    and an admin's demotion or disabling must stop it at once. Returns the actor to check and,
+    for a disabled operator, why it may do nothing. An operator with no stored row (an
+    in-process caller's own Actor) acts as given."""
+    if actor.kind != "operator":
+        return actor, None
+    from data_access import operators
+
+    stored = operators.get(actor.name)
+    if stored is None:
+        return actor, None
+    if stored.disabled:
+        return actor, "this operator was disabled"
+    if stored.role != actor.role:
+        return dataclasses.replace(actor, role=stored.role), None
+    return actor, None
 
 
 def _audited(actor: Actor, action: str, params: dict[str, Any], work: Callable[[], Any],

@@ -42,6 +42,8 @@ def _call(api: Api, method: str, path: str, body, headers: dict):
 
 
 def test_every_scope_is_refused_and_allowed(api: Api) -> None:
+    from data_access import audit
+
     for method, path, scope, body in ENDPOINTS:
         missing = _call(api, method, path, body, {})
         assert missing.status_code == 401, (path, missing.text)
@@ -50,9 +52,20 @@ def test_every_scope_is_refused_and_allowed(api: Api) -> None:
         assert unknown.status_code == 401, path
         for other in ("recommend", "ingest", "admin"):
             if other != scope:
+                before = len(audit.entries())
                 refused = _call(api, method, path, body, api.headers(other))
                 assert refused.status_code == 403, (path, other)
                 assert scope in refused.json()["error"]["message"]
+                # a refused change is in the audit trail under the key; a refused read is not
+                rows = audit.entries()[:len(audit.entries()) - before]
+                if method == "GET":
+                    assert rows == [], (path, other)
+                else:
+                    [row] = rows
+                    assert (row.who, row.kind, row.outcome) == (f"api:test-{other}", "api_key",
+                                                                "refused"), (path, other)
+                    assert row.action.startswith(f"{method} /v1/") and \
+                        row.params["needs_scope"] == scope, row
         allowed = _call(api, method, path, body, api.headers(scope))
         assert allowed.status_code in (200, 202), (path, allowed.text)
     from beacon import training

@@ -77,6 +77,29 @@ def test_only_admins_manage_operators(db: str) -> None:
     assert operators.list_operators() == []
 
 
+def test_a_demoted_or_disabled_operator_is_refused_with_the_actor_it_signed_in_as(
+        db: str) -> None:
+    """A console fragment (the training panel's cancel button) keeps the Actor its session
+    signed in with; the door checks the role stored now, and refuses a disabled operator."""
+    from beacon.actions import Actor
+    from beacon.training import cancel_training
+
+    _add("ops@example.org", role="operator")
+    signed_in = Actor("ops@example.org", kind="operator", role="operator")
+    with pytest.raises(BeaconError, match="424242"):
+        cancel_training(424242, actor=signed_in)  # allowed: it fails on the run, not the role
+    operators.set_role("ops@example.org", "viewer", actor=ADMIN)
+    with pytest.raises(PermissionDenied, match="has role viewer"):
+        cancel_training(424242, actor=signed_in)
+    operators.set_role("ops@example.org", "operator", actor=ADMIN)
+    operators.set_disabled("ops@example.org", actor=ADMIN)
+    with pytest.raises(PermissionDenied, match="this operator was disabled"):
+        cancel_training(424242, actor=signed_in)
+    refused = [(r.who, r.outcome) for r in audit.entries(action="cancel_training")
+               if r.outcome == "refused"]
+    assert refused == [("ops@example.org", "refused")] * 2
+
+
 def test_failures_slow_down_then_lock_and_are_audited(db: str) -> None:
     _add("v@example.org")
     waits: list[float] = []
