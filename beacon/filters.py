@@ -128,7 +128,7 @@ class FilterParams:
         latitude = _number(lat, "latitude")
         longitude = _number(lon, "longitude")
         if (latitude is None) != (longitude is None):
-            raise BeaconError("give both latitude and longitude (--lat and --lon), or neither")
+            raise BeaconError("give both latitude and longitude, or neither")
         if latitude is not None and not -90.0 <= latitude <= 90.0:
             raise BeaconError(f"latitude {latitude:g} is out of range (-90 to 90)")
         if longitude is not None and not -180.0 <= longitude <= 180.0:
@@ -658,9 +658,8 @@ def _origin(params: FilterParams,
     if home is not None and home[0] is not None and home[1] is not None:
         return (float(home[0]), float(home[1])), "home"
     if params.max_km is not None:
-        raise BeaconError(
-            "a max distance needs a point (--lat and --lon) or a user with a home location"
-        )
+        raise BeaconError("a max distance needs a point (a latitude and a longitude) or a user "
+                          "with a home location")
     return None, ""
 
 
