@@ -41,12 +41,30 @@ def _changed(message: str) -> None:
 
 
 database = console.database_key()
-rows = _rows(database, console.versions_stamp())  # a version trained elsewhere shows at once
+stamp = console.versions_stamp()
+rows = _rows(database, stamp)  # a version trained elsewhere shows at once
+
+
+@st.fragment(run_every=5)
+def _follow_other_operators(drawn: tuple) -> None:
+    """Draw the page again when a version is added, deleted or activated elsewhere (another
+    operator, the API, cron): an open page would otherwise offer a rollback to a version that
+    is already active, or show a deleted one."""
+    if console.versions_stamp() != drawn:
+        st.rerun(scope="app")
+
+
+_follow_other_operators(stamp)
 
 st.title("Models")
 notice = st.session_state.pop("models_notice", None)
 if notice:
     st.success(notice)
+pending = st.session_state.get("confirm_activate")
+if pending is not None and pending not in {row["id"] for row in rows}:
+    st.session_state.pop("confirm_activate", None)
+    st.warning(f"Version {pending} was deleted (a clean-up) while its activation waited for "
+               "confirmation: nothing was activated.", icon=":material/warning:")
 if not rows:
     st.info("No model has been trained yet. Train one on the Training page.", icon=":material/info:")
     st.stop()
@@ -109,6 +127,10 @@ else:
     st.caption(_ui.sentence(detail.components_note))
 
 if detail.status == "active":
+    if st.session_state.pop("confirm_activate", None) == detail.id:
+        st.info(f"Version {detail.id} became active elsewhere (another operator, the API or the "
+                "command line) while its activation waited for confirmation.",
+                icon=":material/info:")
     st.caption(f"Version {detail.id} is the active {detail.scope} model.")
 elif detail.status == "failed":
     st.warning(f"Version {detail.id} failed and cannot be activated.")

@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from beacon import bootstrap, console
+from beacon import bootstrap, console, versions
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
 from tests.auth_support import ADMIN, actor, shown, signed_in_app
@@ -392,6 +392,37 @@ def test_models_activate_needs_confirmation_then_switches(on_trained: dict) -> N
 
 def _select_version(at: AppTest, version_id: int) -> AppTest:
     return at.selectbox(key="version_pick").set_value(version_id).run()
+
+
+def test_an_open_confirmation_learns_what_another_operator_did(on_trained: dict) -> None:
+    """An activation waiting for "Yes" while another operator activates that version, or
+    cleans it up: the page says what happened instead of nothing."""
+    from data_access import models_store
+
+    first, second = on_trained["versions"]
+    try:
+        at = _select_version(app("pages/models.py"), first)
+        at.button(key="activate").click().run()
+        assert any(f"Activate version {first}?" in w.value for w in at.warning)
+        versions.activate(first, actor=actor("other-admin@example.org"))
+        at.run()
+        no_exception(at)
+        assert f"Version {first} became active elsewhere" in texts(at)
+        assert not any(b.key == "activate_yes" for b in at.button)
+    finally:
+        versions.activate(second, actor=ADMIN)
+    spare = models_store.insert_version(scope="global", blob=b"-", fingerprint="f",
+                                        created_by="test")
+    try:
+        at = _select_version(app("pages/models.py"), spare)
+        at.button(key="activate").click().run()
+        models_store.delete_versions([spare])
+        at.run()
+        no_exception(at)
+        assert f"Version {spare} was deleted (a clean-up) while its activation waited" \
+            in texts(at)
+    finally:
+        models_store.delete_versions([spare])
 
 
 def test_models_compare_and_cleanup_preview(on_trained: dict) -> None:
