@@ -76,6 +76,10 @@ def _controls() -> None:
 
 
 def _hyperparameter_form(defaults: dict) -> None:
+    st.caption("These settings apply to this one training. Smart retrains (the button above, "
+               "the API, cron) train with the defaults, and count the settings in the "
+               "fingerprint: a model trained here reads as stale, and the next smart retrain "
+               "replaces it with one trained on the defaults.")
     with st.form("hyperparameters"):
         a, b, c = st.columns(3)
         # No min/max on the inputs: a value out of range is refused by the browser without a
