@@ -11,6 +11,7 @@ import streamlit as st
 
 from beacon import bootstrap, console
 from beacon.errors import BeaconError
+from beacon.invocation import beacon_command
 from pages import _auth, _ui
 
 ROOT = Path(__file__).resolve().parent
@@ -65,7 +66,7 @@ def _not_ready_page(error: BaseException) -> None:
                  icon=":material/database:")
         st.text(str(error))
         st.markdown("From the project directory, with the same `DATABASE_URL`:")
-        st.code("python -m beacon db upgrade", language="bash")
+        st.code(beacon_command("db upgrade"), language="bash")
     else:
         st.error("The database cannot be used.", icon=":material/database:")
         st.text(str(error))

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 from beacon.actions import SYSTEM
 from beacon.errors import BeaconError
+from beacon.invocation import beacon_command
 from data_access import catalog, migrate, runs
 from data_access.db import create_sqlite_file, database_url, describe_url, sqlite_file
 
@@ -131,8 +132,8 @@ def first_admin(url: str | None = None, out=None) -> bool:
     print(f"\n{rule}\nBeacon: the first administrator was created for this console.\n"
           f"  sign in as: {FIRST_ADMIN_EMAIL}\n  password:   {password}\n"
           "This password is shown only now. Add your own operators with\n"
-          "  python -m beacon operators add you@example.org --role admin\n"
-          f"and replace this one with `python -m beacon operators reset-password "
+          f"  {beacon_command('operators add you@example.org --role admin')}\n"
+          f"and replace this one with `{beacon_command('operators reset-password')} "
           f"{FIRST_ADMIN_EMAIL}`.\n{rule}\n", file=out or sys.stderr, flush=True)
     return True
 
@@ -337,10 +338,10 @@ def needs_data_text(url: str | None = None) -> str:
     return (
         f"The {name} has no users and no events yet. Load data with one of these, from the "
         "project directory with the same DATABASE_URL, then reload this page:\n\n"
-        "- your own data: `python -m beacon import --users users.csv --events events.csv "
+        f"- your own data: `{beacon_command('import --users users.csv --events events.csv')} "
         "--interactions interactions.csv`\n"
-        "- demo data: `python -m beacon demo-data` (then `python -m beacon train`, or the "
-        "Training page)"
+        f"- demo data: `{beacon_command('demo-data')}` (then `{beacon_command('train')}`, or "
+        "the Training page)"
     )
 
 

@@ -17,6 +17,7 @@ import streamlit as st
 from beacon import operators, signin
 from beacon.actions import Actor
 from beacon.errors import BeaconError
+from beacon.invocation import beacon_command
 from pages import _ui
 
 COOKIE_NAME = "beacon_session"
@@ -203,7 +204,7 @@ def _sign_in_page(auth) -> None:
         st.warning("No operator exists yet. On the server, from the project directory with the "
                    "same DATABASE_URL, create the first administrator:",
                    icon=":material/person_add:")
-        st.code("python -m beacon operators add you@example.org --role admin", language="bash")
+        st.code(beacon_command("operators add you@example.org --role admin"), language="bash")
         st.caption("It prints a one-time password. Then reload this page.")
         st.stop()
     if sso_configured():

@@ -107,7 +107,7 @@ def test_first_admin_only_through_the_server_terminal(dialect: str, capsys,
         at = _submit(at, operators.FIRST_ADMIN_EMAIL, password)
         assert at.metric and not at.exception
     else:
-        assert "python -m beacon operators add" in "\n".join(c.value for c in at.code)
+        assert "-m beacon operators add you@example.org" in "\n".join(c.value for c in at.code)
         assert not at.text_input and "password" not in printed
 
 

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from beacon import bootstrap, console, versions
 from beacon.demo import load_demo_data
 from data_access import catalog, migrate, runs
-from tests.auth_support import ADMIN, actor, shown, signed_in_app
+from tests.auth_support import ADMIN, REPO, actor, shown, signed_in_app
 from tests.trained_support import DEMO, tiny_config, two_trained_versions
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
@@ -136,17 +136,32 @@ def test_overview_on_empty_tables_renders(db: str, monkeypatch: pytest.MonkeyPat
 # --------------------------------------------------------------------------------------------
 # First start
 
+def test_a_printed_command_runs_from_a_fresh_shell(db: str) -> None:
+    """The commands the console shows to copy name this interpreter: a bare `python` in a
+    shell without the virtual environment lacks Beacon's packages."""
+    import shlex
+    import subprocess
+
+    from beacon.invocation import beacon_command
+
+    shown = beacon_command("db current --json")
+    fresh_shell = {"PATH": "/usr/local/bin:/usr/bin:/bin", "DATABASE_URL": db}
+    result = subprocess.run(shlex.split(shown), cwd=REPO, env=fresh_shell,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (shown, result.stderr)
+
+
 def test_empty_postgres_gets_instructions_never_a_load(db: str, dialect: str) -> None:
     if dialect != "postgresql":
         # On SQLite the same text is what a non-embedded database would get:
-        assert "python -m beacon demo-data" in bootstrap.needs_data_text(db)
+        assert "-m beacon demo-data" in bootstrap.needs_data_text(db)
         return
     bootstrap.forget_job(db)
     at = app()
     no_exception(at)
     assert at.title[0].value == "Welcome to Beacon"
     page = texts(at)
-    assert "python -m beacon import" in page and "python -m beacon demo-data" in page
+    assert "-m beacon import" in page and "-m beacon demo-data" in page
     assert not catalog.all_user_ids(limit=1), "Postgres must never be auto-loaded"
 
 
@@ -198,7 +213,7 @@ def test_database_at_an_old_schema(empty_db: str, dialect: str,
     at = app(role=None)
     no_exception(at)
     if dialect == "postgresql":
-        assert "python -m beacon db upgrade" in "\n".join(c.value for c in at.code)
+        assert "-m beacon db upgrade" in "\n".join(c.value for c in at.code)
         assert migrate.current_revision(empty_db) == "0001"
     else:
         assert migrate.current_revision(empty_db) == migrate.head_revision()
