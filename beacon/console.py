@@ -200,7 +200,8 @@ class LiveRun:
             return (f"refit on all data, epoch {self.epoch} of {self.total_epochs} "
                     f"(after {validated} epochs with validation){after}")
         if self.progress and self.progress[-1].get("val_metric") is not None:
-            return f"epoch {self.epoch} of {self.total_epochs} at most (early stopping)"
+            # an early stopping that ran to its cap goes on to the evaluation from here
+            return f"epoch {self.epoch} of {self.total_epochs} at most (early stopping){after}"
         return f"epoch {self.epoch} of {self.total_epochs}{after}"
 
 

@@ -739,6 +739,9 @@ def test_live_run_says_which_pass_it_is_in() -> None:
     refit = [{"epoch": 1, "loss": 1.0, "val_metric": None, "phase": "refit"}]
     plain = [{"epoch": 1, "loss": 1.0, "val_metric": None, "phase": "train"}]
     assert live(validated, 3, 30).epoch_text == "epoch 3 of 30 at most (early stopping)"
+    # early stopping that ran to its cap: the evaluation follows, which the text says
+    assert live(validated, 30, 30).epoch_text == (
+        "epoch 30 of 30 at most (early stopping); evaluating and storing the new version")
     assert live(validated + refit, 1, 2).epoch_text == \
         "refit on all data, epoch 1 of 2 (after 3 epochs with validation)"
     assert live(plain, 1, 5).epoch_text == "epoch 1 of 5"
