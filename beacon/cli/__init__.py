@@ -93,6 +93,6 @@ def report(error: BaseException, context: str) -> int:
     from beacon.failures import one_line
     from data_access.db import DatabaseMissing, DatabaseUrlError
 
-    print(f"beacon: error: {one_line(error, context=f'python -m beacon {context}')}"
-          f"{database_line.error_suffix()}", file=sys.stderr)
+    message = one_line(error, context=f"python -m beacon {context}")
+    print(f"beacon: error: {message}{database_line.error_suffix(message)}", file=sys.stderr)
     return 2 if isinstance(error, (BeaconError, DatabaseUrlError, DatabaseMissing)) else 1

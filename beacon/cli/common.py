@@ -99,11 +99,14 @@ class _DatabaseLine:
             if text:
                 print(f"beacon: {text}", file=sys.stderr, flush=True)
 
-    def error_suffix(self) -> str:
-        """'; database …' for an error line when the database was not named yet."""
+    def error_suffix(self, message: str = "") -> str:
+        """'; database …' for an error line when neither a line before nor the `message`
+        itself named the database."""
         text = None if self.shown else self.text()
         self.shown = True
-        return f"; {text}" if text else ""
+        if not text or text.removeprefix("database ").split(" (")[0] in message:
+            return ""
+        return f"; {text}"
 
 
 database_line = _DatabaseLine()
