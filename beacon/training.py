@@ -494,7 +494,8 @@ def _train_global(run: runs.RunInfo, decision: Decision, config, progress_callba
         created_by=requested_by or run.trigger,
     )
     written.version_id = version_id
-    store.activate(version_id, audit=audit_row(result="trained", model_version=version_id))
+    store.activate(version_id, audit=audit_row(result="trained", model_version=version_id),
+                   held_lock=(runs.scope_key("global"), run.id))
     written.activated = True
     reason = decision.reason
     if comparison.get("note"):

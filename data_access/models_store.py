@@ -251,10 +251,13 @@ def serving_candidates(exclude: Iterable[int] = (), limit: int = 5) -> list[Vers
 
 
 def activate(version_id: int, audit: AuditRow | None = None,
-             data_digest: str | None = None) -> VersionMeta:
+             data_digest: str | None = None,
+             held_lock: tuple[str, int] | None = None) -> VersionMeta:
     """Make a version the active one of its scope (and user), in one transaction (with its
     `audit` row, when given). `data_digest`: the data's state as the activation saw it
-    (an operator's activation records it; a trained version's own does not).
+    (an operator's activation records it; a trained version's own does not). `held_lock`:
+    (scope key, run id) of the training activating what it made: runs.LockLost, and nothing
+    activated, unless that run still holds that lock.
 
     Raises VersionNotFound / VersionFailed. Activating the active version is a no-op that
     refreshes nothing.
@@ -274,6 +277,10 @@ def activate(version_id: int, audit: AuditRow | None = None,
             raise VersionNotFound(f"no model version {version_id}")
         if row.status == "failed":
             raise VersionFailed(f"model version {version_id} failed and cannot be activated")
+        if held_lock is not None:
+            from data_access.runs import check_holds_lock
+
+            check_holds_lock(session, held_lock[1], held_lock[0])
         if row.scope == "user":
             _check_base_is_active(session, version_id, row.base_model_id)
         if row.status != "active":

@@ -108,6 +108,24 @@ class Fingerprint:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+class LockLost(RuntimeError):
+    """A run no longer holds its scope's lock: a process that heard no heartbeat from it for
+    too long marked it abandoned, and the scope may have a new holder. What it made must not
+    go live, nor may its outcome overwrite the status it was given."""
+
+
+def check_holds_lock(session, run_id: int, key: str) -> None:
+    """In the caller's transaction (which goes on to activate what the run made): LockLost
+    unless `run_id` holds the lock `key` (read FOR UPDATE on Postgres, so it cannot pass to
+    another run before the transaction ends)."""
+    holder = session.execute(select(TrainingLock.run_id).where(TrainingLock.scope_key == key)
+                             .with_for_update()).scalar_one_or_none()
+    if holder != run_id:
+        now_held = f"; run {holder} holds it now" if holder is not None else ""
+        raise LockLost(f"training run {run_id} lost the lock of {key} (it was marked abandoned "
+                       f"after its heartbeat stopped){now_held}: what it made is not activated")
+
+
 def scope_key(scope: str, user_id: int | None = None) -> str:
     if scope == "global":
         return "global"
@@ -412,6 +430,10 @@ def finish_run(run_id: int, status: str, *, reason: str | None = None,
         row = session.get(TrainingRun, run_id)
         if row is None:
             return None
+        if row.status not in LIVE_STATUSES:
+            # marked abandoned while it went silent (or finished twice): the first final
+            # status stands, since the scope's lock may have passed to another run meanwhile
+            return _info(row)
         row.status = status
         row.finished_at = now
         row.heartbeat_at = now
@@ -459,12 +481,15 @@ def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
 
 def succeed_and_release(session, run: RunInfo, *, reason: str, model_id: int) -> None:
     """In the caller's transaction: the run succeeded with `model_id`, and its scope's lock is
-    free (two statements; a fold-in commits them with its version, all or nothing)."""
+    free (two statements; a fold-in commits them with its version, all or nothing). LockLost
+    when the run no longer holds the lock: the caller's transaction then writes nothing."""
     now = utcnow()
+    key = scope_key(run.scope, run.user_id)
+    check_holds_lock(session, run.id, key)
     session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
         status="succeeded", finished_at=now, heartbeat_at=now, reason=reason, model_id=model_id,
         started_at=func.coalesce(TrainingRun.started_at, now)))
-    _delete_lock(session, run.id, scope_key(run.scope, run.user_id))
+    _delete_lock(session, run.id, key)
 
 
 def set_reason(run_id: int, reason: str) -> None:

@@ -508,3 +508,51 @@ def test_a_heartbeat_waits_behind_an_epochs_progress_instead_of_deadlocking(db):
         progress.commit()
     heartbeat.join(30)
     assert not heartbeat.is_alive() and errors == []
+
+
+def test_a_run_marked_abandoned_while_it_trained_activates_nothing(world):
+    """A training that went silent long enough for another process to mark it abandoned and
+    start its own: when it comes back, what it made is not activated and its row keeps
+    'abandoned' (it used to overwrite both, while another run held the lock)."""
+    from sqlalchemy import delete
+
+    from data_access.schema import TrainingLock
+
+    v1 = _train().model_version
+    taken: list[runs.RunInfo] = []
+
+    def judged_abandoned(report) -> None:
+        if taken:
+            return
+        with session_scope() as session:
+            session.execute(update(TrainingRun).where(TrainingRun.status == "running")
+                            .values(status="abandoned", error="abandoned: no heartbeat"))
+            session.execute(delete(TrainingLock))
+        taken.append(runs.acquire("global", trigger="cli").run)
+
+    result = _train(force=True, progress_callback=judged_abandoned)
+    assert result.status == "failed" and "lost the lock" in result.reason, result.reason
+    assert store.active_global_id() == v1
+    newest = max(v.id for v in store.list_versions() if v.scope == "global")
+    assert newest > v1 and store.get_version(newest).status == "failed"
+    assert runs.get_run(result.run_id).status == "abandoned"
+    assert runs.lock_holder("global").id == taken[0].id  # the other run keeps its lock
+    runs.finish_run(taken[0].id, "cancelled", reason="test")
+    runs.release(taken[0].id, "global")
+
+
+def test_a_fold_in_that_lost_its_lock_writes_nothing(world):
+    from sqlalchemy import delete
+
+    from data_access.schema import TrainingLock
+
+    user_id = world["users"]["jazz0@example.org"]
+    mine = runs.acquire("user", user_id, trigger="cli").run
+    with session_scope() as session:
+        session.execute(delete(TrainingLock))
+    other = runs.acquire("user", user_id, trigger="cli").run
+    with pytest.raises(runs.LockLost, match=f"run {other.id} holds it now"):
+        with session_scope() as session:
+            runs.succeed_and_release(session, mine, reason="folded", model_id=None)
+    assert runs.get_run(mine.id).status == "running"  # the transaction wrote nothing
+    assert runs.lock_holder("user", user_id).id == other.id
