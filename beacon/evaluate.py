@@ -83,7 +83,7 @@ def evaluate_holdout(data: Any, config: Any = None, k: int = 10, cutoff: datetim
                                   pop_count),
     }
     result = _figures(holdout, scorers, cities, k)
-    result["train"] = {"interactions": len(holdout.past), "seconds": round(train_seconds, 3),
+    result["holdout_model"] = {"interactions": len(holdout.past), "seconds": round(train_seconds, 3),
                        "epochs": len(model.loss_history), **{
                            key: model.validation.get(key) for key in ("best_epoch", "best_ndcg")}}
     return result

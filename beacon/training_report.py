@@ -132,8 +132,6 @@ def evaluate_version(data, config, on_step=None) -> dict:
 
         metrics = dict(evaluate_holdout(data, config, k=getattr(config, "eval_k", 10),
                                         callback=on_step))
-        if "train" in metrics:
-            metrics["holdout_model"] = metrics.pop("train")
         return plain(metrics)
     except Exception as error:  # noqa: BLE001 - a model without numbers still serves
         # a warning, not an error: the training succeeded (an "error:" line on stderr reads as

@@ -99,6 +99,8 @@ def test_evaluate_holdout_on_a_small_database(db):
     assert result["candidates"] == len(world["events"])  # all start after the cutoff
     assert result["cold_candidates"] == 2  # events 150 and 250 were never touched before it
     assert seen, "training reported its epochs"
+    # named as a stored evaluation names it, so `evaluate --json` reads the same either way
+    assert "train" not in result and result["holdout_model"]["epochs"] == len(seen)
     for strategy in ("beacon", "popularity", "popularity_city"):
         metrics = result[strategy]
         for key in ("hit_rate", "precision", "recall", "ndcg", "coverage", "cold_hit_share"):
