@@ -17,7 +17,7 @@
    The fingerprint is taken before the data is read, so rows that arrive during training make
    the next decision train again rather than be missed.
 3. Train. Every epoch writes epoch/total/loss/validation metric to the run (and refreshes the
-   heartbeat); a heartbeat thread also refreshes it every 30 s for long epochs.
+   heartbeat); a heartbeat thread also refreshes it every HEARTBEAT_SECONDS for long epochs.
 4. Evaluate offline (temporal holdout, beacon vs popularity); the result is stored in the
    version's metrics. An evaluation that raises is recorded under metrics["evaluation_error"]
    and does not fail the model.
@@ -82,7 +82,7 @@ FOLD_IN_HISTORY = 200  # the newest interactions a fold-in uses
 
 @dataclass(frozen=True)
 class TrainResult:
-    status: str  # trained | skipped | failed | busy
+    status: str  # trained | skipped | failed | busy | cancelled
     reason: str
     model_version: int | None = None
     run_id: int | None = None

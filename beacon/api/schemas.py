@@ -195,7 +195,8 @@ class RecommendationsResponse(BaseModel):
     known_user: bool
     model_version: int | None
     strategy: str
-    source: str = Field(description="personal, global, features or popularity")
+    source: str = Field(description="personal, global, features or popularity; content with "
+                                    "strategy content")
     items: list[RecommendationItem]
 
 

@@ -1,6 +1,7 @@
 """`beacon train [--force] [--user EMAIL] [--seed N] [--json]`: the smart training service from cron and
-scripts. Exit 0 for trained, skipped and busy; 1 for failed; 2 for bad input; 143 when SIGTERM
-cancelled it (the run is recorded `cancelled`, the active model untouched).
+scripts. Exit 0 for trained, skipped and busy; 1 for failed, or cancelled by a cancel request;
+2 for bad input; 143 when SIGTERM cancelled it, 130 for Ctrl-C (the run is recorded `cancelled`,
+the active model untouched).
 
 `beacon train --cancel [--run ID | --user EMAIL]`: ask the running training (global by default)
 to stop at its next batch, wherever it runs."""

@@ -52,7 +52,8 @@ def train(key: Admin, body: TrainBody) -> TrainAccepted:
 
 @router.get("/runs/{run_id}", response_model=Document, responses=NOT_FOUND)
 def get_run(key: Admin, run_id: VersionId) -> dict:
-    """A training run: status (queued, running, succeeded, skipped, failed), progress, result."""
+    """A training run: status (queued and running while live; succeeded, skipped, failed,
+    cancelled or abandoned once final), progress, result."""
     run = runs.get_run(run_id)
     if run is None:
         raise ApiError(404, f"no training run {run_id}", "run_id")
@@ -62,7 +63,8 @@ def get_run(key: Admin, run_id: VersionId) -> dict:
 @router.get("/models", response_model=Document)
 def list_models(key: Admin, scope: Literal["global", "user"] | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
-    """Model versions, newest first (the same objects as `models list --json`)."""
+    """Model versions, newest first, under `versions` (each with `metrics_summary`; `models show`
+    and GET /v1/models/{id} give the full metrics)."""
     return {"versions": [_plain(v.to_dict(full=False))
                          for v in versions.list_versions(scope=scope, limit=limit)]}
 
