@@ -97,3 +97,23 @@ def test_sigterm_stops_the_worker_after_its_batches_without_stranding_claims(db:
         stranded = connection.execute(select(queue.c.user_id).where(
             queue.c.claimed_until.is_not(None))).all()
     assert stranded == []
+
+
+def test_worker_once_reports_json(db: str) -> None:
+    import json
+
+    from beacon.ingest import ingest_interactions
+    from data_access.ingest import IncomingInteraction
+
+    world()
+    now = datetime.now(timezone.utc)
+    ingest_interactions([IncomingInteraction("w-2", "jazz1@example.com", "jazz-2", "click", now)],
+                        actor=ADMIN)
+    out = run_cli("worker", "--once", "--json")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["refreshed"] == 1
+    [user] = payload["users"]
+    assert user["email"] == "jazz1@example.com" and user["cleared"] is True
+    looping = run_cli("worker", "--json")
+    assert looping.returncode == 2 and "--json goes with --once" in looping.stderr

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
 import tempfile
+
+from beacon.cli.common import add_json_flag, emit
+from beacon.errors import BeaconError
 
 
 def register(subparsers) -> None:
@@ -33,11 +37,11 @@ def register(subparsers) -> None:
                      help="batches of users refreshed side by side (default 2, or "
                           "BEACON_REFRESH_THREADS)")
     run.add_argument("--once", action="store_true", help="refresh what is due now, then stop")
+    add_json_flag(run)  # with --once: {refreshed, users: [{email, lag_seconds, ...}]}
     run.set_defaults(handler=run_worker)
 
 
 def _check(args: argparse.Namespace) -> None:
-    from beacon.errors import BeaconError
 
     if not 0 < args.port < 65536:
         raise BeaconError(f"--port must be between 1 and 65535, got {args.port}")
@@ -52,7 +56,6 @@ def _check_listen(host: str, port: int) -> None:
     import errno
     import socket
 
-    from beacon.errors import BeaconError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -94,7 +97,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from beacon import blas_threads
     from beacon.api import supervisor
     from beacon.api.app import FREEZE_GC, IN_PROCESS_WORKER
-    from beacon.errors import BeaconError
     from data_access.migrate import is_embedded_default
 
     _check(args)
@@ -142,7 +144,11 @@ def run_worker(args: argparse.Namespace) -> int:
         done = run_once(worker_name(), worker.interval, limit=1_000_000,
                         threads=worker.threads)
         log(f"refreshed {len(done)} user(s)")
+        if args.json:
+            emit(args, {"refreshed": len(done), "users": [dataclasses.asdict(r) for r in done]})
         return 0
+    if args.json:
+        raise BeaconError("--json goes with --once (a running worker reports on stderr)")
     log(f"refresh worker: at most one refresh per user per {worker.interval.total_seconds():g} s")
     stopped_by: list[int] = []
 
