@@ -711,8 +711,13 @@ def start_training_in_background(
     The queued run and the lock are written before returning, so a second request (from any
     process) is refused immediately: TrainingBusy (a BeaconError naming the running run, with
     `.run_id`). Progress and outcome are read from the run row (`runs.get_run(run_id)`), which
-    every replica sees; `background_result(run_id)` waits for it in this process.
+    every replica sees; `background_result(run_id)` waits for it in this process. `config`: a
+    ModelConfig, or a form's settings as a dict (a bad value is then refused in here, audited).
     """
+    if isinstance(config, dict):
+        from beacon.config import ModelConfig
+
+        config = ModelConfig.from_dict(config)
     requested_by = actor.name
     scope, user_row, base, config, acquired, busy_reason = _request_lock(
         scope, user, trigger, requested_by, config, status="queued", audit=audit_row())

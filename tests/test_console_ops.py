@@ -673,6 +673,10 @@ def test_hyperparameter_form_names_a_bad_value_and_starts_nothing(seeded_with_mo
     no_exception(at)
     assert "bad value for model setting dim: 0" in shown("\n".join(e.value for e in at.error))
     assert {r.id for r in runs.list_runs()} == before
+    from data_access import audit
+
+    [row] = audit.entries(action="start_training")  # refused by the action: on the record
+    assert row.outcome == "failed" and "dim: 0" in row.error
 
 
 def test_hyperparameter_form_trains_with_those_settings(seeded_with_model: str) -> None:
