@@ -371,6 +371,8 @@ def create_run(
 
 def mark_running(run_id: int, total_epochs: int | None = None,
                  hyperparameters: dict | None = None) -> None:
+    """The run starts (or its fit does). LockLost when it is no longer live: a queued run that
+    waited so long that it was marked abandoned must not start."""
     now = utcnow()
     values: dict[str, Any] = {"status": "running", "started_at": now, "heartbeat_at": now}
     if total_epochs is not None:
@@ -378,7 +380,11 @@ def mark_running(run_id: int, total_epochs: int | None = None,
     if hyperparameters is not None:
         values["hyperparameters"] = hyperparameters
     with session_scope() as session:
-        session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
+        started = session.execute(update(TrainingRun).where(
+            TrainingRun.id == run_id, TrainingRun.status.in_(LIVE_STATUSES)).values(**values))
+        if started.rowcount == 0:
+            raise LockLost(f"training run {run_id} is no longer queued or running (it was "
+                           "marked abandoned): it does not start")
 
 
 def _write_first(session, run_id: int) -> None:
@@ -459,6 +465,8 @@ def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
     with session_scope() as session:
         _write_first(session, run.id)
         row = session.get(TrainingRun, run.id)
+        if row.status not in LIVE_STATUSES:  # marked abandoned meanwhile: that status stands
+            return _info(row)
         previous = session.execute(
             select(TrainingRun).where(
                 TrainingRun.scope == run.scope, TrainingRun.id < run.id,
@@ -485,6 +493,7 @@ def succeed_and_release(session, run: RunInfo, *, reason: str, model_id: int) ->
     when the run no longer holds the lock: the caller's transaction then writes nothing."""
     now = utcnow()
     key = scope_key(run.scope, run.user_id)
+    _write_first(session, run.id)  # the run's row before the lock's, as every writer does
     check_holds_lock(session, run.id, key)
     session.execute(update(TrainingRun).where(TrainingRun.id == run.id).values(
         status="succeeded", finished_at=now, heartbeat_at=now, reason=reason, model_id=model_id,

@@ -469,23 +469,31 @@ def test_fingerprint_state_for_the_console(world):
     assert versions.fingerprint_state(CONFIG) == "stale"
 
 
+def _fold_in_commit(run: runs.RunInfo) -> None:
+    with session_scope() as session:
+        runs.succeed_and_release(session, run, reason="folded", model_id=None)
+
+
 @pytest.mark.postgres
-def test_a_heartbeat_waits_behind_an_epochs_progress_instead_of_deadlocking(db):
-    """An epoch's progress writes the run's row, then the lock's. A heartbeat that took the
-    lock's row first deadlocked with it on Postgres and failed the training. Here the progress
-    transaction holds the run's row while a heartbeat starts; its lock-row write must then go
-    through."""
+@pytest.mark.parametrize("writer", [lambda run: runs.heartbeat(run.id), _fold_in_commit],
+                         ids=["heartbeat", "fold-in commit"])
+def test_writers_of_a_run_wait_behind_an_epochs_progress_instead_of_deadlocking(db, writer):
+    """An epoch's progress writes the run's row, then the lock's. A heartbeat (or a fold-in's
+    final transaction) that took the lock's row first deadlocked with it on Postgres and failed
+    the training. Here the progress transaction holds the run's row while the other writer
+    starts; its own lock-row write must then go through."""
     from sqlalchemy import text
 
     from data_access.db import get_engine
 
-    run_id = runs.acquire("global", trigger="cli").run.id
+    run = runs.acquire("global", trigger="cli").run
+    run_id = run.id
     engine = get_engine(db)
     errors: list[BaseException] = []
 
     def beat() -> None:
         try:
-            runs.heartbeat(run_id)
+            writer(run)
         except BaseException as error:  # noqa: BLE001 - reported by the test
             errors.append(error)
 
@@ -556,3 +564,15 @@ def test_a_fold_in_that_lost_its_lock_writes_nothing(world):
             runs.succeed_and_release(session, mine, reason="folded", model_id=None)
     assert runs.get_run(mine.id).status == "running"  # the transaction wrote nothing
     assert runs.lock_holder("user", user_id).id == other.id
+
+
+def test_a_run_marked_abandoned_neither_starts_nor_turns_skipped(world):
+    queued = runs.acquire("global", trigger="cli", status="queued").run
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == queued.id)
+                        .values(status="abandoned"))
+    with pytest.raises(runs.LockLost, match="does not start"):
+        runs.mark_running(queued.id)
+    skipped = runs.finish_skipped(queued, reason="nothing to do", skip_key="k")
+    assert skipped.status == "abandoned" == runs.get_run(queued.id).status
+    runs.release(queued.id, "global")
