@@ -60,6 +60,9 @@ class Actor:
     kind: str = "operator"
     role: str | None = None  # operators, the CLI and the system
     scopes: frozenset[str] = frozenset()  # API keys
+    # an API key's public start ("bk_0123456789"): a revoked key's name may pass to another
+    # key, so the audit names which of the two acted
+    key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -153,7 +156,7 @@ def audit_row(**outcome: Any):
     pending.written = True
     params = {**pending.params, **{k: _plain(v) for k, v in outcome.items()}}
     return AuditRow(who=pending.actor.name, kind=pending.actor.kind, action=pending.action,
-                    outcome="ok", params=params)
+                    outcome="ok", params=_with_key(pending.actor, params))
 
 
 def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | None = None,
@@ -163,7 +166,7 @@ def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | Non
 
     try:
         write(AuditRow(who=actor.name, kind=actor.kind, action=action, outcome=outcome,
-                       params=params or {}, error=error))
+                       params=_with_key(actor, params or {}), error=error))
     except Exception:  # noqa: BLE001 - the action's own outcome must not be hidden by this
         # An action that failed or was refused already reports why, and its audit row usually
         # fails for the same reason (database busy, read-only, gone): one line for the person,
@@ -171,6 +174,10 @@ def record(actor: Actor, action: str, outcome: str, params: dict[str, Any] | Non
         level = logging.WARNING if outcome == "ok" else logging.INFO
         log.log(level, "could not write the audit row for %s by %s (%s)", action, actor.name,
                 outcome, exc_info=True)
+
+
+def _with_key(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
+    return {**params, "api_key": actor.key} if actor.key else params
 
 
 # --- parameters as JSON ---------------------------------------------------------------------

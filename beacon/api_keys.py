@@ -60,7 +60,8 @@ class KeyInfo:
 
     def actor(self) -> Actor:
         """Who a request made with this key acts as: its scopes are its permissions."""
-        return Actor(f"api:{self.name}", kind="api_key", scopes=frozenset(self.scopes))
+        return Actor(f"api:{self.name}", kind="api_key", scopes=frozenset(self.scopes),
+                     key=f"{KEY_PREFIX}{self.prefix}")
 
     def to_json(self) -> dict:
         return {

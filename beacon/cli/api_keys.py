@@ -38,9 +38,12 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def _line(key: dict) -> str:
+    from beacon.api_keys import KEY_PREFIX
+
     state = "revoked " + key["revoked_at"][:19] if key["revoked_at"] else "active"
     used = key["last_used_at"][:19] if key["last_used_at"] else "never"
-    return (f"{key['name']:<24} bk_{key['prefix']}_… {','.join(key['scopes']):<24} {state:<28} "
+    return (f"{key['name']:<24} {KEY_PREFIX}{key['prefix']}_… {','.join(key['scopes']):<24} "
+            f"{state:<28} "
             f"created {key['created_at'][:19]} by {key['created_by'] or '?'}, last used {used}")
 
 
