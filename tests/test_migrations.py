@@ -76,3 +76,26 @@ def test_0008_keeps_api_keys_and_frees_a_revoked_keys_name(empty_db: str) -> Non
         connection.execute(insert, {"n": "backend", "p": "0003", "t": created, "r": None})
     with pytest.raises(IntegrityError), get_engine(empty_db).begin() as connection:
         connection.execute(insert, {"n": "other", "p": "0002", "t": created, "r": None})
+
+
+def test_0008_downgrades_with_a_reused_name(db: str) -> None:
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    insert = text("INSERT INTO api_keys (name, prefix, key_hash, scopes, created_at, revoked_at) "
+                  "VALUES (:n, :p, 'h', 'recommend', :t, :r)")
+    with get_engine(db).begin() as connection:
+        connection.execute(insert, {"n": "backend", "p": "0001", "t": created, "r": created})
+        connection.execute(insert, {"n": "backend", "p": "0002", "t": created, "r": None})
+    from alembic import command
+
+    config = migrate._config()
+    with get_engine(db).connect() as connection:
+        if connection.dialect.name == "sqlite":  # as migrate.upgrade does for batch rebuilds
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+    with get_engine(db).connect() as connection:
+        names = connection.execute(text("SELECT prefix, name FROM api_keys ORDER BY prefix")).all()
+    assert [tuple(row) for row in names][1] == ("0002", "backend")
+    assert names[0][1].startswith("backend#")

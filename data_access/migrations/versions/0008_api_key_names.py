@@ -51,6 +51,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # UNIQUE (name) again: a revoked key whose name was given to another key is renamed
+    # "<name>#<id>" first, or the constraint could not be created
+    op.execute(sa.text(
+        "UPDATE api_keys SET name = substr(name, 1, 80) || '#' || CAST(id AS VARCHAR(20)) "
+        "WHERE revoked_at IS NOT NULL AND name IN "
+        "(SELECT name FROM api_keys GROUP BY name HAVING count(*) > 1)"))
     op.drop_index('uq_api_keys_active_name', table_name='api_keys')
     with op.batch_alter_table('api_keys') as batch_op:
         batch_op.create_unique_constraint('api_keys_name_key', ['name'])
