@@ -451,12 +451,17 @@ def start_user_retrain(email: str | None, *, actor: Actor) -> Started:
 METRIC_NAMES = ("ndcg", "hit_rate", "precision", "recall", "coverage")
 
 
-def versions_stamp() -> tuple:
-    """A cheap value that changes with any version added, deleted, activated or failed: the
-    key for caching what the console shows about versions (see data_access.models_store)."""
+def versions_stamp(scope: str | None = None) -> tuple:
+    """A cheap value that changes with any version (of `scope`, or any) added, deleted,
+    activated or failed: the key for caching what the console shows about versions (see
+    data_access.models_store)."""
     from data_access import models_store
 
-    return models_store.versions_stamp()
+    return models_store.versions_stamp(scope)
+
+
+def version_exists(version_id: int) -> bool:
+    return models_store.get_version(int(version_id)) is not None
 
 
 def version_rows(limit: int = 200) -> list[dict]:

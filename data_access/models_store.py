@@ -155,14 +155,18 @@ def _serialize_activations(session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATE_LOCK_KEY})
 
 
-def versions_stamp() -> tuple:
-    """Changes whenever a version is added, deleted, activated or marked failed: (count, max
-    id, max activated_at, failed count). One aggregate over a small table; the console keys
-    its cached version lists on it, so a version trained elsewhere shows at once."""
+def versions_stamp(scope: str | None = None) -> tuple:
+    """Changes whenever a version (of `scope`, or any) is added, deleted, activated or marked
+    failed: (count, max id, max activated_at, failed count). One aggregate over a small table;
+    the console keys its cached version lists on it, so a version trained elsewhere shows at
+    once."""
     failed = func.sum(case((ModelVersion.status == "failed", 1), else_=0))
+    query = select(func.count(), func.max(ModelVersion.id), func.max(ModelVersion.activated_at),
+                   failed)
+    if scope is not None:
+        query = query.where(ModelVersion.scope == scope)
     with session_scope() as session:
-        row = session.execute(select(func.count(), func.max(ModelVersion.id),
-                                     func.max(ModelVersion.activated_at), failed)).one()
+        row = session.execute(query).one()
     return (int(row[0]), row[1], row[2].isoformat() if row[2] else None, int(row[3] or 0))
 
 

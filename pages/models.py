@@ -47,21 +47,23 @@ rows = _rows(database, stamp)  # a version trained elsewhere shows at once
 
 @st.fragment(run_every=5)
 def _follow_other_operators(drawn: tuple) -> None:
-    """Draw the page again when a version is added, deleted or activated elsewhere (another
-    operator, the API, cron): an open page would otherwise offer a rollback to a version that
-    is already active, or show a deleted one."""
-    if console.versions_stamp() != drawn:
+    """Draw the page again when a global version is added, deleted or activated elsewhere
+    (another operator, the API, cron): an open page would otherwise offer a rollback to a
+    version that is already active, or show a deleted one. Fold-ins, which the refresh worker
+    stores all the time, show at the next rerun instead."""
+    if console.versions_stamp("global") != drawn:
         st.rerun(scope="app")
 
 
-_follow_other_operators(stamp)
+_follow_other_operators(console.versions_stamp("global"))
 
 st.title("Models")
 notice = st.session_state.pop("models_notice", None)
 if notice:
     st.success(notice)
 pending = st.session_state.get("confirm_activate")
-if pending is not None and pending not in {row["id"] for row in rows}:
+if pending is not None and pending not in {row["id"] for row in rows} and \
+        not console.version_exists(pending):
     st.session_state.pop("confirm_activate", None)
     st.warning(f"Version {pending} was deleted (a clean-up) while its activation waited for "
                "confirmation: nothing was activated.", icon=":material/warning:")
