@@ -317,7 +317,7 @@ def _label_versions(frame: pd.DataFrame) -> pd.DataFrame:
             scope.append(None)
             label.append(NONE_LABEL)
             continue
-        if int(value) < 0:  # the demo data's history (beacon/demo.py DEMO_VERSION_TAG)
+        if int(value) < 0:  # the demo data's history (beacon/demo/cities.py DEMO_VERSION_TAG)
             scope.append(None)
             label.append(f"demo history {-int(value)}")
             continue
