@@ -41,8 +41,7 @@ def _changed(message: str) -> None:
 
 
 database = console.database_key()
-stamp = console.versions_stamp()
-rows = _rows(database, stamp)  # a version trained elsewhere shows at once
+rows = _rows(database, console.versions_stamp())  # a version trained elsewhere shows at once
 
 
 @st.fragment(run_every=5)
