@@ -344,7 +344,7 @@ def allowed(actor: Actor | None, action: str) -> bool:
 #: modules that declare actions; imported on demand so the registry is complete
 SERVICE_MODULES = ("beacon.training", "beacon.versions", "beacon.cache", "beacon.demo",
                    "beacon.importer", "beacon.operators", "beacon.api_keys", "beacon.ingest",
-                   "beacon.personal", "beacon.refresh")
+                   "beacon.personal", "beacon.refresh", "beacon.training_settings")
 
 
 def _load_services() -> None:

@@ -384,17 +384,55 @@ def overview(now: datetime | None = None) -> Overview:
 class TrainingPageState:
     running: LiveRun | None
     history: list[dict]
-    defaults: dict
+    defaults: dict  # what a retrain without settings of its own trains with: the form's values
+    saved: SavedSettingsView
+
+
+@dataclass(frozen=True)
+class SavedSettingsView:
+    """The saved training settings as the page shows them: one row per setting that differs
+    from the built-in default, and who saved them when."""
+
+    rows: list[dict]
+    updated_by: str | None
+    updated_at: datetime | None
 
 
 def training_page_state() -> TrainingPageState:
-    from beacon.config import ModelConfig
+    from beacon import training_settings
 
+    saved = training_settings.saved()
+    try:
+        defaults = training_settings.current_config().to_dict()
+    except BeaconError:  # settings an older Beacon saved: the page shows them and the fix
+        from beacon.config import ModelConfig
+
+        defaults = ModelConfig().to_dict()
     return TrainingPageState(
         running=running_training(),
         history=[run_row(run) for run in runs.list_runs(limit=RUN_HISTORY)],
-        defaults=ModelConfig().to_dict(),
+        defaults=defaults,
+        saved=SavedSettingsView(rows=_saved_rows(saved.overrides), updated_by=saved.updated_by,
+                                updated_at=saved.updated_at),
     )
+
+
+def _saved_rows(overrides: dict) -> list[dict]:
+    from beacon.config import ModelConfig
+
+    builtin = ModelConfig().to_dict()
+    return [{"setting": name, "saved": _setting_text(value),
+             "built-in default": _setting_text(
+                 {t: builtin[name].get(t) for t in value} if name == "type_weights"
+                 else builtin.get(name))}
+            for name, value in sorted(overrides.items())]
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in sorted(value.items()))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 #: the settings the Training page's form shows (the rest keep their defaults)

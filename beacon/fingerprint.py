@@ -9,10 +9,10 @@ from data_access import runs
 
 
 def config_or_default(config: Any = None) -> Any:
-    """`config`, or the default ModelConfig when None."""
-    from beacon.config import ModelConfig
+    """`config`, or the saved training settings (the built-in defaults under them) when None."""
+    from beacon.training_settings import current_config
 
-    return config if config is not None else ModelConfig()
+    return config if config is not None else current_config()
 
 
 #: settings that do not change what the model learns: changing them is no reason to retrain

@@ -712,12 +712,13 @@ def start_training_in_background(
     process) is refused immediately: TrainingBusy (a BeaconError naming the running run, with
     `.run_id`). Progress and outcome are read from the run row (`runs.get_run(run_id)`), which
     every replica sees; `background_result(run_id)` waits for it in this process. `config`: a
-    ModelConfig, or a form's settings as a dict (a bad value is then refused in here, audited).
+    ModelConfig, or a form's settings as a dict over the saved training settings (a bad value
+    is then refused in here, audited).
     """
     if isinstance(config, dict):
-        from beacon.config import ModelConfig
+        from beacon.training_settings import current_config
 
-        config = ModelConfig.from_dict(config)
+        config = current_config().with_overrides(**config)
     requested_by = actor.name
     scope, user_row, base, config, acquired, busy_reason = _request_lock(
         scope, user, trigger, requested_by, config, status="queued", audit=audit_row())

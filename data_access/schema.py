@@ -446,6 +446,17 @@ class ConsoleSecret(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
+class TrainingSettings(Base):
+    """The settings every training without settings of its own uses (smart retrains, cron, the
+    API), as changes from the built-in defaults: one row per scope ("global")."""
+
+    __tablename__ = "training_settings"
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    overrides: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(320), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 class AuditEntry(Base):
     """Who did what, when, with which parameters, and how it ended."""
 

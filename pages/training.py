@@ -6,7 +6,7 @@ progress panel reads the run row, so it survives navigation and every operator s
 """
 import streamlit as st
 
-from beacon import console, training
+from beacon import console, training, training_settings
 from pages import _ui
 
 _ui.routed(__file__)
@@ -71,15 +71,47 @@ def _controls() -> None:
         email = email_col.text_input("Retrain one user (fold-in)", placeholder="user@example.com")
         if go_col.form_submit_button("Retrain user", icon=":material/person:"):
             _start(console.start_user_retrain, email=email)
-    with st.expander("Hyperparameters for a forced retrain", icon=":material/tune:"):
+    with st.expander("Training settings", icon=":material/tune:"):
+        _saved_settings(state.saved)
         _hyperparameter_form(state.defaults)
 
 
+def _saved_settings(saved: console.SavedSettingsView) -> None:
+    """What every retrain without settings of its own trains with, and (admins) the way back."""
+    if not saved.rows:
+        st.caption("Nothing is saved: smart retrains (the button above, the API, cron) train "
+                   "with the built-in defaults, shown in the form below.")
+        return
+    st.caption(f"Saved by {_ui.plain(saved.updated_by)} on "
+               f"{saved.updated_at:%Y-%m-%d %H:%M} UTC: smart retrains (the button above, the "
+               "API, cron) train with these, and the built-in defaults for the rest.")
+    _ui.table(saved.rows, key="saved_settings")
+    if _ui.may("reset_training_settings") and st.button(
+            "Back to the built-in defaults", icon=":material/restart_alt:",
+            help="Clears the saved settings: the next smart retrain trains with the defaults"):
+        _change_settings(training_settings.reset_training_settings,
+                         "The saved settings are cleared: smart retrains train with the "
+                         "built-in defaults.")
+
+
+def _change_settings(change, done: str, **request) -> None:
+    try:
+        change(actor=_ui.actor(), **request)
+    except Exception as error:  # noqa: BLE001 - a refusal says so on the page
+        st.session_state[NOTICE] = ("error", _ui.failure_text(error), None)
+    else:
+        st.session_state[NOTICE] = ("success", done, None)
+    _state.clear()
+    st.rerun()
+
+
 def _hyperparameter_form(defaults: dict) -> None:
-    st.caption("These settings apply to this one training. Smart retrains (the button above, "
-               "the API, cron) train with the defaults, and count the settings in the "
-               "fingerprint: a model trained here reads as stale, and the next smart retrain "
-               "replaces it with one trained on the defaults.")
+    saves = _ui.may("save_training_settings")
+    st.caption("“Train with these settings” trains once with them (a forced retrain); the "
+               "saved settings stay as they are, and the next smart retrain trains with those."
+               + (" “Save for every retrain” makes them the settings smart retrains use: the "
+                  "active model then reads as stale, and the next smart retrain trains with "
+                  "them." if saves else ""))
     with st.form("hyperparameters"):
         a, b, c = st.columns(3)
         # No min/max on the inputs: a value out of range is refused by the browser without a
@@ -105,8 +137,16 @@ def _hyperparameter_form(defaults: dict) -> None:
             "max_age_hours": c.number_input("Maximum model age (hours)",
                                             value=float(defaults["max_age_hours"])),
         }
-        if st.form_submit_button("Train with these settings", icon=":material/play_arrow:"):
+        train_col, save_col = st.columns(2)
+        if train_col.form_submit_button("Train with these settings",
+                                        icon=":material/play_arrow:"):
             _start(force=True, config=values)
+        if saves and save_col.form_submit_button("Save for every retrain",
+                                                 icon=":material/save:"):
+            _change_settings(training_settings.save_training_settings,
+                             "Saved: smart retrains train with these settings from now on. "
+                             "The active model reads as stale until one has.",
+                             settings=values)
 
 
 if _ui.may("start_training"):

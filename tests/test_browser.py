@@ -445,7 +445,8 @@ def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
         titles = _nav_titles(tab)
         assert titles == [t for t in EXPECTED if t not in ("Audit", "API keys")], titles
         forbidden = re.compile(r"retrain|Retrain user|Activate|Delete|Cancel this training|"
-                               r"Refresh this user|Train with|Preview")
+                               r"Refresh this user|Train with|Save for every|built-in defaults|"
+                               r"Preview")
         for title in titles:
             _open(tab, title)
             tab.locator('[data-testid="stMain"]').get_by_text(EXPECTED[title]).first.wait_for()
@@ -473,7 +474,7 @@ def test_operator_trains_and_cancels(browser, console: Console) -> None:
         assert "Audit" not in _nav_titles(tab)
         _open(tab, "Training")
         main = tab.locator('[data-testid="stMain"]')
-        main.get_by_text("Hyperparameters for a forced retrain").click()
+        main.get_by_text("Training settings").click()
         for label, value in (("Epochs (maximum)", "400"), ("Early-stopping patience", "400")):
             box = main.get_by_label(label)
             box.fill(value)

@@ -696,6 +696,41 @@ def test_hyperparameter_form_trains_with_those_settings(seeded_with_model: str) 
     assert finished.total_epochs is not None and finished.total_epochs <= 2
 
 
+def test_an_administrator_saves_settings_for_every_retrain_and_clears_them(
+        seeded_with_model: str) -> None:
+    from beacon import training_settings
+
+    at = app("pages/training.py")
+    assert "Nothing is saved" in texts(at)
+    next(n for n in at.number_input if n.label == "Epochs (maximum)").set_value(7)
+    before = {r.id for r in runs.list_runs()}
+    next(b for b in at.button if b.label == "Save for every retrain").click().run()
+    no_exception(at)
+    assert training_settings.saved().overrides == {"epochs": 7}
+    assert {r.id for r in runs.list_runs()} == before  # saving trains nothing
+    assert "Saved: smart retrains train with these settings" in texts(at)
+    assert "Saved by admin@example.org" in texts(at)
+    # the form now starts from the saved settings
+    assert next(n for n in at.number_input if n.label == "Epochs (maximum)").value == 7
+    next(b for b in at.button if b.label == "Back to the built-in defaults").click().run()
+    no_exception(at)
+    assert training_settings.saved().overrides == {}
+    assert "Nothing is saved" in texts(at)
+
+
+def test_an_operator_trains_with_settings_but_saves_none(seeded_with_model: str) -> None:
+    from beacon import training_settings
+
+    training_settings.save_training_settings({"epochs": 7}, actor=actor())
+    at = app("pages/training.py", role="operator")
+    no_exception(at)
+    labels = {b.label for b in at.button}
+    assert "Train with these settings" in labels
+    assert not labels & {"Save for every retrain", "Back to the built-in defaults"}, labels
+    assert "Saved by admin@example.org" in texts(at)
+    assert next(n for n in at.number_input if n.label == "Epochs (maximum)").value == 7
+
+
 # --------------------------------------------------------------------------------------------
 # Shared drawing helpers
 

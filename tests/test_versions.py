@@ -357,25 +357,12 @@ def test_state_changing_functions_are_declared():
 
 
 def test_concurrent_activations_leave_exactly_one_active_version(db):
-    import threading
+    from tests.concurrency import at_once
 
     ids = [_global() for _ in range(6)]
     for _round in range(3):
-        barrier = threading.Barrier(len(ids))
-        errors: list[BaseException] = []
-
-        def go(version_id: int) -> None:
-            try:
-                barrier.wait(30)
-                versions.activate(version_id, actor=ADMIN)
-            except BaseException as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-
-        threads = [threading.Thread(target=go, args=(vid,)) for vid in ids]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        errors = at_once(lambda version_id: versions.activate(version_id, actor=ADMIN), ids,
+                         timeout=60)
         assert errors == []
         active = [v.id for v in store.list_versions(scope="global") if v.status == "active"]
         assert len(active) == 1 and store.active_global_id() == active[0]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, \
-    StrictStr, field_validator, model_validator
+    StrictStr, StringConstraints, field_validator, model_validator
 
 from beacon.importer import MAX_PRICE
 from beacon.ingest import MAX_BATCH
@@ -320,6 +320,21 @@ class TrainBody(Strict):
 class TrainAccepted(BaseModel):
     run_id: int
     status_url: str
+
+
+class TrainingSettingsBody(Strict):
+    set: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    reset: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100)
+    reset_all: StrictBool = False
+
+    @model_validator(mode="after")
+    def _something(self) -> "TrainingSettingsBody":
+        if not (self.set or self.reset or self.reset_all):
+            raise FieldError("set", "nothing to change: give set, reset or reset_all")
+        if self.reset_all and self.reset:
+            raise FieldError("reset", "reset names settings; reset_all clears every one")
+        return self
 
 
 class CleanupBody(Strict):

@@ -14,6 +14,7 @@ from beacon.errors import BeaconError
 COMMAND_MODULES = (
     "db", "demo", "importer", "train", "models", "recommend",
     "refresh", "evaluate", "metrics", "operators", "audit", "serve", "api_keys",
+    "training_settings",
 )
 
 

@@ -75,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         from beacon.config import ModelConfig
         from beacon.evaluate import evaluate_holdout
+        from beacon.training_settings import current_config
         from data_access.training_data import load_training_data
 
         config = ModelConfig.from_dict(active.hyperparameters) if active is not None and \
-            active.hyperparameters else ModelConfig()
+            active.hyperparameters else current_config()
         why = "--fresh" if args.fresh else (
             "no stored evaluation" if not usable
             else "the stored one has no content row" if not current

@@ -114,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
         raise BeaconError("--run goes with --cancel")
     config = None
     if args.seed is not None:
-        from beacon.config import ModelConfig
+        from beacon.training_settings import current_config
 
         if args.user:
             raise BeaconError("--seed applies to the global model, not to a user's fold-in")
-        config = ModelConfig().with_overrides(seed=args.seed)
+        config = current_config().with_overrides(seed=args.seed)
     install_signal_cancel()
     progress = _Progress()
     try:

@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from beacon import personal, serving, training, versions
+from beacon import personal, serving, training, training_settings, versions
 from beacon.api.errors import AUTH_RESPONSES, CONFLICT, NOT_FOUND, ApiError
 from beacon.api.routers.recommendations import filter_params
 from beacon.api.schemas import CleanupBody, DebugFilterBody, Document, EmailPath, \
-    TrainAccepted, TrainBody
+    TrainAccepted, TrainBody, TrainingSettingsBody
 from beacon.api.security import require
 from beacon.api_keys import KeyInfo
 from beacon.errors import BeaconError, UnknownUser
@@ -48,6 +48,33 @@ def train(key: Admin, body: TrainBody) -> TrainAccepted:
     except UnknownUser as error:
         raise ApiError(404, str(error), "user") from None
     return TrainAccepted(run_id=run_id, status_url=f"/v1/runs/{run_id}")
+
+
+def _settings_document() -> dict:
+    saved = training_settings.saved()
+    return _plain({"settings": training_settings.current_config().to_dict(),
+                   "saved": saved.overrides, "updated_by": saved.updated_by,
+                   "updated_at": saved.updated_at})
+
+
+@router.get("/training/settings", response_model=Document)
+def get_training_settings(key: Admin) -> dict:
+    """What smart retrains train with (`settings`), and what of it is saved over the built-in
+    defaults (`saved`, with who saved it when): `training-settings show --json`."""
+    return _settings_document()
+
+
+@router.patch("/training/settings", response_model=Document)
+def change_training_settings(key: Admin, body: TrainingSettingsBody) -> dict:
+    """Clear saved settings back to their built-in defaults (`reset`: names; `reset_all`), then
+    save `set` (by name) over the rest, in one transaction: a bad name or value is refused as a
+    whole and nothing is saved. Answers like GET."""
+    try:
+        training_settings.save_training_settings(body.set, reset=body.reset,
+                                                 reset_all=body.reset_all, actor=key.actor())
+    except training_settings.BadSettings as error:
+        raise ApiError(422, str(error), error.part) from None
+    return _settings_document()
 
 
 @router.get("/runs/{run_id}", response_model=Document, responses=NOT_FOUND)
