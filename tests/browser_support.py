@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic"]
@@ -92,6 +94,9 @@ def running_console(database_url: str, log_dir: Path, timeout: float = 90.0) -> 
                 process.wait()
 
 
+#: set on a test item whose call failed (tests/conftest.py), for fixtures that report at teardown
+FAILED = pytest.StashKey[bool]()
+
 APP = '[data-testid="stApp"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
@@ -100,3 +105,41 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """The script run finished (a polling fragment flips the state on each tick: call this
     before looking for content, then wait for the content itself)."""
     page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def report_failure(tab, console: Console | None = None) -> None:
+    """Called while a browser test fails (from its `finally`, or a fixture's teardown): what
+    the tab showed goes to stdout, which pytest prints with the failure, and a screenshot to
+    SHOTS. A flake seen once in CI is then explained by its own log."""
+    name = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-120:]
+    lines = [f"--- browser state at the failure of {name}"]
+    try:
+        lines.append(f"url: {tab.url}")
+        lines.append("script state: " + str(tab.locator(APP).first.get_attribute(
+            "data-test-script-state", timeout=2_000)))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SHOTS / f"failed-{safe}.png"
+        tab.screenshot(path=str(shot), full_page=True, timeout=10_000)
+        lines.append(f"screenshot: {shot}")
+        lines.append("sidebar:\n" + tab.locator('[data-testid="stSidebar"]').first.inner_text(
+            timeout=2_000)[:1500])
+        lines.append("main:\n" + tab.locator('[data-testid="stMain"]').first.inner_text(
+            timeout=2_000)[:3000])
+    except Exception as error:  # noqa: BLE001 - a report of a failure must not fail itself
+        lines.append(f"(could not read the tab: {error})")
+    if console is not None:
+        try:
+            tail = console.log_path.read_text(errors="replace").splitlines()[-60:]
+            lines.append(f"console log ({console.log_path}), last lines:\n" + "\n".join(tail))
+        except OSError as error:
+            lines.append(f"(no console log: {error})")
+    print("\n".join(lines))
+
+
+def close_tab(context, tab, console: Console | None = None) -> None:
+    """Close a test's browser context; first report what it showed when the test is failing
+    (called from a `finally` during an exception, sys.exc_info() holds it)."""
+    if sys.exc_info()[0] is not None:
+        report_failure(tab, console)
+    context.close()

@@ -120,6 +120,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _skipped: list[str] = []
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Marks an item whose test body failed, for fixtures that report what they saw then."""
+    from tests.browser_support import FAILED
+
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped:
         _skipped.append(report.nodeid)

@@ -19,7 +19,10 @@ from tests.browser_support import (
     NO_CHROMIUM,
     SHOTS,
     Console,
+    FAILED,
     chromium_path,
+    close_tab,
+    report_failure,
     running_console,
     wait_idle,
 )
@@ -80,7 +83,7 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser, console: Console):
+def page(browser, console: Console, request: pytest.FixtureRequest):
     """A tab signed in as an administrator (tests/auth_support.sign_in_page)."""
     context = browser.new_context(viewport={"width": 1440, "height": 2200})
     tab = context.new_page()
@@ -88,6 +91,8 @@ def page(browser, console: Console):
     sign_in_page(tab, console.url, role="admin")
     wait_idle(tab)
     yield tab
+    if request.node.stash.get(FAILED, False):
+        report_failure(tab, console)
     context.close()
 
 
@@ -126,15 +131,32 @@ def _pick(page, combobox, option) -> None:
     _click_until(page, combobox, option.click, undo=lambda: page.keyboard.press("Escape"))
 
 
-def _open(page, title: str) -> None:
+def _open(page, title: str, shows=None) -> None:
     """Open a page from the sidebar and wait for its title (the session cookie's component
-    reports back once after sign-in, and a click during that rerun can be dropped)."""
+    reports back once after sign-in, and a click during that rerun can be dropped), and for
+    `shows` (a locator) when given.
+
+    Seen once in about twenty CI runs: the Training page drew its title and nothing under it
+    for a minute, its script idle. Not reproduced in 20 runs under load since. When `shows`
+    does not come, what the tab showed is printed (the test's output says it happened and
+    how it looked) and the page is opened once more; a second miss fails the test."""
     heading = page.locator('[data-testid="stMain"] h1').filter(
         has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).first
     link = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]',
                         has_text=title).first
     _click_until(page, link, heading.wait_for)
     wait_idle(page)
+    if shows is None:
+        return
+    try:
+        shows.first.wait_for(timeout=20_000)
+    except PlaywrightTimeout:
+        print(f"{title}: the page showed its title without {shows}; opening it again")
+        report_failure(page)
+        page.goto(page.url)
+        heading.wait_for()
+        wait_idle(page)
+        shows.first.wait_for()
 
 
 def test_every_page_in_the_sidebar_renders(page, console: Console) -> None:
@@ -249,8 +271,8 @@ def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
         email = connection.execute(text("SELECT email FROM users ORDER BY id LIMIT 1")).scalar_one()
     with running_console(console.database_url, tmp_path) as fresh:
         context = browser.new_context(viewport={"width": 1440, "height": 1400})
+        tab = context.new_page()
         try:
-            tab = context.new_page()
             tab.set_default_timeout(60_000)
             sign_in_page(tab, fresh.url, role="admin", path=f"/debug_filter?user={email}")
             heading = tab.locator('[data-testid="stMain"] h1')
@@ -268,7 +290,7 @@ def test_a_deep_link_as_first_request_gets_the_frame(browser, console: Console,
             expect(tab.locator('[data-testid="stMain"]').get_by_label("User (email)")).to_have_value(email)
             _no_exception(tab, "deep link")
         finally:
-            context.close()
+            close_tab(context, tab, fresh)
 
 
 def _window_case(email_count: int = 40):
@@ -414,7 +436,7 @@ def test_anonymous_sees_only_the_sign_in_and_a_wrong_password_is_counted(
         refused = [r for r in audit.entries(action="sign_in", who=email)]
         assert [r.outcome for r in refused] == ["refused"]
     finally:
-        context.close()
+        close_tab(context, tab, console)
 
 
 def test_a_reload_keeps_the_session_and_signing_out_ends_it(browser, console: Console) -> None:
@@ -434,7 +456,7 @@ def test_a_reload_keeps_the_session_and_signing_out_ends_it(browser, console: Co
         wait_idle(tab)
         assert tab.locator('[data-testid="stSidebarNavLink"]').count() == 0
     finally:
-        context.close()
+        close_tab(context, tab, console)
 
 
 def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
@@ -458,11 +480,11 @@ def test_viewer_sees_every_page_but_no_control_that_changes_state(browser,
         # a link to an administrators' page says why it shows nothing, and lists nothing
         tab.goto(console.url + "/audit")
         tab.locator('[data-testid="stMain"]').get_by_text(
-            "This page is for administrators").wait_for()
+            "This page is for administrators").first.wait_for()  # a rerun may draw it twice
         assert _nav_titles(tab) == titles
         assert not tab.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').count()
     finally:
-        context.close()
+        close_tab(context, tab, console)
 
 
 def test_operator_trains_and_cancels(browser, console: Console) -> None:
@@ -472,8 +494,8 @@ def test_operator_trains_and_cancels(browser, console: Console) -> None:
     try:
         sign_in_page(tab, console.url, role="operator")
         assert "Audit" not in _nav_titles(tab)
-        _open(tab, "Training")
         main = tab.locator('[data-testid="stMain"]')
+        _open(tab, "Training", shows=main.get_by_text("Training settings"))
         main.get_by_text("Training settings").click()
         for label, value in (("Epochs (maximum)", "400"), ("Early-stopping patience", "400")):
             box = main.get_by_label(label)
@@ -494,7 +516,7 @@ def test_operator_trains_and_cancels(browser, console: Console) -> None:
                                                  who="operator@example.org")] == ["ok"]
         _shot(tab, "operator_cancelled")
     finally:
-        context.close()
+        close_tab(context, tab, console)
 
 
 def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> None:
@@ -560,7 +582,7 @@ def test_hostile_text_stays_text(browser, console: Console, tmp_path: Path) -> N
         frontend_own = "https://basemaps.cartocdn.com/gl/positron-gl-style/style.json"
         assert [url for url in outside if url != frontend_own] == [], outside
     finally:
-        context.close()
+        close_tab(context, tab, console)
 
 
 def test_admin_rolls_back_cleans_up_and_finds_it_all_in_the_audit(page,
