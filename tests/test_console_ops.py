@@ -45,6 +45,11 @@ def texts(at: AppTest) -> str:
     return shown("\n".join(str(p) for p in parts))
 
 
+def run_history(at: AppTest):
+    """The Training page's history table (the saved settings may be drawn above it)."""
+    return next(d.value for d in at.dataframe if "run" in d.value.columns)
+
+
 def metric(at: AppTest, label: str) -> str:
     for element in at.metric:
         if element.label == label:
@@ -253,7 +258,7 @@ def test_training_page_renders_history_and_defaults(on_trained: dict) -> None:
     at = app("pages/training.py")
     no_exception(at)
     assert at.title[0].value == "Training"
-    history = at.dataframe[0].value
+    history = run_history(at)
     assert {"succeeded"} <= set(history["status"])
     assert set(history["who"]) >= {"fixture"}
     from beacon.config import ModelConfig
@@ -515,14 +520,13 @@ def _wait_run_finished(run_id: int) -> runs.RunInfo:
 
 
 @pytest.fixture
-def tiny_buttons(seeded_with_model: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The retrain buttons train with the fixture's tiny settings whatever they pass (the
-    defaults take longer, and the same settings keep the fingerprint of the fixture's model)."""
-    from beacon import training
+def tiny_buttons(seeded_with_model: str) -> str:
+    """The fixture's tiny settings saved, as an administrator would: the retrain buttons train
+    with them (the defaults take longer), and the fixture's model, trained with them, is
+    current."""
+    from beacon import training_settings
 
-    real = training.start_training_in_background
-    monkeypatch.setattr(training, "start_training_in_background",
-                        lambda **kw: real(**{**kw, "config": tiny_config()}))
+    training_settings.save_training_settings(tiny_config().to_dict(), actor=actor())
     return seeded_with_model
 
 
@@ -543,7 +547,7 @@ def test_force_retrain_button_starts_a_background_run_that_finishes(tiny_buttons
     assert finished.progress, "epochs were recorded on the run row"
     at = app("pages/training.py")
     no_exception(at)
-    assert at.dataframe[0].value["run"].iloc[0] == new[0].id
+    assert run_history(at)["run"].iloc[0] == new[0].id
 
 
 def test_busy_when_a_training_holds_the_lock(seeded_with_model: str) -> None:
@@ -576,7 +580,7 @@ def test_smart_retrain_that_skips_says_why(tiny_buttons: str) -> None:
     no_exception(at)
     warning = shown("\n".join(w.value for w in at.warning))
     assert f"Run {finished.id} (smart retrain) skipped: {finished.reason}" in warning
-    history = at.dataframe[0].value
+    history = run_history(at)
     assert history.loc[history["run"] == finished.id, "epoch"].tolist() == [""]
 
 
