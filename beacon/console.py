@@ -93,9 +93,12 @@ def _freshness() -> tuple[str, str]:
     do now, and why: "stale" alone does not say that a rollback holds retraining off, or that
     the active model's own settings are not the defaults a smart retrain uses. The data's
     fingerprint is computed once for both."""
-    from beacon import training, versions
+    from beacon import training, training_settings, versions
 
-    decision = training.decide()
+    try:
+        decision = training.decide()
+    except training_settings.UnreadableSettings as error:  # the console still opens, and says
+        return "unknown", f"a smart retrain would fail: {error}"
     verdict = "would train now" if decision.train else "would not train"
     state = versions.fingerprint_state(digest=decision.fingerprint.digest)
     return str(state), f"a smart retrain {verdict}: {decision.reason}"
@@ -396,24 +399,26 @@ class SavedSettingsView:
     rows: list[dict]
     updated_by: str | None
     updated_at: datetime | None
+    problem: str | None = None  # saved settings this Beacon cannot read, and the fix
 
 
 def training_page_state() -> TrainingPageState:
     from beacon import training_settings
 
     saved = training_settings.saved()
+    problem = None
     try:
         defaults = training_settings.current_config().to_dict()
-    except BeaconError:  # settings an older Beacon saved: the page shows them and the fix
+    except training_settings.UnreadableSettings as error:  # the page shows them, and the fix
         from beacon.config import ModelConfig
 
-        defaults = ModelConfig().to_dict()
+        defaults, problem = ModelConfig().to_dict(), str(error)
     return TrainingPageState(
         running=running_training(),
         history=[run_row(run) for run in runs.list_runs(limit=RUN_HISTORY)],
         defaults=defaults,
         saved=SavedSettingsView(rows=_saved_rows(saved.overrides), updated_by=saved.updated_by,
-                                updated_at=saved.updated_at),
+                                updated_at=saved.updated_at, problem=problem),
     )
 
 

@@ -17,7 +17,7 @@ from beacon.invocation import beacon_command
 from data_access import training_settings as store
 from data_access.training_settings import SavedSettings
 
-__all__ = ["BadSettings", "SavedSettings", "current_config", "overrides_of",
+__all__ = ["BadSettings", "SavedSettings", "UnreadableSettings", "current_config", "document", "overrides_of",
            "reset_training_settings", "save_training_settings", "saved"]
 
 
@@ -28,6 +28,10 @@ class BadSettings(BeaconError):
     def __init__(self, message: str, part: str) -> None:
         super().__init__(message)
         self.part = part
+
+
+class UnreadableSettings(BeaconError):
+    """Saved settings this version of Beacon cannot read (a setting an upgrade retired)."""
 
 
 def saved() -> SavedSettings:
@@ -41,11 +45,25 @@ def current_config() -> ModelConfig:
     try:
         return ModelConfig.from_dict(overrides)
     except BeaconError as error:
-        raise BeaconError(
+        raise UnreadableSettings(
             f"the saved training settings do not suit this version of Beacon ({error}); "
             f"change them with `{beacon_command('training-settings set NAME=VALUE')}` or go "
             f"back to the defaults with `{beacon_command('training-settings reset')}`"
         ) from error
+
+
+def document() -> dict[str, Any]:
+    """What `training-settings show --json` and GET /v1/training/settings answer: `settings`
+    (every setting's value now; null when the saved ones cannot be read), `saved` (only the
+    saved ones, as stored), `updated_by`, `updated_at` (null when nothing is saved), and
+    `problem` (why the saved settings cannot be read, and the fix; null when they can)."""
+    stored = saved()
+    try:
+        settings, problem = current_config().to_dict(), None
+    except UnreadableSettings as error:
+        settings, problem = None, str(error)
+    return {"settings": settings, "saved": stored.overrides, "updated_by": stored.updated_by,
+            "updated_at": stored.updated_at, "problem": problem}
 
 
 def overrides_of(config: ModelConfig) -> dict[str, Any]:

@@ -39,8 +39,8 @@ else:
     trained.metric("Trained", active.age_text + " ago", help=_ui.fmt_time(active.created_at),
                    border=True)
     state.metric("Data fingerprint", active.fingerprint_state,
-                 help="stale: the data or the default settings changed since this model was "
-                      "trained, or it is older than its maximum age. Now "
+                 help="stale: the data or the saved training settings changed since this model "
+                      "was trained, or it is older than its maximum age. Now "
                       + _ui.plain(active.smart_retrain) + ".", border=True)
     lift = (None if active.ndcg is None or active.ndcg_popularity is None
             else active.ndcg - active.ndcg_popularity)

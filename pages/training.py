@@ -56,6 +56,8 @@ state = _state(database)
 st.title("Training")
 
 watched = _show_notice()
+if state.saved.problem:  # every smart retrain fails until someone fixes them
+    _ui.error_box(state.saved.problem)
 
 
 def _controls() -> None:

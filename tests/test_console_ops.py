@@ -735,6 +735,29 @@ def test_an_operator_trains_with_settings_but_saves_none(seeded_with_model: str)
     assert next(n for n in at.number_input if n.label == "Epochs (maximum)").value == 7
 
 
+def test_settings_this_beacon_cannot_read_leave_the_console_open_and_say_so(
+        seeded_with_model: str) -> None:
+    """A setting an upgrade retired: every page still opens; Overview and the Training page
+    say that smart retrains fail and how to fix it; the way back works from the page."""
+    from beacon import training_settings
+    from data_access import training_settings as store
+
+    store.change(lambda _: {"retired_setting": 1}, by="an older beacon")
+    overview = app()
+    no_exception(overview)
+    state = next(m for m in overview.metric if m.label == "Data fingerprint")
+    assert state.value == "unknown"
+    assert "a smart retrain would fail: the saved training settings" in shown(state.help)
+    at = app("pages/training.py")
+    no_exception(at)
+    errors = shown("\n".join(e.value for e in at.error))
+    assert "saved training settings do not suit this version" in errors
+    assert "training-settings reset" in errors
+    next(b for b in at.button if b.label == "Back to the built-in defaults").click().run()
+    no_exception(at)
+    assert training_settings.saved().overrides == {} and not at.error
+
+
 # --------------------------------------------------------------------------------------------
 # Shared drawing helpers
 

@@ -139,14 +139,24 @@ def test_the_saved_maximum_age_decides_when_a_model_is_too_old(world) -> None:  
     assert again.status == "trained" and "(max age 1e-09 h)" in again.reason, again.reason
 
 
-def test_settings_an_older_beacon_saved_name_the_way_out(db: str) -> None:
+def test_settings_an_older_beacon_saved_name_the_way_out(db: str, capsys) -> None:
     from data_access import training_settings as store
 
     store.change(lambda _: {"retired_setting": 1}, by="someone")
     with pytest.raises(BeaconError, match="training-settings reset"):
         training_settings.current_config()
+    with pytest.raises(BeaconError, match="retired_setting"):
+        training.train(actor=ADMIN)  # nothing trains on settings it cannot read
+    # `show` still shows what is saved, and the problem
+    assert main(["training-settings", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["settings"] is None and shown["saved"] == {"retired_setting": 1}
+    assert "do not suit this version of Beacon" in shown["problem"]
+    assert main(["training-settings", "show"]) == 0
+    assert "problem: the saved training settings" in capsys.readouterr().out
     training_settings.reset_training_settings(actor=ADMIN)
     assert training_settings.current_config() == ModelConfig()
+    assert training_settings.document()["problem"] is None
 
 
 def test_assignments_on_the_command_line() -> None:

@@ -57,17 +57,17 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
 def _document() -> dict[str, Any]:
     from beacon import training_settings
 
-    saved = training_settings.saved()
-    return {"settings": training_settings.current_config().to_dict(),
-            "saved": saved.overrides, "updated_by": saved.updated_by,
-            "updated_at": saved.updated_at}
+    return training_settings.document()
 
 
 def _human(document: dict[str, Any]) -> str:
     saved = document["saved"]
-    width = max(len(name) for name in document["settings"])
+    shown = document["settings"] or saved  # unreadable: what is saved, then the problem
+    width = max((len(name) for name in shown), default=0)
     lines = [f"{name:<{width}}  {_text(value)}" + ("  (saved)" if name in saved else "")
-             for name, value in document["settings"].items()]
+             for name, value in shown.items()]
+    if document["problem"]:
+        lines.append(f"problem: {document['problem']}")
     if document["updated_by"]:
         when = document["updated_at"].strftime("%Y-%m-%d %H:%M UTC")
         lines.append(f"saved by {document['updated_by']} on {when}; smart retrains train "

@@ -51,10 +51,7 @@ def train(key: Admin, body: TrainBody) -> TrainAccepted:
 
 
 def _settings_document() -> dict:
-    saved = training_settings.saved()
-    return _plain({"settings": training_settings.current_config().to_dict(),
-                   "saved": saved.overrides, "updated_by": saved.updated_by,
-                   "updated_at": saved.updated_at})
+    return _plain(training_settings.document())
 
 
 @router.get("/training/settings", response_model=Document)
