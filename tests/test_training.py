@@ -426,6 +426,25 @@ def test_a_rollback_holds_against_smart_retraining_until_the_max_age(world):
     assert resumed.status == "trained" and resumed.model_version > v2
 
 
+def test_a_rollback_holds_with_saved_settings_that_count_other_interaction_types(world):
+    """The rollback records the data's state as the saved settings count it (here impressions
+    train too), and the smart retrains that read it use the same settings: the hold applies."""
+    from beacon import training_settings
+
+    training_settings.save_training_settings(
+        {**CONFIG.to_dict(), "type_weights": {"impression": 0.5}}, actor=ADMIN)
+    v1 = training.train(actor=ADMIN).model_version
+    add_interaction(world["users"]["jazz0@example.org"], world["events"]["jazz-3"], "impression")
+    v2 = training.train(force=True, actor=ADMIN).model_version
+    assert versions.show(v2).hyperparameters["type_weights"]["impression"] == 0.5
+    versions.activate(v1, actor=ADMIN)
+    held = training.train(actor=ADMIN)
+    assert held.status == "skipped" and "rollback" in held.reason, held.reason
+    # an impression counts as data under these settings: one more ends the hold
+    add_interaction(world["users"]["jazz1@example.org"], world["events"]["jazz-3"], "impression")
+    assert training.train(actor=ADMIN).status == "trained"
+
+
 def test_new_data_after_a_rollback_trains_as_the_fingerprint_rule_says(world):
     v1 = _train().model_version
     v2 = _train(force=True).model_version
