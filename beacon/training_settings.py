@@ -17,8 +17,8 @@ from beacon.invocation import beacon_command
 from data_access import training_settings as store
 from data_access.training_settings import SavedSettings
 
-__all__ = ["BadSettings", "SavedSettings", "UnreadableSettings", "current_config", "document", "overrides_of",
-           "reset_training_settings", "save_training_settings", "saved"]
+__all__ = ["BadSettings", "SavedSettings", "UnreadableSettings", "current_config", "document",
+           "overrides_of", "reset_training_settings", "save_training_settings", "saved"]
 
 
 class BadSettings(BeaconError):
@@ -45,11 +45,13 @@ def current_config() -> ModelConfig:
     try:
         return ModelConfig.from_dict(overrides)
     except BeaconError as error:
-        raise UnreadableSettings(
-            f"the saved training settings do not suit this version of Beacon ({error}); "
-            f"change them with `{beacon_command('training-settings set NAME=VALUE')}` or go "
-            f"back to the defaults with `{beacon_command('training-settings reset')}`"
-        ) from error
+        retired = sorted(set(overrides) - set(ModelConfig().to_dict()))
+        fix = (f"clear {'it' if len(retired) == 1 else 'them'} with `{_reset_command(retired)}`"
+               if retired else
+               f"change it with `{beacon_command('training-settings set NAME=VALUE')}` or go "
+               f"back to the defaults with `{_reset_command()}`")
+        raise UnreadableSettings(f"the saved training settings do not suit this version of "
+                                 f"Beacon ({error}); {fix}") from error
 
 
 def document() -> dict[str, Any]:
@@ -95,24 +97,35 @@ def _edit(settings: Mapping[str, Any], clear: Sequence[str] | None, clear_all: b
     """The edit of the saved overrides: clear (every one, or the names), then save `settings`
     over the rest. Validated as a whole: a bad name or value raises, and nothing is written."""
     known = set(ModelConfig().to_dict())
-    unknown = sorted(set(clear or ()) - known)
-    if unknown:
-        raise BadSettings(f"unknown training setting(s): {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(known))})", "reset")
+    names = set(clear or ())
 
     def edit(current: dict) -> dict:
-        kept = {} if clear_all else {k: v for k, v in current.items() if k not in set(clear or ())}
-        base = ModelConfig.from_dict(kept)
-        merged = {**base.to_dict(), **settings}
+        unknown = sorted(names - known - set(current))  # a retired setting saved may go
+        if unknown:
+            raise BadSettings(f"unknown training setting(s): {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(known))})", "reset")
+        kept = {} if clear_all else {k: v for k, v in current.items() if k not in names}
+        retired = sorted(set(kept) - known)
+        if retired:
+            raise BadSettings(f"the saved setting(s) {', '.join(retired)} are unknown to this "
+                              f"version of Beacon: clear them in the same change "
+                              f"(`{_reset_command(retired)}`)", "reset")
+        merged = {**ModelConfig().to_dict(), **kept, **settings}
         weights = settings.get("type_weights")
         if isinstance(weights, Mapping):  # a few types' weights: the others stay as saved
-            merged["type_weights"] = {**base.type_weights, **weights}
+            saved_weights = kept.get("type_weights")
+            merged["type_weights"] = {**DEFAULT_TYPE_WEIGHTS, **(
+                saved_weights if isinstance(saved_weights, Mapping) else {}), **weights}
         try:
             return overrides_of(ModelConfig.from_dict(merged))
         except BeaconError as error:
             raise BadSettings(str(error), "set") from error
 
     return edit
+
+
+def _reset_command(names: Sequence[str] = ()) -> str:
+    return beacon_command(" ".join(["training-settings reset", *names]))
 
 
 @state_changing("save_training_settings", needs="administer")

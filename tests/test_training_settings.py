@@ -92,7 +92,7 @@ def test_one_change_clears_some_and_saves_others_or_does_neither(db: str) -> Non
     training_settings.save_training_settings({"patience": 5}, reset_all=True, actor=ADMIN)
     assert training_settings.saved().overrides == {"patience": 5}
     training_settings.reset_training_settings(actor=ADMIN)
-    assert training_settings.saved().overrides == {} and training_settings.saved().updated_by is None
+    assert training_settings.saved() == training_settings.SavedSettings()
 
 
 def test_two_admins_saving_at_once_keep_both_changes(db: str) -> None:
@@ -142,20 +142,26 @@ def test_the_saved_maximum_age_decides_when_a_model_is_too_old(world) -> None:  
 def test_settings_an_older_beacon_saved_name_the_way_out(db: str, capsys) -> None:
     from data_access import training_settings as store
 
-    store.change(lambda _: {"retired_setting": 1}, by="someone")
-    with pytest.raises(BeaconError, match="training-settings reset"):
+    store.change(lambda _: {"retired_setting": 1, "epochs": 40}, by="someone")
+    with pytest.raises(BeaconError, match="training-settings reset retired_setting`"):
         training_settings.current_config()
     with pytest.raises(BeaconError, match="retired_setting"):
         training.train(actor=ADMIN)  # nothing trains on settings it cannot read
     # `show` still shows what is saved, and the problem
     assert main(["training-settings", "show", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["settings"] is None and shown["saved"] == {"retired_setting": 1}
+    assert shown["settings"] is None
+    assert shown["saved"] == {"retired_setting": 1, "epochs": 40}
     assert "do not suit this version of Beacon" in shown["problem"]
     assert main(["training-settings", "show"]) == 0
     assert "problem: the saved training settings" in capsys.readouterr().out
-    training_settings.reset_training_settings(actor=ADMIN)
-    assert training_settings.current_config() == ModelConfig()
+    # a save that leaves the retired setting in place is refused, naming the way out
+    with pytest.raises(training_settings.BadSettings, match="reset retired_setting") as refused:
+        training_settings.save_training_settings({"dim": 16}, actor=ADMIN)
+    assert refused.value.part == "reset"
+    # the retired name can be cleared by name, and the rest stays
+    training_settings.reset_training_settings(["retired_setting"], actor=ADMIN)
+    assert training_settings.current_config() == ModelConfig(epochs=40)
     assert training_settings.document()["problem"] is None
 
 
