@@ -48,6 +48,8 @@ from data_access.schema import (
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
 FINAL_STATUSES = ("succeeded", "skipped", "failed", "abandoned", "cancelled")
 LIVE_STATUSES = ("queued", "running")
+#: how long a skip folded into a newer one keeps its row (and its id answers)
+FOLDED_KEPT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class RunInfo:
     last_seen_at: datetime | None = None
     cancel_requested_at: datetime | None = None
     cancel_requested_by: str | None = None
+    folded_into: int | None = None  # a skip a newer identical one counts (see finish_skipped)
 
     @property
     def scope_key(self) -> str:
@@ -151,6 +154,7 @@ def _info(row) -> RunInfo:
         repeats=int(row.repeats or 1), last_seen_at=row.last_seen_at,
         cancel_requested_at=getattr(row, "cancel_requested_at", None),
         cancel_requested_by=getattr(row, "cancel_requested_by", None),
+        folded_into=getattr(row, "folded_into", None),
     )
 
 
@@ -459,8 +463,9 @@ def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
     """The run skipped. When the scope's previous run skipped too, for the same trigger and the
     same `skip_key` (the same decision on the same active version), this row absorbs that one:
     repeats add up, created_at stays the first skip's, last_seen_at is now and the reason is
-    the newest. A cron asking every 30 minutes then keeps one row, not 48 a day; the run id a
-    caller holds stays valid."""
+    the newest. A cron asking every 30 minutes then lists one row, not 48 a day. The absorbed
+    row stays, marked `folded_into` this run (as do the rows it had absorbed), so every run id
+    a caller was given keeps answering; such rows are pruned after FOLDED_KEPT_DAYS."""
     now = utcnow()
     with session_scope() as session:
         _write_first(session, run.id)
@@ -470,6 +475,7 @@ def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
         previous = session.execute(
             select(TrainingRun).where(
                 TrainingRun.scope == run.scope, TrainingRun.id < run.id,
+                TrainingRun.folded_into.is_(None),
                 TrainingRun.user_id.is_(None) if run.user_id is None
                 else TrainingRun.user_id == run.user_id)
             .order_by(TrainingRun.id.desc()).limit(1)
@@ -478,7 +484,12 @@ def finish_skipped(run: RunInfo, *, reason: str, skip_key: str) -> RunInfo:
                 and previous.trigger == run.trigger and previous.skip_key == skip_key:
             row.repeats = int(previous.repeats or 1) + 1
             row.created_at = previous.created_at
-            session.delete(previous)
+            session.execute(update(TrainingRun).where(
+                TrainingRun.folded_into == previous.id).values(folded_into=run.id))
+            previous.folded_into = run.id
+            session.execute(delete(TrainingRun).where(
+                TrainingRun.folded_into.is_not(None),
+                TrainingRun.finished_at < now - timedelta(days=FOLDED_KEPT_DAYS)))
         row.status, row.reason, row.skip_key = "skipped", reason, skip_key
         row.finished_at = row.heartbeat_at = row.last_seen_at = now
         if row.started_at is None:
@@ -515,7 +526,8 @@ def get_run(run_id: int) -> RunInfo | None:
 def list_runs(limit: int = 50, scope: str | None = None, user_id: int | None = None,
               status: Sequence[str] | None = None) -> list[RunInfo]:
     """Newest first."""
-    query = select(TrainingRun).order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
+    query = select(TrainingRun).where(TrainingRun.folded_into.is_(None)).order_by(
+        TrainingRun.created_at.desc(), TrainingRun.id.desc())
     if scope is not None:
         query = query.where(TrainingRun.scope == scope)
     if user_id is not None:

@@ -232,6 +232,9 @@ class TrainingRun(Base):
     repeats: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     skip_key: Mapped[str | None] = mapped_column(String(200))
+    # A skip folded into a newer identical one keeps its row, so its id still answers, and
+    # names the run that now counts it; lists leave such rows out.
+    folded_into: Mapped[int | None] = mapped_column(BigId)
     # The cancel flag lives here, so a cancel from any process stops the run wherever it runs.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
@@ -240,6 +243,7 @@ class TrainingRun(Base):
         CheckConstraint(_in("trigger", RUN_TRIGGERS), name="ck_training_runs_trigger"),
         Index("ix_training_runs_created", "created_at"),
         Index("ix_training_runs_status", "status"),
+        Index("ix_training_runs_folded_into", "folded_into"),
         {"sqlite_autoincrement": True},
     )
 

@@ -102,15 +102,27 @@ def test_identical_skips_fold_into_one_row_that_keeps_the_latest_reason(db: str)
         return kept
 
     first = skip("unchanged:1", "data unchanged, 1 min old")
-    for minutes in (31, 61, 91):
-        last = skip("unchanged:1", f"data unchanged, {minutes} min old")
+    middle = [skip("unchanged:1", f"data unchanged, {minutes} min old") for minutes in (31, 61)]
+    last = skip("unchanged:1", "data unchanged, 91 min old")
     history = runs.list_runs(limit=10)
     assert [r.id for r in history] == [last.id]
     assert history[0].repeats == 4 and history[0].reason == "data unchanged, 91 min old"
     assert history[0].created_at == first.created_at and history[0].last_seen_at is not None
+    # every id a caller was given still answers: its own skip, and the run that counts it now
+    for folded, reason in zip([first, *middle], ("1 min", "31 min", "61 min")):
+        kept = runs.get_run(folded.id)
+        assert kept.status == "skipped" and kept.reason == f"data unchanged, {reason} old"
+        assert kept.folded_into == last.id
+    assert runs.get_run(last.id).folded_into is None
     other = skip("rollback:1:2", "a rollback holds")  # a different reason starts a new row
     button = skip("rollback:1:2", "a rollback holds", trigger="button")
     assert [r.id for r in runs.list_runs(limit=10)] == [button.id, other.id, last.id]
+    # folded rows older than FOLDED_KEPT_DAYS go at the next fold
+    with session_scope() as session:
+        session.execute(update(TrainingRun).where(TrainingRun.id == first.id).values(
+            finished_at=utcnow() - timedelta(days=runs.FOLDED_KEPT_DAYS + 1)))
+    skip("rollback:1:2", "a rollback holds", trigger="button")
+    assert runs.get_run(first.id) is None and runs.get_run(middle[0].id) is not None
 
 
 def test_smart_retrains_that_skip_for_the_same_reason_keep_one_history_row(db: str) -> None:

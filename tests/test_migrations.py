@@ -78,13 +78,7 @@ def test_0008_keeps_api_keys_and_frees_a_revoked_keys_name(empty_db: str) -> Non
         connection.execute(insert, {"n": "other", "p": "0002", "t": created, "r": None})
 
 
-def test_0008_downgrades_with_a_reused_name(db: str) -> None:
-    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    insert = text("INSERT INTO api_keys (name, prefix, key_hash, scopes, created_at, revoked_at) "
-                  "VALUES (:n, :p, 'h', 'recommend', :t, :r)")
-    with get_engine(db).begin() as connection:
-        connection.execute(insert, {"n": "backend", "p": "0001", "t": created, "r": created})
-        connection.execute(insert, {"n": "backend", "p": "0002", "t": created, "r": None})
+def _downgrade(db: str, revision: str) -> None:
     from alembic import command
 
     config = migrate._config()
@@ -94,8 +88,35 @@ def test_0008_downgrades_with_a_reused_name(db: str) -> None:
             connection.commit()
         with connection.begin():
             config.attributes["connection"] = connection
-            command.downgrade(config, "0007")
+            command.downgrade(config, revision)
+
+
+def test_0008_downgrades_with_a_reused_name(db: str) -> None:
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    insert = text("INSERT INTO api_keys (name, prefix, key_hash, scopes, created_at, revoked_at) "
+                  "VALUES (:n, :p, 'h', 'recommend', :t, :r)")
+    with get_engine(db).begin() as connection:
+        connection.execute(insert, {"n": "backend", "p": "0001", "t": created, "r": created})
+        connection.execute(insert, {"n": "backend", "p": "0002", "t": created, "r": None})
+    _downgrade(db, "0007")
     with get_engine(db).connect() as connection:
         names = connection.execute(text("SELECT prefix, name FROM api_keys ORDER BY prefix")).all()
     assert [tuple(row) for row in names][1] == ("0002", "backend")
     assert names[0][1].startswith("backend#")
+
+
+def test_0011_downgrades_dropping_only_the_folded_skips(db: str) -> None:
+    from data_access import runs
+
+    kept = []
+    for _ in range(3):  # three identical skips: two folded into the third
+        run = runs.acquire("global", trigger="cli").run
+        kept.append(runs.finish_skipped(run, reason="unchanged", skip_key="k").id)
+        runs.release(run.id, "global")
+    assert [r.id for r in runs.list_runs()] == [kept[-1]]
+    _downgrade(db, "0010")
+    with get_engine(db).connect() as connection:
+        left = connection.execute(text("SELECT id, repeats FROM training_runs")).all()
+    assert [tuple(row) for row in left] == [(kept[-1], 3)]
+    migrate.upgrade(db)
+    assert runs.get_run(kept[-1]).folded_into is None
