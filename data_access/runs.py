@@ -36,7 +36,6 @@ from data_access.db import session_scope
 from data_access.schema import (
     Event,
     EventTag,
-    Interaction,
     TrainingLock,
     TrainingRun,
     User,

@@ -21,7 +21,6 @@ import pydeck as pdk
 import streamlit as st
 
 from beacon.actions import Actor
-from beacon.errors import BeaconError
 from beacon.failures import one_line
 
 #: one palette for every chart, so a strategy or a status keeps its colour across pages
