@@ -556,6 +556,9 @@ class VersionDetail:
     convergence_note: str = ""
     #: "" without a retry at a higher learning rate; else what each run reached, which was kept
     retry_note: str = ""
+    #: a global version's settings where they differ from what smart retrains use now
+    #: (`settings_difference` rows; empty for a personal version or unreadable saved settings)
+    settings_vs_saved: list[dict] = field(default_factory=list)
 
 
 def _loss_points(history: list) -> list[dict]:
@@ -629,7 +632,19 @@ def version_detail(version_id: int) -> VersionDetail:
         components_note=_components_note(version),
         convergence_note=convergence.note if convergence is not None else "",
         retry_note=convergence.retry_note if convergence is not None else "",
+        settings_vs_saved=_against_saved(version) if version.scope == "global" else [],
     )
+
+
+def _against_saved(version) -> list[dict]:
+    from beacon import training_settings
+
+    try:
+        now = training_settings.current_config().to_dict()
+    except training_settings.UnreadableSettings:  # the Training page says so
+        return []
+    return settings_difference(dict(version.hyperparameters or {}), now, "this version",
+                               "smart retrains now")
 
 
 def _convergence_note(version) -> str:
@@ -663,6 +678,22 @@ class Comparison:
     scores: list[dict]           # version, score (the top-10 scores of the sample)
     sample_size: int
     components: list[dict] = field(default_factory=list)  # component, what each version chose
+    settings: list[dict] = field(default_factory=list)  # setting, a, b: the ones that differ
+
+
+def settings_difference(a: dict, b: dict, a_name: str, b_name: str) -> list[dict]:
+    """The training settings two versions differ in, one row each (interaction weights per
+    type); a setting one of them predates shows as "-"."""
+    def flat(settings: dict) -> dict:
+        out = {k: v for k, v in settings.items() if k != "type_weights"}
+        out.update({f"type_weights.{t}": w
+                    for t, w in (settings.get("type_weights") or {}).items()})
+        return out
+
+    fa, fb = flat(a or {}), flat(b or {})
+    return [{"setting": name, a_name: _setting_text(fa[name]) if name in fa else "-",
+             b_name: _setting_text(fb[name]) if name in fb else "-"}
+            for name in sorted(set(fa) | set(fb)) if fa.get(name) != fb.get(name)]
 
 
 def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
@@ -683,8 +714,11 @@ def compare_versions(a: int, b: int, sample: int = COMPARE_SAMPLE, k: int = 10,
     mean = (sum(r["overlap"] for r in overlap_rows) / len(overlap_rows)) if overlap_rows else None
     components = component_comparison(a_detail.components, b_detail.components,
                                       f"v{a}", f"v{b}")
+    settings = settings_difference(a_detail.hyperparameters, b_detail.hyperparameters,
+                                   f"v{a}", f"v{b}")
     return Comparison(a=a, b=b, metrics=metric_rows, overlap_mean=mean, overlap=overlap_rows,
-                      scores=score_rows, sample_size=len(overlap_rows), components=components)
+                      scores=score_rows, sample_size=len(overlap_rows), components=components,
+                      settings=settings)
 
 
 

@@ -118,6 +118,12 @@ with numbers:
     else:
         st.caption("Not evaluated.")
     with st.expander("Hyperparameters"):
+        if detail.settings_vs_saved:
+            st.caption("Differs from the settings smart retrains use now (the saved ones, "
+                       "Training page): the next smart retrain trains with theirs.")
+            _ui.table(detail.settings_vs_saved, key="version_vs_saved")
+        elif detail.scope == "global":
+            st.caption("The settings smart retrains use now.")
         st.json(detail.hyperparameters, expanded=True)
     with st.expander("Counts"):
         st.json(detail.counts, expanded=True)
@@ -201,6 +207,11 @@ else:
             hist.update_xaxes(range=[-0.05, 1.05], tickformat=".0%", dtick=0.1)
             _ui.chart(_ui.style(hist, height=240, title="Top-10 overlap per sampled user",
                                 x_title="share in common", y_title="users"), key="cmp_overlap")
+            if comparison.settings:
+                st.markdown("**Training settings that differ**")
+                _ui.table(comparison.settings, key="cmp_settings")
+            else:
+                st.caption("Both versions were trained with the same settings.")
             if comparison.components:
                 st.markdown("**What each version's components chose on validation**")
                 _ui.table(comparison.components, key="cmp_components")

@@ -459,6 +459,11 @@ def test_models_compare_and_cleanup_preview(on_trained: dict) -> None:
                         and "component" in d.value.columns)
     assert side_by_side.to_dict("records") == comparison.components
     assert len(comparison.components) == 3
+    # the fixture's two versions differ only in their seed
+    assert comparison.settings == [{"setting": "seed", f"v{first}": "42", f"v{second}": "7"}]
+    settings = next(d.value for d in at.dataframe if "setting" in d.value.columns
+                    and f"v{first}" in d.value.columns)
+    assert settings.to_dict("records") == comparison.settings
     # keep nothing by age and only the newest: the older version is what would go
     [d for d in at.number_input if d.label.startswith("Keep versions")][0].set_value(0.0)
     [n for n in at.number_input if n.label == "Always keep the newest"][0].set_value(1)
@@ -720,6 +725,20 @@ def test_an_administrator_saves_settings_for_every_retrain_and_clears_them(
     no_exception(at)
     assert training_settings.saved().overrides == {}
     assert "Nothing is saved" in texts(at)
+
+
+def test_a_version_says_where_its_settings_differ_from_the_saved_ones(
+        seeded_with_model: str) -> None:
+    from beacon import training_settings, versions
+
+    [version] = versions.list_versions(scope="global")
+    assert console.version_detail(version.id).settings_vs_saved == [
+        {"setting": name, "this version": str(value), "smart retrains now": str(default)}
+        for name, value, default in (("batch_size", 256, 1024), ("device", "cpu", "auto"),
+                                     ("dim", 8, 32), ("epochs", 3, 30), ("negatives", 4, 32),
+                                     ("patience", 1, 3), ("refit", False, True))]
+    training_settings.save_training_settings(tiny_config().to_dict(), actor=actor())
+    assert console.version_detail(version.id).settings_vs_saved == []
 
 
 def test_an_operator_trains_with_settings_but_saves_none(seeded_with_model: str) -> None:

@@ -236,3 +236,17 @@ def test_the_api_reads_and_changes_them_with_the_admin_scope(db: str, monkeypatc
         assert cleared.json()["saved"] == {} and cleared.json()["updated_by"] is None
     assert [r.outcome for r in audit.entries(action="save_training_settings")] == [
         "ok", "ok", "failed", "failed", "ok"]  # newest first
+
+
+def test_two_versions_settings_side_by_side() -> None:
+    from beacon.console import settings_difference
+
+    a = ModelConfig().to_dict()
+    b = ModelConfig.from_dict({"epochs": 40, "type_weights": {"click": 0.3}}).to_dict()
+    older = {k: v for k, v in a.items() if k != "trend_blend"}  # a version before a setting
+    assert settings_difference(a, b, "v1", "v2") == [
+        {"setting": "epochs", "v1": "30", "v2": "40"},
+        {"setting": "type_weights.click", "v1": "0.2", "v2": "0.3"}]
+    assert settings_difference(older, a, "v1", "v2") == [
+        {"setting": "trend_blend", "v1": "-", "v2": "True"}]
+    assert settings_difference(a, dict(a), "v1", "v2") == []
