@@ -41,7 +41,10 @@ def saved() -> SavedSettings:
 
 def current_config() -> ModelConfig:
     """The built-in defaults with the saved settings over them."""
-    overrides = saved().overrides
+    return _config_of(saved().overrides)
+
+
+def _config_of(overrides: dict[str, Any]) -> ModelConfig:
     try:
         return ModelConfig.from_dict(overrides)
     except BeaconError as error:
@@ -59,9 +62,9 @@ def document() -> dict[str, Any]:
     (every setting's value now; null when the saved ones cannot be read), `saved` (only the
     saved ones, as stored), `updated_by`, `updated_at` (null when nothing is saved), and
     `problem` (why the saved settings cannot be read, and the fix; null when they can)."""
-    stored = saved()
+    stored = saved()  # read once: the document describes one state
     try:
-        settings, problem = current_config().to_dict(), None
+        settings, problem = _config_of(stored.overrides).to_dict(), None
     except UnreadableSettings as error:
         settings, problem = None, str(error)
     return {"settings": settings, "saved": stored.overrides, "updated_by": stored.updated_by,
