@@ -107,13 +107,13 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 
-def report_failure(tab, console: Console | None = None) -> None:
+def report_failure(tab, console: Console | None = None) -> str:
     """Called while a browser test fails (from its `finally`, or a fixture's teardown): what
     the tab showed goes to stdout, which pytest prints with the failure, and a screenshot to
-    SHOTS. A flake seen once in CI is then explained by its own log."""
+    SHOTS. A flake seen once in CI is then explained by its own log. Returns the report."""
     name = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-120:]
-    lines = [f"--- browser state at the failure of {name}"]
+    lines = [f"--- what the tab showed during {name}"]
     try:
         lines.append(f"url: {tab.url}")
         lines.append("script state: " + str(tab.locator(APP).first.get_attribute(
@@ -134,7 +134,9 @@ def report_failure(tab, console: Console | None = None) -> None:
             lines.append(f"console log ({console.log_path}), last lines:\n" + "\n".join(tail))
         except OSError as error:
             lines.append(f"(no console log: {error})")
-    print("\n".join(lines))
+    report = "\n".join(lines)
+    print(report)
+    return report
 
 
 def close_tab(context, tab, console: Console | None = None) -> None:
