@@ -48,6 +48,12 @@ def user_input(key: str, label: str = "User (email)") -> str:
     elif linked and (linked != st.session_state.get(seen) or not st.session_state[key]):
         st.session_state[key] = linked
         st.session_state[seen] = linked
+    elif st.session_state[key]:
+        # The same value again: a value set through the session state is sent to the browser
+        # as one to draw. Otherwise a box the browser rebuilt during a rerun (the sign-in
+        # cookie reporting back) kept showing "" while the page ran for the linked user (seen
+        # on CI, twice in a row). Typing is never overwritten: what was typed is this value.
+        st.session_state[key] = st.session_state[key]
     email = st.text_input(label, key=key, placeholder="someone@example.org").strip()
     if email:
         select_user(email)

@@ -144,6 +144,22 @@ def test_an_emptied_box_takes_the_user_the_address_names(midnight):
     assert _funnel(at)["all candidates"] == 9
 
 
+def test_the_box_is_sent_to_the_browser_as_a_value_to_draw_on_every_run(midnight):
+    """A box the browser rebuilt during a rerun kept showing "" while the page ran for the
+    linked user (CI, twice in a row): unless the run marks the value as one to draw
+    (set_value), the browser keeps what it holds. Every run marks it; what was typed stays."""
+    at = open_page("pages/debug_filter.py")
+    at.query_params["user"] = "dora@example.org"
+    at.run()
+    for _ in range(2):
+        at.run()  # a rerun nobody typed in (the sign-in cookie reporting back, say)
+        box = at.text_input(key="debug_email")
+        assert box.value == "dora@example.org" and box.proto.set_value
+    _debug(at, "nobody@example.org")
+    box = at.text_input(key="debug_email")
+    assert box.value == "nobody@example.org" and box.proto.set_value
+
+
 def _debug(at: AppTest, email: str) -> AppTest:
     at.text_input(key="debug_email").set_value(email).run()
     return at
