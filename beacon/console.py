@@ -404,21 +404,17 @@ class SavedSettingsView:
 
 def training_page_state() -> TrainingPageState:
     from beacon import training_settings
+    from beacon.config import ModelConfig
 
-    saved = training_settings.saved()
-    problem = None
-    try:
-        defaults = training_settings.current_config().to_dict()
-    except training_settings.UnreadableSettings as error:  # the page shows them, and the fix
-        from beacon.config import ModelConfig
-
-        defaults, problem = ModelConfig().to_dict(), str(error)
+    settings = training_settings.document()  # one read: the form and the table agree
     return TrainingPageState(
         running=running_training(),
         history=[run_row(run) for run in runs.list_runs(limit=RUN_HISTORY)],
-        defaults=defaults,
-        saved=SavedSettingsView(rows=_saved_rows(saved.overrides), updated_by=saved.updated_by,
-                                updated_at=saved.updated_at, problem=problem),
+        # unreadable saved settings: the form starts from the defaults, the page says why
+        defaults=settings["settings"] or ModelConfig().to_dict(),
+        saved=SavedSettingsView(rows=_saved_rows(settings["saved"]),
+                                updated_by=settings["updated_by"],
+                                updated_at=settings["updated_at"], problem=settings["problem"]),
     )
 
 
